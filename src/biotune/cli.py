@@ -1,0 +1,154 @@
+"""The `biotune` command. Thin: one function per sub-command, the work lives in the modules it calls.
+
+Errors a user can fix (BiotuneError, invalid settings) print one line and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from .errors import BiotuneError
+
+app = typer.Typer(help="biotune: which way of adapting a language model to a biomedical task works best.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+data_app = typer.Typer(help="Inspect the BLURB datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+out = Console(width=None if sys.stdout.isatty() else 160)
+
+DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the BLURB files (default: $BIOTUNE_DATA or ../shared/data/blurb).")
+
+
+@data_app.command("list")
+def data_list(data_dir: Optional[str] = DATA_DIR) -> None:
+    """Every dataset with its task type, metric and split sizes (and which splits are missing)."""
+    from .data import DATASETS, SPLITS, load_split, resolve_data_dir, split_exists
+    from .tasks import TASKS
+
+    location = resolve_data_dir(data_dir)
+    table = Table(title=f"BLURB datasets in {location}")
+    for col in ("dataset", "BLURB name", "task type", "metric", *SPLITS):
+        table.add_column(col, justify="right" if col in SPLITS else "left")
+    missing = []
+    for name, spec in DATASETS.items():
+        sizes = []
+        for split in SPLITS:
+            if split_exists(spec, split, location):
+                sizes.append(str(len(load_split(name, split, location))))
+            else:
+                sizes.append("[red]missing[/red]")
+                missing.append(spec.path(split, location))
+        table.add_row(name, spec.title, spec.task, TASKS.get(spec.task).metric, *sizes)
+    out.print(table)
+    out.print(f"{len(DATASETS)} datasets; units: sentences (NER, PICO), pairs (relations, BIOSSES), documents (HoC), questions (QA).")
+    if missing:
+        out.print("missing files (see data/README.md for how to supply them):\n  " + "\n  ".join(missing))
+
+
+@data_app.command("show")
+def data_show(
+    name: str,
+    split: str = typer.Option("dev", "--split", help="train, dev or test"),
+    n: int = typer.Option(3, "-n", help="how many examples"),
+    data_dir: Optional[str] = DATA_DIR,
+) -> None:
+    """Print the first N examples of a split, with the answer text a generative model is trained to write."""
+    from .data import get_spec, load_split
+    from .tasks import task_for
+
+    task = task_for(get_spec(name))
+    ds = load_split(name, split, data_dir)
+    for ex in ds.select(range(min(n, len(ds)))):
+        out.print_json(json.dumps({**ex, "target": task.target(ex)}, ensure_ascii=False))
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Option("smollm2-135m", help="Alias (smollm2-135m), local folder or hub id."),
+    datasets: str = typer.Option("all", help="Comma-separated dataset names, or 'all'."),
+    split: str = typer.Option("test", help="Split to evaluate: train, dev or test."),
+    shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
+    selection: str = typer.Option("random", help="Shot selection: random or knn (nearest by MiniLM embedding)."),
+    shot_split: str = typer.Option("train", help="Split the shots are drawn from."),
+    seed: int = typer.Option(0, help="Seed for shot selection."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate N examples per dataset, spread evenly over the split."),
+    batch_size: int = typer.Option(8, help="Batch size."),
+    scoring: str = typer.Option("generate", help="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."),
+    max_length: Optional[int] = typer.Option(None, help="Prompt + answer token budget (default: the model's context)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    dtype: str = typer.Option("auto", help="auto, float32, bfloat16, float16."),
+    data_dir: Optional[str] = DATA_DIR,
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where predictions and metrics go (default: runs/eval-<model>-<shots>shot-<time>)."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Zero-/few-shot evaluation of a causal LM on BLURB; prints a table and the BLURB score."""
+    from datetime import datetime
+
+    from .evaluate import EvalConfig, run_eval
+
+    if output_dir is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        output_dir = f"runs/eval-{model.replace('/', '_')}-{shots}shot-{stamp}"
+    cfg = EvalConfig(
+        model=model, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
+        selection=selection, shot_split=shot_split, seed=seed, limit=limit, batch_size=batch_size,
+        scoring=scoring, max_length=max_length, device=device, dtype=dtype, data_dir=data_dir,
+        output_dir=output_dir, progress=progress,
+    )
+    summary = run_eval(cfg)
+    print_summary(summary)
+    out.print(f"predictions and metrics written to {output_dir}/")
+
+
+def print_summary(summary: dict) -> None:
+    s = summary["settings"]
+    table = Table(title=f"{s['model']} · {s['shots']}-shot · {s['scoring']} · {s['split']} split · seed {s['seed']}")
+    for col in ("dataset", "task type", "metric", "score", "n", "unparsed", "shots dropped"):
+        table.add_column(col, justify="left" if col in ("dataset", "task type", "metric") else "right")
+    for name, r in summary["datasets"].items():
+        table.add_row(name, r["task"], r["metric"], f"{r['score']:.2f}", str(r["n"]), str(r["n_unparsed"]),
+                      str(r["n_shots_dropped"]))
+    for name in summary["skipped"]:
+        table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-")
+    out.print(table)
+    b = summary["blurb"]
+    note = "" if b["complete"] else f" (partial: {b['n_task_types']}/6 task types{', datasets skipped' if summary['skipped'] else ''})"
+    out.print(f"BLURB score: {b['blurb_score']:.2f}{note}")
+
+
+def _one_line(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors():
+        field = ".".join(str(x) for x in err["loc"]) or "settings"
+        parts.append(f"{field}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except BiotuneError as e:
+        print(f"biotune: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except ValidationError as e:
+        print(f"biotune: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

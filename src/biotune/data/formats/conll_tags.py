@@ -1,0 +1,53 @@
+"""`token<TAB>tag` files, blank line between sentences, optional `-DOCSTART- <id>` lines (NER, EBM PICO)."""
+
+from __future__ import annotations
+
+import re
+
+from biotune.errors import DataFormatError
+
+from . import FORMATS
+
+_DOC_ID = re.compile(r"-DOCSTART-\s*\(?([^)\s]*)\)?")
+
+
+@FORMATS.register("conll_tags")
+def read(path, spec) -> list[dict]:
+    allowed = set(spec.tags)
+    rows: list[dict] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    doc_id = ""
+
+    def flush():
+        if tokens:
+            rows.append(
+                {"id": str(len(rows)), "doc_id": doc_id, "tokens": tokens.copy(), "tags": tags.copy()}
+            )
+            tokens.clear()
+            tags.clear()
+
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                flush()
+                continue
+            if line.startswith("-DOCSTART-"):
+                flush()
+                doc_id = _DOC_ID.match(line).group(1)
+                continue
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise DataFormatError(
+                    path, lineno, f"expected 'token<TAB>tag', got {len(parts)} field(s): {line[:80]!r}"
+                )
+            token, tag = parts
+            if tag not in allowed:
+                raise DataFormatError(
+                    path, lineno, f"unknown tag {tag!r}; {spec.name} uses {sorted(allowed)}"
+                )
+            tokens.append(token)
+            tags.append(tag)
+    flush()
+    return rows

@@ -1,0 +1,78 @@
+"""Where the BLURB files are: `--data-dir`, else `$BIOTUNE_DATA`, else `../shared/data/blurb` when it exists.
+
+A data location may also be a URL (`https://...`, `hf://datasets/<org>/<repo>/...`, `file://...`, anything
+fsspec opens): files are then fetched once into the cache (`$BIOTUNE_CACHE`, default `~/.cache/biotune`)
+and read from there with the same readers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from biotune.errors import BiotuneError
+
+ENV_VAR = "BIOTUNE_DATA"
+_PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # src/biotune/data/location.py -> repo root
+
+
+def default_candidates() -> list[Path]:
+    return [Path.cwd() / ".." / "shared" / "data" / "blurb", _PACKAGE_ROOT / ".." / "shared" / "data" / "blurb"]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BIOTUNE_CACHE", Path.home() / ".cache" / "biotune"))
+
+
+def is_url(location: str) -> bool:
+    return "://" in location
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:
+    """The data location to use, as a local path or a URL; a clear error when there is none."""
+    if data_dir is not None:
+        source = "--data-dir"
+    elif os.environ.get(ENV_VAR):
+        data_dir, source = os.environ[ENV_VAR], f"${ENV_VAR}"
+    else:
+        for candidate in default_candidates():
+            if candidate.is_dir():
+                return str(candidate.resolve())
+        raise BiotuneError(
+            "no BLURB data directory found: pass --data-dir PATH or set BIOTUNE_DATA "
+            f"(looked for {', '.join(str(c) for c in default_candidates())})"
+        )
+    data_dir = str(data_dir)
+    if is_url(data_dir):
+        return data_dir.rstrip("/")
+    if not Path(data_dir).is_dir():
+        raise BiotuneError(
+            f"data directory {data_dir} (from {source}) does not exist; point it at the folder that "
+            "holds BC5CDR-chem/, GAD/, pubmedqa/, ..."
+        )
+    return str(Path(data_dir).resolve())
+
+
+def local_file(location: str, relative: str) -> Path | None:
+    """The local path of `relative` under `location`, fetching it first when `location` is a URL.
+    None when the file does not exist there."""
+    if not is_url(location):
+        path = Path(location) / relative
+        return path if path.is_file() else None
+    import fsspec
+
+    url = f"{location}/{relative}"
+    target = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16] / relative
+    if target.is_file():
+        return target
+    fs, fs_path = fsspec.core.url_to_fs(url)
+    if not fs.exists(fs_path):
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    with fs.open(fs_path, "rb") as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.replace(tmp, target)
+    return target

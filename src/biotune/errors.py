@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+Anything a user can cause (bad path, bad file, bad name, bad option) raises a subclass of
+:class:`BiotuneError`. The CLI prints its message on one line and exits non-zero, without a traceback.
+Messages name the file / line / field at fault and say how to fix it.
+"""
+
+
+class BiotuneError(Exception):
+    """An error caused by input the user can fix."""
+
+
+class UnknownNameError(BiotuneError, KeyError):
+    """A name that is not in a registry; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class DataFormatError(BiotuneError):
+    """A data file that does not have the expected format; the message names file and line."""
+
+    def __init__(self, path, line: int | None, problem: str):
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path, self.line = path, line
+
+
+class MissingSplitError(BiotuneError):
+    """A dataset split whose file is not on disk."""

@@ -1,0 +1,147 @@
+"""BLURB's official scoring rules (../shared/docs/blurb.md), one function each, plus the BLURB macro score.
+
+Every function returns fractions in [0, 1]; the task layer reports them x100 as BLURB does.
+Libraries are used where they compute exactly the rule: seqeval (conlleval entity matching), scikit-learn
+(word-level and label-set F1, accuracy), scipy (Pearson).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import pearsonr
+from seqeval.metrics import f1_score as seqeval_f1
+from seqeval.metrics import precision_score as seqeval_precision
+from seqeval.metrics import recall_score as seqeval_recall
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from sklearn.preprocessing import MultiLabelBinarizer
+
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": p, "recall": r, "f1": f}
+
+
+def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
+    """NER: micro F1 over entities; an entity counts only with exact start, end and type (conlleval rules:
+    an I after O starts an entity). BIO tags with or without a type suffix."""
+    _check_aligned(gold, pred)
+    kw = {"zero_division": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "precision": float(seqeval_precision(list(gold), list(pred), **kw)),
+            "recall": float(seqeval_recall(list(gold), list(pred), **kw)),
+            "f1": float(seqeval_f1(list(gold), list(pred), **kw)),
+        }
+
+
+def word_macro_f1(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], classes: Sequence[str]
+) -> dict[str, float]:
+    """EBM PICO (the rule BLURB states): F1 per class at word level, unweighted mean over `classes`
+    (the words tagged O count for no class)."""
+    _check_aligned(gold, pred)
+    g = [t for seq in gold for t in seq]
+    p = [t for seq in pred for t in seq]
+    _, _, f, _ = precision_recall_fscore_support(g, p, labels=list(classes), average=None, zero_division=0)
+    out = {f"f1_{c}": float(x) for c, x in zip(classes, f)}
+    out["f1"] = float(np.mean(f))
+    return out
+
+
+def span_macro_f1(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], classes: Sequence[str]
+) -> dict[str, float]:
+    """EBM PICO as LinkBERT's code scores it: seqeval entity F1 per type, unweighted mean over types.
+    Differs from `word_macro_f1` whenever a predicted span overlaps a gold span without matching it."""
+    _check_aligned(gold, pred)
+    out = {}
+    for c in classes:
+        kind = c.split("-", 1)[-1]
+        keep = lambda seq: [t if t.split("-", 1)[-1] == kind and t != "O" else "O" for t in seq]  # noqa: E731
+        out[f"f1_{c}"] = entity_f1([keep(s) for s in gold], [keep(s) for s in pred])["f1"]
+    out["f1"] = float(np.mean([out[f"f1_{c}"] for c in classes]))
+    return out
+
+
+def relation_micro_f1(gold: Sequence[str], pred: Sequence[str], negative: str) -> dict[str, float]:
+    """ChemProt / DDI / GAD: TP = #(pred == gold != negative); P = TP / #(pred != negative);
+    R = TP / #(gold != negative); each 0 when its denominator is 0."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    tp = sum(1 for g, p in zip(gold, pred) if g == p and p != negative)
+    return _prf(tp, sum(p != negative for p in pred), sum(g != negative for g in gold))
+
+
+def pearson(gold: Sequence[float], pred: Sequence[float]) -> dict[str, float | bool]:
+    """BIOSSES: Pearson r. A constant prediction (or gold) makes r undefined: reported as 0 and flagged."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold scores but {len(pred)} predictions")
+    g, p = np.asarray(gold, dtype=float), np.asarray(pred, dtype=float)
+    if len(g) < 2 or np.ptp(p) == 0 or np.ptp(g) == 0:
+        return {"pearson": 0.0, "undefined": True}
+    r = float(pearsonr(g, p).statistic)
+    return {"pearson": 0.0 if math.isnan(r) else r, "undefined": math.isnan(r)}
+
+
+def doc_label_micro_f1(
+    doc_ids: Sequence[Hashable],
+    gold: Sequence[Iterable[str]],
+    pred: Sequence[Iterable[str]],
+    labels: Sequence[str],
+) -> dict[str, float]:
+    """HoC: gold and predicted label sets are unioned per document (rows sharing a doc id, e.g. the
+    sentences of one abstract), then P, R, F1 micro over all (document, label) cells."""
+    if not (len(doc_ids) == len(gold) == len(pred)):
+        raise ValueError("doc_ids, gold and pred must have the same length")
+    g_doc: dict[Hashable, set] = defaultdict(set)
+    p_doc: dict[Hashable, set] = defaultdict(set)
+    for d, g, p in zip(doc_ids, gold, pred):
+        g_doc[d] |= set(g)
+        p_doc[d] |= set(p)
+    docs = list(g_doc)
+    mlb = MultiLabelBinarizer(classes=list(labels))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # labels outside `labels` are ignored, as they are no cell
+        G = mlb.fit_transform([g_doc[d] for d in docs])
+        P = mlb.transform([p_doc[d] for d in docs])
+    tp = int((G & P).sum())
+    return _prf(tp, int(P.sum()), int(G.sum()))
+
+
+def accuracy(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
+    """PubMedQA / BioASQ."""
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold answers but {len(pred)} predictions")
+    return {"accuracy": float(accuracy_score(list(gold), list(pred))) if gold else 0.0}
+
+
+def blurb_score(scores: Mapping[str, float], task_of: Mapping[str, str]) -> dict:
+    """BLURB macro score: mean over task types of the mean over that type's datasets.
+
+    `scores`: dataset -> score; `task_of`: dataset -> task type. Returns the score, the per-task means and
+    which task types were present (a complete BLURB score has all 6)."""
+    by_task: dict[str, list[float]] = defaultdict(list)
+    for name, score in scores.items():
+        by_task[task_of[name]].append(score)
+    task_means = {t: float(np.mean(v)) for t, v in by_task.items()}
+    return {
+        "blurb_score": float(np.mean(list(task_means.values()))) if task_means else float("nan"),
+        "task_means": task_means,
+        "n_task_types": len(task_means),
+    }
+
+
+def _check_aligned(gold, pred) -> None:
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sequences but {len(pred)} predicted")
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        if len(g) != len(p):
+            raise ValueError(f"sequence {i}: {len(g)} gold tags but {len(p)} predicted")

@@ -1,0 +1,73 @@
+"""Decoder-only causal LMs (LLaMA and alike): load model + tokenizer for inference on a device."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from biotune.data.location import cache_dir
+from biotune.errors import BiotuneError
+
+from .aliases import ModelRef
+
+
+def _gguf_cache(ref: ModelRef) -> Path:
+    gguf = Path(ref.path) / ref.gguf_file
+    st = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{gguf.stem}-{key}"
+
+
+def materialize(ref: ModelRef) -> str:
+    """A folder `from_pretrained` loads fast. GGUF files are de-quantized once (fp32, exact) and cached."""
+    if not ref.gguf_file:
+        return ref.path
+    target = _gguf_cache(ref)
+    if (target / "config.json").is_file():
+        return str(target)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(ref.path, gguf_file=ref.gguf_file, dtype=torch.float32)
+    # The weights are already plain fp32 tensors; drop the GGUF marker so the copy saves and loads as such.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def load_tokenizer(ref: ModelRef):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(materialize(ref))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load(ref: ModelRef, device: torch.device, dtype: torch.dtype):
+    """(model, tokenizer) ready for inference."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        path = materialize(ref)
+        tokenizer = load_tokenizer(ref)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BiotuneError(f"cannot load model {ref.name!r} from {ref.path}: {first}") from None
+    model.to(device).eval()
+    return model, tokenizer

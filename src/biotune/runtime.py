@@ -1,0 +1,44 @@
+"""Device and dtype, chosen at run time: CUDA when present, else CPU; bf16 where the hardware has it."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from .errors import BiotuneError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Native bf16 matmul on this CPU (AVX512-BF16 or AMX); without it bf16 is emulated and slow."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise BiotuneError(f"--device {requested}: CUDA is not available on this machine; use --device cpu or auto")
+    return torch.device(requested)
+
+
+def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
+    if requested != "auto":
+        if requested not in DTYPES:
+            raise BiotuneError(f"unknown dtype {requested!r}; valid: auto, {', '.join(DTYPES)}")
+        return DTYPES[requested]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

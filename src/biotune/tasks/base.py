@@ -1,0 +1,103 @@
+"""What every task type provides. A task type is a small object with four verbs:
+
+    prompt pieces  instruction() + render_input(example)   what the model reads
+    target(example)                                        the answer text fine-tuning trains on / shots show
+    parse(text, example) -> Parsed                         generated text back to the metric's structure
+    score(examples, predictions) -> dict                   the dataset's official BLURB rule (x100)
+
+Label-choice task types (relation, QA, HoC labels) also give `choice_queries()`: questions whose answer is one
+of a few option texts, so a model can be scored by option log-likelihood instead of free generation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from biotune.data.catalog import DatasetSpec
+from biotune.registry import Registry
+
+
+@dataclass
+class Parsed:
+    value: Any  # the prediction in the structure the metric needs
+    ok: bool  # False: the output could not be parsed; `value` is then a wrong prediction
+
+
+@dataclass
+class ChoiceQuery:
+    """One multiple-choice question asked of an example: the model picks the option it finds most likely."""
+
+    instruction: str
+    options: list[str]  # option texts, as the model would write them
+    answer: Callable[[dict], str]  # the correct option text for an example (used for shots)
+
+
+class Task:
+    """Base of the task types; subclasses register in TASKS under their task-type name."""
+
+    name = ""
+    metric = ""  # human-readable name of the official metric
+    max_new_tokens = 16
+
+    def __init__(self, spec: DatasetSpec):
+        self.spec = spec
+
+    # -- prompt ------------------------------------------------------------------------------------
+    def instruction(self) -> str:
+        return self.spec.instruction or self.default_instruction()
+
+    def default_instruction(self) -> str:
+        raise NotImplementedError
+
+    def render_input(self, example: dict) -> str:
+        raise NotImplementedError
+
+    def target(self, example: dict) -> str:
+        raise NotImplementedError
+
+    # -- output ------------------------------------------------------------------------------------
+    def parse(self, text: str, example: dict) -> Parsed:
+        raise NotImplementedError
+
+    def gold(self, example: dict) -> Any:
+        raise NotImplementedError
+
+    def score(self, examples: Sequence[dict], predictions: Sequence[Any]) -> dict:
+        """Returns at least {"score": x100 official metric}."""
+        raise NotImplementedError
+
+    # -- option log-likelihood ---------------------------------------------------------------------
+    def choice_queries(self) -> list[ChoiceQuery] | None:
+        """None: this task type has no fixed options (free generation only)."""
+        return None
+
+    def from_choices(self, example: dict, chosen: list[str]) -> Parsed:
+        """Combine the chosen option of each query into a prediction."""
+        return self.parse(chosen[0], example)
+
+
+TASKS: Registry[type[Task]] = Registry("task type")
+
+
+def task_for(spec: DatasetSpec) -> Task:
+    return TASKS.get(spec.task)(spec)
+
+
+# -- helpers shared by the parsers ------------------------------------------------------------------
+
+def clean_output(text: str) -> str:
+    """Generated text up to the end of the answer: strips whitespace and anything after a blank line."""
+    return text.strip().split("\n\n", 1)[0].strip()
+
+
+def find_first_option(text: str, options: Sequence[str]) -> str | None:
+    """The option (whole word, case-insensitive) that appears first in `text`."""
+    best, best_pos = None, None
+    for option in options:
+        m = re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text, flags=re.IGNORECASE)
+        if m and (best_pos is None or m.start() < best_pos):
+            best, best_pos = option, m.start()
+    return best
