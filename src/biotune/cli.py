@@ -77,6 +77,7 @@ def eval_cmd(
     shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
     selection: str = typer.Option("random", help="Shot selection: random or knn (nearest by MiniLM embedding)."),
     shot_split: str = typer.Option("train", help="Split the shots are drawn from."),
+    fallback_split: Optional[str] = typer.Option(None, help="Where the evaluated or shot split is missing (ChemProt test, PICO/ChemProt train), use this split instead; such results are flagged as not comparable to BLURB."),
     seed: int = typer.Option(0, help="Seed for shot selection."),
     limit: Optional[int] = typer.Option(None, help="Evaluate N examples per dataset, spread evenly over the split."),
     batch_size: int = typer.Option(8, help="Batch size."),
@@ -98,7 +99,7 @@ def eval_cmd(
         output_dir = f"runs/eval-{model.replace('/', '_')}-{shots}shot-{stamp}"
     cfg = EvalConfig(
         model=model, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
-        selection=selection, shot_split=shot_split, seed=seed, limit=limit, batch_size=batch_size,
+        selection=selection, shot_split=shot_split, fallback_split=fallback_split, seed=seed, limit=limit, batch_size=batch_size,
         scoring=scoring, max_length=max_length, device=device, dtype=dtype, data_dir=data_dir,
         output_dir=output_dir, progress=progress,
     )
@@ -110,14 +111,17 @@ def eval_cmd(
 def print_summary(summary: dict) -> None:
     s = summary["settings"]
     table = Table(title=f"{s['model']} · {s['shots']}-shot · {s['scoring']} · {s['split']} split · seed {s['seed']}")
-    for col in ("dataset", "task type", "metric", "score", "n", "unparsed", "shots dropped"):
-        table.add_column(col, justify="left" if col in ("dataset", "task type", "metric") else "right")
+    for col in ("dataset", "task type", "metric", "split", "score", "n", "unparsed", "shots dropped"):
+        table.add_column(col, justify="left" if col in ("dataset", "task type", "metric", "split") else "right")
     for name, r in summary["datasets"].items():
-        table.add_row(name, r["task"], r["metric"], f"{r['score']:.2f}", str(r["n"]), str(r["n_unparsed"]),
-                      str(r["n_shots_dropped"]))
+        split = r["split"] + (f" (shots: {r['shot_split']})" if r["shot_split"] and r["shot_split"] != "train" else "")
+        table.add_row(name, r["task"], r["metric"], split + ("" if r["blurb_comparable"] else " *"),
+                      f"{r['score']:.2f}", str(r["n"]), str(r["n_unparsed"]), str(r["n_shots_dropped"]))
     for name in summary["skipped"]:
-        table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-")
+        table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-", "-")
     out.print(table)
+    if not all(r["blurb_comparable"] for r in summary["datasets"].values()):
+        out.print("* not the BLURB test split: not comparable to published BLURB numbers")
     b = summary["blurb"]
     note = "" if b["complete"] else f" (partial: {b['n_task_types']}/6 task types{', datasets skipped' if summary['skipped'] else ''})"
     out.print(f"BLURB score: {b['blurb_score']:.2f}{note}")

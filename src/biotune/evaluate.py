@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import __version__, inference, metrics
-from .data import DATASETS, get_spec, load_split
+from .data import DATASETS, get_spec, load_split, split_exists
 from .errors import BiotuneError, MissingSplitError
 from .icl import ShotSelector
 from .io import atomic_write_json, atomic_write_jsonl
@@ -38,6 +38,7 @@ class EvalConfig(BaseModel):
     shots: int = Field(0, ge=0)
     selection: Literal["random", "knn"] = "random"
     shot_split: Split = "train"
+    fallback_split: Split | None = None  # used (and flagged) where `split` / `shot_split` is missing
     seed: int = 0
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -76,15 +77,17 @@ def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: Prom
     """Returns (metrics dict, prediction rows) for one dataset."""
     spec = get_spec(name)
     task = task_for(spec)
-    split = load_split(name, cfg.split, cfg.data_dir)
+    eval_split = _split_to_use(cfg, spec, cfg.split)
+    split = load_split(name, eval_split, cfg.data_dir)
     examples = [split[i] for i in subset_indices(len(split), cfg.limit)]
 
     shots_for = [[] for _ in examples]
+    shot_split = _split_to_use(cfg, spec, cfg.shot_split) if cfg.shots else None
     if cfg.shots:
-        pool = load_split(name, cfg.shot_split, cfg.data_dir)
+        pool = load_split(name, shot_split, cfg.data_dir)
         selector = ShotSelector(
             pool, cfg.shots, task.render_input, cfg.selection, cfg.seed, embedder=embedder,
-            exclude_same_id=cfg.shot_split == cfg.split,
+            exclude_same_id=shot_split == eval_split,
         )
         shots_for = selector.select_all(examples)
 
@@ -146,10 +149,20 @@ def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: Prom
 
     result = task.score(examples, predictions)
     result.update(
-        task=spec.task, metric=task.metric, split=cfg.split, n=len(examples), n_total=len(split),
+        task=spec.task, metric=task.metric, split=eval_split, shot_split=shot_split,
+        blurb_comparable=eval_split == "test", n=len(examples), n_total=len(split),
         n_unparsed=n_unparsed, n_shots_dropped=n_dropped, n_inputs_truncated=n_truncated, scoring=scoring,
     )
     return result, rows
+
+
+def _split_to_use(cfg: EvalConfig, spec, split: str) -> str:
+    """`split`, or the fallback split when `split` is missing and the user allowed a fallback."""
+    if cfg.fallback_split and not split_exists(spec, split, cfg.data_dir):
+        if split_exists(spec, cfg.fallback_split, cfg.data_dir):
+            _log(f"  {spec.name}: no {split} split here, using {cfg.fallback_split} (--fallback-split)")
+            return cfg.fallback_split
+    return split  # loading it raises the missing-split error
 
 
 def _row(ex, task, prompt, output, parsed, shots, p) -> dict:

@@ -1,0 +1,127 @@
+"""End to end with the real SmolLM2-135M on real BLURB data: `biotune eval` zero-shot and 3-shot on one
+dataset per task type; the metric is recomputed here, independently, from the predictions file."""
+
+import json
+
+import numpy as np
+import pytest
+
+from biotune.cli import main
+from biotune.io import read_jsonl
+
+pytestmark = pytest.mark.model
+
+ONE_PER_TASK = ["ncbi-disease", "ebm-pico", "gad", "biosses", "hoc", "bioasq"]
+LIMIT = 3
+
+
+def run(out_dir, *args):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--limit", str(LIMIT), "--seed", "0", "--no-progress", "--output-dir", str(out_dir), *args])
+        raise SystemExit(0)
+    assert e.value.code == 0
+    return json.loads((out_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("eval")
+    common = ("--data-dir", str(data_dir))
+    return {
+        "zero": (root / "zero", run(root / "zero", "--datasets", ",".join(ONE_PER_TASK), "--shots", "0", *common)),
+        # EBM PICO has no train split here: its shots come from dev, chosen explicitly
+        "three": (root / "three", run(root / "three", "--datasets", ",".join(ONE_PER_TASK), "--shots", "3",
+                                      "--shot-split", "dev", *common)),
+        "three_again": (root / "again", run(root / "again", "--datasets", "gad,ebm-pico", "--shots", "3",
+                                            "--shot-split", "dev", *common)),
+        "likelihood": (root / "ll", run(root / "ll", "--datasets", "gad,hoc,bioasq", "--shots", "3",
+                                        "--scoring", "likelihood", *common)),
+    }
+
+
+# --- independent re-implementations of the scoring rules, from the predictions file only ---------------
+
+def _entities(tags):
+    out, start, kind = set(), None, None
+    for i, t in enumerate(list(tags) + ["O"]):
+        begins = t.startswith("B") or (t != "O" and start is None) or (t != "O" and t[2:] != kind)
+        if start is not None and (t == "O" or begins):
+            out.add((start, i, kind))
+            start = None
+        if t != "O" and start is None:
+            start, kind = i, t[2:]
+    return out
+
+
+def recompute(name, rows):
+    gold = [r["gold"] for r in rows]
+    pred = [r["prediction"] for r in rows]
+    if name == "ncbi-disease":
+        g = {(i, *e) for i, t in enumerate(gold) for e in _entities(t)}
+        p = {(i, *e) for i, t in enumerate(pred) for e in _entities(t)}
+        tp = len(g & p)
+        return 0.0 if not tp else 100 * 2 * tp / (len(g) + len(p))
+    if name == "ebm-pico":
+        f1s = []
+        for c in ("I-PAR", "I-INT", "I-OUT"):
+            pairs = [(a, b) for gs, ps in zip(gold, pred) for a, b in zip(gs, ps)]
+            tp = sum(a == c and b == c for a, b in pairs)
+            n_p, n_g = sum(b == c for _, b in pairs), sum(a == c for a, _ in pairs)
+            f1s.append(0.0 if not tp else 2 * tp / (n_p + n_g))
+        return 100 * sum(f1s) / 3
+    if name == "gad":
+        tp = sum(g == p == "1" for g, p in zip(gold, pred))
+        n_p, n_g = sum(p != "0" for p in pred), sum(g != "0" for g in gold)
+        return 0.0 if not tp else 100 * 2 * tp / (n_p + n_g)
+    if name == "biosses":
+        if np.std(pred) == 0:
+            return 0.0
+        return 100 * float(np.corrcoef(gold, pred)[0, 1])
+    if name == "hoc":
+        tp = sum(len(set(g) & set(p)) for g, p in zip(gold, pred))
+        n_p, n_g = sum(len(p) for p in pred), sum(len(g) for g in gold)
+        return 0.0 if not tp else 100 * 2 * tp / (n_p + n_g)
+    if name == "bioasq":
+        return 100 * sum(g == p for g, p in zip(gold, pred)) / len(gold)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("setting", ["zero", "three", "likelihood"])
+def test_eval_writes_predictions_and_metrics_that_recompute(runs, setting):
+    out_dir, summary = runs[setting]
+    assert summary["settings"]["limit"] == LIMIT
+    for name, result in summary["datasets"].items():
+        rows = read_jsonl(out_dir / "predictions" / f"{name}.jsonl")
+        assert len(rows) == result["n"] == LIMIT
+        for row in rows:
+            assert {"id", "prompt", "raw_output", "prediction", "gold", "parsed"} <= set(row)
+        assert result["n_unparsed"] == sum(not r["parsed"] for r in rows)
+        assert result["score"] == pytest.approx(recompute(name, rows), abs=1e-9)
+    assert "blurb_score" in summary["blurb"]
+
+
+def test_zero_and_three_shot_prompts(runs):
+    zero = read_jsonl(runs["zero"][0] / "predictions" / "gad.jsonl")
+    three = read_jsonl(runs["three"][0] / "predictions" / "gad.jsonl")
+    assert all(r["shot_ids"] == [] for r in zero)
+    assert all(len(r["shot_ids"]) == 3 for r in three)
+    assert all(r["prompt"].count("<|im_start|>user") == 4 for r in three)
+    assert runs["three"][1]["blurb"]["n_task_types"] == 6
+
+
+def test_same_seed_gives_identical_prompts_and_predictions(runs):
+    for name in ("gad", "ebm-pico"):
+        a = read_jsonl(runs["three"][0] / "predictions" / f"{name}.jsonl")
+        b = read_jsonl(runs["three_again"][0] / "predictions" / f"{name}.jsonl")
+        assert a == b
+
+
+def test_likelihood_scoring_picks_the_best_option(runs):
+    out_dir, summary = runs["likelihood"]
+    assert {r["scoring"] for r in summary["datasets"].values()} == {"likelihood"}
+    for row in read_jsonl(out_dir / "predictions" / "bioasq.jsonl"):
+        scores = row["option_scores"]
+        assert row["raw_output"] == max(scores, key=scores.get)
+        assert row["parsed"] and row["prediction"] == row["raw_output"]
+    hoc = read_jsonl(out_dir / "predictions" / "hoc.jsonl")
+    assert all(len(r["option_scores"]) == 10 and len(r["prompt"]) == 10 for r in hoc)
