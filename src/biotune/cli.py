@@ -108,6 +108,30 @@ def eval_cmd(
     out.print(f"predictions and metrics written to {output_dir}/")
 
 
+@app.command("run")
+def run_cmd(
+    experiment: str = typer.Argument(..., help="Experiment YAML (see configs/)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides output_dir of the file."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Train (or not, for zero-/few-shot) and score one experiment; rerun to resume after a kill."""
+    from .config import load_experiment
+    from .train import output_dir as out_of, run_experiment
+
+    cfg = load_experiment(experiment, {"output_dir": output_dir} if output_dir else None)
+    summary = run_experiment(cfg, progress=progress)
+    m, r = summary["metrics"], summary["resources"]
+    table = Table(title=f"{summary['name']}")
+    for col in ("dataset", "model", "method", "metric", "score", "trainable params", "peak mem (MB)", "train s", "tokens/s"):
+        table.add_column(col)
+    peak = max(r.get("train_peak_memory_bytes", 0), r.get("eval_peak_memory_bytes", 0)) / 2**20
+    table.add_row(summary["dataset"], summary["model"], summary["method"], m["metric"], f"{m['score']:.2f}",
+                  f"{r['trainable_params']:,}", f"{peak:.0f}", str(r.get("train_seconds", "-")),
+                  str(r.get("train_tokens_per_s", "-")))
+    out.print(table)
+    out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
+
+
 def print_summary(summary: dict) -> None:
     s = summary["settings"]
     table = Table(title=f"{s['model']} · {s['shots']}-shot · {s['scoring']} · {s['split']} split · seed {s['seed']}")

@@ -42,6 +42,7 @@ def generate(
     pad = tokenizer.pad_token_id
     stops = stop_token_ids(tokenizer)
     device = model.device
+    decoder_only = not model.config.is_encoder_decoder  # encoder-decoder outputs hold only the answer
     with tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
@@ -60,7 +61,7 @@ def generate(
                 pad_token_id=pad,
             )
             for row, i in enumerate(idx):
-                outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
+                outputs[i] = tokenizer.decode(out[row, width:] if decoder_only else out[row], skip_special_tokens=True)
             bar.update(len(idx))
     return outputs
 
@@ -74,9 +75,7 @@ def option_logprobs(
     desc: str = "score options",
     progress: bool = True,
 ) -> list[list[float]]:
-    """For each (prompt, options): the summed log-probability of each option's tokens after the prompt.
-
-    Logits are computed only at the option positions (the LM head never runs over the prompt)."""
+    """For each (prompt, options): the summed log-probability of each option's tokens after the prompt."""
     pairs: list[tuple[int, list[int], list[int]]] = []  # (request index, prompt ids, option ids)
     for r, (prompt, options) in enumerate(requests):
         p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -84,34 +83,68 @@ def option_logprobs(
             pairs.append((r, p_ids, tokenizer(option, add_special_tokens=False)["input_ids"]))
     scores: list[float] = [0.0] * len(pairs)
     order = _length_order([len(p) + len(o) for _, p, o in pairs])
-    head = model.get_output_embeddings()
-    body = model.base_model if model.base_model is not model else model.model
-    device = model.device
+    score_batch = _seq2seq_batch if model.config.is_encoder_decoder else _decoder_batch
     with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            seqs = [pairs[i][1] + pairs[i][2] for i in idx]
-            width = max(len(s) for s in seqs)
-            ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, s in enumerate(seqs):  # right padding: positions count from 0 for every row
-                ids[row, : len(s)] = torch.tensor(s)
-                mask[row, : len(s)] = 1
-            hidden = body(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            rows, positions, targets = [], [], []
-            for row, i in enumerate(idx):
-                n_prompt, option = len(pairs[i][1]), pairs[i][2]
-                for k, tok in enumerate(option):  # the token at n_prompt+k is predicted at n_prompt+k-1
-                    rows.append(row)
-                    positions.append(n_prompt + k - 1)
-                    targets.append(tok)
-            logits = head(hidden[torch.tensor(rows), torch.tensor(positions)]).float()
-            token_lp = torch.log_softmax(logits, dim=-1)[torch.arange(len(targets)), torch.tensor(targets)]
-            sums = torch.zeros(len(idx)).index_add_(0, torch.tensor(rows), token_lp.cpu())
-            for row, i in enumerate(idx):
-                scores[i] = float(sums[row])
+            batch = [(pairs[i][1], pairs[i][2]) for i in idx]
+            for i, s in zip(idx, score_batch(model, tokenizer.pad_token_id, batch)):
+                scores[i] = s
             bar.update(len(idx))
     out: list[list[float]] = [[] for _ in requests]
     for (r, _, _), s in zip(pairs, scores):
         out[r].append(s)
     return out
+
+
+def _sum_logprobs(logits: torch.Tensor, targets: list[int], rows: list[int], n_rows: int) -> list[float]:
+    token_lp = torch.log_softmax(logits.float(), dim=-1)[torch.arange(len(targets)), torch.tensor(targets)]
+    return torch.zeros(n_rows).index_add_(0, torch.tensor(rows), token_lp.cpu()).tolist()
+
+
+def _is_prompt_learning(model) -> bool:
+    config = getattr(model, "active_peft_config", None)
+    return bool(config is not None and config.is_prompt_learning)
+
+
+def _decoder_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]]) -> list[float]:
+    seqs = [p + o for p, o in batch]
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):  # right padding: positions count from 0 for every row
+        ids[row, : len(s)] = torch.tensor(s)
+        mask[row, : len(s)] = 1
+    ids, mask = ids.to(model.device), mask.to(model.device)
+    rows, positions, targets = [], [], []
+    for row, (p, o) in enumerate(batch):
+        for k, tok in enumerate(o):  # the token at len(p)+k is predicted at position len(p)+k-1
+            rows.append(row)
+            positions.append(len(p) + k - 1)
+            targets.append(tok)
+    if _is_prompt_learning(model):  # virtual tokens: run the whole (peft) model, skip their positions
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        logits = logits[:, logits.shape[1] - width :]
+        picked = logits[torch.tensor(rows), torch.tensor(positions)]
+    else:  # the LM head only where an option token is predicted, never over the prompt
+        body = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
+        picked = model.get_output_embeddings()(hidden[torch.tensor(rows), torch.tensor(positions)])
+    return _sum_logprobs(picked, targets, rows, len(batch))
+
+
+def _seq2seq_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]]) -> list[float]:
+    w_in, w_out = max(len(p) for p, _ in batch), max(len(o) for _, o in batch)
+    ids = torch.full((len(batch), w_in), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), w_in), dtype=torch.long)
+    labels = torch.full((len(batch), w_out), -100, dtype=torch.long)
+    for row, (p, o) in enumerate(batch):
+        ids[row, : len(p)] = torch.tensor(p)
+        mask[row, : len(p)] = 1
+        labels[row, : len(o)] = torch.tensor(o)
+    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
+                   labels=labels.to(model.device)).logits
+    rows = [row for row, (_, o) in enumerate(batch) for _ in o]
+    positions = [k for _, o in batch for k in range(len(o))]
+    targets = [t for _, o in batch for t in o]
+    return _sum_logprobs(logits[torch.tensor(rows), torch.tensor(positions)], targets, rows, len(batch))

@@ -71,3 +71,25 @@ def load(ref: ModelRef, device: torch.device, dtype: torch.dtype):
         raise BiotuneError(f"cannot load model {ref.name!r} from {ref.path}: {first}") from None
     model.to(device).eval()
     return model, tokenizer
+
+
+from .base import ModelFamily, register  # noqa: E402
+
+
+@register
+class CausalFamily(ModelFamily):
+    """Decoder-only LMs: LLaMA and alike (SmolLM2, Llama-3, Mistral, Qwen, ...)."""
+
+    name = "causal"
+    peft_task_type = "CAUSAL_LM"
+
+    @property
+    def config_class(self):
+        from transformers import LlamaConfig
+
+        return LlamaConfig
+
+    def auto_class(self, head: str):
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM

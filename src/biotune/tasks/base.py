@@ -1,6 +1,7 @@
 """What every task type provides. A task type is a small object with four verbs:
 
-    prompt pieces  instruction() + render_input(example)   what the model reads
+    prompt pieces  instruction() + render_input(example)   what a generative model reads
+                   (encoder_input(example): what an encoder reads)
     target(example)                                        the answer text fine-tuning trains on / shots show
     parse(text, example) -> Parsed                         generated text back to the metric's structure
     score(examples, predictions) -> dict                   the dataset's official BLURB rule (x100)
@@ -63,6 +64,11 @@ class Task:
         raise NotImplementedError
 
     def gold(self, example: dict) -> Any:
+        """The gold answer in the metric's structure (also what an encoder head is trained on)."""
+        raise NotImplementedError
+
+    def encoder_input(self, example: dict) -> Any:
+        """What an encoder reads: a word list (token tagging), a text, or a (text, text) pair."""
         raise NotImplementedError
 
     def score(self, examples: Sequence[dict], predictions: Sequence[Any]) -> dict:

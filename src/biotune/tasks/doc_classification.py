@@ -34,6 +34,9 @@ class DocClassificationTask(Task):
         ok = bool(found) or text.lower().strip(" .") in NONE_WORDS - {""}
         return Parsed(found, ok)
 
+    def encoder_input(self, example: dict):
+        return " ".join(example["sentences"])
+
     def gold(self, example: dict) -> list[str]:
         return list(example["labels"])
 

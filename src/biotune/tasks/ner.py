@@ -37,6 +37,9 @@ class NerTask(Task):
         ok = bool(clean_output(text)) and (not mentions or not_found < len(mentions))
         return Parsed(tags, ok)
 
+    def encoder_input(self, example: dict):
+        return list(example["tokens"])
+
     def gold(self, example: dict) -> list[str]:
         return list(example["tags"])
 

@@ -64,6 +64,9 @@ class PicoTask(Task):
         ok = n_lines > 0 and (n_mentions == 0 or n_not_found < n_mentions)
         return Parsed(tags, ok)
 
+    def encoder_input(self, example: dict):
+        return list(example["tokens"])
+
     def gold(self, example: dict) -> list[str]:
         return list(example["tags"])
 

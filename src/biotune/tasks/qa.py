@@ -32,6 +32,9 @@ class QaTask(Task):
         found = find_first_option(clean_output(text), self.spec.labels)
         return Parsed(found.lower(), True) if found else Parsed(UNPARSED, False)
 
+    def encoder_input(self, example: dict):
+        return (example["question"], example["context"])
+
     def gold(self, example: dict) -> str:
         return example["answer"]
 

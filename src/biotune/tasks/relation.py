@@ -36,6 +36,9 @@ class RelationTask(Task):
         found = find_first_option(clean_output(text), list(by_word))
         return Parsed(by_word[found], True) if found else Parsed(UNPARSED, False)
 
+    def encoder_input(self, example: dict):
+        return example["text"]
+
     def gold(self, example: dict) -> str:
         return example["label"]
 

@@ -37,6 +37,9 @@ class SimilarityTask(Task):
             return Parsed(UNPARSED, False)
         return Parsed(min(HIGH, max(LOW, float(m.group()))), True)
 
+    def encoder_input(self, example: dict):
+        return (example["sentence1"], example["sentence2"])
+
     def gold(self, example: dict) -> float:
         return float(example["score"])
 

@@ -1,0 +1,201 @@
+"""Typed experiment configs, loaded from YAML with errors that name the file, line and field.
+
+    dataset: gad
+    model: {family: causal, path: smollm2-135m}
+    method: {name: lora, params: {r: 8}}
+    training: {max_steps: 50, batch_size: 8}
+
+`load_experiment(path)` validates everything (including that the method fits the model family and the head
+fits the task) before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import BiotuneError
+
+Split = Literal["train", "dev", "test"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ModelConfig(_Strict):
+    family: str  # causal, seq2seq, glm, encoder
+    path: str = "smollm2-135m"  # alias, local folder or hub id
+    random_init: dict[str, Any] | None = None  # build the family's config class with these fields, untrained
+    tokenizer: str | None = None  # tokenizer source if not `path`
+    trust_remote_code: bool = False  # only for checkpoints whose code lives on the hub (old ChatGLM)
+    head: str | None = None  # encoder heads: token_classification, sequence_classification, multi_label, regression
+    dtype: str = "auto"  # weights/compute dtype: auto, float32, bfloat16, float16
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        from .models import FAMILIES
+
+        return _known(FAMILIES, v)
+
+
+class MethodConfig(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        from .methods import METHODS
+
+        return _known(METHODS, v)
+
+
+class TrainingConfig(_Strict):
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int = -1  # > 0 overrides epochs
+    learning_rate: float | None = Field(None, gt=0)  # default: the method's published default
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    lr_scheduler: str = "linear"
+    bf16: bool | Literal["auto"] = "auto"  # auto: where the hardware supports it
+    gradient_checkpointing: bool = False
+    eval_steps: int | None = Field(None, ge=1)  # None: once per epoch (or every save when max_steps is set)
+    save_steps: int | None = Field(None, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+    logging_steps: int = Field(10, ge=1)
+    max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
+    train_split: Split = "train"  # another split here makes the result not comparable to BLURB
+    train_limit: int | None = Field(None, ge=1)
+    dev_limit: int | None = Field(None, ge=1)
+
+
+class EvalSettings(_Strict):
+    split: Split = "test"
+    limit: int | None = Field(None, ge=1)
+    scoring: Literal["generate", "likelihood"] = "generate"
+    shot_split: Split = "train"  # where few_shot draws its shots (shots, selection: method.params)
+    batch_size: int = Field(8, ge=1)
+
+
+class ExperimentConfig(_Strict):
+    name: str | None = None
+    dataset: str
+    model: ModelConfig
+    method: MethodConfig
+    seed: int = 0
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    data_dir: str | None = None
+    output_dir: str | None = None  # default: runs/<name>
+    device: str = "auto"
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        from .data import DATASETS
+
+        return _known(DATASETS, v)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "ExperimentConfig":
+        from .data import get_spec
+        from .methods import METHODS
+        from .models import FAMILIES
+
+        family = FAMILIES.get(self.model.family)
+        method = METHODS.get(self.method.name)
+        task = get_spec(self.dataset).task
+        family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
+        if not method.fits(family):
+            valid = [n for n, m in METHODS.items() if m.fits(family)]
+            raise ConfigFieldError(
+                "method.name", f"method {method.name!r} does not fit the {family.name} family; valid: {', '.join(valid)}"
+            )
+        try:
+            method.params_model(**self.method.params)  # the method's own fields
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(["method", "params", *(str(x) for x in err["loc"])])
+            raise ConfigFieldError(field, err["msg"]) from None
+        return self
+
+    def resolved_name(self) -> str:
+        return self.name or f"{self.dataset}-{self.model.path.split('/')[-1]}-{self.method.name}-s{self.seed}"
+
+
+def _known(registry, name: str) -> str:
+    from .errors import UnknownNameError
+
+    try:
+        registry.get(name)
+    except UnknownNameError as e:
+        raise ValueError(str(e)) from None  # pydantic then names the field
+    return name
+
+
+class ConfigFieldError(ValueError):
+    """A cross-field problem; `field` is the dotted path to report."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _line_of(node, path: list) -> int | None:
+    """The YAML line of the key at `path` (1-based), or of the deepest part of it that exists."""
+    line = None
+    for part in path:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        for key, value in node.value:
+            if key.value == str(part):
+                line, node = key.start_mark.line + 1, value
+                break
+        else:
+            break
+    return line
+
+
+def load_experiment(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise BiotuneError(f"experiment file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise BiotuneError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise BiotuneError(f"{path}: expected a mapping of fields (dataset, model, method, ...)")
+    for key, value in (overrides or {}).items():
+        data[key] = value
+    return validate_experiment(data, str(path), root)
+
+
+def validate_experiment(data: dict, source: str = "<config>", root=None) -> ExperimentConfig:
+    try:
+        return ExperimentConfig(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = list(err["loc"])
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, ConfigFieldError):
+            loc, msg = ctx_error.field.split("."), str(ctx_error)
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+        line = _line_of(root, loc) if root is not None else None
+        where = f"{source}:{line}" if line else source
+        field = ".".join(str(x) for x in loc) or "(top level)"
+        raise BiotuneError(f"{where}: field '{field}': {msg}") from None
+    except BiotuneError as e:  # unknown names raised by the registries inside validators
+        raise BiotuneError(f"{source}: {e}") from None

@@ -1,0 +1,48 @@
+"""What an adaptation method provides: its hyperparameters (a pydantic model with published defaults), which
+model families it fits, and `apply(model, ...)` that makes the model trainable its way (thin over peft)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from biotune.registry import Registry
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Method:
+    name = ""
+    trains = True  # False: in-context methods (zero-/few-shot), evaluated without training
+    quantized = False  # the base model is loaded in 4-bit (QLoRA)
+    default_lr = 2e-4
+    params_model: type[BaseModel] = NoParams
+    families: tuple[str, ...] | None = None  # None: every family
+
+    def fits(self, family) -> bool:
+        return self.families is None or family.name in self.families
+
+    def apply(self, model, family, head: str, params: BaseModel):
+        """Returns the model to train, with exactly this method's parameters trainable."""
+        raise NotImplementedError
+
+
+class PeftMethod(Method):
+    """A method that is one peft config."""
+
+    def peft_config(self, family, head: str, params: BaseModel, model):
+        raise NotImplementedError
+
+    def apply(self, model, family, head, params):
+        from peft import get_peft_model
+
+        return get_peft_model(model, self.peft_config(family, head, params, model))
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def register(method_class):
+    METHODS.add(method_class.name, method_class())
+    return method_class

@@ -1,0 +1,33 @@
+"""In-context learning as methods, so a study can put them beside fine-tuning: nothing is trained."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import Method, register
+
+GENERATIVE = ("causal", "seq2seq", "glm")
+
+
+@register
+class ZeroShot(Method):
+    name = "zero_shot"
+    trains = False
+    families = GENERATIVE
+
+    def apply(self, model, family, head, params):
+        return model
+
+
+class FewShotParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shots: int = Field(3, ge=1)
+    selection: Literal["random", "knn"] = "random"
+
+
+@register
+class FewShot(ZeroShot):
+    name = "few_shot"
+    params_model = FewShotParams

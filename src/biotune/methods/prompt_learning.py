@@ -1,0 +1,73 @@
+"""Soft-prompt methods through peft: P-tuning (Liu et al. 2021, prompt encoder MLP), prompt tuning (Lester et
+al. 2021, trained input embeddings) and prefix tuning (Li & Liang 2021; P-tuning v2: trained key/value
+prefixes in every layer)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .base import PeftMethod, register
+
+
+class PTuningParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_virtual_tokens: int = Field(20, ge=1)
+    encoder_hidden_size: int = Field(128, ge=1)
+    encoder_type: Literal["MLP", "LSTM"] = "MLP"
+
+
+@register
+class PTuning(PeftMethod):
+    name = "ptuning"
+    default_lr = 1e-3
+    params_model = PTuningParams
+
+    def peft_config(self, family, head, params, model):
+        from peft import PromptEncoderConfig
+
+        return PromptEncoderConfig(
+            num_virtual_tokens=params.num_virtual_tokens, encoder_hidden_size=params.encoder_hidden_size,
+            encoder_reparameterization_type=params.encoder_type, task_type=family.peft_task_type_for(head),
+        )
+
+
+class PromptTuningParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_virtual_tokens: int = Field(20, ge=1)
+
+
+@register
+class PromptTuning(PeftMethod):
+    name = "prompt_tuning"
+    default_lr = 3e-2
+    params_model = PromptTuningParams
+
+    def peft_config(self, family, head, params, model):
+        from peft import PromptTuningConfig
+
+        return PromptTuningConfig(num_virtual_tokens=params.num_virtual_tokens,
+                                  task_type=family.peft_task_type_for(head))
+
+
+class PrefixParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    num_virtual_tokens: int = Field(20, ge=1)
+    prefix_projection: bool = False
+    encoder_hidden_size: int = Field(512, ge=1)  # used with prefix_projection
+
+
+@register
+class PrefixTuning(PeftMethod):
+    name = "prefix"
+    default_lr = 1e-2
+    params_model = PrefixParams
+
+    def peft_config(self, family, head, params, model):
+        from peft import PrefixTuningConfig
+
+        return PrefixTuningConfig(
+            num_virtual_tokens=params.num_virtual_tokens, prefix_projection=params.prefix_projection,
+            encoder_hidden_size=params.encoder_hidden_size, task_type=family.peft_task_type_for(head),
+        )

@@ -1,0 +1,35 @@
+"""QLoRA (Dettmers et al. 2023): the base model frozen and quantized to 4-bit NF4 (bitsandbytes, double
+quantization), LoRA adapters on top computing in bf16 (fp32 where the hardware has no bf16)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .base import register
+from .lora import Lora, LoraParams
+
+
+class QLoraParams(LoraParams):
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+
+
+@register
+class QLora(Lora):
+    name = "qlora"
+    quantized = True
+    params_model = QLoraParams
+
+    def quantization_config(self, params: QLoraParams, compute_dtype):
+        from transformers import BitsAndBytesConfig
+
+        return BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type=params.quant_type, bnb_4bit_use_double_quant=params.double_quant,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+
+    def apply(self, model, family, head, params):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return super().apply(model, family, head, params)

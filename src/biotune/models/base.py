@@ -1,0 +1,129 @@
+"""What a model family provides: how to load (pretrained or tiny random-init), which heads it has, and how
+it runs inference. One module per family registers a subclass in FAMILIES."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from biotune.data.location import cache_dir
+from biotune.errors import BiotuneError
+from biotune.registry import Registry
+
+from .aliases import ModelRef, resolve
+
+
+class ModelFamily:
+    name = ""
+    generative = True  # writes its answers as text (prompts, parsers); False: task heads (encoders)
+    heads: tuple[str, ...] = ("lm",)
+    peft_task_type = "CAUSAL_LM"
+    config_class = None  # transformers config class used for `random_init`
+
+    def peft_task_type_for(self, head: str) -> str:
+        return self.peft_task_type
+
+    # -- heads -------------------------------------------------------------------------------------
+    def head_for(self, task: str) -> str:
+        return "lm"
+
+    def check_head(self, head: str | None, task: str) -> None:
+        from biotune.config import ConfigFieldError
+
+        if head is None:
+            return
+        expected = self.head_for(task)
+        if head != expected:
+            raise ConfigFieldError(
+                "model.head",
+                f"{head!r} does not fit the {self.name} family on a {task} task; valid: {expected} "
+                "(or leave model.head out)",
+            )
+
+    # -- loading -----------------------------------------------------------------------------------
+    def auto_class(self, head: str):
+        raise NotImplementedError
+
+    def head_kwargs(self, head: str, spec) -> dict:
+        return {}
+
+    def load_tokenizer(self, mcfg):
+        from transformers import AutoTokenizer
+
+        ref = resolve(mcfg.tokenizer or mcfg.path)
+        tokenizer = AutoTokenizer.from_pretrained(
+            materialize(ref), trust_remote_code=mcfg.trust_remote_code
+        )
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+
+    def random_config(self, mcfg, tokenizer):
+        fields = dict(mcfg.random_init)
+        fields.setdefault("vocab_size", len(tokenizer))
+        for name in ("pad_token_id", "eos_token_id", "bos_token_id"):
+            value = getattr(tokenizer, name, None)
+            if value is not None:
+                fields.setdefault(name, value)
+        return self.config_class(**fields)
+
+    def checkpoint(self, mcfg, tokenizer, head: str, spec, seed: int) -> str:
+        """A folder `from_pretrained` loads: the resolved model, or a random-init model saved once."""
+        if not mcfg.random_init:
+            return materialize(resolve(mcfg.path))
+        key = json.dumps([self.name, head, mcfg.random_init, mcfg.tokenizer or mcfg.path, spec.name, seed],
+                         sort_keys=True, default=str)
+        folder = cache_dir() / "random-init" / hashlib.sha256(key.encode()).hexdigest()[:16]
+        if not (folder / "config.json").is_file():
+            config = self.random_config(mcfg, tokenizer)
+            for k, v in self.head_kwargs(head, spec).items():
+                setattr(config, k, v)
+            torch.manual_seed(seed)
+            model = self.auto_class(head).from_config(config)
+            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return str(folder)
+
+    def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0):
+        """(model, tokenizer) on `device`. `quantization`: a transformers BitsAndBytesConfig (QLoRA)."""
+        tokenizer = self.load_tokenizer(mcfg)
+        path = self.checkpoint(mcfg, tokenizer, head, spec, seed)
+        kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, **self.head_kwargs(head, spec)}
+        if quantization is not None:
+            kwargs.update(quantization_config=quantization, device_map={"": device})
+        try:
+            model = self.auto_class(head).from_pretrained(path, **kwargs)
+        except (OSError, ValueError) as e:
+            raise BiotuneError(self.explain_load_error(mcfg, e)) from None
+        if quantization is None:
+            model.to(device)
+        return model, tokenizer
+
+    def explain_load_error(self, mcfg, e: Exception) -> str:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return f"cannot load model {mcfg.path!r} ({self.name} family): {first}"
+
+
+FAMILIES: Registry[ModelFamily] = Registry("model family")
+
+
+def register(family_class):
+    FAMILIES.add(family_class.name, family_class())
+    return family_class
+
+
+def materialize(ref: ModelRef) -> str:
+    from .causal import materialize as materialize_gguf
+
+    return materialize_gguf(ref)

@@ -1,0 +1,28 @@
+"""Encoder-decoder LMs: T5, FLAN-T5, UL2. The prompt goes to the encoder, the answer is decoded."""
+
+from __future__ import annotations
+
+from .base import ModelFamily, register
+
+
+@register
+class Seq2SeqFamily(ModelFamily):
+    name = "seq2seq"
+    peft_task_type = "SEQ_2_SEQ_LM"
+
+    @property
+    def config_class(self):
+        from transformers import T5Config
+
+        return T5Config
+
+    def random_config(self, mcfg, tokenizer):
+        config = super().random_config(mcfg, tokenizer)
+        if config.decoder_start_token_id is None:
+            config.decoder_start_token_id = tokenizer.pad_token_id
+        return config
+
+    def auto_class(self, head: str):
+        from transformers import AutoModelForSeq2SeqLM
+
+        return AutoModelForSeq2SeqLM

@@ -1,0 +1,295 @@
+"""`biotune run experiment.yaml`: one experiment, start to end.
+
+load model (family) -> apply method -> train on train (HF Trainer; best checkpoint on dev loss; periodic
+checkpoints, resumed after a kill) -> predict test (the foundation's prompts and parsers, or the encoder head)
+-> score (the task's BLURB rule) -> write predictions, metrics, resources, resolved config (atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from . import __version__
+from .config import ExperimentConfig
+from .data import get_spec, load_split
+from .evaluate import EvalConfig, evaluate_dataset, subset_indices
+from .features import encoder_features, encoder_predict, generative_features
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .methods import METHODS
+from .models import FAMILIES
+from .models.encoder import label_list
+from .prompting import PromptBuilder
+from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
+from .runtime import cpu_has_bf16, dtype_name, pick_device, pick_dtype
+from .tasks import task_for
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def output_dir(cfg: ExperimentConfig) -> Path:
+    return Path(cfg.output_dir or f"runs/{cfg.resolved_name()}")
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
+    return str(complete[-1]) if complete else None
+
+
+def _examples(name: str, split: str, limit: int | None, data_dir) -> list[dict]:
+    ds = load_split(name, split, data_dir)
+    return [ds[i] for i in subset_indices(len(ds), limit)]
+
+
+class Experiment:
+    """One experiment in its phases (setup -> train -> predict -> write); `run_experiment` runs them all.
+    Tests drive the phases one by one to look at the model in between."""
+
+    def __init__(self, cfg: ExperimentConfig, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        self.out = output_dir(cfg)
+        self.spec = get_spec(cfg.dataset)
+        self.task = task_for(self.spec)
+        self.family = FAMILIES.get(cfg.model.family)
+        self.method = METHODS.get(cfg.method.name)
+        self.params = self.method.params_model(**cfg.method.params)
+        self.head = cfg.model.head or self.family.head_for(self.spec.task)
+        self.device = pick_device(cfg.device)
+        self.use_bf16 = _bf16(cfg, self.device)
+        self.compute_dtype = torch.bfloat16 if self.use_bf16 else torch.float32
+        self.train_info: dict = {}
+
+    def setup(self) -> None:
+        cfg, method = self.cfg, self.method
+        # fail early on splits that are missing here, before anything is loaded or written
+        if method.trains:
+            load_split(cfg.dataset, cfg.training.train_split, cfg.data_dir)
+            load_split(cfg.dataset, "dev", cfg.data_dir)
+        load_split(cfg.dataset, cfg.eval.split, cfg.data_dir)
+        # trained weights stay fp32 (bf16 autocast computes); frozen or untrained weights may be stored lower
+        load_dtype = pick_dtype(self.device, cfg.model.dtype) if not method.trains else torch.float32
+        quantization = method.quantization_config(self.params, self.compute_dtype) if method.quantized else None
+
+        from transformers import set_seed
+
+        set_seed(cfg.seed)
+        _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
+        model, self.tokenizer = self.family.load(cfg.model, self.spec, self.head, self.device, load_dtype,
+                                                 quantization, cfg.seed)
+        self.base_weight_bytes = weight_bytes(model)
+        self.model = method.apply(model, self.family, self.head, self.params)
+        self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
+        if method.trains:
+            self.build_trainer()
+
+    def build_trainer(self) -> None:
+        self.trainer, self.train_features = _trainer(self)
+
+    def train(self) -> None:
+        if self.method.trains:
+            self.train_info = _train(self)
+            self.resources.update(self.train_info.pop("resources"))
+
+    def predict(self) -> tuple[dict, list[dict]]:
+        self.model.eval()
+        with Timer() as t_eval, PeakMemory(self.device) as mem_eval:
+            result, rows = _predict(self)
+        self.resources.update(eval_seconds=round(t_eval.seconds, 3), eval_peak_memory_bytes=mem_eval.peak_bytes,
+                              memory_kind=mem_eval.kind)
+        return result, rows
+
+    def write(self, result: dict, rows: list[dict]) -> dict:
+        cfg = self.cfg
+        atomic_write_jsonl(self.out / "predictions.jsonl", rows)
+        summary = {
+            "name": cfg.resolved_name(),
+            "dataset": cfg.dataset,
+            "task": self.spec.task,
+            "model": cfg.model.path,
+            "family": self.family.name,
+            "method": self.method.name,
+            "seed": cfg.seed,
+            "metrics": result,
+            "blurb_comparable": cfg.eval.split == "test" and cfg.training.train_split == "train",
+            "resources": self.resources,
+            "training": self.train_info,
+            "device": str(self.device),
+            "compute_dtype": dtype_name(self.compute_dtype),
+            "versions": _versions(),
+        }
+        atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+        atomic_write_json(self.out / "metrics.json", summary)  # written last: its presence means "finished"
+        return summary
+
+
+def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict:
+    out = output_dir(cfg)
+    if (out / "metrics.json").is_file():
+        _log(f"{out}/metrics.json exists: experiment already finished")
+        return json.loads((out / "metrics.json").read_text())
+    exp = Experiment(cfg, progress)
+    exp.setup()
+    exp.train()
+    return exp.write(*exp.predict())
+
+
+def _bf16(cfg: ExperimentConfig, device: torch.device) -> bool:
+    if cfg.training.bf16 != "auto":
+        return bool(cfg.training.bf16)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+def _trainer(exp: Experiment):
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+    cfg, t, tokenizer, task = exp.cfg, exp.cfg.training, exp.tokenizer, exp.task
+    train_ex = _examples(cfg.dataset, t.train_split, t.train_limit, cfg.data_dir)
+    dev_ex = _examples(cfg.dataset, "dev", t.dev_limit, cfg.data_dir)
+    if exp.family.generative:
+        enc_dec = bool(exp.model.config.is_encoder_decoder)
+        train_f = generative_features(task, tokenizer, train_ex, t.max_length, enc_dec)
+        dev_f = generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec)
+        collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+    else:
+        labels = label_list(exp.spec)
+        train_f = encoder_features(task, tokenizer, train_ex, exp.head, labels, t.max_length)
+        dev_f = encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length)
+        collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), exp.head)
+
+    steps_per_epoch = math.ceil(len(train_f) / (t.batch_size * t.grad_accum))
+    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
+    every = t.save_steps or (max(1, total_steps // 4) if t.max_steps > 0 else steps_per_epoch)
+    args = TrainingArguments(
+        output_dir=str(exp.out / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate or exp.method.default_lr,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        lr_scheduler_type=t.lr_scheduler,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps",
+        eval_steps=t.eval_steps or every,
+        save_strategy="steps",
+        save_steps=every,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        bf16=exp.use_bf16,
+        use_cpu=exp.device.type == "cpu",
+        activation_checkpointing=t.gradient_checkpointing,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[],
+        disable_tqdm=not exp.progress,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+    )
+
+    class _Tokens(TrainerCallback):  # tokens seen by this process (a resumed run starts from the checkpoint's)
+        start = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.start = state.num_input_tokens_seen
+
+    tokens = _Tokens()
+    trainer = Trainer(
+        model=exp.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
+        data_collator=collator, processing_class=tokenizer, callbacks=[tokens],
+    )
+    trainer.biotune_tokens = tokens
+    return trainer, train_f
+
+
+def _train(exp: Experiment) -> dict:
+    trainer = exp.trainer
+    resume = last_checkpoint(exp.out / "checkpoints")
+    if resume:
+        _log(f"resuming from {resume}")
+    with Timer() as timer, PeakMemory(exp.device) as mem:
+        trainer.train(resume_from_checkpoint=resume)
+    final = exp.out / "final"
+    trainer.save_model(str(final))
+    seen = trainer.state.num_input_tokens_seen - trainer.biotune_tokens.start
+    history = trainer.state.log_history
+    return {
+        "resources": {
+            "train_seconds": round(timer.seconds, 3),
+            "train_tokens": int(seen),
+            "train_tokens_per_s": round(seen / timer.seconds, 2) if timer.seconds else None,
+            "train_peak_memory_bytes": mem.peak_bytes,
+            "adapter_bytes": dir_size(final, weights_only=True),
+        },
+        "train_examples": len(exp.train_features),
+        "dev_examples": len(trainer.eval_dataset),
+        "steps": trainer.state.global_step,
+        "learning_rate": trainer.args.learning_rate,
+        "resumed_from": resume,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_dev_loss": trainer.state.best_metric,
+        "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
+        "dev_loss_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
+    }
+
+
+class _EncoderCollator:
+    def __init__(self, pad, head):
+        self.pad, self.head = pad, head
+
+    def __call__(self, features):
+        labels = [f["labels"] for f in features]
+        batch = self.pad([{k: v for k, v in f.items() if k != "labels"} for f in features])
+        if self.head == "token_classification":
+            width = batch["input_ids"].shape[1]
+            batch["labels"] = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])
+        elif self.head in ("multi_label", "regression"):
+            batch["labels"] = torch.tensor(labels, dtype=torch.float)
+        else:
+            batch["labels"] = torch.tensor(labels)
+        return batch
+
+
+def _predict(exp: Experiment):
+    cfg = exp.cfg
+    if exp.family.generative:
+        ecfg = EvalConfig(
+            model=cfg.model.path, datasets=[cfg.dataset], split=cfg.eval.split,
+            shots=getattr(exp.params, "shots", 0), selection=getattr(exp.params, "selection", "random"),
+            shot_split=cfg.eval.shot_split, seed=cfg.seed, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
+            scoring=cfg.eval.scoring, data_dir=cfg.data_dir, progress=exp.progress,
+        )
+        context = getattr(exp.model.config, "max_position_embeddings", None) or cfg.training.max_length * 4
+        return evaluate_dataset(ecfg, cfg.dataset, exp.model, exp.tokenizer, PromptBuilder(exp.tokenizer, context))
+    examples = _examples(cfg.dataset, cfg.eval.split, cfg.eval.limit, cfg.data_dir)
+    labels = label_list(exp.spec)
+    preds = encoder_predict(exp.model, exp.tokenizer, exp.task, examples, exp.head, labels, cfg.training.max_length,
+                            cfg.eval.batch_size)
+    result = exp.task.score(examples, preds)
+    result.update(task=exp.spec.task, metric=exp.task.metric, split=cfg.eval.split, n=len(examples), n_unparsed=0,
+                  scoring="head")
+    rows = [{"id": ex["id"], "prediction": p, "gold": exp.task.gold(ex)} for ex, p in zip(examples, preds)]
+    return result, rows
+
+
+def _versions() -> dict:
+    import peft
+    import transformers
+
+    return {"biotune": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__}
