@@ -113,10 +113,12 @@ class ExperimentConfig(_Strict):
         method = METHODS.get(self.method.name)
         task = get_spec(self.dataset).task
         family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
-        if not method.fits(family):
-            valid = [n for n, m in METHODS.items() if m.fits(family)]
+        head = self.model.head or family.head_for(task)
+        if not method.fits(family, head):
+            valid = [n for n, m in METHODS.items() if m.fits(family, head)]
+            on = f"the {family.name} family" + (f" with a {head} head" if not family.generative else "")
             raise ConfigFieldError(
-                "method.name", f"method {method.name!r} does not fit the {family.name} family; valid: {', '.join(valid)}"
+                "method.name", f"method {method.name!r} does not fit {on}; valid: {', '.join(valid)}"
             )
         try:
             method.params_model(**self.method.params)  # the method's own fields

@@ -76,7 +76,8 @@ class Experiment:
         load_split(cfg.dataset, cfg.eval.split, cfg.data_dir)
         # trained weights stay fp32 (bf16 autocast computes); frozen or untrained weights may be stored lower
         load_dtype = pick_dtype(self.device, cfg.model.dtype) if not method.trains else torch.float32
-        quantization = method.quantization_config(self.params, self.compute_dtype) if method.quantized else None
+        quantization = (method.quantization_config(self.params, self.compute_dtype, self.family)
+                        if method.quantized else None)
 
         from transformers import set_seed
 

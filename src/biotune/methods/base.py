@@ -20,7 +20,8 @@ class Method:
     params_model: type[BaseModel] = NoParams
     families: tuple[str, ...] | None = None  # None: every family
 
-    def fits(self, family) -> bool:
+    def fits(self, family, head: str | None = None) -> bool:
+        """Whether this method can adapt `family` (with this task `head`, when known)."""
         return self.families is None or family.name in self.families
 
     def apply(self, model, family, head: str, params: BaseModel):

@@ -21,6 +21,8 @@ def lora_config(family, head, params: LoraParams, use_dora: bool = False):
 
     return LoraConfig(
         r=params.r, lora_alpha=params.alpha, lora_dropout=params.dropout, target_modules=params.target_modules,
+        # a task head (encoders' classifier) trains in full through peft's modules_to_save, not through LoRA
+        exclude_modules=list(family.head_modules) or None,
         use_rslora=params.use_rslora, use_dora=use_dora, task_type=family.peft_task_type_for(head),
     )
 

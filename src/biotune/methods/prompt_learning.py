@@ -11,6 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from .base import PeftMethod, register
 
 
+class _SoftPrompt(PeftMethod):
+    def fits(self, family, head=None) -> bool:
+        # peft prepends virtual tokens to the logits of token classification but not to its labels
+        return head != "token_classification"
+
+
 class PTuningParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     num_virtual_tokens: int = Field(20, ge=1)
@@ -19,7 +25,7 @@ class PTuningParams(BaseModel):
 
 
 @register
-class PTuning(PeftMethod):
+class PTuning(_SoftPrompt):
     name = "ptuning"
     default_lr = 1e-3
     params_model = PTuningParams
@@ -39,7 +45,7 @@ class PromptTuningParams(BaseModel):
 
 
 @register
-class PromptTuning(PeftMethod):
+class PromptTuning(_SoftPrompt):
     name = "prompt_tuning"
     default_lr = 3e-2
     params_model = PromptTuningParams
@@ -59,10 +65,14 @@ class PrefixParams(BaseModel):
 
 
 @register
-class PrefixTuning(PeftMethod):
+class PrefixTuning(_SoftPrompt):
     name = "prefix"
+    families = ("causal", "seq2seq", "glm")  # transformers 5's BERT takes no past key values
     default_lr = 1e-2
     params_model = PrefixParams
+
+    def fits(self, family, head=None) -> bool:
+        return family.name in self.families
 
     def peft_config(self, family, head, params, model):
         from peft import PrefixTuningConfig

@@ -20,16 +20,31 @@ class QLora(Lora):
     quantized = True
     params_model = QLoraParams
 
-    def quantization_config(self, params: QLoraParams, compute_dtype):
+    def quantization_config(self, params: QLoraParams, compute_dtype, family):
         from transformers import BitsAndBytesConfig
 
         return BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type=params.quant_type, bnb_4bit_use_double_quant=params.double_quant,
             bnb_4bit_compute_dtype=compute_dtype,
+            # a task head stays in full precision: it trains in full (the LM head is kept by transformers itself)
+            llm_int8_skip_modules=list(family.head_modules) or None,
         )
 
     def apply(self, model, family, head, params):
         from peft import prepare_model_for_kbit_training
 
+        keep_training_layout(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return super().apply(model, family, head, params)
+
+
+def keep_training_layout(model) -> None:
+    """bitsandbytes 0.50 repacks a 4-bit layer for its AVX512-BF16 CPU inference kernel the first time the
+    layer runs in eval mode, and never unpacks it for training: training after an evaluation (Trainer's dev
+    loss) then takes the inference kernel, which fails on layers with a bias (GLM's q/k/v). Turn the
+    repacking off; it only speeds up CPU inference."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False

@@ -24,6 +24,7 @@ class ModelFamily:
     heads: tuple[str, ...] = ("lm",)
     peft_task_type = "CAUSAL_LM"
     config_class = None  # transformers config class used for `random_init`
+    head_modules: tuple[str, ...] = ()  # task-head modules, trained in full by PEFT methods
 
     def peft_task_type_for(self, head: str) -> str:
         return self.peft_task_type

@@ -34,6 +34,7 @@ class EncoderFamily(ModelFamily):
     name = "encoder"
     generative = False
     heads = tuple(sorted(set(HEAD_OF_TASK.values())))
+    head_modules = ("classifier",)
 
     def peft_task_type_for(self, head: str) -> str:
         return "TOKEN_CLS" if head == "token_classification" else "SEQ_CLS"

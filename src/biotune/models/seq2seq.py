@@ -18,8 +18,8 @@ class Seq2SeqFamily(ModelFamily):
 
     def random_config(self, mcfg, tokenizer):
         config = super().random_config(mcfg, tokenizer)
-        if config.decoder_start_token_id is None:
-            config.decoder_start_token_id = tokenizer.pad_token_id
+        if getattr(config, "decoder_start_token_id", None) is None:
+            config.decoder_start_token_id = tokenizer.pad_token_id  # T5 starts decoding from the pad token
         return config
 
     def auto_class(self, head: str):
