@@ -140,3 +140,24 @@ def test_encoder_heads(dataset, head, method, tmp_path, data_dir):
     result, rows = exp.predict()
     assert result["n"] == 2 and math.isfinite(result["score"])
     assert all(type(r["prediction"]) is type(r["gold"]) for r in rows)
+
+
+def test_prefix_tuned_generation_uses_the_prefix(tmp_path, data_dir):
+    """peft 0.21 + transformers 5 `generate` drops a learned prefix; biotune's inference must not."""
+    from biotune import inference
+    from biotune.models.causal import load_tokenizer  # noqa: F401  (the tokenizer the tiny model uses)
+
+    exp = Experiment(experiment_config("causal", "prefix", tmp_path), progress=False)
+    exp.setup()
+    with torch.no_grad():
+        exp.model.prompt_encoder["default"].embedding.weight.normal_(0, 5)
+    exp.model.eval()
+    prompts = ["Is aspirin a drug?", "Name a gene."]
+    with_prefix = inference.generate(exp.model, exp.tokenizer, prompts, 8, progress=False)
+    with exp.model.disable_adapter():
+        without = inference.generate(exp.model, exp.tokenizer, prompts, 8, progress=False)
+        plain = exp.model.generate  # the library path, for contrast
+        ids = exp.tokenizer(prompts[0], return_tensors="pt")
+        base_out = plain(**ids, max_new_tokens=8, do_sample=False)
+    assert with_prefix != without
+    assert without[0] == exp.tokenizer.decode(base_out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)

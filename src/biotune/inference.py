@@ -52,18 +52,51 @@ def generate(
             for row, i in enumerate(idx):  # left padding: every prompt ends where generation starts
                 ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
                 mask[row, width - len(encoded[i]) :] = 1
-            out = model.generate(
-                input_ids=ids.to(device),
-                attention_mask=mask.to(device),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=stops,
-                pad_token_id=pad,
-            )
+            ids, mask = ids.to(device), mask.to(device)
+            if _is_prefix_tuned(model):
+                new = _greedy_without_cache(model, ids, mask, max_new_tokens, stops, pad)
+            else:
+                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                     do_sample=False, eos_token_id=stops, pad_token_id=pad)
+                new = out[:, width:] if decoder_only else out
             for row, i in enumerate(idx):
-                outputs[i] = tokenizer.decode(out[row, width:] if decoder_only else out[row], skip_special_tokens=True)
+                outputs[i] = tokenizer.decode(new[row], skip_special_tokens=True)
             bar.update(len(idx))
     return outputs
+
+
+def _is_prefix_tuned(model) -> bool:
+    config = getattr(model, "active_peft_config", None)
+    return config is not None and getattr(config.peft_type, "value", config.peft_type) == "PREFIX_TUNING"
+
+
+def _greedy_without_cache(model, ids, mask, max_new_tokens: int, stops: list[int], pad: int) -> torch.Tensor:
+    """Greedy decoding by full forward passes. With peft 0.21 and transformers 5, `generate` on a
+    prefix-tuned model drops the learned prefix (the model's own cache wins over peft's past_key_values),
+    while the forward pass keeps it; this loop is slower but decodes with the prefix."""
+    enc_dec = model.config.is_encoder_decoder
+    batch = ids.shape[0]
+    stop = torch.tensor(stops, device=ids.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=ids.device)
+    start = getattr(model.config, "decoder_start_token_id", None)
+    dec = torch.full((batch, 1), pad if start is None else start, dtype=torch.long, device=ids.device)
+    new = []
+    for _ in range(max_new_tokens):
+        if enc_dec:
+            logits = model(input_ids=ids, attention_mask=mask, decoder_input_ids=dec).logits[:, -1]
+        else:
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, -1]
+        token = torch.where(finished, torch.full_like(finished, pad, dtype=torch.long), logits.argmax(-1))
+        new.append(token)
+        finished |= torch.isin(token, stop)
+        if enc_dec:
+            dec = torch.cat([dec, token[:, None]], dim=1)
+        else:
+            ids = torch.cat([ids, token[:, None]], dim=1)
+            mask = torch.cat([mask, torch.ones_like(token[:, None])], dim=1)
+        if finished.all():
+            break
+    return torch.stack(new, dim=1)
 
 
 @torch.inference_mode()
