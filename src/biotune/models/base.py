@@ -98,12 +98,17 @@ class ModelFamily:
 
     def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0):
         """(model, tokenizer) on `device`. `quantization`: a transformers BitsAndBytesConfig (QLoRA)."""
-        tokenizer = self.load_tokenizer(mcfg)
-        path = self.checkpoint(mcfg, tokenizer, head, spec, seed)
         kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, **self.head_kwargs(head, spec)}
         if quantization is not None:
             kwargs.update(quantization_config=quantization, device_map={"": device})
         try:
+            ref = resolve(mcfg.path)
+            if not mcfg.random_init and not ref.gguf_file:  # config first: it says whether remote code is needed
+                from transformers import AutoConfig
+
+                AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code)
+            tokenizer = self.load_tokenizer(mcfg)
+            path = self.checkpoint(mcfg, tokenizer, head, spec, seed)
             model = self.auto_class(head).from_pretrained(path, **kwargs)
         except (OSError, ValueError) as e:
             raise BiotuneError(self.explain_load_error(mcfg, e)) from None

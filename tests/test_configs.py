@@ -1,0 +1,117 @@
+"""Every shipped experiment YAML loads and validates; the tiny ones run end to end; bad experiment files give a
+clear error naming the field (and line) and the valid choices, with nothing written."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from biotune.config import load_experiment
+from biotune.train import run_experiment
+
+CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
+EXPERIMENTS = [p for p in CONFIGS if p.parent.name in ("causal", "seq2seq", "glm", "encoder")]
+
+
+def test_configs_are_laid_out_by_family_model_method():
+    assert len(EXPERIMENTS) >= 30
+    for path in EXPERIMENTS:
+        cfg = load_experiment(path)
+        model, method = path.stem.rsplit("_", 1) if path.stem.count("_") == 1 else _split(path.stem)
+        assert cfg.model.family == path.parent.name
+        assert cfg.method.name == method, path
+
+
+def _split(stem):
+    for method in ("zero_shot", "few_shot", "prompt_tuning"):
+        if stem.endswith("_" + method):
+            return stem[: -len(method) - 1], method
+    return stem.rsplit("_", 1)
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=[f"{p.parent.name}/{p.stem}" for p in EXPERIMENTS])
+def test_shipped_config_validates(path):
+    cfg = load_experiment(path)
+    assert cfg.dataset and cfg.model.path
+
+
+TINY = [p for p in EXPERIMENTS if p.stem.startswith("tiny-")]
+
+
+@pytest.mark.parametrize("path", TINY, ids=[p.stem for p in TINY])
+def test_tiny_configs_run_end_to_end(path, tmp_path, data_dir):
+    cfg = load_experiment(path, {"output_dir": str(tmp_path / "run"), "data_dir": str(data_dir)})
+    summary = run_experiment(cfg, progress=False)
+    assert summary["metrics"]["n"] == cfg.eval.limit
+    assert summary["resources"]["trainable_params"] > 0
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+GOOD = """dataset: gad
+model:
+  family: causal
+  path: smollm2-135m
+method:
+  name: lora
+training:
+  max_steps: 4
+"""
+
+
+@pytest.mark.parametrize("replace,needles", [
+    (("name: lora", "name: lorra"), ["exp.yaml:6:", "method.name", "unknown method 'lorra'", "qlora", "ptuning"]),
+    (("max_steps: 4", "max_steps: four"), ["exp.yaml:8:", "training.max_steps", "valid integer"]),
+    (("family: causal", "family: causal\n  head: token_classification"),
+     ["exp.yaml:4:", "model.head", "'token_classification' does not fit the causal family", "valid: lm"]),
+    (("dataset: gad", "dataset: gadd"), ["exp.yaml:1:", "dataset", "unknown dataset 'gadd'", "bc5-chem"]),
+    (("family: causal", "family: rnn"), ["exp.yaml:3:", "model.family", "unknown model family 'rnn'", "seq2seq", "encoder"]),
+    (("family: causal\n  path: smollm2-135m", "family: encoder\n  path: minilm"), None),  # lora fits encoders
+    (("name: lora", "name: lora\n  params: {r: 0}"), ["method.params.r", "greater than or equal to 1"]),
+    (("name: lora", "name: lora\n  params: {rank: 8}"), ["method.params.rank", "Extra inputs"]),
+    (("training:", "trainin:"), ["trainin", "Extra inputs"]),
+    (("max_steps: 4", "max_steps: [4"), ["exp.yaml:9:", "not valid YAML"]),
+])
+def test_bad_experiment_file(replace, needles, tmp_path):
+    path = tmp_path / "exp.yaml"
+    out = tmp_path / "out"
+    path.write_text(GOOD.replace(*replace) + f"output_dir: {out}\n")
+    if needles is None:
+        load_experiment(path)
+        return
+    r = subprocess.run([sys.executable, "-m", "biotune", "run", str(path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert str(path) in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_method_that_does_not_fit_the_family(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(GOOD.replace("family: causal\n  path: smollm2-135m", "family: encoder\n  path: minilm")
+                    .replace("name: lora", "name: few_shot"))
+    with pytest.raises(Exception) as e:
+        load_experiment(path)
+    msg = str(e.value)
+    assert "method.name" in msg and "'few_shot' does not fit the encoder family" in msg and "lora" in msg
+
+
+def test_chatglm_needs_explicit_trust_remote_code(tmp_path, data_dir):
+    """An old ChatGLM checkpoint ships its own code: the error says which field opts in; it stays off."""
+    from biotune.errors import BiotuneError
+
+    ckpt = tmp_path / "chatglm"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text('{"model_type": "chatglm", "architectures": ["ChatGLMModel"], '
+                                      '"auto_map": {"AutoConfig": "configuration_chatglm.ChatGLMConfig"}}')
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(GOOD.replace("family: causal\n  path: smollm2-135m", f"family: glm\n  path: {ckpt}")
+                   + f"output_dir: {tmp_path / 'out'}\n")
+    cfg = load_experiment(exp)
+    assert cfg.model.trust_remote_code is False
+    with pytest.raises(BiotuneError, match=r"set `model.trust_remote_code: true`"):
+        run_experiment(cfg, progress=False)
