@@ -74,8 +74,14 @@ class Experiment:
             load_split(cfg.dataset, cfg.training.train_split, cfg.data_dir)
             load_split(cfg.dataset, "dev", cfg.data_dir)
         load_split(cfg.dataset, cfg.eval.split, cfg.data_dir)
-        # trained weights stay fp32 (bf16 autocast computes); frozen or untrained weights may be stored lower
-        load_dtype = pick_dtype(self.device, cfg.model.dtype) if not method.trains else torch.float32
+        # trained weights stay fp32 (bf16 autocast computes); weights that never train (in-context methods, the
+        # frozen non-4-bit part of a QLoRA base) are stored in the compute dtype
+        if not method.trains:
+            load_dtype = pick_dtype(self.device, cfg.model.dtype)
+        elif method.quantized:
+            load_dtype = self.compute_dtype
+        else:
+            load_dtype = torch.float32
         quantization = (method.quantization_config(self.params, self.compute_dtype, self.family)
                         if method.quantized else None)
 

@@ -31,10 +31,10 @@ class QLora(Lora):
         )
 
     def apply(self, model, family, head, params):
-        from peft import prepare_model_for_kbit_training
-
+        # Not peft's prepare_model_for_kbit_training: it casts every non-4-bit weight (embeddings included) to
+        # fp32, doubling the frozen weights that QLoRA exists to shrink. The base is frozen by peft and the
+        # adapters are created in fp32; bf16 autocast does the compute.
         keep_training_layout(model)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         return super().apply(model, family, head, params)
 
 
