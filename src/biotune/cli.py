@@ -112,13 +112,17 @@ def eval_cmd(
 def run_cmd(
     experiment: str = typer.Argument(..., help="Experiment YAML (see configs/)."),
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides output_dir of the file."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field: --set dataset=hoc --set training.max_steps=20"),
     progress: bool = typer.Option(True, help="Show progress bars."),
 ) -> None:
     """Train (or not, for zero-/few-shot) and score one experiment; rerun to resume after a kill."""
-    from .config import load_experiment
+    from .config import load_experiment, parse_overrides
     from .train import output_dir as out_of, run_experiment
 
-    cfg = load_experiment(experiment, {"output_dir": output_dir} if output_dir else None)
+    overrides = parse_overrides(set_)
+    if output_dir:
+        overrides["output_dir"] = output_dir
+    cfg = load_experiment(experiment, overrides)
     summary = run_experiment(cfg, progress=progress)
     m, r = summary["metrics"], summary["resources"]
     table = Table(title=f"{summary['name']}")

@@ -180,8 +180,25 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
     if not isinstance(data, dict):
         raise BiotuneError(f"{path}: expected a mapping of fields (dataset, model, method, ...)")
     for key, value in (overrides or {}).items():
-        data[key] = value
+        node = data
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise BiotuneError(f"--set {key}: {part} is not a mapping in {path}")
+        node[leaf] = value
     return validate_experiment(data, str(path), root)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """['training.max_steps=20', 'dataset=hoc'] -> {'training.max_steps': 20, 'dataset': 'hoc'} (YAML values)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BiotuneError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set training.max_steps=20")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def validate_experiment(data: dict, source: str = "<config>", root=None) -> ExperimentConfig:
