@@ -136,6 +136,65 @@ def run_cmd(
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
 
 
+@app.command("study")
+def study_cmd(
+    study_file: str = typer.Argument(..., help="Study YAML (see configs/demo.yaml)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and exit."),
+) -> None:
+    """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
+    from .study.grid import load_study
+    from .study.runner import run_study
+
+    study, cells, left_out = load_study(study_file)
+    if dry_run:
+        table = Table(title=f"study {study.name}: {len(cells)} cells")
+        for col in ("#", "dataset", "model", "method", "seed", "output"):
+            table.add_column(col)
+        for i, c in enumerate(cells, 1):
+            table.add_row(str(i), c.dataset, c.model, c.method, str(c.seed), c.experiment.output_dir)
+        out.print(table)
+        if left_out:
+            out.print("left out (the method does not fit the model): " + ", ".join(left_out))
+        out.print(f"store: {study.store_url}")
+        return
+    result = run_study(study, cells)
+    out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
+              f"{result['skipped']} taken by another worker; results in {study.store_url}")
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
+results_app = typer.Typer(help="The results store.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@results_app.command("export")
+def results_export(
+    store: str = typer.Option(..., "--store", help="Store URL, e.g. sqlite:///runs/demo/results.sqlite"),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet"),
+    output: str = typer.Option(..., "--output", "-o", help="File to write."),
+    study: Optional[str] = typer.Option(None, help="Only this study."),
+) -> None:
+    """Export the results store (one row per cell, metrics and resources as columns)."""
+    from .io import atomic_write_text
+    from .study.store import Store
+
+    if fmt not in ("csv", "parquet"):
+        raise BiotuneError(f"--format {fmt!r}: valid: csv, parquet")
+    df = Store(store).dataframe(study)
+    if fmt == "csv":
+        atomic_write_text(output, df.to_csv(index=False))
+    else:
+        import os
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(output)), suffix=".parquet")
+        os.close(fd)
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, output)
+    out.print(f"{len(df)} rows written to {output}")
+
+
 def print_summary(summary: dict) -> None:
     s = summary["settings"]
     table = Table(title=f"{s['model']} · {s['shots']}-shot · {s['scoring']} · {s['split']} split · seed {s['seed']}")

@@ -15,6 +15,7 @@ class NoParams(BaseModel):
 class Method:
     name = ""
     trains = True  # False: in-context methods (zero-/few-shot), evaluated without training
+    deterministic = False  # True: the seed changes nothing (greedy zero-shot); a study runs one seed
     quantized = False  # the base model is loaded in 4-bit (QLoRA)
     default_lr = 2e-4
     params_model: type[BaseModel] = NoParams

@@ -15,6 +15,7 @@ GENERATIVE = ("causal", "seq2seq", "glm")
 class ZeroShot(Method):
     name = "zero_shot"
     trains = False
+    deterministic = True
     families = GENERATIVE
 
     def apply(self, model, family, head, params):
@@ -30,4 +31,5 @@ class FewShotParams(BaseModel):
 @register
 class FewShot(ZeroShot):
     name = "few_shot"
+    deterministic = False  # the seed draws the shots
     params_model = FewShotParams

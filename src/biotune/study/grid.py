@@ -1,0 +1,212 @@
+"""Study files and their expansion into cells.
+
+    name: demo
+    datasets: [gad, hoc]            # or: blurb
+    models:
+      - {name: smollm2, family: causal, path: smollm2-135m}
+    methods: [zero_shot, {name: few_shot, params: {shots: 3}}, lora]
+    seeds: [0, 1]
+    defaults: {training: {max_steps: 20}}               # every experiment
+    overrides:                                           # per axis value, deep-merged in this order
+      dataset: {ebm-pico: {training: {train_split: dev}}}
+      method: {fft: {training: {learning_rate: 1.0e-5}}}
+      model: {smollm2: {eval: {batch_size: 16}}}
+
+A (model, method) pair the method does not fit (zero-shot on an encoder) is left out of the grid and listed;
+a deterministic method (zero-shot) runs for the first seed only.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from biotune.config import ExperimentConfig, _line_of, validate_experiment
+from biotune.errors import BiotuneError
+
+
+class ModelEntry(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())  # the rest are ModelConfig fields
+    name: str
+    family: str
+
+
+class MethodEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    label: str | None = None  # to run one method twice with other params (e.g. few_shot_knn)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class StudyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    datasets: list[str] | str
+    models: list[ModelEntry]
+    methods: list[MethodEntry | str]
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    store: str | None = None  # SQLAlchemy URL; default sqlite:///<output_dir>/results.sqlite
+    output_dir: str | None = None  # default runs/<name>
+    data_dir: str | None = None
+
+    @field_validator("datasets", "models", "methods", "seeds")
+    @classmethod
+    def _not_empty(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("empty: list at least one")
+        return v
+
+    @field_validator("overrides")
+    @classmethod
+    def _axes(cls, v):
+        bad = set(v) - {"dataset", "model", "method", "seed"}
+        if bad:
+            raise ValueError(f"unknown axis {sorted(bad)[0]!r}; valid: dataset, model, method, seed")
+        return v
+
+    def method_entries(self) -> list[MethodEntry]:
+        return [MethodEntry(name=m) if isinstance(m, str) else m for m in self.methods]
+
+    def dataset_names(self) -> list[str]:
+        from biotune.data import DATASETS
+
+        if self.datasets in ("blurb", "all", ["blurb"], ["all"]):
+            return [n for n, s in DATASETS.items() if s.blurb]
+        return [self.datasets] if isinstance(self.datasets, str) else list(self.datasets)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.name}")
+
+    @property
+    def store_url(self) -> str:
+        return self.store or f"sqlite:///{self.out / 'results.sqlite'}"
+
+
+@dataclass
+class Cell:
+    dataset: str
+    model: str
+    method: str
+    seed: int
+    experiment: ExperimentConfig
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.dataset, self.model, self.method, self.seed)
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.dataset}__{self.model}__{self.method}__s{self.seed}"
+
+    @property
+    def config_hash(self) -> str:
+        data = self.experiment.model_dump(exclude={"output_dir", "data_dir", "name"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
+    path = Path(path)
+    if not path.is_file():
+        raise BiotuneError(f"study file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data, root = yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise BiotuneError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise BiotuneError(f"{path}: expected a mapping (name, datasets, models, methods, seeds, ...)")
+    try:
+        study = StudyConfig(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = list(err["loc"])
+        line = _line_of(root, loc)
+        field = ".".join(str(x) for x in loc)
+        raise BiotuneError(f"{path}{f':{line}' if line else ''}: field '{field}': "
+                           f"{err['msg'].removeprefix('Value error, ')}") from None
+    cells, left_out = expand(study, str(path), root)
+    return study, cells, left_out
+
+
+def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str]]:
+    """The grid's cells (every experiment validated) and the (model, method) pairs left out as not fitting."""
+    from biotune.data import DATASETS
+    from biotune.methods import METHODS
+    from biotune.models import FAMILIES
+
+    def fail(field: list, msg: str):
+        line = _line_of(root, field) if root is not None else None
+        raise BiotuneError(f"{source}{f':{line}' if line else ''}: field '{'.'.join(map(str, field))}': {msg}")
+
+    datasets = study.dataset_names()
+    for i, d in enumerate(datasets):
+        if d not in DATASETS:
+            fail(["datasets", i] if isinstance(study.datasets, list) else ["datasets"],
+                 f"unknown dataset {d!r}; valid: blurb, {', '.join(DATASETS.names())}")
+    for i, m in enumerate(study.models):
+        if m.family not in FAMILIES:
+            fail(["models", i, "family"], f"unknown model family {m.family!r}; valid: {', '.join(FAMILIES.names())}")
+    methods = study.method_entries()
+    for i, m in enumerate(methods):
+        if m.name not in METHODS:
+            fail(["methods", i], f"unknown method {m.name!r}; valid: {', '.join(METHODS.names())}")
+    names = [m.name for m in study.models]
+    if len(set(names)) != len(names):
+        fail(["models"], "two models share a name; give each a distinct `name`")
+
+    cells, left_out = [], []
+    for dataset in datasets:
+        for model in study.models:
+            family = FAMILIES.get(model.family)
+            head = family.head_for(DATASETS.get(dataset).task)
+            for method in methods:
+                meth = METHODS.get(method.name)
+                if not meth.fits(family, head):
+                    pair = f"{model.name} x {method.key}" + ("" if family.generative else f" ({head})")
+                    if pair not in left_out:
+                        left_out.append(pair)
+                    continue
+                seeds = study.seeds[:1] if meth.deterministic else study.seeds
+                for seed in seeds:
+                    cells.append(_cell(study, dataset, model, method, seed, source))
+    return cells, left_out
+
+
+def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEntry, seed: int, source: str) -> Cell:
+    model_fields = {k: v for k, v in model.model_dump().items() if k != "name"}
+    data = deep_merge(study.defaults, {
+        "dataset": dataset, "model": model_fields, "method": {"name": method.name, "params": method.params},
+        "seed": seed, "data_dir": study.data_dir,
+    })
+    for axis, value in (("dataset", dataset), ("model", model.name), ("method", method.key), ("seed", str(seed))):
+        data = deep_merge(data, study.overrides.get(axis, {}).get(value, {}))
+    cell_id = f"{dataset}__{model.name}__{method.key}__s{seed}"
+    data["name"] = cell_id
+    data["output_dir"] = str(study.out / "cells" / cell_id)
+    try:
+        experiment = validate_experiment(data, f"{source} (cell {cell_id})")
+    except BiotuneError as e:
+        raise BiotuneError(str(e)) from None
+    return Cell(dataset, model.name, method.key, seed, experiment)

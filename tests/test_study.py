@@ -1,0 +1,157 @@
+"""The study: grid expansion and overrides, the results store (reruns, concurrent workers), bad study files."""
+
+import multiprocessing as mp
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from biotune.errors import BiotuneError
+from biotune.study.grid import load_study
+from biotune.study.runner import run_study
+from biotune.study.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_LLAMA = {"name": "tiny-llama", "family": "causal", "path": "smollm2-135m", "random_init": {
+    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "max_position_embeddings": 1024}}
+MINILM = {"name": "minilm", "family": "encoder", "path": "minilm"}
+
+
+def write_study(tmp_path, **fields):
+    study = {"name": "t", "datasets": ["gad"], "models": [TINY_LLAMA], "methods": ["lora"], "seeds": [0],
+             "output_dir": str(tmp_path / "study"),
+             "defaults": {"training": {"max_steps": 2, "batch_size": 2, "train_limit": 4, "dev_limit": 2,
+                                       "max_length": 160, "learning_rate": 0.002}, "eval": {"limit": 2}}}
+    study.update(fields)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
+    return path
+
+
+def test_grid_expansion_overrides_and_left_out_pairs(tmp_path):
+    path = write_study(
+        tmp_path, datasets=["gad", "biosses"], models=[TINY_LLAMA, MINILM],
+        methods=["zero_shot", {"name": "few_shot", "params": {"shots": 2}},
+                 {"name": "few_shot", "label": "few_shot_knn", "params": {"shots": 2, "selection": "knn"}}, "lora"],
+        seeds=[0, 1, 2],
+        overrides={"dataset": {"biosses": {"eval": {"limit": 20}}},
+                   "method": {"lora": {"training": {"learning_rate": 0.01}}},
+                   "model": {"minilm": {"training": {"batch_size": 8}}},
+                   "seed": {"2": {"training": {"max_steps": 3}}}},
+    )
+    study, cells, left_out = load_study(path)
+    # per dataset: llama: zero_shot x1 seed + few_shot x3 + few_shot_knn x3 + lora x3 = 10; minilm: lora x3
+    assert len(cells) == 2 * (10 + 3)
+    assert sorted(left_out) == sorted(["minilm x zero_shot (sequence_classification)",
+                                       "minilm x few_shot (sequence_classification)",
+                                       "minilm x few_shot_knn (sequence_classification)",
+                                       "minilm x zero_shot (regression)", "minilm x few_shot (regression)",
+                                       "minilm x few_shot_knn (regression)"])
+    by_id = {c.cell_id: c.experiment for c in cells}
+    assert by_id["biosses__tiny-llama__lora__s0"].eval.limit == 20
+    assert by_id["gad__tiny-llama__lora__s0"].eval.limit == 2
+    assert by_id["gad__minilm__lora__s1"].training.learning_rate == 0.01
+    assert by_id["gad__minilm__lora__s1"].training.batch_size == 8
+    assert by_id["gad__tiny-llama__lora__s2"].training.max_steps == 3
+    assert by_id["gad__tiny-llama__lora__s1"].training.max_steps == 2
+    assert by_id["gad__tiny-llama__few_shot_knn__s1"].method.params["selection"] == "knn"
+    assert len({c.cell_id for c in cells}) == len(cells)
+    assert len({c.config_hash for c in cells}) == len(cells)
+
+
+def test_blurb_expands_to_13_datasets(tmp_path):
+    _, cells, _ = load_study(write_study(tmp_path, datasets="blurb"))
+    assert len({c.dataset for c in cells}) == 13
+
+
+@pytest.mark.parametrize("fields,needles", [
+    ({"datasets": ["gad", "gadd"]}, ["study.yaml:", "datasets.1", "unknown dataset 'gadd'", "blurb"]),
+    ({"methods": ["lora", "lorra"]}, ["methods.1", "unknown method 'lorra'", "qlora"]),
+    ({"models": [dict(TINY_LLAMA, family="rnn")]}, ["models.0.family", "unknown model family 'rnn'", "encoder"]),
+    ({"seeds": []}, ["field 'seeds'", "empty"]),
+    ({"methods": []}, ["field 'methods'", "empty"]),
+    ({"overrides": {"size": {}}}, ["overrides", "unknown axis 'size'"]),
+    ({"defaults": {"training": {"max_steps": "many"}}}, ["cell gad__tiny-llama__lora__s0", "training.max_steps"]),
+    ({"store": "postgresql://nobody@127.0.0.1:1/none"}, ["cannot open the results store"]),
+])
+def test_bad_study_file_is_a_clear_error_and_writes_nothing(tmp_path, fields, needles):
+    path = write_study(tmp_path, **fields)
+    r = subprocess.run([sys.executable, "-m", "biotune", "study", str(path)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert not (tmp_path / "study").exists()
+
+
+def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_dir):
+    path = write_study(tmp_path, methods=["zero_shot", "lora"], seeds=[0, 1], data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    assert len(cells) == 3  # zero_shot once, lora per seed
+    first = run_study(study, cells)
+    assert first == {"cells": 3, "ran": 3, "failed": 0, "skipped": 0, "already_done": 0}
+    store = Store(study.store_url)
+    rows = store.rows("t")
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}
+    for r in rows:
+        assert r["config_hash"] and r["versions"] and r["score"] is not None and r["finished_at"]
+    second = run_study(study, cells)
+    assert second["ran"] == 0 and second["already_done"] == 3
+    assert len(store.rows("t")) == 3
+
+
+def test_results_export(tmp_path, data_dir):
+    path = write_study(tmp_path, data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    run_study(study, cells)
+    for fmt in ("csv", "parquet"):
+        out = tmp_path / f"results.{fmt}"
+        r = subprocess.run([sys.executable, "-m", "biotune", "results", "export", "--store", study.store_url,
+                            "--format", fmt, "-o", str(out)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        import pandas as pd
+
+        df = pd.read_csv(out) if fmt == "csv" else pd.read_parquet(out)
+        assert len(df) == 1 and {"dataset", "method", "score", "resources.trainable_params"} <= set(df.columns)
+
+
+KEYS = [("gad", "m", f"method{i}", s) for i in range(20) for s in range(2)]
+
+
+def _worker(url, name, queue):
+    store = Store(url)
+    mine = []
+    for key in KEYS:
+        if store.claim("concurrent", key, worker=name):
+            store.finish("concurrent", key, {"metrics": {"score": 1.0}, "resources": {}, "task": "relation"},
+                         {"output_dir": name}, "hash", None)
+            mine.append(key)
+    queue.put((name, mine))
+
+
+def test_two_concurrent_workers_lose_and_duplicate_no_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    Store(url)  # create the schema once
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    workers = [ctx.Process(target=_worker, args=(url, f"w{i}", queue)) for i in range(2)]
+    for w in workers:
+        w.start()
+    claimed = dict(queue.get(timeout=300) for _ in workers)
+    for w in workers:
+        w.join(timeout=60)
+        assert w.exitcode == 0
+    rows = Store(url).rows("concurrent")
+    assert len(rows) == len(KEYS)
+    assert {(r["dataset"], r["model"], r["method"], r["seed"]) for r in rows} == set(KEYS)
+    assert all(r["status"] == "done" for r in rows)
+    # every cell run by exactly one worker, and recorded by that worker
+    a, b = (set(claimed[w]) for w in ("w0", "w1"))
+    assert not a & b and a | b == set(KEYS)
+    assert all(r["output_dir"] == r["worker"] for r in rows)
