@@ -164,6 +164,27 @@ def study_cmd(
         raise typer.Exit(1)
 
 
+@app.command("report")
+def report_cmd(
+    study_file: str = typer.Argument(..., help="The study YAML (its name, store and output folder)."),
+    memory_budgets: str = typer.Option("2048,8192,inf", help="Peak-memory budgets in MB for the recommendations."),
+    time_budgets: str = typer.Option("300,3600,inf", help="Training-time budgets in seconds."),
+    samples: int = typer.Option(1000, help="Bootstrap resamples."),
+) -> None:
+    """Write report.html (self-contained: tables, Pareto plots, significance, recommendations) and report.md."""
+    from .report.build import build_report
+    from .study.grid import load_study
+
+    study, _, _ = load_study(study_file)
+    try:
+        mem = [float(x) for x in memory_budgets.split(",")]
+        sec = [float(x) for x in time_budgets.split(",")]
+    except ValueError:
+        raise BiotuneError("--memory-budgets / --time-budgets: comma-separated numbers or inf") from None
+    result = build_report(study.store_url, study.name, study.out, mem, sec, samples)
+    out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
+
+
 results_app = typer.Typer(help="The results store.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
 

@@ -92,6 +92,8 @@ class Experiment:
         model, self.tokenizer = self.family.load(cfg.model, self.spec, self.head, self.device, load_dtype,
                                                  quantization, cfg.seed)
         self.base_weight_bytes = weight_bytes(model)
+        if not method.trains:
+            model.requires_grad_(False)  # in-context methods train nothing
         self.model = method.apply(model, self.family, self.head, self.params)
         self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
         if method.trains:

@@ -4,7 +4,8 @@
                    (encoder_input(example): what an encoder reads)
     target(example)                                        the answer text fine-tuning trains on / shots show
     parse(text, example) -> Parsed                         generated text back to the metric's structure
-    score(examples, predictions) -> dict                   the dataset's official BLURB rule (x100)
+    score(examples, predictions) -> dict                   the dataset's official BLURB rule (x100);
+                                                           score_gold(golds, predictions, ids) from files
 
 Label-choice task types (relation, QA, HoC labels) also give `choice_queries()`: questions whose answer is one
 of a few option texts, so a model can be scored by option log-likelihood instead of free generation.
@@ -73,6 +74,10 @@ class Task:
 
     def score(self, examples: Sequence[dict], predictions: Sequence[Any]) -> dict:
         """Returns at least {"score": x100 official metric}."""
+        return self.score_gold([self.gold(e) for e in examples], predictions, [e["id"] for e in examples])
+
+    def score_gold(self, golds: Sequence[Any], predictions: Sequence[Any], ids: Sequence[str]) -> dict:
+        """The same from gold answers (as `gold` gives them) and example ids: what a predictions file holds."""
         raise NotImplementedError
 
     # -- option log-likelihood ---------------------------------------------------------------------

@@ -40,10 +40,8 @@ class DocClassificationTask(Task):
     def gold(self, example: dict) -> list[str]:
         return list(example["labels"])
 
-    def score(self, examples, predictions) -> dict:
-        m = metrics.doc_label_micro_f1(
-            [e["id"] for e in examples], [self.gold(e) for e in examples], predictions, self.spec.labels
-        )
+    def score_gold(self, golds, predictions, ids) -> dict:
+        m = metrics.doc_label_micro_f1(ids, golds, predictions, self.spec.labels)
         return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
 
     # option log-likelihood: one yes/no question per hallmark

@@ -70,8 +70,8 @@ class PicoTask(Task):
     def gold(self, example: dict) -> list[str]:
         return list(example["tags"])
 
-    def score(self, examples, predictions) -> dict:
-        gold = [self.gold(e) for e in examples]
+    def score_gold(self, golds, predictions, ids) -> dict:
+        gold = golds
         word = metrics.word_macro_f1(gold, predictions, CLASSES)
         span = metrics.span_macro_f1(gold, predictions, CLASSES)
         return {

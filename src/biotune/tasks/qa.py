@@ -38,8 +38,8 @@ class QaTask(Task):
     def gold(self, example: dict) -> str:
         return example["answer"]
 
-    def score(self, examples, predictions) -> dict:
-        m = metrics.accuracy([self.gold(e) for e in examples], predictions)
+    def score_gold(self, golds, predictions, ids) -> dict:
+        m = metrics.accuracy(golds, predictions)
         return {"score": 100 * m["accuracy"], "accuracy": 100 * m["accuracy"]}
 
     def choice_queries(self) -> list[ChoiceQuery]:

@@ -42,8 +42,8 @@ class RelationTask(Task):
     def gold(self, example: dict) -> str:
         return example["label"]
 
-    def score(self, examples, predictions) -> dict:
-        m = metrics.relation_micro_f1([self.gold(e) for e in examples], predictions, self.spec.negative)
+    def score_gold(self, golds, predictions, ids) -> dict:
+        m = metrics.relation_micro_f1(golds, predictions, self.spec.negative)
         return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
 
     def choice_queries(self) -> list[ChoiceQuery]:

@@ -1,0 +1,102 @@
+"""The report: bootstrap on hand-made cases with known answers, Pareto fronts, and a report built from a real
+small study whose numbers equal the store's."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from biotune.report import stats
+from biotune.report.build import build_report
+from biotune.study.grid import load_study
+from biotune.study.runner import run_study
+from biotune.study.store import Store
+
+
+def _accuracy(correct):
+    correct = np.asarray(correct, dtype=float)
+    return lambda idx: 100 * correct[np.asarray(idx)].mean()
+
+
+def test_bootstrap_identical_systems_differ_by_nothing():
+    a = _accuracy([1, 0, 1, 1, 0] * 20)
+    r = stats.paired_bootstrap(a, a, 100, samples=500)
+    assert r == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_value": 1.0, "significant": False}
+
+
+def test_bootstrap_a_system_right_everywhere_the_other_is_wrong():
+    r = stats.paired_bootstrap(_accuracy([1] * 50), _accuracy([0] * 50), 50, samples=500)
+    assert (r["diff"], r["ci_low"], r["ci_high"], r["p_value"], r["significant"]) == (100.0, 100.0, 100.0, 0.0, True)
+
+
+def test_bootstrap_interval_matches_the_normal_approximation():
+    # A right on all 400, B right on half: the per-example difference is 1 or 0 with p = 1/2, so the resampled
+    # mean difference has sd 0.5 / sqrt(400) = 0.025 -> 95% interval 50 +- 4.9 points
+    rng = np.random.default_rng(1)
+    b = rng.permutation([1] * 200 + [0] * 200)
+    r = stats.paired_bootstrap(_accuracy([1] * 400), _accuracy(b), 400, samples=4000, seed=3)
+    assert r["diff"] == pytest.approx(50.0)
+    assert r["ci_low"] == pytest.approx(50 - 4.9, abs=0.8) and r["ci_high"] == pytest.approx(50 + 4.9, abs=0.8)
+    assert r["significant"] and r["p_value"] == 0.0
+
+
+def test_bootstrap_no_real_difference_is_not_significant():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    r = stats.paired_bootstrap(_accuracy(a), _accuracy(b), 200, samples=2000)
+    assert r["ci_low"] < 0 < r["ci_high"] or r["diff"] == 0
+    assert not r["significant"] and r["p_value"] > 0.05
+
+
+def test_pareto_front():
+    #        cost, score
+    pts = [(1, 50), (2, 40), (3, 70), (4, 70), (5, 90), (0.5, 10)]
+    assert sorted(stats.pareto_front(pts)) == [0, 2, 4, 5]
+
+
+def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
+    import yaml
+
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump({
+        "name": "r", "datasets": ["gad", "biosses"], "output_dir": str(tmp_path / "study"), "data_dir": str(data_dir),
+        "models": [{"name": "tiny-bert", "family": "encoder", "path": "minilm", "random_init": {
+            "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "max_position_embeddings": 512}}],
+        "methods": ["lora", "fft"], "seeds": [0, 1],
+        "defaults": {"training": {"max_steps": 3, "batch_size": 4, "train_limit": 8, "dev_limit": 4,
+                                  "max_length": 128, "learning_rate": 0.002}, "eval": {"limit": 12}},
+    }))
+    study, cells, _ = load_study(study_file)
+    assert run_study(study, cells)["ran"] == 8
+    result = build_report(study.store_url, study.name, study.out, samples=200)
+    rows = Store(study.store_url).rows("r", "done")
+    # per-dataset means and stds are the store's scores, aggregated over the seeds
+    agg = result["aggregate"]
+    for (dataset, method), want in _by(rows).items():
+        got = agg[(agg.dataset == dataset) & (agg.method == method)].iloc[0]
+        assert got.score_mean == pytest.approx(np.mean(want))
+        assert got.score_std == pytest.approx(np.std(want, ddof=1))
+    # BLURB per (model, method): per seed the mean over the two task types, then the mean over seeds
+    blurb = result["blurb"].set_index("method")
+    for method in ("lora", "fft"):
+        per_seed = [np.mean([r["score"] for r in rows if r["method"] == method and r["seed"] == s]) for s in (0, 1)]
+        assert blurb.loc[method, "blurb_mean"] == pytest.approx(np.mean(per_seed))
+    # the same numbers are printed in the page and the Markdown, and the page is self-contained
+    page = (study.out / "report.html").read_text()
+    md = (study.out / "report.md").read_text()
+    for (dataset, method), want in _by(rows).items():
+        cell = f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}"
+        assert cell in page and cell in md
+    assert page.count("<svg") == 3
+    assert not re.search(r"""(src|href)=["']https?://""", page)
+    assert len(result["significance"]) == 2  # lora vs fft on each dataset
+    assert set(result["recommendations"].task) == {"relation", "similarity"}
+
+
+def _by(rows):
+    out = {}
+    for r in rows:
+        out.setdefault((r["dataset"], r["method"]), []).append(r["score"])
+    return out
