@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-from pathlib import Path
 
 import torch
 
@@ -16,6 +13,7 @@ from biotune.errors import BiotuneError
 from biotune.registry import Registry
 
 from .aliases import ModelRef, resolve
+from .cache import save_model_folder
 
 
 class ModelFamily:
@@ -85,15 +83,7 @@ class ModelFamily:
             for k, v in self.head_kwargs(head, spec).items():
                 setattr(config, k, v)
             torch.manual_seed(seed)
-            model = self.auto_class(head).from_config(config)
-            tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            try:
-                os.replace(tmp, folder)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
+            save_model_folder(self.auto_class(head).from_config(config), tokenizer, folder)
         return str(folder)
 
     def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -13,6 +11,7 @@ from biotune.data.location import cache_dir
 from biotune.errors import BiotuneError
 
 from .aliases import ModelRef
+from .cache import save_model_folder
 
 
 def _gguf_cache(ref: ModelRef) -> Path:
@@ -38,14 +37,7 @@ def materialize(ref: ModelRef) -> str:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        os.replace(tmp, target)
-    except OSError:  # another process got there first
-        shutil.rmtree(tmp, ignore_errors=True)
+    save_model_folder(model, tokenizer, target)
     return str(target)
 
 

@@ -90,6 +90,19 @@ class Task:
         return self.parse(chosen[0], example)
 
 
+class TokenTaggingTask(Task):
+    """Task types on token/tag examples (NER, PICO): the model reads the sentence, scores are per token."""
+
+    def render_input(self, example: dict) -> str:
+        return " ".join(example["tokens"])
+
+    def encoder_input(self, example: dict) -> list[str]:
+        return list(example["tokens"])
+
+    def gold(self, example: dict) -> list[str]:
+        return list(example["tags"])
+
+
 TASKS: Registry[type[Task]] = Registry("task type")
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from biotune import metrics
 
-from .base import TASKS, Parsed, Task, clean_output
+from .base import TASKS, Parsed, TokenTaggingTask, clean_output
 from .mentions import mentions_text, place, spans_from_tags, split_mentions
 
 
 @TASKS.register("ner")
-class NerTask(Task):
+class NerTask(TokenTaggingTask):
     name = "ner"
     metric = "entity-level micro F1"
     max_new_tokens = 96
@@ -19,9 +19,6 @@ class NerTask(Task):
             f"Extract every {self.spec.entity} mention from the sentence. Copy each mention exactly as it is "
             "written in the sentence and separate mentions with '; '. If there is none, answer 'none'."
         )
-
-    def render_input(self, example: dict) -> str:
-        return " ".join(example["tokens"])
 
     def target(self, example: dict) -> str:
         spans = spans_from_tags(example["tags"], ("B", "I"))
@@ -36,12 +33,6 @@ class NerTask(Task):
             tags[s:e] = ["B"] + ["I"] * (e - s - 1)
         ok = bool(clean_output(text)) and (not mentions or not_found < len(mentions))
         return Parsed(tags, ok)
-
-    def encoder_input(self, example: dict):
-        return list(example["tokens"])
-
-    def gold(self, example: dict) -> list[str]:
-        return list(example["tags"])
 
     def score_gold(self, golds, predictions, ids) -> dict:
         m = metrics.entity_f1(golds, predictions)

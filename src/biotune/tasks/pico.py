@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from biotune import metrics
 
-from .base import TASKS, Parsed, Task, clean_output
+from .base import TASKS, Parsed, TokenTaggingTask, clean_output
 from .mentions import mentions_text, place, spans_from_tags, split_mentions
 
 CLASSES = ("I-PAR", "I-INT", "I-OUT")
 
 
 @TASKS.register("pico")
-class PicoTask(Task):
+class PicoTask(TokenTaggingTask):
     name = "pico"
     metric = "word-level macro F1 (P, I, O)"
     max_new_tokens = 128
@@ -32,9 +32,6 @@ class PicoTask(Task):
             "Answer with exactly three lines:\n"
             + "\n".join(f"{n}: <spans separated by '; ', or none>" for n in names.values())
         )
-
-    def render_input(self, example: dict) -> str:
-        return " ".join(example["tokens"])
 
     def target(self, example: dict) -> str:
         lines = []
@@ -64,16 +61,9 @@ class PicoTask(Task):
         ok = n_lines > 0 and (n_mentions == 0 or n_not_found < n_mentions)
         return Parsed(tags, ok)
 
-    def encoder_input(self, example: dict):
-        return list(example["tokens"])
-
-    def gold(self, example: dict) -> list[str]:
-        return list(example["tags"])
-
     def score_gold(self, golds, predictions, ids) -> dict:
-        gold = golds
-        word = metrics.word_macro_f1(gold, predictions, CLASSES)
-        span = metrics.span_macro_f1(gold, predictions, CLASSES)
+        word = metrics.word_macro_f1(golds, predictions, CLASSES)
+        span = metrics.span_macro_f1(golds, predictions, CLASSES)
         return {
             "score": 100 * word["f1"],
             **{k: 100 * v for k, v in word.items()},
