@@ -111,6 +111,21 @@ def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
     return plots
 
 
+def _budget(v: float, unit: str) -> str:
+    return "any" if v == float("inf") else f"≤ {v:,.0f} {unit}"
+
+
+def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (task, mem), g in rec.groupby(["task", "memory_budget_mb"], sort=False):
+        row = {"task": task, "memory": _budget(mem, "MB")}
+        for _, r in g.iterrows():
+            row[f"time {_budget(r.time_budget_s, 's')}"] = (
+                f"{r.model} / {r.method} ({r.score:.1f})" if r.method is not None else "nothing fits")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
     """(HTML, Markdown) of a DataFrame."""
     fmt = fmt or {}
@@ -149,10 +164,8 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
         ("Method vs method: paired bootstrap (95% interval of score(a) − score(b); * = excludes 0)",
          _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns="significant") if len(sig) else sig,
                 {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.3f}"})),
-        ("Recommendation: best method per task type under memory and time budgets",
-         _table(rec, {"memory_budget_mb": lambda v: "any" if v == float("inf") else f"{v:,.0f}",
-                      "time_budget_s": lambda v: "any" if v == float("inf") else f"{v:,.0f}",
-                      "score": f2})),
+        ("Recommendation: best model/method per task type (rows: peak-memory budget; columns: training-time "
+         "budget; mean score over the task type's datasets)", _table(_recommendation_grid(rec))),
     ]
     out_dir = Path(out_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
