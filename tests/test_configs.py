@@ -12,6 +12,19 @@ from biotune.train import run_experiment
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
 EXPERIMENTS = [p for p in CONFIGS if p.parent.name in ("causal", "seq2seq", "glm", "encoder")]
+STUDIES = [p for p in CONFIGS if p not in EXPERIMENTS]
+
+
+def test_every_shipped_yaml_is_an_experiment_or_a_study():
+    assert STUDIES and all(p.parent.name == "studies" or p.name == "demo.yaml" for p in STUDIES)
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_shipped_study_expands(path):
+    from biotune.study.grid import load_study
+
+    study, cells, _ = load_study(path)
+    assert cells and len({c.cell_id for c in cells}) == len(cells)
 
 
 def test_configs_are_laid_out_by_family_model_method():
