@@ -145,7 +145,6 @@ def test_encoder_heads(dataset, head, method, tmp_path, data_dir):
 def test_prefix_tuned_generation_uses_the_prefix(tmp_path, data_dir):
     """peft 0.21 + transformers 5 `generate` drops a learned prefix; biotune's inference must not."""
     from biotune import inference
-    from biotune.models.causal import load_tokenizer  # noqa: F401  (the tokenizer the tiny model uses)
 
     exp = Experiment(experiment_config("causal", "prefix", tmp_path), progress=False)
     exp.setup()

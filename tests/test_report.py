@@ -1,7 +1,6 @@
 """The report: bootstrap on hand-made cases with known answers, Pareto fronts, and a report built from a real
 small study whose numbers equal the store's."""
 
-import json
 import re
 
 import numpy as np

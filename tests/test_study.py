@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from biotune.errors import BiotuneError
 from biotune.study.grid import load_study
 from biotune.study.runner import run_study
 from biotune.study.store import Store

@@ -10,7 +10,7 @@ the input first; if it is still too long with no shot, the input itself is cut a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 

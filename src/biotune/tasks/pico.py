@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from biotune import metrics
 
-from .base import TASKS, Parsed, TokenTaggingTask, clean_output
+from .base import TASKS, Parsed, TokenTaggingTask
 from .mentions import mentions_text, place, spans_from_tags, split_mentions
 
 CLASSES = ("I-PAR", "I-INT", "I-OUT")
