@@ -199,6 +199,7 @@ def _trainer(exp: Experiment):
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
+        prediction_loss_only=True,  # dev selection needs the loss only: never gather full-vocabulary logits
         bf16=exp.use_bf16,
         use_cpu=exp.device.type == "cpu",
         activation_checkpointing=t.gradient_checkpointing,
