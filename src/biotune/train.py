@@ -212,13 +212,19 @@ def _trainer(exp: Experiment):
         dataloader_num_workers=0,
     )
 
-    class _Tokens(TrainerCallback):  # tokens seen by this process (a resumed run starts from the checkpoint's)
+    class _Meter(TrainerCallback):
+        """Tokens seen and dev-evaluation time in this process (a resumed run starts from the checkpoint's)."""
+
         start = 0
+        eval_seconds = 0.0
 
         def on_train_begin(self, args, state, control, **kw):
             self.start = state.num_input_tokens_seen
 
-    tokens = _Tokens()
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
+
+    tokens = _Meter()
     trainer = Trainer(
         model=exp.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
         data_collator=collator, processing_class=tokenizer, callbacks=[tokens],
@@ -236,13 +242,16 @@ def _train(exp: Experiment) -> dict:
         trainer.train(resume_from_checkpoint=resume)
     final = exp.out / "final"
     trainer.save_model(str(final))
-    seen = trainer.state.num_input_tokens_seen - trainer.biotune_tokens.start
+    meter = trainer.biotune_tokens
+    seen = trainer.state.num_input_tokens_seen - meter.start
+    step_seconds = max(timer.seconds - meter.eval_seconds, 1e-9)  # without the dev evaluations
     history = trainer.state.log_history
     return {
         "resources": {
-            "train_seconds": round(timer.seconds, 3),
+            "train_seconds": round(timer.seconds, 3),  # wall time of training, dev evaluations included
+            "dev_eval_seconds": round(meter.eval_seconds, 3),
             "train_tokens": int(seen),
-            "train_tokens_per_s": round(seen / timer.seconds, 2) if timer.seconds else None,
+            "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
             "train_peak_memory_bytes": mem.peak_bytes,
             "adapter_bytes": dir_size(final, weights_only=True),
         },
