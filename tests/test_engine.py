@@ -142,21 +142,34 @@ def test_encoder_heads(dataset, head, method, tmp_path, data_dir):
     assert all(type(r["prediction"]) is type(r["gold"]) for r in rows)
 
 
-def test_prefix_tuned_generation_uses_the_prefix(tmp_path, data_dir):
-    """peft 0.21 + transformers 5 `generate` drops a learned prefix; biotune's inference must not."""
+@pytest.mark.parametrize("method", ["prefix", "ptuning", "prompt_tuning"])
+def test_soft_prompt_generation_decodes_what_the_model_predicts(method, tmp_path, data_dir):
+    """peft 0.21 + transformers 5 `generate` drops a learned prefix and drifts from the forward pass with
+    virtual tokens; biotune's generation must equal greedy decoding by the trained model's forward pass."""
     from biotune import inference
 
-    exp = Experiment(experiment_config("causal", "prefix", tmp_path), progress=False)
+    exp = Experiment(experiment_config("causal", method, tmp_path), progress=False)
     exp.setup()
+    torch.manual_seed(0)
     with torch.no_grad():
-        exp.model.prompt_encoder["default"].embedding.weight.normal_(0, 5)
+        for q in exp.model.parameters():
+            if q.requires_grad:
+                q.normal_(0, 2)
     exp.model.eval()
-    prompts = ["Is aspirin a drug?", "Name a gene."]
-    with_prefix = inference.generate(exp.model, exp.tokenizer, prompts, 8, progress=False)
+    tok = exp.tokenizer
+    prompts = ["Is aspirin a drug?", "Name a gene that is linked to breast cancer."]
+    got = inference.generate(exp.model, tok, prompts, 8, progress=False)
+    for prompt, text in zip(prompts, got):  # reference: one prompt at a time, full forward pass per token
+        ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        new = []
+        stops = set(inference.stop_token_ids(tok))
+        with torch.no_grad():
+            for _ in range(8):
+                nxt = int(exp.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1].argmax())
+                new.append(nxt)
+                if nxt in stops:
+                    break
+                ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
+        assert text == tok.decode(new, skip_special_tokens=True)
     with exp.model.disable_adapter():
-        without = inference.generate(exp.model, exp.tokenizer, prompts, 8, progress=False)
-        plain = exp.model.generate  # the library path, for contrast
-        ids = exp.tokenizer(prompts[0], return_tensors="pt")
-        base_out = plain(**ids, max_new_tokens=8, do_sample=False)
-    assert with_prefix != without
-    assert without[0] == exp.tokenizer.decode(base_out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert inference.generate(exp.model, tok, prompts, 8, progress=False) != got  # the soft prompt matters

@@ -53,8 +53,10 @@ def generate(
                 ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
                 mask[row, width - len(encoded[i]) :] = 1
             ids, mask = ids.to(device), mask.to(device)
-            if _is_prefix_tuned(model):
-                new = _greedy_without_cache(model, ids, mask, max_new_tokens, stops, pad)
+            if _is_prompt_learning(model):  # one prompt at a time: no padding between soft prompt and input
+                new = [_greedy_without_cache(model, ids[r : r + 1, width - len(encoded[i]) :],
+                                             mask[r : r + 1, width - len(encoded[i]) :],
+                                             max_new_tokens, stops, pad)[0] for r, i in enumerate(idx)]
             else:
                 out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                      do_sample=False, eos_token_id=stops, pad_token_id=pad)
@@ -65,15 +67,14 @@ def generate(
     return outputs
 
 
-def _is_prefix_tuned(model) -> bool:
-    config = getattr(model, "active_peft_config", None)
-    return config is not None and getattr(config.peft_type, "value", config.peft_type) == "PREFIX_TUNING"
-
-
 def _greedy_without_cache(model, ids, mask, max_new_tokens: int, stops: list[int], pad: int) -> torch.Tensor:
-    """Greedy decoding by full forward passes. With peft 0.21 and transformers 5, `generate` on a
-    prefix-tuned model drops the learned prefix (the model's own cache wins over peft's past_key_values),
-    while the forward pass keeps it; this loop is slower but decodes with the prefix."""
+    """Greedy decoding by full forward passes, for soft-prompt models (P-tuning, prompt tuning, prefix tuning).
+    With peft 0.21 and transformers 5, `generate` on these models does not decode what the trained model
+    predicts: on a prefix-tuned model it drops the learned prefix (the model's own cache wins over peft's
+    past_key_values), and with virtual tokens its cached steps drift from the full forward pass after a token
+    or two. Recomputing the whole sequence each step is slower, but it is exactly the model that was trained.
+    Called with one unpadded prompt: left padding would sit between the soft prompt and the input and move
+    them apart (the positions a soft prompt is seen from are not those of training)."""
     enc_dec = model.config.is_encoder_decoder
     batch = ids.shape[0]
     stop = torch.tensor(stops, device=ids.device)
