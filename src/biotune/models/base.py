@@ -19,7 +19,6 @@ from .cache import save_model_folder
 class ModelFamily:
     name = ""
     generative = True  # writes its answers as text (prompts, parsers); False: task heads (encoders)
-    heads: tuple[str, ...] = ("lm",)
     peft_task_type = "CAUSAL_LM"
     config_class = None  # transformers config class used for `random_init`
     head_modules: tuple[str, ...] = ()  # task-head modules, trained in full by PEFT methods
@@ -62,14 +61,19 @@ class ModelFamily:
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
 
+    def random_config_class(self, fields: dict):
+        """The config class a `random_init` block builds (a family may pick it from, and pop, a field)."""
+        return self.config_class
+
     def random_config(self, mcfg, tokenizer):
         fields = dict(mcfg.random_init)
+        config_class = self.random_config_class(fields)
         fields.setdefault("vocab_size", len(tokenizer))
         for name in ("pad_token_id", "eos_token_id", "bos_token_id"):
             value = getattr(tokenizer, name, None)
             if value is not None:
                 fields.setdefault(name, value)
-        return self.config_class(**fields)
+        return config_class(**fields)
 
     def checkpoint(self, mcfg, tokenizer, head: str, spec, seed: int) -> str:
         """A folder `from_pretrained` loads: the resolved model, or a random-init model saved once."""

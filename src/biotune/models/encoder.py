@@ -33,7 +33,6 @@ def label_list(spec) -> list[str]:
 class EncoderFamily(ModelFamily):
     name = "encoder"
     generative = False
-    heads = tuple(sorted(set(HEAD_OF_TASK.values())))
     head_modules = ("classifier",)
 
     def peft_task_type_for(self, head: str) -> str:

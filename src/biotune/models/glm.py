@@ -18,16 +18,10 @@ class GlmFamily(ModelFamily):
 
         return GlmConfig
 
-    def random_config(self, mcfg, tokenizer):
-        fields = dict(mcfg.random_init)
-        variant = fields.pop("variant", "glm")  # glm or glm4
+    def random_config_class(self, fields: dict):
         from transformers import Glm4Config, GlmConfig
 
-        cls = Glm4Config if variant == "glm4" else GlmConfig
-        fields.setdefault("vocab_size", len(tokenizer))
-        fields.setdefault("pad_token_id", tokenizer.pad_token_id)
-        fields.setdefault("eos_token_id", tokenizer.eos_token_id)
-        return cls(**fields)
+        return Glm4Config if fields.pop("variant", "glm") == "glm4" else GlmConfig  # random_init.variant
 
     def auto_class(self, head: str):
         from transformers import AutoModelForCausalLM
