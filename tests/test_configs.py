@@ -12,11 +12,29 @@ from biotune.train import run_experiment
 
 CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
 EXPERIMENTS = [p for p in CONFIGS if p.parent.name in ("causal", "seq2seq", "glm", "encoder")]
-STUDIES = [p for p in CONFIGS if p not in EXPERIMENTS]
+ACCELERATE = [p for p in CONFIGS if p.parent.name == "distributed"]
+STUDIES = [p for p in CONFIGS if p not in EXPERIMENTS and p not in ACCELERATE]
 
 
-def test_every_shipped_yaml_is_an_experiment_or_a_study():
+def test_every_shipped_yaml_is_an_experiment_a_study_or_an_accelerate_config():
     assert STUDIES and all(p.parent.name == "studies" or p.name == "demo.yaml" for p in STUDIES)
+    assert {p.stem for p in ACCELERATE} >= {"ddp_cpu", "ddp_gpu", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
+
+
+@pytest.mark.parametrize("path", ACCELERATE, ids=[p.stem for p in ACCELERATE])
+def test_shipped_accelerate_config_loads(path):
+    """Read by accelerate's own config loader, as `accelerate launch --config_file` reads it."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(path))
+    assert cfg.num_processes >= 2 and cfg.num_machines == 1
+    kind = path.stem.split("_")[0]
+    expected = {"ddp": "MULTI_GPU", "fsdp": "FSDP", "deepspeed": "DEEPSPEED"}[kind]
+    assert str(cfg.distributed_type).endswith(expected)
+    if kind == "fsdp":
+        assert cfg.fsdp_config["fsdp_version"] == 2
+    if kind == "deepspeed":
+        assert cfg.deepspeed_config["zero_stage"] in (2, 3)
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])

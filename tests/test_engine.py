@@ -157,8 +157,8 @@ def test_soft_prompt_generation_decodes_what_the_model_predicts(method, tmp_path
                 q.normal_(0, 2)
     exp.model.eval()
     tok = exp.tokenizer
-    prompts = ["Is aspirin a drug?", "Name a gene that is linked to breast cancer."]
-    got = inference.generate(exp.model, tok, prompts, 8, progress=False)
+    prompts = ["Is aspirin a drug?", "Name a gene that is linked to breast cancer.", "Dose?"]
+    got = inference.generate(exp.model, tok, prompts, 8, progress=False)  # one batch, left-padded
     for prompt, text in zip(prompts, got):  # reference: one prompt at a time, full forward pass per token
         ids = tok(prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
         new = []

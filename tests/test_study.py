@@ -1,5 +1,6 @@
 """The study: grid expansion and overrides, the results store (reruns, concurrent workers), bad study files."""
 
+import json
 import multiprocessing as mp
 import subprocess
 import sys
@@ -154,3 +155,53 @@ def test_two_concurrent_workers_lose_and_duplicate_no_rows(tmp_path):
     a, b = (set(claimed[w]) for w in ("w0", "w1"))
     assert not a & b and a | b == set(KEYS)
     assert all(r["output_dir"] == r["worker"] for r in rows)
+
+
+def test_a_model_can_run_only_some_of_the_methods(tmp_path):
+    path = write_study(tmp_path, models=[TINY_LLAMA, dict(MINILM, methods=["fft"])], methods=["lora", "fft"])
+    _, cells, _ = load_study(path)
+    assert sorted((c.model, c.method) for c in cells) == [("minilm", "fft"), ("tiny-llama", "fft"),
+                                                            ("tiny-llama", "lora")]
+    bad = write_study(tmp_path, models=[dict(MINILM, methods=["qlora"])], methods=["lora", "fft"])
+    with pytest.raises(Exception, match=r"models\.0\.methods\.0.*'qlora' is not one of the study's methods"):
+        load_study(bad)
+
+
+def test_a_failing_cell_is_recorded_with_its_log_and_the_study_goes_on(tmp_path, data_dir):
+    # the zero-shot cell reads its data from an empty folder: it fails inside its process, the next one runs
+    (tmp_path / "empty").mkdir()
+    path = write_study(tmp_path, datasets=["gad"], methods=["zero_shot", "lora"], data_dir=str(data_dir),
+                       overrides={"method": {"zero_shot": {"data_dir": str(tmp_path / "empty")}}})
+    study, cells, _ = load_study(path)
+    result = run_study(study, cells)
+    assert result["failed"] == 1 and result["ran"] == 1
+    failed = Store(study.store_url).rows("t", "failed")
+    assert len(failed) == 1 and failed[0]["method"] == "zero_shot"
+    log = Path(study.out / "cells" / "gad__tiny-llama__zero_shot__s0" / "run.log")
+    assert f"(log: {log})" in failed[0]["error"] and log.is_file() and "Traceback" in log.read_text()
+
+
+def test_ray_executor_fans_cells_out_to_workers_that_write_the_store(tmp_path, data_dir):
+    pytest.importorskip("ray")
+    path = write_study(tmp_path, datasets=["gad", "biosses"], methods=["zero_shot", "lora"], seeds=[0, 1],
+                       data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    assert len(cells) == 6
+    driver = subprocess.Popen([sys.executable, "-m", "biotune", "study", str(path), "--executor", "ray",
+                               "--cpus-per-cell", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path)
+    stdout, stderr = driver.communicate(timeout=900)
+    assert driver.returncode == 0, stderr[-3000:]
+    assert "6 cells run, 0 already done, 0 failed" in stdout
+    rows = Store(study.store_url).rows("t")
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"done"}
+    assert len({(r["dataset"], r["model"], r["method"], r["seed"]) for r in rows}) == 6
+    # written by the Ray workers (their own processes), not by the driver
+    workers = {row["worker"].rsplit(":", 1)[1] for row in rows}
+    assert workers and str(driver.pid) not in workers
+    # the rows are the cells' own metrics files, and a rerun on the local executor has nothing left to do
+    for row in rows:
+        summary = json.loads((Path(row["output_dir"]) / "metrics.json").read_text())
+        assert row["score"] == summary["metrics"]["score"]
+    again = run_study(study, cells)
+    assert again["ran"] == 0 and again["already_done"] == 6

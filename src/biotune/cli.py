@@ -117,13 +117,15 @@ def run_cmd(
 ) -> None:
     """Train (or not, for zero-/few-shot) and score one experiment; rerun to resume after a kill."""
     from .config import load_experiment, parse_overrides
-    from .train import output_dir as out_of, run_experiment
 
     overrides = parse_overrides(set_)
     if output_dir:
         overrides["output_dir"] = output_dir
     cfg = load_experiment(experiment, overrides)
+    from .train import output_dir as out_of, run_experiment
     summary = run_experiment(cfg, progress=progress)
+    if summary is None:  # a non-main process of a multi-process run: the main one reports
+        return
     m, r = summary["metrics"], summary["resources"]
     table = Table(title=f"{summary['name']}")
     for col in ("dataset", "model", "method", "metric", "score", "trainable params", "peak mem (MB)", "train s", "tokens/s"):
@@ -140,6 +142,11 @@ def run_cmd(
 def study_cmd(
     study_file: str = typer.Argument(..., help="Study YAML (see configs/demo.yaml)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and exit."),
+    executor: str = typer.Option("local", help="local: cells one after another here; ray: fan out over a Ray cluster."),
+    ray_address: Optional[str] = typer.Option(None, help="With --executor ray: a running cluster ('auto' or host:port); default: start Ray locally."),
+    cpus_per_cell: float = typer.Option(1, help="With --executor ray: CPUs each cell reserves (its torch threads)."),
+    gpus_per_cell: float = typer.Option(0, help="With --executor ray: GPUs each cell reserves."),
+    report: bool = typer.Option(True, help="Write the report (biotune report) when the cells are done."),
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
     from .study.grid import load_study
@@ -157,9 +164,15 @@ def study_cmd(
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")
         return
-    result = run_study(study, cells)
+    if executor not in ("local", "ray"):
+        raise BiotuneError(f"--executor {executor!r}: valid: local, ray")
+    options = ({"address": ray_address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}
+               if executor == "ray" else {})
+    result = run_study(study, cells, executor=executor, **options)
     out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
               f"{result['skipped']} taken by another worker; results in {study.store_url}")
+    if report:
+        _write_report(study)
     if result["failed"]:
         raise typer.Exit(1)
 
@@ -167,21 +180,27 @@ def study_cmd(
 @app.command("report")
 def report_cmd(
     study_file: str = typer.Argument(..., help="The study YAML (its name, store and output folder)."),
-    memory_budgets: str = typer.Option("2048,8192,inf", help="Peak-memory budgets in MB for the recommendations."),
-    time_budgets: str = typer.Option("300,3600,inf", help="Training-time budgets in seconds."),
-    samples: int = typer.Option(1000, help="Bootstrap resamples."),
+    memory_budgets: Optional[str] = typer.Option(None, help="Peak-memory budgets in MB for the recommendations, e.g. 2048,8192,inf (default: the study file's report.memory_budgets_mb)."),
+    time_budgets: Optional[str] = typer.Option(None, help="Training-time budgets in seconds, e.g. 300,3600,inf (default: report.time_budgets_s)."),
+    samples: Optional[int] = typer.Option(None, help="Bootstrap resamples (default: report.bootstrap_samples)."),
 ) -> None:
     """Write report.html (self-contained: tables, Pareto plots, significance, recommendations) and report.md."""
-    from .report.build import build_report
     from .study.grid import load_study
 
     study, _, _ = load_study(study_file)
+    _write_report(study, memory_budgets, time_budgets, samples)
+
+
+def _write_report(study, memory_budgets: str | None = None, time_budgets: str | None = None,
+                  samples: int | None = None) -> None:
+    from .report.build import build_report
+
     try:
-        mem = [float(x) for x in memory_budgets.split(",")]
-        sec = [float(x) for x in time_budgets.split(",")]
+        mem = [float(x) for x in memory_budgets.split(",")] if memory_budgets else study.report.memory_budgets_mb
+        sec = [float(x) for x in time_budgets.split(",")] if time_budgets else study.report.time_budgets_s
     except ValueError:
         raise BiotuneError("--memory-budgets / --time-budgets: comma-separated numbers or inf") from None
-    result = build_report(study.store_url, study.name, study.out, mem, sec, samples)
+    result = build_report(study.store_url, study.name, study.out, mem, sec, samples or study.report.bootstrap_samples)
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 
 
@@ -244,6 +263,11 @@ def _one_line(e: ValidationError) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import logging
+
+    # bitsandbytes warns at import, on every CPU with AVX512-BF16, that its optional hub-downloaded CPU 4-bit kernel
+    # (the `kernels` package) is absent; its built-in kernel is what runs. Not a user error: keep stderr for those.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         app(args=argv, standalone_mode=False)
     except click.exceptions.Exit as e:

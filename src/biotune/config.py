@@ -34,6 +34,9 @@ class ModelConfig(_Strict):
     trust_remote_code: bool = False  # only for checkpoints whose code lives on the hub (old ChatGLM)
     head: str | None = None  # encoder heads: token_classification, sequence_classification, multi_label, regression
     dtype: str = "auto"  # weights/compute dtype: auto, float32, bfloat16, float16
+    # attention kernel: auto = eager while training on CPU (its backward is faster there than SDPA's, measured in
+    # benchmarks/), SDPA for prediction and on GPUs; or eager, sdpa, flash_attention_2 (GPU, if installed)
+    attn_implementation: str = "auto"
 
     @field_validator("family")
     @classmethod
@@ -70,6 +73,11 @@ class TrainingConfig(_Strict):
     save_steps: int | None = Field(None, ge=1)
     save_total_limit: int = Field(2, ge=1)
     logging_steps: int = Field(10, ge=1)
+    # decoder-only models: the LM head runs at the answer positions only (not over the whole prompt), the same
+    # loss; off = the library's full-sequence logits (kept to check the fast path against)
+    logits_at_answers: bool = True
+    # batches of similar lengths (less padding); off = plain random order
+    group_by_length: bool = True
     max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
     train_split: Split = "train"  # another split here makes the result not comparable to BLURB
     train_limit: int | None = Field(None, ge=1)

@@ -53,7 +53,9 @@ def generate(
                 ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
                 mask[row, width - len(encoded[i]) :] = 1
             ids, mask = ids.to(device), mask.to(device)
-            if _is_prompt_learning(model):  # one prompt at a time: no padding between soft prompt and input
+            if _has_virtual_tokens(model) and decoder_only:  # batched, cached, positions as in training
+                new = _greedy_virtual_tokens(model, ids, mask, max_new_tokens, stops, pad)
+            elif _is_prompt_learning(model):  # one prompt at a time: no padding between soft prompt and input
                 new = [_greedy_without_cache(model, ids[r : r + 1, width - len(encoded[i]) :],
                                              mask[r : r + 1, width - len(encoded[i]) :],
                                              max_new_tokens, stops, pad)[0] for r, i in enumerate(idx)]
@@ -65,6 +67,56 @@ def generate(
                 outputs[i] = tokenizer.decode(new[row], skip_special_tokens=True)
             bar.update(len(idx))
     return outputs
+
+
+def _has_virtual_tokens(model) -> bool:
+    """P-tuning and prompt tuning: a learned soft prompt in front of the input embeddings (prefix tuning is not:
+    its prompt lives in every layer's keys and values)."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or getattr(model, "_adapters_disabled", False):  # inside peft's disable_adapter()
+        return False
+    return str(config.peft_type).rsplit(".", 1)[-1] in ("P_TUNING", "PROMPT_TUNING")
+
+
+@torch.inference_mode()
+def _greedy_virtual_tokens(model, ids, mask, max_new_tokens: int, stops: list[int], pad: int) -> torch.Tensor:
+    """Greedy decoding with a KV cache for decoder-only P-tuning / prompt-tuning models, a left-padded batch at
+    a time. It builds what peft's forward builds ([soft prompt][input] as input embeddings, the mask extended
+    over the soft prompt) and puts the padding in front of the soft prompt, with position ids counted from the
+    first real position, so every row sees exactly the positions of training (soft prompt at 0). Each step then
+    feeds one token through the cache. Equal to `_greedy_without_cache` (tested), at the cost of one pass per
+    token instead of one pass over the whole sequence per token."""
+    batch, width = ids.shape
+    base = model.get_base_model()
+    embeds = model.word_embeddings(ids)
+    prompts = model.get_prompt(batch_size=batch).to(embeds.dtype)
+    n_virtual = prompts.shape[1]
+    real = mask.sum(dim=1)
+    # left padding moves in front of the soft prompt: [pad][soft prompt][input]
+    inputs = torch.zeros(batch, n_virtual + width, embeds.shape[-1], dtype=embeds.dtype, device=embeds.device)
+    full_mask = torch.zeros(batch, n_virtual + width, dtype=mask.dtype, device=mask.device)
+    for r in range(batch):
+        start = width - int(real[r])
+        inputs[r, start : start + n_virtual] = prompts[r]
+        inputs[r, start + n_virtual :] = embeds[r, start:]
+        full_mask[r, start:] = 1
+    positions = (full_mask.cumsum(dim=1) - 1).clamp(min=0)
+    stop = torch.tensor(stops, device=ids.device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=ids.device)
+    out = base(inputs_embeds=inputs, attention_mask=full_mask, position_ids=positions, use_cache=True)
+    cache, next_pos, new = out.past_key_values, positions[:, -1:] + 1, []
+    logits = out.logits[:, -1]
+    for step in range(max_new_tokens):
+        token = torch.where(finished, torch.full_like(finished, pad, dtype=torch.long), logits.argmax(-1))
+        new.append(token)
+        finished |= torch.isin(token, stop)
+        if finished.all() or step == max_new_tokens - 1:
+            break
+        full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], dim=1)
+        out = base(input_ids=token[:, None], attention_mask=full_mask, position_ids=next_pos, past_key_values=cache,
+                   use_cache=True)
+        cache, next_pos, logits = out.past_key_values, next_pos + 1, out.logits[:, -1]
+    return torch.stack(new, dim=1)
 
 
 def _greedy_without_cache(model, ids, mask, max_new_tokens: int, stops: list[int], pad: int) -> torch.Tensor:

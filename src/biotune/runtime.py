@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
@@ -22,9 +23,21 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def world_size() -> int:
+    """Processes in this training job (>1 under `accelerate launch` / torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        # one GPU per process under accelerate launch / torchrun
+        return torch.device(f"cuda:{os.environ['LOCAL_RANK']}" if "LOCAL_RANK" in os.environ else "cuda")
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise BiotuneError(f"--device {requested}: CUDA is not available on this machine; use --device cpu or auto")
     return torch.device(requested)
@@ -42,3 +55,19 @@ def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def attention_for(device: torch.device, training: bool, requested: str = "auto") -> str | None:
+    """The attention implementation to load a model with (None: the library's default, SDPA)."""
+    if requested != "auto":
+        return requested
+    return "eager" if training and device.type == "cpu" else None
+
+
+def set_attention(model, implementation: str) -> None:
+    """Switch a loaded model (or the base model under a peft wrapper) to another attention implementation."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        base.set_attn_implementation(implementation)
+    except (ValueError, ImportError, AttributeError):  # the architecture has no such kernel: keep what it has
+        pass

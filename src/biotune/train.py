@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from transformers import Trainer
 
 from . import __version__
 from .config import ExperimentConfig
@@ -26,7 +27,8 @@ from .models import FAMILIES
 from .models.encoder import label_list
 from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
-from .runtime import cpu_has_bf16, dtype_name, pick_device, pick_dtype
+from .runtime import (attention_for, cpu_has_bf16, dtype_name, is_main_process, pick_device, pick_dtype,
+                      set_attention, world_size)
 from .tasks import task_for
 
 
@@ -75,13 +77,14 @@ class Experiment:
             load_split(cfg.dataset, "dev", cfg.data_dir)
         load_split(cfg.dataset, cfg.eval.split, cfg.data_dir)
         # trained weights stay fp32 (bf16 autocast computes); weights that never train (in-context methods, the
-        # frozen non-4-bit part of a QLoRA base) are stored in the compute dtype
+        # frozen base under an adapter, the non-4-bit part of a QLoRA base) are stored in the compute dtype:
+        # cast once here, not by autocast in every op, and half the memory
         if not method.trains:
             load_dtype = pick_dtype(self.device, cfg.model.dtype)
-        elif method.quantized:
-            load_dtype = self.compute_dtype
-        else:
+        elif method.trains_base:
             load_dtype = torch.float32
+        else:
+            load_dtype = self.compute_dtype
         quantization = (method.quantization_config(self.params, self.compute_dtype, self.family)
                         if method.quantized else None)
 
@@ -89,12 +92,20 @@ class Experiment:
 
         set_seed(cfg.seed)
         _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
+        self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
         model, self.tokenizer = self.family.load(cfg.model, self.spec, self.head, self.device, load_dtype,
-                                                 quantization, cfg.seed)
+                                                 quantization, cfg.seed, self.attention)
         self.base_weight_bytes = weight_bytes(model)
         if not method.trains:
             model.requires_grad_(False)  # in-context methods train nothing
         self.model = method.apply(model, self.family, self.head, self.params)
+        for p in self.model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
+            if p.requires_grad and p.dtype != torch.float32:
+                p.data = p.data.float()
+        if method.trains and self.use_bf16:
+            from .kernels import keep_input_dtype
+
+            keep_input_dtype(self.model)  # autocast computes the adapters in bf16 anyway
         self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
         if method.trains:
             self.build_trainer()
@@ -109,6 +120,11 @@ class Experiment:
 
     def predict(self) -> tuple[dict, list[dict]]:
         self.model.eval()
+        from .kernels import keep_input_dtype
+
+        keep_input_dtype(self.model, keep=False)  # no autocast from here: peft casts for the adapters again
+        if self.attention != attention_for(self.device, False, self.cfg.model.attn_implementation):
+            set_attention(self.model, "sdpa")  # trained with eager on CPU; SDPA predicts faster (benchmarks/)
         with Timer() as t_eval, PeakMemory(self.device) as mem_eval:
             result, rows = _predict(self)
         self.resources.update(eval_seconds=round(t_eval.seconds, 3), eval_peak_memory_bytes=mem_eval.peak_bytes,
@@ -139,14 +155,18 @@ class Experiment:
         return summary
 
 
-def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict:
+def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict | None:
+    """Run one experiment. Under `accelerate launch` every process trains (DDP / FSDP / DeepSpeed, as the
+    accelerate config says) and the main process alone predicts, scores and writes; the others return None."""
     out = output_dir(cfg)
     if (out / "metrics.json").is_file():
         _log(f"{out}/metrics.json exists: experiment already finished")
         return json.loads((out / "metrics.json").read_text())
-    exp = Experiment(cfg, progress)
+    exp = Experiment(cfg, progress and is_main_process())
     exp.setup()
     exp.train()
+    if not is_main_process():
+        return None
     return exp.write(*exp.predict())
 
 
@@ -160,16 +180,19 @@ def _bf16(cfg: ExperimentConfig, device: torch.device) -> bool:
 
 def _trainer(exp: Experiment):
     from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, TrainerCallback, TrainingArguments
 
     cfg, t, tokenizer, task = exp.cfg, exp.cfg.training, exp.tokenizer, exp.task
     train_ex = _examples(cfg.dataset, t.train_split, t.train_limit, cfg.data_dir)
     dev_ex = _examples(cfg.dataset, "dev", t.dev_limit, cfg.data_dir)
+    loss_func = None
     if exp.family.generative:
         enc_dec = bool(exp.model.config.is_encoder_decoder)
         train_f = generative_features(task, tokenizer, train_ex, t.max_length, enc_dec)
         dev_f = generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec)
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+        if t.logits_at_answers and _answer_logits_supported(exp):
+            collator, loss_func = _AnswerPositions(collator), answer_loss
     else:
         labels = label_list(exp.spec)
         train_f = encoder_features(task, tokenizer, train_ex, exp.head, labels, t.max_length)
@@ -210,6 +233,9 @@ def _trainer(exp: Experiment):
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        # several processes on CPU (accelerate launch --cpu): gloo; on GPUs the default (nccl)
+        ddp_backend="gloo" if exp.device.type == "cpu" and world_size() > 1 else None,
     )
 
     class _Meter(TrainerCallback):
@@ -225,12 +251,75 @@ def _trainer(exp: Experiment):
             self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
 
     tokens = _Meter()
-    trainer = Trainer(
+    trainer = _CountingTrainer(
         model=exp.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
-        data_collator=collator, processing_class=tokenizer, callbacks=[tokens],
+        data_collator=collator, processing_class=tokenizer, callbacks=[tokens], compute_loss_func=loss_func,
     )
     trainer.biotune_tokens = tokens
     return trainer, train_f
+
+
+class _CountingTrainer(Trainer):
+    """HF Trainer whose training batches also count the tokens the model computes on, padding included."""
+
+    padded_tokens = 0
+
+    def get_train_dataloader(self):
+        plain = self.data_collator
+
+        def counting(features):
+            batch = plain(features)
+            self.padded_tokens += int(batch["input_ids"].numel())
+            return batch
+
+        self.data_collator = counting
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = plain
+
+
+def _answer_logits_supported(exp: Experiment) -> bool:
+    """Decoder-only models whose forward takes `logits_to_keep` (transformers' causal LMs), without virtual
+    tokens in front of the input (which would shift the positions)."""
+    import inspect
+
+    if exp.model.config.is_encoder_decoder or exp.method.name in ("ptuning", "prompt_tuning", "prefix"):
+        return False
+    base = exp.model.get_base_model() if hasattr(exp.model, "get_base_model") else exp.model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+class _AnswerPositions:
+    """Adds `logits_to_keep` to a causal-LM batch: the positions whose next token is an answer token in any row
+    of the batch, so the LM head (a 576 x 49152 matmul for SmolLM2) and the cross-entropy skip the prompt."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        batch["logits_to_keep"] = _answer_positions(batch["labels"])
+        return batch
+
+
+def _answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    return (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
+
+
+def answer_loss(outputs, labels, num_items_in_batch=None):
+    """The causal-LM loss (next-token cross-entropy over the answer tokens) from logits kept at the answer
+    positions only; equals the library's loss on full logits (tested). Summed, then divided by the answer
+    tokens of the whole (accumulated, all-process) batch as transformers does, or of this batch."""
+    targets = labels[:, 1:][:, _answer_positions(labels).to(labels.device)]
+    logits = outputs.logits.float()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=-100, reduction="sum")
+    if num_items_in_batch is None:
+        num_items_in_batch = (targets != -100).sum()
+    if torch.is_tensor(num_items_in_batch):
+        num_items_in_batch = num_items_in_batch.to(loss.device)
+    return loss / num_items_in_batch
 
 
 def _train(exp: Experiment) -> dict:
@@ -251,9 +340,11 @@ def _train(exp: Experiment) -> dict:
             "train_seconds": round(timer.seconds, 3),  # wall time of training, dev evaluations included
             "dev_eval_seconds": round(meter.eval_seconds, 3),
             "train_tokens": int(seen),
+            "train_padded_tokens": trainer.padded_tokens,  # what the model computed on, padding included
             "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
             "train_peak_memory_bytes": mem.peak_bytes,
-            "adapter_bytes": dir_size(final, weights_only=True),
+            "adapter_bytes": dir_size(final, weights_only=True) if is_main_process() else None,
+            "processes": world_size(),  # peak memory is this (the main) process's
         },
         "train_examples": len(exp.train_features),
         "dev_examples": len(trainer.eval_dataset),

@@ -17,6 +17,7 @@ class Method:
     trains = True  # False: in-context methods (zero-/few-shot), evaluated without training
     deterministic = False  # True: the seed changes nothing (greedy zero-shot); a study runs one seed
     quantized = False  # the base model is loaded in 4-bit (QLoRA)
+    trains_base = False  # True: the base weights themselves train (FFT), so they are kept in fp32
     default_lr = 2e-4
     params_model: type[BaseModel] = NoParams
     families: tuple[str, ...] | None = None  # None: every family

@@ -7,6 +7,7 @@ from .base import Method, register
 
 @register
 class FullFineTuning(Method):
+    trains_base = True
     name = "fft"
     default_lr = 2e-5  # the usual range for full fine-tuning of LLMs and BERT (1e-5 .. 5e-5)
 

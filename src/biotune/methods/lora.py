@@ -14,6 +14,7 @@ class LoraParams(BaseModel):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"  # every linear layer but the output head
     use_rslora: bool = False
+    packed_dropout: bool = True  # biotune.kernels.PackedDropout (same dropout, a quarter of the random draws)
 
 
 def lora_config(family, head, params: LoraParams, use_dora: bool = False):
@@ -35,6 +36,14 @@ class Lora(PeftMethod):
 
     def peft_config(self, family, head, params, model):
         return lora_config(family, head, params)
+
+    def apply(self, model, family, head, params):
+        model = super().apply(model, family, head, params)
+        if params.packed_dropout:
+            from biotune.kernels import pack_dropouts
+
+            pack_dropouts(model)
+        return model
 
 
 @register

@@ -90,9 +90,12 @@ class ModelFamily:
             save_model_folder(self.auto_class(head).from_config(config), tokenizer, folder)
         return str(folder)
 
-    def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0):
+    def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0,
+             attn_implementation: str | None = None):
         """(model, tokenizer) on `device`. `quantization`: a transformers BitsAndBytesConfig (QLoRA)."""
         kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, **self.head_kwargs(head, spec)}
+        if attn_implementation:
+            kwargs["attn_implementation"] = attn_implementation
         if quantization is not None:
             kwargs.update(quantization_config=quantization, device_map={"": device})
         try:

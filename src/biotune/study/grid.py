@@ -12,6 +12,8 @@
       method: {fft: {training: {learning_rate: 1.0e-5}}}
       model: {smollm2: {eval: {batch_size: 16}}}
 
+A model entry may list `methods: [fft]` to run only those of the study's methods (e.g. a BERT baseline).
+
 A (model, method) pair the method does not fit (zero-shot on an encoder) is left out of the grid and listed;
 a deterministic method (zero-shot) runs for the first seed only.
 """
@@ -36,6 +38,7 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())  # the rest are ModelConfig fields
     name: str
     family: str
+    methods: list[str] | None = None  # only these of the study's methods (by key) for this model
 
 
 class MethodEntry(BaseModel):
@@ -47,6 +50,14 @@ class MethodEntry(BaseModel):
     @property
     def key(self) -> str:
         return self.label or self.name
+
+
+class ReportSettings(BaseModel):
+    """What `biotune report` (and the end of `biotune study`) uses unless its options say otherwise."""
+    model_config = ConfigDict(extra="forbid")
+    memory_budgets_mb: list[float] = Field(default_factory=lambda: [2048, 8192, float("inf")])
+    time_budgets_s: list[float] = Field(default_factory=lambda: [300, 3600, float("inf")])
+    bootstrap_samples: int = Field(1000, ge=100)
 
 
 class StudyConfig(BaseModel):
@@ -61,6 +72,7 @@ class StudyConfig(BaseModel):
     store: str | None = None  # SQLAlchemy URL; default sqlite:///<output_dir>/results.sqlite
     output_dir: str | None = None  # default runs/<name>
     data_dir: str | None = None
+    report: ReportSettings = Field(default_factory=ReportSettings)
 
     @field_validator("datasets", "models", "methods", "seeds")
     @classmethod
@@ -172,6 +184,11 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     for i, m in enumerate(methods):
         if m.name not in METHODS:
             fail(["methods", i], f"unknown method {m.name!r}; valid: {', '.join(METHODS.names())}")
+    keys = [m.key for m in methods]
+    for i, m in enumerate(study.models):
+        for j, k in enumerate(m.methods or []):
+            if k not in keys:
+                fail(["models", i, "methods", j], f"{k!r} is not one of the study's methods; valid: {', '.join(keys)}")
     names = [m.name for m in study.models]
     if len(set(names)) != len(names):
         fail(["models"], "two models share a name; give each a distinct `name`")
@@ -182,6 +199,8 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             family = FAMILIES.get(model.family)
             head = family.head_for(DATASETS.get(dataset).task)
             for method in methods:
+                if model.methods is not None and method.key not in model.methods:
+                    continue
                 meth = METHODS.get(method.name)
                 if not meth.fits(family, head):
                     pair = f"{model.name} x {method.key}" + ("" if family.generative else f" ({head})")
@@ -195,7 +214,7 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
 
 
 def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEntry, seed: int, source: str) -> Cell:
-    model_fields = {k: v for k, v in model.model_dump().items() if k != "name"}
+    model_fields = {k: v for k, v in model.model_dump().items() if k not in ("name", "methods")}
     data = deep_merge(study.defaults, {
         "dataset": dataset, "model": model_fields, "method": {"name": method.name, "params": method.params},
         "seed": seed, "data_dir": study.data_dir,

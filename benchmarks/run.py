@@ -1,0 +1,460 @@
+"""biotune's speed, side by side with what users would run instead. One command:
+
+    python benchmarks/run.py                 # all sections (about 30 minutes on 2 CPU cores)
+    python benchmarks/run.py --quick         # smaller sizes, a few minutes: checks the benchmark runs
+    python benchmarks/run.py --only train,memory
+
+Each comparison runs both sides in this one invocation, on this machine, with the packaged SmolLM2-135M, the
+same data and seed, each side in its own process (peak RSS polled from outside, every 20 ms, the same way
+for both), and reports the ratio. Results: benchmarks/results/<machine>.json, and the table in BENCHMARKS.md
+(rendered from every JSON file in benchmarks/results/). Runs unchanged on a CUDA machine (device chosen at run
+time; peak memory is then CUDA max allocated as well as RSS).
+
+Sections
+  peak    bf16 and fp32 matmul peak of this machine (large torch.matmul loop)
+  train   LoRA training: `biotune run` vs benchmarks/baseline_lora.py (HF Trainer + PEFT, fp32 defaults) on the
+          same GAD examples, one epoch, batch 8: real and padded tokens/s, peak RSS, training loss, and the
+          answer loss of both trained adapters on the same held-out GAD dev examples (how "equal or better
+          loss" is checked); MFU = 4 * N * real tokens/s / measured bf16 peak
+  eval    zero-shot PubMedQA, the 500 test questions: `biotune eval` vs lm-evaluation-harness's own `pubmedqa`
+          task (HF backend, batch 8) pointed at the same questions: examples/s (evaluation only, model loading
+          timed apart) and accuracy
+  memory  LoRA vs QLoRA vs FFT training on the same batch: weight bytes (parameters and buffers as stored,
+          counted from the tensors) and peak RSS of the training process
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+# -- the machine ----------------------------------------------------------------------------------------
+def machine() -> dict:
+    import torch
+
+    cpu = platform.processor()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.+)", text).group(1).strip()
+        flags = re.search(r"flags\s*:\s*(.+)", text).group(1).split()
+    except (OSError, AttributeError):
+        flags = []
+    versions = {}
+    for lib in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "datasets", "lm_eval"):
+        try:
+            versions[lib] = __import__(lib).__version__
+        except Exception:  # noqa: BLE001
+            versions[lib] = None
+    import biotune
+
+    return {
+        "cpu": cpu, "cores": psutil.cpu_count(logical=True), "physical_cores": psutil.cpu_count(logical=False),
+        "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "versions": {"biotune": biotune.__version__, **versions},
+    }
+
+
+def machine_slug(info: dict) -> str:
+    name = info["gpu"] or info["cpu"]
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] + f"-{info['cores']}c"
+
+
+# -- running a side in its own process, peak RSS polled from outside ------------------------------------
+def run_measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
+    """Run `cmd`, polling the RSS of its whole process tree every 20 ms. Returns wall seconds and peak RSS."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
+        peak = 0
+        ps = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd[:4]))} ... failed (exit {proc.returncode}); see {log}")
+    return {"wall_seconds": round(seconds, 2), "peak_rss_bytes": peak}
+
+
+# -- peak matmul throughput -----------------------------------------------------------------------------
+def matmul_peak(seconds: float = 5.0, n: int = 2048) -> dict:
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    n = 8192 if device == "cuda" else n
+    out = {"n": n, "device": device}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        b = torch.randn(n, n, dtype=dtype, device=device)
+        for _ in range(3):  # warm-up
+            torch.matmul(a, b)
+        _sync(device)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.matmul(a, b)
+            count += 1
+            if device == "cuda" and count % 10 == 0:
+                _sync(device)
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        out[f"{name}_tflops"] = round(2 * n**3 * count / elapsed / 1e12, 4)
+    return out
+
+
+def _sync(device):
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+# -- LoRA training ---------------------------------------------------------------------------------------
+def model_dir() -> str:
+    """The packaged SmolLM2 as a plain HF folder (biotune's de-quantized cache), so both sides load the same
+    weights with from_pretrained."""
+    from biotune.models import resolve
+    from biotune.models.causal import materialize
+
+    return materialize(resolve("smollm2-135m"))
+
+
+def gad_texts(n: int, split: str, path: Path) -> list[dict]:
+    """GAD examples as (prompt, completion) texts, exactly what biotune trains on: the same examples (n spread
+    evenly over the split), the same chat-template prompt, the answer and the end-of-turn token."""
+    from transformers import AutoTokenizer
+
+    from biotune.data import get_spec, load_split
+    from biotune.evaluate import subset_indices
+    from biotune.prompting import PromptBuilder
+    from biotune.tasks import task_for
+
+    tok = AutoTokenizer.from_pretrained(model_dir())
+    task = task_for(get_spec("gad"))
+    ds = load_split("gad", split)
+    builder = PromptBuilder(tok, 512)
+    rows = []
+    for i in subset_indices(len(ds), n):
+        ex = ds[i]
+        target = task.target(ex)
+        reserve = len(tok(target, add_special_tokens=False)["input_ids"]) + 1
+        prompt = builder.build(task.instruction(), [], task.render_input(ex), reserve=reserve)
+        rows.append({"prompt": prompt.text, "completion": target + tok.eos_token})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def biotune_experiment(path: Path, out: Path, method: str, n: int, steps: int, extra: dict | None = None) -> None:
+    import yaml
+
+    exp = {
+        "name": f"bench-{method}", "dataset": "gad", "output_dir": str(out),
+        "model": {"family": "causal", "path": "smollm2-135m"},
+        "method": {"name": method, "params": {}},
+        "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
+                     "learning_rate": 2e-4, "save_steps": steps, "logging_steps": 1},
+        "eval": {"limit": 8},
+        "seed": 0,
+    }
+    for key, value in (extra or {}).items():
+        exp[key] = {**exp[key], **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+
+
+def answer_loss(adapter_dir: Path, data: Path, out: Path) -> float:
+    """Mean loss on the answer tokens of `data` for the base model + a trained LoRA adapter, computed the same
+    way (fp32, one example at a time) for both sides' adapters."""
+    code = r"""
+import json, sys, torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+base, adapter, data, out = sys.argv[1:5]
+tok = AutoTokenizer.from_pretrained(base)
+model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), adapter).eval()
+total, count = 0.0, 0
+with torch.no_grad():
+    for line in open(data):
+        row = json.loads(line)
+        p = tok(row["prompt"], add_special_tokens=False)["input_ids"]
+        a = tok(row["completion"], add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + a])
+        logits = model(input_ids=ids).logits[0, len(p) - 1 : -1].float()
+        total += torch.nn.functional.cross_entropy(logits, torch.tensor(a), reduction="sum").item()
+        count += len(a)
+json.dump({"answer_loss": total / count, "answer_tokens": count}, open(out, "w"))
+"""
+    subprocess.run([sys.executable, "-c", code, model_dir(), str(adapter_dir), str(data), str(out)], check=True,
+                   cwd=ROOT, capture_output=True)
+    return json.loads(out.read_text())["answer_loss"]
+
+
+def train_section(work: Path, n: int, dev_n: int, peak: dict) -> dict:
+    data, dev = work / "gad_train.jsonl", work / "gad_dev.jsonl"
+    gad_texts(n, "train", data)
+    gad_texts(dev_n, "dev", dev)
+    steps = n // 8
+
+    base_out = work / "baseline"
+    base_run = run_measured([sys.executable, "benchmarks/baseline_lora.py", model_dir(), str(data), str(base_out)],
+                            work / "baseline.log")
+    base = json.loads((base_out / "result.json").read_text())
+
+    exp, bio_out = work / "biotune_lora.yaml", work / "biotune"
+    biotune_experiment(exp, bio_out, "lora", n, steps)
+    bio_run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / "biotune.log")
+    bio = json.loads((bio_out / "metrics.json").read_text())
+    r = bio["resources"]
+    bio_train_s = r["train_seconds"] - r["dev_eval_seconds"]
+
+    sides = {
+        "baseline": {
+            "real_tokens": base["real_tokens"], "padded_tokens": base["padded_tokens"],
+            "train_seconds": round(base["train_seconds"], 2),
+            "real_tokens_per_s": round(base["real_tokens"] / base["train_seconds"], 1),
+            "padded_tokens_per_s": round(base["padded_tokens"] / base["train_seconds"], 1),
+            "peak_rss_bytes": base_run["peak_rss_bytes"], "steps": base["steps"],
+            "final_train_loss": base["loss_curve"][-1][1],
+            "mean_train_loss_last_quarter": _tail_mean(base["loss_curve"]),
+            "heldout_answer_loss": answer_loss(base_out / "adapter", dev, work / "baseline_dev.json"),
+            "dtype": base["dtype"],
+        },
+        "biotune": {
+            "real_tokens": r["train_tokens"], "padded_tokens": r.get("train_padded_tokens"),
+            "train_seconds": round(bio_train_s, 2),
+            "real_tokens_per_s": round(r["train_tokens"] / bio_train_s, 1),
+            "padded_tokens_per_s": round(r["train_padded_tokens"] / bio_train_s, 1)
+            if r.get("train_padded_tokens") else None,
+            "peak_rss_bytes": bio_run["peak_rss_bytes"], "steps": bio["training"]["steps"],
+            "final_train_loss": bio["training"]["loss_curve"][-1][1],
+            "mean_train_loss_last_quarter": _tail_mean(bio["training"]["loss_curve"]),
+            "heldout_answer_loss": answer_loss(bio_out / "final", dev, work / "biotune_dev.json"),
+            "dtype": bio["compute_dtype"],
+        },
+    }
+    n_params = bio["resources"]["total_params"]
+    for side in sides.values():
+        side["mfu_bf16"] = round(4 * n_params * side["real_tokens_per_s"] / (peak["bf16_tflops"] * 1e12), 4)
+        side["mfu_fp32"] = round(4 * n_params * side["real_tokens_per_s"] / (peak["fp32_tflops"] * 1e12), 4)
+    b, s = sides["biotune"], sides["baseline"]
+    return {
+        "examples": n, "steps": steps, "batch_size": 8, "heldout_examples": dev_n, "params": n_params,
+        "same_real_tokens": b["real_tokens"] == s["real_tokens"],
+        "sides": sides,
+        "ratio_real_tokens_per_s": round(b["real_tokens_per_s"] / s["real_tokens_per_s"], 2),
+        "ratio_peak_rss": round(b["peak_rss_bytes"] / s["peak_rss_bytes"], 2),
+        "loss_equal_or_better": b["heldout_answer_loss"] <= s["heldout_answer_loss"] * 1.01,
+    }
+
+
+def _tail_mean(curve: list) -> float:
+    tail = [loss for _, loss in curve[-max(1, len(curve) // 4):]]
+    return round(sum(tail) / len(tail), 4)
+
+
+# -- evaluation -------------------------------------------------------------------------------------------
+def pubmedqa_local(path: Path, n: int) -> list[str]:
+    """The BLURB PubMedQA test questions (n spread evenly; 500 = all) in the fields lm-eval's task reads."""
+    from biotune.data import load_split
+    from biotune.data.location import resolve_data_dir
+    from biotune.evaluate import subset_indices
+
+    ds = load_split("pubmedqa", "test")
+    ids = [ds[i]["id"] for i in subset_indices(len(ds), n)]
+    raw = json.loads((Path(resolve_data_dir(None)) / "pubmedqa" / "ori_pqal.json").read_text())
+    path.write_text("".join(json.dumps({"QUESTION": raw[i]["QUESTION"], "CONTEXTS": raw[i]["CONTEXTS"],
+                                        "final_decision": raw[i]["final_decision"], "pubid": i}) + "\n"
+                            for i in ids))
+    return ids
+
+
+LM_EVAL = r"""
+import json, sys, time
+from lm_eval import simple_evaluate
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+model_dir, data, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+start = time.perf_counter()
+lm = HFLM(pretrained=model_dir, batch_size=batch, device="cuda" if __import__("torch").cuda.is_available() else "cpu")
+load_s = time.perf_counter() - start
+# lm-eval's own pubmedqa task, with its dataset pointed at the local questions
+config = dict(TaskManager()._get_config("pubmedqa"))
+config.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"test": data}},
+              training_split=None, validation_split=None, test_split="test")
+start = time.perf_counter()
+res = simple_evaluate(model=lm, tasks=[config], batch_size=batch, log_samples=False)
+eval_s = time.perf_counter() - start
+r = res["results"]["pubmedqa"]
+json.dump({"accuracy": r["acc,none"], "n": res["n-samples"]["pubmedqa"]["effective"], "eval_seconds": eval_s,
+           "load_seconds": load_s, "dtype": str(lm.model.dtype)}, open(out, "w"))
+"""
+
+
+def eval_section(work: Path, n: int, scorings: list[str]) -> dict:
+    data = work / "pubmedqa_test.jsonl"
+    pubmedqa_local(data, n)
+    lm_out = work / "lm_eval.json"
+    lm_run = run_measured([sys.executable, "-c", LM_EVAL, model_dir(), str(data), str(lm_out), "8"],
+                          work / "lm_eval.log")
+    lm = json.loads(lm_out.read_text())
+    result = {"questions": n, "lm_eval": {**lm, "examples_per_s": round(lm["n"] / lm["eval_seconds"], 3),
+                                          "peak_rss_bytes": lm_run["peak_rss_bytes"]}}
+    for scoring in scorings:
+        out = work / f"biotune_eval_{scoring}"
+        run = run_measured([sys.executable, "-m", "biotune", "eval", "--model", "smollm2-135m", "--datasets",
+                            "pubmedqa", "--shots", "0", "--limit", str(n), "--batch-size", "8", "--scoring", scoring,
+                            "--output-dir", str(out), "--no-progress"], work / f"biotune_eval_{scoring}.log")
+        m = json.loads((out / "metrics.json").read_text())
+        d = m["datasets"]["pubmedqa"]
+        side = {"accuracy": d["score"] / 100, "n": d["n"], "n_unparsed": d.get("n_unparsed"),
+                "eval_seconds": d["eval_seconds"], "examples_per_s": round(d["n"] / d["eval_seconds"], 3),
+                "dtype": m["settings"]["dtype"], "peak_rss_bytes": run["peak_rss_bytes"]}
+        side["ratio_examples_per_s"] = round(side["examples_per_s"] / result["lm_eval"]["examples_per_s"], 2)
+        side["accuracy_equal_or_better"] = side["accuracy"] >= result["lm_eval"]["accuracy"]
+        result[f"biotune_{scoring}"] = side
+    return result
+
+
+# -- memory -------------------------------------------------------------------------------------------------
+def memory_section(work: Path, methods: list[str]) -> dict:
+    out = {}
+    for method in methods:
+        exp, run_dir = work / f"mem_{method}.yaml", work / f"mem_{method}"
+        biotune_experiment(exp, run_dir, method, 8, 2, {"training": {"learning_rate": None}})
+        run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"mem_{method}.log")
+        m = json.loads((run_dir / "metrics.json").read_text())
+        r = m["resources"]
+        out[method] = {"weight_bytes": r["weight_bytes"], "train_peak_rss_bytes": r["train_peak_memory_bytes"],
+                       "process_peak_rss_bytes": run["peak_rss_bytes"], "trainable_params": r["trainable_params"]}
+    if "qlora" in out and "lora" in out:
+        out["ratio_qlora_lora_weights"] = round(out["qlora"]["weight_bytes"] / out["lora"]["weight_bytes"], 3)
+    return out
+
+
+# -- the table ------------------------------------------------------------------------------------------------
+def render_markdown() -> str:
+    rows = []
+    for path in sorted(RESULTS.glob("*.json")):
+        res = json.loads(path.read_text())
+        rows.append(_table(res, path.name))
+    head = (ROOT / "benchmarks" / "BENCHMARKS.head.md").read_text() if (ROOT / "benchmarks" / "BENCHMARKS.head.md").exists() else ""
+    return head + "\n".join(rows)
+
+
+def _mb(b):
+    return f"{b / 2**20:,.0f} MB" if b else "-"
+
+
+def _table(res: dict, name: str) -> str:
+    m = res["machine"]
+    lines = [f"## {m['gpu'] or m['cpu']} ({m['cores']} cores) — `benchmarks/results/{name}`", "",
+             f"{res['finished_at']} · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
+             f" · peft {m['versions']['peft']} · lm-eval {m['versions'].get('lm_eval')} · command: `{res['command']}`", ""]
+    if "peak" in res:
+        p = res["peak"]
+        lines += [f"Measured matmul peak ({p['n']}x{p['n']}): bf16 {p['bf16_tflops'] * 1000:.0f} GFLOP/s, "
+                  f"fp32 {p['fp32_tflops'] * 1000:.0f} GFLOP/s.", ""]
+    if "train" in res:
+        t = res["train"]
+        b, s = t["sides"]["biotune"], t["sides"]["baseline"]
+        lines += [f"**LoRA training**, GAD, {t['examples']} examples, {t['steps']} steps of batch 8, same real "
+                  f"tokens on both sides: {t['same_real_tokens']}", "",
+                  "| | baseline (Trainer + PEFT) | biotune | ratio |", "|---|---|---|---|",
+                  f"| real tokens/s | {s['real_tokens_per_s']} | {b['real_tokens_per_s']} | **{t['ratio_real_tokens_per_s']}x** |",
+                  f"| padded tokens/s | {s['padded_tokens_per_s']} | {b['padded_tokens_per_s']} | |",
+                  f"| real / padded tokens | {s['real_tokens']} / {s['padded_tokens']} | {b['real_tokens']} / {b['padded_tokens']} | |",
+                  f"| peak RSS | {_mb(s['peak_rss_bytes'])} | {_mb(b['peak_rss_bytes'])} | {t['ratio_peak_rss']}x |",
+                  f"| final training loss (last quarter mean) | {s['final_train_loss']:.4f} ({s['mean_train_loss_last_quarter']}) | {b['final_train_loss']:.4f} ({b['mean_train_loss_last_quarter']}) | |",
+                  f"| held-out answer loss ({t['heldout_examples']} GAD dev) | {s['heldout_answer_loss']:.4f} | {b['heldout_answer_loss']:.4f} | equal or better: {t['loss_equal_or_better']} |",
+                  f"| MFU (4·N·tokens/s ÷ bf16 peak; ÷ fp32 peak) | {s['mfu_bf16']:.1%}; {s['mfu_fp32']:.1%} | {b['mfu_bf16']:.1%}; {b['mfu_fp32']:.1%} | |",
+                  f"| compute dtype | {s['dtype']} | {b['dtype']} | |", ""]
+    if "eval" in res:
+        e = res["eval"]
+        lm = e["lm_eval"]
+        lines += [f"**Zero-shot PubMedQA**, {e['questions']} test questions, batch 8", "",
+                  "| | examples/s | accuracy | eval seconds | dtype | ratio (examples/s) |", "|---|---|---|---|---|---|",
+                  f"| lm-eval `pubmedqa` (HF) | {lm['examples_per_s']} | {lm['accuracy']:.3f} | {lm['eval_seconds']:.1f} | {lm['dtype']} | 1 |"]
+        for k in ("biotune_likelihood", "biotune_generate"):
+            if k in e:
+                x = e[k]
+                lines.append(f"| biotune eval `--scoring {k.split('_')[1]}` | {x['examples_per_s']} | {x['accuracy']:.3f} "
+                             f"| {x['eval_seconds']:.1f} | {x['dtype']} | **{x['ratio_examples_per_s']}x** |")
+        lines.append("")
+    if "memory" in res:
+        mem = res["memory"]
+        lines += ["**Training memory**, the same batch (8 GAD examples, 2 steps)", "",
+                  "| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|"]
+        for k in ("lora", "qlora", "fft"):
+            if k in mem:
+                lines.append(f"| {k} | {_mb(mem[k]['weight_bytes'])} | {_mb(mem[k]['train_peak_rss_bytes'])} | "
+                             f"{mem[k]['trainable_params']:,} |")
+        if "ratio_qlora_lora_weights" in mem:
+            lines += ["", f"QLoRA / LoRA weight bytes: **{mem['ratio_qlora_lora_weights']}x**"]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default="peak,train,eval,memory")
+    ap.add_argument("--quick", action="store_true", help="small sizes: checks that everything runs")
+    ap.add_argument("--out", default=None, help="result JSON (default benchmarks/results/<machine>.json)")
+    ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    args = ap.parse_args()
+    sections = args.only.split(",")
+    info = machine()
+    out = Path(args.out) if args.out else RESULTS / f"{machine_slug(info)}{'-quick' if args.quick else ''}.json"
+    work = Path(args.work or tempfile.mkdtemp(prefix="biotune-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result.update(machine=info, command=" ".join(["python", "benchmarks/run.py", *sys.argv[1:]]))
+    if "peak" in sections or "train" in sections:
+        print("matmul peak ...", flush=True)
+        result["peak"] = matmul_peak(2.0 if args.quick else 5.0)
+        print(result["peak"], flush=True)
+    if "train" in sections:
+        print("LoRA training: baseline, then biotune ...", flush=True)
+        result["train"] = train_section(work, 32 if args.quick else 256, 16 if args.quick else 64, result["peak"])
+        print(json.dumps(result["train"], indent=1), flush=True)
+    if "eval" in sections:
+        print("PubMedQA zero-shot: lm-eval, then biotune ...", flush=True)
+        result["eval"] = eval_section(work, 24 if args.quick else 500, ["likelihood", "generate"])
+        print(json.dumps(result["eval"], indent=1), flush=True)
+    if "memory" in sections:
+        print("memory: LoRA, QLoRA, FFT ...", flush=True)
+        result["memory"] = memory_section(work, ["lora", "qlora", "fft"])
+        print(json.dumps(result["memory"], indent=1), flush=True)
+    result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(out)
+    if not args.quick:
+        (ROOT / "BENCHMARKS.md").write_text(render_markdown())
+    print(f"results: {out}" + ("" if args.quick else " and BENCHMARKS.md"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""`biotune study --executor ray`: the grid fanned out over a Ray cluster.
+
+Each cell is one Ray task; the task claims its cell in the results store, runs it (in its own process, as the
+local executor does) and writes its row there, so the store is the single source of truth whatever the number
+of workers, and a cell claimed by a live worker is never run twice. The driver only waits and shows progress.
+
+`--ray-address auto` joins a running cluster (`ray start --head` on one node, `ray start --address ...` on the
+others); without an address a local Ray is started on this machine. On a cluster the store must be reachable
+from every node (a PostgreSQL URL, or SQLite on a shared file system) and so must the data and output folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from biotune.data.location import resolve_data_dir
+from biotune.errors import BiotuneError
+
+from .grid import Cell, StudyConfig
+
+
+def _ray_task(study_name: str, store_url: str, cell: Cell, rev: str | None):
+    from .runner import run_claimed
+    from .store import Store, worker_id
+
+    status, detail = run_claimed(study_name, Store(store_url), cell, rev)
+    return status, detail, worker_id()
+
+
+def _absolute(study: StudyConfig, cell: Cell) -> Cell:
+    """Workers may start in another folder (or on another node): pin paths before the cell leaves."""
+    exp = cell.experiment.model_copy(update={
+        "output_dir": str(Path(cell.experiment.output_dir).resolve()),
+        "data_dir": resolve_data_dir(cell.experiment.data_dir),
+    })
+    return Cell(cell.dataset, cell.model, cell.method, cell.seed, exp)
+
+
+def _absolute_store(url: str) -> str:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    return url
+
+
+def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: Callable, describe: Callable,
+               address: str | None = None, cpus_per_cell: float = 1, gpus_per_cell: float = 0) -> list[str]:
+    """Run `cells` as Ray tasks; calls report(cell, status, detail) as each ends. Returns the workers seen."""
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise BiotuneError("--executor ray needs Ray: pip install 'biotune[ray]' (or pip install ray)") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:  # a local Ray on this machine; small object store, the tasks pass only summaries
+                ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise BiotuneError(f"--executor ray: cannot start or join Ray ({address or 'local'}): "
+                               f"{str(e).splitlines()[0]}") from None
+    try:
+        task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_ray_task)
+        url = _absolute_store(study.store_url)
+        pending = {task.remote(study.name, url, _absolute(study, c), rev): c for c in cells}
+        workers = []
+        describe(f"{len(pending)} cells on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    status, detail, worker = ray.get(ref)
+                except ray.exceptions.RayError as e:  # the worker died: the cell's claim lapses with it
+                    report(cell, "failed", f"Ray task failed: {str(e).splitlines()[0]}")
+                    continue
+                workers.append(worker)
+                report(cell, status, detail)
+            describe(f"{len(pending)} cells left on Ray")
+        return workers
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,116 @@
+"""The training fast paths give the results of the simple ones: the LM head at the answer positions only
+(same loss, same gradients, same predictions as full-sequence logits), frozen weights stored once in the compute
+dtype with fp32 trainable weights, and length-grouped batches (less padding, counted)."""
+
+import json
+
+import pytest
+import torch
+
+from biotune.config import validate_experiment
+from biotune.train import Experiment, _answer_positions, answer_loss, run_experiment
+
+from test_engine import TINY
+
+
+def config(tmp_path, name, method="lora", family="causal", params=None, **training):
+    return validate_experiment({
+        "dataset": "gad", "model": dict(TINY[family], family=family), "method": {"name": method, "params": params or {}},
+        "training": {"max_steps": 6, "batch_size": 4, "train_limit": 24, "dev_limit": 4, "logging_steps": 1,
+                     "learning_rate": 5e-3, "save_steps": 6, "max_length": 192, "bf16": False, **training},
+        "eval": {"limit": 6, "batch_size": 3}, "output_dir": str(tmp_path / name),
+    })
+
+
+@pytest.mark.parametrize("family", ["causal", "glm"])
+def test_answer_logits_give_the_library_loss_and_gradients(tmp_path, family):
+    # no LoRA dropout: the two passes below must see the same network
+    exp = Experiment(config(tmp_path, family, family=family, params={"dropout": 0.0}), progress=False)
+    exp.setup()
+    batch = next(iter(exp.trainer.get_train_dataloader()))
+    keep = batch.pop("logits_to_keep")
+    assert torch.equal(keep, _answer_positions(batch["labels"]))
+    assert 0 < len(keep) < batch["input_ids"].shape[1] // 2  # the prompt is most of the sequence
+    model = exp.model
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    full = model(**batch)  # the library: logits at every position, its own shifted cross-entropy
+    full_grads = torch.autograd.grad(full.loss, trainable)
+    labels = batch.pop("labels")
+    fast_out = model(**batch, logits_to_keep=keep)
+    assert fast_out.logits.shape[1] == len(keep)
+    fast = answer_loss(fast_out, labels)
+    fast_grads = torch.autograd.grad(fast, trainable)
+    assert fast.item() == pytest.approx(full.loss.item(), rel=1e-5)
+    for a, b in zip(full_grads, fast_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_and_simple_training_paths_give_the_same_predictions(tmp_path, data_dir):
+    fast = run_experiment(config(tmp_path, "fast"), progress=False)
+    simple = run_experiment(config(tmp_path, "simple", logits_at_answers=False), progress=False)
+    a, b = fast["training"]["loss_curve"], simple["training"]["loss_curve"]
+    assert [s for s, _ in a] == [s for s, _ in b]
+    for (_, x), (_, y) in zip(a, b):
+        assert x == pytest.approx(y, rel=1e-4)
+    preds = [[json.loads(line)["prediction"] for line in (tmp_path / n / "predictions.jsonl").open()]
+             for n in ("fast", "simple")]
+    assert preds[0] == preds[1] and len(preds[0]) == 6
+    assert fast["metrics"]["score"] == simple["metrics"]["score"]
+
+
+def test_frozen_weights_in_the_compute_dtype_trainable_ones_in_fp32(tmp_path):
+    exp = Experiment(config(tmp_path, "bf16", bf16=True), progress=False)
+    exp.setup()
+    dtypes = {(p.requires_grad, p.dtype) for p in exp.model.parameters()}
+    assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+    fft = Experiment(config(tmp_path, "fft", method="fft", bf16=True), progress=False)
+    fft.setup()  # full fine-tuning trains the base: fp32 master weights, bf16 autocast computes
+    assert {p.dtype for p in fft.model.parameters()} == {torch.float32}
+
+
+def test_length_grouping_cuts_padding_and_counts_it(tmp_path, data_dir):
+    runs = {}
+    for grouped in (True, False):
+        cfg = config(tmp_path, f"group-{grouped}", group_by_length=grouped, train_limit=64, max_steps=8,
+                     batch_size=8)
+        exp = Experiment(cfg, progress=False)
+        exp.setup()
+        exp.train()
+        runs[grouped] = exp.resources
+    for r in runs.values():
+        assert r["train_padded_tokens"] >= r["train_tokens"] > 0
+    assert runs[True]["train_tokens"] == runs[False]["train_tokens"]  # one epoch of the same 64 examples
+    assert runs[True]["train_padded_tokens"] < runs[False]["train_padded_tokens"]
+
+
+def test_packed_dropout_is_dropout():
+    from biotune.kernels import PackedDropout
+
+    drop = PackedDropout(0.05)
+    assert abs(drop.p - 0.05) < 1 / 65536
+    x = torch.ones(1000, 1000)
+    torch.manual_seed(0)
+    y = drop.train()(x)
+    dropped = (y == 0).float().mean().item()
+    sigma = (0.05 * 0.95 / x.numel()) ** 0.5
+    assert abs(dropped - drop.p) < 5 * sigma
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - drop.p)))
+    assert abs(y.mean().item() - 1.0) < 5e-3  # unbiased
+    rows = (y == 0).float().mean(dim=1)  # independent across the tensor, not one pattern repeated
+    assert rows.std().item() > 0 and len({tuple(r.nonzero().flatten()[:5].tolist()) for r in (y == 0)[:50]}) == 50
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(PackedDropout(0.0).train()(x), x)
+
+
+def test_lora_layers_use_packed_dropout(tmp_path):
+    from biotune.kernels import PackedDropout
+
+    exp = Experiment(config(tmp_path, "packed"), progress=False)
+    exp.setup()
+    drops = [m for m in exp.model.modules() if isinstance(m, PackedDropout)]
+    assert len(drops) == 7 * 2  # q, k, v, o, gate, up, down in each of the 2 layers
+    plain = Experiment(config(tmp_path, "plain", params={"packed_dropout": False}), progress=False)
+    plain.setup()
+    assert not any(isinstance(m, PackedDropout) for m in plain.model.modules())
