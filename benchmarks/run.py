@@ -355,11 +355,18 @@ def memory_section(work: Path, methods: list[str]) -> dict:
 
 # -- the table ------------------------------------------------------------------------------------------------
 def render_markdown() -> str:
-    rows = []
-    for path in sorted(RESULTS.glob("*.json")):
+    head_path = ROOT / "benchmarks" / "BENCHMARKS.head.md"
+    head = head_path.read_text() if head_path.exists() else "# Benchmarks\n\nLEVERS\n"
+    lever_rows = []
+    for path in sorted(RESULTS.glob("levers-*.json")):
         res = json.loads(path.read_text())
-        rows.append(_table(res, path.name))
-    head = (ROOT / "benchmarks" / "BENCHMARKS.head.md").read_text() if (ROOT / "benchmarks" / "BENCHMARKS.head.md").exists() else ""
+        where = res["machine"]["gpu"] or res["machine"]["cpu"]
+        for r in res["rows"]:
+            lever_rows.append(f"| {r['lever']} | {where} | {r['real_tokens_per_s']} real tokens/s "
+                              f"({r['speedup_vs_fp32']}x the fp32 row; {r['padded_tokens_per_s']} padded) |")
+    head = head.replace("LEVERS", "\n".join(lever_rows) or "| (run benchmarks/levers.py) | | |")
+    rows = [_table(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("*.json"))
+            if not p.name.startswith("levers-") and not p.stem.endswith("-quick")]
     return head + "\n".join(rows)
 
 

@@ -114,3 +114,24 @@ def test_lora_layers_use_packed_dropout(tmp_path):
     plain = Experiment(config(tmp_path, "plain", params={"packed_dropout": False}), progress=False)
     plain.setup()
     assert not any(isinstance(m, PackedDropout) for m in plain.model.modules())
+
+
+@pytest.mark.parametrize("options", [["yes", "no", "maybe"], ["chemical disease", "chemical gene", "none"]])
+def test_shared_prompt_option_scoring_equals_one_pass_per_option(tmp_path, options):
+    """Options that share their input (every single-token option) are scored from one pass over the prompt; the
+    log-probabilities equal those of a full forward pass per option (log-softmax over every position)."""
+    from biotune import inference
+
+    exp = Experiment(config(tmp_path, "score"), progress=False)
+    exp.setup()
+    model, tok = exp.model.eval(), exp.tokenizer
+    requests = [("Does aspirin treat headache? Answer:", options), ("Q: BRCA1 and cancer?\nA:", options)]
+    got = inference.option_logprobs(model, tok, requests, batch_size=2, progress=False)
+    with torch.no_grad():
+        for (prompt, opts), scores in zip(requests, got):
+            p = tok(prompt, add_special_tokens=False)["input_ids"]
+            for option, score in zip(opts, scores):
+                o = tok(option, add_special_tokens=False)["input_ids"]
+                logp = torch.log_softmax(model(input_ids=torch.tensor([p + o])).logits[0].float(), dim=-1)
+                ref = sum(logp[len(p) + k - 1, t].item() for k, t in enumerate(o))
+                assert score == pytest.approx(ref, abs=1e-4)

@@ -168,19 +168,68 @@ def option_logprobs(
         for option in options:
             pairs.append((r, p_ids, tokenizer(option, add_special_tokens=False)["input_ids"]))
     scores: list[float] = [0.0] * len(pairs)
-    order = _length_order([len(p) + len(o) for _, p, o in pairs])
-    score_batch = _seq2seq_batch if model.config.is_encoder_decoder else _decoder_batch
-    with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = [(pairs[i][1], pairs[i][2]) for i in idx]
-            for i, s in zip(idx, score_batch(model, tokenizer.pad_token_id, batch)):
-                scores[i] = s
-            bar.update(len(idx))
+    if not model.config.is_encoder_decoder and not _is_prompt_learning(model):
+        _shared_decoder_scores(model, tokenizer.pad_token_id, pairs, scores, batch_size, desc, progress)
+    else:
+        order = _length_order([len(p) + len(o) for _, p, o in pairs])
+        score_batch = _seq2seq_batch if model.config.is_encoder_decoder else _decoder_batch
+        with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
+            for start in range(0, len(order), batch_size):
+                idx = order[start : start + batch_size]
+                batch = [(pairs[i][1], pairs[i][2]) for i in idx]
+                for i, s in zip(idx, score_batch(model, tokenizer.pad_token_id, batch)):
+                    scores[i] = s
+                bar.update(len(idx))
     out: list[list[float]] = [[] for _ in requests]
     for (r, _, _), s in zip(pairs, scores):
         out[r].append(s)
     return out
+
+
+def _shared_decoder_scores(model, pad_id: int, pairs, scores: list[float], batch_size: int, desc: str,
+                           progress: bool) -> None:
+    """Decoder-only option scoring that runs each distinct input once. Scoring option o after prompt p needs
+    the hidden states of p + o[:-1] (the last option token is only predicted, never read), so options that
+    differ in their last token only (every single-token option: yes / no / maybe) share one pass over the
+    prompt, and the LM head runs only at the positions that predict an option token."""
+    inputs: dict[tuple[int, ...], int] = {}
+    unique: list[list[int]] = []
+    users: list[list[tuple[int, int, list[int]]]] = []  # per unique input: (pair, prompt length, option ids)
+    for i, (_, p, o) in enumerate(pairs):
+        if not o:
+            continue  # an empty option has log-probability 0
+        seq = p + o[:-1]
+        j = inputs.setdefault(tuple(seq), len(unique))
+        if j == len(unique):
+            unique.append(seq)
+            users.append([])
+        users[j].append((i, len(p), o))
+    order = _length_order([len(s) for s in unique])
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
+    head = model.get_output_embeddings()
+    with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(unique[j]) for j in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, j in enumerate(idx):  # right padding: positions count from 0 for every row
+                ids[row, : len(unique[j])] = torch.tensor(unique[j])
+                mask[row, : len(unique[j])] = 1
+            hidden = body(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).last_hidden_state
+            rows, positions, targets, owners = [], [], [], []
+            for row, j in enumerate(idx):
+                for pair, p_len, o in users[j]:
+                    for k, tok in enumerate(o):  # option token k is predicted at position p_len + k - 1
+                        rows.append(row)
+                        positions.append(p_len + k - 1)
+                        targets.append(tok)
+                        owners.append(pair)
+            picked = head(hidden[torch.tensor(rows), torch.tensor(positions)])
+            token_lp = torch.log_softmax(picked.float(), dim=-1)[torch.arange(len(targets)), torch.tensor(targets)]
+            for pair, lp in zip(owners, token_lp.tolist()):
+                scores[pair] += lp
+            bar.update(sum(len(users[j]) for j in idx))
 
 
 def _sum_logprobs(logits: torch.Tensor, targets: list[int], rows: list[int], n_rows: int) -> list[float]:
@@ -208,14 +257,11 @@ def _decoder_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]])
             rows.append(row)
             positions.append(len(p) + k - 1)
             targets.append(tok)
-    if _is_prompt_learning(model):  # virtual tokens: run the whole (peft) model, skip their positions
-        logits = model(input_ids=ids, attention_mask=mask).logits
-        logits = logits[:, logits.shape[1] - width :]
-        picked = logits[torch.tensor(rows), torch.tensor(positions)]
-    else:  # the LM head only where an option token is predicted, never over the prompt
-        body = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
-        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-        picked = model.get_output_embeddings()(hidden[torch.tensor(rows), torch.tensor(positions)])
+    # soft-prompt models (the others go through _shared_decoder_scores): run the whole peft model, skip the
+    # virtual tokens' positions
+    logits = model(input_ids=ids, attention_mask=mask).logits
+    logits = logits[:, logits.shape[1] - width :]
+    picked = logits[torch.tensor(rows), torch.tensor(positions)]
     return _sum_logprobs(picked, targets, rows, len(batch))
 
 

@@ -202,6 +202,9 @@ def _trainer(exp: Experiment):
     steps_per_epoch = math.ceil(len(train_f) / (t.batch_size * t.grad_accum))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     every = t.save_steps or (max(1, total_steps // 4) if t.max_steps > 0 else steps_per_epoch)
+    # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
+    # save nothing to resume from, so none is written (for full fine-tuning that is weights + optimizer state)
+    single_eval = (t.eval_steps or every) >= total_steps and every >= total_steps
     args = TrainingArguments(
         output_dir=str(exp.out / "checkpoints"),
         per_device_train_batch_size=t.batch_size,
@@ -215,11 +218,11 @@ def _trainer(exp: Experiment):
         lr_scheduler_type=t.lr_scheduler,
         logging_steps=t.logging_steps,
         eval_strategy="steps",
-        eval_steps=t.eval_steps or every,
-        save_strategy="steps",
+        eval_steps=min(t.eval_steps or every, total_steps),
+        save_strategy="no" if single_eval else "steps",
         save_steps=every,
         save_total_limit=t.save_total_limit,
-        load_best_model_at_end=True,
+        load_best_model_at_end=not single_eval,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         prediction_loss_only=True,  # dev selection needs the loss only: never gather full-vocabulary logits
@@ -352,7 +355,8 @@ def _train(exp: Experiment) -> dict:
         "learning_rate": trainer.args.learning_rate,
         "resumed_from": resume,
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_dev_loss": trainer.state.best_metric,
+        "best_dev_loss": trainer.state.best_metric if trainer.state.best_metric is not None else min(
+            (h["eval_loss"] for h in history if "eval_loss" in h), default=None),
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "dev_loss_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
     }

@@ -1,0 +1,121 @@
+"""What each training lever gives: LoRA on the packaged SmolLM2, GAD, batch 8, the levers switched on one after
+another (each row keeps the ones above it), each timed over the same training steps in this process.
+
+    python benchmarks/levers.py [--steps 6] [--out benchmarks/results/levers-<machine>.json]
+
+Rows 0-6 train on the same batches (random order); the last row switches on length-grouped batches, which
+changes the batches (fewer pad tokens), so it is compared on real tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import RESULTS, machine, machine_slug  # noqa: E402
+
+from biotune.config import validate_experiment  # noqa: E402
+from biotune.kernels import keep_input_dtype  # noqa: E402
+from biotune.train import Experiment, answer_loss  # noqa: E402
+
+LADDER = [
+    ("fp32 (the Trainer default on CPU)", dict(bf16=False, attn="sdpa", answers=False, packed=False, group=False)),
+    ("+ bf16 autocast, weights fp32", dict(bf16=True, frozen_fp32=True, cast=True, attn="sdpa", answers=False,
+                                          packed=False, group=False)),
+    ("+ frozen weights stored in bf16 (cast once)", dict(bf16=True, cast=True, attn="sdpa", answers=False,
+                                                        packed=False, group=False)),
+    ("+ LM head and loss at answer positions only", dict(bf16=True, cast=True, attn="sdpa", answers=True,
+                                                         packed=False, group=False)),
+    ("+ eager attention for training on CPU", dict(bf16=True, cast=True, attn="auto", answers=True, packed=False,
+                                                   group=False)),
+    ("+ packed LoRA dropout", dict(bf16=True, cast=True, attn="auto", answers=True, packed=True, group=False)),
+    ("+ no fp32 round trip of LoRA inputs", dict(bf16=True, attn="auto", answers=True, packed=True, group=False)),
+    ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, packed=True,
+                                                          group=True)),
+]
+
+
+def build(opts: dict, n: int, steps: int, out: Path) -> Experiment:
+    cfg = validate_experiment({
+        "dataset": "gad", "output_dir": str(out), "seed": 0,
+        "model": {"family": "causal", "path": "smollm2-135m", "attn_implementation": opts["attn"]},
+        "method": {"name": "lora", "params": {"packed_dropout": opts["packed"]}},
+        "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
+                     "bf16": opts["bf16"], "logits_at_answers": opts["answers"], "group_by_length": opts["group"],
+                     "learning_rate": 2e-4},
+    })
+    exp = Experiment(cfg, progress=False)
+    exp.setup()
+    if opts.get("frozen_fp32"):
+        for p in exp.model.parameters():
+            if not p.requires_grad:
+                p.data = p.data.float()
+    if opts.get("cast"):
+        keep_input_dtype(exp.model, keep=False)
+    return exp
+
+
+def time_steps(exp: Experiment, opts: dict, steps: int) -> dict:
+    trainer = exp.trainer
+    model = exp.model
+    model.train()
+    batches = [b for _, b in zip(range(steps), trainer.get_train_dataloader())]
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+
+    def step(batch):
+        batch = dict(batch)
+        labels = batch.pop("labels")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=opts["bf16"]):
+            if "logits_to_keep" in batch:
+                loss = answer_loss(model(**batch), labels)
+            else:
+                loss = model(**batch, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss.item()
+
+    step(batches[0])  # warm-up, not timed
+    real = padded = 0
+    start = time.perf_counter()
+    for b in batches[1:]:
+        step(b)
+        real += int(b["attention_mask"].sum())
+        padded += b["input_ids"].numel()
+    seconds = time.perf_counter() - start
+    return {"real_tokens_per_s": round(real / seconds, 1), "padded_tokens_per_s": round(padded / seconds, 1),
+            "real_tokens": real, "padded_tokens": padded, "seconds": round(seconds, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    info = machine()
+    rows = []
+    for name, opts in LADDER:
+        exp = build(opts, 8 * (args.steps + 1), args.steps + 1, Path("/tmp/biotune-levers"))
+        r = time_steps(exp, opts, args.steps + 1)
+        rows.append({"lever": name, **r})
+        print(f"{name:50s} {r['real_tokens_per_s']:8.1f} real tok/s  {r['padded_tokens_per_s']:8.1f} padded tok/s",
+              flush=True)
+        del exp
+    base = rows[0]["real_tokens_per_s"]
+    for r in rows:
+        r["speedup_vs_fp32"] = round(r["real_tokens_per_s"] / base, 2)
+    out = Path(args.out) if args.out else RESULTS / f"levers-{machine_slug(info)}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": info, "steps": args.steps, "rows": rows}, indent=1))
+    print(f"results: {out}")
+
+
+if __name__ == "__main__":
+    main()
