@@ -3,7 +3,7 @@ another (each row keeps the ones above it), each timed over the same training st
 
     python benchmarks/levers.py [--steps 6] [--out benchmarks/results/levers-<machine>.json]
 
-Rows 0-6 train on the same batches (random order); the last row switches on length-grouped batches, which
+Rows 0-5 train on the same batches (random order); the last row switches on length-grouped batches, which
 changes the batches (fewer pad tokens), so it is compared on real tokens/s.
 """
 
@@ -22,21 +22,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import RESULTS, machine, machine_slug  # noqa: E402
 
 from biotune.config import validate_experiment  # noqa: E402
-from biotune.kernels import keep_input_dtype  # noqa: E402
 from biotune.train import Experiment, answer_loss  # noqa: E402
 
 LADDER = [
     ("fp32 (the Trainer default on CPU)", dict(bf16=False, attn="sdpa", answers=False, packed=False, group=False)),
-    ("+ bf16 autocast, weights fp32", dict(bf16=True, frozen_fp32=True, cast=True, attn="sdpa", answers=False,
-                                          packed=False, group=False)),
-    ("+ frozen weights stored in bf16 (cast once)", dict(bf16=True, cast=True, attn="sdpa", answers=False,
-                                                        packed=False, group=False)),
-    ("+ LM head and loss at answer positions only", dict(bf16=True, cast=True, attn="sdpa", answers=True,
-                                                         packed=False, group=False)),
-    ("+ eager attention for training on CPU", dict(bf16=True, cast=True, attn="auto", answers=True, packed=False,
-                                                   group=False)),
-    ("+ packed LoRA dropout", dict(bf16=True, cast=True, attn="auto", answers=True, packed=True, group=False)),
-    ("+ no fp32 round trip of LoRA inputs", dict(bf16=True, attn="auto", answers=True, packed=True, group=False)),
+    ("+ bf16 autocast, weights fp32", dict(bf16=True, frozen_fp32=True, attn="sdpa", answers=False, packed=False,
+                                          group=False)),
+    ("+ frozen weights stored in bf16 (cast once)", dict(bf16=True, attn="sdpa", answers=False, packed=False,
+                                                        group=False)),
+    ("+ LM head and loss at answer positions only", dict(bf16=True, attn="sdpa", answers=True, packed=False,
+                                                         group=False)),
+    ("+ eager attention for training on CPU", dict(bf16=True, attn="auto", answers=True, packed=False, group=False)),
+    ("+ packed LoRA dropout", dict(bf16=True, attn="auto", answers=True, packed=True, group=False)),
     ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, packed=True,
                                                           group=True)),
 ]
@@ -57,8 +54,6 @@ def build(opts: dict, n: int, steps: int, out: Path) -> Experiment:
         for p in exp.model.parameters():
             if not p.requires_grad:
                 p.data = p.data.float()
-    if opts.get("cast"):
-        keep_input_dtype(exp.model, keep=False)
     return exp
 
 

@@ -254,7 +254,8 @@ def train_section(work: Path, n: int, dev_n: int, peak: dict) -> dict:
             "dtype": bio["compute_dtype"],
         },
     }
-    n_params = bio["resources"]["total_params"]
+    # N: the base model's parameters (the frozen weights every token goes through); the adapters add ~2 %
+    n_params = bio["resources"]["total_params"] - bio["resources"]["trainable_params"]
     for side in sides.values():
         side["mfu_bf16"] = round(4 * n_params * side["real_tokens_per_s"] / (peak["bf16_tflops"] * 1e12), 4)
         side["mfu_fp32"] = round(4 * n_params * side["real_tokens_per_s"] / (peak["fp32_tflops"] * 1e12), 4)
@@ -292,23 +293,30 @@ def pubmedqa_local(path: Path, n: int) -> list[str]:
 
 LM_EVAL = r"""
 import json, sys, time
+from pathlib import Path
+import torch
 from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 model_dir, data, out, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+# lm-eval's own pubmedqa task (its prompt, choices and metric, by `include`), its dataset pointed at the local
+# questions
+manager = TaskManager()
+own = manager.task_index["pubmedqa"].yaml_path
+task_yaml = Path(out).with_suffix(".task.yaml")
+task_yaml.write_text(json.dumps({
+    "include": str(own), "task": "pubmedqa_local", "dataset_path": "json", "dataset_name": None,
+    "dataset_kwargs": {"data_files": {"test": data}}, "training_split": None, "validation_split": None,
+    "test_split": "test"}))
 start = time.perf_counter()
-lm = HFLM(pretrained=model_dir, batch_size=batch, device="cuda" if __import__("torch").cuda.is_available() else "cpu")
+lm = HFLM(pretrained=model_dir, batch_size=batch, device="cuda" if torch.cuda.is_available() else "cpu")
 load_s = time.perf_counter() - start
-# lm-eval's own pubmedqa task, with its dataset pointed at the local questions
-config = dict(TaskManager()._get_config("pubmedqa"))
-config.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"test": data}},
-              training_split=None, validation_split=None, test_split="test")
 start = time.perf_counter()
-res = simple_evaluate(model=lm, tasks=[config], batch_size=batch, log_samples=False)
+res = simple_evaluate(model=lm, tasks=[str(task_yaml)], batch_size=batch, log_samples=False)
 eval_s = time.perf_counter() - start
-r = res["results"]["pubmedqa"]
-json.dump({"accuracy": r["acc,none"], "n": res["n-samples"]["pubmedqa"]["effective"], "eval_seconds": eval_s,
-           "load_seconds": load_s, "dtype": str(lm.model.dtype)}, open(out, "w"))
+r = res["results"]["pubmedqa_local"]
+json.dump({"accuracy": r["acc,none"], "n": res["n-samples"]["pubmedqa_local"]["effective"], "eval_seconds": eval_s,
+           "load_seconds": load_s, "dtype": str(lm.model.dtype), "task_yaml": str(own)}, open(out, "w"))
 """
 
 
@@ -371,7 +379,7 @@ def render_markdown() -> str:
 
 
 def _mb(b):
-    return f"{b / 2**20:,.0f} MB" if b else "-"
+    return f"{b / 2**20:,.0f} MiB" if b else "-"
 
 
 def _table(res: dict, name: str) -> str:

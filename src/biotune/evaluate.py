@@ -200,6 +200,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     results, skipped = {}, {}
     for i, name in enumerate(cfg.datasets, 1):
         _log(f"[{i}/{len(cfg.datasets)}] {name}")
+        t0 = time.perf_counter()
         try:
             result, rows = evaluate_dataset(cfg, name, model, tokenizer, builder, embedder)
         except MissingSplitError as e:
@@ -208,6 +209,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             _log(f"  skipped: {e}")
             skipped[name] = str(e)
             continue
+        result["eval_seconds"] = round(time.perf_counter() - t0, 3)  # this dataset: prompts, inference, scoring
         atomic_write_jsonl(out_dir / "predictions" / f"{name}.jsonl", rows)
         results[name] = result
     if not results:

@@ -46,15 +46,3 @@ def pack_dropouts(model: nn.Module, name: str = "lora_dropout") -> int:
                     count += 1
     return count
 
-
-def keep_input_dtype(model: nn.Module, keep: bool = True) -> int:
-    """peft casts each LoRA layer's input to the adapter's dtype (fp32) before the adapter; under bf16 autocast the
-    adapter's matmul casts it straight back to bf16. Turning the first cast off skips two copies of the activations
-    per layer and changes nothing autocast computes. Only for bf16-autocast training: `keep=False` restores peft's
-    cast (prediction runs without autocast, where a bf16 input must meet the fp32 adapter in fp32)."""
-    count = 0
-    for module in model.modules():
-        if hasattr(module, "cast_input_dtype_enabled"):
-            module.cast_input_dtype_enabled = not keep
-            count += 1
-    return count

@@ -102,10 +102,6 @@ class Experiment:
         for p in self.model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
-        if method.trains and self.use_bf16:
-            from .kernels import keep_input_dtype
-
-            keep_input_dtype(self.model)  # autocast computes the adapters in bf16 anyway
         self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
         if method.trains:
             self.build_trainer()
@@ -120,9 +116,6 @@ class Experiment:
 
     def predict(self) -> tuple[dict, list[dict]]:
         self.model.eval()
-        from .kernels import keep_input_dtype
-
-        keep_input_dtype(self.model, keep=False)  # no autocast from here: peft casts for the adapters again
         if self.attention != attention_for(self.device, False, self.cfg.model.attn_implementation):
             set_attention(self.model, "sdpa")  # trained with eager on CPU; SDPA predicts faster (benchmarks/)
         with Timer() as t_eval, PeakMemory(self.device) as mem_eval:
