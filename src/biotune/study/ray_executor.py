@@ -28,7 +28,7 @@ def _ray_task(study_name: str, store_url: str, cell: Cell, rev: str | None):
     return status, detail, worker_id()
 
 
-def _absolute(study: StudyConfig, cell: Cell) -> Cell:
+def _absolute(cell: Cell) -> Cell:
     """Workers may start in another folder (or on another node): pin paths before the cell leaves."""
     exp = cell.experiment.model_copy(update={
         "output_dir": str(Path(cell.experiment.output_dir).resolve()),
@@ -63,7 +63,7 @@ def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: C
     try:
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_ray_task)
         url = _absolute_store(study.store_url)
-        pending = {task.remote(study.name, url, _absolute(study, c), rev): c for c in cells}
+        pending = {task.remote(study.name, url, _absolute(c), rev): c for c in cells}
         workers = []
         describe(f"{len(pending)} cells on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")
         while pending:
