@@ -12,6 +12,19 @@ import torch
 from tqdm.auto import tqdm
 
 
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists -> (ids, attention mask), padded to the longest. Right padding (default) keeps positions
+    counting from 0 in every row; left padding makes every row end at the same place (for generation)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        span = slice(width - len(s), width) if left else slice(0, len(s))
+        ids[row, span] = torch.tensor(s, dtype=torch.long)
+        mask[row, span] = 1
+    return ids, mask
+
+
 def _length_order(lengths: Sequence[int]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
@@ -46,12 +59,9 @@ def generate(
     with tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(encoded[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):  # left padding: every prompt ends where generation starts
-                ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-                mask[row, width - len(encoded[i]) :] = 1
+            # left padding: every prompt ends where generation starts
+            ids, mask = pad_batch([encoded[i] for i in idx], pad, left=True)
+            width = ids.shape[1]
             ids, mask = ids.to(device), mask.to(device)
             if _has_virtual_tokens(model) and decoder_only:  # batched, cached, positions as in training
                 new = _greedy_virtual_tokens(model, ids, mask, max_new_tokens, stops, pad)
@@ -210,12 +220,7 @@ def _shared_decoder_scores(model, pad_id: int, pairs, scores: list[float], batch
     with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(unique[j]) for j in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, j in enumerate(idx):  # right padding: positions count from 0 for every row
-                ids[row, : len(unique[j])] = torch.tensor(unique[j])
-                mask[row, : len(unique[j])] = 1
+            ids, mask = pad_batch([unique[j] for j in idx], pad_id)
             hidden = body(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).last_hidden_state
             rows, positions, targets, owners = [], [], [], []
             for row, j in enumerate(idx):
@@ -243,13 +248,8 @@ def _is_prompt_learning(model) -> bool:
 
 
 def _decoder_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]]) -> list[float]:
-    seqs = [p + o for p, o in batch]
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, s in enumerate(seqs):  # right padding: positions count from 0 for every row
-        ids[row, : len(s)] = torch.tensor(s)
-        mask[row, : len(s)] = 1
+    ids, mask = pad_batch([p + o for p, o in batch], pad_id)
+    width = ids.shape[1]
     ids, mask = ids.to(model.device), mask.to(model.device)
     rows, positions, targets = [], [], []
     for row, (p, o) in enumerate(batch):
@@ -266,14 +266,8 @@ def _decoder_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]])
 
 
 def _seq2seq_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]]) -> list[float]:
-    w_in, w_out = max(len(p) for p, _ in batch), max(len(o) for _, o in batch)
-    ids = torch.full((len(batch), w_in), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), w_in), dtype=torch.long)
-    labels = torch.full((len(batch), w_out), -100, dtype=torch.long)
-    for row, (p, o) in enumerate(batch):
-        ids[row, : len(p)] = torch.tensor(p)
-        mask[row, : len(p)] = 1
-        labels[row, : len(o)] = torch.tensor(o)
+    ids, mask = pad_batch([p for p, _ in batch], pad_id)
+    labels, _ = pad_batch([o for _, o in batch], -100)
     logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
                    labels=labels.to(model.device)).logits
     rows = [row for row, (_, o) in enumerate(batch) for _ in o]
