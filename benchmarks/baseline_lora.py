@@ -6,7 +6,7 @@ prompts and answers read from a JSONL file (the same GAD texts biotune trains on
 Trainer defaults otherwise (fp32 on CPU, no length grouping) except the learning rate (2e-4, biotune's LoRA
 default, so both sides take the same optimisation path) and logging every step (for the loss curve).
 
-    python benchmarks/baseline_lora.py MODEL_DIR data.jsonl OUT_DIR
+    python benchmarks/baseline_lora.py MODEL_DIR data.jsonl OUT_DIR [SEED]
 Writes OUT_DIR/result.json: real and padded tokens, train seconds, the loss curve.
 """
 
@@ -67,4 +67,4 @@ def main(model_dir: str, data_path: str, out_dir: str, seed: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:4], seed=int(sys.argv[4]) if len(sys.argv) > 4 else 0)
