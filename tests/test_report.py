@@ -54,6 +54,21 @@ def test_pareto_front():
     assert sorted(stats.pareto_front(pts)) == [0, 2, 4, 5]
 
 
+def test_recommendation_ties_name_the_cheaper_pair_and_list_the_others():
+    import pandas as pd
+
+    agg = pd.DataFrame([
+        {"task": "qa", "model": "m", "method": "fft", "score_mean": 50.0, "peak_memory_mb": 4000, "train_seconds": 90},
+        {"task": "qa", "model": "m", "method": "lora", "score_mean": 50.0, "peak_memory_mb": 3000,
+         "train_seconds": 60},
+        {"task": "qa", "model": "m", "method": "zero_shot", "score_mean": 40.0, "peak_memory_mb": 1000,
+         "train_seconds": None},
+    ])
+    rec = stats.recommendations(agg, [2000, float("inf")], [float("inf")]).set_index("memory_budget_mb")
+    assert (rec.loc[float("inf"), "method"], rec.loc[float("inf"), "tied_with"]) == ("lora", ["m / fft"])
+    assert (rec.loc[2000, "method"], rec.loc[2000, "tied_with"]) == ("zero_shot", [])
+
+
 def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     import yaml
 

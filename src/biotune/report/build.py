@@ -120,8 +120,9 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
     for (task, mem), g in rec.groupby(["task", "memory_budget_mb"], sort=False):
         row = {"task": task, "memory": _budget(mem, "MB")}
         for _, r in g.iterrows():
+            tie = f"; tie with {', '.join(r.tied_with)}" if r.method is not None and r.tied_with else ""
             row[f"time {_budget(r.time_budget_s, 's')}"] = (
-                f"{r.model} / {r.method} ({r.score:.1f})" if r.method is not None else "nothing fits")
+                f"{r.model} / {r.method} ({r.score:.1f}{tie})" if r.method is not None else "nothing fits")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -165,7 +166,8 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
          _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns="significant") if len(sig) else sig,
                 {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.3f}"})),
         ("Recommendation: best model/method per task type (rows: peak-memory budget; columns: training-time "
-         "budget; mean score over the task type's datasets)", _table(_recommendation_grid(rec))),
+         "budget; mean score over the task type's datasets; on a tie the cheaper pair is named, the others after "
+         "it)", _table(_recommendation_grid(rec))),
     ]
     out_dir = Path(out_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

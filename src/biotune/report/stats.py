@@ -76,7 +76,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def recommendations(agg: pd.DataFrame, memory_mb: Sequence[float], seconds: Sequence[float]) -> pd.DataFrame:
     """Best (model, method) per task type under each memory x time budget: the highest mean score over the
-    task type's datasets among (model, method) pairs whose every cell fits the budget."""
+    task type's datasets among (model, method) pairs whose every cell fits the budget. Pairs with the same best
+    score are a tie: the cheaper one (less peak memory, then less training time) is named and the others are
+    listed in `tied_with`."""
     by_pair = agg.groupby(["task", "model", "method"]).agg(
         score=("score_mean", "mean"), peak_memory_mb=("peak_memory_mb", "max"),
         train_seconds=("train_seconds", "max")).reset_index()
@@ -85,9 +87,12 @@ def recommendations(agg: pd.DataFrame, memory_mb: Sequence[float], seconds: Sequ
         for mem in memory_mb:
             for sec in seconds:
                 fit = g[(g["peak_memory_mb"] <= mem) & (g["train_seconds"].fillna(0) <= sec)]
-                best = fit.sort_values("score", ascending=False).head(1)
+                fit = fit.assign(cost_s=fit["train_seconds"].fillna(0)).sort_values(
+                    ["score", "peak_memory_mb", "cost_s"], ascending=[False, True, True])
+                top = fit[np.isclose(fit["score"], fit["score"].iloc[0])] if len(fit) else fit
                 rows.append({"task": task, "memory_budget_mb": mem, "time_budget_s": sec,
-                             "model": best["model"].iloc[0] if len(best) else None,
-                             "method": best["method"].iloc[0] if len(best) else None,
-                             "score": float(best["score"].iloc[0]) if len(best) else None})
+                             "model": top["model"].iloc[0] if len(top) else None,
+                             "method": top["method"].iloc[0] if len(top) else None,
+                             "score": float(top["score"].iloc[0]) if len(top) else None,
+                             "tied_with": [f"{m} / {k}" for m, k in zip(top["model"].iloc[1:], top["method"].iloc[1:])]})
     return pd.DataFrame(rows)
