@@ -97,11 +97,18 @@ def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
         ys = pts["blurb_mean"].to_numpy()
         for (_, r), x, y in zip(pts.iterrows(), xs, ys):
             ax.errorbar(x, y, yerr=r["blurb_std"], fmt="o", capsize=3)
-            ax.annotate(f"{r['model']}/{r['method']}", (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
         front = stats.pareto_front(list(zip(xs, ys)))
         ax.plot(xs[front], ys[front], "--", color="grey", label="Pareto front")
         if log:
             ax.set_xscale("symlog", linthresh=1)
+        ax.autoscale_view()
+        placed: list[tuple[float, float]] = []  # labels of points that (nearly) coincide are stacked, not overlaid
+        for (_, r), x, y in zip(pts.iterrows(), xs, ys):
+            px, py = ax.transData.transform((x, y))
+            stack = sum(1 for qx, qy in placed if abs(qx - px) < 40 and abs(qy - py) < 10)
+            placed.append((px, py))
+            ax.annotate(f"{r['model']}/{r['method']}", (x, y), fontsize=7, xytext=(4, 4 + 9 * stack),
+                        textcoords="offset points")
         ax.set_xlabel(label)
         ax.set_ylabel("BLURB score (datasets in the study)")
         ax.legend(loc="lower right", fontsize=8)

@@ -87,9 +87,8 @@ def recommendations(agg: pd.DataFrame, memory_mb: Sequence[float], seconds: Sequ
         for mem in memory_mb:
             for sec in seconds:
                 fit = g[(g["peak_memory_mb"] <= mem) & (g["train_seconds"].fillna(0) <= sec)]
-                fit = fit.assign(cost_s=fit["train_seconds"].fillna(0)).sort_values(
-                    ["score", "peak_memory_mb", "cost_s"], ascending=[False, True, True])
-                top = fit[np.isclose(fit["score"], fit["score"].iloc[0])] if len(fit) else fit
+                top = fit[np.isclose(fit["score"], fit["score"].max())] if len(fit) else fit
+                top = top.assign(cost_s=top["train_seconds"].fillna(0)).sort_values(["peak_memory_mb", "cost_s"])
                 rows.append({"task": task, "memory_budget_mb": mem, "time_budget_s": sec,
                              "model": top["model"].iloc[0] if len(top) else None,
                              "method": top["method"].iloc[0] if len(top) else None,
