@@ -209,20 +209,25 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def field_error(e: ValidationError, source: str, root=None) -> BiotuneError:
+    """One line for the first problem of a config or study file: `file:line: field 'a.b': what is wrong`."""
+    err = e.errors()[0]
+    loc = list(err["loc"])
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, ConfigFieldError):
+        loc, msg = ctx_error.field.split("."), str(ctx_error)
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+    line = _line_of(root, loc) if root is not None else None
+    where = f"{source}:{line}" if line else source
+    field = ".".join(str(x) for x in loc) or "(top level)"
+    return BiotuneError(f"{where}: field '{field}': {msg}")
+
+
 def validate_experiment(data: dict, source: str = "<config>", root=None) -> ExperimentConfig:
     try:
         return ExperimentConfig(**data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = list(err["loc"])
-        ctx_error = (err.get("ctx") or {}).get("error")
-        if isinstance(ctx_error, ConfigFieldError):
-            loc, msg = ctx_error.field.split("."), str(ctx_error)
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-        line = _line_of(root, loc) if root is not None else None
-        where = f"{source}:{line}" if line else source
-        field = ".".join(str(x) for x in loc) or "(top level)"
-        raise BiotuneError(f"{where}: field '{field}': {msg}") from None
+        raise field_error(e, source, root) from None
     except BiotuneError as e:  # unknown names raised by the registries inside validators
         raise BiotuneError(f"{source}: {e}") from None

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from biotune.config import ExperimentConfig, _line_of, validate_experiment
+from biotune.config import ExperimentConfig, _line_of, field_error, validate_experiment
 from biotune.errors import BiotuneError
 
 
@@ -152,12 +152,7 @@ def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
     try:
         study = StudyConfig(**data)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = list(err["loc"])
-        line = _line_of(root, loc)
-        field = ".".join(str(x) for x in loc)
-        raise BiotuneError(f"{path}{f':{line}' if line else ''}: field '{field}': "
-                           f"{err['msg'].removeprefix('Value error, ')}") from None
+        raise field_error(e, str(path), root) from None
     cells, left_out = expand(study, str(path), root)
     return study, cells, left_out
 
