@@ -422,8 +422,17 @@ def render_markdown() -> str:
             lever_rows.append(f"| {r['lever']} | {where} | {r['real_tokens_per_s']} real tokens/s "
                               f"({r['speedup_vs_fp32']}x the fp32 row; {r['padded_tokens_per_s']} padded) |")
     head = head.replace("LEVERS", "\n".join(lever_rows) or "| (run benchmarks/levers.py) | | |")
+    loss_rows = []
+    for path in sorted(RESULTS.glob("loss-ablation-*.json")):
+        res = json.loads(path.read_text())
+        where = res["machine"]["gpu"] or res["machine"]["cpu"]
+        for name, losses in res["heldout_answer_loss"].items():
+            values = list(losses.values())
+            loss_rows.append(f"| {name} | {where} | {sum(values) / len(values):.4f} | "
+                             + " / ".join(f"{v:.4f}" for v in values) + " |")
+    head = head.replace("LOSSES", "\n".join(loss_rows) or "| (run benchmarks/loss_ablation.py) | | | |")
     rows = [_table(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("*.json"))
-            if not p.name.startswith("levers-") and not p.stem.endswith("-quick")]
+            if not p.name.startswith(("levers-", "loss-ablation-")) and not p.stem.endswith("-quick")]
     return head + "\n".join(rows)
 
 

@@ -36,3 +36,14 @@ def test_committed_results_hold_both_sides_of_every_comparison():
         assert memory["ratio_qlora_lora_weights"] == round(memory["qlora"]["weight_bytes"]
                                                            / memory["lora"]["weight_bytes"], 3)
         assert memory["qlora_floor"]["floor_ratio"] <= memory["ratio_qlora_lora_weights"]
+
+
+def test_qlora_floor_counts_every_parameter_once():
+    """The floor the memory section reports: SmolLM2-135M's 134,515,008 parameters split into the linear layers
+    (4-bit under QLoRA) and the rest (the tied embedding, counted once, and the norms: bf16)."""
+    floor = _bench().qlora_floor()
+    assert floor["quantized_params"] + floor["bf16_params"] == 134_515_008
+    assert floor["bf16_params"] == 49_152 * 576 + (2 * 30 + 1) * 576  # embedding + 2 norms a layer + final norm
+    assert floor["floor_ratio"] == round((floor["bf16_params"] * 2 + floor["quantized_params"] / 2)
+                                         / (134_515_008 * 2), 3)
+    assert floor["floor_ratio"] > 0.4  # why the issue's <= 0.4x cannot be met on this model
