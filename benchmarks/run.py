@@ -13,14 +13,16 @@ time; peak memory is then CUDA max allocated as well as RSS).
 Sections
   peak    bf16 and fp32 matmul peak of this machine (large torch.matmul loop)
   train   LoRA training: `biotune run` vs benchmarks/baseline_lora.py (HF Trainer + PEFT, fp32 defaults) on the
-          same GAD examples, one epoch, batch 8: real and padded tokens/s, peak RSS, training loss, and the
-          answer loss of both trained adapters on the same held-out GAD dev examples (how "equal or better
-          loss" is checked); MFU = 4 * N * real tokens/s / measured bf16 peak
+          same GAD examples, one epoch, batch 8, each side with seeds 0 and 1: real and padded tokens/s, peak
+          RSS, training loss, and the answer loss of every trained adapter on the same 256 held-out GAD dev
+          examples (how "equal or better loss" is checked: the means, against the seed-to-seed spread);
+          MFU = 4 * N * real tokens/s / measured bf16 peak
   eval    zero-shot PubMedQA, the 500 test questions: `biotune eval` vs lm-evaluation-harness's own `pubmedqa`
           task (HF backend, batch 8) pointed at the same questions: examples/s (evaluation only, model loading
           timed apart) and accuracy
   memory  LoRA vs QLoRA vs FFT training on the same batch: weight bytes (parameters and buffers as stored,
-          counted from the tensors) and peak RSS of the training process
+          counted from the tensors) and peak RSS of the training process; the lowest QLoRA/LoRA ratio the
+          model allows with its embedding in bf16
 """
 
 from __future__ import annotations
