@@ -398,8 +398,8 @@ def qlora_floor() -> dict:
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    config = AutoConfig.from_pretrained(model_dir())  # outside init_empty_weights: it may build the model folder
     with init_empty_weights():
-        config = AutoConfig.from_pretrained(model_dir())
         model = AutoModelForCausalLM.from_config(config)
     tied = getattr(config, "tie_word_embeddings", False)
     linear = {id(m.weight) for name, m in model.named_modules()
