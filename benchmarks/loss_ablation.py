@@ -2,7 +2,7 @@
 (GAD, 256 examples, 32 steps of batch 8), with the levers switched off one by one, next to the plain
 Trainer + PEFT baseline, each over two seeds (the seed-to-seed spread is the yardstick).
 
-    python benchmarks/loss_ablation.py [--work DIR]     # about 20 minutes on 2 CPU cores
+    python benchmarks/loss_ablation.py [--work DIR]     # about 30 minutes on 2 CPU cores
 
 Writes benchmarks/results/loss-ablation-<machine>.json.
 """
@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import ROOT, RESULTS, answer_loss, biotune_experiment, gad_texts, machine, machine_slug, model_dir
+from run import RESULTS, _baseline_side, _biotune_side, gad_texts, machine, machine_slug
 
 VARIANTS = {  # name: experiment overrides (biotune's defaults otherwise: every lever on)
     "biotune (every lever)": {},
@@ -42,17 +41,11 @@ def main() -> None:
     gad_texts(256, "dev", dev)
     rows = {}
     for seed in seeds:
-        out = work / f"baseline_s{seed}"
-        subprocess.run([sys.executable, "benchmarks/baseline_lora.py", model_dir(), str(data), str(out), str(seed)],
-                       check=True, cwd=ROOT, capture_output=True)
-        rows.setdefault("baseline (Trainer + PEFT, fp32)", {})[seed] = answer_loss(
-            out / "adapter", dev, work / f"baseline_s{seed}_dev.json")
+        rows.setdefault("baseline (Trainer + PEFT, fp32)", {})[seed] = _baseline_side(
+            work, data, dev, seed)["heldout_answer_loss"]
         for i, (name, extra) in enumerate(VARIANTS.items()):
-            exp, out = work / f"v{i}_s{seed}.yaml", work / f"v{i}_s{seed}"
-            biotune_experiment(exp, out, "lora", 256, 32, {**extra, "seed": seed})
-            subprocess.run([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], check=True, cwd=ROOT,
-                           capture_output=True)
-            rows.setdefault(name, {})[seed] = answer_loss(out / "final", dev, work / f"v{i}_s{seed}_dev.json")
+            side, _ = _biotune_side(work, 256, 32, dev, seed, extra, name=f"v{i}")
+            rows.setdefault(name, {})[seed] = side["heldout_answer_loss"]
         for name, losses in rows.items():
             print(f"{name:45s} " + "  ".join(f"seed {s}: {v:.4f}" for s, v in losses.items()), flush=True)
     info = machine()

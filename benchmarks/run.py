@@ -227,10 +227,12 @@ def _baseline_side(work: Path, data: Path, dev: Path, seed: int) -> dict:
     }
 
 
-def _biotune_side(work: Path, n: int, steps: int, dev: Path, seed: int) -> tuple[dict, dict]:
-    exp, out = work / f"biotune_s{seed}.yaml", work / f"biotune_s{seed}"
-    biotune_experiment(exp, out, "lora", n, steps, {"seed": seed})
-    run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"biotune_s{seed}.log")
+def _biotune_side(work: Path, n: int, steps: int, dev: Path, seed: int, extra: dict | None = None,
+                  name: str = "biotune") -> tuple[dict, dict]:
+    """`biotune run` LoRA with `extra` experiment overrides (default: none, every lever on), held-out loss too."""
+    exp, out = work / f"{name}_s{seed}.yaml", work / f"{name}_s{seed}"
+    biotune_experiment(exp, out, "lora", n, steps, {**(extra or {}), "seed": seed})
+    run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"{name}_s{seed}.log")
     bio = json.loads((out / "metrics.json").read_text())
     r = bio["resources"]
     return {
@@ -239,7 +241,7 @@ def _biotune_side(work: Path, n: int, steps: int, dev: Path, seed: int) -> tuple
         "peak_rss_bytes": run["peak_rss_bytes"], "steps": bio["training"]["steps"],
         "final_train_loss": bio["training"]["loss_curve"][-1][1],
         "mean_train_loss_last_quarter": _tail_mean(bio["training"]["loss_curve"]),
-        "heldout_answer_loss": answer_loss(out / "final", dev, work / f"biotune_s{seed}_dev.json"),
+        "heldout_answer_loss": answer_loss(out / "final", dev, work / f"{name}_s{seed}_dev.json"),
         "dtype": bio["compute_dtype"],
     }, r
 
