@@ -20,8 +20,9 @@ def test_benchmarks_md_is_rendered_from_the_committed_results():
 
 
 def test_committed_results_hold_both_sides_of_every_comparison():
-    results = [p for p in (ROOT / "benchmarks" / "results").glob("*.json")
-               if not p.name.startswith(("levers-", "loss-ablation-"))]
+    results = [p for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them:
+               if not p.name.startswith(("levers-", "loss-ablation-"))       # --quick smoke runs are not committed
+               and not p.stem.endswith("-quick")]
     assert results
     for path in results:
         res = json.loads(path.read_text())
