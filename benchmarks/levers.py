@@ -3,7 +3,7 @@ another (each row keeps the ones above it), each timed over the same training st
 
     python benchmarks/levers.py [--steps 6] [--out benchmarks/results/levers-<machine>.json]
 
-Rows 0-5 train on the same batches (random order); the last row switches on length-grouped batches, which
+Every row but the last trains on the same batches (random order); the last row switches on length-grouped batches, which
 changes the batches (fewer pad tokens), so it is compared on real tokens/s.
 """
 
@@ -34,8 +34,12 @@ LADDER = [
                                                          group=False)),
     ("+ eager attention for training on CPU", dict(bf16=True, attn="auto", answers=True, packed=False, group=False)),
     ("+ packed LoRA dropout", dict(bf16=True, attn="auto", answers=True, packed=True, group=False)),
+    ("+ adapters read the bf16 activations (no fp32 copy)", dict(bf16=True, attn="auto", answers=True, packed=True,
+                                                                 nocast=True, group=False)),
+    ("+ one dropout draw per shared input (q/k/v; gate/up)", dict(bf16=True, attn="auto", answers=True, packed=True,
+                                                                  nocast=True, shared=True, group=False)),
     ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, packed=True,
-                                                          group=True)),
+                                                          nocast=True, shared=True, group=True)),
 ]
 
 
@@ -43,7 +47,8 @@ def build(opts: dict, n: int, steps: int, out: Path) -> Experiment:
     cfg = validate_experiment({
         "dataset": "gad", "output_dir": str(out), "seed": 0,
         "model": {"family": "causal", "path": "smollm2-135m", "attn_implementation": opts["attn"]},
-        "method": {"name": "lora", "params": {"packed_dropout": opts["packed"]}},
+        "method": {"name": "lora", "params": {"packed_dropout": opts["packed"],
+                                              "shared_dropout": opts.get("shared", False)}},
         "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
                      "bf16": opts["bf16"], "logits_at_answers": opts["answers"], "group_by_length": opts["group"],
                      "learning_rate": 2e-4},
@@ -77,14 +82,16 @@ def time_steps(exp: Experiment, opts: dict, steps: int) -> dict:
         opt.zero_grad()
         return loss.item()
 
-    step(batches[0])  # warm-up, not timed
-    real = padded = 0
-    start = time.perf_counter()
-    for b in batches[1:]:
-        step(b)
-        real += int(b["attention_mask"].sum())
-        padded += b["input_ids"].numel()
-    seconds = time.perf_counter() - start
+    # what biotune's training loop runs in (here: whether the adapters read bf16 activations without a copy)
+    with exp.method.training_context(model, exp.params, autocast=opts["bf16"] and opts.get("nocast", False)):
+        step(batches[0])  # warm-up, not timed
+        real = padded = 0
+        start = time.perf_counter()
+        for b in batches[1:]:
+            step(b)
+            real += int(b["attention_mask"].sum())
+            padded += b["input_ids"].numel()
+        seconds = time.perf_counter() - start
     return {"real_tokens_per_s": round(real / seconds, 1), "padded_tokens_per_s": round(padded / seconds, 1),
             "real_tokens": real, "padded_tokens": padded, "seconds": round(seconds, 2)}
 

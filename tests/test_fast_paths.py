@@ -3,6 +3,7 @@
 dtype with fp32 trainable weights, and length-grouped batches (less padding, counted)."""
 
 import json
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -111,9 +112,100 @@ def test_lora_layers_use_packed_dropout(tmp_path):
     exp.setup()
     drops = [m for m in exp.model.modules() if isinstance(m, PackedDropout)]
     assert len(drops) == 7 * 2  # q, k, v, o, gate, up, down in each of the 2 layers
+    assert len({id(d.shared) for d in drops}) == 1 and drops[0].shared is not None  # one SharedDraw, the model's
     plain = Experiment(config(tmp_path, "plain", params={"packed_dropout": False}), progress=False)
     plain.setup()
     assert not any(isinstance(m, PackedDropout) for m in plain.model.modules())
+
+
+def _one_step(tmp_path, name, shared, monkeypatch, draws):
+    """Loss and LoRA gradients of one training step (fp32: bf16 would round the gradients' sums in another
+    order) on the tiny LLaMA, with a dropout whose mask depends on the input's shape only (the generator is reseeded before every
+    draw): then drawing once per input or once per adapter gives the same masks, and the two must agree."""
+    from biotune import kernels
+
+    real = torch.randint
+
+    def reseeded(*args, **kw):
+        draws.append(args[2])
+        torch.manual_seed(1234)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(kernels.torch, "randint", reseeded)
+    exp = Experiment(config(tmp_path, name, params={"dropout": 0.3, "shared_dropout": shared}), progress=False)
+    exp.setup()
+    batch = dict(next(iter(exp.trainer.get_train_dataloader())))
+    labels = batch.pop("labels")
+    model = exp.model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:  # LoRA B starts at zero, which would leave A without gradient
+        torch.nn.init.normal_(p, std=0.02)
+    loss = answer_loss(model(**batch), labels)
+    grads = torch.autograd.grad(loss, trainable)
+    monkeypatch.setattr(kernels.torch, "randint", real)
+    return loss, grads
+
+
+def test_shared_dropout_draws_once_per_input_and_trains_as_separate_draws_of_that_mask(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    separate_draws, shared_draws = [], []
+    loss, grads = _one_step(tmp_path, "separate", False, monkeypatch, separate_draws)
+    torch.manual_seed(0)
+    s_loss, s_grads = _one_step(tmp_path, "shared", True, monkeypatch, shared_draws)
+    assert len(separate_draws) == 7 * 2  # one mask per adapter
+    assert len(shared_draws) == 4 * 2  # one per input a layer's adapters read: q/k/v, o, gate/up, down
+    assert s_loss.item() == pytest.approx(loss.item(), rel=1e-6)
+    for a, b in zip(grads, s_grads):  # the shared copy's gradient is the sum of its three (two) readers'
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_shared_dropout_masks_each_input_once_with_probability_p(tmp_path):
+    from peft.tuners.lora import LoraLayer
+
+    exp = Experiment(config(tmp_path, "seen", params={"dropout": 0.25}), progress=False)
+    exp.setup()
+    model = exp.model.train()
+    seen = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer) and name.startswith("base_model.model.model.layers.0."):
+            module.lora_A["default"].register_forward_hook(
+                lambda m, args, out, name=name.rsplit(".", 1)[-1]: seen.__setitem__(name, args[0]))
+    batch = dict(next(iter(exp.trainer.get_train_dataloader())))
+    batch.pop("labels")
+    model(**batch)
+    assert seen["q_proj"] is seen["k_proj"] is seen["v_proj"]  # one masked copy of the hidden state
+    assert seen["gate_proj"] is seen["up_proj"]
+    assert seen["o_proj"] is not seen["q_proj"] and seen["gate_proj"] is not seen["q_proj"]
+    x = seen["gate_proj"]
+    assert abs((x == 0).float().mean().item() - 0.25) < 0.05
+    assert exp.model.base_model.model.model.layers[0].mlp.up_proj.lora_dropout["default"].shared.output is not None
+    model.eval()  # evaluation lets go of the last masked tensor and masks nothing
+    assert exp.model.base_model.model.model.layers[0].mlp.up_proj.lora_dropout["default"].shared.output is None
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "qlora"])
+def test_adapters_read_bf16_activations_under_autocast_only_while_training(tmp_path, method, data_dir):
+    """biotune's training context turns off peft's per-adapter fp32 copy of the input under autocast: the same
+    loss as with the copy (autocast casts back to bf16 for the matmul), and the copy is back for prediction."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    exp = Experiment(config(tmp_path, method, method=method, bf16=True, params={"dropout": 0.0}), progress=False)
+    exp.setup()
+    layers = [m for m in exp.model.modules() if isinstance(m, BaseTunerLayer)]
+    batch = dict(next(iter(exp.trainer.get_train_dataloader())))
+    labels = batch.pop("labels")
+    losses = []
+    for context in (False, True):
+        ctx = exp.method.training_context(exp.model, exp.params, autocast=True) if context else nullcontext()
+        with ctx, torch.autocast("cpu", torch.bfloat16), torch.no_grad():
+            assert all(m.cast_input_dtype_enabled != context for m in layers)
+            losses.append(answer_loss(exp.model(**batch), labels).item())
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    assert all(m.cast_input_dtype_enabled for m in layers)
+    exp.train()  # the whole training loop in the context, then predictions with peft's casting back on
+    assert all(m.cast_input_dtype_enabled for m in layers)
+    result, rows = exp.predict()
+    assert len(rows) == 6
 
 
 @pytest.mark.parametrize("options", [["yes", "no", "maybe"], ["chemical disease", "chemical gene", "none"]])

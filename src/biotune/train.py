@@ -323,7 +323,8 @@ def _train(exp: Experiment) -> dict:
     resume = last_checkpoint(exp.out / "checkpoints")
     if resume:
         _log(f"resuming from {resume}")
-    with Timer() as timer, PeakMemory(exp.device) as mem:
+    with (Timer() as timer, PeakMemory(exp.device) as mem,
+          exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16)):
         trainer.train(resume_from_checkpoint=resume)
     final = exp.out / "final"
     trainer.save_model(str(final))

@@ -3,6 +3,8 @@ model families it fits, and `apply(model, ...)` that makes the model trainable i
 
 from __future__ import annotations
 
+import contextlib
+
 from pydantic import BaseModel, ConfigDict
 
 from biotune.registry import Registry
@@ -29,6 +31,11 @@ class Method:
     def apply(self, model, family, head: str, params: BaseModel):
         """Returns the model to train, with exactly this method's parameters trainable."""
         raise NotImplementedError
+
+    def training_context(self, model, params: BaseModel, autocast: bool) -> contextlib.AbstractContextManager:
+        """What the training loop (dev evaluations included) runs in; `autocast`: it computes under bf16/fp16
+        autocast."""
+        return contextlib.nullcontext()
 
 
 class PeftMethod(Method):

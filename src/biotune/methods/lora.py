@@ -15,6 +15,9 @@ class LoraParams(BaseModel):
     target_modules: str | list[str] = "all-linear"  # every linear layer but the output head
     use_rslora: bool = False
     packed_dropout: bool = True  # biotune.kernels.PackedDropout (same dropout, a quarter of the random draws)
+    # adapters that read the same tensor (q/k/v; gate/up) share one dropout mask, as in the LoRA reference code's
+    # fused q/k/v layer (biotune.kernels.SharedDraw); needs packed_dropout
+    shared_dropout: bool = True
 
 
 def lora_config(family, head, params: LoraParams, use_dora: bool = False):
@@ -42,8 +45,20 @@ class Lora(PeftMethod):
         if params.packed_dropout:
             from biotune.kernels import pack_dropouts
 
-            pack_dropouts(model)
+            pack_dropouts(model, share=params.shared_dropout)
         return model
+
+    def training_context(self, model, params, autocast):
+        # Under autocast peft copies each adapter's input to the adapter's dtype (fp32) and autocast copies it back
+        # to bf16 for the matmul: the same numbers after two copies, per adapter and step, forward and backward.
+        # Without peft's cast the adapters read the bf16 activations as they are (and adapters that read the same
+        # tensor can share its dropout draw). Only under autocast, which does the casting peft would have done
+        # (peft's own 4-bit layers skip the cast under autocast too).
+        if not autocast:
+            return super().training_context(model, params, autocast)
+        from peft.helpers import disable_input_dtype_casting
+
+        return disable_input_dtype_casting(model)
 
 
 @register
