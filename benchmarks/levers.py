@@ -1,7 +1,9 @@
 """What each training lever gives: LoRA on the packaged SmolLM2, GAD, batch 8, the levers switched on one after
 another (each row keeps the ones above it), each timed over the same training steps in this process.
 
-    python benchmarks/levers.py [--steps 6] [--out benchmarks/results/levers-<machine>.json]
+    python benchmarks/levers.py [--steps 6] [--repeats 3] [--out benchmarks/results/levers-<machine>.json]
+
+The whole ladder runs `--repeats` times; each row reports its median run (and lists every run).
 
 Every row but the last trains on the same batches (random order); the last row switches on length-grouped batches, which
 changes the batches (fewer pad tokens), so it is compared on real tokens/s.
@@ -99,23 +101,30 @@ def time_steps(exp: Experiment, opts: dict, steps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=3, help="times the whole ladder runs; each row reports its median")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     info = machine()
+    runs: list[list[dict]] = [[] for _ in LADDER]
+    # the ladder runs whole, `repeats` times over: a slow spell of a shared machine hits every row alike
+    for rep in range(args.repeats):
+        for i, (name, opts) in enumerate(LADDER):
+            exp = build(opts, 8 * (args.steps + 1), args.steps + 1, Path("/tmp/biotune-levers"))
+            r = time_steps(exp, opts, args.steps + 1)
+            runs[i].append(r)
+            print(f"[{rep + 1}/{args.repeats}] {name:55s} {r['real_tokens_per_s']:8.1f} real tok/s  "
+                  f"{r['padded_tokens_per_s']:8.1f} padded tok/s", flush=True)
+            del exp
     rows = []
-    for name, opts in LADDER:
-        exp = build(opts, 8 * (args.steps + 1), args.steps + 1, Path("/tmp/biotune-levers"))
-        r = time_steps(exp, opts, args.steps + 1)
-        rows.append({"lever": name, **r})
-        print(f"{name:50s} {r['real_tokens_per_s']:8.1f} real tok/s  {r['padded_tokens_per_s']:8.1f} padded tok/s",
-              flush=True)
-        del exp
+    for (name, _), rs in zip(LADDER, runs):
+        mid = sorted(rs, key=lambda r: r["real_tokens_per_s"])[len(rs) // 2]  # the median run
+        rows.append({"lever": name, **mid, "real_tokens_per_s_runs": [r["real_tokens_per_s"] for r in rs]})
     base = rows[0]["real_tokens_per_s"]
     for r in rows:
         r["speedup_vs_fp32"] = round(r["real_tokens_per_s"] / base, 2)
     out = Path(args.out) if args.out else RESULTS / f"levers-{machine_slug(info)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": info, "steps": args.steps, "rows": rows}, indent=1))
+    out.write_text(json.dumps({"machine": info, "steps": args.steps, "repeats": args.repeats, "rows": rows}, indent=1))
     print(f"results: {out}")
 
 

@@ -21,6 +21,7 @@ from run import RESULTS, _baseline_side, _biotune_side, gad_texts, machine, mach
 
 VARIANTS = {  # name: experiment overrides (biotune's defaults otherwise: every lever on)
     "biotune (every lever)": {},
+    "biotune, one dropout draw per adapter": {"method": {"name": "lora", "params": {"shared_dropout": False}}},
     "biotune, no length grouping": {"training": {"group_by_length": False}},
     "biotune, fp32": {"training": {"bf16": False}},
     "biotune, fp32, no grouping, plain dropout": {"training": {"bf16": False, "group_by_length": False},

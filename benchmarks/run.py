@@ -71,7 +71,20 @@ def machine() -> dict:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
         "versions": {"biotune": biotune.__version__, **versions},
+        "commit": _commit(),
     }
+
+
+def _commit() -> str | None:
+    """The biotune commit measured ("+" when the tree had uncommitted changes); None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+" if dirty else "")
 
 
 def machine_slug(info: dict) -> str:
@@ -423,8 +436,10 @@ def render_markdown() -> str:
         res = json.loads(path.read_text())
         where = res["machine"]["gpu"] or res["machine"]["cpu"]
         for r in res["rows"]:
+            runs = r.get("real_tokens_per_s_runs", [])
+            each = f"; runs: {' / '.join(str(v) for v in runs)}" if len(runs) > 1 else ""
             lever_rows.append(f"| {r['lever']} | {where} | {r['real_tokens_per_s']} real tokens/s "
-                              f"({r['speedup_vs_fp32']}x the fp32 row; {r['padded_tokens_per_s']} padded) |")
+                              f"({r['speedup_vs_fp32']}x the fp32 row; {r['padded_tokens_per_s']} padded{each}) |")
     head = head.replace("LEVERS", "\n".join(lever_rows) or "| (run benchmarks/levers.py) | | |")
     loss_rows = []
     for path in sorted(RESULTS.glob("loss-ablation-*.json")):
@@ -447,7 +462,8 @@ def _mb(b):
 def _table(res: dict, name: str) -> str:
     m = res["machine"]
     lines = [f"## {m['gpu'] or m['cpu']} ({m['cores']} cores) — `benchmarks/results/{name}`", "",
-             f"{res['finished_at']} · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
+             f"{res['finished_at']}{' · biotune commit ' + m['commit'] if m.get('commit') else ''}"
+             f" · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
              f" · peft {m['versions']['peft']} · lm-eval {m['versions'].get('lm_eval')} · command: `{res['command']}`", ""]
     if "peak" in res:
         p = res["peak"]
