@@ -105,6 +105,26 @@ def test_packed_dropout_is_dropout():
     assert torch.equal(PackedDropout(0.0).train()(x), x)
 
 
+def test_shared_draw_reuses_a_mask_only_for_the_same_unmodified_tensor():
+    from biotune.kernels import PackedDropout, SharedDraw
+
+    shared = SharedDraw()
+    a, b = PackedDropout(0.5, shared).train(), PackedDropout(0.5, shared).train()
+    x = torch.ones(64, 64)
+    y = a(x)
+    assert b(x) is y  # the same tensor: one mask
+    assert not torch.equal(b(x.clone()), y)  # an equal but other tensor: a new mask
+    x.add_(1)  # modified in place since: a new mask
+    y2 = b(x)
+    assert y2 is not y and a(x) is y2
+    with torch.no_grad():  # another grad mode: a new mask
+        z = a(x)
+    assert z is not y2 and a(x) is not z
+    with torch.inference_mode():  # inference tensors have no version counter: masked, never shared
+        t = torch.ones(8, 8)
+        assert a(t) is not a(t)
+
+
 def test_lora_layers_use_packed_dropout(tmp_path):
     from biotune.kernels import PackedDropout
 

@@ -63,15 +63,16 @@ class PackedDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.threshold == 0:
             return x
-        if self.shared is not None and (out := self.shared.lookup(x, self.threshold)) is not None:
+        shared = self.shared if self.shared is not None and not x.is_inference() else None  # (no version counter)
+        if shared is not None and (out := shared.lookup(x, self.threshold)) is not None:
             return out
         n = x.numel()
         draws = torch.randint(-(1 << 63), (1 << 63) - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
         bits = draws.view(torch.int16)[:n].view(x.shape)  # -32768..32767
         keep = bits >= self.threshold - (1 << 15)
         out = x * keep.to(x.dtype) * (1.0 / (1.0 - self.p))
-        if self.shared is not None:
-            self.shared.store(x, self.threshold, out)
+        if shared is not None:
+            shared.store(x, self.threshold, out)
         return out
 
     def train(self, mode: bool = True):
