@@ -5,8 +5,8 @@ another (each row keeps the ones above it), each timed over the same training st
 
 The whole ladder runs `--repeats` times; each row reports its median run (and lists every run).
 
-Every row but the last trains on the same batches (random order); the last row switches on length-grouped batches, which
-changes the batches (fewer pad tokens), so it is compared on real tokens/s.
+Every row but the last trains on the same batches (random order); the last row switches on length-grouped
+batches, which changes the batches (fewer pad tokens), so it is compared on real tokens/s.
 """
 
 from __future__ import annotations

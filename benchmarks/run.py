@@ -445,6 +445,8 @@ def render_markdown() -> str:
     for path in sorted(RESULTS.glob("loss-ablation-*.json")):
         res = json.loads(path.read_text())
         where = res["machine"]["gpu"] or res["machine"]["cpu"]
+        if res["machine"].get("commit"):
+            where += f", commit {res['machine']['commit']}"
         for name, losses in res["heldout_answer_loss"].items():
             values = list(losses.values())
             loss_rows.append(f"| {name} | {where} | {sum(values) / len(values):.4f} | "
