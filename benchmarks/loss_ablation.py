@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="result JSON (default benchmarks/results/loss-ablation-<machine>.json)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    info = machine()  # at the start: the commit measured is the one the runs start from
     chosen = list(VARIANTS.items())
     if args.variants:
         chosen = [chosen[int(i)] for i in args.variants.split(",")]
@@ -57,7 +58,6 @@ def main() -> None:
             rows.setdefault(name, {})[seed] = side["heldout_answer_loss"]
         for name, losses in rows.items():
             print(f"{name:45s} " + "  ".join(f"seed {s}: {v:.4f}" for s, v in losses.items()), flush=True)
-    info = machine()
     result = {"machine": info, "examples": 256, "steps": 32, "heldout_examples": 256, "seeds": seeds,
               "heldout_answer_loss": {name: {str(s): round(v, 4) for s, v in losses.items()}
                                       for name, losses in rows.items()}}
