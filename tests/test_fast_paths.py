@@ -140,8 +140,9 @@ def test_lora_layers_use_packed_dropout(tmp_path):
 
 def _one_step(tmp_path, name, shared, monkeypatch, draws):
     """Loss and LoRA gradients of one training step (fp32: bf16 would round the gradients' sums in another
-    order) on the tiny LLaMA, with a dropout whose mask depends on the input's shape only (the generator is reseeded before every
-    draw): then drawing once per input or once per adapter gives the same masks, and the two must agree."""
+    order) on the tiny LLaMA, with a dropout whose mask depends on the input's shape only (the generator is
+    reseeded before every draw): then drawing once per input or once per adapter gives the same masks, and the
+    two must agree."""
     from biotune import kernels
 
     real = torch.randint
@@ -162,7 +163,7 @@ def _one_step(tmp_path, name, shared, monkeypatch, draws):
         torch.nn.init.normal_(p, std=0.02)
     loss = answer_loss(model(**batch), labels)
     grads = torch.autograd.grad(loss, trainable)
-    monkeypatch.setattr(kernels.torch, "randint", real)
+    monkeypatch.undo()  # the real generator again for the next run
     return loss, grads
 
 
