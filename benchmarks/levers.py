@@ -27,20 +27,21 @@ from biotune.config import validate_experiment  # noqa: E402
 from biotune.train import Experiment, answer_loss  # noqa: E402
 
 LADDER = [
-    ("fp32 (the Trainer default on CPU)", dict(bf16=False, attn="sdpa", answers=False, packed=False, group=False)),
-    ("+ bf16 autocast, weights fp32", dict(bf16=True, frozen_fp32=True, attn="sdpa", answers=False, packed=False,
+    ("fp32 (the Trainer default on CPU)", dict(bf16=False, attn="sdpa", answers=False, fast=False, group=False)),
+    ("+ bf16 autocast, weights fp32", dict(bf16=True, frozen_fp32=True, attn="sdpa", answers=False, fast=False,
                                           group=False)),
-    ("+ frozen weights stored in bf16 (cast once)", dict(bf16=True, attn="sdpa", answers=False, packed=False,
+    ("+ frozen weights stored in bf16 (cast once)", dict(bf16=True, attn="sdpa", answers=False, fast=False,
                                                         group=False)),
-    ("+ LM head and loss at answer positions only", dict(bf16=True, attn="sdpa", answers=True, packed=False,
+    ("+ LM head and loss at answer positions only", dict(bf16=True, attn="sdpa", answers=True, fast=False,
                                                          group=False)),
-    ("+ eager attention for training on CPU", dict(bf16=True, attn="auto", answers=True, packed=False, group=False)),
-    ("+ packed LoRA dropout", dict(bf16=True, attn="auto", answers=True, packed=True, group=False)),
-    ("+ adapters read the bf16 activations (no fp32 copy)", dict(bf16=True, attn="auto", answers=True, packed=True,
+    ("+ eager attention for training on CPU", dict(bf16=True, attn="auto", answers=True, fast=False, group=False)),
+    ("+ fast LoRA dropout (only the dropped positions drawn)", dict(bf16=True, attn="auto", answers=True, fast=True,
+                                                                    group=False)),
+    ("+ adapters read the bf16 activations (no fp32 copy)", dict(bf16=True, attn="auto", answers=True, fast=True,
                                                                  nocast=True, group=False)),
-    ("+ one dropout draw per shared input (q/k/v; gate/up)", dict(bf16=True, attn="auto", answers=True, packed=True,
+    ("+ one dropout draw per shared input (q/k/v; gate/up)", dict(bf16=True, attn="auto", answers=True, fast=True,
                                                                   nocast=True, shared=True, group=False)),
-    ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, packed=True,
+    ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, fast=True,
                                                           nocast=True, shared=True, group=True)),
 ]
 
@@ -49,7 +50,7 @@ def build(opts: dict, n: int, steps: int, out: Path) -> Experiment:
     cfg = validate_experiment({
         "dataset": "gad", "output_dir": str(out), "seed": 0,
         "model": {"family": "causal", "path": "smollm2-135m", "attn_implementation": opts["attn"]},
-        "method": {"name": "lora", "params": {"packed_dropout": opts["packed"],
+        "method": {"name": "lora", "params": {"fast_dropout": opts["fast"],
                                               "shared_dropout": opts.get("shared", False)}},
         "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
                      "bf16": opts["bf16"], "logits_at_answers": opts["answers"], "group_by_length": opts["group"],

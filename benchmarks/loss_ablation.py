@@ -27,7 +27,8 @@ VARIANTS = {  # name: experiment overrides (biotune's defaults otherwise: every 
     "biotune, no length grouping": {"training": {"group_by_length": False}},
     "biotune, fp32": {"training": {"bf16": False}},
     "biotune, fp32, no grouping, plain dropout": {"training": {"bf16": False, "group_by_length": False},
-                                                  "method": {"name": "lora", "params": {"packed_dropout": False}}},
+                                                  "method": {"name": "lora", "params": {"fast_dropout": False}}},
+    "biotune, torch's dropout (one draw per adapter)": {"method": {"name": "lora", "params": {"fast_dropout": False}}},
 }
 
 

@@ -86,30 +86,69 @@ def test_length_grouping_cuts_padding_and_counts_it(tmp_path, data_dir):
     assert runs[True]["train_padded_tokens"] < runs[False]["train_padded_tokens"]
 
 
-def test_packed_dropout_is_dropout():
-    from biotune.kernels import PackedDropout
+def _dropout_statistics(dropped: torch.Tensor, p: float) -> None:
+    """`dropped` (a bool matrix) looks like independent Bernoulli(p) draws: the rate, the spread of the counts in
+    blocks (binomial), and no correlation between neighbours."""
+    n = dropped.numel()
+    sigma = (p * (1 - p) / n) ** 0.5
+    assert abs(dropped.float().mean().item() - p) < 5 * sigma
+    counts = dropped.reshape(-1, 100).sum(dim=1).double()  # blocks of 100: Binomial(100, p)
+    assert counts.mean().item() == pytest.approx(100 * p, rel=0.02)
+    assert counts.var().item() == pytest.approx(100 * p * (1 - p), rel=0.05)
+    flat = dropped.flatten().double()
+    both = (flat[1:] * flat[:-1]).mean().item()  # P(two neighbours both dropped) = p^2
+    assert abs(both - p * p) < 5 * (p * p * (1 - p * p) / n) ** 0.5
 
-    drop = PackedDropout(0.05)
-    assert abs(drop.p - 0.05) < 1 / 65536
-    x = torch.ones(1000, 1000)
+
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_fast_dropout_is_dropout(p):
+    from biotune.kernels import FastDropout
+
+    drop = FastDropout(p)
+    assert drop.p == p  # exactly: no rounding of the probability
+    x = torch.ones(1000, 1000, requires_grad=True)
     torch.manual_seed(0)
     y = drop.train()(x)
-    dropped = (y == 0).float().mean().item()
-    sigma = (0.05 * 0.95 / x.numel()) ** 0.5
-    assert abs(dropped - drop.p) < 5 * sigma
-    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / (1 - drop.p)))
+    dropped = y == 0
+    _dropout_statistics(dropped, p)
+    assert torch.allclose(y[~dropped], torch.full_like(y[~dropped], 1 / (1 - p)))
     assert abs(y.mean().item() - 1.0) < 5e-3  # unbiased
-    rows = (y == 0).float().mean(dim=1)  # independent across the tensor, not one pattern repeated
-    assert rows.std().item() > 0 and len({tuple(r.nonzero().flatten()[:5].tolist()) for r in (y == 0)[:50]}) == 50
+    assert len({tuple(r.nonzero().flatten()[:20].tolist()) for r in dropped[:50]}) == 50  # no pattern repeated
+    y.backward(torch.full_like(y, 2.0))  # the gradient goes through the kept elements only, scaled the same way
+    torch.testing.assert_close(x.grad, 2.0 * y.detach())
+    assert not torch.equal(drop(x), y)  # a new draw per call
     assert torch.equal(drop.eval()(x), x)
-    assert torch.equal(PackedDropout(0.0).train()(x), x)
+    assert torch.equal(FastDropout(0.0).train()(x), x)
+    bf16 = torch.ones(64, 64, dtype=torch.bfloat16)
+    assert drop.train()(bf16).dtype == torch.bfloat16
+    t = torch.ones(32, 16).t()  # a non-contiguous input: masked as its logical elements
+    out = drop(t)
+    assert out.shape == t.shape and set(out.unique().tolist()) <= {0.0, torch.tensor(1 / (1 - p)).item()}
+
+
+def test_drop_positions_in_several_draws_are_the_same_process():
+    """The gap draws continue across chunks: a tiny chunk (hundreds of draws for one tensor) gives the same
+    statistics as one draw, every position once, in order, inside the tensor."""
+    from biotune.kernels import drop_positions
+
+    torch.manual_seed(0)
+    n, p = 200_000, 0.1
+    for chunk in (None, 37):
+        pos = drop_positions(n, p, chunk=chunk)
+        assert pos.dtype == torch.int64 and int(pos.min()) >= 0 and int(pos.max()) < n
+        assert torch.equal(pos, pos.unique())  # sorted, no position twice
+        dropped = torch.zeros(n, dtype=torch.bool)
+        dropped[pos] = True
+        _dropout_statistics(dropped, p)
+    assert drop_positions(0, p).numel() == 0 and drop_positions(10, 0.0).numel() == 0
+    assert drop_positions(10, 0.999999).numel() == 10
 
 
 def test_shared_draw_reuses_a_mask_only_for_the_same_unmodified_tensor():
-    from biotune.kernels import PackedDropout, SharedDraw
+    from biotune.kernels import FastDropout, SharedDraw
 
     shared = SharedDraw()
-    a, b = PackedDropout(0.5, shared).train(), PackedDropout(0.5, shared).train()
+    a, b = FastDropout(0.5, shared).train(), FastDropout(0.5, shared).train()
     x = torch.ones(64, 64)
     y = a(x)
     assert b(x) is y  # the same tensor: one mask
@@ -125,17 +164,18 @@ def test_shared_draw_reuses_a_mask_only_for_the_same_unmodified_tensor():
         assert a(t) is not a(t)
 
 
-def test_lora_layers_use_packed_dropout(tmp_path):
-    from biotune.kernels import PackedDropout
+@pytest.mark.parametrize("off", ["fast_dropout", "packed_dropout"])  # the earlier name is still read
+def test_lora_layers_use_fast_dropout(tmp_path, off):
+    from biotune.kernels import FastDropout
 
-    exp = Experiment(config(tmp_path, "packed"), progress=False)
+    exp = Experiment(config(tmp_path, "fast"), progress=False)
     exp.setup()
-    drops = [m for m in exp.model.modules() if isinstance(m, PackedDropout)]
+    drops = [m for m in exp.model.modules() if isinstance(m, FastDropout)]
     assert len(drops) == 7 * 2  # q, k, v, o, gate, up, down in each of the 2 layers
     assert len({id(d.shared) for d in drops}) == 1 and drops[0].shared is not None  # one SharedDraw, the model's
-    plain = Experiment(config(tmp_path, "plain", params={"packed_dropout": False}), progress=False)
+    plain = Experiment(config(tmp_path, "plain", params={off: False}), progress=False)
     plain.setup()
-    assert not any(isinstance(m, PackedDropout) for m in plain.model.modules())
+    assert not any(isinstance(m, FastDropout) for m in plain.model.modules())
 
 
 def _one_step(tmp_path, name, shared, monkeypatch, draws):
@@ -145,14 +185,14 @@ def _one_step(tmp_path, name, shared, monkeypatch, draws):
     two must agree."""
     from biotune import kernels
 
-    real = torch.randint
+    real = kernels.drop_positions
 
-    def reseeded(*args, **kw):
-        draws.append(args[2])
+    def reseeded(n, *args, **kw):
+        draws.append(n)
         torch.manual_seed(1234)
-        return real(*args, **kw)
+        return real(n, *args, **kw)
 
-    monkeypatch.setattr(kernels.torch, "randint", reseeded)
+    monkeypatch.setattr(kernels, "drop_positions", reseeded)
     exp = Experiment(config(tmp_path, name, params={"dropout": 0.3, "shared_dropout": shared}), progress=False)
     exp.setup()
     batch = dict(next(iter(exp.trainer.get_train_dataloader())))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from .base import PeftMethod, register
 
@@ -14,9 +14,11 @@ class LoraParams(BaseModel):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"  # every linear layer but the output head
     use_rslora: bool = False
-    packed_dropout: bool = True  # biotune.kernels.PackedDropout (same dropout, a quarter of the random draws)
+    # biotune.kernels.FastDropout: the same dropout, drawing only the dropped positions on CPU (the earlier name
+    # packed_dropout is still read)
+    fast_dropout: bool = Field(True, validation_alias=AliasChoices("fast_dropout", "packed_dropout"))
     # adapters that read the same tensor (q/k/v; gate/up) share one dropout mask, as in the LoRA reference code's
-    # fused q/k/v layer (biotune.kernels.SharedDraw); needs packed_dropout
+    # fused q/k/v layer (biotune.kernels.SharedDraw); needs fast_dropout
     shared_dropout: bool = True
 
 
@@ -42,10 +44,10 @@ class Lora(PeftMethod):
 
     def apply(self, model, family, head, params):
         model = super().apply(model, family, head, params)
-        if params.packed_dropout:
-            from biotune.kernels import pack_dropouts
+        if params.fast_dropout:
+            from biotune.kernels import fast_dropouts
 
-            pack_dropouts(model, share=params.shared_dropout)
+            fast_dropouts(model, share=params.shared_dropout)
         return model
 
     def training_context(self, model, params, autocast):
