@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 
-
 class SharedDraw:
     """The last tensor a group of FastDropouts masked and its masked copy: a dropout called again on the same,
     unmodified tensor (same object, same version, same p, same grad mode) returns that copy instead of drawing
