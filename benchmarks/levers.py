@@ -41,8 +41,13 @@ LADDER = [
                                                                  nocast=True, group=False)),
     ("+ one dropout draw per shared input (q/k/v; gate/up)", dict(bf16=True, attn="auto", answers=True, fast=True,
                                                                   nocast=True, shared=True, group=False)),
+    ("+ frozen layer and its adapter as one autograd node", dict(bf16=True, attn="auto", answers=True, fast=True,
+                                                                 nocast=True, shared=True, fused=True, group=False)),
+    ("+ RMSNorm as one autograd node", dict(bf16=True, attn="auto", answers=True, fast=True, nocast=True,
+                                            shared=True, fused=True, norms=True, group=False)),
     ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, fast=True,
-                                                          nocast=True, shared=True, group=True)),
+                                                          nocast=True, shared=True, fused=True, norms=True,
+                                                          group=True)),
 ]
 
 
@@ -51,9 +56,11 @@ def build(opts: dict, n: int, steps: int, out: Path) -> Experiment:
         "dataset": "gad", "output_dir": str(out), "seed": 0,
         "model": {"family": "causal", "path": "smollm2-135m", "attn_implementation": opts["attn"]},
         "method": {"name": "lora", "params": {"fast_dropout": opts["fast"],
-                                              "shared_dropout": opts.get("shared", False)}},
+                                              "shared_dropout": opts.get("shared", False),
+                                              "fused": opts.get("fused", False)}},
         "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
                      "bf16": opts["bf16"], "logits_at_answers": opts["answers"], "group_by_length": opts["group"],
+                     "fast_norms": opts.get("norms", False),
                      "learning_rate": 2e-4},
     })
     exp = Experiment(cfg, progress=False)

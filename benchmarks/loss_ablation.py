@@ -29,6 +29,8 @@ VARIANTS = {  # name: experiment overrides (biotune's defaults otherwise: every 
     "biotune, fp32, no grouping, plain dropout": {"training": {"bf16": False, "group_by_length": False},
                                                   "method": {"name": "lora", "params": {"fast_dropout": False}}},
     "biotune, torch's dropout (one draw per adapter)": {"method": {"name": "lora", "params": {"fast_dropout": False}}},
+    "biotune, peft's LoRA layer and the library's RMSNorm": {"method": {"name": "lora", "params": {"fused": False}},
+                                                             "training": {"fast_norms": False}},
 }
 
 
@@ -57,8 +59,9 @@ def main() -> None:
         for i, (name, extra) in enumerate(chosen):
             side, _ = _biotune_side(work, 256, 32, dev, seed, extra, name=f"v{i}")
             rows.setdefault(name, {})[seed] = side["heldout_answer_loss"]
+        width = max(map(len, rows))
         for name, losses in rows.items():
-            print(f"{name:45s} " + "  ".join(f"seed {s}: {v:.4f}" for s, v in losses.items()), flush=True)
+            print(f"{name:{width}s} " + "  ".join(f"seed {s}: {v:.4f}" for s, v in losses.items()), flush=True)
     result = {"machine": info, "examples": 256, "steps": 32, "heldout_examples": 256, "seeds": seeds,
               "heldout_answer_loss": {name: {str(s): round(v, 4) for s, v in losses.items()}
                                       for name, losses in rows.items()}}

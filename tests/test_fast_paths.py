@@ -229,8 +229,8 @@ def test_shared_dropout_masks_each_input_once_with_probability_p(tmp_path):
     seen = {}
     for name, module in model.named_modules():
         if isinstance(module, LoraLayer) and name.startswith("base_model.model.model.layers.0."):
-            module.lora_A["default"].register_forward_hook(
-                lambda m, args, out, name=name.rsplit(".", 1)[-1]: seen.__setitem__(name, args[0]))
+            module.lora_dropout["default"].register_forward_hook(  # what each adapter reads
+                lambda m, args, out, name=name.rsplit(".", 1)[-1]: seen.__setitem__(name, out))
     batch = dict(next(iter(exp.trainer.get_train_dataloader())))
     batch.pop("labels")
     model(**batch)

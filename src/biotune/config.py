@@ -78,6 +78,9 @@ class TrainingConfig(_Strict):
     logits_at_answers: bool = True
     # batches of similar lengths (less padding); off = plain random order
     group_by_length: bool = True
+    # LLaMA-style RMSNorm layers as one autograd node that keeps x in its dtype (biotune.kernels.rms_norm; CPU):
+    # the same outputs with fewer passes over memory; off = the library's forward
+    fast_norms: bool = True
     max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
     train_split: Split = "train"  # another split here makes the result not comparable to BLURB
     train_limit: int | None = Field(None, ge=1)

@@ -99,6 +99,10 @@ class Experiment:
         if not method.trains:
             model.requires_grad_(False)  # in-context methods train nothing
         self.model = method.apply(model, self.family, self.head, self.params)
+        if method.trains and cfg.training.fast_norms and self.device.type == "cpu":
+            from .kernels import fast_rms_norms
+
+            fast_rms_norms(self.model)
         for p in self.model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
