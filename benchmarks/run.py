@@ -22,7 +22,9 @@ Sections
           timed apart) and accuracy
   memory  LoRA vs QLoRA vs FFT training on the same batch: weight bytes (parameters and buffers as stored,
           counted from the tensors) and peak RSS of the training process; the lowest QLoRA/LoRA ratio the
-          model allows with its embedding in bf16
+          model allows with its embedding in bf16; then LoRA vs QLoRA on a larger model of the same family
+          (SmolLM2-360M's shapes, random init: no larger real model is packaged), where the embedding is a
+          smaller share
 """
 
 from __future__ import annotations
@@ -389,31 +391,60 @@ def eval_section(work: Path, n: int, scorings: list[str]) -> dict:
 
 
 # -- memory -------------------------------------------------------------------------------------------------
-def memory_section(work: Path, methods: list[str]) -> dict:
-    out = {}
-    for method in methods:
-        exp, run_dir = work / f"mem_{method}.yaml", work / f"mem_{method}"
-        biotune_experiment(exp, run_dir, method, 8, 2, {"training": {"learning_rate": None}})
-        run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"mem_{method}.log")
-        m = json.loads((run_dir / "metrics.json").read_text())
-        r = m["resources"]
-        out[method] = {"weight_bytes": r["weight_bytes"], "train_peak_rss_bytes": r["train_peak_memory_bytes"],
-                       "process_peak_rss_bytes": run["peak_rss_bytes"], "trainable_params": r["trainable_params"]}
-    if "qlora" in out and "lora" in out:
-        out["ratio_qlora_lora_weights"] = round(out["qlora"]["weight_bytes"] / out["lora"]["weight_bytes"], 3)
-        out["qlora_floor"] = qlora_floor()
+# A larger model of the same family, for the QLoRA ratio: SmolLM2-135M's tied 49,152 x 576 embedding is 21 % of
+# its parameters and stays bf16, which keeps its ratio above 0.4 however the linear layers are stored. No larger
+# real model is packaged here, so this is a LLaMA with SmolLM2-360M's published shapes, random init (the bytes
+# of a weight do not depend on its values), built by biotune's `random_init` with the real SmolLM2 tokenizer.
+LARGER = {
+    "name": "SmolLM2-360M's shapes, random init",
+    "random_init": {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
+                    "num_attention_heads": 15, "num_key_value_heads": 5, "tie_word_embeddings": True,
+                    "rms_norm_eps": 1e-5},
+}
+
+
+def memory_section(work: Path, methods: list[str], larger: bool = True) -> dict:
+    out = _memory_runs(work, methods, "mem")
+    if larger:
+        print(f"memory: LoRA, QLoRA on {LARGER['name']} ...", flush=True)
+        out["larger"] = {"model": LARGER["name"], "random_init": LARGER["random_init"],
+                         **_memory_runs(work, ["lora", "qlora"], "mem_larger", LARGER["random_init"])}
     return out
 
 
-def qlora_floor() -> dict:
-    """The lowest QLoRA / bf16-LoRA weight ratio this model allows while its embeddings (and norms) stay bf16:
+def _memory_runs(work: Path, methods: list[str], prefix: str, random_init: dict | None = None) -> dict:
+    out = {}
+    extra = {"training": {"learning_rate": None}}
+    if random_init:
+        extra["model"] = {"random_init": random_init}
+    for method in methods:
+        exp, run_dir = work / f"{prefix}_{method}.yaml", work / f"{prefix}_{method}"
+        biotune_experiment(exp, run_dir, method, 8, 2, extra)
+        run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"],
+                           work / f"{prefix}_{method}.log")
+        m = json.loads((run_dir / "metrics.json").read_text())
+        r = m["resources"]
+        out[method] = {"weight_bytes": r["weight_bytes"], "train_peak_rss_bytes": r["train_peak_memory_bytes"],
+                       "process_peak_rss_bytes": run["peak_rss_bytes"], "trainable_params": r["trainable_params"],
+                       "total_params": r["total_params"]}
+    if "qlora" in out and "lora" in out:
+        out["ratio_qlora_lora_weights"] = round(out["qlora"]["weight_bytes"] / out["lora"]["weight_bytes"], 3)
+        out["qlora_floor"] = qlora_floor(random_init)
+    return out
+
+
+def qlora_floor(random_init: dict | None = None) -> dict:
+    """The lowest QLoRA / bf16-LoRA weight ratio a model allows while its embeddings (and norms) stay bf16:
     every linear layer at exactly 4 bits, no quantization constants at all. A model whose embedding is a large
-    share of its parameters (SmolLM2-135M: a 49,152 x 576 tied embedding, 21 %) cannot go below it."""
+    share of its parameters (SmolLM2-135M: a 49,152 x 576 tied embedding, 21 %) cannot go below it. The packaged
+    SmolLM2, or a LLaMA built from `random_init` fields (as the memory section builds it)."""
     import torch
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig
 
     config = AutoConfig.from_pretrained(model_dir())  # outside init_empty_weights: it may build the model folder
+    if random_init:
+        config = LlamaConfig(**{"vocab_size": config.vocab_size, **random_init})
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config)
     tied = getattr(config, "tie_word_embeddings", False)
@@ -425,6 +456,9 @@ def qlora_floor() -> dict:
     kept = sum(p.numel() for i, p in params.items() if i not in linear)
     return {"quantized_params": quantized, "bf16_params": kept,
             "floor_ratio": round((kept * 2 + quantized * 0.5) / ((kept + quantized) * 2), 3)}
+
+
+SECTIONS = ("peak", "train", "eval", "memory")
 
 
 # -- the table ------------------------------------------------------------------------------------------------
@@ -467,7 +501,15 @@ def _table(res: dict, name: str) -> str:
              f"{res['finished_at']}{' · biotune commit ' + m['commit'] if m.get('commit') else ''}"
              f" · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
              f" · peft {m['versions']['peft']} · lm-eval {m['versions'].get('lm_eval')} · command: `{res['command']}`", ""]
+    def other_run(key: str) -> list[str]:
+        m = res[key].get("measured")
+        if not m or m.get("commit") == res["machine"].get("commit") and m.get("command") == res["command"]:
+            return []
+        return [f"(measured by an earlier run: {m['at']} · biotune commit {m['commit']} · command: `{m['command']}`)",
+                ""]
+
     if "peak" in res:
+        lines += other_run("peak")
         p = res["peak"]
         lines += [f"Measured matmul peak ({p['n']}x{p['n']}): bf16 {p['bf16_tflops'] * 1000:.0f} GFLOP/s, "
                   f"fp32 {p['fp32_tflops'] * 1000:.0f} GFLOP/s.", ""]
@@ -484,6 +526,7 @@ def _table(res: dict, name: str) -> str:
         def per(side):
             runs = side.get("per_seed", [])
             return "(" + " / ".join(f"{x['heldout_answer_loss']:.4f}" for x in runs) + ")" if len(runs) > 1 else ""
+        lines += other_run("train")
         lines += [f"**LoRA training**, GAD, {t['examples']} examples, {t['steps']} steps of batch 8, same real "
                   f"tokens on both sides: {t['same_real_tokens']}", "",
                   "| | baseline (Trainer + PEFT) | biotune | ratio |", "|---|---|---|---|",
@@ -498,6 +541,7 @@ def _table(res: dict, name: str) -> str:
     if "eval" in res:
         e = res["eval"]
         lm = e["lm_eval"]
+        lines += other_run("eval")
         lines += [f"**Zero-shot PubMedQA**, {e['questions']} test questions, batch 8", "",
                   "| | examples/s | accuracy | eval seconds | dtype | ratio (examples/s) |", "|---|---|---|---|---|---|",
                   f"| lm-eval `pubmedqa` (HF) | {lm['examples_per_s']} | {lm['accuracy']:.3f} | {lm['eval_seconds']:.1f} | {lm['dtype']} | 1 |"]
@@ -509,6 +553,7 @@ def _table(res: dict, name: str) -> str:
         lines.append("")
     if "memory" in res:
         mem = res["memory"]
+        lines += other_run("memory")
         lines += ["**Training memory**, the same batch (8 GAD examples, 2 steps)", "",
                   "| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|"]
         for k in ("lora", "qlora", "fft"):
@@ -522,6 +567,17 @@ def _table(res: dict, name: str) -> str:
             lines += ["", f"Lowest ratio this model allows with its embedding and norms in bf16 (every linear layer "
                           f"at exactly 4 bits, no quantization constants): {f['floor_ratio']}x "
                           f"({f['bf16_params']:,} bf16 parameters, {f['quantized_params']:,} quantizable)"]
+        if "larger" in mem:
+            big, f = mem["larger"], mem["larger"]["qlora_floor"]
+            lines += ["", f"**LoRA vs QLoRA on a larger model of the same family**: a LLaMA with "
+                          f"{big['model']} ({(f['bf16_params'] + f['quantized_params']) / 1e6:.1f} M parameters, "
+                          f"{f['bf16_params']:,} of them in the embedding and norms), the same batch", "",
+                      "| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|"]
+            for k in ("lora", "qlora"):
+                lines.append(f"| {k} | {_mb(big[k]['weight_bytes'])} | {_mb(big[k]['train_peak_rss_bytes'])} | "
+                             f"{big[k]['trainable_params']:,} |")
+            lines += ["", f"QLoRA / LoRA weight bytes: **{big['ratio_qlora_lora_weights']}x** (lowest this model "
+                          f"allows: {f['floor_ratio']}x)"]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -539,23 +595,37 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="biotune-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     result = json.loads(out.read_text()) if out.exists() else {}
-    result.update(machine=info, command=" ".join(["python", "benchmarks/run.py", *sys.argv[1:]]))
+    # sections this run does not measure (--only) keep the stamp of the run that measured them
+    for key in SECTIONS:
+        if key in result and "measured" not in result[key]:
+            result[key]["measured"] = {"commit": result["machine"].get("commit"), "at": result.get("finished_at"),
+                                       "command": result.get("command")}
+    command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
+    result.update(machine=info, command=command)
+
+    def stamp(key: str) -> None:
+        result[key]["measured"] = {"commit": info["commit"], "command": command,
+                                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if "peak" in sections or "train" in sections:
         print("matmul peak ...", flush=True)
         result["peak"] = matmul_peak(2.0 if args.quick else 5.0)
+        stamp("peak")
         print(result["peak"], flush=True)
     if "train" in sections:
         print("LoRA training: baseline, then biotune ...", flush=True)
         result["train"] = train_section(work, 32 if args.quick else 256, 16 if args.quick else 256,
                                           [0] if args.quick else [0, 1], result["peak"])
+        stamp("train")
         print(json.dumps(result["train"], indent=1), flush=True)
     if "eval" in sections:
         print("PubMedQA zero-shot: lm-eval, then biotune ...", flush=True)
         result["eval"] = eval_section(work, 24 if args.quick else 500, ["likelihood", "generate"])
+        stamp("eval")
         print(json.dumps(result["eval"], indent=1), flush=True)
     if "memory" in sections:
         print("memory: LoRA, QLoRA, FFT ...", flush=True)
-        result["memory"] = memory_section(work, ["lora", "qlora", "fft"])
+        result["memory"] = memory_section(work, ["lora", "qlora", "fft"], larger=not args.quick)
+        stamp("memory")
         print(json.dumps(result["memory"], indent=1), flush=True)
     result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out.parent.mkdir(parents=True, exist_ok=True)
