@@ -495,6 +495,13 @@ def _mb(b):
     return f"{b / 2**20:,.0f} MiB" if b else "-"
 
 
+def _memory_rows(mem: dict) -> list[str]:
+    """The memory table of one model: a row per method it ran."""
+    return ["| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|",
+            *(f"| {k} | {_mb(mem[k]['weight_bytes'])} | {_mb(mem[k]['train_peak_rss_bytes'])} | "
+              f"{mem[k]['trainable_params']:,} |" for k in ("lora", "qlora", "fft") if k in mem)]
+
+
 def _table(res: dict, name: str) -> str:
     m = res["machine"]
     lines = [f"## {m['gpu'] or m['cpu']} ({m['cores']} cores) — `benchmarks/results/{name}`", "",
@@ -554,12 +561,7 @@ def _table(res: dict, name: str) -> str:
     if "memory" in res:
         mem = res["memory"]
         lines += other_run("memory")
-        lines += ["**Training memory**, the same batch (8 GAD examples, 2 steps)", "",
-                  "| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|"]
-        for k in ("lora", "qlora", "fft"):
-            if k in mem:
-                lines.append(f"| {k} | {_mb(mem[k]['weight_bytes'])} | {_mb(mem[k]['train_peak_rss_bytes'])} | "
-                             f"{mem[k]['trainable_params']:,} |")
+        lines += ["**Training memory**, the same batch (8 GAD examples, 2 steps)", "", *_memory_rows(mem)]
         if "ratio_qlora_lora_weights" in mem:
             lines += ["", f"QLoRA / LoRA weight bytes: **{mem['ratio_qlora_lora_weights']}x**"]
         if "qlora_floor" in mem:
@@ -572,10 +574,7 @@ def _table(res: dict, name: str) -> str:
             lines += ["", f"**LoRA vs QLoRA on a larger model of the same family**: a LLaMA with "
                           f"{big['model']} ({(f['bf16_params'] + f['quantized_params']) / 1e6:.1f} M parameters, "
                           f"{f['bf16_params']:,} of them in the embedding and norms), the same batch", "",
-                      "| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|"]
-            for k in ("lora", "qlora"):
-                lines.append(f"| {k} | {_mb(big[k]['weight_bytes'])} | {_mb(big[k]['train_peak_rss_bytes'])} | "
-                             f"{big[k]['trainable_params']:,} |")
+                      *_memory_rows(big)]
             lines += ["", f"QLoRA / LoRA weight bytes: **{big['ratio_qlora_lora_weights']}x** (lowest this model "
                           f"allows: {f['floor_ratio']}x)"]
         lines.append("")
