@@ -29,8 +29,9 @@ def test_data_list_shows_all_13_datasets_and_missing_splits(data_dir):
     for name, spec in DATASETS.items():
         assert name in r.stdout and spec.task in r.stdout
     assert "13 datasets" in r.stdout
-    assert r.stdout.count("missing") >= 3
-    assert str(data_dir / "chemprot" / "test.tsv") in r.stdout
+    assert r.stdout.count("missing") >= 2  # EBM PICO train: the one split not in ../shared
+    assert str(data_dir / "ebmnlp" / "train.tsv") in r.stdout
+    assert str(data_dir / "chemprot") not in r.stdout  # ChemProt is complete
     for size in ("4560", "25296", "1295", "11268", "10386"):
         assert size in r.stdout
 
@@ -56,8 +57,8 @@ def test_malformed_data_line_names_file_and_line(data_dir, tmp_path):
 
 
 def test_missing_split_is_explained(data_dir):
-    r = biotune("data", "show", "chemprot", "--split", "test", "--data-dir", str(data_dir))
-    assert_clean_error(r, "chemprot test split is missing", str(data_dir / "chemprot" / "test.tsv"), "--data-dir")
+    r = biotune("data", "show", "ebm-pico", "--split", "train", "--data-dir", str(data_dir))
+    assert_clean_error(r, "ebm-pico train split is missing", str(data_dir / "ebmnlp" / "train.tsv"), "--data-dir")
 
 
 @pytest.mark.parametrize("args,needles", [

@@ -15,7 +15,7 @@ SIZES = {
     "bc2gm": {"train": 12574, "dev": 2519, "test": 5038},
     "jnlpba": {"train": 16807, "dev": 1739, "test": 3856},
     "ebm-pico": {"train": None, "dev": 10386, "test": 2076},
-    "chemprot": {"train": None, "dev": 11268, "test": None},
+    "chemprot": {"train": 18035, "dev": 11268, "test": 15745},
     "ddi": {"train": 25296, "dev": 2496, "test": 5716},
     "gad": {"train": 4261, "dev": 535, "test": 534},
     "biosses": {"train": 64, "dev": 16, "test": 20},
@@ -127,7 +127,7 @@ def test_url_loader_reads_the_same_files(data_dir, tmp_path, monkeypatch):
     assert remote.to_list() == load_split("gad", "test", data_dir).to_list()
     assert list((tmp_path / "cache" / "data").rglob("GAD/test.tsv"))
     with pytest.raises(MissingSplitError):
-        load_split("chemprot", "test", url)
+        load_split("ebm-pico", "train", url)
 
 
 def test_data_dir_resolution(tmp_path, monkeypatch):

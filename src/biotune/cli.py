@@ -77,7 +77,7 @@ def eval_cmd(
     shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
     selection: str = typer.Option("random", help="Shot selection: random or knn (nearest by MiniLM embedding)."),
     shot_split: str = typer.Option("train", help="Split the shots are drawn from."),
-    fallback_split: Optional[str] = typer.Option(None, help="Where the evaluated or shot split is missing (ChemProt test, PICO/ChemProt train), use this split instead; such results are flagged as not comparable to BLURB."),
+    fallback_split: Optional[str] = typer.Option(None, help="Where the evaluated or shot split is missing (EBM PICO train here), use this split instead; such results are flagged as not comparable to BLURB."),
     seed: int = typer.Option(0, help="Seed for shot selection."),
     limit: Optional[int] = typer.Option(None, help="Evaluate N examples per dataset, spread evenly over the split."),
     batch_size: int = typer.Option(8, help="Batch size."),
