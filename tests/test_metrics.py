@@ -31,25 +31,52 @@ def test_entity_f1_conlleval_i_after_o_starts_an_entity():
     assert metrics.entity_f1([["O", "B", "I"]], [["O", "I", "I"]])["f1"] == 1.0
 
 
-def test_pico_word_level_macro_f1_hand_worked_and_differs_from_span_level():
+def test_pico_word_level_macro_f1_hand_worked():
     gold = [["I-PAR", "I-PAR", "O", "I-INT", "I-OUT"]]
     pred = [["I-PAR", "O", "O", "I-INT", "I-INT"]]
     classes = ("I-PAR", "I-INT", "I-OUT")
     word = metrics.word_macro_f1(gold, pred, classes)
-    # P: tp1 pred1 gold2 -> 2/3; I: tp1 pred2 gold1 -> 2/3; O: no prediction -> 0
+    # P: tp1 pred1 gold2 -> 2/3; I: tp1 pred2 gold1 -> 2/3; O: in gold, never predicted -> 0
     assert word["f1_I-PAR"] == pytest.approx(2 / 3)
     assert word["f1_I-INT"] == pytest.approx(2 / 3)
     assert word["f1_I-OUT"] == 0.0
-    assert word["f1"] == pytest.approx(4 / 9)
-    # LinkBERT's span-level variant: no predicted span matches a gold span exactly
-    assert metrics.span_macro_f1(gold, pred, classes)["f1"] == 0.0
+    assert word["f1"] == pytest.approx(4 / 9) and word["n_classes"] == 3
 
 
-def test_pico_rules_agree_on_exact_spans():
-    gold = [["I-PAR", "I-PAR", "O", "I-INT", "O", "I-OUT"]]
+def test_pico_macro_f1_runs_over_the_classes_present_as_linkbert_does():
+    """The audit's case: gold [P, I, O], prediction [P, I, O], no Outcome anywhere (reachable with --limit):
+    LinkBERT 1.0; averaging over all three classes gave 0.667."""
     classes = ("I-PAR", "I-INT", "I-OUT")
-    assert metrics.word_macro_f1(gold, gold, classes)["f1"] == 1.0
-    assert metrics.span_macro_f1(gold, gold, classes)["f1"] == 1.0
+    gold = [["I-PAR", "I-INT", "O"]]
+    word = metrics.word_macro_f1(gold, gold, classes)
+    assert word["f1"] == 1.0 and word["n_classes"] == 2 and "f1_I-OUT" not in word
+    # a class only predicted counts (as 0), as it does in seqeval
+    assert metrics.word_macro_f1(gold, [["I-PAR", "I-INT", "I-OUT"]], classes)["f1"] == pytest.approx(2 / 3)
+    assert metrics.word_macro_f1([["O"]], [["O"]], classes) == {"f1": 0.0, "n_classes": 0}
+
+
+def _linkbert_pico(gold, pred):
+    """LinkBERT's computation (seqeval after every I-x is rewritten as B-x; macro average over the types seqeval
+    sees in gold or prediction), written here with seqeval itself as the reference."""
+    from seqeval.metrics import classification_report
+
+    as_b = lambda seqs: [[t.replace("I-", "B-") for t in s] for s in seqs]  # noqa: E731
+    report = classification_report(as_b(gold), as_b(pred), output_dict=True, zero_division=0)
+    return report["macro avg"]["f1-score"]
+
+
+def test_pico_macro_f1_equals_linkbert_on_random_cases():
+    import random
+
+    rng = random.Random(0)
+    classes = ("I-PAR", "I-INT", "I-OUT")
+    for _ in range(300):
+        pool = ["O"] + rng.sample(classes, rng.randint(1, 3))
+        gold = [[rng.choice(pool) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(1, 4))]
+        pred = [[rng.choice(pool + ["O"]) for _ in seq] for seq in gold]
+        if not any(t != "O" for s in gold + pred for t in s):
+            continue
+        assert metrics.word_macro_f1(gold, pred, classes)["f1"] == pytest.approx(_linkbert_pico(gold, pred))
 
 
 def test_relation_micro_f1_excludes_negative_class():

@@ -60,7 +60,7 @@ def test_grid_expansion_overrides_and_left_out_pairs(tmp_path):
     assert by_id["gad__tiny-llama__lora__s1"].training.max_steps == 2
     assert by_id["gad__tiny-llama__few_shot_knn__s1"].method.params["selection"] == "knn"
     assert len({c.cell_id for c in cells}) == len(cells)
-    assert len({c.config_hash for c in cells}) == len(cells)
+    assert len({c.identity_hash for c in cells}) == len(cells)
 
 
 def test_blurb_expands_to_13_datasets(tmp_path):
@@ -128,9 +128,9 @@ def _worker(url, name, queue):
     store = Store(url)
     mine = []
     for key in KEYS:
-        if store.claim("concurrent", key, worker=name):
-            store.finish("concurrent", key, {"metrics": {"score": 1.0}, "resources": {}, "task": "relation"},
-                         {"output_dir": name}, "hash", None)
+        if store.claim("concurrent", key, "hash", worker=name):
+            store.finish("concurrent", key, "hash", {"metrics": {"score": 1.0}, "resources": {}, "task": "relation"},
+                         {}, None, output_dir=name)
             mine.append(key)
     queue.put((name, mine))
 
@@ -177,7 +177,8 @@ def test_a_failing_cell_is_recorded_with_its_log_and_the_study_goes_on(tmp_path,
     assert result["failed"] == 1 and result["ran"] == 1
     failed = Store(study.store_url).rows("t", "failed")
     assert len(failed) == 1 and failed[0]["method"] == "zero_shot"
-    log = Path(study.out / "cells" / "gad__tiny-llama__zero_shot__s0" / "run.log")
+    zero = next(c for c in cells if c.method == "zero_shot")
+    log = Path(study.out / "cells" / "gad__tiny-llama__zero_shot__s0" / zero.identity_hash / "run.log")
     assert f"(log: {log})" in failed[0]["error"] and log.is_file() and "Traceback" in log.read_text()
 
 

@@ -39,10 +39,44 @@ def test_garbage_output_is_a_counted_wrong_prediction(name, garbage, data_dir):
 def test_mentions_match_tokenized_text():
     tokens = ["Treatment", "with", "5", "-", "fluorouracil", "and", "Cisplatin", "."]
     assert locate("5-fluorouracil", tokens) == [(2, 5)]
-    assert locate("cisplatin", tokens) == [(6, 7)]
+    assert locate("cisplatin", tokens) == [] and locate("cisplatin", tokens, fold=True) == [(6, 7)]
     assert locate("5-fluoro", tokens) == []
-    assert split_mentions("1. 5-fluorouracil\n- cisplatin.") == ["5-fluorouracil", "cisplatin"]
-    assert split_mentions("none") == []
+    assert split_mentions("1. 5-fluorouracil\n- cisplatin.") == ["1. 5-fluorouracil", "- cisplatin."]
+    ner = task_for(get_spec("bc5-chem"))
+    assert ner.parse("1. 5-fluorouracil\n- cisplatin.", {"tokens": tokens, "tags": ["O"] * 8}).value == [
+        "O", "O", "B", "I", "I", "O", "B", "O"]
+
+
+def test_mention_placement_fixes_found_by_the_audit():
+    ner, pico = task_for(get_spec("bc5-chem")), task_for(get_spec("ebm-pico"))
+    # "NO" (nitric oxide) is a mention where the sentence has it, not a none-word
+    ex = {"tokens": ["NO", "release", "was", "reduced", "."], "tags": ["B", "O", "O", "O", "O"]}
+    assert ner.parse(ner.target(ex), ex).value == ex["tags"] and ner.target(ex) == "NO"
+    # case: a gold "IN" never tags "in"; a model's other casing still finds the word when nothing else matches
+    ex = {"tokens": ["IN", "given", "in", "rats"], "tags": ["B", "O", "O", "O"]}
+    assert ner.parse("IN", ex).value == ["B", "O", "O", "O"]
+    assert ner.parse("in", ex).value == ["O", "O", "B", "O"]
+    assert ner.parse("Rats", ex).value == ["O", "O", "O", "B"]
+    # edges: a leading number with a period, a '*' and quotes are kept where the sentence has them
+    tokens = ["2.", "mg", "of", "*", "drug", "'", "X", "'", "daily"]
+    ex = {"tokens": tokens, "tags": ["I-INT", "I-INT", "O", "I-INT", "I-INT", "I-INT", "I-INT", "I-INT", "O"]}
+    assert pico.parse(pico.target(ex), ex).value == ex["tags"]
+
+
+def test_inline_format_names_each_occurrence():
+    ner = task_for(get_spec("bc5-chem"), "inline")
+    ex = {"tokens": ["aspirin", "and", "aspirin", "plus", "5", "-", "FU"], "tags": ["O", "O", "B", "O", "B", "I", "I"]}
+    assert ner.target(ex) == "aspirin and <e>aspirin</e> plus <e>5 - FU</e>"
+    assert ner.parse(ner.target(ex), ex).value == ex["tags"]
+    assert ner.parse("aspirin and <e>aspirin</e> plus <e>5-FU</e>", ex).value == ex["tags"]  # spacing aside
+    # the text rewritten differently: each marked mention at its nearest occurrence
+    assert ner.parse("Aspirin, then <e>aspirin</e> plus 5-FU", ex).value == ["O", "O", "B", "O", "O", "O", "O"]
+    assert "<e>" in ner.instruction() and ner.max_new_tokens > task_for(get_spec("bc5-chem")).max_new_tokens
+    pico = task_for(get_spec("ebm-pico"), "inline")
+    ex = {"tokens": ["50", "adults", "given", "aspirin"], "tags": ["I-PAR", "I-PAR", "O", "I-INT"]}
+    assert pico.target(ex) == "<P>50 adults</P> given <I>aspirin</I>"
+    assert pico.parse(pico.target(ex), ex).value == ex["tags"]
+    assert not pico.parse("", ex).ok
 
 
 def test_ner_parse_marks_every_occurrence_and_skips_unknown_mentions():

@@ -82,6 +82,7 @@ def eval_cmd(
     limit: Optional[int] = typer.Option(None, help="Evaluate N examples per dataset, spread evenly over the split."),
     batch_size: int = typer.Option(8, help="Batch size."),
     scoring: str = typer.Option("generate", help="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."),
+    output_format: str = typer.Option("auto", help="NER / PICO: how mentions are written: list ('a; b'), inline (the sentence with <e>a</e> marked) or auto."),
     max_length: Optional[int] = typer.Option(None, help="Prompt + answer token budget (default: the model's context)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16, float16."),
@@ -100,7 +101,7 @@ def eval_cmd(
     cfg = EvalConfig(
         model=model, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
         selection=selection, shot_split=shot_split, fallback_split=fallback_split, seed=seed, limit=limit, batch_size=batch_size,
-        scoring=scoring, max_length=max_length, device=device, dtype=dtype, data_dir=data_dir,
+        scoring=scoring, output_format=output_format, max_length=max_length, device=device, dtype=dtype, data_dir=data_dir,
         output_dir=output_dir, progress=progress,
     )
     summary = run_eval(cfg)
@@ -114,6 +115,7 @@ def run_cmd(
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides output_dir of the file."),
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set dataset=hoc --set training.max_steps=20"),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    force: bool = typer.Option(False, "--force", help="Replace a result (or half-done run) of another experiment in the output folder."),
 ) -> None:
     """Train (or not, for zero-/few-shot) and score one experiment; rerun to resume after a kill."""
     from .config import load_experiment, parse_overrides
@@ -123,7 +125,7 @@ def run_cmd(
         overrides["output_dir"] = output_dir
     cfg = load_experiment(experiment, overrides)
     from .train import output_dir as out_of, run_experiment
-    summary = run_experiment(cfg, progress=progress)
+    summary = run_experiment(cfg, progress=progress, force=force)
     if summary is None:  # a non-main process of a multi-process run: the main one reports
         return
     m, r = summary["metrics"], summary["resources"]
@@ -154,12 +156,19 @@ def study_cmd(
 
     study, cells, left_out = load_study(study_file)
     if dry_run:
+        from .study.runner import cell_states, existing_store
+
+        states = cell_states(existing_store(study.store_url), study.name, cells)
         table = Table(title=f"study {study.name}: {len(cells)} cells")
-        for col in ("#", "dataset", "model", "method", "seed", "output"):
+        for col in ("#", "dataset", "model", "method", "seed", "state", "identity", "output"):
             table.add_column(col)
         for i, c in enumerate(cells, 1):
-            table.add_row(str(i), c.dataset, c.model, c.method, str(c.seed), c.experiment.output_dir)
+            state, why = states[c.cell_id]
+            table.add_row(str(i), c.dataset, c.model, c.method, str(c.seed), state + (f" ({why})" if why else ""),
+                          c.identity_hash, c.experiment.output_dir)
         out.print(table)
+        counts = {k: sum(1 for s, _ in states.values() if s == k) for k in ("done", "stale", "new")}
+        out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
         if left_out:
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")
@@ -172,7 +181,7 @@ def study_cmd(
     out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
               f"{result['skipped']} taken by another worker; results in {study.store_url}")
     if report:
-        _write_report(study)
+        _write_report(study, cells)
     if result["failed"]:
         raise typer.Exit(1)
 
@@ -187,11 +196,11 @@ def report_cmd(
     """Write report.html (self-contained: tables, Pareto plots, significance, recommendations) and report.md."""
     from .study.grid import load_study
 
-    study, _, _ = load_study(study_file)
-    _write_report(study, memory_budgets, time_budgets, samples)
+    study, cells, _ = load_study(study_file)
+    _write_report(study, cells, memory_budgets, time_budgets, samples)
 
 
-def _write_report(study, memory_budgets: str | None = None, time_budgets: str | None = None,
+def _write_report(study, cells, memory_budgets: str | None = None, time_budgets: str | None = None,
                   samples: int | None = None) -> None:
     from .report.build import build_report
 
@@ -200,7 +209,8 @@ def _write_report(study, memory_budgets: str | None = None, time_budgets: str | 
         sec = [float(x) for x in time_budgets.split(",")] if time_budgets else study.report.time_budgets_s
     except ValueError:
         raise BiotuneError("--memory-budgets / --time-budgets: comma-separated numbers or inf") from None
-    result = build_report(study.store_url, study.name, study.out, mem, sec, samples or study.report.bootstrap_samples)
+    result = build_report(study.store_url, study.name, study.out, mem, sec, samples or study.report.bootstrap_samples,
+                          identities={c.key: c.identity_hash for c in cells})
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 
 

@@ -31,6 +31,7 @@ class ModelConfig(_Strict):
     path: str = "smollm2-135m"  # alias, local folder or hub id
     random_init: dict[str, Any] | None = None  # build the family's config class with these fields, untrained
     tokenizer: str | None = None  # tokenizer source if not `path`
+    revision: str | None = None  # hub models: branch, tag or commit (default: main); part of a result's identity
     trust_remote_code: bool = False  # only for checkpoints whose code lives on the hub (old ChatGLM)
     head: str | None = None  # encoder heads: token_classification, sequence_classification, multi_label, regression
     dtype: str = "auto"  # weights/compute dtype: auto, float32, bfloat16, float16
@@ -73,14 +74,8 @@ class TrainingConfig(_Strict):
     save_steps: int | None = Field(None, ge=1)
     save_total_limit: int = Field(2, ge=1)
     logging_steps: int = Field(10, ge=1)
-    # decoder-only models: the LM head runs at the answer positions only (not over the whole prompt), the same
-    # loss; off = the library's full-sequence logits (kept to check the fast path against)
-    logits_at_answers: bool = True
     # batches of similar lengths (less padding); off = plain random order
     group_by_length: bool = True
-    # LLaMA-style RMSNorm layers as one autograd node that keeps x in its dtype (biotune.kernels.rms_norm; CPU):
-    # the same outputs with fewer passes over memory; off = the library's forward
-    fast_norms: bool = True
     max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
     train_split: Split = "train"  # another split here makes the result not comparable to BLURB
     train_limit: int | None = Field(None, ge=1)
@@ -92,7 +87,29 @@ class EvalSettings(_Strict):
     limit: int | None = Field(None, ge=1)
     scoring: Literal["generate", "likelihood"] = "generate"
     shot_split: Split = "train"  # where few_shot draws its shots (shots, selection: method.params)
-    batch_size: int = Field(8, ge=1)
+
+
+class RuntimeConfig(_Strict):
+    """Settings that change only how fast a result comes, never the result: outside a result's identity
+    (biotune.identity), so switching one reruns nothing. Each is tested to leave predictions and scores
+    identical (tests/test_identity.py)."""
+
+    # decoder-only models: the LM head runs at the answer positions only (not over the whole prompt), the same
+    # loss; off = the library's full-sequence logits (kept to check the fast path against)
+    logits_at_answers: bool = True
+    # LLaMA-style RMSNorm layers as one autograd node that keeps x in its dtype (biotune.kernels.rms_norm; CPU):
+    # the same outputs with fewer passes over memory; off = the library's forward
+    fast_norms: bool = True
+    # on CPU a frozen linear layer and its LoRA adapter train as one autograd node (biotune.kernels.lora_linear):
+    # the adapter's output is accumulated inside the matmul; off = peft's forward
+    fused_lora: bool = True
+    eval_batch_size: int = Field(8, ge=1)  # test-split prediction
+    threads: int | None = Field(None, ge=1)  # torch intra-op threads (default: torch's choice)
+
+
+# earlier spellings of the runtime settings, still read: (block, key) -> runtime field
+_RUNTIME_ALIASES = {("training", "logits_at_answers"): "logits_at_answers", ("training", "fast_norms"): "fast_norms",
+                    ("eval", "batch_size"): "eval_batch_size"}
 
 
 class ExperimentConfig(_Strict):
@@ -103,9 +120,36 @@ class ExperimentConfig(_Strict):
     seed: int = 0
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+    # NER / PICO: how a generative model writes mentions (biotune.tasks.mentions): list or inline; auto: the task
+    # type's default (resolved when the file is read; other task types: none)
+    output_format: Literal["auto", "list", "inline"] | None = "auto"
     data_dir: str | None = None
     output_dir: str | None = None  # default: runs/<name>
     device: str = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _runtime_spellings(cls, data):
+        """`training.fast_norms`, `training.logits_at_answers`, `eval.batch_size` and LoRA's `method.params.fused`
+        were read there before the runtime block existed: moved into `runtime`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        runtime = dict(data.get("runtime") or {})
+        for (block, key), field in _RUNTIME_ALIASES.items():
+            if isinstance(data.get(block), dict) and key in data[block]:
+                section = dict(data[block])
+                runtime.setdefault(field, section.pop(key))
+                data[block] = section
+        method = data.get("method")
+        if isinstance(method, dict) and isinstance(method.get("params"), dict) and "fused" in method["params"]:
+            params = dict(method["params"])
+            runtime.setdefault("fused_lora", params.pop("fused"))
+            data["method"] = {**method, "params": params}
+        if runtime:
+            data["runtime"] = runtime
+        return data
 
     @field_validator("dataset")
     @classmethod
@@ -120,9 +164,17 @@ class ExperimentConfig(_Strict):
         from .methods import METHODS
         from .models import FAMILIES
 
+        from .tasks import output_format_for
+
         family = FAMILIES.get(self.model.family)
         method = METHODS.get(self.method.name)
-        task = get_spec(self.dataset).task
+        spec = get_spec(self.dataset)
+        task = spec.task
+        requested = self.output_format or "auto"
+        self.output_format = output_format_for(spec, requested) if family.generative else None
+        if requested != "auto" and self.output_format is None:
+            raise ConfigFieldError("output_format", f"{requested!r}: only generative models on NER / PICO datasets "
+                                   "write mentions; leave output_format out")
         family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
         head = self.model.head or family.head_for(task)
         if not method.fits(family, head):
@@ -132,11 +184,16 @@ class ExperimentConfig(_Strict):
                 "method.name", f"method {method.name!r} does not fit {on}; valid: {', '.join(valid)}"
             )
         try:
-            method.params_model(**self.method.params)  # the method's own fields
+            params = method.params_model(**self.method.params)  # the method's own fields
         except ValidationError as e:
             err = e.errors()[0]
             field = ".".join(["method", "params", *(str(x) for x in err["loc"])])
             raise ConfigFieldError(field, err["msg"]) from None
+        # resolved: every default of the method written out (what config.yaml records and a result's identity
+        # hashes, so a default changed in code changes the identity), the learning rate the method's default
+        self.method.params = params.model_dump(mode="json")
+        if method.trains and self.training.learning_rate is None:
+            self.training.learning_rate = method.default_lr
         return self
 
     def resolved_name(self) -> str:

@@ -22,7 +22,7 @@ from .icl import ShotSelector
 from .io import atomic_write_json, atomic_write_jsonl
 from .prompting import PromptBuilder
 from .runtime import dtype_name, pick_device, pick_dtype
-from .tasks import task_for
+from .tasks import output_format_for, task_for
 
 Split = Literal["train", "dev", "test"]
 
@@ -43,6 +43,8 @@ class EvalConfig(BaseModel):
     limit: int | None = Field(None, ge=1)
     batch_size: int = Field(8, ge=1)
     scoring: Literal["generate", "likelihood"] = "generate"
+    # NER / PICO: how mentions are written (biotune.tasks.mentions): list, inline, or auto (the task's default)
+    output_format: Literal["auto", "list", "inline"] = "auto"
     max_length: int | None = Field(None, ge=64)
     device: str = "auto"
     dtype: str = "auto"
@@ -76,7 +78,7 @@ def _log(msg: str) -> None:
 def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: PromptBuilder, embedder=None):
     """Returns (metrics dict, prediction rows) for one dataset."""
     spec = get_spec(name)
-    task = task_for(spec)
+    task = task_for(spec, output_format_for(spec, cfg.output_format))
     eval_split = _split_to_use(cfg, spec, cfg.split)
     split = load_split(name, eval_split, cfg.data_dir)
     examples = [split[i] for i in subset_indices(len(split), cfg.limit)]

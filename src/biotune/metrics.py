@@ -45,29 +45,19 @@ def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> d
 def word_macro_f1(
     gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], classes: Sequence[str]
 ) -> dict[str, float]:
-    """EBM PICO (the rule BLURB states): F1 per class at word level, unweighted mean over `classes`
-    (the words tagged O count for no class)."""
+    """EBM PICO: F1 per class at word level (the words tagged O count for no class), unweighted mean over the
+    classes present in gold or prediction, as LinkBERT's code computes it (a class absent from both is left
+    out, not counted as 0; none present at all: 0). `n_classes`: how many the mean ran over."""
     _check_aligned(gold, pred)
     g = [t for seq in gold for t in seq]
     p = [t for seq in pred for t in seq]
-    _, _, f, _ = precision_recall_fscore_support(g, p, labels=list(classes), average=None, zero_division=0)
-    out = {f"f1_{c}": float(x) for c, x in zip(classes, f)}
-    out["f1"] = float(np.mean(f))
-    return out
-
-
-def span_macro_f1(
-    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], classes: Sequence[str]
-) -> dict[str, float]:
-    """EBM PICO as LinkBERT's code scores it: seqeval entity F1 per type, unweighted mean over types.
-    Differs from `word_macro_f1` whenever a predicted span overlaps a gold span without matching it."""
-    _check_aligned(gold, pred)
-    out = {}
-    for c in classes:
-        kind = c.split("-", 1)[-1]
-        keep = lambda seq: [t if t.split("-", 1)[-1] == kind and t != "O" else "O" for t in seq]  # noqa: E731
-        out[f"f1_{c}"] = entity_f1([keep(s) for s in gold], [keep(s) for s in pred])["f1"]
-    out["f1"] = float(np.mean([out[f"f1_{c}"] for c in classes]))
+    present = [c for c in classes if c in set(g) | set(p)]
+    out: dict = {}
+    if present:
+        _, _, f, _ = precision_recall_fscore_support(g, p, labels=present, average=None, zero_division=0)
+        out = {f"f1_{c}": float(x) for c, x in zip(present, f)}
+    out["f1"] = float(np.mean(list(out.values()))) if out else 0.0
+    out["n_classes"] = len(present)
     return out
 
 

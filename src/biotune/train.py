@@ -59,7 +59,7 @@ class Experiment:
         self.cfg, self.progress = cfg, progress
         self.out = output_dir(cfg)
         self.spec = get_spec(cfg.dataset)
-        self.task = task_for(self.spec)
+        self.task = task_for(self.spec, cfg.output_format)
         self.family = FAMILIES.get(cfg.model.family)
         self.method = METHODS.get(cfg.method.name)
         self.params = self.method.params_model(**cfg.method.params)
@@ -68,6 +68,7 @@ class Experiment:
         self.use_bf16 = _bf16(cfg, self.device)
         self.compute_dtype = torch.bfloat16 if self.use_bf16 else torch.float32
         self.train_info: dict = {}
+        self.identity_hash: str | None = None  # set by run_experiment (biotune.identity)
 
     def setup(self) -> None:
         cfg, method = self.cfg, self.method
@@ -90,6 +91,8 @@ class Experiment:
 
         from transformers import set_seed
 
+        if cfg.runtime.threads:
+            torch.set_num_threads(cfg.runtime.threads)
         set_seed(cfg.seed)
         _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
         self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
@@ -99,10 +102,15 @@ class Experiment:
         if not method.trains:
             model.requires_grad_(False)  # in-context methods train nothing
         self.model = method.apply(model, self.family, self.head, self.params)
-        if method.trains and cfg.training.fast_norms and self.device.type == "cpu":
-            from .kernels import fast_rms_norms
+        if method.trains and self.device.type == "cpu":  # speed only (runtime block): the same results
+            if cfg.runtime.fast_norms:
+                from .kernels import fast_rms_norms
 
-            fast_rms_norms(self.model)
+                fast_rms_norms(self.model)
+            if cfg.runtime.fused_lora:
+                from .methods.lora_layer import fuse_lora_layers
+
+                fuse_lora_layers(self.model)
         for p in self.model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
@@ -139,6 +147,7 @@ class Experiment:
             "family": self.family.name,
             "method": self.method.name,
             "seed": cfg.seed,
+            "identity_hash": self.identity_hash,
             "metrics": result,
             "blurb_comparable": cfg.eval.split == "test" and cfg.training.train_split == "train",
             "resources": self.resources,
@@ -152,19 +161,66 @@ class Experiment:
         return summary
 
 
-def run_experiment(cfg: ExperimentConfig, progress: bool = True) -> dict | None:
+def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = False) -> dict | None:
     """Run one experiment. Under `accelerate launch` every process trains (DDP / FSDP / DeepSpeed, as the
-    accelerate config says) and the main process alone predicts, scores and writes; the others return None."""
+    accelerate config says) and the main process alone predicts, scores and writes; the others return None.
+
+    The output folder belongs to one identity (biotune.identity): a finished result of the same identity is
+    returned as it is, a half-done one resumes; a finished or half-done run of another identity is refused
+    (naming what differs) unless `force`, which clears the folder and starts afresh."""
+    from .identity import hash_of, identity
+
     out = output_dir(cfg)
-    if (out / "metrics.json").is_file():
-        _log(f"{out}/metrics.json exists: experiment already finished")
+    ident = identity(cfg)
+    ident_hash = hash_of(ident)
+    if claim_folder(out, ident, ident_hash, force) == "finished":
+        _log(f"{out}/metrics.json exists: experiment already finished (identity {ident_hash})")
         return json.loads((out / "metrics.json").read_text())
     exp = Experiment(cfg, progress and is_main_process())
+    exp.identity_hash = ident_hash
     exp.setup()
     exp.train()
     if not is_main_process():
         return None
     return exp.write(*exp.predict())
+
+
+_RESULT_FILES = ("metrics.json", "predictions.jsonl", "config.yaml", "identity.json")
+_RESULT_DIRS = ("checkpoints", "final")
+
+
+def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -> str:
+    """Make `out` this identity's folder: 'finished' (its result is there), 'resume' (a half-done run of it) or
+    'new'. Another identity's result or checkpoints there: BiotuneError naming what differs, or with `force`
+    cleared first. Only the main process writes."""
+    import shutil
+
+    from .errors import BiotuneError
+    from .identity import describe
+
+    held = out / "identity.json"
+    old = json.loads(held.read_text()) if held.is_file() else None
+    finished = (out / "metrics.json").is_file()
+    started = finished or any((out / d).exists() for d in _RESULT_DIRS)
+    if started and (old is None or old.get("hash") != ident_hash):
+        what = "a finished result" if finished else "a half-done run (never resumed under another identity)"
+        why = (f"it differs in {describe(old['identity'], ident)}" if old is not None
+               else "its identity is unknown (written by an earlier biotune)")
+        if not force:
+            raise BiotuneError(f"{out} holds {what} of another experiment: {why}. Rerun with --force to replace "
+                               "it, or give another --output-dir")
+        _log(f"--force: clearing {out} ({why})")
+        if is_main_process():
+            for name in _RESULT_FILES:
+                (out / name).unlink(missing_ok=True)
+            for name in _RESULT_DIRS:
+                shutil.rmtree(out / name, ignore_errors=True)
+        finished = started = False
+    if finished:
+        return "finished"
+    if is_main_process() and (old is None or old.get("hash") != ident_hash):
+        atomic_write_json(held, {"hash": ident_hash, "identity": ident})
+    return "resume" if started else "new"
 
 
 def _bf16(cfg: ExperimentConfig, device: torch.device) -> bool:
@@ -188,7 +244,7 @@ def _trainer(exp: Experiment):
         train_f = generative_features(task, tokenizer, train_ex, t.max_length, enc_dec)
         dev_f = generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec)
         collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
-        if t.logits_at_answers and _answer_logits_supported(exp):
+        if cfg.runtime.logits_at_answers and _answer_logits_supported(exp):
             collator, loss_func = _AnswerPositions(collator), answer_loss
     else:
         labels = label_list(exp.spec)
@@ -383,15 +439,16 @@ def _predict(exp: Experiment):
         ecfg = EvalConfig(
             model=cfg.model.path, datasets=[cfg.dataset], split=cfg.eval.split,
             shots=getattr(exp.params, "shots", 0), selection=getattr(exp.params, "selection", "random"),
-            shot_split=cfg.eval.shot_split, seed=cfg.seed, limit=cfg.eval.limit, batch_size=cfg.eval.batch_size,
-            scoring=cfg.eval.scoring, data_dir=cfg.data_dir, progress=exp.progress,
+            shot_split=cfg.eval.shot_split, seed=cfg.seed, limit=cfg.eval.limit, batch_size=cfg.runtime.eval_batch_size,
+            scoring=cfg.eval.scoring, output_format=cfg.output_format or "auto", data_dir=cfg.data_dir,
+            progress=exp.progress,
         )
         context = getattr(exp.model.config, "max_position_embeddings", None) or cfg.training.max_length * 4
         return evaluate_dataset(ecfg, cfg.dataset, exp.model, exp.tokenizer, PromptBuilder(exp.tokenizer, context))
     examples = _examples(cfg.dataset, cfg.eval.split, cfg.eval.limit, cfg.data_dir)
     labels = label_list(exp.spec)
     preds = encoder_predict(exp.model, exp.tokenizer, exp.task, examples, exp.head, labels, cfg.training.max_length,
-                            cfg.eval.batch_size)
+                            cfg.runtime.eval_batch_size)
     result = exp.task.score(examples, preds)
     result.update(task=exp.spec.task, metric=exp.task.metric, split=cfg.eval.split, n=len(examples), n_unparsed=0,
                   scoring="head")

@@ -20,9 +20,7 @@ class LoraParams(BaseModel):
     # adapters that read the same tensor (q/k/v; gate/up) share one dropout mask, as in the LoRA reference code's
     # fused q/k/v layer (biotune.kernels.SharedDraw); needs fast_dropout
     shared_dropout: bool = True
-    # on CPU the frozen layer and its adapter train as one autograd node (biotune.kernels.lora_linear): the adapter's
-    # output is accumulated inside the matmul; off = peft's forward
-    fused: bool = True
+    # (the fused CPU layer is a speed setting: runtime.fused_lora)
 
 
 def lora_config(family, head, params: LoraParams, use_dora: bool = False):
@@ -51,10 +49,6 @@ class Lora(PeftMethod):
             from biotune.kernels import fast_dropouts
 
             fast_dropouts(model, share=params.shared_dropout)
-        if params.fused:
-            from .lora_layer import fuse_lora_layers
-
-            fuse_lora_layers(model)
         return model
 
     def training_context(self, model, params, autocast):

@@ -54,8 +54,9 @@ class ModelFamily:
         from transformers import AutoTokenizer
 
         ref = resolve(mcfg.tokenizer or mcfg.path)
+        revision = {"revision": mcfg.revision} if mcfg.revision and not mcfg.tokenizer else {}
         tokenizer = AutoTokenizer.from_pretrained(
-            materialize(ref), trust_remote_code=mcfg.trust_remote_code
+            materialize(ref), trust_remote_code=mcfg.trust_remote_code, **revision
         )
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -94,6 +95,8 @@ class ModelFamily:
              attn_implementation: str | None = None):
         """(model, tokenizer) on `device`. `quantization`: a transformers BitsAndBytesConfig (QLoRA)."""
         kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, **self.head_kwargs(head, spec)}
+        revision = {"revision": mcfg.revision} if mcfg.revision and not mcfg.random_init else {}
+        kwargs.update(revision)
         if attn_implementation:
             kwargs["attn_implementation"] = attn_implementation
         if quantization is not None:
@@ -103,7 +106,7 @@ class ModelFamily:
             if not mcfg.random_init and not ref.gguf_file:  # config first: it says whether remote code is needed
                 from transformers import AutoConfig
 
-                AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code)
+                AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **revision)
             tokenizer = self.load_tokenizer(mcfg)
             path = self.checkpoint(mcfg, tokenizer, head, spec, seed)
             model = self.auto_class(head).from_pretrained(path, **kwargs)

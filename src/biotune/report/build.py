@@ -22,10 +22,20 @@ from biotune.tasks import task_for
 from . import stats
 
 
-def load_results(store_url: str, study: str) -> pd.DataFrame:
+def load_results(store_url: str, study: str, identities: dict | None = None) -> pd.DataFrame:
+    """The finished cells of a study. `identities` (grid key -> identity hash, from the study file as it is now):
+    only rows of those identities, so nothing stale is reported; None: the newest finished row of each cell."""
     rows = Store(store_url).rows(study, "done")
+    if identities is not None:
+        rows = [r for r in rows if identities.get((r["dataset"], r["model"], r["method"], r["seed"]))
+                == r["config_hash"]]
+    else:
+        newest = {}
+        for r in rows:
+            newest[(r["dataset"], r["model"], r["method"], r["seed"])] = r
+        rows = list(newest.values())
     if not rows:
-        raise BiotuneError(f"no finished cells of study {study!r} in {store_url}")
+        raise BiotuneError(f"no finished cells of study {study!r} (as the study file defines them now) in {store_url}")
     out = []
     for r in rows:
         res = json.loads(r["resources"] or "{}")
@@ -34,10 +44,14 @@ def load_results(store_url: str, study: str) -> pd.DataFrame:
             "dataset": r["dataset"], "task": r["task"], "model": r["model"], "method": r["method"],
             "seed": r["seed"], "score": r["score"], "trainable_params": res.get("trainable_params", 0),
             "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
-            "trains": METHODS.get(json.loads(r["config"])["method"]["name"]).trains,
+            "trains": METHODS.get(_method_name(json.loads(r["config"]))).trains,
             "output_dir": r["output_dir"],
         })
     return pd.DataFrame(out)
+
+
+def _method_name(config: dict) -> str:
+    return (config.get("experiment") or config)["method"]["name"]  # an identity, or an earlier store's config
 
 
 def significance(df: pd.DataFrame, samples: int = 1000) -> pd.DataFrame:
@@ -147,8 +161,8 @@ def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
 
 
 def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(2048, 8192, float("inf")),
-                 seconds=(300, 3600, float("inf")), samples: int = 1000) -> dict:
-    df = load_results(store_url, study)
+                 seconds=(300, 3600, float("inf")), samples: int = 1000, identities: dict | None = None) -> dict:
+    df = load_results(store_url, study, identities)
     agg = stats.aggregate(df)
     blurb = stats.blurb_scores(df)
     var = stats.seed_variance(agg)

@@ -21,8 +21,6 @@ a deterministic method (zero-shot) runs for the first seed only.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from biotune.config import ExperimentConfig, _line_of, field_error, validate_experiment
 from biotune.errors import BiotuneError
+from biotune.identity import hash_of, identity
 
 
 class ModelEntry(BaseModel):
@@ -110,11 +109,17 @@ class StudyConfig(BaseModel):
 
 @dataclass
 class Cell:
+    """One experiment of the grid: its place (`key`) and its identity (biotune.identity: everything that decides
+    its result). Its folder is <study>/cells/<cell_id>/<identity hash>, so a changed cell never overwrites the
+    result it replaces (kept as history)."""
+
     dataset: str
     model: str
     method: str
     seed: int
     experiment: ExperimentConfig
+    identity: dict
+    identity_hash: str
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -123,11 +128,6 @@ class Cell:
     @property
     def cell_id(self) -> str:
         return f"{self.dataset}__{self.model}__{self.method}__s{self.seed}"
-
-    @property
-    def config_hash(self) -> str:
-        data = self.experiment.model_dump(exclude={"output_dir", "data_dir", "name"})
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -218,9 +218,11 @@ def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEnt
         data = deep_merge(data, study.overrides.get(axis, {}).get(value, {}))
     cell_id = f"{dataset}__{model.name}__{method.key}__s{seed}"
     data["name"] = cell_id
-    data["output_dir"] = str(study.out / "cells" / cell_id)
     try:
         experiment = validate_experiment(data, f"{source} (cell {cell_id})")
     except BiotuneError as e:
         raise BiotuneError(str(e)) from None
-    return Cell(dataset, model.name, method.key, seed, experiment)
+    ident = identity(experiment)
+    ident_hash = hash_of(ident)
+    experiment.output_dir = str(study.out / "cells" / cell_id / ident_hash)
+    return Cell(dataset, model.name, method.key, seed, experiment, ident, ident_hash)

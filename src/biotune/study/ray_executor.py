@@ -11,6 +11,7 @@ from every node (a PostgreSQL URL, or SQLite on a shared file system) and so mus
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def _absolute(cell: Cell) -> Cell:
         "output_dir": str(Path(cell.experiment.output_dir).resolve()),
         "data_dir": resolve_data_dir(cell.experiment.data_dir),
     })
-    return Cell(cell.dataset, cell.model, cell.method, cell.seed, exp)
+    return dataclasses.replace(cell, experiment=exp)
 
 
 def _absolute_store(url: str) -> str:

@@ -94,10 +94,14 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     console = console or Console(stderr=True)
     store = Store(study.store_url)
     rev = git_revision()
-    done = store.done_keys(study.name)
-    todo = [c for c in cells if c.key not in done]
+    states = cell_states(store, study.name, cells)
+    todo = [c for c in cells if states[c.cell_id][0] != "done"]
+    stale = [c for c in todo if states[c.cell_id][0] == "stale"]
     console.print(f"study {study.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, "
-                  f"store {study.store_url}, executor {executor}")
+                  f"{len(stale)} stale (rerun), {len(todo) - len(stale)} new; store {study.store_url}, "
+                  f"executor {executor}")
+    for c in stale:
+        console.print(f"stale {c.cell_id}: {states[c.cell_id][1]}")
     tally = {"cells": len(cells), "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
@@ -133,13 +137,41 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
 
 def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None) -> tuple[str, object]:
     """Claim a cell in the store, run it, record how it ended there. Returns (status, detail) as `report` takes."""
-    if not store.claim(study_name, cell.key):
+    if not store.claim(study_name, cell.key, cell.identity_hash):
         return "skipped", None
     started = time.time()
     try:
         summary = run_cell(cell)
     except Exception as e:  # noqa: BLE001  (a failed cell is recorded; the study goes on)
-        store.fail(study_name, cell.key, str(e))
+        store.fail(study_name, cell.key, cell.identity_hash, str(e))
         return "failed", str(e)
-    store.finish(study_name, cell.key, summary, cell.experiment.model_dump(), cell.config_hash, rev)
+    store.finish(study_name, cell.key, cell.identity_hash, summary, cell.identity, rev, cell.experiment.output_dir)
     return "done", (summary, time.time() - started)
+
+
+def existing_store(url: str) -> Store | None:
+    """The store at `url`, or None for an SQLite file that does not exist yet (a dry run creates nothing)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None
+    return Store(url)
+
+
+def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> dict[str, tuple[str, str]]:
+    """cell_id -> (state, why): 'done' (a finished row of this identity), 'stale' (finished rows of other
+    identities only; `why` names what changed since the newest) or 'new'. `store` None: nothing run yet."""
+    from biotune.identity import describe
+
+    done = store.done(study_name) if store is not None else {}
+    out = {}
+    for c in cells:
+        rows = done.get(c.key, [])
+        if any(r["config_hash"] == c.identity_hash for r in rows):
+            out[c.cell_id] = ("done", "")
+        elif rows:
+            old = json.loads(rows[0]["config"] or "{}")
+            why = (describe(old, c.identity) if "scoring_version" in old
+                   else "its result was written by an earlier biotune, before identities")
+            out[c.cell_id] = ("stale", why)
+        else:
+            out[c.cell_id] = ("new", "")
+    return out

@@ -1,6 +1,8 @@
-"""The results store: one row per (study, dataset, model, method, seed), in an embedded SQLite file by
-default or any SQLAlchemy URL (e.g. postgresql://...). Each write is one transaction; a cell is claimed
-before it runs, so concurrent workers never run or write the same cell twice.
+"""The results store: one row per (study, dataset, model, method, seed, identity), in an embedded SQLite file
+by default or any SQLAlchemy URL (e.g. postgresql://...). The identity (`config_hash`, biotune.identity) is
+everything that decides a result: a cell whose settings, data, model or scoring changed is a new row, and the
+old one stays as history (never reported). Each write is one transaction; a cell is claimed before it runs, so
+concurrent workers never run or write the same cell twice.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, event, insert, select, update)
+                        create_engine, event, inspect, insert, select, text, update)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from biotune.errors import BiotuneError
@@ -32,16 +34,17 @@ results = Table(
     Column("score", Float),
     Column("metrics", Text),  # JSON
     Column("resources", Text),  # JSON
-    Column("config", Text),  # JSON, the resolved experiment
-    Column("config_hash", String(32)),
+    Column("config", Text),  # JSON: the identity (resolved experiment, data and model hashes, scoring version)
+    Column("config_hash", String(32), nullable=False),  # the identity's hash
     Column("versions", Text),  # JSON
     Column("git_rev", String(64)),
     Column("output_dir", Text),
     Column("error", Text),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
-    UniqueConstraint("study", "dataset", "model", "method", "seed", name="one_row_per_cell"),
+    UniqueConstraint("study", "dataset", "model", "method", "seed", "config_hash", name="one_row_per_identity"),
 )
+_COLUMNS = [c.name for c in results.columns]
 
 
 def _now() -> datetime:
@@ -77,23 +80,30 @@ class Store:
             self.engine = create_engine(url, connect_args={"timeout": 60} if url.startswith("sqlite") else {})
             if url.startswith("sqlite"):
                 _serialize_sqlite_writers(self.engine)
+            _upgrade(self.engine)
             metadata.create_all(self.engine)
         except (SQLAlchemyError, OSError, ModuleNotFoundError) as e:
             raise BiotuneError(f"cannot open the results store {url!r}: {str(e).splitlines()[0]}") from None
 
     # -- cells -------------------------------------------------------------------------------------
-    def claim(self, study: str, key: tuple, worker: str | None = None) -> bool:
-        """Take a cell to run: True if this worker should run it (no row, or a failed / abandoned one)."""
+    def _where(self, study: str, key: tuple, identity: str):
+        dataset, model, method, seed = key
+        return ((results.c.study == study) & (results.c.dataset == dataset) & (results.c.model == model)
+                & (results.c.method == method) & (results.c.seed == seed) & (results.c.config_hash == identity))
+
+    def claim(self, study: str, key: tuple, identity: str, worker: str | None = None) -> bool:
+        """Take a cell (its grid key and identity hash) to run: True if this worker should run it (no row, or a
+        failed / abandoned one)."""
         worker = worker or worker_id()
         dataset, model, method, seed = key
-        where = ((results.c.study == study) & (results.c.dataset == dataset) & (results.c.model == model)
-                 & (results.c.method == method) & (results.c.seed == seed))
+        where = self._where(study, key, identity)
         with self.engine.begin() as conn:
             row = conn.execute(select(results.c.status, results.c.worker).where(where)).first()
             if row is None:
                 try:
                     conn.execute(insert(results).values(study=study, dataset=dataset, model=model, method=method,
-                                                        seed=seed, status="running", worker=worker, started_at=_now()))
+                                                        seed=seed, config_hash=identity, status="running",
+                                                        worker=worker, started_at=_now()))
                 except IntegrityError:
                     return False  # another worker inserted it first
                 return True
@@ -103,26 +113,22 @@ class Store:
                                                             error=None))
             return True
 
-    def finish(self, study: str, key: tuple, summary: dict, config: dict, config_hash: str, git_rev: str | None):
-        dataset, model, method, seed = key
+    def finish(self, study: str, key: tuple, identity: str, summary: dict, identity_doc: dict,
+               git_rev: str | None, output_dir: str | None = None):
         values = dict(
             status="done", task=summary.get("task"), score=summary["metrics"]["score"],
             metrics=json.dumps(summary["metrics"]), resources=json.dumps(summary["resources"]),
-            config=json.dumps(config, default=str), config_hash=config_hash,
-            versions=json.dumps(summary.get("versions", {})), git_rev=git_rev,
-            output_dir=config.get("output_dir"), finished_at=_now(), error=None,
+            config=json.dumps(identity_doc, default=str), versions=json.dumps(summary.get("versions", {})),
+            git_rev=git_rev, output_dir=output_dir, finished_at=_now(), error=None,
         )
-        self._update(study, key, values)
+        self._update(study, key, identity, values)
 
-    def fail(self, study: str, key: tuple, error: str):
-        self._update(study, key, dict(status="failed", error=error[-4000:], finished_at=_now()))
+    def fail(self, study: str, key: tuple, identity: str, error: str):
+        self._update(study, key, identity, dict(status="failed", error=error[-4000:], finished_at=_now()))
 
-    def _update(self, study, key, values):
-        dataset, model, method, seed = key
+    def _update(self, study, key, identity, values):
         with self.engine.begin() as conn:
-            conn.execute(update(results).where(
-                (results.c.study == study) & (results.c.dataset == dataset) & (results.c.model == model)
-                & (results.c.method == method) & (results.c.seed == seed)).values(**values))
+            conn.execute(update(results).where(self._where(study, key, identity)).values(**values))
 
     def rows(self, study: str | None = None, status: str | None = None) -> list[dict]:
         q = select(results)
@@ -133,8 +139,12 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(results.c.id))]
 
-    def done_keys(self, study: str) -> set[tuple]:
-        return {(r["dataset"], r["model"], r["method"], r["seed"]) for r in self.rows(study, "done")}
+    def done(self, study: str) -> dict[tuple, list[dict]]:
+        """Grid key (dataset, model, method, seed) -> its finished rows, newest first (one per identity)."""
+        out: dict[tuple, list[dict]] = {}
+        for r in sorted(self.rows(study, "done"), key=lambda r: r["id"], reverse=True):
+            out.setdefault((r["dataset"], r["model"], r["method"], r["seed"]), []).append(r)
+        return out
 
     def dataframe(self, study: str | None = None):
         import pandas as pd
@@ -147,6 +157,27 @@ class Store:
                         r[f"{col}.{k}"] = v
             r.pop("config", None)
         return pd.DataFrame(rows)
+
+
+def _upgrade(engine) -> None:
+    """A store written before identities keyed its rows by (study, dataset, model, method, seed) alone: rebuild
+    the table with the identity in its key, every row kept (they are history: their identities differ)."""
+    if "results" not in inspect(engine).get_table_names():
+        return
+    names = {u["name"] for u in inspect(engine).get_unique_constraints("results")}
+    if "one_row_per_cell" not in names:
+        return
+    with engine.begin() as conn:  # one transaction (SQLite and PostgreSQL roll DDL back too): all or nothing
+        old = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM results"))]
+        conn.execute(text("DROP TABLE results"))
+        metadata.create_all(conn)
+        for r in old:
+            r = {k: v for k, v in r.items() if k in _COLUMNS}
+            r["config_hash"] = r.get("config_hash") or "unknown"
+            for col in ("started_at", "finished_at"):
+                if isinstance(r.get(col), str):
+                    r[col] = datetime.fromisoformat(r[col])
+            conn.execute(insert(results).values(**r))
 
 
 def _serialize_sqlite_writers(engine) -> None:

@@ -1,7 +1,7 @@
 """Task types, one module each (prompt, target, parse, score). Adding one: a new module whose class is
 decorated `@TASKS.register("<name>")`, imported below."""
 
-from .base import TASKS, ChoiceQuery, Parsed, Task, task_for
+from .base import SCORING_VERSION, TASKS, ChoiceQuery, Parsed, Task, output_format_for, task_for
 from . import doc_classification, ner, pico, qa, relation, similarity  # noqa: E402,F401  (registers)
 
-__all__ = ["TASKS", "ChoiceQuery", "Parsed", "Task", "task_for"]
+__all__ = ["SCORING_VERSION", "TASKS", "ChoiceQuery", "Parsed", "Task", "output_format_for", "task_for"]

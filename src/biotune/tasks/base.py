@@ -22,6 +22,12 @@ from biotune.data.catalog import DatasetSpec
 from biotune.registry import Registry
 
 
+# Bumped whenever a metric, a prompt, a target format or a parser changes what a run scores: part of every result's
+# identity (biotune.identity), so results scored the old way are rerun, never mixed with new ones.
+# 1: the first BLURB-exact rules; 2: PICO macro F1 over the classes present, mentions placed by occurrence.
+SCORING_VERSION = 2
+
+
 @dataclass
 class Parsed:
     value: Any  # the prediction in the structure the metric needs
@@ -91,7 +97,18 @@ class Task:
 
 
 class TokenTaggingTask(Task):
-    """Task types on token/tag examples (NER, PICO): the model reads the sentence, scores are per token."""
+    """Task types on token/tag examples (NER, PICO): the model reads the sentence, scores are per token.
+    `output_format` (biotune.tasks.mentions): `list` (the mentions) or `inline` (the sentence, mentions marked)."""
+
+    default_output_format = "list"
+
+    def __init__(self, spec: DatasetSpec, output_format: str | None = None):
+        from .mentions import OUTPUT_FORMATS
+
+        super().__init__(spec)
+        self.output_format = output_format or self.default_output_format
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output format {self.output_format!r}; valid: {', '.join(OUTPUT_FORMATS)}")
 
     def render_input(self, example: dict) -> str:
         return " ".join(example["tokens"])
@@ -106,8 +123,19 @@ class TokenTaggingTask(Task):
 TASKS: Registry[type[Task]] = Registry("task type")
 
 
-def task_for(spec: DatasetSpec) -> Task:
-    return TASKS.get(spec.task)(spec)
+def task_for(spec: DatasetSpec, output_format: str | None = None) -> Task:
+    """The task of a dataset; `output_format` (token-tagging task types only): how mentions are written."""
+    cls = TASKS.get(spec.task)
+    return cls(spec, output_format) if issubclass(cls, TokenTaggingTask) else cls(spec)
+
+
+def output_format_for(spec: DatasetSpec, requested: str = "auto") -> str | None:
+    """The output format a dataset's task uses: `requested`, or the task type's default for 'auto'; None for task
+    types that write no mentions."""
+    cls = TASKS.get(spec.task)
+    if not issubclass(cls, TokenTaggingTask):
+        return None
+    return cls.default_output_format if requested == "auto" else requested
 
 
 # -- helpers shared by the parsers ------------------------------------------------------------------

@@ -1,8 +1,9 @@
-"""EBM PICO: list Participants / Interventions / Outcomes spans; scored by word-level macro F1 over P, I, O.
+"""EBM PICO: list (or mark) the Participants / Interventions / Outcomes spans; scored by word-level macro F1.
 
-`score` also reports `span_macro_f1`, the way LinkBERT's code computes PICO (seqeval per-type entity F1,
-averaged): the two differ whenever a predicted span overlaps a gold span without matching its boundaries.
-The BLURB score uses the word-level rule, as ../shared/docs/blurb.md states it.
+The macro mean runs over the classes present in gold or prediction, as LinkBERT's code (BLURB's reference)
+computes it: it rewrites every I-x tag as B-x, so each word is an entity of its own and seqeval's per-type F1 is
+the word-level F1, averaged over the types seqeval sees. A class absent from both counts for nothing (not as 0).
+Output formats: biotune.tasks.mentions.
 """
 
 from __future__ import annotations
@@ -10,22 +11,32 @@ from __future__ import annotations
 from biotune import metrics
 
 from .base import TASKS, Parsed, TokenTaggingTask
-from .mentions import mentions_text, place, spans_from_tags, split_mentions
+from .mentions import inline_text, mentions_text, parse_inline, place, spans_from_tags, split_mentions
 
 CLASSES = ("I-PAR", "I-INT", "I-OUT")
+MARKS = {"I-PAR": "P", "I-INT": "I", "I-OUT": "O"}  # the inline format's markers
 
 
 @TASKS.register("pico")
 class PicoTask(TokenTaggingTask):
     name = "pico"
     metric = "word-level macro F1 (P, I, O)"
-    max_new_tokens = 128
+
+    @property
+    def max_new_tokens(self) -> int:
+        return 128 if self.output_format == "list" else 384
 
     def _names(self) -> dict[str, str]:
         return {c: self.spec.label_names.get(c, c) for c in CLASSES}
 
     def default_instruction(self) -> str:
         names = self._names()
+        if self.output_format == "inline":
+            return (
+                "Rewrite the sentence of a clinical trial abstract exactly as it is, marking the text spans that "
+                f"describe the {names['I-PAR'].lower()} as <P>span</P>, the {names['I-INT'].lower()} as "
+                f"<I>span</I> and the {names['I-OUT'].lower()} as <O>span</O>."
+            )
         return (
             "From the sentence of a clinical trial abstract, extract the text spans that describe the "
             f"{names['I-PAR'].lower()}, the {names['I-INT'].lower()} and the {names['I-OUT'].lower()}. "
@@ -34,6 +45,9 @@ class PicoTask(TokenTaggingTask):
         )
 
     def target(self, example: dict) -> str:
+        if self.output_format == "inline":
+            spans = [(s, e, MARKS[t]) for t in CLASSES for s, e in spans_from_tags(example["tags"], (t,))]
+            return inline_text(example["tokens"], spans)
         lines = []
         for tag, name in self._names().items():
             spans = spans_from_tags(example["tags"], (tag,))
@@ -42,8 +56,14 @@ class PicoTask(TokenTaggingTask):
 
     def parse(self, text: str, example: dict) -> Parsed:
         tokens = example["tokens"]
-        taken = [False] * len(tokens)
         tags = ["O"] * len(tokens)
+        if self.output_format == "inline":
+            by_mark = {m: t for t, m in MARKS.items()}
+            marked, n_mentions, n_not_found = parse_inline(text.strip(), tokens, tuple(by_mark))
+            for s, e, m in marked:
+                tags[s:e] = [by_mark[m]] * (e - s)
+            return Parsed(tags, bool(text.strip()) and (n_mentions == 0 or n_not_found < n_mentions))
+        taken = [False] * len(tokens)
         headers = {name.lower(): tag for tag, name in self._names().items()}
         n_lines = n_mentions = n_not_found = 0
         for line in text.strip().splitlines():
@@ -52,9 +72,8 @@ class PicoTask(TokenTaggingTask):
             if not sep or tag is None:
                 continue
             n_lines += 1
-            mentions = split_mentions(rest, strip_period=False)
-            spans, not_found = place(mentions, tokens, taken)
-            n_mentions += len(mentions)
+            spans, mentions, not_found = place(split_mentions(rest), tokens, taken, strip_period=False)
+            n_mentions += mentions
             n_not_found += not_found
             for s, e in spans:
                 tags[s:e] = [tag] * (e - s)
@@ -63,9 +82,4 @@ class PicoTask(TokenTaggingTask):
 
     def score_gold(self, golds, predictions, ids) -> dict:
         word = metrics.word_macro_f1(golds, predictions, CLASSES)
-        span = metrics.span_macro_f1(golds, predictions, CLASSES)
-        return {
-            "score": 100 * word["f1"],
-            **{k: 100 * v for k, v in word.items()},
-            "span_macro_f1": 100 * span["f1"],
-        }
+        return {"score": 100 * word["f1"], **{k: 100 * v if isinstance(v, float) else v for k, v in word.items()}}

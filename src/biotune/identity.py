@@ -1,0 +1,180 @@
+"""A result's identity: everything that decides it, and nothing that does not.
+
+    identity(cfg) -> {"experiment": ..., "data": ..., "model": ..., "scoring_version": N}
+    identity_hash(cfg) -> "3f9c0a..."  (16 hex digits of the SHA-256 of the canonical JSON)
+
+- `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate
+  resolved to the method's default, training and evaluation settings), without what only names or places a
+  run (`name`, `output_dir`, `data_dir`) and without the `runtime:` block (speed only, tested to leave results
+  identical).
+- `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
+  file reruns its cells and a moved data folder does not.
+- `model`: what the weights are: the content hash of a local folder (or packaged model), a hub id with its
+  revision, or the random-init block with its tokenizer's identity.
+- `scoring_version`: `biotune.tasks.SCORING_VERSION`, bumped whenever a metric or parser changes.
+
+Studies key cells by this hash (a changed cell is rerun, the old row kept as history) and `biotune run` refuses
+to reuse a folder holding a result of another identity. `differences(a, b)` names the fields that differ.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import ExperimentConfig
+
+_NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime"}
+_FILE_HASHES: dict[tuple, str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) in this process and in the cache folder."""
+    path = Path(path)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key in _FILE_HASHES:
+        return _FILE_HASHES[key]
+    disk = _disk_cache()
+    disk_key = "|".join(map(str, key))
+    digest = disk.get(disk_key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = h.hexdigest()
+        disk[disk_key] = digest
+        _save_disk_cache(disk)
+    _FILE_HASHES[key] = digest
+    return digest
+
+
+def folder_sha256(folder: str | Path) -> str:
+    """One hash over every file of a folder (relative path and content hash of each), hidden files left out."""
+    folder = Path(folder)
+    parts = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and not any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+            parts.append(f"{rel.as_posix()}:{file_sha256(p)}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cache_file() -> Path:
+    from .data.location import cache_dir
+
+    return cache_dir() / "file-hashes.json"
+
+
+def _disk_cache() -> dict:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_disk_cache(cache: dict) -> None:
+    from .io import atomic_write_json
+
+    try:
+        atomic_write_json(_cache_file(), cache)
+    except OSError:
+        pass  # a read-only cache only costs rehashing
+
+
+def splits_read(cfg: ExperimentConfig) -> list[str]:
+    """The splits of the dataset a run reads, in a fixed order."""
+    from .methods import METHODS
+
+    method = METHODS.get(cfg.method.name)
+    splits = {cfg.eval.split}
+    if method.trains:
+        splits |= {cfg.training.train_split, "dev"}
+    if cfg.method.params.get("shots", 0):
+        splits.add(cfg.eval.shot_split)
+    return sorted(splits)
+
+
+def data_identity(cfg: ExperimentConfig) -> dict[str, str]:
+    """split -> SHA-256 of its file ('missing' where the split is not there: the run itself then fails)."""
+    from .data import get_spec, resolve_data_dir
+    from .data.location import local_file
+
+    spec = get_spec(cfg.dataset)
+    location = resolve_data_dir(cfg.data_dir)
+    out = {}
+    for split in splits_read(cfg):
+        path = local_file(location, spec.files[split])
+        out[split] = file_sha256(path) if path is not None else "missing"
+    return out
+
+
+def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
+    from .models.aliases import resolve
+
+    m = cfg.model
+
+    def weights(ref_name: str) -> dict:
+        ref = resolve(ref_name)
+        if os.path.isdir(ref.path):
+            return {"content": folder_sha256(ref.path)}
+        return {"hub": ref.path, "revision": m.revision or "main"}
+
+    if m.random_init:
+        return {"random_init": m.random_init, "tokenizer": weights(m.tokenizer or m.path)}
+    out = weights(m.path)
+    if m.tokenizer:
+        out["tokenizer"] = weights(m.tokenizer)
+    return out
+
+
+def identity(cfg: ExperimentConfig) -> dict[str, Any]:
+    from .tasks import SCORING_VERSION
+
+    experiment = json.loads(json.dumps(cfg.model_dump(exclude=_NOT_IDENTITY), default=str))
+    return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
+            "scoring_version": SCORING_VERSION}
+
+
+def hash_of(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def identity_hash(cfg: ExperimentConfig) -> str:
+    return hash_of(identity(cfg))
+
+
+def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted paths where two identities differ, e.g. ['experiment.training.learning_rate', 'data.train']."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        path = f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, path + ".")
+        elif a != b:
+            out.append(path)
+    return out
+
+
+def describe(old: dict, new: dict, limit: int = 4) -> str:
+    """'experiment.training.learning_rate: 0.002 -> 0.2; ...' for the first few differences."""
+
+    def at(d, path):
+        for part in path.split("."):
+            d = d.get(part, "<absent>") if isinstance(d, dict) else "<absent>"
+        return d
+
+    diffs = differences(old, new)
+    shown = [f"{p.removeprefix('experiment.')}: {_short(at(old, p))} -> {_short(at(new, p))}" for p in diffs[:limit]]
+    more = f" (+{len(diffs) - limit} more)" if len(diffs) > limit else ""
+    return "; ".join(shown) + more if shown else "nothing"
+
+
+def _short(v) -> str:
+    s = json.dumps(v, default=str) if not isinstance(v, str) else v
+    return s if len(s) <= 40 else s[:12] + "…"

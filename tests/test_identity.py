@@ -1,0 +1,185 @@
+"""A result's identity is everything that decides it: an edit that changes a result reruns exactly the cells it
+touches (the old rows kept as history, never reported), a speed-only `runtime:` switch reruns none and leaves the
+results identical, and `biotune run` never reuses a folder of another identity."""
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from biotune.config import validate_experiment
+from biotune.errors import BiotuneError
+from biotune.identity import differences, identity, identity_hash
+from biotune.methods import METHODS
+from biotune.methods.lora import LoraParams
+from biotune.study.grid import load_study
+from biotune.study.runner import cell_states, run_study
+from biotune.study.store import Store
+from biotune.train import run_experiment
+
+from test_study import TINY_LLAMA, write_study
+
+TINY = {"dataset": "gad", "model": {k: v for k, v in TINY_LLAMA.items() if k != "name"},
+        "method": {"name": "lora"},
+        "training": {"max_steps": 3, "batch_size": 2, "train_limit": 6, "dev_limit": 2, "max_length": 160,
+                     "learning_rate": 0.002},
+        "eval": {"limit": 6}}
+
+
+def experiment(tmp_path, name, **fields):
+    data = json.loads(json.dumps(TINY))
+    for key, value in fields.items():
+        block, _, leaf = key.partition(".")
+        if leaf:
+            data.setdefault(block, {})[leaf] = value
+        else:
+            data[block] = value
+    data["output_dir"] = str(tmp_path / name)
+    return validate_experiment(data)
+
+
+def states(path):
+    study, cells, _ = load_study(path)
+    return {cid: state for cid, (state, _) in cell_states(Store(study.store_url), study.name, cells).items()}
+
+
+def test_method_params_and_learning_rate_are_resolved_with_every_default(tmp_path):
+    cfg = experiment(tmp_path, "a", training={k: v for k, v in TINY["training"].items() if k != "learning_rate"})
+    assert cfg.method.params == LoraParams().model_dump(mode="json")  # every default written out
+    assert cfg.training.learning_rate == METHODS.get("lora").default_lr
+    ident = identity(cfg)
+    assert set(ident) == {"experiment", "data", "model", "scoring_version"}
+    assert set(ident["data"]) == {"train", "dev", "test"} and all(len(h) == 64 for h in ident["data"].values())
+    assert "random_init" in ident["model"] and len(ident["model"]["tokenizer"]["content"]) == 64
+    for excluded in ("name", "output_dir", "data_dir", "runtime"):
+        assert excluded not in ident["experiment"]
+    # what only places or speeds up a run is no part of it
+    base = experiment(tmp_path, "a")
+    assert identity_hash(base) == identity_hash(experiment(tmp_path, "elsewhere", runtime={"fast_norms": False}))
+    assert identity_hash(base) != identity_hash(experiment(tmp_path, "a", seed=1))
+    assert identity_hash(base) != identity_hash(cfg)  # the default learning rate, resolved
+
+
+def test_runtime_block_reads_the_earlier_spellings(tmp_path):
+    cfg = experiment(tmp_path, "a", method={"name": "lora", "params": {"fused": False}},
+                     eval={"limit": 6, "batch_size": 3}, training={**TINY["training"], "fast_norms": False,
+                                                                   "logits_at_answers": False})
+    assert (cfg.runtime.fused_lora, cfg.runtime.fast_norms, cfg.runtime.logits_at_answers,
+            cfg.runtime.eval_batch_size) == (False, False, False, 3)
+    assert "fused" not in cfg.method.params
+
+
+def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_history(tmp_path, data_dir):
+    fields = dict(methods=["lora", "fft"], data_dir=str(data_dir))
+    path = write_study(tmp_path, **fields)
+    study, cells, _ = load_study(path)
+    assert run_study(study, cells)["ran"] == 2
+    assert set(states(path).values()) == {"done"}
+
+    # the issue's case: the learning rate of one method (and max_steps) edited
+    path = write_study(tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2,
+                                                                                         "max_steps": 3}}}})
+    study, cells, _ = load_study(path)
+    found = cell_states(Store(study.store_url), study.name, cells)
+    assert found["gad__tiny-llama__fft__s0"] == ("done", "")
+    state, why = found["gad__tiny-llama__lora__s0"]
+    assert state == "stale" and "training.learning_rate: 0.002 -> 0.2" in why and "training.max_steps" in why
+    tally = run_study(study, cells)
+    assert (tally["ran"], tally["already_done"]) == (1, 1)
+    rows = Store(study.store_url).rows("t", "done")
+    assert len(rows) == 3  # the old lora row stays, as history
+    from biotune.report.build import load_results
+
+    reported = load_results(study.store_url, "t", {c.key: c.identity_hash for c in cells})
+    assert len(reported) == 2
+    lora = next(c for c in cells if c.method == "lora")
+    new_row = next(r for r in rows if r["config_hash"] == lora.identity_hash)
+    assert float(reported[reported.method == "lora"].score.iloc[0]) == new_row["score"]
+
+    # a runtime switch reruns nothing
+    path = write_study(tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2,
+                                                                                         "max_steps": 3}}}},
+                       defaults={**yaml.safe_load(path.read_text())["defaults"],
+                                 "runtime": {"fast_norms": False, "fused_lora": False, "logits_at_answers": False,
+                                             "eval_batch_size": 1, "threads": 1}})
+    assert set(states(path).values()) == {"done"}
+    # undoing the edit finds the first result again: nothing to run
+    assert set(states(write_study(tmp_path, **fields)).values()) == {"done"}
+
+
+def test_a_method_default_changed_in_code_reruns_that_methods_cells_only(tmp_path, data_dir, monkeypatch):
+    path = write_study(tmp_path, methods=["lora", "fft"], data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    run_study(study, cells)
+
+    class NewDefaults(LoraParams):
+        r: int = 4  # was 8
+
+    monkeypatch.setattr(METHODS.get("lora"), "params_model", NewDefaults)
+    found = states(path)
+    assert found == {"gad__tiny-llama__lora__s0": "stale", "gad__tiny-llama__fft__s0": "done"}
+
+
+def test_edited_data_file_and_scoring_version_make_cells_stale(tmp_path, data_dir, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / "GAD", data / "GAD")
+    path = write_study(tmp_path, methods=["zero_shot"], data_dir=str(data))
+    study, cells, _ = load_study(path)
+    run_study(study, cells)
+    assert states(path) == {"gad__tiny-llama__zero_shot__s0": "done"}
+    test_file = data / "GAD" / "test.tsv"
+    test_file.write_text("".join(test_file.read_text().splitlines(keepends=True)[:-1]))
+    study, cells, _ = load_study(path)
+    assert cell_states(Store(study.store_url), "t", cells)["gad__tiny-llama__zero_shot__s0"][1].startswith("data.test")
+
+    import biotune.tasks
+
+    monkeypatch.setattr(biotune.tasks, "SCORING_VERSION", biotune.tasks.SCORING_VERSION + 1)
+    study, cells, _ = load_study(path)
+    assert "scoring_version" in cell_states(Store(study.store_url), "t", cells)["gad__tiny-llama__zero_shot__s0"][1]
+
+
+def test_run_refuses_a_folder_of_another_identity(tmp_path):
+    first = run_experiment(experiment(tmp_path, "run"), progress=False)
+    assert first["identity_hash"] == identity_hash(experiment(tmp_path, "run"))
+    again = run_experiment(experiment(tmp_path, "run"), progress=False)  # same identity: reused
+    assert again == json.loads(json.dumps(first))
+    edited = experiment(tmp_path, "run", training={**TINY["training"], "learning_rate": 0.2})
+    with pytest.raises(BiotuneError, match=r"holds a finished result of another experiment: it differs in "
+                                           r"training\.learning_rate: 0\.002 -> 0\.2.*--force"):
+        run_experiment(edited, progress=False)
+    forced = run_experiment(edited, progress=False, force=True)
+    assert forced["identity_hash"] == identity_hash(edited) != first["identity_hash"]
+    assert json.loads((tmp_path / "run" / "identity.json").read_text())["hash"] == forced["identity_hash"]
+
+
+def test_a_half_done_run_of_another_identity_is_never_resumed(tmp_path):
+    cfg = experiment(tmp_path, "half", training={**TINY["training"], "save_steps": 1})
+    out = tmp_path / "half"
+    (out / "checkpoints" / "checkpoint-1").mkdir(parents=True)
+    old = identity(cfg)
+    old["experiment"]["seed"] = 5
+    (out / "identity.json").write_text(json.dumps({"hash": "0" * 16, "identity": old}))
+    with pytest.raises(BiotuneError, match="half-done run .*never resumed.*seed: 5 -> 0"):
+        run_experiment(cfg, progress=False)
+    (out / "identity.json").unlink()  # an earlier biotune's checkpoints: identity unknown, refused too
+    with pytest.raises(BiotuneError, match="identity is unknown"):
+        run_experiment(cfg, progress=False)
+
+
+@pytest.mark.parametrize("switch", [{"fast_norms": False}, {"fused_lora": False}, {"logits_at_answers": False},
+                                    {"eval_batch_size": 1}, {"threads": 1}])
+def test_each_runtime_switch_leaves_results_identical(tmp_path, switch):
+    base = run_experiment(experiment(tmp_path, "base"), progress=False)
+    other = run_experiment(experiment(tmp_path, "other", runtime=switch), progress=False)
+    assert other["metrics"] == base["metrics"]
+    rows = [(tmp_path / n / "predictions.jsonl").read_text() for n in ("base", "other")]
+    assert rows[0] == rows[1]
+    assert other["identity_hash"] == base["identity_hash"]
+
+
+def test_identity_differences_name_dotted_paths():
+    a = {"experiment": {"training": {"learning_rate": 1}}, "data": {"train": "x"}}
+    b = {"experiment": {"training": {"learning_rate": 2}}, "data": {"train": "y"}, "scoring_version": 2}
+    assert differences(a, b) == ["data.train", "experiment.training.learning_rate", "scoring_version"]
