@@ -42,7 +42,27 @@ def test_shipped_study_expands(path):
     from biotune.study.grid import load_study
 
     study, cells, _ = load_study(path)
-    assert cells and len({c.cell_id for c in cells}) == len(cells)
+    assert cells and len({c.label for c in cells}) == len(cells) == len({c.identity_hash for c in cells})
+
+
+def test_the_fair_comparison_study_is_the_issues_grid():
+    """configs/studies/fair.yaml: SmolLM2 on GAD and NCBI-disease with LoRA, QLoRA and FFT each searched over 3
+    learning rates, 3-shot, MiniLM FFT; at least 1,000 training examples per cell, full test splits, 3 seeds."""
+    from biotune.study.grid import load_study
+
+    study, cells, _ = load_study(Path(__file__).resolve().parents[1] / "configs" / "studies" / "fair.yaml")
+    assert study.seeds == [0, 1, 2] and study.dataset_names() == ["gad", "ncbi-disease"]
+    groups = {g.key: g for g in study.groups}
+    for d in ("gad", "ncbi-disease"):
+        for method in ("lora", "qlora", "fft"):
+            rates = [c.experiment.training.learning_rate for c in groups[(d, "smollm2-135m", method)].candidates]
+            assert len(set(rates)) == 3
+        assert len(groups[(d, "minilm", "fft")].candidates) == 3
+    assert {c.method for c in cells if c.search is None} == {"few_shot"}
+    for c in cells:
+        assert c.experiment.eval.limit is None and c.experiment.eval.split == "test"
+        if c.search is not None:
+            assert c.experiment.training.train_limit >= 1000 and c.experiment.training.train_split == "train"
 
 
 def test_configs_are_laid_out_by_family_model_method():

@@ -39,9 +39,14 @@ def experiment(tmp_path, name, **fields):
     return validate_experiment(data)
 
 
+def found(study, cells):
+    """cell label -> (state, why)"""
+    return {c.label: s for c, s in zip(cells, cell_states(Store(study.store_url), study.name, cells))}
+
+
 def states(path):
     study, cells, _ = load_study(path)
-    return {cid: state for cid, (state, _) in cell_states(Store(study.store_url), study.name, cells).items()}
+    return {label: state for label, (state, _) in found(study, cells).items()}
 
 
 def test_method_params_and_learning_rate_are_resolved_with_every_default(tmp_path):
@@ -81,9 +86,9 @@ def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_hist
     path = write_study(tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2,
                                                                                          "max_steps": 3}}}})
     study, cells, _ = load_study(path)
-    found = cell_states(Store(study.store_url), study.name, cells)
-    assert found["gad__tiny-llama__fft__s0"] == ("done", "")
-    state, why = found["gad__tiny-llama__lora__s0"]
+    now = found(study, cells)
+    assert now["gad__tiny-llama__fft__s0"] == ("done", "")
+    state, why = now["gad__tiny-llama__lora__s0"]
     assert state == "stale" and "training.learning_rate: 0.002 -> 0.2" in why and "training.max_steps" in why
     tally = run_study(study, cells)
     assert (tally["ran"], tally["already_done"]) == (1, 1)
@@ -117,8 +122,7 @@ def test_a_method_default_changed_in_code_reruns_that_methods_cells_only(tmp_pat
         r: int = 4  # was 8
 
     monkeypatch.setattr(METHODS.get("lora"), "params_model", NewDefaults)
-    found = states(path)
-    assert found == {"gad__tiny-llama__lora__s0": "stale", "gad__tiny-llama__fft__s0": "done"}
+    assert states(path) == {"gad__tiny-llama__lora__s0": "stale", "gad__tiny-llama__fft__s0": "done"}
 
 
 def test_edited_data_file_and_scoring_version_make_cells_stale(tmp_path, data_dir, monkeypatch):
@@ -131,13 +135,13 @@ def test_edited_data_file_and_scoring_version_make_cells_stale(tmp_path, data_di
     test_file = data / "GAD" / "test.tsv"
     test_file.write_text("".join(test_file.read_text().splitlines(keepends=True)[:-1]))
     study, cells, _ = load_study(path)
-    assert cell_states(Store(study.store_url), "t", cells)["gad__tiny-llama__zero_shot__s0"][1].startswith("data.test")
+    assert found(study, cells)["gad__tiny-llama__zero_shot__s0"][1].startswith("data.test")
 
     import biotune.tasks
 
     monkeypatch.setattr(biotune.tasks, "SCORING_VERSION", biotune.tasks.SCORING_VERSION + 1)
     study, cells, _ = load_study(path)
-    assert "scoring_version" in cell_states(Store(study.store_url), "t", cells)["gad__tiny-llama__zero_shot__s0"][1]
+    assert "scoring_version" in found(study, cells)["gad__tiny-llama__zero_shot__s0"][1]
 
 
 def test_run_refuses_a_folder_of_another_identity(tmp_path):
@@ -183,3 +187,47 @@ def test_identity_differences_name_dotted_paths():
     a = {"experiment": {"training": {"learning_rate": 1}}, "data": {"train": "x"}}
     b = {"experiment": {"training": {"learning_rate": 2}}, "data": {"train": "y"}, "scoring_version": 2}
     assert differences(a, b) == ["data.train", "experiment.training.learning_rate", "scoring_version"]
+
+
+def test_cli_dry_run_says_what_is_stale_and_why_and_run_refuses_in_one_line(tmp_path, data_dir):
+    import subprocess
+    import sys
+
+    path = write_study(tmp_path, data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    run_study(study, cells)
+    path = write_study(tmp_path, data_dir=str(data_dir), overrides={"method": {"lora": {"method": {"params": {"r": 4}}}}})
+    r = subprocess.run([sys.executable, "-m", "biotune", "study", str(path), "--dry-run"], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "stale gad__tiny-llama__lora__s0: method.params.r: 8 -> 4" in r.stdout
+    assert "0 done, 1 stale, 0 new" in r.stdout
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(yaml.safe_dump({**TINY, "output_dir": str(tmp_path / "run")}))
+    run_experiment(experiment(tmp_path, "run"), progress=False)
+    r = subprocess.run([sys.executable, "-m", "biotune", "run", str(exp), "--set", "seed=3", "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    lines = [line for line in r.stderr.splitlines() if line.startswith("biotune: error")]
+    assert r.returncode == 2 and len(lines) == 1 and "seed: 0 -> 3" in lines[0] and "--force" in lines[0]
+
+
+def test_a_store_written_before_identities_is_upgraded_with_every_row_kept(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("""CREATE TABLE results (id INTEGER PRIMARY KEY, study VARCHAR(200) NOT NULL,
+        dataset VARCHAR(100) NOT NULL, model VARCHAR(200) NOT NULL, method VARCHAR(100) NOT NULL, seed INTEGER NOT NULL,
+        status VARCHAR(20) NOT NULL, worker VARCHAR(200), task VARCHAR(50), score FLOAT, metrics TEXT, resources TEXT,
+        config TEXT, config_hash VARCHAR(32), versions TEXT, git_rev VARCHAR(64), output_dir TEXT, error TEXT,
+        started_at DATETIME, finished_at DATETIME,
+        CONSTRAINT one_row_per_cell UNIQUE (study, dataset, model, method, seed))""")
+    con.execute("INSERT INTO results (study, dataset, model, method, seed, status, score, config, config_hash, "
+                "finished_at) VALUES ('t', 'gad', 'm', 'lora', 0, 'done', 61.5, '{}', 'abc', '2026-11-30 10:00:00')")
+    con.commit()
+    con.close()
+    store = Store(f"sqlite:///{db}")
+    rows = store.rows("t")
+    assert len(rows) == 1 and rows[0]["score"] == 61.5 and rows[0]["config_hash"] == "abc"
+    assert store.claim("t", ("gad", "m", "lora", 0), "new-identity")  # a new identity of the same cell: a new row
+    assert len(store.rows("t")) == 2

@@ -58,15 +58,34 @@ def test_recommendation_ties_name_the_cheaper_pair_and_list_the_others():
     import pandas as pd
 
     agg = pd.DataFrame([
-        {"task": "qa", "model": "m", "method": "fft", "score_mean": 50.0, "peak_memory_mb": 4000, "train_seconds": 90},
-        {"task": "qa", "model": "m", "method": "lora", "score_mean": 50.0, "peak_memory_mb": 3000,
-         "train_seconds": 60},
-        {"task": "qa", "model": "m", "method": "zero_shot", "score_mean": 40.0, "peak_memory_mb": 1000,
-         "train_seconds": None},
+        {"task": "qa", "model": "m", "method": "fft", "score_mean": 50.0, "dev_mean": 52.0, "peak_memory_mb": 4000,
+         "cost_seconds": 90},
+        {"task": "qa", "model": "m", "method": "lora", "score_mean": 50.0, "dev_mean": 52.0, "peak_memory_mb": 3000,
+         "cost_seconds": 60},
+        {"task": "qa", "model": "m", "method": "zero_shot", "score_mean": 40.0, "dev_mean": 41.0,
+         "peak_memory_mb": 1000, "cost_seconds": None},
     ])
     rec = stats.recommendations(agg, [2000, float("inf")], [float("inf")]).set_index("memory_budget_mb")
     assert (rec.loc[float("inf"), "method"], rec.loc[float("inf"), "tied_with"]) == ("lora", ["m / fft"])
     assert (rec.loc[2000, "method"], rec.loc[2000, "tied_with"]) == ("zero_shot", [])
+
+
+def test_recommendation_is_decided_on_dev_never_on_test():
+    import pandas as pd
+
+    agg = pd.DataFrame([  # fft is better on test, lora on dev: lora is recommended, its test score shown
+        {"task": "ner", "model": "m", "method": "fft", "score_mean": 70.0, "dev_mean": 60.0, "peak_memory_mb": 1,
+         "cost_seconds": 10},
+        {"task": "ner", "model": "m", "method": "lora", "score_mean": 65.0, "dev_mean": 62.0, "peak_memory_mb": 1,
+         "cost_seconds": 10},
+        {"task": "ner", "model": "m", "method": "few_shot", "score_mean": 90.0, "dev_mean": float("nan"),
+         "peak_memory_mb": 1, "cost_seconds": 0},  # no dev score: never recommended
+    ])
+    rec = stats.recommendations(agg, [float("inf")], [float("inf")]).iloc[0]
+    assert (rec.method, rec.dev, rec.score) == ("lora", 62.0, 65.0)
+    # a search's cost counts against the time budget
+    cheap = stats.recommendations(agg.assign(cost_seconds=[10, 500, 0]), [float("inf")], [100]).iloc[0]
+    assert cheap.method == "fft"
 
 
 def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
@@ -84,7 +103,8 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     }))
     study, cells, _ = load_study(study_file)
     assert run_study(study, cells)["ran"] == 8
-    result = build_report(study.store_url, study.name, study.out, samples=200)
+    result = build_report(study.store_url, study.name, study.out, samples=200,
+                          identities={c.key: c.identity_hash for c in cells})
     rows = Store(study.store_url).rows("r", "done")
     # per-dataset means and stds are the store's scores, aggregated over the seeds
     agg = result["aggregate"]
@@ -103,9 +123,14 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     for (dataset, method), want in _by(rows).items():
         cell = f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}"
         assert cell in page and cell in md
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4  # the heat map of the one model, three Pareto plots
+    # it leads with the answer, decided on dev; the long tables are folded
+    assert page.index("The answer") < page.index("<svg") < page.index("<details>")
+    assert set(result["answer"]["task"]) == {"relation", "similarity"}
     assert not re.search(r"""(src|href)=["']https?://""", page)
-    assert len(result["significance"]) == 2  # lora vs fft on each dataset
+    sig = result["significance"]
+    assert len(sig) == 2 and (sig.seeds == 2).all()  # lora vs fft on each dataset, over both seeds
+    assert (sig.p_holm >= sig.p_value).all()
     assert set(result["recommendations"].task) == {"relation", "similarity"}
 
 

@@ -95,7 +95,9 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     study, cells, _ = load_study(path)
     assert len(cells) == 3  # zero_shot once, lora per seed
     first = run_study(study, cells)
-    assert first == {"cells": 3, "ran": 3, "failed": 0, "skipped": 0, "already_done": 0}
+    assert {k: first[k] for k in ("cells", "ran", "failed", "skipped", "already_done")} == {
+        "cells": 3, "ran": 3, "failed": 0, "skipped": 0, "already_done": 0}
+    assert len(first["final_cells"]) == 3 and first["pending"] == []
     store = Store(study.store_url)
     rows = store.rows("t")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}

@@ -162,13 +162,19 @@ def study_cmd(
         table = Table(title=f"study {study.name}: {len(cells)} cells")
         for col in ("#", "dataset", "model", "method", "seed", "state", "identity", "output"):
             table.add_column(col)
-        for i, c in enumerate(cells, 1):
-            state, why = states[c.cell_id]
-            table.add_row(str(i), c.dataset, c.model, c.method, str(c.seed), state + (f" ({why})" if why else ""),
-                          c.identity_hash, c.experiment.output_dir)
+        for i, (c, (state, why)) in enumerate(zip(cells, states), 1):
+            method = c.method + (f" [{c.search.label()}]" if c.search else "")
+            table.add_row(str(i), c.dataset, c.model, method, str(c.seed), state, c.identity_hash,
+                          c.experiment.output_dir)
         out.print(table)
-        counts = {k: sum(1 for s, _ in states.values() if s == k) for k in ("done", "stale", "new")}
+        for c, (state, why) in zip(cells, states):
+            if state == "stale":
+                out.print(f"stale {c.label}: {why}", soft_wrap=True)
+        counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "stale", "new")}
         out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+        for g in study.groups:
+            out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on seed {g.seeds[0]} (scored on "
+                      f"dev); the best then runs seeds {g.seeds[1:] or '-'}")
         if left_out:
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")
@@ -181,7 +187,7 @@ def study_cmd(
     out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
               f"{result['skipped']} taken by another worker; results in {study.store_url}")
     if report:
-        _write_report(study, cells)
+        _write_report(study, result["final_cells"])
     if result["failed"]:
         raise typer.Exit(1)
 
@@ -196,8 +202,10 @@ def report_cmd(
     """Write report.html (self-contained: tables, Pareto plots, significance, recommendations) and report.md."""
     from .study.grid import load_study
 
+    from .study.runner import final_study_cells
+
     study, cells, _ = load_study(study_file)
-    _write_report(study, cells, memory_budgets, time_budgets, samples)
+    _write_report(study, final_study_cells(study, cells), memory_budgets, time_budgets, samples)
 
 
 def _write_report(study, cells, memory_budgets: str | None = None, time_budgets: str | None = None,
@@ -209,8 +217,12 @@ def _write_report(study, cells, memory_budgets: str | None = None, time_budgets:
         sec = [float(x) for x in time_budgets.split(",")] if time_budgets else study.report.time_budgets_s
     except ValueError:
         raise BiotuneError("--memory-budgets / --time-budgets: comma-separated numbers or inf") from None
+    from .study.search import summary
+    from .study.store import Store
+
+    searched = summary(study.groups, Store(study.store_url).done(study.name)) if study.groups else []
     result = build_report(study.store_url, study.name, study.out, mem, sec, samples or study.report.bootstrap_samples,
-                          identities={c.key: c.identity_hash for c in cells})
+                          identities={c.key: c.identity_hash for c in cells}, search=searched)
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 
 

@@ -79,7 +79,12 @@ class TrainingConfig(_Strict):
     max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
     train_split: Split = "train"  # another split here makes the result not comparable to BLURB
     train_limit: int | None = Field(None, ge=1)
-    dev_limit: int | None = Field(None, ge=1)
+    dev_limit: int | None = Field(None, ge=1)  # dev examples (spread over the split) for dev loss and dev score
+    # the checkpoint kept: the best dev score by the dataset's own metric (generative models: greedy generation on
+    # the dev examples, parsed and scored as test is), or the lowest dev loss
+    select_by: Literal["metric", "loss"] = "metric"
+    # stop after this many dev evaluations in a row without a better dev score (dev loss with select_by: loss)
+    early_stopping_patience: int | None = Field(None, ge=1)
 
 
 class EvalSettings(_Strict):

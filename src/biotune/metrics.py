@@ -129,6 +129,36 @@ def blurb_score(scores: Mapping[str, float], task_of: Mapping[str, str]) -> dict
     }
 
 
+# -- sufficient statistics --------------------------------------------------------------------------------------
+# Each rule above is a function of per-example counts summed over the examples (F1 of summed (tp, predicted,
+# gold) counts; Pearson r of summed moments; accuracy of summed hits), so a resampled score is one weighted sum
+# per resample: what makes a bootstrap over seeds and examples cheap (biotune.report.stats). Tasks give the
+# per-example rows (`Task.stats`) and score their sums (`Task.score_stats`); both are tested against the rules.
+
+def f1_from_counts(tp, n_pred, n_gold):
+    """F1 = 2 tp / (predicted + gold), 0 where nothing is predicted or gold (= 2PR / (P + R)); vectorized."""
+    tp, den = np.asarray(tp, dtype=float), np.asarray(n_pred, dtype=float) + np.asarray(n_gold, dtype=float)
+    return np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
+
+
+def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, int]:
+    """(tp, predicted, gold) entities of one sentence, by seqeval's (conlleval) entity rules."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    g, p = set(get_entities(list(gold))), set(get_entities(list(pred)))
+    return len(g & p), len(p), len(g)
+
+
+def pearson_from_moments(m):
+    """Pearson r from summed moments (n, Σx, Σy, Σx², Σy², Σxy) on the last axis; 0 where undefined."""
+    m = np.asarray(m, dtype=float)
+    n, sx, sy, sxx, syy, sxy = (m[..., i] for i in range(6))
+    vx, vy = n * sxx - sx * sx, n * syy - sy * sy
+    den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
+    ok = (den > 1e-12 * np.maximum(1.0, n * n)) & (n >= 2)
+    return np.divide(n * sxy - sx * sy, den, out=np.zeros_like(den), where=ok)
+
+
 def _check_aligned(gold, pred) -> None:
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold sequences but {len(pred)} predicted")

@@ -134,7 +134,22 @@ class Experiment:
             result, rows = _predict(self)
         self.resources.update(eval_seconds=round(t_eval.seconds, 3), eval_peak_memory_bytes=mem_eval.peak_bytes,
                               memory_kind=mem_eval.kind)
+        self.dev = self.dev_score()
         return result, rows
+
+    def dev_score(self) -> dict:
+        """The kept model's score on the dev examples (`training.dev_limit`), by the dataset's own metric: what
+        a study's search and its recommendations choose by (never test). Taken from training where the kept
+        checkpoint was chosen by it, else predicted now (in-context methods, `select_by: loss`)."""
+        t = self.cfg.training
+        if self.train_info.get("best_dev_score") is not None and t.select_by == "metric":
+            curve = self.train_info["dev_score_curve"]
+            return {"score": self.train_info["best_dev_score"], "n": self.train_info["dev_examples"],
+                    "from": "training", "evaluations": len(curve)}
+        with Timer() as timer:
+            result, _ = _predict(self, "dev", t.dev_limit)
+        self.resources["dev_eval_seconds"] = round(self.resources.get("dev_eval_seconds", 0) + timer.seconds, 3)
+        return {"score": result["score"], "n": result["n"], "from": "prediction"}
 
     def write(self, result: dict, rows: list[dict]) -> dict:
         cfg = self.cfg
@@ -149,6 +164,7 @@ class Experiment:
             "seed": cfg.seed,
             "identity_hash": self.identity_hash,
             "metrics": result,
+            "dev": getattr(self, "dev", None),
             "blurb_comparable": cfg.eval.split == "test" and cfg.training.train_split == "train",
             "resources": self.resources,
             "training": self.train_info,
@@ -276,8 +292,8 @@ def _trainer(exp: Experiment):
         save_steps=every,
         save_total_limit=t.save_total_limit,
         load_best_model_at_end=not single_eval,
-        metric_for_best_model="eval_loss",
-        greater_is_better=False,
+        metric_for_best_model="eval_score" if t.select_by == "metric" else "eval_loss",
+        greater_is_better=t.select_by == "metric",
         prediction_loss_only=True,  # dev selection needs the loss only: never gather full-vocabulary logits
         bf16=exp.use_bf16,
         use_cpu=exp.device.type == "cpu",
@@ -312,13 +328,58 @@ def _trainer(exp: Experiment):
         data_collator=collator, processing_class=tokenizer, callbacks=[tokens], compute_loss_func=loss_func,
     )
     trainer.biotune_tokens = tokens
+    def dev_scorer():
+        with exp.method.prediction_context(exp.model):
+            return _predict(exp, "dev", t.dev_limit)[0]
+
+    trainer.dev_scorer = dev_scorer if t.select_by == "metric" else None
+    trainer.patience = t.early_stopping_patience
+    trainer.greater_is_better = args.greater_is_better
+    trainer.selection_key = args.metric_for_best_model
     return trainer, train_f
 
 
 class _CountingTrainer(Trainer):
-    """HF Trainer whose training batches also count the tokens the model computes on, padding included."""
+    """HF Trainer whose training batches also count the tokens the model computes on, padding included, and whose
+    dev evaluation also scores the dev examples by the dataset's own metric (`dev_scorer`: the same prediction
+    and scoring as test) as `eval_score`, what the kept checkpoint is chosen by; with `patience`, training stops
+    after that many evaluations in a row without a better value of the selection metric."""
 
     padded_tokens = 0
+    dev_scorer = None
+    patience: int | None = None
+    greater_is_better = False
+    selection_key = "eval_loss"
+    stopped_early_at: int | None = None
+
+    def evaluate(self, *args, **kwargs):
+        metrics = super().evaluate(*args, **kwargs)  # dev loss
+        if self.dev_scorer is not None:
+            import time as _time
+
+            was_training = self.model.training
+            self.model.eval()
+            start = _time.perf_counter()
+            try:
+                result = self.dev_scorer()
+            finally:
+                self.model.train(was_training)
+            metrics["eval_score"] = float(result["score"])
+            self.biotune_tokens.eval_seconds += _time.perf_counter() - start
+            self.log({"eval_score": metrics["eval_score"], "eval_score_n": result.get("n")})
+        self._early_stop(metrics)
+        return metrics
+
+    def _early_stop(self, metrics: dict) -> None:
+        """From the whole evaluation history (so a resumed run counts the evaluations before the kill too)."""
+        if not self.patience or metrics.get(self.selection_key) is None:
+            return
+        # this evaluation is in the history already (its loss logged by Trainer.evaluate, its score above)
+        values = [h[self.selection_key] for h in self.state.log_history if self.selection_key in h]
+        best = max(range(len(values)), key=lambda i: (values[i] if self.greater_is_better else -values[i], -i))
+        if len(values) - 1 - best >= self.patience:
+            self.control.should_training_stop = True
+            self.stopped_early_at = self.state.global_step
 
     def get_train_dataloader(self):
         plain = self.data_collator
@@ -409,10 +470,13 @@ def _train(exp: Experiment) -> dict:
         "learning_rate": trainer.args.learning_rate,
         "resumed_from": resume,
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_dev_loss": trainer.state.best_metric if trainer.state.best_metric is not None else min(
-            (h["eval_loss"] for h in history if "eval_loss" in h), default=None),
+        "select_by": exp.cfg.training.select_by,
+        "best_dev_loss": min((h["eval_loss"] for h in history if "eval_loss" in h), default=None),
+        "best_dev_score": max((h["eval_score"] for h in history if "eval_score" in h), default=None),
+        "stopped_early_at": trainer.stopped_early_at,
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "dev_loss_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
+        "dev_score_curve": [(h["step"], h["eval_score"]) for h in history if "eval_score" in h],
     }
 
 
@@ -433,24 +497,26 @@ class _EncoderCollator:
         return batch
 
 
-def _predict(exp: Experiment):
+def _predict(exp: Experiment, split: str | None = None, limit: int | None = None):
+    """Predict and score `split` (default: the evaluated split, `eval.limit` examples) with the model as it is."""
     cfg = exp.cfg
+    split, limit = (split, limit) if split is not None else (cfg.eval.split, cfg.eval.limit)
     if exp.family.generative:
         ecfg = EvalConfig(
-            model=cfg.model.path, datasets=[cfg.dataset], split=cfg.eval.split,
+            model=cfg.model.path, datasets=[cfg.dataset], split=split,
             shots=getattr(exp.params, "shots", 0), selection=getattr(exp.params, "selection", "random"),
-            shot_split=cfg.eval.shot_split, seed=cfg.seed, limit=cfg.eval.limit, batch_size=cfg.runtime.eval_batch_size,
+            shot_split=cfg.eval.shot_split, seed=cfg.seed, limit=limit, batch_size=cfg.runtime.eval_batch_size,
             scoring=cfg.eval.scoring, output_format=cfg.output_format or "auto", data_dir=cfg.data_dir,
             progress=exp.progress,
         )
         context = getattr(exp.model.config, "max_position_embeddings", None) or cfg.training.max_length * 4
         return evaluate_dataset(ecfg, cfg.dataset, exp.model, exp.tokenizer, PromptBuilder(exp.tokenizer, context))
-    examples = _examples(cfg.dataset, cfg.eval.split, cfg.eval.limit, cfg.data_dir)
+    examples = _examples(cfg.dataset, split, limit, cfg.data_dir)
     labels = label_list(exp.spec)
     preds = encoder_predict(exp.model, exp.tokenizer, exp.task, examples, exp.head, labels, cfg.training.max_length,
                             cfg.runtime.eval_batch_size)
     result = exp.task.score(examples, preds)
-    result.update(task=exp.spec.task, metric=exp.task.metric, split=cfg.eval.split, n=len(examples), n_unparsed=0,
+    result.update(task=exp.spec.task, metric=exp.task.metric, split=split, n=len(examples), n_unparsed=0,
                   scoring="head")
     rows = [{"id": ex["id"], "prediction": p, "gold": exp.task.gold(ex)} for ex, p in zip(examples, preds)]
     return result, rows

@@ -33,8 +33,13 @@ class Method:
         raise NotImplementedError
 
     def training_context(self, model, params: BaseModel, autocast: bool) -> contextlib.AbstractContextManager:
-        """What the training loop (dev evaluations included) runs in; `autocast`: it computes under bf16/fp16
-        autocast."""
+        """What the training loop (its dev-loss evaluations included) runs in; `autocast`: it computes under
+        bf16/fp16 autocast."""
+        return contextlib.nullcontext()
+
+    def prediction_context(self, model) -> contextlib.AbstractContextManager:
+        """Undoes `training_context` for a prediction made inside the training loop (the dev score of a
+        checkpoint), which runs as test prediction does, outside autocast."""
         return contextlib.nullcontext()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from .base import PeftMethod, register
@@ -62,6 +64,21 @@ class Lora(PeftMethod):
         from peft.helpers import disable_input_dtype_casting
 
         return disable_input_dtype_casting(model)
+
+    @contextlib.contextmanager
+    def prediction_context(self, model):
+        # peft's cast of each adapter's input to the adapter's dtype, back on while predicting (no autocast then)
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+        before = [m.cast_input_dtype_enabled for m in layers]
+        for m in layers:
+            m.cast_input_dtype_enabled = True
+        try:
+            yield
+        finally:
+            for m, b in zip(layers, before):
+                m.cast_input_dtype_enabled = b
 
 
 @register

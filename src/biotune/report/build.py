@@ -22,7 +22,8 @@ from biotune.tasks import task_for
 from . import stats
 
 
-def load_results(store_url: str, study: str, identities: dict | None = None) -> pd.DataFrame:
+def load_results(store_url: str, study: str, identities: dict | None = None,
+                 search: list[dict] | None = None) -> pd.DataFrame:
     """The finished cells of a study. `identities` (grid key -> identity hash, from the study file as it is now):
     only rows of those identities, so nothing stale is reported; None: the newest finished row of each cell."""
     rows = Store(store_url).rows(study, "done")
@@ -36,15 +37,24 @@ def load_results(store_url: str, study: str, identities: dict | None = None) -> 
         rows = list(newest.values())
     if not rows:
         raise BiotuneError(f"no finished cells of study {study!r} (as the study file defines them now) in {store_url}")
+    # a searched configuration also cost its search: the other candidates' training time
+    search_cost: dict = {}
+    for c in search or []:
+        if not c["chosen"]:
+            k = (c["dataset"], c["model"], c["method"])
+            search_cost[k] = search_cost.get(k, 0.0) + (c["train_seconds"] or 0.0)
     out = []
     for r in rows:
         res = json.loads(r["resources"] or "{}")
         peak = max(res.get("train_peak_memory_bytes") or 0, res.get("eval_peak_memory_bytes") or 0)
         out.append({
             "dataset": r["dataset"], "task": r["task"], "model": r["model"], "method": r["method"],
-            "seed": r["seed"], "score": r["score"], "trainable_params": res.get("trainable_params", 0),
+            "seed": r["seed"], "score": r["score"], "dev_score": r.get("dev_score"),
+            "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
+            "trainable_params": res.get("trainable_params", 0),
             "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
             "trains": METHODS.get(_method_name(json.loads(r["config"]))).trains,
+            "deterministic": METHODS.get(_method_name(json.loads(r["config"]))).deterministic,
             "output_dir": r["output_dir"],
         })
     return pd.DataFrame(out)
@@ -54,31 +64,50 @@ def _method_name(config: dict) -> str:
     return (config.get("experiment") or config)["method"]["name"]  # an identity, or an earlier store's config
 
 
-def significance(df: pd.DataFrame, samples: int = 1000) -> pd.DataFrame:
-    """Paired bootstrap of every method pair on the same model, dataset and seed (the lowest seed both ran)."""
-    rows = []
+def significance(df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every method pair on the same model and dataset, over every seed both ran (a deterministic method's one
+    run pairs with each seed of the other) and every test example both predicted: a bootstrap that resamples
+    seeds and examples (stats.seed_example_test, from per-example sufficient statistics; the same example
+    resamples for every run on a dataset), then Holm-Bonferroni over all the pairs tested: `significant` only
+    after that correction. Also each (dataset, model, method)'s test score with its interval (same resamples)."""
+    rows, intervals = [], []
     for (dataset, model), g in df.groupby(["dataset", "model"], sort=False):
         task = task_for(get_spec(dataset))
-        for a, b in itertools.combinations(list(dict.fromkeys(g["method"])), 2):
-            seeds = sorted(set(g[g.method == a].seed) & set(g[g.method == b].seed))
-            if not seeds:
+        runs = {(r.method, r.seed): _predictions(r.output_dir) for r in g.itertuples()}
+        runs = {k: v for k, v in runs.items() if v}
+        if not runs:
+            continue
+        ids = [i for i in next(iter(runs.values())) if all(i in p for p in runs.values())]
+        if len(ids) < 2:
+            continue
+        first = next(iter(runs.values()))
+        golds = [first[i]["gold"] for i in ids]
+        stats_by_run = {k: task.stats(golds, [p[i]["prediction"] for i in ids], ids) for k, p in runs.items()}
+        observed, reps = stats.replicate_scores(stats_by_run, task.score_stats, samples)
+        seeds = {m: sorted(s for (mm, s) in runs if mm == m) for m in dict.fromkeys(g.method)}
+        seeds = {m: v for m, v in seeds.items() if v}
+        for m, ss in seeds.items():
+            iv = stats.seed_example_interval([observed[(m, s)] for s in ss], [reps[(m, s)] for s in ss])
+            intervals.append({"dataset": dataset, "model": model, "method": m, "n": len(ids), **iv})
+        fixed = {m: bool(d) for m, d in zip(g.method, g.deterministic)}
+        for a, b in itertools.combinations(list(seeds), 2):
+            if fixed[a] and len(seeds[a]) == 1:
+                pairs = [(seeds[a][0], s) for s in seeds[b]]
+            elif fixed[b] and len(seeds[b]) == 1:
+                pairs = [(s, seeds[b][0]) for s in seeds[a]]
+            else:
+                pairs = [(s, s) for s in seeds[a] if s in seeds[b]]
+            if not pairs:
                 continue
-            pa = _predictions(g[(g.method == a) & (g.seed == seeds[0])].output_dir.iloc[0])
-            pb = _predictions(g[(g.method == b) & (g.seed == seeds[0])].output_dir.iloc[0])
-            ids = [i for i in pa if i in pb]
-            if len(ids) < 2:
-                continue
-            golds = [pa[i]["gold"] for i in ids]
-
-            def scorer(preds):
-                return lambda idx: task.score_gold([golds[k] for k in idx], [preds[k] for k in idx],
-                                                   [f"{ids[k]}#{j}" for j, k in enumerate(idx)])["score"]
-
-            # resampled copies of one document count as separate documents (ids made unique per draw)
-            res = stats.paired_bootstrap(scorer([pa[i]["prediction"] for i in ids]),
-                                         scorer([pb[i]["prediction"] for i in ids]), len(ids), samples)
-            rows.append({"dataset": dataset, "model": model, "a": a, "b": b, "seed": seeds[0], "n": len(ids), **res})
-    return pd.DataFrame(rows)
+            res = stats.seed_example_test([observed[(a, sa)] for sa, _ in pairs], [reps[(a, sa)] for sa, _ in pairs],
+                                          [observed[(b, sb)] for _, sb in pairs], [reps[(b, sb)] for _, sb in pairs])
+            rows.append({"dataset": dataset, "model": model, "a": a, "b": b, "n": len(ids), **res})
+    out = pd.DataFrame(rows, columns=["dataset", "model", "a", "b", "n", "diff", "ci_low", "ci_high", "p_value",
+                                      "seeds", "samples"])
+    out["p_holm"] = stats.holm(out["p_value"]) if len(out) else []
+    out["significant"] = out["p_holm"] < alpha
+    return out, pd.DataFrame(intervals, columns=["dataset", "model", "method", "n", "score", "ci_low", "ci_high",
+                                                 "seeds"])
 
 
 def _predictions(output_dir: str) -> dict:
@@ -132,6 +161,32 @@ def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
     return plots
 
 
+def heat_maps(agg: pd.DataFrame) -> dict[str, str]:
+    """Per model: datasets x methods, the mean test score in each cell (SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    maps = {}
+    for model, g in agg.groupby("model", sort=False):
+        table = g.pivot_table(index="dataset", columns="method", values="score_mean", sort=False)
+        fig, ax = plt.subplots(figsize=(1.4 + 1.1 * table.shape[1], 0.9 + 0.45 * table.shape[0]))
+        ax.imshow(table.to_numpy(dtype=float), cmap="viridis", aspect="auto", vmin=0, vmax=100)
+        ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
+        for i in range(table.shape[0]):
+            for j in range(table.shape[1]):
+                v = table.iat[i, j]
+                if not np.isnan(v):
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
+                            color="white" if v < 60 else "black")
+        ax.set_title(f"{model}: test score (mean over seeds)", fontsize=9)
+        maps[model] = _svg(fig)
+        plt.close(fig)
+    return maps
+
+
 def _budget(v: float, unit: str) -> str:
     return "any" if v == float("inf") else f"≤ {v:,.0f} {unit}"
 
@@ -143,8 +198,38 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
         for _, r in g.iterrows():
             tie = f"; tie with {', '.join(r.tied_with)}" if r.method is not None and r.tied_with else ""
             row[f"time {_budget(r.time_budget_s, 's')}"] = (
-                f"{r.model} / {r.method} ({r.score:.1f}{tie})" if r.method is not None else "nothing fits")
+                f"{r.model} / {r.method} (dev {r.dev:.1f}, test {r.score:.1f}{tie})" if r.method is not None
+                else "nothing fits")
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def answer(agg: pd.DataFrame, rec: pd.DataFrame, sig: pd.DataFrame, intervals: pd.DataFrame,
+           search: list[dict]) -> pd.DataFrame:
+    """The report's first table: per task type and dataset, the (model, method) chosen on dev (no budget), its
+    chosen search values, dev score, test score with its 95% interval over seeds and examples, and the methods
+    on the same model it beats / cannot be told apart from after the multiplicity correction."""
+    top = rec[(rec.memory_budget_mb == float("inf")) & (rec.time_budget_s == float("inf"))]
+    rows = []
+    for r in top.itertuples():
+        if r.method is None:
+            continue
+        chosen = next((c["candidate"] for c in search if c["chosen"] and (c["model"], c["method"]) == (r.model, r.method)),
+                      "")
+        for d in agg[(agg.task == r.task) & (agg.model == r.model) & (agg.method == r.method)].itertuples():
+            iv = intervals[(intervals.dataset == d.dataset) & (intervals.model == r.model) & (intervals.method == r.method)]
+            test = (f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv)
+                    else f"{d.score_mean:.2f}")
+            beats, ties = [], []
+            for p in sig[(sig.dataset == d.dataset) & (sig.model == r.model)].itertuples():
+                if r.method not in (p.a, p.b):
+                    continue
+                other, diff = (p.b, p.diff) if p.a == r.method else (p.a, -p.diff)
+                (beats if p.significant and diff > 0 else ties).append(other)
+            rows.append({"task": r.task, "dataset": d.dataset, "recommended (on dev)": f"{r.model} / {r.method}",
+                         "search chose": chosen or "–", "dev": f"{d.dev_mean:.2f}", "test [95% CI]": test,
+                         "seeds": int(d.seeds), "better than (Holm)": ", ".join(beats) or "–",
+                         "not told apart from": ", ".join(ties) or "–"})
     return pd.DataFrame(rows)
 
 
@@ -161,50 +246,85 @@ def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
 
 
 def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(2048, 8192, float("inf")),
-                 seconds=(300, 3600, float("inf")), samples: int = 1000, identities: dict | None = None) -> dict:
-    df = load_results(store_url, study, identities)
+                 seconds=(300, 3600, float("inf")), samples: int = 10000, identities: dict | None = None,
+                 search: list[dict] | None = None) -> dict:
+    """The report of a study's final cells (`identities`: grid key -> identity hash; `search`: the candidates
+    of its searches, study/search.py `summary`). It leads with the answer (per task type the method chosen on
+    dev, its test score with interval, what it is significantly better than), then the heat maps and Pareto
+    plots; the complete tables follow, folded."""
+    import time
+
+    search = search or []
+    df = load_results(store_url, study, identities, search)
     agg = stats.aggregate(df)
     blurb = stats.blurb_scores(df)
     var = stats.seed_variance(agg)
-    sig = significance(df, samples)
+    started = time.perf_counter()
+    sig, intervals = significance(df, samples)
+    sig_seconds = time.perf_counter() - started
     rec = stats.recommendations(agg, memory_mb, seconds)
+    lead = answer(agg, rec, sig, intervals, search)
     plots = pareto_plots(agg, blurb)
+    maps = heat_maps(agg)
 
     f2 = lambda v: f"{v:.2f}"  # noqa: E731
-    per_ds = agg.assign(score=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)])
-    sections = [
-        ("BLURB score per model and method (mean ± std over seeds)",
+    per_ds = agg.assign(test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)])
+    n_sig = int(sig["significant"].sum()) if len(sig) else 0
+    folded = [
+        ("BLURB score per model and method (test, mean ± std over seeds)",
          _table(blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(blurb.blurb_mean, blurb.blurb_std)])
                 [["model", "method", "blurb", "seeds", "task_types"]])),
-        ("Per dataset (mean ± std over seeds)",
-         _table(per_ds[["task", "dataset", "model", "method", "score", "seeds", "trainable_params",
-                        "peak_memory_mb", "train_seconds"]],
-                {"trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",
-                 "train_seconds": lambda v: f"{v:.0f}"})),
-        ("Seed variance: fine-tuning vs in-context learning (mean std of the score over seeds)",
+        ("Per dataset (dev mean; test mean ± std over seeds; cost = training time + its search)",
+         _table(per_ds[["task", "dataset", "model", "method", "dev_mean", "test", "seeds", "trainable_params",
+                        "peak_memory_mb", "train_seconds", "search_seconds", "cost_seconds"]],
+                {"dev_mean": f2, "trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",
+                 "train_seconds": lambda v: f"{v:.0f}", "search_seconds": lambda v: f"{v:.0f}",
+                 "cost_seconds": lambda v: f"{v:.0f}"})),
+        ("Search on dev: every candidate (first seed), its dev score, training time and the one chosen",
+         _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "dev_score", "train_seconds",
+                                              "chosen"]),
+                {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else ""})),
+        ("Seed variance: fine-tuning vs in-context learning (mean std of the test score over seeds)",
          _table(var, {"mean_seed_std": f2})),
-        ("Method vs method: paired bootstrap (95% interval of score(a) − score(b); * = excludes 0)",
-         _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns="significant") if len(sig) else sig,
-                {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.3f}"})),
-        ("Recommendation: best model/method per task type (rows: peak-memory budget; columns: training-time "
-         "budget; mean score over the task type's datasets; on a tie the cheaper pair is named, the others after "
-         "it)", _table(_recommendation_grid(rec))),
+        (f"Method vs method on the same model and dataset: {len(sig)} comparisons, {n_sig} significant after "
+         f"Holm-Bonferroni over all of them (bootstrap over seeds and test examples, {samples:,} resamples, "
+         f"computed in {sig_seconds:.1f} s; interval: 95 % of score(a) − score(b); * = significant after the "
+         "correction)",
+         _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns=["significant", "samples"]),
+                {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.4f}",
+                 "p_holm": lambda v: f"{v:.4f}"})),
     ]
+    budgets = ("Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
+               "time budget for the configuration, its search included; mean over the task type's datasets; on a "
+               "tie the cheaper pair is named, the others after it)", _table(_recommendation_grid(rec)))
+    lead_title = ("The answer: per task type, the model/method with the best dev score, its test score (mean over "
+                  "seeds, 95 % interval over seeds and test examples) and the methods on the same model it is "
+                  "significantly better than after Holm-Bonferroni")
+    lead_html, lead_md = _table(lead)
     out_dir = Path(out_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    body = "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, (h, _) in sections)
-    figs = "".join(f"<figure>{svg}<figcaption>score vs {html.escape(k.replace('_', ' '))}</figcaption></figure>"
-                   for k, svg in plots.items())
+    fig_html = lambda svgs, cap: "".join(  # noqa: E731
+        f"<figure>{svg}<figcaption>{html.escape(cap(k))}</figcaption></figure>" for k, svg in svgs.items())
+    body = (f"<h2>{html.escape(lead_title)}</h2>{lead_html}"
+            f"<h2>Score per dataset and method (test)</h2>{fig_html(maps, lambda k: k)}"
+            f"<h2>Cost and score (Pareto plots)</h2>"
+            f"{fig_html(plots, lambda k: 'score vs ' + k.replace('_', ' '))}"
+            f"<h2>{html.escape(budgets[0])}</h2>{budgets[1][0]}"
+            + "".join(f"<details><summary>{html.escape(t)}</summary>{h}</details>" for t, (h, _) in folded))
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: {html.escape(study)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-th{{background:#f3f3f3}}figure{{display:inline-block;margin:0.5em}}svg{{max-width:100%;height:auto}}</style></head>
+th{{background:#f3f3f3}}figure{{display:inline-block;margin:0.5em}}svg{{max-width:100%;height:auto}}
+details{{margin:0.6em 0}}summary{{cursor:pointer;font-weight:600}}</style></head>
 <body><h1>biotune report: {html.escape(study)}</h1>
 <p>{len(df)} finished cells · {df.dataset.nunique()} datasets · {df.model.nunique()} models · {df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store <code>{html.escape(store_url)}</code> · {stamp}</p>
-{body}<h2>Cost and score (Pareto plots)</h2>{figs}</body></html>"""
-    md = f"# biotune report: {study}\n\n{len(df)} finished cells; store `{store_url}`; {stamp}\n\n" + "".join(
-        f"## {t}\n\n{m}\n" for t, (_, m) in sections) + "\nPlots: see report.html.\n"
+{body}</body></html>"""
+    md = (f"# biotune report: {study}\n\n{len(df)} finished cells; store `{store_url}`; {stamp}\n\n"
+          f"## {lead_title}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
+          f"## {budgets[0]}\n\n{budgets[1][1]}\n"
+          + "".join(f"<details><summary>{t}</summary>\n\n{m}\n</details>\n\n" for t, (_, m) in folded))
     atomic_write_text(out_dir / "report.html", page)
     atomic_write_text(out_dir / "report.md", md)
     return {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md"), "cells": len(df),
-            "blurb": blurb, "aggregate": agg, "significance": sig, "recommendations": rec}
+            "blurb": blurb, "aggregate": agg, "significance": sig, "intervals": intervals,
+            "recommendations": rec, "answer": lead, "significance_seconds": sig_seconds}

@@ -26,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from biotune.config import ExperimentConfig, _line_of, field_error, validate_experiment
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
+
+from .search import SearchConfig, SearchGroup, SearchRef, candidates, nested
 
 
 class ModelEntry(BaseModel):
@@ -56,7 +58,7 @@ class ReportSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     memory_budgets_mb: list[float] = Field(default_factory=lambda: [2048, 8192, float("inf")])
     time_budgets_s: list[float] = Field(default_factory=lambda: [300, 3600, float("inf")])
-    bootstrap_samples: int = Field(1000, ge=100)
+    bootstrap_samples: int = Field(10000, ge=100)  # resamples of seeds and test examples per comparison
 
 
 class StudyConfig(BaseModel):
@@ -72,6 +74,12 @@ class StudyConfig(BaseModel):
     output_dir: str | None = None  # default runs/<name>
     data_dir: str | None = None
     report: ReportSettings = Field(default_factory=ReportSettings)
+    search: SearchConfig = Field(default_factory=SearchConfig)  # model selection on dev (study/search.py)
+    _groups: list = PrivateAttr(default_factory=list)  # the search groups of the expanded grid (load_study)
+
+    @property
+    def groups(self) -> list[SearchGroup]:
+        return self._groups
 
     @field_validator("datasets", "models", "methods", "seeds")
     @classmethod
@@ -120,6 +128,7 @@ class Cell:
     experiment: ExperimentConfig
     identity: dict
     identity_hash: str
+    search: SearchRef | None = None  # a candidate (or the chosen candidate) of a search on dev
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -128,6 +137,10 @@ class Cell:
     @property
     def cell_id(self) -> str:
         return f"{self.dataset}__{self.model}__{self.method}__s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return self.cell_id + (f" [{self.search.label()}]" if self.search else "")
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
@@ -153,12 +166,13 @@ def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
         study = StudyConfig(**data)
     except ValidationError as e:
         raise field_error(e, str(path), root) from None
-    cells, left_out = expand(study, str(path), root)
+    cells, left_out, study._groups = expand(study, str(path), root)
     return study, cells, left_out
 
 
-def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str]]:
-    """The grid's cells (every experiment validated) and the (model, method) pairs left out as not fitting."""
+def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str], list[SearchGroup]]:
+    """The grid's cells (every experiment validated; a searched (dataset, model, method) contributes its
+    candidates, on the first seed), the (model, method) pairs left out as not fitting, and the search groups."""
     from biotune.data import DATASETS
     from biotune.methods import METHODS
     from biotune.models import FAMILIES
@@ -187,8 +201,15 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     names = [m.name for m in study.models]
     if len(set(names)) != len(names):
         fail(["models"], "two models share a name; give each a distinct `name`")
+    for axis, known in (("model", names), ("method", keys)):
+        for name, grid in getattr(study.search, axis).items():
+            if name not in known:
+                fail(["search", axis, name], f"{name!r} is not one of the study's {axis}s; valid: {', '.join(known)}")
+            for f, values in grid.items():
+                if not isinstance(values, list) or not values:
+                    fail(["search", axis, name, f], "a non-empty list of values to try")
 
-    cells, left_out = [], []
+    cells, left_out, groups = [], [], []
     for dataset in datasets:
         for model in study.models:
             family = FAMILIES.get(model.family)
@@ -203,12 +224,30 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                         left_out.append(pair)
                     continue
                 seeds = study.seeds[:1] if meth.deterministic else study.seeds
-                for seed in seeds:
-                    cells.append(_cell(study, dataset, model, method, seed, source))
-    return cells, left_out
+                grid = study.search.grid_for(model.name, method.key, meth.trains)
+                if not grid:
+                    for seed in seeds:
+                        cells.append(_cell(study, dataset, model, method, seed, source))
+                    continue
+                group = SearchGroup((dataset, model.name, method.key), list(seeds))
+
+                def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
+                    cell = _cell(study, dataset, model, method, seed, source, values)
+                    cell.search = SearchRef(group.key, values, index, final=seed != group.seeds[0])
+                    return cell
+
+                group.make = make
+                for i, values in enumerate(candidates(grid)):
+                    cell = _cell(study, dataset, model, method, seeds[0], source, values)
+                    cell.search = SearchRef(group.key, values, i)
+                    group.candidates.append(cell)
+                cells += group.candidates
+                groups.append(group)
+    return cells, left_out, groups
 
 
-def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEntry, seed: int, source: str) -> Cell:
+def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEntry, seed: int, source: str,
+          candidate: dict | None = None) -> Cell:
     model_fields = {k: v for k, v in model.model_dump().items() if k not in ("name", "methods")}
     data = deep_merge(study.defaults, {
         "dataset": dataset, "model": model_fields, "method": {"name": method.name, "params": method.params},
@@ -216,6 +255,8 @@ def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEnt
     })
     for axis, value in (("dataset", dataset), ("model", model.name), ("method", method.key), ("seed", str(seed))):
         data = deep_merge(data, study.overrides.get(axis, {}).get(value, {}))
+    if candidate:
+        data = deep_merge(data, nested(candidate))
     cell_id = f"{dataset}__{model.name}__{method.key}__s{seed}"
     data["name"] = cell_id
     try:

@@ -90,49 +90,92 @@ def run_cell(cell: Cell) -> dict:
 def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = None, executor: str = "local",
               **executor_options) -> dict:
     """Run the cells not yet done. `local` (default): one after another on this machine; `ray`: fanned out over
-    a Ray cluster (see ray_executor.py), its workers claiming cells in and writing results to the same store."""
+    a Ray cluster (see ray_executor.py), its workers claiming cells in and writing results to the same store.
+
+    With a `search:` block, two phases: the cells without a search and every search candidate (first seed,
+    scored on dev), then the chosen candidate of each search on the other seeds. Returns the tally, with
+    `final_cells` (what the report shows) and `pending` (searches still without a winner: a candidate failed)."""
+    from .search import final_cells
+
     console = console or Console(stderr=True)
     store = Store(study.store_url)
     rev = git_revision()
     states = cell_states(store, study.name, cells)
-    todo = [c for c in cells if states[c.cell_id][0] != "done"]
-    stale = [c for c in todo if states[c.cell_id][0] == "stale"]
-    console.print(f"study {study.name}: {len(cells)} cells, {len(cells) - len(todo)} already done, "
-                  f"{len(stale)} stale (rerun), {len(todo) - len(stale)} new; store {study.store_url}, "
-                  f"executor {executor}")
-    for c in stale:
-        console.print(f"stale {c.cell_id}: {states[c.cell_id][1]}")
-    tally = {"cells": len(cells), "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
+    todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
+    stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
+    later = sum(len(g.seeds) - 1 for g in study.groups)
+    console.print(f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
+                  f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), {len(todo) - len(stale)} new; "
+                  f"store {study.store_url}, executor {executor}")
+    for c, why in stale:
+        console.print(f"stale {c.label}: {why}")
+    tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("cells", total=len(cells), completed=len(cells) - len(todo))
+        bar = progress.add_task("cells", total=len(cells) + later, completed=len(cells) - len(todo))
 
         def report(cell: Cell, status: str, detail) -> None:
             """One cell ended: `done` (detail: its summary and seconds), `failed` (the error) or `skipped`."""
             if status == "done":
                 summary, seconds = detail
-                console.print(f"done {cell.cell_id}: {summary['metrics']['score']:.2f} ({seconds:.0f} s)")
+                dev = (summary.get("dev") or {}).get("score")
+                console.print(f"done {cell.label}: {summary['metrics']['score']:.2f}"
+                              + (f" (dev {dev:.2f})" if dev is not None else "") + f" ({seconds:.0f} s)")
                 tally["ran"] += 1
             elif status == "failed":
-                console.print(f"[red]failed[/red] {cell.cell_id}: {detail}")
+                console.print(f"[red]failed[/red] {cell.label}: {detail}")
                 tally["failed"] += 1
             else:
                 tally["skipped"] += 1  # another worker has it, or finished it meanwhile
             progress.advance(bar)
 
-        if executor == "local":
-            for cell in todo:
-                progress.update(bar, description=cell.cell_id)
-                report(cell, *run_claimed(study.name, store, cell, rev))
-        elif executor == "ray":
-            from .ray_executor import run_on_ray
+        def run(batch: list[Cell]) -> None:
+            if executor == "local":
+                for cell in batch:
+                    progress.update(bar, description=cell.label)
+                    report(cell, *run_claimed(study.name, store, cell, rev))
+            elif executor == "ray":
+                from .ray_executor import run_on_ray
 
-            run_on_ray(study, todo, rev, report, lambda text: progress.update(bar, description=text),
-                       **executor_options)
-        else:
-            raise BiotuneError(f"unknown executor {executor!r}; valid: local, ray")
+                run_on_ray(study, batch, rev, report, lambda text: progress.update(bar, description=text),
+                           **executor_options)
+            else:
+                raise BiotuneError(f"unknown executor {executor!r}; valid: local, ray")
+
+        run(todo)
+        fixed = [c for c in cells if c.search is None]
+        finals, pending = final_cells(fixed, study.groups, store.done(study.name))
+        for g in study.groups:
+            if g not in pending:
+                best = next(c for c in finals if c.search and c.search.group == g.key)
+                console.print(f"search {'/'.join(g.key)}: chose {best.search.label()} (best dev score)")
+        chosen_later = [c for c in finals if c.search is not None and c.search.final]
+        done_later = set(_done_hashes(store, study.name))
+        batch = [c for c in chosen_later if (c.key, c.identity_hash) not in done_later]
+        tally["already_done"] += len(chosen_later) - len(batch)
+        progress.update(bar, completed=progress.tasks[0].completed + len(chosen_later) - len(batch))
+        run(batch)
+    tally["final_cells"] = finals
+    tally["pending"] = [g.key for g in pending]
+    if pending:
+        console.print("[red]searches without a winner[/red] (a candidate did not finish): "
+                      + ", ".join("/".join(k) for k in tally["pending"]))
     return tally
+
+
+def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
+    """The cells a report shows: those without a search, and each finished search's chosen candidate on every
+    seed (as the store has them now)."""
+    from .search import final_cells
+
+    store = existing_store(study.store_url)
+    done = store.done(study.name) if store is not None else {}
+    return final_cells([c for c in cells if c.search is None], study.groups, done)[0]
+
+
+def _done_hashes(store: Store, study_name: str) -> set[tuple]:
+    return {(k, r["config_hash"]) for k, rows in store.done(study_name).items() for r in rows}
 
 
 def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None) -> tuple[str, object]:
@@ -156,22 +199,25 @@ def existing_store(url: str) -> Store | None:
     return Store(url)
 
 
-def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> dict[str, tuple[str, str]]:
-    """cell_id -> (state, why): 'done' (a finished row of this identity), 'stale' (finished rows of other
-    identities only; `why` names what changed since the newest) or 'new'. `store` None: nothing run yet."""
+def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list[tuple[str, str]]:
+    """(state, why) of each cell, in order: 'done' (a finished row of its identity), 'stale' (finished rows of its
+    grid key under identities no cell of the grid has any more: the result it replaces; `why` names what changed
+    since the newest of them) or 'new'. `store` None: nothing run yet."""
     from biotune.identity import describe
 
     done = store.done(study_name) if store is not None else {}
-    out = {}
+    current = {(c.key, c.identity_hash) for c in cells}
+    out = []
     for c in cells:
         rows = done.get(c.key, [])
+        replaced = [r for r in rows if (c.key, r["config_hash"]) not in current]
         if any(r["config_hash"] == c.identity_hash for r in rows):
-            out[c.cell_id] = ("done", "")
-        elif rows:
-            old = json.loads(rows[0]["config"] or "{}")
+            out.append(("done", ""))
+        elif replaced:
+            old = json.loads(replaced[0]["config"] or "{}")
             why = (describe(old, c.identity) if "scoring_version" in old
                    else "its result was written by an earlier biotune, before identities")
-            out[c.cell_id] = ("stale", why)
+            out.append(("stale", why))
         else:
-            out[c.cell_id] = ("new", "")
+            out.append(("new", ""))
     return out

@@ -31,7 +31,8 @@ results = Table(
     Column("status", String(20), nullable=False),  # running, done, failed
     Column("worker", String(200)),  # host:pid that claimed the cell
     Column("task", String(50)),
-    Column("score", Float),
+    Column("score", Float),  # on the evaluated split (test)
+    Column("dev_score", Float),  # on dev: what a search and the recommendations choose by
     Column("metrics", Text),  # JSON
     Column("resources", Text),  # JSON
     Column("config", Text),  # JSON: the identity (resolved experiment, data and model hashes, scoring version)
@@ -117,6 +118,7 @@ class Store:
                git_rev: str | None, output_dir: str | None = None):
         values = dict(
             status="done", task=summary.get("task"), score=summary["metrics"]["score"],
+            dev_score=(summary.get("dev") or {}).get("score"),
             metrics=json.dumps(summary["metrics"]), resources=json.dumps(summary["resources"]),
             config=json.dumps(identity_doc, default=str), versions=json.dumps(summary.get("versions", {})),
             git_rev=git_rev, output_dir=output_dir, finished_at=_now(), error=None,

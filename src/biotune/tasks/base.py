@@ -86,6 +86,15 @@ class Task:
         """The same from gold answers (as `gold` gives them) and example ids: what a predictions file holds."""
         raise NotImplementedError
 
+    # -- sufficient statistics (biotune.metrics): score = score_stats(stats.sum(axis=0)) -----------------------
+    def stats(self, golds: Sequence[Any], predictions: Sequence[Any], ids: Sequence[str]):
+        """One row of counts per example (an (n, k) array) whose column sums determine the score."""
+        raise NotImplementedError
+
+    def score_stats(self, totals):
+        """The score (x100) from summed stats; vectorized over leading axes (one row per resample)."""
+        raise NotImplementedError
+
     # -- option log-likelihood ---------------------------------------------------------------------
     def choice_queries(self) -> list[ChoiceQuery] | None:
         """None: this task type has no fixed options (free generation only)."""
@@ -118,6 +127,18 @@ class TokenTaggingTask(Task):
 
     def gold(self, example: dict) -> list[str]:
         return list(example["tags"])
+
+    def stats(self, golds, predictions, ids):
+        import numpy as np
+
+        from biotune.metrics import entity_counts
+
+        return np.array([entity_counts(g, p) for g, p in zip(golds, predictions)], dtype=float).reshape(-1, 3)
+
+    def score_stats(self, totals):
+        from biotune.metrics import f1_from_counts
+
+        return 100 * f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
 
 
 TASKS: Registry[type[Task]] = Registry("task type")

@@ -44,6 +44,23 @@ class DocClassificationTask(Task):
         m = metrics.doc_label_micro_f1(ids, golds, predictions, self.spec.labels)
         return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
 
+    def stats(self, golds, predictions, ids):
+        """Per document (rows sharing an id are unioned first, as the rule does): (tp, predicted, gold) cells."""
+        import numpy as np
+
+        labels = set(self.spec.labels)
+        g_doc, p_doc = {}, {}
+        for d, g, p in zip(ids, golds, predictions):
+            g_doc.setdefault(d, set()).update(set(g) & labels)
+            p_doc.setdefault(d, set()).update(set(p) & labels)
+        if len(g_doc) != len(ids):
+            raise ValueError("stats need one row per document: union the rows of a document first")
+        return np.array([(len(g_doc[d] & p_doc[d]), len(p_doc[d]), len(g_doc[d])) for d in g_doc],
+                        dtype=float).reshape(-1, 3)
+
+    def score_stats(self, totals):
+        return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
+
     # option log-likelihood: one yes/no question per hallmark
     def choice_queries(self) -> list[ChoiceQuery]:
         return [

@@ -80,6 +80,30 @@ class PicoTask(TokenTaggingTask):
         ok = n_lines > 0 and (n_mentions == 0 or n_not_found < n_mentions)
         return Parsed(tags, ok)
 
+    def stats(self, golds, predictions, ids):
+        """Per sentence and class (P, I, O): words (tp, predicted, gold)."""
+        import numpy as np
+
+        rows = []
+        for g, p in zip(golds, predictions):
+            row = []
+            for c in CLASSES:
+                row += [sum(a == c and b == c for a, b in zip(g, p)), sum(b == c for b in p), sum(a == c for a in g)]
+            rows.append(row)
+        return np.array(rows, dtype=float).reshape(-1, 3 * len(CLASSES))
+
+    def score_stats(self, totals):
+        import numpy as np
+
+        from biotune.metrics import f1_from_counts
+
+        t = np.asarray(totals, dtype=float)
+        f1 = np.stack([f1_from_counts(t[..., 3 * i], t[..., 3 * i + 1], t[..., 3 * i + 2])
+                       for i in range(len(CLASSES))], axis=-1)
+        present = np.stack([t[..., 3 * i + 1] + t[..., 3 * i + 2] > 0 for i in range(len(CLASSES))], axis=-1)
+        n = present.sum(-1)
+        return 100 * np.divide((f1 * present).sum(-1), n, out=np.zeros(n.shape), where=n > 0)
+
     def score_gold(self, golds, predictions, ids) -> dict:
         word = metrics.word_macro_f1(golds, predictions, CLASSES)
         return {"score": 100 * word["f1"], **{k: 100 * v if isinstance(v, float) else v for k, v in word.items()}}

@@ -42,5 +42,16 @@ class QaTask(Task):
         m = metrics.accuracy(golds, predictions)
         return {"score": 100 * m["accuracy"], "accuracy": 100 * m["accuracy"]}
 
+    def stats(self, golds, predictions, ids):
+        import numpy as np
+
+        return np.array([(g == p, 1) for g, p in zip(golds, predictions)], dtype=float).reshape(-1, 2)
+
+    def score_stats(self, totals):
+        import numpy as np
+
+        t = np.asarray(totals, dtype=float)
+        return 100 * np.divide(t[..., 0], t[..., 1], out=np.zeros(t.shape[:-1]), where=t[..., 1] > 0)
+
     def choice_queries(self) -> list[ChoiceQuery]:
         return [ChoiceQuery(self.instruction(), list(self.spec.labels), self.target)]

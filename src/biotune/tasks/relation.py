@@ -46,5 +46,15 @@ class RelationTask(Task):
         m = metrics.relation_micro_f1(golds, predictions, self.spec.negative)
         return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
 
+    def stats(self, golds, predictions, ids):
+        import numpy as np
+
+        neg = self.spec.negative
+        return np.array([(g == p != neg, p != neg, g != neg) for g, p in zip(golds, predictions)],
+                        dtype=float).reshape(-1, 3)
+
+    def score_stats(self, totals):
+        return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
+
     def choice_queries(self) -> list[ChoiceQuery]:
         return [ChoiceQuery(self.instruction(), list(self._verbal().values()), self.target)]

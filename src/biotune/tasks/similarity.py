@@ -46,3 +46,12 @@ class SimilarityTask(Task):
     def score_gold(self, golds, predictions, ids) -> dict:
         m = metrics.pearson(golds, predictions)
         return {"score": 100 * m["pearson"], "pearson": 100 * m["pearson"], "pearson_undefined": m["undefined"]}
+
+    def stats(self, golds, predictions, ids):
+        import numpy as np
+
+        x, y = np.asarray(golds, dtype=float), np.asarray(predictions, dtype=float)
+        return np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=1).reshape(-1, 6)
+
+    def score_stats(self, totals):
+        return 100 * metrics.pearson_from_moments(totals)

@@ -1,0 +1,137 @@
+"""Model selection on dev: a study's `search:` block.
+
+    search:
+      grid: {training.learning_rate: [1.0e-4, 3.0e-4, 1.0e-3]}        # every method that trains
+      method:                                                           # per method key (any method)
+        lora: {training.learning_rate: [1.0e-4, 1.0e-3], method.params.r: [8, 16]}
+        few_shot: {method.params.shots: [1, 3, 5]}
+      model: {minilm: {training.learning_rate: [2.0e-5, 5.0e-5]}}     # per model (its methods that train)
+
+For each (dataset, model, method) the grid is the global one, then the method's, then the model's (a field named
+again takes the later values: a model's learning rates win over a method's, as the scale of a learning rate
+follows the model); its candidates are every combination. Each candidate runs on the first seed and is
+scored on dev with the dataset's own metric (`Experiment.dev_score`); the best candidate (ties: the first in grid
+order) then runs every other seed and is what the report shows, scored on test. The chosen candidate's first-seed
+run is itself the final cell of that seed (the same experiment), so nothing is trained twice. The search's cost is
+the other candidates' training time, added to the method's cost in the report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    model: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    method: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+
+    @field_validator("grid")
+    @classmethod
+    def _values(cls, v):
+        for name, values in v.items():
+            if not values:
+                raise ValueError(f"{name}: list at least one value")
+        return v
+
+    def grid_for(self, model: str, method: str, trains: bool) -> dict[str, list]:
+        out = dict(self.grid) if trains else {}
+        out.update(self.method.get(method, {}))
+        if trains:
+            out.update(self.model.get(model, {}))
+        return {k: v for k, v in out.items() if v}
+
+
+def nested(values: dict[str, Any]) -> dict:
+    """{'training.learning_rate': 1e-4} -> {'training': {'learning_rate': 1e-4}}"""
+    out: dict = {}
+    for dotted, value in values.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def candidates(grid: dict[str, list]) -> list[dict[str, Any]]:
+    fields = list(grid)
+    return [dict(zip(fields, combo)) for combo in itertools.product(*(grid[f] for f in fields))]
+
+
+@dataclass
+class SearchRef:
+    """What a cell is in a search: its group (dataset, model, method key), its candidate's values, and whether it
+    is a final cell (the chosen candidate, on some seed)."""
+
+    group: tuple[str, str, str]
+    values: dict[str, Any]
+    index: int
+    final: bool = False
+
+    def label(self) -> str:
+        return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in self.values.items())
+
+
+@dataclass
+class SearchGroup:
+    key: tuple[str, str, str]
+    seeds: list[int]
+    candidates: list = field(default_factory=list)  # the candidate cells, on the first seed
+    make: Callable | None = None  # (values, index, seed) -> the final cell of that seed
+
+
+def chosen(group: SearchGroup, done: dict[tuple, list[dict]]) -> tuple[int | None, list[float | None]]:
+    """(index of the best candidate by dev score, every candidate's dev score); index None while a candidate
+    has no finished result yet. `done`: Store.done()."""
+    scores = []
+    for c in group.candidates:
+        row = next((r for r in done.get(c.key, []) if r["config_hash"] == c.identity_hash), None)
+        scores.append(None if row is None else row.get("dev_score"))
+    if any(s is None for s in scores):
+        return None, scores
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    return best, scores
+
+
+def final_cells(fixed: list, groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> tuple[list, list]:
+    """(the study's final cells: the cells without a search, and for every finished search its chosen candidate
+    on every seed; the groups still searching)."""
+    out, pending = list(fixed), []
+    for g in groups:
+        best, _ = chosen(g, done)
+        if best is None:
+            pending.append(g)
+            continue
+        pick = g.candidates[best]
+        first = _as_final(pick)
+        out.append(first)
+        out += [g.make(pick.search.values, best, seed) for seed in g.seeds[1:]]
+    return out, pending
+
+
+def _as_final(cell):
+    import dataclasses
+
+    return dataclasses.replace(cell, search=dataclasses.replace(cell.search, final=True))
+
+
+def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[dict]:
+    """One row per candidate: group, values, dev score, training seconds, whether chosen."""
+    rows = []
+    for g in groups:
+        best, scores = chosen(g, done)
+        for i, (c, score) in enumerate(zip(g.candidates, scores)):
+            row = next((r for r in done.get(c.key, []) if r["config_hash"] == c.identity_hash), None)
+            res = json.loads(row["resources"] or "{}") if row else {}
+            rows.append({"dataset": g.key[0], "model": g.key[1], "method": g.key[2], "candidate": c.search.label(),
+                         "values": c.search.values, "dev_score": score, "train_seconds": res.get("train_seconds"),
+                         "chosen": best == i, "complete": best is not None})
+    return rows

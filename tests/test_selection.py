@@ -1,0 +1,108 @@
+"""Model selection on dev, never on test: the kept checkpoint by the dev metric (not the dev loss) where the two
+disagree, early stopping on the dev metric, and a study's `search:` choosing the best dev-metric candidate and
+running it on every seed."""
+
+import json
+
+import pytest
+import torch
+
+from biotune.errors import BiotuneError
+from biotune.study.grid import load_study
+from biotune.study.runner import cell_states, run_study
+from biotune.study.search import SearchGroup, SearchRef, chosen
+from biotune.study.store import Store
+from biotune.train import Experiment
+
+from test_identity import TINY, experiment
+from test_study import write_study
+
+
+def _training(tmp_path, name, scores, **training):
+    """A tiny LoRA run evaluated on dev every 2 steps whose dev *metric* follows `scores` (a constructed dev
+    scorer standing in for generation), while its dev *loss* is what training really gives."""
+    t = {**TINY["training"], "max_steps": 2 * len(scores), "eval_steps": 2, "save_steps": 2, "save_total_limit": 10,
+         "learning_rate": 0.01, "train_limit": 16, "dev_limit": 4, **training}
+    exp = Experiment(experiment(tmp_path, name, training=t), progress=False)
+    exp.setup()
+    sequence = iter(scores)
+    if exp.trainer.dev_scorer is not None:
+        exp.trainer.dev_scorer = lambda: {"score": next(sequence), "n": 4}
+    exp.train()
+    return exp
+
+
+def test_the_kept_checkpoint_is_the_best_dev_metric_where_dev_loss_disagrees(tmp_path):
+    exp = _training(tmp_path, "metric", [10.0, 90.0, 20.0, 30.0])
+    info = exp.train_info
+    losses = [loss for _, loss in info["dev_loss_curve"]]
+    assert losses == sorted(losses, reverse=True)  # the dev loss falls all along: it would keep the last one
+    assert [s for _, s in info["dev_score_curve"]] == [10.0, 90.0, 20.0, 30.0]
+    assert info["best_checkpoint"].endswith("checkpoint-4") and info["best_dev_score"] == 90.0
+    from safetensors.torch import load_file
+
+    # the model trained on is the one of checkpoint 4 (load_best_model_at_end), not the last step's
+    state = exp.model.state_dict()
+    saved = load_file(str(tmp_path / "metric" / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors"))
+    assert saved and all(torch.equal(state[k.replace(".weight", ".default.weight")], v) for k, v in saved.items())
+    loss = _training(tmp_path, "loss", [10.0, 90.0, 20.0, 30.0], select_by="loss").train_info
+    assert loss["best_checkpoint"].endswith("checkpoint-8") and loss["dev_score_curve"] == []
+
+
+def test_early_stopping_on_the_dev_metric(tmp_path):
+    info = _training(tmp_path, "early", [50.0, 40.0, 45.0, 60.0, 70.0, 80.0], early_stopping_patience=2).train_info
+    # no better dev score at the 2nd and 3rd evaluation: stopped at step 6 of 12
+    assert info["steps"] == 6 and info["stopped_early_at"] == 6
+    assert info["best_checkpoint"].endswith("checkpoint-2")
+
+
+def test_search_chooses_by_dev_score_not_by_dev_loss():
+    cells = [type("C", (), {"key": ("gad", "m", "lora", 0), "identity_hash": h,
+                            "search": SearchRef(("gad", "m", "lora"), {"training.learning_rate": lr}, i)})()
+             for i, (h, lr) in enumerate([("a", 1e-4), ("b", 1e-3), ("c", 1e-2)])]
+    group = SearchGroup(("gad", "m", "lora"), [0, 1], cells)
+    # candidate a has the lowest dev loss, candidate b the best dev score
+    rows = [{"config_hash": h, "dev_score": d, "resources": json.dumps({"best_dev_loss": loss})}
+            for h, d, loss in (("a", 40.0, 0.1), ("b", 70.0, 0.5), ("c", 55.0, 0.9))]
+    assert chosen(group, {("gad", "m", "lora", 0): rows}) == (1, [40.0, 70.0, 55.0])
+    assert chosen(group, {("gad", "m", "lora", 0): rows[:2]})[0] is None  # a candidate not finished: no choice
+
+
+def test_study_search_runs_candidates_on_the_first_seed_then_the_best_on_every_seed(tmp_path, data_dir):
+    path = write_study(tmp_path, methods=["lora", "zero_shot"], seeds=[0, 1], data_dir=str(data_dir),
+                       search={"grid": {"training.learning_rate": [0.0001, 0.05]},
+                               "method": {"lora": {"method.params.r": [2, 4]}}})
+    study, cells, _ = load_study(path)
+    # 4 lora candidates (2 rates x 2 ranks) on seed 0; zero-shot trains nothing: no search
+    assert len(study.groups) == 1 and len(cells) == 5
+    assert sorted(c.search.label() for c in cells if c.search) == [
+        "learning_rate=0.0001, r=2", "learning_rate=0.0001, r=4", "learning_rate=0.05, r=2", "learning_rate=0.05, r=4"]
+    tally = run_study(study, cells)
+    assert tally["ran"] == 6 and tally["failed"] == 0  # 4 candidates + zero-shot + the chosen one on seed 1
+    done = Store(study.store_url).done("t")
+    scores = [next(r["dev_score"] for r in done[c.key] if r["config_hash"] == c.identity_hash)
+              for c in study.groups[0].candidates]
+    best = max(range(4), key=lambda i: (scores[i], -i))
+    finals = tally["final_cells"]
+    lora = sorted((c for c in finals if c.method == "lora"), key=lambda c: c.seed)
+    assert [c.seed for c in lora] == [0, 1]
+    assert lora[0].identity_hash == study.groups[0].candidates[best].identity_hash
+    assert lora[1].experiment.method.params["r"] == study.groups[0].candidates[best].experiment.method.params["r"]
+    # a rerun has nothing to do, and the report shows the final cells only, with the search's candidates
+    again = run_study(study, cells)
+    assert again["ran"] == 0 and again["already_done"] == 7
+    from biotune.cli import _write_report
+
+    _write_report(study, finals)
+    md = (study.out / "report.md").read_text()
+    assert "Search on dev" in md and md.count("✔") == 1
+    assert all(state == "done" for state, _ in cell_states(Store(study.store_url), "t", cells))
+
+
+def test_bad_search_blocks_name_the_field(tmp_path):
+    path = write_study(tmp_path, search={"method": {"nosuch": {"training.learning_rate": [1e-3]}}})
+    with pytest.raises(BiotuneError, match=r"field 'search\.method\.nosuch'.*not one of the study's methods"):
+        load_study(path)
+    path = write_study(tmp_path, search={"grid": {"training.learning_rte": [1e-3]}})
+    with pytest.raises(BiotuneError, match=r"learning_rte"):
+        load_study(path)
