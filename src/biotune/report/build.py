@@ -196,10 +196,10 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
     for (task, mem), g in rec.groupby(["task", "memory_budget_mb"], sort=False):
         row = {"task": task, "memory": _budget(mem, "MB")}
         for _, r in g.iterrows():
-            tie = f"; tie with {', '.join(r.tied_with)}" if r.method is not None and r.tied_with else ""
+            fits = isinstance(r.method, str)
+            tie = f"; tie with {', '.join(r.tied_with)}" if fits and r.tied_with else ""
             row[f"time {_budget(r.time_budget_s, 's')}"] = (
-                f"{r.model} / {r.method} (dev {r.dev:.1f}, test {r.score:.1f}{tie})" if r.method is not None
-                else "nothing fits")
+                f"{r.model} / {r.method} (dev {r.dev:.1f}, test {r.score:.1f}{tie})" if fits else "nothing fits")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -212,7 +212,7 @@ def answer(agg: pd.DataFrame, rec: pd.DataFrame, sig: pd.DataFrame, intervals: p
     top = rec[(rec.memory_budget_mb == float("inf")) & (rec.time_budget_s == float("inf"))]
     rows = []
     for r in top.itertuples():
-        if r.method is None:
+        if not isinstance(r.method, str):
             continue
         chosen = next((c["candidate"] for c in search if c["chosen"] and (c["model"], c["method"]) == (r.model, r.method)),
                       "")
@@ -280,10 +280,11 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
                 {"dev_mean": f2, "trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",
                  "train_seconds": lambda v: f"{v:.0f}", "search_seconds": lambda v: f"{v:.0f}",
                  "cost_seconds": lambda v: f"{v:.0f}"})),
-        ("Search on dev: every candidate (first seed), its dev score, training time and the one chosen",
+        *([] if not search else [(
+         "Search on dev: every candidate (first seed), its dev score, training time and the one chosen",
          _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "dev_score", "train_seconds",
                                               "chosen"]),
-                {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else ""})),
+                {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else ""}))]),
         ("Seed variance: fine-tuning vs in-context learning (mean std of the test score over seeds)",
          _table(var, {"mean_seed_std": f2})),
         (f"Method vs method on the same model and dataset: {len(sig)} comparisons, {n_sig} significant after "
@@ -297,15 +298,16 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
     budgets = ("Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
                "time budget for the configuration, its search included; mean over the task type's datasets; on a "
                "tie the cheaper pair is named, the others after it)", _table(_recommendation_grid(rec)))
-    lead_title = ("The answer: per task type, the model/method with the best dev score, its test score (mean over "
-                  "seeds, 95 % interval over seeds and test examples) and the methods on the same model it is "
-                  "significantly better than after Holm-Bonferroni")
+    lead_title = "The answer"
+    lead_text = ("Per task type, the model/method with the best dev score (chosen on dev, never on test), its test "
+                 "score (mean over seeds, 95 % interval over seeds and test examples) and the methods on the same "
+                 "model it is significantly better than after Holm-Bonferroni over every comparison in this report.")
     lead_html, lead_md = _table(lead)
     out_dir = Path(out_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     fig_html = lambda svgs, cap: "".join(  # noqa: E731
         f"<figure>{svg}<figcaption>{html.escape(cap(k))}</figcaption></figure>" for k, svg in svgs.items())
-    body = (f"<h2>{html.escape(lead_title)}</h2>{lead_html}"
+    body = (f"<h2>{html.escape(lead_title)}</h2><p>{html.escape(lead_text)}</p>{lead_html}"
             f"<h2>Score per dataset and method (test)</h2>{fig_html(maps, lambda k: k)}"
             f"<h2>Cost and score (Pareto plots)</h2>"
             f"{fig_html(plots, lambda k: 'score vs ' + k.replace('_', ' '))}"
@@ -320,7 +322,7 @@ details{{margin:0.6em 0}}summary{{cursor:pointer;font-weight:600}}</style></head
 <p>{len(df)} finished cells · {df.dataset.nunique()} datasets · {df.model.nunique()} models · {df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store <code>{html.escape(store_url)}</code> · {stamp}</p>
 {body}</body></html>"""
     md = (f"# biotune report: {study}\n\n{len(df)} finished cells; store `{store_url}`; {stamp}\n\n"
-          f"## {lead_title}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
+          f"## {lead_title}\n\n{lead_text}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
           f"## {budgets[0]}\n\n{budgets[1][1]}\n"
           + "".join(f"<details><summary>{t}</summary>\n\n{m}\n</details>\n\n" for t, (_, m) in folded))
     atomic_write_text(out_dir / "report.html", page)
