@@ -15,7 +15,9 @@
 A model entry may list `methods: [fft]` to run only those of the study's methods (e.g. a BERT baseline).
 
 A (model, method) pair the method does not fit (zero-shot on an encoder) is left out of the grid and listed;
-a deterministic method (zero-shot) runs for the first seed only.
+a deterministic method (zero-shot) runs for the first seed only. A `search:` block (study/search.py) makes a
+(dataset, model, method) a model selection on dev: its candidates on the first seed, the best on every seed.
+Each cell is identified by everything that decides its result (biotune.identity).
 """
 
 from __future__ import annotations
