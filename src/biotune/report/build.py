@@ -46,6 +46,7 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
     out = []
     for r in rows:
         res = json.loads(r["resources"] or "{}")
+        method = METHODS.get(_method_name(json.loads(r["config"])))
         peak = max(res.get("train_peak_memory_bytes") or 0, res.get("eval_peak_memory_bytes") or 0)
         out.append({
             "dataset": r["dataset"], "task": r["task"], "model": r["model"], "method": r["method"],
@@ -53,8 +54,7 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
             "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
             "trainable_params": res.get("trainable_params", 0),
             "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
-            "trains": METHODS.get(_method_name(json.loads(r["config"]))).trains,
-            "deterministic": METHODS.get(_method_name(json.loads(r["config"]))).deterministic,
+            "trains": method.trains, "deterministic": method.deterministic,
             "output_dir": r["output_dir"],
         })
     return pd.DataFrame(out)

@@ -145,14 +145,14 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
 
         run(todo)
         fixed = [c for c in cells if c.search is None]
-        finals, pending = final_cells(fixed, study.groups, store.done(study.name))
+        done = store.done(study.name)
+        finals, pending = final_cells(fixed, study.groups, done)
         for g in study.groups:
             if g not in pending:
                 best = next(c for c in finals if c.search and c.search.group == g.key)
                 console.print(f"search {'/'.join(g.key)}: chose {best.search.label()} (best dev score)")
         chosen_later = [c for c in finals if c.search is not None and c.search.final]
-        done_later = set(_done_hashes(store, study.name))
-        batch = [c for c in chosen_later if (c.key, c.identity_hash) not in done_later]
+        batch = [c for c in chosen_later if not any(r["config_hash"] == c.identity_hash for r in done.get(c.key, []))]
         tally["already_done"] += len(chosen_later) - len(batch)
         progress.update(bar, completed=progress.tasks[0].completed + len(chosen_later) - len(batch))
         run(batch)
@@ -172,10 +172,6 @@ def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
     store = existing_store(study.store_url)
     done = store.done(study.name) if store is not None else {}
     return final_cells([c for c in cells if c.search is None], study.groups, done)[0]
-
-
-def _done_hashes(store: Store, study_name: str) -> set[tuple]:
-    return {(k, r["config_hash"]) for k, rows in store.done(study_name).items() for r in rows}
 
 
 def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None) -> tuple[str, object]:

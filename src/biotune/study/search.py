@@ -88,12 +88,17 @@ class SearchGroup:
     make: Callable | None = None  # (values, index, seed) -> the final cell of that seed
 
 
+def _row(cell, done: dict[tuple, list[dict]]) -> dict | None:
+    """The finished store row of this cell's identity, if any."""
+    return next((r for r in done.get(cell.key, []) if r["config_hash"] == cell.identity_hash), None)
+
+
 def chosen(group: SearchGroup, done: dict[tuple, list[dict]]) -> tuple[int | None, list[float | None]]:
     """(index of the best candidate by dev score, every candidate's dev score); index None while a candidate
     has no finished result yet. `done`: Store.done()."""
     scores = []
     for c in group.candidates:
-        row = next((r for r in done.get(c.key, []) if r["config_hash"] == c.identity_hash), None)
+        row = _row(c, done)
         scores.append(None if row is None else row.get("dev_score"))
     if any(s is None for s in scores):
         return None, scores
@@ -129,7 +134,7 @@ def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[di
     for g in groups:
         best, scores = chosen(g, done)
         for i, (c, score) in enumerate(zip(g.candidates, scores)):
-            row = next((r for r in done.get(c.key, []) if r["config_hash"] == c.identity_hash), None)
+            row = _row(c, done)
             res = json.loads(row["resources"] or "{}") if row else {}
             rows.append({"dataset": g.key[0], "model": g.key[1], "method": g.key[2], "candidate": c.search.label(),
                          "values": c.search.values, "dev_score": score, "train_seconds": res.get("train_seconds"),
