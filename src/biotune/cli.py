@@ -186,6 +186,8 @@ def study_cmd(
     result = run_study(study, cells, executor=executor, **options)
     out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
               f"{result['skipped']} taken by another worker; results in {study.store_url}")
+    out.print(f"disk: {result['disk_bytes'] / 1e6:,.1f} MB in {study.out}/ (checkpoints deleted once a cell's result "
+              "is written; trained weights kept as each cell's `keep` says)")
     if report:
         _write_report(study, result["final_cells"])
     if result["failed"]:

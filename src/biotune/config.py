@@ -86,6 +86,14 @@ class TrainingConfig(_Strict):
     # stop after this many dev evaluations in a row without a better dev score (dev loss with select_by: loss)
     early_stopping_patience: int | None = Field(None, ge=1)
 
+    @model_validator(mode="after")
+    def _saves_at_evaluations(self) -> "TrainingConfig":
+        if self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:
+            raise ConfigFieldError("training.save_steps", f"{self.save_steps} is not a multiple of eval_steps "
+                                   f"({self.eval_steps}): the kept checkpoint is chosen at dev evaluations, so "
+                                   "save at (a multiple of) them")
+        return self
+
 
 class EvalSettings(_Strict):
     split: Split = "test"
@@ -132,6 +140,11 @@ class ExperimentConfig(_Strict):
     data_dir: str | None = None
     output_dir: str | None = None  # default: runs/<name>
     device: str = "auto"
+    # what a finished run keeps beside its predictions, metrics and config (checkpoints are always deleted once
+    # the result is written): adapter (adapter methods: the trained adapter, and an encoder's head), model
+    # (full fine-tuning: the whole trained model), none; auto: the adapter for adapter methods, the model for full
+    # fine-tuning (in a study: none), nothing for in-context methods. Not part of a result's identity.
+    keep: Literal["auto", "adapter", "model", "none"] = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -199,10 +212,23 @@ class ExperimentConfig(_Strict):
         self.method.params = params.model_dump(mode="json")
         if method.trains and self.training.learning_rate is None:
             self.training.learning_rate = method.default_lr
+        self.keep = _keep(self.keep, method)
         return self
 
     def resolved_name(self) -> str:
         return self.name or f"{self.dataset}-{self.model.path.split('/')[-1]}-{self.method.name}-s{self.seed}"
+
+
+def _keep(keep: str, method) -> str:
+    """`keep` resolved for this method: what it trains (adapter or model), or none."""
+    trained = ("model" if method.trains_base else "adapter") if method.trains else None
+    if keep == "auto":
+        return trained or "none"
+    if keep != "none" and keep != trained:
+        what = (f"{method.name} trains {'the whole model' if trained == 'model' else 'an adapter'}: keep "
+                f"{trained} or none" if trained else f"{method.name} trains nothing: keep none (or leave it out)")
+        raise ConfigFieldError("keep", f"{keep!r}: {what}")
+    return keep
 
 
 def _known(registry, name: str) -> str:

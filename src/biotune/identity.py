@@ -5,8 +5,8 @@
 
 - `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate
   resolved to the method's default, training and evaluation settings), without what only names or places a
-  run (`name`, `output_dir`, `data_dir`) and without the `runtime:` block (speed only, tested to leave results
-  identical).
+  run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to leave results
+  identical) and without `keep` (what a finished run leaves on disk).
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
   file reruns its cells and a moved data folder does not.
 - `model`: what the weights are: the content hash of a local folder (or packaged model), a hub id with its
@@ -27,7 +27,7 @@ from typing import Any
 
 from .config import ExperimentConfig
 
-_NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime"}
+_NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep"}
 _FILE_HASHES: dict[tuple, str] = {}
 
 

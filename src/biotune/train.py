@@ -1,8 +1,9 @@
 """`biotune run experiment.yaml`: one experiment, start to end.
 
-load model (family) -> apply method -> train on train (HF Trainer; best checkpoint on dev loss; periodic
+load model (family) -> apply method -> train on train (HF Trainer; best checkpoint on the dev metric; periodic
 checkpoints, resumed after a kill) -> predict test (the foundation's prompts and parsers, or the encoder head)
--> score (the task's BLURB rule) -> write predictions, metrics, resources, resolved config (atomically).
+-> score (the task's BLURB rule) -> write predictions, metrics, resources, resolved config (atomically) -> delete
+the checkpoints, keep the trained weights as `keep` says.
 """
 
 from __future__ import annotations
@@ -191,6 +192,8 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
     ident_hash = hash_of(ident)
     if claim_folder(out, ident, ident_hash, force) == "finished":
         _log(f"{out}/metrics.json exists: experiment already finished (identity {ident_hash})")
+        if is_main_process():
+            tidy(out, cfg.keep)  # a run killed between its result and its tidying
         return json.loads((out / "metrics.json").read_text())
     exp = Experiment(cfg, progress and is_main_process())
     exp.identity_hash = ident_hash
@@ -198,7 +201,19 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
     exp.train()
     if not is_main_process():
         return None
-    return exp.write(*exp.predict())
+    summary = exp.write(*exp.predict())
+    tidy(out, cfg.keep)
+    return summary
+
+
+def tidy(out: Path, keep: str) -> None:
+    """After the result is written: the checkpoints go (they only served to resume), and the trained weights
+    (`final/`) unless `keep` says to keep them. Predictions, metrics, config and identity stay."""
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if keep == "none":
+        shutil.rmtree(out / "final", ignore_errors=True)
 
 
 _RESULT_FILES = ("metrics.json", "predictions.jsonl", "config.yaml", "identity.json")

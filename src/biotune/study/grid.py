@@ -259,6 +259,10 @@ def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEnt
         data = deep_merge(data, study.overrides.get(axis, {}).get(value, {}))
     if candidate:
         data = deep_merge(data, nested(candidate))
+    from biotune.methods import METHODS
+
+    if data.get("keep", "auto") == "auto" and METHODS.get(method.name).trains_base:
+        data["keep"] = "none"  # a study keeps no fully fine-tuned model unless told (keep: model)
     cell_id = f"{dataset}__{model.name}__{method.key}__s{seed}"
     data["name"] = cell_id
     try:

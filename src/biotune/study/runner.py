@@ -158,6 +158,9 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
         run(batch)
     tally["final_cells"] = finals
     tally["pending"] = [g.key for g in pending]
+    from biotune.resources import dir_size
+
+    tally["disk_bytes"] = dir_size(study.out) if study.out.is_dir() else 0
     if pending:
         console.print("[red]searches without a winner[/red] (a candidate did not finish): "
                       + ", ".join("/".join(k) for k in tally["pending"]))
