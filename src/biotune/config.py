@@ -169,6 +169,13 @@ class ExperimentConfig(_Strict):
             data["runtime"] = runtime
         return data
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        from .paths import check_name
+
+        return v if v is None else check_name(v, "run name")
+
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
@@ -303,7 +310,8 @@ def parse_overrides(items: list[str]) -> dict:
 def field_error(e: ValidationError, source: str, root=None) -> BiotuneError:
     """One line for the first problem of a config or study file: `file:line: field 'a.b': what is wrong`."""
     err = e.errors()[0]
-    loc = list(err["loc"])
+    # a union's member is named in the location (methods.0.MethodEntry.label): not a field of the file
+    loc = [x for x in err["loc"] if not (isinstance(x, str) and x[:1].isupper())]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ConfigFieldError):
         loc, msg = ctx_error.field.split("."), str(ctx_error)

@@ -94,7 +94,9 @@ class ModelFamily:
     def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0,
              attn_implementation: str | None = None):
         """(model, tokenizer) on `device`. `quantization`: a transformers BitsAndBytesConfig (QLoRA)."""
-        kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, **self.head_kwargs(head, spec)}
+        # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code when it loads
+        kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, "use_safetensors": True,
+                  **self.head_kwargs(head, spec)}
         revision = {"revision": mcfg.revision} if mcfg.revision and not mcfg.random_init else {}
         kwargs.update(revision)
         if attn_implementation:
@@ -118,6 +120,10 @@ class ModelFamily:
 
     def explain_load_error(self, mcfg, e: Exception) -> str:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "safetensors" in str(e).lower():
+            first += (" (biotune loads safetensors weights only, never pickled ones; convert a checkpoint you "
+                      "trust once with save_pretrained(..., safe_serialization=True), or use a hub revision "
+                      "that has model.safetensors)")
         return f"cannot load model {mcfg.path!r} ({self.name} family): {first}"
 
 

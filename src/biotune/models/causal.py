@@ -57,7 +57,7 @@ def load(ref: ModelRef, device: torch.device, dtype: torch.dtype):
     try:
         path = materialize(ref)
         tokenizer = load_tokenizer(ref)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BiotuneError(f"cannot load model {ref.name!r} from {ref.path}: {first}") from None

@@ -15,7 +15,7 @@ class Embedder:
 
         ref = resolve(model)
         self.tokenizer = AutoTokenizer.from_pretrained(ref.path)
-        self.model = AutoModel.from_pretrained(ref.path).eval().to(device or "cpu")
+        self.model = AutoModel.from_pretrained(ref.path, use_safetensors=True).eval().to(device or "cpu")
         self.max_length = max_length
 
     @torch.inference_mode()

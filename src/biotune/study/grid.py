@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from biotune.config import ExperimentConfig, _line_of, field_error, validate_experiment
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
+from biotune.paths import check_name, inside
 
 from .search import SearchConfig, SearchGroup, SearchRef, candidates, nested
 
@@ -43,12 +44,22 @@ class ModelEntry(BaseModel):
     family: str
     methods: list[str] | None = None  # only these of the study's methods (by key) for this model
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "model name")
+
 
 class MethodEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     label: str | None = None  # to run one method twice with other params (e.g. few_shot_knn)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        return v if v is None else check_name(v, "method label")
 
     @property
     def key(self) -> str:
@@ -82,6 +93,11 @@ class StudyConfig(BaseModel):
     @property
     def groups(self) -> list[SearchGroup]:
         return self._groups
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "study name")
 
     @field_validator("datasets", "models", "methods", "seeds")
     @classmethod
@@ -271,5 +287,7 @@ def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEnt
         raise BiotuneError(str(e)) from None
     ident = identity(experiment)
     ident_hash = hash_of(ident)
-    experiment.output_dir = str(study.out / "cells" / cell_id / ident_hash)
+    folder = study.out / "cells" / cell_id / ident_hash
+    inside(folder, study.out)  # names are checked (biotune.paths); this guards the rest
+    experiment.output_dir = str(folder)
     return Cell(dataset, model.name, method.key, seed, experiment, ident, ident_hash)
