@@ -170,8 +170,8 @@ def study_cmd(
         for c, (state, why) in zip(cells, states):
             if state == "stale":
                 out.print(f"stale {c.label}: {why}", soft_wrap=True)
-        counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "stale", "new")}
-        out.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+        counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "stale", "new")}
+        out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "interrupted"))
         for g in study.groups:
             out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on seed {g.seeds[0]} (scored on "
                       f"dev); the best then runs seeds {g.seeds[1:] or '-'}")
@@ -183,7 +183,14 @@ def study_cmd(
         raise BiotuneError(f"--executor {executor!r}: valid: local, ray")
     options = ({"address": ray_address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}
                if executor == "ray" else {})
-    result = run_study(study, cells, executor=executor, **options)
+    from .study.runner import StudyInterrupted
+
+    try:
+        result = run_study(study, cells, executor=executor, **options)
+    except StudyInterrupted as e:
+        out.print(f"interrupted: {e} recorded as interrupted in {study.store_url}; rerun the same command to "
+                  "resume it from its last checkpoint")
+        raise typer.Exit(130) from None
     out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
               f"{result['skipped']} taken by another worker; results in {study.store_url}")
     out.print(f"disk: {result['disk_bytes'] / 1e6:,.1f} MB in {study.out}/ (checkpoints deleted once a cell's result "
@@ -293,7 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     # (the `kernels` package) is absent; its built-in kernel is what runs. Not a user error: keep stderr for those.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # outside standalone mode, click returns an Exit's code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.ClickException as e:

@@ -22,7 +22,7 @@ from .config import ExperimentConfig
 from .data import get_spec, load_split
 from .evaluate import EvalConfig, evaluate_dataset, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, disk_full_errors
 from .methods import METHODS
 from .models import FAMILIES
 from .models.encoder import label_list
@@ -42,9 +42,23 @@ def output_dir(cfg: ExperimentConfig) -> Path:
 
 
 def last_checkpoint(folder: Path) -> str | None:
-    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    complete = [c for c in ckpts if (c / "trainer_state.json").is_file()]
-    return str(complete[-1]) if complete else None
+    """The newest complete checkpoint (biotune.io.checkpoint_complete); incomplete ones after it (a kill or a full
+    disk while it was written, a truncated file) are removed, so training resumes from the one before."""
+    import shutil
+
+    from .io import checkpoint_complete
+
+    ckpts = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    while ckpts:
+        newest = ckpts.pop()
+        problem = checkpoint_complete(newest)
+        if problem is None:
+            return str(newest)
+        _log(f"{newest} is incomplete ({problem}): resuming from the checkpoint before it")
+        if is_main_process():
+            shutil.rmtree(newest, ignore_errors=True)
+    return None
 
 
 def _examples(name: str, split: str, limit: int | None, data_dir) -> list[dict]:
@@ -190,18 +204,21 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
     out = output_dir(cfg)
     ident = identity(cfg)
     ident_hash = hash_of(ident)
-    if claim_folder(out, ident, ident_hash, force) == "finished":
+    with disk_full_errors(out):
+        state = claim_folder(out, ident, ident_hash, force)
+    if state == "finished":
         _log(f"{out}/metrics.json exists: experiment already finished (identity {ident_hash})")
         if is_main_process():
             tidy(out, cfg.keep)  # a run killed between its result and its tidying
         return json.loads((out / "metrics.json").read_text())
-    exp = Experiment(cfg, progress and is_main_process())
-    exp.identity_hash = ident_hash
-    exp.setup()
-    exp.train()
-    if not is_main_process():
-        return None
-    summary = exp.write(*exp.predict())
+    with disk_full_errors(out):
+        exp = Experiment(cfg, progress and is_main_process())
+        exp.identity_hash = ident_hash
+        exp.setup()
+        exp.train()
+        if not is_main_process():
+            return None
+        summary = exp.write(*exp.predict())
     tidy(out, cfg.keep)
     return summary
 

@@ -79,6 +79,12 @@ def run_cell(cell: Cell) -> dict:
         error = receive.recv()
     except EOFError:  # the process died without a word: killed (out of memory?) or crashed
         error = "no result"
+    except BaseException:  # Ctrl-C (the cell got it too, from the terminal) or a stop: the cell stops as well
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.terminate()  # killed where it stands: it resumes from its last complete checkpoint
+            proc.join()
+        raise
     proc.join()
     if error is not None or proc.exitcode != 0:
         why = error if error not in (None, "no result") else (
@@ -103,10 +109,12 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     states = cell_states(store, study.name, cells)
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
     stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
+    stopped = sum(1 for state, _ in states if state == "interrupted")
     later = sum(len(g.seeds) - 1 for g in study.groups)
     console.print(f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
-                  f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), {len(todo) - len(stale)} new; "
-                  f"store {study.store_url}, executor {executor}")
+                  f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), "
+                  + (f"{stopped} interrupted (resumed), " if stopped else "")
+                  + f"{len(todo) - len(stale) - stopped} new; store {study.store_url}, executor {executor}")
     for c, why in stale:
         console.print(f"stale {c.label}: {why}")
     tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
@@ -177,6 +185,10 @@ def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
     return final_cells([c for c in cells if c.search is None], study.groups, done)[0]
 
 
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a study: the cell that was running (its label) is recorded as interrupted."""
+
+
 def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None) -> tuple[str, object]:
     """Claim a cell in the store, run it, record how it ended there. Returns (status, detail) as `report` takes."""
     if not store.claim(study_name, cell.key, cell.identity_hash):
@@ -184,6 +196,9 @@ def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None) -> t
     started = time.time()
     try:
         summary = run_cell(cell)
+    except KeyboardInterrupt:  # stopped by the user: recorded as such (not failed), resumed by the next run
+        store.interrupt(study_name, cell.key, cell.identity_hash)
+        raise StudyInterrupted(cell.label) from None
     except Exception as e:  # noqa: BLE001  (a failed cell is recorded; the study goes on)
         store.fail(study_name, cell.key, cell.identity_hash, str(e))
         return "failed", str(e)
@@ -199,12 +214,15 @@ def existing_store(url: str) -> Store | None:
 
 
 def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list[tuple[str, str]]:
-    """(state, why) of each cell, in order: 'done' (a finished row of its identity), 'stale' (finished rows of its
+    """(state, why) of each cell, in order: 'done' (a finished row of its identity), 'interrupted' (stopped by the
+    user while it ran), 'stale' (finished rows of its
     grid key under identities no cell of the grid has any more: the result it replaces; `why` names what changed
     since the newest of them) or 'new'. `store` None: nothing run yet."""
     from biotune.identity import describe
 
     done = store.done(study_name) if store is not None else {}
+    stopped = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
+                for r in store.rows(study_name, "interrupted")} if store is not None else set())
     current = {(c.key, c.identity_hash) for c in cells}
     out = []
     for c in cells:
@@ -212,6 +230,8 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
         replaced = [r for r in rows if (c.key, r["config_hash"]) not in current]
         if any(r["config_hash"] == c.identity_hash for r in rows):
             out.append(("done", ""))
+        elif (c.key, c.identity_hash) in stopped:
+            out.append(("interrupted", "stopped by the user; resumes from its last checkpoint"))
         elif replaced:
             old = json.loads(replaced[0]["config"] or "{}")
             why = (describe(old, c.identity) if "scoring_version" in old

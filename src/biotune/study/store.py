@@ -11,6 +11,7 @@ import json
 import os
 import socket
 from datetime import datetime, timezone
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
@@ -28,7 +29,7 @@ results = Table(
     Column("model", String(200), nullable=False),
     Column("method", String(100), nullable=False),
     Column("seed", Integer, nullable=False),
-    Column("status", String(20), nullable=False),  # running, done, failed
+    Column("status", String(20), nullable=False),  # running, done, failed, interrupted
     Column("worker", String(200)),  # host:pid that claimed the cell
     Column("task", String(50)),
     Column("score", Float),  # on the evaluated split (test)
@@ -73,18 +74,46 @@ def _alive(worker: str | None) -> bool:
 
 
 class Store:
-    def __init__(self, url: str):
+    """`timeout`: seconds a write waits for another process's lock before it fails (with a clear error)."""
+
+    def __init__(self, url: str, timeout: float = 60):
         self.url = url
+        self.path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
         try:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(url, connect_args={"timeout": 60} if url.startswith("sqlite") else {})
+            if self.path:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(url, connect_args={"timeout": timeout} if url.startswith("sqlite") else {})
             if url.startswith("sqlite"):
-                _serialize_sqlite_writers(self.engine)
-            _upgrade(self.engine)
-            metadata.create_all(self.engine)
+                _serialize_sqlite_writers(self.engine, timeout)
+            with self._errors("open"):
+                _upgrade(self.engine)
+                metadata.create_all(self.engine)
+        except BiotuneError:
+            raise
         except (SQLAlchemyError, OSError, ModuleNotFoundError) as e:
             raise BiotuneError(f"cannot open the results store {url!r}: {str(e).splitlines()[0]}") from None
+
+    @contextmanager
+    def _errors(self, doing: str):
+        """A store that cannot be read or written: one line naming the file and the fix. Every write is one
+        transaction, so the rows already there are never lost or half-changed by a failed one."""
+        try:
+            yield
+        except SQLAlchemyError as e:
+            cause = str(getattr(e, "orig", None) or e).splitlines()[0]
+            where = self.path or self.url
+            low = cause.lower()
+            if "locked" in low or "busy" in low:
+                fix = ("another process holds its lock (another `biotune study` writing it, or a program reading "
+                       "it in a write transaction): let it finish or stop it, then rerun")
+            elif "not a database" in low or "malformed" in low or "corrupt" in low:
+                fix = ("it is damaged: restore it from a copy, or recover its rows (sqlite3 FILE .recover), or "
+                       "give the study another `store:`; biotune wrote nothing to it")
+            elif "full" in low or "no space" in low:
+                fix = "its disk is full: free space and rerun (the finished cells are kept)"
+            else:
+                fix = "check the file (or the database server) and rerun"
+            raise BiotuneError(f"results store {where}: cannot {doing} ({cause}): {fix}") from None
 
     # -- cells -------------------------------------------------------------------------------------
     def _where(self, study: str, key: tuple, identity: str):
@@ -98,7 +127,7 @@ class Store:
         worker = worker or worker_id()
         dataset, model, method, seed = key
         where = self._where(study, key, identity)
-        with self.engine.begin() as conn:
+        with self._errors("claim a cell"), self.engine.begin() as conn:
             row = conn.execute(select(results.c.status, results.c.worker).where(where)).first()
             if row is None:
                 try:
@@ -128,8 +157,12 @@ class Store:
     def fail(self, study: str, key: tuple, identity: str, error: str):
         self._update(study, key, identity, dict(status="failed", error=error[-4000:], finished_at=_now()))
 
+    def interrupt(self, study: str, key: tuple, identity: str):
+        """Stopped by the user (Ctrl-C): not a failure; the next run resumes it from its last checkpoint."""
+        self._update(study, key, identity, dict(status="interrupted", error="interrupted", finished_at=_now()))
+
     def _update(self, study, key, identity, values):
-        with self.engine.begin() as conn:
+        with self._errors(f"record a cell as {values['status']}"), self.engine.begin() as conn:
             conn.execute(update(results).where(self._where(study, key, identity)).values(**values))
 
     def rows(self, study: str | None = None, status: str | None = None) -> list[dict]:
@@ -138,7 +171,7 @@ class Store:
             q = q.where(results.c.study == study)
         if status:
             q = q.where(results.c.status == status)
-        with self.engine.connect() as conn:
+        with self._errors("read its rows"), self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q.order_by(results.c.id))]
 
     def done(self, study: str) -> dict[tuple, list[dict]]:
@@ -182,7 +215,7 @@ def _upgrade(engine) -> None:
             conn.execute(insert(results).values(**r))
 
 
-def _serialize_sqlite_writers(engine) -> None:
+def _serialize_sqlite_writers(engine, timeout: float = 60) -> None:
     """SQLite: WAL (readers never block) and BEGIN IMMEDIATE (a write transaction takes the lock when it
     starts, so two claims can't both read 'free' and then both write)."""
 
@@ -190,7 +223,7 @@ def _serialize_sqlite_writers(engine) -> None:
     def _on_connect(dbapi_conn, _):
         dbapi_conn.isolation_level = None  # let the events below issue BEGIN
         dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA busy_timeout=60000")
+        dbapi_conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
