@@ -16,7 +16,7 @@ Sections
           same GAD examples, one epoch, batch 8, each side with seeds 0 and 1: real and padded tokens/s, peak
           RSS, training loss, and the answer loss of every trained adapter on the same 256 held-out GAD dev
           examples (how "equal or better loss" is checked: the means, against the seed-to-seed spread);
-          MFU = 4 * N * real tokens/s / measured bf16 peak
+          MFU = 4 * N * real tokens/s / the measured matmul peak of the dtype the side computes in
   eval    zero-shot PubMedQA, the 500 test questions: `biotune eval` vs lm-evaluation-harness's own `pubmedqa`
           task (HF backend, batch 8) pointed at the same questions: examples/s (evaluation only, model loading
           timed apart) and accuracy
@@ -68,7 +68,7 @@ def machine() -> dict:
 
     return {
         "cpu": cpu, "cores": psutil.cpu_count(logical=True), "physical_cores": psutil.cpu_count(logical=False),
-        "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
+        "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags, "avx2": "avx2" in flags,
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
@@ -89,9 +89,19 @@ def _commit() -> str | None:
     return head + ("+" if dirty else "")
 
 
+def machine_kind(info: dict) -> str:
+    """What decides the compute dtype and its peak: the GPU, or the CPU's bf16 support (AVX512-BF16 / AMX;
+    without it biotune computes in fp32: bf16 matmuls are emulated there, far below the fp32 peak)."""
+    if info["gpu"]:
+        return "cuda"
+    return "avx512bf16" if info["avx512_bf16"] or info["amx_bf16"] else "avx2" if info.get("avx2") else "cpu"
+
+
 def machine_slug(info: dict) -> str:
+    """One results file per machine kind: the same CPU name comes with and without bf16 support."""
     name = info["gpu"] or info["cpu"]
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] + f"-{info['cores']}c"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] + f"-{info['cores']}c"
+    return slug if info["gpu"] else f"{slug}-{machine_kind(info)}"
 
 
 # -- running a side in its own process, peak RSS polled from outside ------------------------------------
@@ -300,6 +310,9 @@ def train_section(work: Path, n: int, dev_n: int, seeds: list[int], peak: dict) 
     for side in sides.values():
         side["mfu_bf16"] = round(4 * n_params * side["real_tokens_per_s"] / (peak["bf16_tflops"] * 1e12), 4)
         side["mfu_fp32"] = round(4 * n_params * side["real_tokens_per_s"] / (peak["fp32_tflops"] * 1e12), 4)
+        # MFU proper: against the peak of the dtype this side computes in (a bf16 peak measured where bf16 is
+        # emulated, on a CPU without AVX512-BF16, is no ceiling of an fp32 run)
+        side["mfu"] = side["mfu_bf16"] if side["dtype"] in ("bfloat16", "torch.bfloat16") else side["mfu_fp32"]
     b, s = sides["biotune"], sides["baseline"]
     # equal: within what changing the seed does to either side (at least 0.5 %)
     tolerance = max(b["heldout_seed_range"], s["heldout_seed_range"], 0.005 * s["heldout_answer_loss"])
@@ -502,9 +515,17 @@ def _memory_rows(mem: dict) -> list[str]:
               f"{mem[k]['trainable_params']:,} |" for k in ("lora", "qlora", "fft") if k in mem)]
 
 
+def _mfu(side: dict) -> str:
+    peak = "bf16" if side["dtype"] in ("bfloat16", "torch.bfloat16") else "fp32"
+    return f"{side.get('mfu', side[f'mfu_{peak}']):.1%} of the {peak} peak"
+
+
 def _table(res: dict, name: str) -> str:
     m = res["machine"]
-    lines = [f"## {m['gpu'] or m['cpu']} ({m['cores']} cores) — `benchmarks/results/{name}`", "",
+    kind = {"avx512bf16": "AVX512-BF16: bf16", "avx2": "AVX2 only, no bf16: fp32", "cuda": "CUDA",
+            "cpu": "no AVX2"}[machine_kind({"avx2": "avx2" in m, **m})] if "avx512_bf16" in m else ""
+    lines = [f"## {m['gpu'] or m['cpu']} ({m['cores']} cores{', ' + kind if kind else ''}) — "
+             f"`benchmarks/results/{name}`", "",
              f"{res['finished_at']}{' · biotune commit ' + m['commit'] if m.get('commit') else ''}"
              f" · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
              f" · peft {m['versions']['peft']} · lm-eval {m['versions'].get('lm_eval')} · command: `{res['command']}`", ""]
@@ -543,7 +564,7 @@ def _table(res: dict, name: str) -> str:
                   f"| peak RSS | {_mb(s['peak_rss_bytes'])} | {_mb(b['peak_rss_bytes'])} | {t['ratio_peak_rss']}x |",
                   f"| final training loss (last quarter mean){seeds} | {s['final_train_loss']:.4f} ({s['mean_train_loss_last_quarter']}) | {b['final_train_loss']:.4f} ({b['mean_train_loss_last_quarter']}) | |",
                   f"| held-out answer loss ({t['heldout_examples']} GAD dev){seeds} | {s['heldout_answer_loss']:.4f} {per(s)} | {b['heldout_answer_loss']:.4f} {per(b)} | difference {t.get('heldout_loss_difference', 0):+.4f}, seed spread {t.get('heldout_loss_tolerance', 0):.4f}: equal or better: {t['loss_equal_or_better']} |",
-                  f"| MFU (4·N·tokens/s ÷ bf16 peak; ÷ fp32 peak) | {s['mfu_bf16']:.1%}; {s['mfu_fp32']:.1%} | {b['mfu_bf16']:.1%}; {b['mfu_fp32']:.1%} | |",
+                  f"| MFU (4·N·tokens/s ÷ the matmul peak of its compute dtype) | {_mfu(s)} | {_mfu(b)} | |",
                   f"| compute dtype | {s['dtype']} | {b['dtype']} | |", ""]
     if "eval" in res:
         e = res["eval"]

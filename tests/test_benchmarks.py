@@ -65,3 +65,20 @@ def test_qlora_floor_of_the_larger_model():
     assert floor["quantized_params"] == 32 * (2 * 960 * 960 + 2 * 960 * 320 + 3 * 960 * 2560)
     assert floor["bf16_params"] == 49_152 * 960 + 65 * 960
     assert floor["floor_ratio"] < 0.4
+
+
+def test_each_machine_kind_has_its_own_results_file_and_mfu_uses_its_compute_dtype_peak():
+    bench = _bench()
+    info = {"cpu": "AMD EPYC", "cores": 2, "gpu": None, "avx512_bf16": False, "amx_bf16": False, "avx2": True}
+    assert bench.machine_slug(info) == "amd-epyc-2c-avx2"
+    assert bench.machine_slug({**info, "avx512_bf16": True}) == "amd-epyc-2c-avx512bf16"
+    assert bench.machine_slug({**info, "gpu": "NVIDIA H200"}) == "nvidia-h200-2c"
+    for path in (ROOT / "benchmarks" / "results").glob("*.json"):
+        res = json.loads(path.read_text())
+        if path.name.startswith(("levers-", "loss-ablation-")) or "train" not in res:
+            continue
+        assert path.stem.endswith("-" + bench.machine_kind(res["machine"]))
+        for side in res["train"]["sides"].values():
+            peak = "bf16" if side["dtype"] in ("bfloat16", "torch.bfloat16") else "fp32"
+            expected = side[f"mfu_{peak}"]
+            assert side.get("mfu", expected) == expected and expected < 1.0  # a real ceiling: under 100 %

@@ -23,20 +23,31 @@ def run(out_dir, *args):
     return json.loads((out_dir / "metrics.json").read_text())
 
 
-@pytest.fixture(scope="module")
+class _Runs(dict):
+    """The eval runs, each made when a test first asks for it (so a worker makes only those its tests use)."""
+
+    def __init__(self, root, data_dir):
+        super().__init__()
+        common = ("--data-dir", str(data_dir))
+        self.root, self.recipes = root, {
+            "zero": ("zero", "--datasets", ",".join(ONE_PER_TASK), "--shots", "0", *common),
+            # EBM PICO has no train split here: its shots come from dev, chosen explicitly
+            "three": ("three", "--datasets", ",".join(ONE_PER_TASK), "--shots", "3", "--shot-split", "dev", *common),
+            "three_again": ("again", "--datasets", "gad,ebm-pico", "--shots", "3", "--shot-split", "dev", *common),
+            # one shot: HoC's ten multi-token options each run the whole prompt (a few long abstracts)
+            "likelihood": ("ll", "--datasets", "gad,hoc,bioasq", "--shots", "1", "--scoring", "likelihood",
+                           *common),
+        }
+
+    def __missing__(self, setting):
+        folder, *args = self.recipes[setting]
+        self[setting] = (self.root / folder, run(self.root / folder, *args))
+        return self[setting]
+
+
+@pytest.fixture(scope="class")
 def runs(tmp_path_factory, data_dir):
-    root = tmp_path_factory.mktemp("eval")
-    common = ("--data-dir", str(data_dir))
-    return {
-        "zero": (root / "zero", run(root / "zero", "--datasets", ",".join(ONE_PER_TASK), "--shots", "0", *common)),
-        # EBM PICO has no train split here: its shots come from dev, chosen explicitly
-        "three": (root / "three", run(root / "three", "--datasets", ",".join(ONE_PER_TASK), "--shots", "3",
-                                      "--shot-split", "dev", *common)),
-        "three_again": (root / "again", run(root / "again", "--datasets", "gad,ebm-pico", "--shots", "3",
-                                            "--shot-split", "dev", *common)),
-        "likelihood": (root / "ll", run(root / "ll", "--datasets", "gad,hoc,bioasq", "--shots", "3",
-                                        "--scoring", "likelihood", *common)),
-    }
+    return _Runs(tmp_path_factory.mktemp("eval"), data_dir)
 
 
 # --- independent re-implementations of the scoring rules, from the predictions file only ---------------
@@ -86,8 +97,7 @@ def recompute(name, rows):
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("setting", ["zero", "three", "likelihood"])
-def test_eval_writes_predictions_and_metrics_that_recompute(runs, setting):
+def _check_recomputes(runs, setting):
     out_dir, summary = runs[setting]
     assert summary["settings"]["limit"] == LIMIT
     for name, result in summary["datasets"].items():
@@ -100,7 +110,29 @@ def test_eval_writes_predictions_and_metrics_that_recompute(runs, setting):
     assert "blurb_score" in summary["blurb"]
 
 
-def test_zero_and_three_shot_prompts(runs):
+# Two classes: under pytest-xdist's --dist loadscope (scripts/test.sh) each class is its own unit, so the
+# generation runs and the likelihood run go to different workers.
+class TestGeneration:
+    @pytest.mark.parametrize("setting", ["zero", "three"])
+    def test_eval_writes_predictions_and_metrics_that_recompute(self, runs, setting):
+        _check_recomputes(runs, setting)
+
+    def test_zero_and_three_shot_prompts(self, runs):
+        _zero_and_three_shot_prompts(runs)
+
+    def test_same_seed_gives_identical_prompts_and_predictions(self, runs):
+        _same_seed(runs)
+
+
+class TestLikelihood:
+    def test_eval_writes_predictions_and_metrics_that_recompute(self, runs):
+        _check_recomputes(runs, "likelihood")
+
+    def test_likelihood_scoring_picks_the_best_option(self, runs):
+        _likelihood_picks_the_best_option(runs)
+
+
+def _zero_and_three_shot_prompts(runs):
     zero = read_jsonl(runs["zero"][0] / "predictions" / "gad.jsonl")
     three = read_jsonl(runs["three"][0] / "predictions" / "gad.jsonl")
     assert all(r["shot_ids"] == [] for r in zero)
@@ -109,14 +141,14 @@ def test_zero_and_three_shot_prompts(runs):
     assert runs["three"][1]["blurb"]["n_task_types"] == 6
 
 
-def test_same_seed_gives_identical_prompts_and_predictions(runs):
+def _same_seed(runs):
     for name in ("gad", "ebm-pico"):
         a = read_jsonl(runs["three"][0] / "predictions" / f"{name}.jsonl")
         b = read_jsonl(runs["three_again"][0] / "predictions" / f"{name}.jsonl")
         assert a == b
 
 
-def test_likelihood_scoring_picks_the_best_option(runs):
+def _likelihood_picks_the_best_option(runs):
     out_dir, summary = runs["likelihood"]
     assert {r["scoring"] for r in summary["datasets"].values()} == {"likelihood"}
     for row in read_jsonl(out_dir / "predictions" / "bioasq.jsonl"):
