@@ -139,3 +139,21 @@ def _by(rows):
     for r in rows:
         out.setdefault((r["dataset"], r["method"]), []).append(r["score"])
     return out
+
+
+def test_the_best_constant_answer_is_scored_on_the_examples_every_run_predicted(tmp_path):
+    """GAD's F1 of the positive class: always '1' on 3 positives of 4 is 2*3/(4+3) = 85.71; always '0': 0."""
+    import json
+
+    import pandas as pd
+
+    from biotune.report.build import constant_baselines
+
+    golds = {"a": "1", "b": "1", "c": "0", "d": "1", "e": "0"}
+    for run, ids in (("r1", "abcde"), ("r2", "abcd")):  # e: predicted by one run only, left out
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "predictions.jsonl").write_text("".join(
+            json.dumps({"id": i, "gold": golds[i], "prediction": "0"}) + "\n" for i in ids))
+    df = pd.DataFrame({"dataset": ["gad", "gad"], "output_dir": [str(tmp_path / "r1"), str(tmp_path / "r2")]})
+    score, label = constant_baselines(df)["gad"]
+    assert label == "1" and abs(score - 100 * 6 / 7) < 1e-9
