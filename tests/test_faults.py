@@ -205,6 +205,10 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path, data_
     damage(ckpts / "checkpoint-6")
     resumed = run_experiment(cfg, progress=False)
     assert resumed["training"]["resumed_from"].endswith("checkpoint-3")
+    # its cost includes the training before the resume (written into checkpoint-3), not just the resumed part
+    res = resumed["resources"]
+    assert 0 < res["train_seconds_before_resume"] < res["train_seconds"]
+    assert straight["resources"]["train_seconds_before_resume"] == 0
     assert resumed["metrics"] == straight["metrics"]
     assert resumed["training"]["dev_score_curve"] == straight["training"]["dev_score_curve"]
 

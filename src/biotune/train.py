@@ -343,16 +343,32 @@ def _trainer(exp: Experiment):
     )
 
     class _Meter(TrainerCallback):
-        """Tokens seen and dev-evaluation time in this process (a resumed run starts from the checkpoint's)."""
+        """Tokens seen and dev-evaluation time in this process (a resumed run starts from the checkpoint's), and
+        the training time so far written into each checkpoint (`TIME_FILE`), so a resumed run's cost includes
+        the time spent before the stop."""
 
         start = 0
         eval_seconds = 0.0
+        prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
+        began = 0.0
 
         def on_train_begin(self, args, state, control, **kw):
+            import time
+
             self.start = state.num_input_tokens_seen
+            self.began = time.perf_counter()
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
+
+        def on_save(self, args, state, control, **kw):
+            import time
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir() and is_main_process():
+                atomic_write_json(folder / TIME_FILE, {
+                    "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
+                    "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds})
 
     tokens = _Meter()
     trainer = _CountingTrainer(
@@ -471,24 +487,32 @@ def answer_loss(outputs, labels, num_items_in_batch=None):
     return loss / num_items_in_batch
 
 
+TIME_FILE = "biotune_time.json"  # in a checkpoint: training and dev-evaluation seconds up to it
+
+
 def _train(exp: Experiment) -> dict:
     trainer = exp.trainer
     resume = last_checkpoint(exp.out / "checkpoints")
+    meter = trainer.biotune_tokens
     if resume:
         _log(f"resuming from {resume}")
+        spent = Path(resume) / TIME_FILE
+        if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
+            meter.prior = {k: float(v) for k, v in json.loads(spent.read_text()).items()}
     with (Timer() as timer, PeakMemory(exp.device) as mem,
           exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16)):
         trainer.train(resume_from_checkpoint=resume)
     final = exp.out / "final"
     trainer.save_model(str(final))
-    meter = trainer.biotune_tokens
     seen = trainer.state.num_input_tokens_seen - meter.start
     step_seconds = max(timer.seconds - meter.eval_seconds, 1e-9)  # without the dev evaluations
     history = trainer.state.log_history
     return {
         "resources": {
-            "train_seconds": round(timer.seconds, 3),  # wall time of training, dev evaluations included
-            "dev_eval_seconds": round(meter.eval_seconds, 3),
+            # wall time of training, dev evaluations included, with the time before a resume (the cost)
+            "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
+            "dev_eval_seconds": round(meter.prior["dev_eval_seconds"] + meter.eval_seconds, 3),
+            "train_seconds_before_resume": round(meter.prior["train_seconds"], 3),
             "train_tokens": int(seen),
             "train_padded_tokens": trainer.padded_tokens,  # what the model computed on, padding included
             "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
