@@ -307,11 +307,14 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+_UNION_MEMBERS = {"MethodEntry", "ModelEntry", "str", "int", "float", "bool"}
+
+
 def field_error(e: ValidationError, source: str, root=None) -> BiotuneError:
     """One line for the first problem of a config or study file: `file:line: field 'a.b': what is wrong`."""
     err = e.errors()[0]
     # a union's member is named in the location (methods.0.MethodEntry.label): not a field of the file
-    loc = [x for x in err["loc"] if not (isinstance(x, str) and x[:1].isupper())]
+    loc = [x for x in err["loc"] if x not in _UNION_MEMBERS]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ConfigFieldError):
         loc, msg = ctx_error.field.split("."), str(ctx_error)
