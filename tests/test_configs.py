@@ -13,10 +13,11 @@ from biotune.train import run_experiment
 CONFIGS = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
 EXPERIMENTS = [p for p in CONFIGS if p.parent.name in ("causal", "seq2seq", "glm", "encoder")]
 ACCELERATE = [p for p in CONFIGS if p.parent.name == "distributed"]
-STUDIES = [p for p in CONFIGS if p not in EXPERIMENTS and p not in ACCELERATE]
+DATASET_FILES = [p for p in CONFIGS if p.parent.name == "datasets"]
+STUDIES = [p for p in CONFIGS if p not in EXPERIMENTS + ACCELERATE + DATASET_FILES]
 
 
-def test_every_shipped_yaml_is_an_experiment_a_study_or_an_accelerate_config():
+def test_every_shipped_yaml_is_an_experiment_a_study_a_dataset_or_an_accelerate_config():
     assert STUDIES and all(p.parent.name == "studies" or p.name == "demo.yaml" for p in STUDIES)
     assert {p.stem for p in ACCELERATE} >= {"ddp_cpu", "ddp_gpu", "fsdp", "deepspeed_zero2", "deepspeed_zero3"}
 
@@ -35,6 +36,16 @@ def test_shipped_accelerate_config_loads(path):
         assert cfg.fsdp_config["fsdp_version"] == 2
     if kind == "deepspeed":
         assert cfg.deepspeed_config["zero_stage"] in (2, 3)
+
+
+@pytest.mark.parametrize("path", DATASET_FILES, ids=[p.stem for p in DATASET_FILES])
+def test_shipped_dataset_file_loads(path):
+    """Each example dataset file validates (its data is written by scripts/example_data.py and read in
+    tests/test_dataset_files.py)."""
+    from biotune.data.dataset_file import load_dataset_file
+
+    spec = load_dataset_file(path)
+    assert spec.name == path.stem and set(spec.files) == {"train", "dev", "test"} and not spec.blurb
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])

@@ -19,7 +19,7 @@ from .errors import BiotuneError
 
 app = typer.Typer(help="biotune: which way of adapting a language model to a biomedical task works best.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-data_app = typer.Typer(help="Inspect the BLURB datasets.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect the datasets: the BLURB ones and your own dataset files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 out = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -27,29 +27,80 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the BLURB files (d
 
 
 @data_app.command("list")
-def data_list(data_dir: Optional[str] = DATA_DIR) -> None:
-    """Every dataset with its task type, metric and split sizes (and which splits are missing)."""
-    from .data import DATASETS, SPLITS, load_split, resolve_data_dir, split_exists
-    from .tasks import TASKS
+def data_list(
+    data_dir: Optional[str] = DATA_DIR,
+    include: list[str] = typer.Option([], "--include", help="Also list the dataset files (*.yaml) in this folder "
+                                      "(repeatable), or one dataset file."),
+) -> None:
+    """Every dataset with its task type, metric and split sizes (and which splits are missing): the BLURB
+    datasets, and the dataset files of --include."""
+    from pathlib import Path
 
-    location = resolve_data_dir(data_dir)
-    table = Table(title=f"BLURB datasets in {location}")
-    for col in ("dataset", "BLURB name", "task type", "metric", *SPLITS):
+    from .data import DATASETS, SPLITS, get_spec, load_split, resolve_data_dir, split_exists
+    from .tasks import task_for
+
+    specs = [spec for _, spec in DATASETS.items()]
+    for item in include:
+        p = Path(item)
+        if not p.exists():
+            raise BiotuneError(f"--include {item}: no such folder or file")
+        specs += [get_spec(str(f)) for f in (sorted(p.glob("*.y*ml")) if p.is_dir() else [p])]
+    location = resolve_data_dir(data_dir) if any(s.builtin for s in specs) else None
+    table = Table(title=f"datasets (BLURB files in {location})" if location else "datasets")
+    for col in ("dataset", "title", "task type", "metric", *SPLITS):
         table.add_column(col, justify="right" if col in SPLITS else "left")
     missing = []
-    for name, spec in DATASETS.items():
+    problems = []
+    for spec in specs:
         sizes = []
         for split in SPLITS:
-            if split_exists(spec, split, location):
-                sizes.append(str(len(load_split(name, split, location))))
-            else:
-                sizes.append("[red]missing[/red]")
-                missing.append(spec.path(split, location))
-        table.add_row(name, spec.title, spec.task, TASKS.get(spec.task).metric, *sizes)
+            try:
+                if split in spec.files and split_exists(spec, split, location):
+                    sizes.append(str(len(load_split(spec.ref, split, location))))
+                elif split not in spec.files:
+                    sizes.append("-")
+                else:
+                    sizes.append("[red]missing[/red]")
+                    missing.append(spec.path(split, location))
+            except BiotuneError as e:  # one dataset that cannot be read does not hide the others
+                sizes.append("[red]error[/red]")
+                problems.append(f"{spec.name} {split}: {e}")
+        table.add_row(spec.name, spec.title, spec.task, task_for(spec).metric, *sizes)
     out.print(table)
-    out.print(f"{len(DATASETS)} datasets; units: sentences (NER, PICO), pairs (relations, BIOSSES), documents (HoC), questions (QA).")
+    out.print(f"{len(specs)} datasets; units: sentences (NER, PICO), pairs (relations, BIOSSES), documents (HoC), "
+              "questions (QA); '-': the dataset file names no such split.")
     if missing:
         out.print("missing files (see data/README.md for how to supply them):\n  " + "\n  ".join(missing))
+    if problems:
+        out.print("could not read:\n  " + "\n  ".join(problems), markup=False)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    to: Optional[str] = typer.Option(None, "--to", help="Folder to write the BLURB files to (default: "
+                                     "~/.cache/biotune/blurb, where biotune then finds them)."),
+    mirror: str = typer.Option("https://raw.githubusercontent.com", "--mirror", help="Where the public copies "
+                               "are, as <mirror>/<owner>/<repo>/<commit>/<path> (a URL or a local folder)."),
+) -> None:
+    """Fetch the BLURB files from public copies (the files BLURB's pipeline wrote, as KeBioLM commits them;
+    PubMedQA from its repository, with BLURB's split regenerated) and verify each against biotune's checksums."""
+    from .data.fetch import default_target, fetch
+
+    target = to or str(default_target())
+    outcomes = fetch(target, mirror, log=lambda m: print(m, file=sys.stderr, flush=True))
+    table = Table(title=f"BLURB files in {target}")
+    for col in ("file", "status", "detail"):
+        table.add_column(col)
+    colour = {"ok": "green", "present": "green", "generated": "green", "missing": "yellow", "corrupt": "red"}
+    for o in outcomes:
+        table.add_row(o.path, f"[{colour[o.status]}]{o.status}[/{colour[o.status]}]", o.detail)
+    out.print(table)
+    bad = [o for o in outcomes if o.status == "corrupt"]
+    missing = [o for o in outcomes if o.status == "missing"]
+    out.print(f"{len(outcomes) - len(bad) - len(missing)} of {len(outcomes)} files verified; {len(missing)} missing, "
+              f"{len(bad)} refused (checksum mismatch). Datasets with a missing split still run on the others.")
+    if bad:
+        raise typer.Exit(1)
 
 
 @data_app.command("show")
@@ -59,7 +110,8 @@ def data_show(
     n: int = typer.Option(3, "-n", help="how many examples"),
     data_dir: Optional[str] = DATA_DIR,
 ) -> None:
-    """Print the first N examples of a split, with the answer text a generative model is trained to write."""
+    """Print the first N examples of a split (NAME: a dataset or a dataset file), with the answer text a generative
+    model is trained to write."""
     from .data import get_spec, load_split
     from .tasks import task_for
 
@@ -72,7 +124,7 @@ def data_show(
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option("smollm2-135m", help="Alias (smollm2-135m), local folder or hub id."),
-    datasets: str = typer.Option("all", help="Comma-separated dataset names, or 'all'."),
+    datasets: str = typer.Option("all", help="Comma-separated dataset names or dataset files (my.yaml), or 'all'."),
     split: str = typer.Option("test", help="Split to evaluate: train, dev or test."),
     shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
     selection: str = typer.Option("random", help="Shot selection: random or knn (nearest by MiniLM embedding)."),

@@ -179,9 +179,14 @@ class ExperimentConfig(_Strict):
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        from .data import DATASETS
+        from .data import get_spec
+        from .data.catalog import is_dataset_file
 
-        return _known(DATASETS, v)
+        try:
+            get_spec(v)  # a built-in name, or a dataset file (read and checked here)
+        except BiotuneError as e:
+            raise ValueError(str(e)) from None
+        return str(Path(v).resolve()) if is_dataset_file(v) else v
 
     @model_validator(mode="after")
     def _fits(self) -> "ExperimentConfig":
@@ -223,7 +228,10 @@ class ExperimentConfig(_Strict):
         return self
 
     def resolved_name(self) -> str:
-        return self.name or f"{self.dataset}-{self.model.path.split('/')[-1]}-{self.method.name}-s{self.seed}"
+        from .data import get_spec
+
+        dataset = get_spec(self.dataset).name
+        return self.name or f"{dataset}-{self.model.path.split('/')[-1]}-{self.method.name}-s{self.seed}"
 
 
 def _keep(keep: str, method) -> str:
@@ -285,6 +293,8 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
         raise BiotuneError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
         raise BiotuneError(f"{path}: expected a mapping of fields (dataset, model, method, ...)")
+    if "dataset" in data:
+        data["dataset"] = dataset_ref(data["dataset"], path.parent)
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
@@ -294,6 +304,16 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
                 raise BiotuneError(f"--set {key}: {part} is not a mapping in {path}")
         node[leaf] = value
     return validate_experiment(data, str(path), root)
+
+
+def dataset_ref(value, base: Path):
+    """A dataset as a config names it: a built-in name as it is, a dataset file relative to `base` (the folder of
+    the file that names it) made absolute."""
+    from .data.catalog import is_dataset_file
+
+    if isinstance(value, str) and is_dataset_file(value) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
 
 
 def parse_overrides(items: list[str]) -> dict:

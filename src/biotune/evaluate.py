@@ -57,11 +57,15 @@ class EvalConfig(BaseModel):
     def _known(cls, names: list[str]) -> list[str]:
         if names in (["all"], ["blurb"]):
             return [n for n, s in DATASETS.items() if s.blurb]
-        for n in names:
-            DATASETS.get(n)  # raises, listing the valid names
         if not names:
             raise ValueError("no dataset given")
-        return names
+        out = []
+        for n in names:  # built-in names or dataset files
+            try:
+                out.append(get_spec(n).ref)  # raises, listing the valid names
+            except BiotuneError as e:
+                raise ValueError(str(e)) from None
+        return out
 
 
 def subset_indices(n: int, limit: int | None) -> list[int]:
@@ -199,12 +203,14 @@ def run_eval(cfg: EvalConfig) -> dict:
 
         embedder = Embedder(device=device)
 
-    results, skipped = {}, {}
-    for i, name in enumerate(cfg.datasets, 1):
+    results, skipped, specs = {}, {}, {}
+    for i, dataset in enumerate(cfg.datasets, 1):
+        spec = get_spec(dataset)
+        name = spec.name  # results and prediction files by name (a dataset file's too)
         _log(f"[{i}/{len(cfg.datasets)}] {name}")
         t0 = time.perf_counter()
         try:
-            result, rows = evaluate_dataset(cfg, name, model, tokenizer, builder, embedder)
+            result, rows = evaluate_dataset(cfg, dataset, model, tokenizer, builder, embedder)
         except MissingSplitError as e:
             if len(cfg.datasets) == 1:
                 raise
@@ -213,12 +219,12 @@ def run_eval(cfg: EvalConfig) -> dict:
             continue
         result["eval_seconds"] = round(time.perf_counter() - t0, 3)  # this dataset: prompts, inference, scoring
         atomic_write_jsonl(out_dir / "predictions" / f"{name}.jsonl", rows)
-        results[name] = result
+        results[name], specs[name] = result, spec
     if not results:
         raise BiotuneError("no dataset could be evaluated: " + " | ".join(skipped.values()))
 
     blurb = metrics.blurb_score(
-        {n: r["score"] for n, r in results.items() if get_spec(n).blurb}, {n: get_spec(n).task for n in results}
+        {n: r["score"] for n, r in results.items() if specs[n].blurb}, {n: specs[n].task for n in results}
     )
     summary = {
         "settings": {**cfg.model_dump(), "datasets": cfg.datasets, "device": str(device),

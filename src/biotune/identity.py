@@ -8,7 +8,8 @@
   run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to leave results
   identical) and without `keep` (what a finished run leaves on disk).
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
-  file reruns its cells and a moved data folder does not.
+  file reruns its cells and a moved data folder does not; for a user's dataset file also the file itself
+  (`definition`: columns, labels, metric decide results too), for a hub dataset the examples as read.
 - `model`: what the weights are: the content hash of a local folder (or packaged model), a hub id with its
   revision, or the random-init block with its tokenizer's identity.
 - `scoring_version`: `biotune.tasks.SCORING_VERSION`, bumped whenever a metric or parser changes.
@@ -104,11 +105,18 @@ def data_identity(cfg: ExperimentConfig) -> dict[str, str]:
     from .data import get_spec, resolve_data_dir
     from .data.location import local_file
 
+    from .data.catalog import split_file, load_split
+
     spec = get_spec(cfg.dataset)
-    location = resolve_data_dir(cfg.data_dir)
     out = {}
+    if not spec.builtin:  # a user's dataset file: its definition (columns, labels, metric, ...) decides results too
+        out["definition"] = file_sha256(spec.definition)
     for split in splits_read(cfg):
-        path = local_file(location, spec.files[split])
+        if spec.format == "hf":  # a hub dataset: the examples as read
+            rows = load_split(cfg.dataset, split, cfg.data_dir).to_list()
+            out[split] = hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
+            continue
+        path = split_file(spec, split, cfg.data_dir) if split in spec.files else None
         out[split] = file_sha256(path) if path is not None else "missing"
     return out
 
@@ -135,7 +143,10 @@ def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
 def identity(cfg: ExperimentConfig) -> dict[str, Any]:
     from .tasks import SCORING_VERSION
 
+    from .data import get_spec
+
     experiment = json.loads(json.dumps(cfg.model_dump(exclude=_NOT_IDENTITY), default=str))
+    experiment["dataset"] = get_spec(cfg.dataset).name  # a dataset file by its name: moving it reruns nothing
     return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
             "scoring_version": SCORING_VERSION}
 

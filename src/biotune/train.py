@@ -61,6 +61,15 @@ def last_checkpoint(folder: Path) -> str | None:
     return None
 
 
+def check_data(cfg: ExperimentConfig) -> None:
+    """Read every split the run reads (cached): a missing split or a malformed line fails here, with its one-line
+    error, before any model is loaded or anything written."""
+    from .identity import splits_read
+
+    for split in splits_read(cfg):
+        load_split(cfg.dataset, split, cfg.data_dir)
+
+
 def _examples(name: str, split: str, limit: int | None, data_dir) -> list[dict]:
     ds = load_split(name, split, data_dir)
     return [ds[i] for i in subset_indices(len(ds), limit)]
@@ -87,11 +96,7 @@ class Experiment:
 
     def setup(self) -> None:
         cfg, method = self.cfg, self.method
-        # fail early on splits that are missing here, before anything is loaded or written
-        if method.trains:
-            load_split(cfg.dataset, cfg.training.train_split, cfg.data_dir)
-            load_split(cfg.dataset, "dev", cfg.data_dir)
-        load_split(cfg.dataset, cfg.eval.split, cfg.data_dir)
+        check_data(cfg)  # fail early on splits that are missing or malformed, before a model is loaded
         # trained weights stay fp32 (bf16 autocast computes); weights that never train (in-context methods, the
         # frozen base under an adapter, the non-4-bit part of a QLoRA base) are stored in the compute dtype:
         # cast once here, not by autocast in every op, and half the memory
@@ -171,7 +176,7 @@ class Experiment:
         atomic_write_jsonl(self.out / "predictions.jsonl", rows)
         summary = {
             "name": cfg.resolved_name(),
-            "dataset": cfg.dataset,
+            "dataset": self.spec.name,
             "task": self.spec.task,
             "model": cfg.model.path,
             "family": self.family.name,
@@ -202,6 +207,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
     from .identity import hash_of, identity
 
     out = output_dir(cfg)
+    check_data(cfg)  # every split it reads, read and checked before anything is written
     ident = identity(cfg)
     ident_hash = hash_of(ident)
     with disk_full_errors(out):

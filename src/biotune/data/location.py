@@ -1,4 +1,5 @@
-"""Where the BLURB files are: `--data-dir`, else `$BIOTUNE_DATA`, else `../shared/data/blurb` when it exists.
+"""Where the BLURB files are: `--data-dir`, else `$BIOTUNE_DATA`, else `../shared/data/blurb` when it exists, else
+`~/.cache/biotune/blurb` (what `biotune data fetch` writes).
 
 A data location may also be a URL (`https://...`, `hf://datasets/<org>/<repo>/...`, `file://...`, anything
 fsspec opens): files are then fetched once into the cache (`$BIOTUNE_CACHE`, default `~/.cache/biotune`)
@@ -19,7 +20,10 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # src/biotune/data/location
 
 
 def default_candidates() -> list[Path]:
-    return [Path.cwd() / ".." / "shared" / "data" / "blurb", _PACKAGE_ROOT / ".." / "shared" / "data" / "blurb"]
+    """Where biotune looks for the BLURB files: ../shared beside the working folder or the package, then where
+    `biotune data fetch` writes them."""
+    return [Path.cwd() / ".." / "shared" / "data" / "blurb", _PACKAGE_ROOT / ".." / "shared" / "data" / "blurb",
+            cache_dir() / "blurb"]
 
 
 def cache_dir() -> Path:
@@ -41,7 +45,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:
             if candidate.is_dir():
                 return str(candidate.resolve())
         raise BiotuneError(
-            "no BLURB data directory found: pass --data-dir PATH or set BIOTUNE_DATA "
+            "no BLURB data directory found: run `biotune data fetch`, pass --data-dir PATH or set BIOTUNE_DATA "
             f"(looked for {', '.join(str(c) for c in default_candidates())})"
         )
     data_dir = str(data_dir)
@@ -61,18 +65,46 @@ def local_file(location: str, relative: str) -> Path | None:
     if not is_url(location):
         path = Path(location) / relative
         return path if path.is_file() else None
-    import fsspec
-
     url = f"{location}/{relative}"
     target = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16] / relative
     if target.is_file():
         return target
-    fs, fs_path = fsspec.core.url_to_fs(url)
-    if not fs.exists(fs_path):
-        return None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
-    with fs.open(fs_path, "rb") as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+    try:
+        if url.startswith(("http://", "https://")):
+            if not _http_fetch(url, tmp):
+                return None
+        else:
+            import fsspec
+
+            fs, fs_path = fsspec.core.url_to_fs(url)
+            if not fs.exists(fs_path):
+                return None
+            with fs.open(fs_path, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-fetched is kept
+        raise
     os.replace(tmp, target)
     return target
+
+
+def _http_fetch(url: str, dest: Path, timeout: float = 60) -> bool:
+    """Download `url` to `dest` (the standard library, no extra dependency); False on 404, a one-line error when
+    the host cannot be reached."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as src, open(dest, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        return True
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise BiotuneError(f"cannot fetch {url}: HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise BiotuneError(f"cannot fetch {url} ({reason}): no network here? Fetch the file elsewhere and point "
+                           "the dataset's source.root at a local copy") from None

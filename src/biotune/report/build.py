@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from biotune.data import get_spec
 from biotune.errors import BiotuneError
@@ -72,7 +73,7 @@ def significance(df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05) ->
     after that correction. Also each (dataset, model, method)'s test score with its interval (same resamples)."""
     rows, intervals = [], []
     for (dataset, model), g in df.groupby(["dataset", "model"], sort=False):
-        task = task_for(get_spec(dataset))
+        task = task_for(_spec(dataset, g.output_dir))
         runs = {(r.method, r.seed): _predictions(r.output_dir) for r in g.itertuples()}
         runs = {k: v for k, v in runs.items() if v}
         if not runs:
@@ -124,10 +125,23 @@ def constant_baselines(df: pd.DataFrame) -> dict[str, tuple[float, str]]:
         golds = [runs[0][i]["gold"] for i in ids]
         if not ids or not all(isinstance(x, str) for x in golds):
             continue
-        task = task_for(get_spec(dataset))
+        task = task_for(_spec(dataset, g.output_dir))
         out[dataset] = max((float(task.score_stats(task.stats(golds, [c] * len(ids), ids).sum(axis=0))), c)
                            for c in sorted(set(golds)))
     return out
+
+
+def _spec(dataset: str, output_dirs):
+    """A dataset's spec: a built-in by name, a dataset file as its runs' configs name it."""
+    from biotune.data import DATASETS
+
+    if dataset in DATASETS:
+        return get_spec(dataset)
+    for out in output_dirs:
+        config = Path(out) / "config.yaml"
+        if config.is_file():
+            return get_spec(yaml.safe_load(config.read_text())["dataset"])
+    return get_spec(dataset)  # raises, naming the dataset
 
 
 def _predictions(output_dir: str) -> dict:

@@ -191,7 +191,6 @@ def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
 def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str], list[SearchGroup]]:
     """The grid's cells (every experiment validated; a searched (dataset, model, method) contributes its
     candidates, on the first seed), the (model, method) pairs left out as not fitting, and the search groups."""
-    from biotune.data import DATASETS
     from biotune.methods import METHODS
     from biotune.models import FAMILIES
 
@@ -199,11 +198,24 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
         line = _line_of(root, field) if root is not None else None
         raise BiotuneError(f"{source}{f':{line}' if line else ''}: field '{'.'.join(map(str, field))}': {msg}")
 
-    datasets = study.dataset_names()
-    for i, d in enumerate(datasets):
-        if d not in DATASETS:
-            fail(["datasets", i] if isinstance(study.datasets, list) else ["datasets"],
-                 f"unknown dataset {d!r}; valid: blurb, {', '.join(DATASETS.names())}")
+    from biotune.config import dataset_ref
+    from biotune.data import DATASETS, get_spec
+
+    base = Path(source).parent if Path(source).is_file() else Path.cwd()
+    datasets, names = [], []  # as the cells' configs name them (built-in names, dataset files made absolute)
+    for i, d in enumerate(study.dataset_names()):
+        where = ["datasets", i] if isinstance(study.datasets, list) else ["datasets"]
+        try:
+            spec = get_spec(dataset_ref(d, base))
+        except BiotuneError as e:
+            if d.endswith((".yaml", ".yml")):
+                fail(where, f"{d}: {e}")
+            fail(where, f"unknown dataset {d!r}; valid: blurb, {', '.join(DATASETS.names())}, or a dataset file "
+                        "(my_task.yaml)")
+        if spec.name in names:
+            fail(where, f"two datasets are named {spec.name!r}: give one dataset file another name")
+        datasets.append(spec.ref)
+        names.append(spec.name)
     for i, m in enumerate(study.models):
         if m.family not in FAMILIES:
             fail(["models", i, "family"], f"unknown model family {m.family!r}; valid: {', '.join(FAMILIES.names())}")
@@ -231,7 +243,7 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     for dataset in datasets:
         for model in study.models:
             family = FAMILIES.get(model.family)
-            head = family.head_for(DATASETS.get(dataset).task)
+            head = family.head_for(get_spec(dataset).task)
             for method in methods:
                 if model.methods is not None and method.key not in model.methods:
                     continue
@@ -247,7 +259,7 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                     for seed in seeds:
                         cells.append(_cell(study, dataset, model, method, seed, source))
                     continue
-                group = SearchGroup((dataset, model.name, method.key), list(seeds))
+                group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds))
 
                 def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
                     cell = _cell(study, dataset, model, method, seed, source, values)
@@ -266,9 +278,12 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
 
 def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEntry, seed: int, source: str,
           candidate: dict | None = None) -> Cell:
+    from biotune.data import get_spec
+
+    ref, dataset = dataset, get_spec(dataset).name  # the config names a dataset file by its path; cells by name
     model_fields = {k: v for k, v in model.model_dump().items() if k not in ("name", "methods")}
     data = deep_merge(study.defaults, {
-        "dataset": dataset, "model": model_fields, "method": {"name": method.name, "params": method.params},
+        "dataset": ref, "model": model_fields, "method": {"name": method.name, "params": method.params},
         "seed": seed, "data_dir": study.data_dir,
     })
     for axis, value in (("dataset", dataset), ("model", model.name), ("method", method.key), ("seed", str(seed))):

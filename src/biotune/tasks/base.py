@@ -47,11 +47,16 @@ class Task:
     """Base of the task types; subclasses register in TASKS under their task-type name."""
 
     name = ""
+    schema = ""  # the example schema its datasets load into (biotune.data.schema)
     metric = ""  # human-readable name of the official metric
     max_new_tokens = 16
 
     def __init__(self, spec: DatasetSpec):
         self.spec = spec
+        if spec.metric != "auto":  # a dataset file's own metric instead of the BLURB rule
+            from .metric_registry import bind
+
+            bind(self, spec.metric)
 
     # -- prompt ------------------------------------------------------------------------------------
     def instruction(self) -> str:
@@ -109,6 +114,7 @@ class TokenTaggingTask(Task):
     """Task types on token/tag examples (NER, PICO): the model reads the sentence, scores are per token.
     `output_format` (biotune.tasks.mentions): `list` (the mentions) or `inline` (the sentence, mentions marked)."""
 
+    schema = "token_tagging"
     default_output_format = "list"
 
     def __init__(self, spec: DatasetSpec, output_format: str | None = None):

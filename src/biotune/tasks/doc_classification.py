@@ -12,6 +12,7 @@ from .mentions import NONE_WORDS
 @TASKS.register("doc_classification")
 class DocClassificationTask(Task):
     name = "doc_classification"
+    schema = "document_labels"
     metric = "document-level micro F1"
     max_new_tokens = 48
 

@@ -1,5 +1,12 @@
-"""NER (BC5-chem, BC5-disease, NCBI-disease, BC2GM, JNLPBA): list (or mark) the mentions; scored by entity-level
-F1. Output formats: biotune.tasks.mentions."""
+"""NER (BC5-chem, BC5-disease, NCBI-disease, BC2GM, JNLPBA, and a user's corpus): list (or mark) the mentions;
+scored by entity-level micro F1 (conlleval rules, seqeval).
+
+A dataset has one untyped kind of mention (`entity`, tags B / I / O: every BLURB NER dataset) or typed ones
+(`entities`, tags B-<type> / I-<type>): then the prompt lists the types with their descriptions, the list format
+writes each mention as `<type>: <mention>`, the inline format marks it `<type>mention</type>`, and the score
+counts a mention only with its type (micro F1 over all types, plus each type's F1). Output formats:
+biotune.tasks.mentions.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +27,20 @@ class NerTask(TokenTaggingTask):
     def max_new_tokens(self) -> int:
         return 96 if self.output_format == "list" else 320
 
+    @property
+    def types(self) -> dict[str, str]:
+        """Typed datasets: type -> description; empty for one untyped kind of mention."""
+        return self.spec.entities
+
     def default_instruction(self) -> str:
+        if self.types:
+            kinds = "; ".join(f"{t} ({d})" if d != t else t for t, d in self.types.items())
+            if self.output_format == "inline":
+                return (f"Rewrite the sentence exactly as it is, with every mention of these entity types marked as "
+                        f"<type>mention</type>: {kinds}.")
+            return (f"Extract every mention of these entity types from the sentence: {kinds}. Copy each mention "
+                    "exactly as it is written in the sentence, write it as '<type>: <mention>' and separate mentions "
+                    "with '; '. If there is none, answer 'none'.")
         if self.output_format == "inline":
             return (
                 f"Rewrite the sentence exactly as it is, with every {self.spec.entity} mention marked as "
@@ -31,16 +51,34 @@ class NerTask(TokenTaggingTask):
             "written in the sentence and separate mentions with '; '. If there is none, answer 'none'."
         )
 
+    def _typed_spans(self, tags) -> list[tuple[int, int, str]]:
+        spans = [(s, e, t) for t in self.types for s, e in spans_from_tags(tags, (f"B-{t}", f"I-{t}"))]
+        return sorted(spans)
+
     def target(self, example: dict) -> str:
-        spans = spans_from_tags(example["tags"], ("B", "I"))
+        tokens, tags = example["tokens"], example["tags"]
+        if self.types:
+            spans = self._typed_spans(tags)
+            if self.output_format == "inline":
+                return inline_text(tokens, spans)
+            seen, items = set(), []
+            for s, e, t in spans:
+                item = f"{t}: {' '.join(tokens[s:e])}"
+                if item not in seen:
+                    seen.add(item)
+                    items.append(item)
+            return "; ".join(items) or "none"
+        spans = spans_from_tags(tags, ("B", "I"))
         if self.output_format == "inline":
-            return inline_text(example["tokens"], [(s, e, MARK) for s, e in spans])
-        return "; ".join(mentions_text(example["tokens"], spans)) or "none"
+            return inline_text(tokens, [(s, e, MARK) for s, e in spans])
+        return "; ".join(mentions_text(tokens, spans)) or "none"
 
     def parse(self, text: str, example: dict) -> Parsed:
         tokens = example["tokens"]
         tags = ["O"] * len(tokens)
         answer = clean_output(text)
+        if self.types:
+            return self._parse_typed(answer, tokens, tags)
         if self.output_format == "inline":
             marked, n_mentions, not_found = parse_inline(answer, tokens, (MARK,))
             spans = [(s, e) for s, e, _ in marked]
@@ -50,6 +88,34 @@ class NerTask(TokenTaggingTask):
             tags[s:e] = ["B"] + ["I"] * (e - s - 1)
         return Parsed(tags, bool(answer) and (n_mentions == 0 or not_found < n_mentions))
 
+    def _parse_typed(self, answer: str, tokens, tags) -> Parsed:
+        if self.output_format == "inline":
+            spans, n_mentions, not_found = parse_inline(answer, tokens, tuple(self.types))
+        else:
+            by_name = {t.lower(): t for t in self.types}
+            items: dict[str, list[str]] = {t: [] for t in self.types}
+            n_mentions = not_found = 0
+            for item in split_mentions(answer):
+                head, sep, mention = item.partition(":")
+                kind = by_name.get(head.strip().strip("*#-• ").lower()) if sep else None
+                if kind is None:
+                    if item.strip().strip(".").lower() not in ("none", ""):
+                        n_mentions, not_found = n_mentions + 1, not_found + 1  # a mention without a known type
+                    continue
+                items[kind].append(mention.strip())
+            taken, spans = [False] * len(tokens), []
+            for kind, mentions in items.items():
+                found, n, missing = place(mentions, tokens, taken)
+                spans += [(s, e, kind) for s, e in found]
+                n_mentions, not_found = n_mentions + n, not_found + missing
+        for s, e, kind in spans:
+            tags[s:e] = [f"B-{kind}"] + [f"I-{kind}"] * (e - s - 1)
+        return Parsed(tags, bool(answer) and (n_mentions == 0 or not_found < n_mentions))
+
     def score_gold(self, golds, predictions, ids) -> dict:
         m = metrics.entity_f1(golds, predictions)
-        return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
+        out = {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
+        if self.types:  # each type's F1 beside the micro F1 over all
+            for t, f1 in metrics.entity_f1_by_type(golds, predictions, list(self.types)).items():
+                out[f"f1_{t}"] = 100 * f1
+        return out

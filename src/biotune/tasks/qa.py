@@ -13,6 +13,7 @@ UNPARSED = "<unparsed>"
 @TASKS.register("qa")
 class QaTask(Task):
     name = "qa"
+    schema = "qa"
     metric = "accuracy"
     max_new_tokens = 4
 

@@ -13,6 +13,7 @@ UNPARSED = "<unparsed>"  # never a gold label, and not the negative one: an unpa
 @TASKS.register("relation")
 class RelationTask(Task):
     name = "relation"
+    schema = "relation"
     metric = "micro F1, negative class excluded"
     max_new_tokens = 6
 

@@ -16,6 +16,7 @@ _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 @TASKS.register("similarity")
 class SimilarityTask(Task):
     name = "similarity"
+    schema = "sentence_pair"
     metric = "Pearson r"
     max_new_tokens = 6
 

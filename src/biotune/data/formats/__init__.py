@@ -8,4 +8,4 @@ from biotune.registry import Registry
 
 FORMATS: Registry = Registry("data format")
 
-from . import conll_tags, hoc_tsv, pubmedqa_json, tsv_table  # noqa: E402,F401  (registers readers)
+from . import conll, hoc_tsv, hub, jsonl, pubmedqa_json, table  # noqa: E402,F401  (registers readers)

@@ -1,4 +1,6 @@
-"""`token<TAB>tag` files, blank line between sentences, optional `-DOCSTART- <id>` lines (NER, EBM PICO)."""
+"""CoNLL-style token files (NER, EBM PICO): `token<TAB>tag` lines (BLURB's files), or whitespace-separated columns
+with the token first and the tag last (CoNLL-2003 style); a blank line between sentences; optional
+`-DOCSTART- <id>` lines."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from . import FORMATS
 _DOC_ID = re.compile(r"-DOCSTART-\s*\(?([^)\s]*)\)?")
 
 
-@FORMATS.register("conll_tags")
+@FORMATS.register("conll")
 def read(path, spec) -> list[dict]:
     allowed = set(spec.tags)
     rows: list[dict] = []
@@ -37,15 +39,19 @@ def read(path, spec) -> list[dict]:
                 flush()
                 doc_id = _DOC_ID.match(line).group(1)
                 continue
-            parts = line.split("\t")
+            parts = line.split("\t") if "\t" in line else line.split()
+            if "\t" not in line and len(parts) > 2:
+                parts = [parts[0], parts[-1]]
             if len(parts) != 2:
                 raise DataFormatError(
                     path, lineno, f"expected 'token<TAB>tag', got {len(parts)} field(s): {line[:80]!r}"
                 )
             token, tag = parts
             if tag not in allowed:
+                read_as = "" if "\t" in line else (f" (read {line[:60]!r} as token {token!r}, tag {tag!r}: expected "
+                                                  "'token<TAB>tag', or whitespace-separated columns, the tag last)")
                 raise DataFormatError(
-                    path, lineno, f"unknown tag {tag!r}; {spec.name} uses {sorted(allowed)}"
+                    path, lineno, f"unknown tag {tag!r}; {spec.name} uses {sorted(allowed)}{read_as}"
                 )
             tokens.append(token)
             tags.append(tag)

@@ -1,0 +1,279 @@
+"""A dataset in one YAML file: where its splits are, how their columns map onto the task type's schema, its
+labels with the words an LLM writes for them, and its metric. The 13 BLURB datasets are such files
+(`data/builtin/`); a user's own dataset is one more (README "Your own dataset").
+
+    name: my-relations                # letters, digits, . _ + -
+    task: relation                    # ner, pico, relation, similarity, doc_classification, qa
+    description: Gene-disease associations in PubMed sentences.
+    instruction: ...                  # optional: the prompt's instruction (default: the task type's)
+    source:
+      format: csv                     # conll, tsv, csv, jsonl, hf (and BLURB's own: hoc_tsv, pubmedqa_json)
+      splits: {train: train.csv, dev: dev.csv, test: test.csv}    # relative to `root`
+      root: data                      # a folder relative to this file, a URL, or `blurb` (default: this folder)
+      header: true                    # tsv/csv: the first line names the columns
+    fields: {text: sentence}          # schema field: source column, where the names differ
+    labels: {"1": "yes", "0": "no"}   # label as the files write it: answer text (or a list: the label itself)
+    negative: "0"                     # relation: the label micro F1 leaves out
+    metric: auto                      # auto (the task type's BLURB rule) or one of biotune.tasks.METRICS
+    blurb: false                      # counts toward the BLURB-style macro score
+
+Errors name this file, the line and the field, and say the fix. Reading a split checks every line of its file
+(the reader names file:line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from biotune.errors import BiotuneError
+
+from .catalog import BLURB_ROOT, DATASETS, SPLITS, DatasetSpec
+from .location import is_url
+
+Split = Literal["train", "dev", "test"]
+
+# the schema fields a source column can map onto, per schema (id / doc_id optional: numbered when absent)
+SOURCE_FIELDS = {
+    "token_tagging": ("id", "doc_id", "tokens", "tags"),
+    "relation": ("id", "text", "label"),
+    "sentence_pair": ("id", "sentence1", "sentence2", "score"),
+    "document_labels": ("id", "text", "labels"),
+    "qa": ("id", "question", "context", "answer"),
+}
+OPTIONAL_FIELDS = ("id", "doc_id")
+LABELLED = ("relation", "qa", "doc_classification")  # task types with a closed label set
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Strict):
+    format: str
+    splits: dict[Split, str]  # split -> file (relative to root), URL, or the hub's split name (format hf)
+    root: str | None = None  # folder relative to the dataset file, URL, or `blurb`; default: the file's folder
+    header: bool = False
+    columns: list[str] | None = None  # column names in file order (tables without a header line; "_" = ignore)
+    label_separator: str = ";"  # doc_classification: labels in one column, separated by this
+    hf: str | None = None  # hub dataset id, e.g. ncbi/ncbi_disease (format hf)
+    config: str | None = None  # hub dataset configuration
+    revision: str | None = None  # hub branch, tag or commit
+    missing_hint: str = ""  # how a user gets a split that is not distributed with the data
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, v: str) -> str:
+        from .formats import FORMATS
+
+        if v not in FORMATS:
+            raise ValueError(f"unknown format {v!r}; valid: {', '.join(FORMATS.names())}")
+        return v
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, v: dict) -> dict:
+        if not v:
+            raise ValueError("name at least one split file, e.g. {test: test.csv}")
+        return v
+
+    @model_validator(mode="after")
+    def _hub(self) -> "SourceConfig":
+        if self.format == "hf" and not self.hf:
+            raise ValueError("format hf needs `hf: <org>/<dataset>` (the hub dataset id)")
+        if self.hf and self.format != "hf":
+            raise ValueError(f"`hf` names a hub dataset: use format hf (not {self.format})")
+        return self
+
+
+class DatasetFile(_Strict):
+    name: str
+    title: str | None = None
+    task: str
+    description: str = ""
+    instruction: str = ""
+    source: SourceConfig
+    fields: dict[str, str] = Field(default_factory=dict)
+    labels: list[str] | dict[str, str | None] | None = None
+    negative: str | None = None
+    tags: list[str] | None = None
+    entity: str = ""  # ner with one untyped kind of mention (tags B, I, O): what it is, in words ("disease")
+    # ner with typed tags (B-Chemical, I-Chemical, ...): each type as the tags write it, with a short description
+    # for the prompt; the tags default to O plus B-/I- of each type
+    entities: dict[str, str | None] = Field(default_factory=dict)
+    metric: str = "auto"
+    blurb: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        from biotune.paths import check_name
+
+        return check_name(v, "dataset name")
+
+    @field_validator("task")
+    @classmethod
+    def _task(cls, v: str) -> str:
+        from biotune.tasks import TASKS
+
+        if v not in TASKS:
+            raise ValueError(f"unknown task type {v!r}; valid: {', '.join(TASKS.names())}")
+        return v
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, v):
+        items = v if isinstance(v, list) else list(v.values()) + list(v) if isinstance(v, dict) else []
+        if any(isinstance(x, bool) for x in items):
+            raise ValueError('quote yes / no / true / false: YAML reads them as booleans (labels: ["yes", "no"])')
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v):
+        if isinstance(v, dict):
+            for label, text in v.items():
+                if text is None or not str(text).strip():
+                    raise ValueError(f"label {label!r} has no verbalizer: give the answer text a model writes for "
+                                     f"it, e.g. {label!r}: {label.lower()!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _fits_task(self) -> "DatasetFile":
+        from biotune.tasks import TASKS, metric_choices
+
+        task = TASKS.get(self.task)
+        fields = SOURCE_FIELDS[task.schema]
+        for key in self.fields:
+            if key not in fields:
+                raise _FieldError(["fields", key], f"{key!r} is not a field of a {self.task} example; valid: "
+                                  f"{', '.join(fields)}")
+        if self.task in LABELLED and not self.labels:
+            raise _FieldError(["labels"], f"a {self.task} dataset needs its labels, e.g. "
+                              "labels: {positive: yes, negative: no}")
+        if self.entities:
+            if self.task != "ner":
+                raise _FieldError(["entities"], "typed entities are for ner datasets")
+            if self.entity:
+                raise _FieldError(["entity"], "give either entity (one untyped kind) or entities (typed), not both")
+            for t in self.entities:
+                if not re.fullmatch(r"[A-Za-z][\w.+-]*", t):
+                    raise _FieldError(["entities", t], f"{t!r}: an entity type is one word as the tags write it "
+                                      "(B-<type>), e.g. Chemical or cell_line")
+            if not self.tags:
+                self.tags = ["O"] + [f"{bi}-{t}" for t in self.entities for bi in "BI"]
+            for tag in self.tags:
+                if tag != "O" and (tag[:2] not in ("B-", "I-") or tag[2:] not in self.entities):
+                    raise _FieldError(["tags"], f"tag {tag!r} is not O, B-<type> or I-<type> of the entities "
+                                      f"({', '.join(self.entities)})")
+        if self.task in ("ner", "pico") and not self.tags:
+            raise _FieldError(["tags"], "a token-tagging dataset needs its tag set, e.g. tags: [B, I, O]")
+        if self.negative is not None and self.negative not in (self.labels or []):
+            raise _FieldError(["negative"], f"{self.negative!r} is not one of the labels")
+        if self.task == "relation" and self.negative is None and self.metric == "auto":
+            raise _FieldError(["negative"], "micro F1 (the relation rule) leaves out the negative label: "
+                              "name it (negative: none), or choose metric: macro_f1 or accuracy")
+        valid = metric_choices(self.task)
+        if self.metric != "auto" and self.metric not in valid:
+            raise _FieldError(["metric"], f"{self.metric!r} does not score a {self.task} dataset; valid: auto, "
+                              f"{', '.join(valid)}")
+        return self
+
+
+class _FieldError(ValueError):
+    def __init__(self, loc: list, message: str):
+        super().__init__(message)
+        self.loc = loc
+
+
+def _where(path: Path, root, loc: list) -> str:
+    from biotune.config import _line_of
+
+    line = _line_of(root, loc) if root is not None else None
+    return f"{path}:{line}" if line else str(path)
+
+
+def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
+    """The validated file and its YAML node tree (for line numbers); BiotuneError naming file:line and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise BiotuneError(f"dataset file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data, root = yaml.safe_load(text), yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise BiotuneError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
+                           f"({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise BiotuneError(f"{path}: expected a mapping of fields (name, task, source, ...)")
+    try:
+        return DatasetFile(**data), root
+    except ValidationError as e:
+        err = e.errors()[0]
+        ctx = (err.get("ctx") or {}).get("error")
+        loc = ctx.loc if isinstance(ctx, _FieldError) else [x for x in err["loc"] if not str(x).startswith(
+            ("list[", "dict["))]
+        msg = str(ctx) if isinstance(ctx, _FieldError) else err["msg"].removeprefix("Value error, ")
+        field = ".".join(str(x) for x in loc) or "(top level)"
+        raise BiotuneError(f"{_where(path, root, loc)}: field '{field}': {msg}") from None
+
+
+def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
+    from biotune.tasks import TASKS
+
+    src = df.source
+    if src.root == BLURB_ROOT:
+        root = BLURB_ROOT
+    elif src.root and is_url(src.root):
+        root = src.root.rstrip("/")
+    else:
+        root = str((path.parent / (src.root or ".")).resolve())
+    files = dict(src.splits)
+    labels = df.labels or []
+    return DatasetSpec(
+        name=df.name, title=df.title or df.name, task=df.task, schema=TASKS.get(df.task).schema,
+        format=src.format, files={s: files[s] for s in SPLITS if s in files},
+        labels=tuple(labels), label_names=dict(labels) if isinstance(labels, dict) else {},
+        negative=df.negative, tags=tuple(df.tags or ()), entity=df.entity,
+        entities={t: d or t for t, d in df.entities.items()}, columns=tuple(src.columns or ()),
+        header=src.header, fields=dict(df.fields), label_separator=src.label_separator,
+        instruction=df.instruction, description=df.description, missing_hint=src.missing_hint, blurb=df.blurb,
+        metric=df.metric, root=root, hf=src.hf, hf_config=src.config, hf_revision=src.revision,
+        definition=str(path.resolve()), builtin=builtin,
+    )
+
+
+def load_dataset_file(path: str | Path) -> DatasetSpec:
+    """The dataset a YAML file defines; read again only when the file changed. Its name must not be a built-in
+    dataset's."""
+    p = Path(path).resolve()
+    if not p.is_file():
+        raise BiotuneError(f"dataset file {path} does not exist")
+    spec = _load_file(str(p), p.stat().st_mtime_ns)
+    if spec.name in DATASETS and DATASETS.get(spec.name).definition != spec.definition:
+        raise BiotuneError(f"{path}: field 'name': {spec.name!r} is a built-in dataset; give yours another name")
+    return spec
+
+
+@lru_cache(maxsize=64)
+def _load_file(path: str, mtime: int) -> DatasetSpec:
+    df, _ = parse_dataset_file(path)
+    return to_spec(df, Path(path))
+
+
+def definition_sha256(spec: DatasetSpec) -> str | None:
+    """SHA-256 of the dataset file (part of a result's identity for a user's dataset)."""
+    if not spec.definition:
+        return None
+    return hashlib.sha256(Path(spec.definition).read_bytes()).hexdigest()
+
+
+def builtin_dir() -> Path:
+    return Path(__file__).parent / "builtin"

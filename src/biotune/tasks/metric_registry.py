@@ -1,0 +1,95 @@
+"""Metrics a dataset file may choose instead of its task type's BLURB rule (`metric:`), for a user's own data:
+
+| name       | task types                | score                                                            |
+|------------|---------------------------|------------------------------------------------------------------|
+| accuracy   | relation, qa              | share of examples whose label is right                           |
+| macro_f1   | relation, qa              | unweighted mean over the dataset's labels of each label's F1     |
+| spearman   | similarity                | Spearman's rank correlation (Pearson r of average ranks)         |
+
+`auto` (the default) keeps the task type's BLURB rule. Each metric gives what the task types give
+(biotune.tasks.base): `score_gold`, and per-example sufficient statistics (`stats`, `score_stats`) for the
+bootstrap. Spearman's ranks are taken over the whole split, so a resample's score is Pearson r of those ranks:
+the whole split's score is exact, a resample's is Spearman's rho up to re-ranking inside the resample.
+
+Adding a metric: one more entry here with the task types it fits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from biotune import metrics
+from biotune.registry import Registry
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    title: str  # as the report names it
+    tasks: tuple[str, ...]
+    stats: Callable  # (task, golds, predictions) -> (n, k) array
+    score_stats: Callable  # (task, totals) -> score x100
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def metric_choices(task_type: str) -> list[str]:
+    return [n for n, m in METRICS.items() if task_type in m.tasks]
+
+
+def _accuracy_stats(task, golds, preds):
+    return np.array([(g == p, 1) for g, p in zip(golds, preds)], dtype=float).reshape(-1, 2)
+
+
+def _accuracy(task, t):
+    t = np.asarray(t, dtype=float)
+    return 100 * np.divide(t[..., 0], t[..., 1], out=np.zeros(t.shape[:-1]), where=t[..., 1] > 0)
+
+
+def _macro_stats(task, golds, preds):
+    labels = list(task.spec.labels)
+    rows = [[x for label in labels for x in (g == p == label, p == label, g == label)] for g, p in zip(golds, preds)]
+    return np.array(rows, dtype=float).reshape(-1, 3 * len(labels))
+
+
+def _macro(task, t):
+    t = np.asarray(t, dtype=float)
+    k = t.shape[-1] // 3
+    per = t.reshape(*t.shape[:-1], k, 3)
+    return 100 * metrics.f1_from_counts(per[..., 0], per[..., 1], per[..., 2]).mean(axis=-1)
+
+
+def _spearman_stats(task, golds, preds):
+    from scipy.stats import rankdata
+
+    x = rankdata(np.asarray(golds, dtype=float))
+    y = rankdata(np.asarray(preds, dtype=float))
+    return np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=1).reshape(-1, 6)
+
+
+def _spearman(task, t):
+    return 100 * metrics.pearson_from_moments(t)
+
+
+METRICS.add("accuracy", Metric("accuracy", "accuracy", ("relation", "qa"), _accuracy_stats, _accuracy))
+METRICS.add("macro_f1", Metric("macro_f1", "macro F1 over the labels", ("relation", "qa"), _macro_stats, _macro))
+METRICS.add("spearman", Metric("spearman", "Spearman rho", ("similarity",), _spearman_stats, _spearman))
+
+
+def bind(task, name: str) -> None:
+    """Make `task` score by metric `name` (its score, its per-example statistics, its report title)."""
+    m = METRICS.get(name)
+
+    def score_gold(golds, predictions, ids):
+        totals = m.stats(task, golds, predictions).sum(axis=0)
+        value = float(m.score_stats(task, totals))
+        return {"score": value, name: value}
+
+    task.metric = m.title
+    task.score_gold = score_gold
+    task.stats = lambda golds, predictions, ids: m.stats(task, golds, predictions)
+    task.score_stats = lambda totals: m.score_stats(task, totals)
