@@ -334,7 +334,10 @@ def print_summary(summary: dict) -> None:
         out.print("* not the BLURB test split: not comparable to published BLURB numbers")
     b = summary["blurb"]
     note = "" if b["complete"] else f" (partial: {b['n_task_types']}/6 task types{', datasets skipped' if summary['skipped'] else ''})"
-    out.print(f"BLURB score: {b['blurb_score']:.2f}{note}")
+    if b["n_task_types"]:
+        out.print(f"BLURB score: {b['blurb_score']:.2f}{note}")
+    else:
+        out.print("BLURB score: none (no BLURB dataset evaluated)")
 
 
 def _one_line(e: ValidationError) -> str:
