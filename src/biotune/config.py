@@ -85,6 +85,9 @@ class TrainingConfig(_Strict):
     select_by: Literal["metric", "loss"] = "metric"
     # stop after this many dev evaluations in a row without a better dev score (dev loss with select_by: loss)
     early_stopping_patience: int | None = Field(None, ge=1)
+    # experiment tracking through the Trainer's integrations (biotune.tracking): mlflow, tensorboard, wandb; each
+    # needs its package. Not part of a result's identity
+    report_to: list[Literal["mlflow", "tensorboard", "wandb"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _saves_at_evaluations(self) -> "TrainingConfig":
@@ -145,6 +148,8 @@ class ExperimentConfig(_Strict):
     # (full fine-tuning: the whole trained model), none; auto: the adapter for adapter methods, the model for full
     # fine-tuning (in a study: none), nothing for in-context methods. Not part of a result's identity.
     keep: Literal["auto", "adapter", "model", "none"] = "auto"
+    # labels a tracker shows beside the run (a study sets study and cell); not part of a result's identity
+    tags: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

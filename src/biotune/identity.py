@@ -6,7 +6,8 @@
 - `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate
   resolved to the method's default, training and evaluation settings), without what only names or places a
   run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to leave results
-  identical) and without `keep` (what a finished run leaves on disk).
+  identical), without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`,
+  `tags`).
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
   file reruns its cells and a moved data folder does not; for a user's dataset file also the file itself
   (`definition`: columns, labels, metric decide results too), for a hub dataset the examples as read.
@@ -28,7 +29,8 @@ from typing import Any
 
 from .config import ExperimentConfig
 
-_NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep"}
+_NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
+_NOT_IDENTITY_TRAINING = {"report_to"}  # tracking: where the curves go, not what they are
 _FILE_HASHES: dict[tuple, str] = {}
 
 
@@ -145,7 +147,8 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
 
     from .data import get_spec
 
-    experiment = json.loads(json.dumps(cfg.model_dump(exclude=_NOT_IDENTITY), default=str))
+    exclude = {**{k: True for k in _NOT_IDENTITY}, "training": _NOT_IDENTITY_TRAINING}
+    experiment = json.loads(json.dumps(cfg.model_dump(exclude=exclude), default=str))
     experiment["dataset"] = get_spec(cfg.dataset).name  # a dataset file by its name: moving it reruns nothing
     return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
             "scoring_version": SCORING_VERSION}

@@ -93,6 +93,12 @@ class Experiment:
         self.compute_dtype = torch.bfloat16 if self.use_bf16 else torch.float32
         self.train_info: dict = {}
         self.identity_hash: str | None = None  # set by run_experiment (biotune.identity)
+        # the MLflow run the Trainer opens, when the run reports to MLflow (biotune.tracking)
+        self.mlflow_run = None
+        if "mlflow" in cfg.training.report_to and is_main_process():
+            from .tracking import run_id_callback
+
+            self.mlflow_run = run_id_callback()
 
     def setup(self) -> None:
         cfg, method = self.cfg, self.method
@@ -217,7 +223,9 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
         if is_main_process():
             tidy(out, cfg.keep)  # a run killed between its result and its tidying
         return json.loads((out / "metrics.json").read_text())
-    with disk_full_errors(out):
+    from . import tracking
+
+    with disk_full_errors(out), tracking.environment(cfg, out, ident_hash):
         exp = Experiment(cfg, progress and is_main_process())
         exp.identity_hash = ident_hash
         exp.setup()
@@ -225,6 +233,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
         if not is_main_process():
             return None
         summary = exp.write(*exp.predict())
+        tracking.log_final(cfg, out, summary, exp.mlflow_run.run_id if exp.mlflow_run else None)
     tidy(out, cfg.keep)
     return summary
 
@@ -338,7 +347,8 @@ def _trainer(exp: Experiment):
         activation_checkpointing=t.gradient_checkpointing,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to=[],
+        report_to=list(t.report_to),  # the Trainer's own integrations (biotune.tracking); none by default
+        run_name=cfg.resolved_name(),
         disable_tqdm=not exp.progress,
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
@@ -379,7 +389,9 @@ def _trainer(exp: Experiment):
     tokens = _Meter()
     trainer = _CountingTrainer(
         model=exp.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
-        data_collator=collator, processing_class=tokenizer, callbacks=[tokens], compute_loss_func=loss_func,
+        data_collator=collator, processing_class=tokenizer, callbacks=[tokens] + ([exp.mlflow_run] if exp.mlflow_run
+                                                                             else []),
+        compute_loss_func=loss_func,
     )
     trainer.biotune_tokens = tokens
     def dev_scorer():

@@ -296,6 +296,7 @@ def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEnt
         data["keep"] = "none"  # a study keeps no fully fine-tuned model unless told (keep: model)
     cell_id = f"{dataset}__{model.name}__{method.key}__s{seed}"
     data["name"] = cell_id
+    data["tags"] = {**data.get("tags", {}), "study": study.name, "cell": cell_id}  # for trackers (not identity)
     try:
         experiment = validate_experiment(data, f"{source} (cell {cell_id})")
     except BiotuneError as e:
