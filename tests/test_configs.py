@@ -177,3 +177,47 @@ def test_chatglm_needs_explicit_trust_remote_code(tmp_path, data_dir):
     assert cfg.model.trust_remote_code is False
     with pytest.raises(BiotuneError, match=r"set `model.trust_remote_code: true`"):
         run_experiment(cfg, progress=False)
+
+
+def test_the_paper_study_is_the_seed_papers_grid():
+    """configs/studies/paper.yaml: the seed paper's models, every BLURB dataset, its six methods, 3 seeds, and
+    each trained method's learning rates searched per model (the model-and-method grid winning)."""
+    from biotune.study.grid import load_study
+
+    study, cells, left_out = load_study(Path(__file__).resolve().parents[1] / "configs" / "studies" / "paper.yaml")
+    assert {m.path for m in study.models} == {
+        "meta-llama/Meta-Llama-3-8B-Instruct", "google/flan-t5-xl", "THUDM/glm-4-9b-chat-hf", "google/flan-ul2",
+        "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", "emilyalsentzer/Bio_ClinicalBERT"}
+    assert len(study.dataset_names()) == 13 and study.seeds == [0, 1, 2]
+    assert {m.name for m in study.method_entries()} == {"zero_shot", "few_shot", "fft", "lora", "qlora", "ptuning"}
+    assert left_out == []
+    groups = {g.key: g for g in study.groups}
+    rates = {key: sorted(c.experiment.training.learning_rate for c in g.candidates) for key, g in groups.items()}
+    assert rates[("gad", "llama-3-8b", "fft")] == [5e-6, 1e-5, 2e-5]
+    assert rates[("gad", "llama-3-8b", "lora")] == [1e-4, 2e-4, 5e-4]
+    assert rates[("hoc", "flan-ul2", "qlora")] == [5e-5, 1e-4, 2e-4]
+    assert rates[("gad", "glm-4-9b", "ptuning")] == [1e-3, 5e-3, 1e-2]
+    assert rates[("gad", "pubmedbert", "fft")] == [1e-5, 3e-5, 5e-5]
+    # 13 datasets x (4 LLMs x 4 trained methods + 2 encoders x FFT) searched over 3 rates
+    assert len(groups) == 13 * (4 * 4 + 2) and all(len(g.candidates) == 3 for g in groups.values())
+    by = {(c.dataset, c.model, c.method, c.seed) for c in cells}
+    assert ("gad", "pubmedbert", "lora", 0) not in by and ("gad", "llama-3-8b", "zero_shot", 0) in by
+    llama = next(c for c in cells if c.model == "llama-3-8b" and c.method == "lora").experiment
+    assert llama.training.gradient_checkpointing and llama.training.batch_size * llama.training.grad_accum == 16
+    assert llama.method.params["r"] == 64 and llama.runtime.eval_batch_size == 16
+
+
+def test_a_model_and_method_search_names_known_models_and_methods(tmp_path):
+    import yaml
+
+    from biotune.errors import BiotuneError
+    from biotune.study.grid import load_study
+
+    base = {"name": "s", "datasets": ["gad"], "seeds": [0], "methods": ["lora"],
+            "models": [{"name": "m", "family": "causal", "path": "smollm2-135m"}]}
+    for grid, needle in (({"x": {"lora": {"training.learning_rate": [1e-4]}}}, "'x' is not one of the study's models"),
+                         ({"m": {"fft": {"training.learning_rate": [1e-4]}}}, "'fft' is not one of the study's methods")):
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump({**base, "search": {"model_method": grid}}))
+        with pytest.raises(BiotuneError, match=needle):
+            load_study(path)

@@ -238,6 +238,17 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             for f, values in grid.items():
                 if not isinstance(values, list) or not values:
                     fail(["search", axis, name, f], "a non-empty list of values to try")
+    for name, by_method in study.search.model_method.items():
+        if name not in names:
+            fail(["search", "model_method", name], f"{name!r} is not one of the study's models; valid: "
+                 f"{', '.join(names)}")
+        for key, grid in by_method.items():
+            if key not in keys:
+                fail(["search", "model_method", name, key], f"{key!r} is not one of the study's methods; valid: "
+                     f"{', '.join(keys)}")
+            for f, values in grid.items():
+                if not values:
+                    fail(["search", "model_method", name, key, f], "a non-empty list of values to try")
 
     cells, left_out, groups = [], [], []
     for dataset in datasets:

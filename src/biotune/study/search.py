@@ -6,10 +6,12 @@
         lora: {training.learning_rate: [1.0e-4, 1.0e-3], method.params.r: [8, 16]}
         few_shot: {method.params.shots: [1, 3, 5]}
       model: {minilm: {training.learning_rate: [2.0e-5, 5.0e-5]}}     # per model (its methods that train)
+      model_method:                                                     # per model and method
+        llama3: {fft: {training.learning_rate: [1.0e-5, 2.0e-5]}, lora: {training.learning_rate: [1.0e-4, 2.0e-4]}}
 
-For each (dataset, model, method) the grid is the global one, then the method's, then the model's (a field named
-again takes the later values: a model's learning rates win over a method's, as the scale of a learning rate
-follows the model); its candidates are every combination. Each candidate runs on the first seed and is
+For each (dataset, model, method) the grid is the global one, then the method's, then the model's, then the
+model-and-method one (a field named again takes the later values: a model's learning rates win over a method's, as
+the scale of a learning rate follows the model, and a pair's win over both); its candidates are every combination. Each candidate runs on the first seed and is
 scored on dev with the dataset's own metric (`Experiment.dev_score`); the best candidate (ties: the first in grid
 order) then runs every other seed and is what the report shows, scored on test. The chosen candidate's first-seed
 run is itself the final cell of that seed (the same experiment), so nothing is trained twice. The search's cost is
@@ -32,6 +34,7 @@ class SearchConfig(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     model: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     method: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    model_method: dict[str, dict[str, dict[str, list[Any]]]] = Field(default_factory=dict)
 
     @field_validator("grid")
     @classmethod
@@ -46,6 +49,7 @@ class SearchConfig(BaseModel):
         out.update(self.method.get(method, {}))
         if trains:
             out.update(self.model.get(model, {}))
+        out.update(self.model_method.get(model, {}).get(method, {}))
         return {k: v for k, v in out.items() if v}
 
 
