@@ -93,7 +93,8 @@ def _download(url: str, dest: Path) -> bool:
     tmp = dest.with_name(dest.name + ".part")
     try:
         if url.startswith(("http://", "https://")):
-            found = _http_fetch(url, tmp)
+            found = _http_fetch(url, tmp, hint="no network here? Copy the BLURB files from a machine that has it "
+                                "and set BIOTUNE_DATA, or fetch from a local mirror (--mirror DIR)")
         else:
             import fsspec
 
@@ -104,6 +105,8 @@ def _download(url: str, dest: Path) -> bool:
                     shutil.copyfileobj(src, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        if not any(dest.parent.iterdir()):
+            dest.parent.rmdir()  # no empty folder left behind
         raise
     if found:
         os.replace(tmp, dest)

@@ -90,7 +90,10 @@ def local_file(location: str, relative: str) -> Path | None:
     return target
 
 
-def _http_fetch(url: str, dest: Path, timeout: float = 60) -> bool:
+NO_NETWORK_HINT = "no network here? Fetch the file elsewhere and point the dataset's source.root at a local copy"
+
+
+def _http_fetch(url: str, dest: Path, timeout: float = 60, hint: str = NO_NETWORK_HINT) -> bool:
     """Download `url` to `dest` (the standard library, no extra dependency); False on 404, a one-line error when
     the host cannot be reached."""
     import urllib.error
@@ -106,5 +109,4 @@ def _http_fetch(url: str, dest: Path, timeout: float = 60) -> bool:
         raise BiotuneError(f"cannot fetch {url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise BiotuneError(f"cannot fetch {url} ({reason}): no network here? Fetch the file elsewhere and point "
-                           "the dataset's source.root at a local copy") from None
+        raise BiotuneError(f"cannot fetch {url} ({reason}): {hint}") from None
