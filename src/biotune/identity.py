@@ -104,10 +104,8 @@ def splits_read(cfg: ExperimentConfig) -> list[str]:
 
 def data_identity(cfg: ExperimentConfig) -> dict[str, str]:
     """split -> SHA-256 of its file ('missing' where the split is not there: the run itself then fails)."""
-    from .data import get_spec, resolve_data_dir
-    from .data.location import local_file
-
-    from .data.catalog import split_file, load_split
+    from .data import get_spec
+    from .data.catalog import load_split, split_file
 
     spec = get_spec(cfg.dataset)
     out = {}
@@ -143,9 +141,8 @@ def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def identity(cfg: ExperimentConfig) -> dict[str, Any]:
-    from .tasks import SCORING_VERSION
-
     from .data import get_spec
+    from .tasks import SCORING_VERSION
 
     exclude = {**{k: True for k in _NOT_IDENTITY}, "training": _NOT_IDENTITY_TRAINING}
     experiment = json.loads(json.dumps(cfg.model_dump(exclude=exclude), default=str))
