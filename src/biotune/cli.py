@@ -287,6 +287,21 @@ def _write_report(study, cells, memory_budgets: str | None = None, time_budgets:
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 
 
+@app.command("export")
+def export_cmd(
+    run_dir: str = typer.Argument(..., help="A finished run's folder (biotune run, or a study cell's)."),
+    out_dir: str = typer.Option(..., "--out", help="New folder to write."),
+    merge: bool = typer.Option(False, "--merge", help="Merge the adapter into the base model (one transformers "
+                               "folder; QLoRA: into the bf16 base)."),
+) -> None:
+    """Export a run's trained weights: the adapter as a standard peft folder (or the fully fine-tuned model), or
+    with --merge the base model with the adapter merged in; safetensors, tokenizer and a model card."""
+    from .export import export_run
+
+    path = export_run(run_dir, out_dir, merge)
+    out.print(f"exported to {path}/ ({', '.join(sorted(p.name for p in path.iterdir()))})")
+
+
 results_app = typer.Typer(help="The results store.", no_args_is_help=True)
 app.add_typer(results_app, name="results")
 
