@@ -357,3 +357,10 @@ def test_the_readme_example_from_a_csv_to_an_evaluation(tmp_path):
     result = summary["datasets"]["my-task"]
     assert result["n"] == 20 and result["metric"] == "micro F1, negative class excluded"
     assert 0 <= result["score"] <= 100
+
+
+def test_pico_tags_are_ebm_nlps(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ntask: pico\nsource: {format: conll, splits: {test: t.conll}}\ntags: [O, B-X]\n")
+    with pytest.raises(BiotuneError, match=r"p.yaml:4: field 'tags': PICO tags are O, I-PAR, I-INT, I-OUT"):
+        load_dataset_file(path)

@@ -172,6 +172,9 @@ class DatasetFile(_Strict):
                 if tag != "O" and (tag[:2] not in ("B-", "I-") or tag[2:] not in self.entities):
                     raise _FieldError(["tags"], f"tag {tag!r} is not O, B-<type> or I-<type> of the entities "
                                       f"({', '.join(self.entities)})")
+        if self.task == "pico" and self.tags and not set(self.tags) <= {"O", "I-PAR", "I-INT", "I-OUT"}:
+            raise _FieldError(["tags"], "PICO tags are O, I-PAR, I-INT, I-OUT (EBM-NLP's); for other span types "
+                              "use task: ner with typed entities")
         if self.task in ("ner", "pico") and not self.tags:
             raise _FieldError(["tags"], "a token-tagging dataset needs its tag set, e.g. tags: [B, I, O]")
         if self.negative is not None and self.negative not in (self.labels or []):
