@@ -284,20 +284,26 @@ def _line_of(node, path: list) -> int | None:
     return line
 
 
-def load_experiment(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
-    path = Path(path)
+def read_yaml_file(path: Path, kind: str, fields: str) -> tuple[dict, yaml.Node]:
+    """A YAML file of fields (experiment, study, dataset file) and its node tree (for line numbers), or one line
+    saying what is wrong: no such file, not YAML (with the line), not a mapping."""
     if not path.is_file():
-        raise BiotuneError(f"experiment file {path} does not exist")
+        raise BiotuneError(f"{kind} file {path} does not exist")
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        data, root = yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise BiotuneError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
     if not isinstance(data, dict):
-        raise BiotuneError(f"{path}: expected a mapping of fields (dataset, model, method, ...)")
+        raise BiotuneError(f"{path}: expected a mapping of fields ({fields}, ...)")
+    return data, root
+
+
+def load_experiment(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
+    path = Path(path)
+    data, root = read_yaml_file(path, "experiment", "dataset, model, method")
     if "dataset" in data:
         data["dataset"] = dataset_ref(data["dataset"], path.parent)
     for key, value in (overrides or {}).items():

@@ -29,7 +29,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biotune.errors import BiotuneError
@@ -70,11 +69,11 @@ class SourceConfig(_Strict):
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
+        from biotune.config import _known
+
         from .formats import FORMATS
 
-        if v not in FORMATS:
-            raise ValueError(f"unknown format {v!r}; valid: {', '.join(FORMATS.names())}")
-        return v
+        return _known(FORMATS, v)
 
     @field_validator("splits")
     @classmethod
@@ -120,11 +119,10 @@ class DatasetFile(_Strict):
     @field_validator("task")
     @classmethod
     def _task(cls, v: str) -> str:
+        from biotune.config import _known
         from biotune.tasks import TASKS
 
-        if v not in TASKS:
-            raise ValueError(f"unknown task type {v!r}; valid: {', '.join(TASKS.names())}")
-        return v
+        return _known(TASKS, v)
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -204,18 +202,10 @@ def _where(path: Path, root, loc: list) -> str:
 
 def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
     """The validated file and its YAML node tree (for line numbers); BiotuneError naming file:line and field."""
+    from biotune.config import read_yaml_file
+
     path = Path(path)
-    if not path.is_file():
-        raise BiotuneError(f"dataset file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data, root = yaml.safe_load(text), yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise BiotuneError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML "
-                           f"({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise BiotuneError(f"{path}: expected a mapping of fields (name, task, source, ...)")
+    data, root = read_yaml_file(path, "dataset", "name, task, source")
     try:
         return DatasetFile(**data), root
     except ValidationError as e:

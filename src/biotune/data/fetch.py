@@ -20,13 +20,12 @@ import json
 import math
 import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from biotune.errors import BiotuneError
 
-from .location import _http_fetch, cache_dir, is_url
+from .location import cache_dir, download, is_url
 
 DEFAULT_MIRROR = "https://raw.githubusercontent.com"
 KEBIOLM = ("hieunguyen7337/KeBioLM", "bc7c3667c786236252ba5b26b3b921197465b7a3", "data")
@@ -87,30 +86,8 @@ def _source_url(mirror: str, source: tuple[str, str, str], path: str) -> str:
     return f"{mirror.rstrip('/')}/{repo}/{commit}/{folder}/{path}"
 
 
-def _download(url: str, dest: Path) -> bool:
-    """`url` to `dest` (via a .part file); False when the source has no such file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        if url.startswith(("http://", "https://")):
-            found = _http_fetch(url, tmp, hint="no network here? Copy the BLURB files from a machine that has it "
-                                "and set BIOTUNE_DATA, or fetch from a local mirror (--mirror DIR)")
-        else:
-            import fsspec
-
-            fs, fs_path = fsspec.core.url_to_fs(url)
-            found = fs.exists(fs_path)
-            if found:
-                with fs.open(fs_path, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        if not any(dest.parent.iterdir()):
-            dest.parent.rmdir()  # no empty folder left behind
-        raise
-    if found:
-        os.replace(tmp, dest)
-    return found
+_NO_NETWORK = ("no network here? Copy the BLURB files from a machine that has it and set BIOTUNE_DATA, or fetch "
+               "from a local mirror (--mirror DIR)")
 
 
 def fetch(target: str | Path | None = None, mirror: str = DEFAULT_MIRROR, log=print) -> list[Outcome]:
@@ -130,7 +107,7 @@ def fetch(target: str | Path | None = None, mirror: str = DEFAULT_MIRROR, log=pr
         name = rel.removeprefix("pubmedqa/")
         url = _source_url(mirror, source, name)
         log(f"[{i}/{len(files)}] {rel} <- {url}")
-        if not _download(url, dest):
+        if not download(url, dest, hint=_NO_NETWORK):
             hint = HINTS.get(rel.split("/")[0], "")
             outcomes.append(Outcome(rel, "missing", f"not in {source[0]} @ {source[1][:7]}" + (f"; {hint}" if hint
                                                                                               else "")))

@@ -65,29 +65,36 @@ def local_file(location: str, relative: str) -> Path | None:
     if not is_url(location):
         path = Path(location) / relative
         return path if path.is_file() else None
-    url = f"{location}/{relative}"
     target = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16] / relative
-    if target.is_file():
+    if target.is_file() or download(f"{location}/{relative}", target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
+    return None
+
+
+def download(url: str, dest: Path, hint: str | None = None) -> bool:
+    """Fetch `url` (https with the standard library, anything else through fsspec) to `dest` via a `.part` file;
+    False when the source has no such file. Nothing half-fetched is kept, nor a folder made only for it."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
     try:
         if url.startswith(("http://", "https://")):
-            if not _http_fetch(url, tmp):
-                return None
+            found = _http_fetch(url, tmp, hint=hint or NO_NETWORK_HINT)
         else:
             import fsspec
 
             fs, fs_path = fsspec.core.url_to_fs(url)
-            if not fs.exists(fs_path):
-                return None
-            with fs.open(fs_path, "rb") as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            found = fs.exists(fs_path)
+            if found:
+                with fs.open(fs_path, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
     except BaseException:
-        tmp.unlink(missing_ok=True)  # nothing half-fetched is kept
+        tmp.unlink(missing_ok=True)
+        if not any(dest.parent.iterdir()):
+            dest.parent.rmdir()
         raise
-    os.replace(tmp, target)
-    return target
+    if found:
+        os.replace(tmp, dest)
+    return found
 
 
 NO_NETWORK_HINT = "no network here? Fetch the file elsewhere and point the dataset's source.root at a local copy"

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from biotune.config import ExperimentConfig, _line_of, field_error, validate_experiment
+from biotune.config import ExperimentConfig, _line_of, field_error, read_yaml_file, validate_experiment
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
 from biotune.paths import check_name, inside
@@ -170,16 +169,7 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
     path = Path(path)
-    if not path.is_file():
-        raise BiotuneError(f"study file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data, root = yaml.safe_load(text), yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise BiotuneError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise BiotuneError(f"{path}: expected a mapping (name, datasets, models, methods, seeds, ...)")
+    data, root = read_yaml_file(path, "study", "name, datasets, models, methods, seeds")
     try:
         study = StudyConfig(**data)
     except ValidationError as e:

@@ -6,6 +6,6 @@ import it below.
 
 from biotune.registry import Registry
 
-FORMATS: Registry = Registry("data format")
+FORMATS: Registry = Registry("format")
 
 from . import conll, hoc_tsv, hub, jsonl, pubmedqa_json, table  # noqa: E402,F401  (registers readers)
