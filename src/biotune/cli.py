@@ -23,6 +23,11 @@ data_app = typer.Typer(help="Inspect the datasets: the BLURB ones and your own d
 app.add_typer(data_app, name="data")
 out = Console(width=None if sys.stdout.isatty() else 160)
 
+GPU_OPTION = typer.Option(None, "--gpu", help="With --plan: a GPU of biotune's table (a100-80gb, h100-sxm, h200, l40s, rtx-4090, ...).")
+GPU_MEMORY_OPTION = typer.Option(None, "--gpu-memory", help="With --plan, for a GPU not in the table: its memory in GB.")
+GPU_TFLOPS_OPTION = typer.Option(None, "--gpu-tflops", help="With --plan and --gpu-memory: its dense bf16 TFLOP/s.")
+GPUS_OPTION = typer.Option(1, "--gpus", help="With --plan: GPUs per cell (more than one: FSDP, sharded, data parallel).")
+UTILIZATION_OPTION = typer.Option(0.4, "--utilization", help="With --plan: the fraction of peak FLOP/s training and prefill reach.")
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the BLURB files (default: $BIOTUNE_DATA or ../shared/data/blurb).")
 
 
@@ -168,6 +173,12 @@ def run_cmd(
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set dataset=hoc --set training.max_steps=20"),
     progress: bool = typer.Option(True, help="Show progress bars."),
     force: bool = typer.Option(False, "--force", help="Replace a result (or half-done run) of another experiment in the output folder."),
+    plan: bool = typer.Option(False, "--plan", help="Print the cost estimate (memory, FLOPs, time, fits) and exit."),
+    gpu: Optional[str] = GPU_OPTION,
+    gpu_memory: Optional[float] = GPU_MEMORY_OPTION,
+    gpu_tflops: Optional[float] = GPU_TFLOPS_OPTION,
+    gpus: int = GPUS_OPTION,
+    utilization: float = UTILIZATION_OPTION,
 ) -> None:
     """Train (or not, for zero-/few-shot) and score one experiment; rerun to resume after a kill."""
     from .config import load_experiment, parse_overrides
@@ -176,6 +187,17 @@ def run_cmd(
     if output_dir:
         overrides["output_dir"] = output_dir
     cfg = load_experiment(experiment, overrides)
+    if plan:
+        from .plan import accelerator, plan_experiment
+        from .plan.render import assumptions, cell_table
+
+        acc = accelerator(gpu, gpu_memory, gpu_tflops)
+        p = plan_experiment(cfg, acc, _positive(gpus, "--gpus"), _fraction(utilization))
+        out.print(cell_table([(cfg.resolved_name(), p)], f"plan: {cfg.resolved_name()}"))
+        for note in p.notes:
+            out.print(f"note: {note}", soft_wrap=True)
+        out.print(assumptions(acc, gpus, utilization), soft_wrap=True)
+        return
     from .train import output_dir as out_of, run_experiment
     summary = run_experiment(cfg, progress=progress, force=force)
     if summary is None:  # a non-main process of a multi-process run: the main one reports
@@ -201,12 +223,21 @@ def study_cmd(
     cpus_per_cell: float = typer.Option(1, help="With --executor ray: CPUs each cell reserves (its torch threads)."),
     gpus_per_cell: float = typer.Option(0, help="With --executor ray: GPUs each cell reserves."),
     report: bool = typer.Option(True, help="Write the report (biotune report) when the cells are done."),
+    plan: bool = typer.Option(False, "--plan", help="Print each cell's cost estimate (memory, FLOPs, time, whether it fits, what would) and the totals, and exit."),
+    gpu: Optional[str] = GPU_OPTION,
+    gpu_memory: Optional[float] = GPU_MEMORY_OPTION,
+    gpu_tflops: Optional[float] = GPU_TFLOPS_OPTION,
+    gpus: int = GPUS_OPTION,
+    utilization: float = UTILIZATION_OPTION,
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
     from .study.grid import load_study
     from .study.runner import run_study
 
     study, cells, left_out = load_study(study_file)
+    if plan:
+        _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization)
+        return
     if dry_run:
         from .study.runner import cell_states, existing_store
 
@@ -251,6 +282,44 @@ def study_cmd(
         _write_report(study, result["final_cells"])
     if result["failed"]:
         raise typer.Exit(1)
+
+
+def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) -> None:
+    from rich.progress import track
+
+    from .plan import accelerator, plan_experiment
+    from .plan.render import assumptions, cell_table, summary_table, totals
+
+    acc = accelerator(gpu, gpu_memory, gpu_tflops)
+    gpus, utilization = _positive(gpus, "--gpus"), _fraction(utilization)
+    todo = [(c.label, c) for c in cells]
+    for g in study.groups:  # a search's best candidate then runs the other seeds: planned as its first candidate
+        first = g.candidates[0]
+        todo += [(f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s)
+                                                                    for s in g.seeds[1:])]
+    rows = [(label, c, plan_experiment(c.experiment, acc, gpus, utilization))
+            for label, c in track(todo, description="planning", console=Console(stderr=True),
+                                  disable=not sys.stderr.isatty())]
+    out.print(cell_table([(label, p) for label, _, p in rows], f"plan: study {study.name}"))
+    out.print(summary_table([((c.model, c.method), p) for _, c, p in rows]))
+    notes = sorted({n.split(":")[0] + ": " + n.split(": ", 1)[1] for _, _, p in rows for n in p.notes
+                    if "tokenizer" in n})
+    for note in notes:
+        out.print(f"note: {note}", soft_wrap=True)
+    out.print(assumptions(acc, gpus, utilization), soft_wrap=True)
+    out.print(totals([p for _, _, p in rows]), soft_wrap=True)
+
+
+def _positive(n: int, name: str) -> int:
+    if n < 1:
+        raise BiotuneError(f"{name} {n}: expected 1 or more")
+    return n
+
+
+def _fraction(u: float) -> float:
+    if not 0 < u <= 1:
+        raise BiotuneError(f"--utilization {u}: expected a fraction of the peak, in (0, 1], e.g. 0.4")
+    return u
 
 
 @app.command("report")

@@ -1,0 +1,302 @@
+"""A cell's cost before it runs: peak accelerator memory, FLOPs of training and evaluation from the real token
+counts of its data, time at a stated utilisation, whether it fits, and for one that does not, what would.
+
+Time: compute at `utilization` of the accelerator's peak in the run's dtype (QLoRA at QLORA_SPEED of that:
+bitsandbytes dequantizes each 4-bit weight in every forward and backward); a generation step is bound by the
+larger of its compute and of reading every weight and the KV cache once at BANDWIDTH_EFFICIENCY of the memory
+bandwidth. Both are planner assumptions, stated with every plan and checked against measured runs in
+BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from biotune.errors import BiotuneError, MissingSplitError
+
+from . import estimate as E
+from .architecture import Architecture, architecture
+from .gpus import Accelerator
+from .tokens import SplitTokens, split_tokens, tokenizer_for
+
+QLORA_SPEED = 0.6
+BANDWIDTH_EFFICIENCY = 0.6
+FSDP_CHOICES = (2, 4, 8, 16)
+
+
+@dataclass
+class Plan:
+    """One experiment's estimate."""
+
+    name: str
+    method: str
+    trains: bool
+    total_params: int = 0
+    trainable_params: int = 0
+    weights_bytes: float = 0.0
+    state_bytes: float = 0.0  # gradients, optimizer moments, autocast copies
+    activation_bytes: float = 0.0  # the largest micro-batch's, logits included
+    generation_bytes: float = 0.0  # KV cache + prefill of the largest evaluation batch
+    peak_bytes: float = 0.0
+    train_tokens: float = 0.0
+    eval_tokens: float = 0.0  # prompts + generated answers (dev scoring during training included)
+    train_flops: float = 0.0
+    eval_flops: float = 0.0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    gpus: int = 1
+    fits: bool = True
+    suggestions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None  # the cell could not be planned (e.g. a split is missing)
+
+    @property
+    def seconds(self) -> float:
+        return self.train_seconds + self.eval_seconds
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.seconds * self.gpus / 3600
+
+
+def regime(cfg, acc: Accelerator, arch: Architecture):
+    from biotune.methods import METHODS
+    from biotune.runtime import attention_for
+
+    method = METHODS.get(cfg.method.name)
+    bf16 = acc.bf16 if cfg.training.bf16 == "auto" else bool(cfg.training.bf16)
+    dtype_bytes = 2 if bf16 else 4
+    if not method.trains and cfg.model.dtype in ("float32", "fp32"):
+        dtype_bytes = 4
+    device = type("Device", (), {"type": acc.device_type})()
+    eager = attention_for(device, method.trains, cfg.model.attn_implementation) == "eager"
+    return E.Regime(
+        compute_bytes=dtype_bytes, trains=method.trains, trains_base=method.trains_base, quantized=method.quantized,
+        double_quant=bool(cfg.method.params.get("double_quant", True)),
+        gradient_checkpointing=cfg.training.gradient_checkpointing, eager_attention=eager,
+        lora_dropout=float(cfg.method.params.get("dropout", 0.0) or 0.0),
+        logits_at_answers=cfg.runtime.logits_at_answers, autocast=bf16 and method.trains,
+    )
+
+
+@dataclass
+class _Data:
+    train: SplitTokens | None
+    dev_loss: SplitTokens | None
+    dev_generate: SplitTokens | None
+    test: SplitTokens
+
+
+def _data(cfg, method) -> _Data:
+    from biotune.models import FAMILIES
+
+    generative = FAMILIES.get(cfg.model.family).generative
+    t = cfg.training
+    train = dev_loss = dev_gen = None
+    if method.trains:
+        train = split_tokens(cfg, t.train_split, t.train_limit, "train")
+        dev_loss = split_tokens(cfg, "dev", t.dev_limit, "dev_loss")
+        if t.select_by == "metric":
+            dev_gen = split_tokens(cfg, "dev", t.dev_limit, "generate") if generative else dev_loss
+    test = split_tokens(cfg, cfg.eval.split, cfg.eval.limit, "generate")
+    return _Data(train, dev_loss, dev_gen, test)
+
+
+def plan_experiment(cfg, acc: Accelerator, gpus: int = 1, utilization: float = 0.4, suggest: bool = True) -> Plan:
+    """The estimate for one experiment on `gpus` accelerators like `acc` (more than one: FSDP, the weights,
+    gradients and optimizer state sharded, data parallel)."""
+    from biotune.methods import METHODS
+
+    method = METHODS.get(cfg.method.name)
+    plan = Plan(cfg.resolved_name(), cfg.method.name, method.trains, gpus=gpus)
+    try:
+        data = _data(cfg, method)
+    except MissingSplitError as e:
+        plan.error = f"cannot count its tokens: {str(e).splitlines()[0]}"
+        plan.fits = False
+        return plan
+    arch = architecture(cfg)
+    r = regime(cfg, acc, arch)
+    plan.total_params, plan.trainable_params = arch.total_params, arch.trainable_params
+    _fill(plan, cfg, acc, arch, r, data, gpus, utilization)
+    generative = arch.decoder is not None
+    _, tok = tokenizer_for(cfg.model.model_dump_json(), generative)
+    if tok.startswith("proxy"):
+        plan.notes.append(f"tokens counted with a {tok} tokenizer (the model's own is not available offline)")
+    for s in (data.train, data.test):
+        if s is not None and s.measured < s.n:
+            plan.notes.append(f"{s.split}: {s.measured} of {s.n} examples measured, scaled")
+    if suggest and not plan.fits and acc.device_type == "cuda":
+        plan.suggestions = _suggestions(cfg, acc, plan, gpus, utilization)
+    return plan
+
+
+def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: float) -> None:
+    t = cfg.training
+    encoder_decoder = arch.encoder is not None and arch.decoder is not None
+    weights = E.weight_bytes(arch, r)
+    state = E.training_state_bytes(arch, r)
+    plan.weights_bytes, plan.state_bytes = weights, state
+    peak_flops = acc.peak_flops(r.compute_bytes == 2) * gpus
+    speed = utilization * (QLORA_SPEED if r.quantized else 1.0)
+
+    act = 0.0
+    if data.train is not None:
+        tr = data.train
+        cap = lambda x: min(x, t.max_length)
+        if encoder_decoder:
+            length, target = cap(tr.max_input()), tr.max_target()
+        else:
+            length, target = cap(tr.max_input() + tr.max_target()) + arch.virtual_tokens, tr.max_target()
+        act = (E.activation_bytes(arch, r, t.batch_size, length, target)
+               + E.logits_bytes(arch, r, t.batch_size, length, target))
+        steps = E.steps_of(tr.n, t.batch_size, t.grad_accum, t.epochs, t.max_steps)
+        examples = steps * t.batch_size * t.grad_accum * gpus if t.max_steps > 0 else tr.n * t.epochs
+        per_example = [_train_flops(arch, r, cfg, i, a) for i, a in zip(tr.inputs, tr.targets)]
+        per_token = [i + a for i, a in zip(tr.inputs, tr.targets)]
+        plan.train_flops = sum(per_example) / tr.measured * examples
+        plan.train_tokens = sum(per_token) / tr.measured * examples
+        plan.train_seconds = plan.train_flops / (peak_flops * speed)
+        every = t.save_steps or (max(1, steps // 4) if t.max_steps > 0 else E.ceil_div(tr.n, t.batch_size * t.grad_accum))
+        evals = E.ceil_div(steps, min(t.eval_steps or every, steps))
+        # dev loss: one forward per dev example and evaluation
+        dl = data.dev_loss
+        fwd = sum(E.forward_flops(arch, i + (0 if encoder_decoder else a), a, a) for i, a in zip(dl.inputs, dl.targets))
+        dev_loss_flops = fwd / dl.measured * dl.n * evals
+        plan.train_flops += dev_loss_flops
+        plan.train_seconds += dev_loss_flops / (peak_flops * utilization)
+        if data.dev_generate is not None and arch.decoder is not None:
+            flops, secs, tokens = _generation_cost(arch, r, acc, weights, data.dev_generate,
+                                                   cfg.runtime.eval_batch_size, utilization, gpus)
+            plan.eval_flops += flops * evals
+            plan.eval_seconds += secs * evals
+            plan.eval_tokens += tokens * evals
+    test = data.test
+    flops, secs, tokens = _generation_cost(arch, r, acc, weights, test, cfg.runtime.eval_batch_size, utilization, gpus)
+    plan.eval_flops += flops
+    plan.eval_seconds += secs
+    plan.eval_tokens += tokens
+    batch = min(cfg.runtime.eval_batch_size, test.n)
+    if arch.decoder is not None:
+        gen = (E.kv_cache_bytes(arch, r, batch, test.max_input(), test.max_target())
+               + E.prefill_bytes(arch, r, batch, test.max_input()))
+    else:
+        gen = E.prefill_bytes(arch, r, batch, test.max_input())
+    plan.activation_bytes, plan.generation_bytes = act, gen
+    # while evaluating, the optimizer state is still held (gradients are freed after each step)
+    static = weights + state
+    sharded = static / gpus + (2 * _largest_layer(arch) * r.compute_bytes if gpus > 1 else 0.0)
+    eval_static = (weights + E.optimizer_bytes(arch, r)) / gpus + (sharded - static / gpus)
+    plan.peak_bytes = max(sharded + act, eval_static + gen)
+    plan.fits = plan.peak_bytes <= acc.usable_bytes
+
+
+def _largest_layer(arch: Architecture) -> float:
+    """Parameters of the largest layer (FSDP gathers one at a time, and prefetches the next)."""
+    return max((s.layer_params for s in arch.stacks), default=0) + arch.head_params
+
+
+def _train_flops(arch, r, cfg, inputs: int, answer: int) -> float:
+    encoder_decoder = arch.encoder is not None and arch.decoder is not None
+    if encoder_decoder:
+        fwd = E.forward_flops(arch, inputs, answer, answer)
+    else:
+        n = inputs + answer
+        head = answer if r.logits_at_answers and not arch.virtual_tokens else n
+        if arch.decoder is None:
+            head = n if arch.labels else 1
+        fwd = E.forward_flops(arch, n, 0, head)
+    return fwd * E.training_multiplier(r)
+
+
+def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, utilization, gpus):
+    """(FLOPs, seconds, tokens) of predicting `split`: examples batched as generation batches them (longest
+    prompts together), prefill compute-bound, each decoding step bound by compute or by reading the weights and
+    the KV cache."""
+    peak = acc.peak_flops(r.compute_bytes == 2) * utilization
+    bandwidth = (acc.bandwidth_tbs or 0) * 1e12 * BANDWIDTH_EFFICIENCY
+    order = sorted(range(split.measured), key=lambda i: -split.inputs[i])
+    flops = seconds = 0.0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        prompts = [split.inputs[i] for i in rows]
+        news = [split.targets[i] for i in rows] if arch.decoder is not None else [0 for _ in rows]
+        prefill = sum(E.generation_flops(arch, p, min(1, n)) for p, n in zip(prompts, news))
+        total = sum(E.generation_flops(arch, p, n) for p, n in zip(prompts, news))
+        decode = total - prefill
+        steps = max(news) - 1 if arch.decoder is not None else 0
+        seconds += prefill / peak
+        if steps > 0:
+            read = steps * E.decode_step_bytes(arch, r, weights, len(rows), max(prompts) + max(news))
+            seconds += max(decode / peak, read / bandwidth if bandwidth else 0.0)
+        flops += total
+    tokens = sum(split.inputs) + sum(split.targets)
+    return flops * split.scale, seconds * split.scale / gpus, tokens * split.scale
+
+
+def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: float) -> list[str]:
+    """What would make a cell fit, least intrusive first: the same experiment with checkpointing or a smaller
+    micro-batch (same effective batch), then on more GPUs (FSDP), then another method (QLoRA)."""
+    out = []
+    t = cfg.training
+
+    def fits(changes: dict, n: int = gpus, method=None) -> Plan | None:
+        c = cfg.model_copy(deep=True)
+        for k, v in changes.items():
+            setattr(c.training, k, v)
+        if method is not None:
+            c.method = method
+        p = plan_experiment(c, acc, n, utilization, suggest=False)
+        return p if p.fits and p.error is None else None
+
+    if plan.trains:
+        if not t.gradient_checkpointing and fits({"gradient_checkpointing": True}):
+            out.append("gradient checkpointing (training.gradient_checkpointing: true)")
+        ckpt = t.gradient_checkpointing or bool(out)
+        b = t.batch_size
+        while b > 1:
+            b //= 2
+            accum = t.grad_accum * (t.batch_size // b)
+            if fits({"batch_size": b, "grad_accum": accum, "gradient_checkpointing": ckpt}):
+                out.append(f"micro-batch {b} x {accum} accumulation" + (" with checkpointing" if ckpt else ""))
+                break
+    for n in FSDP_CHOICES:
+        if n > gpus and fits({}, n=n):
+            out.append(f"FSDP over {n} GPUs")
+            break
+    from biotune.config import MethodConfig
+    from biotune.methods import METHODS
+    from biotune.models import FAMILIES
+
+    method = METHODS.get(cfg.method.name)
+    if plan.trains and not method.quantized and FAMILIES.get(cfg.model.family).generative:
+        keep = {k: v for k, v in cfg.method.params.items() if k in ("r", "alpha", "dropout", "target_modules",
+                                                                     "use_rslora")}  # LoRA's own settings
+        qlora = MethodConfig(name="qlora", params=keep)
+        ckpt = t.gradient_checkpointing or any(s.startswith("gradient") for s in out)
+        if fits({"gradient_checkpointing": ckpt}, method=qlora):
+            out.append("QLoRA" + (" with checkpointing" if ckpt else ""))
+    if not out:
+        out.append("none of: checkpointing, a smaller micro-batch, FSDP up to 16 GPUs, QLoRA")
+    return out
+
+
+def plan_cells(cells, acc: Accelerator, gpus: int = 1, utilization: float = 0.4, groups=()) -> list[tuple[object, Plan]]:
+    """Plans for a study's cells; a search's final cells (its best candidate on the other seeds, decided on dev
+    later) are planned as its first candidate on those seeds."""
+    out = []
+    for cell in cells:
+        out.append((cell, plan_experiment(cell.experiment, acc, gpus, utilization)))
+    for g in groups:
+        first = g.candidates[0]
+        for seed in g.seeds[1:]:
+            final = g.make(first.search.values, 0, seed)
+            out.append((final, plan_experiment(final.experiment, acc, gpus, utilization)))
+    return out
+
+
+def require_positive(value: float, name: str) -> float:
+    if not value or value <= 0 or math.isnan(value):
+        raise BiotuneError(f"{name}: expected a positive number")
+    return value

@@ -1,0 +1,84 @@
+"""Plans as tables: one row per cell, a summary per (model, method), and the totals."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.table import Table
+
+from .gpus import Accelerator
+from .planner import BANDWIDTH_EFFICIENCY, QLORA_SPEED, Plan
+
+
+def _gb(b: float) -> str:
+    return f"{b / 1e9:,.1f}" if b >= 1e8 else f"{b / 1e9:,.2f}"
+
+
+def _h(seconds: float) -> str:
+    return f"{seconds / 3600:,.2f}" if seconds >= 36 else f"{seconds:,.0f} s"
+
+
+def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
+    where = f"{gpus} x {acc.name}" if gpus > 1 else acc.name
+    flops = acc.bf16_tflops if acc.bf16 else acc.fp32_tflops
+    return (f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB, {flops:g} TFLOP/s "
+            f"{'bf16' if acc.bf16 else 'fp32'}; {acc.usable_bytes / 1e9:,.1f} GB usable after the CUDA context and "
+            f"fragmentation): compute at {utilization:.0%} of peak (QLoRA {QLORA_SPEED:.0%} of that), generation "
+            f"steps bound by compute or by reading weights and KV cache at {BANDWIDTH_EFFICIENCY:.0%} of the "
+            "bandwidth; memory is torch's peak allocation")
+
+
+def cell_table(rows: list[tuple[str, Plan]], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("cell", "trainable", "peak GB", "weights + train state + activations", "fits", "PFLOP train / eval",
+                "hours", "what would fit / note"):
+        table.add_column(col, overflow="fold")
+    for label, p in rows:
+        if p.error:
+            table.add_row(label, "-", "-", "-", "?", "-", "-", p.error)
+            continue
+        table.add_row(
+            label, f"{p.trainable_params:,}", _gb(p.peak_bytes),
+            f"{_gb(p.weights_bytes)} + {_gb(p.state_bytes)} + {_gb(p.activation_bytes)}", "yes" if p.fits else "NO",
+            f"{p.train_flops / 1e15:,.3g} / {p.eval_flops / 1e15:,.3g}", _h(p.seconds), "; ".join(p.suggestions),
+        )
+    return table
+
+
+def summary_table(rows: list[tuple[tuple[str, str], Plan]]) -> Table:
+    """Per (model, method): cells, how many fit, the largest peak, GPU-hours, what the others need."""
+    groups: dict = defaultdict(list)
+    for key, p in rows:
+        groups[key].append(p)
+    table = Table(title="by model and method")
+    for col in ("model", "method", "cells", "fit", "max peak GB", "GPU-hours", "cells that do not fit need"):
+        table.add_column(col, overflow="fold")
+    for (model, method), plans in groups.items():
+        ok = [p for p in plans if p.error is None]
+        need = sorted({s for p in ok if not p.fits for s in p.suggestions[:1]})
+        unplanned = len(plans) - len(ok)
+        table.add_row(model, method, str(len(plans)), f"{sum(p.fits for p in ok)}"
+                      + (f" ({unplanned} unplanned)" if unplanned else ""),
+                      _gb(max((p.peak_bytes for p in ok), default=0)), _hours(sum(p.gpu_hours for p in ok)),
+                      "; ".join(need))
+    return table
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.1f}" if h >= 10 else f"{h:.3g}"
+
+
+def totals(plans: list[Plan]) -> str:
+    ok = [p for p in plans if p.error is None]
+    fit = [p for p in ok if p.fits]
+    hours = sum(p.gpu_hours for p in ok)
+    fit_hours = sum(p.gpu_hours for p in fit)
+    first = defaultdict(int)
+    for p in ok:
+        if not p.fits:
+            first[p.suggestions[0] if p.suggestions else "?"] += 1
+    needs = ", ".join(f"{n} need {what}" for what, n in sorted(first.items(), key=lambda x: -x[1]))
+    line = (f"{len(plans)} cells: {len(fit)} fit, {len(ok) - len(fit)} do not" + (f" ({needs})" if needs else "")
+            + (f", {len(plans) - len(ok)} cannot be planned" if len(ok) < len(plans) else "")
+            + f"; {_hours(hours)} GPU-hours in all ({_hours(fit_hours)} for the cells that fit as they are)")
+    return line

@@ -1,0 +1,210 @@
+"""The cost planner against values worked out by hand, and against published figures.
+
+Hand-computed shapes (LLaMA-3-8B: hidden 4096, MLP 14336, 32 layers, 32 query and 8 key/value heads of 128,
+vocabulary 128256, untied head):
+  linear weights per layer  q 4096^2 + k, v 4096 x 1024 each + o 4096^2 + gate, up, down 4096 x 14336 each
+                            = 218,103,808; x 32 layers = 6,979,321,856
+  LoRA r 64 per layer       r x (in + out) per linear: 2 x 64 x 8192 + 2 x 64 x 5120 + 3 x 64 x 18432 = 5,242,880;
+                            x 32 = 167,772,160 (peft's count)
+  KV cache per token        2 (K, V) x 32 layers x 1024 x 2 bytes = 131,072 bytes (128 KiB)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from biotune.config import ExperimentConfig
+from biotune.plan import accelerator, plan_experiment
+from biotune.plan import estimate as E
+from biotune.plan.architecture import Stack, architecture
+
+LLAMA = "meta-llama/Meta-Llama-3-8B-Instruct"
+LINEAR_PER_LAYER = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336
+HEAD = 4096 * 128256
+
+
+def _cfg(method="lora", params=None, path=LLAMA, family="causal", dataset="gad", **training):
+    return ExperimentConfig(dataset=dataset, model={"family": family, "path": path},
+                            method={"name": method, "params": params or {}}, training=training)
+
+
+def test_nf4_bytes_by_hand():
+    # 4 bits per weight + an fp32 absmax per 64 weights; double quantization: an 8-bit absmax per 64 weights and
+    # an fp32 constant per 256 of those
+    assert E.nf4_bytes(1_000_000, double_quant=False) == 1_000_000 * (0.5 + 4 / 64)
+    assert E.nf4_bytes(1_000_000) == pytest.approx(1_000_000 * (0.5 + 1 / 64 + 4 / (64 * 256)))
+    # the QLoRA paper (section 3): double quantization takes the constants from 0.5 to 0.127 bits per weight
+    assert (E.nf4_bytes(8 * 64 * 256) / (64 * 256) - 4) == pytest.approx(0.127, abs=1e-3)
+
+
+def test_llama_3_8b_shapes_and_lora_count():
+    a = architecture(_cfg(params={"r": 64, "alpha": 16}))
+    assert a.total_params == 8_030_261_248  # LLaMA-3-8B's published parameter count
+    assert a.decoder.linear_params == a.quantizable_params == 32 * LINEAR_PER_LAYER == 6_979_321_856
+    assert a.head_params == HEAD
+    assert a.trainable_params == 32 * (2 * 64 * 8192 + 2 * 64 * 5120 + 3 * 64 * 18432) == 167_772_160
+    d = a.decoder
+    assert (d.layers, d.hidden, d.q_dim, d.kv_dim, d.intermediate, d.glu, d.causal) == (32, 4096, 4096, 1024, 14336,
+                                                                                       True, True)
+
+
+@pytest.mark.parametrize("path, family, total", [
+    ("google/flan-t5-xl", "seq2seq", 2_783_959_040),  # 2.85 B on the hub counts the shared embedding twice
+    ("google/flan-ul2", "seq2seq", 19_459_613_696),
+    ("THUDM/glm-4-9b-chat-hf", "glm", 9_399_951_360),
+])
+def test_known_models_parameter_counts(path, family, total):
+    assert architecture(_cfg("fft", path=path, family=family)).total_params == total
+
+
+def test_weights_and_state_by_hand():
+    lora = architecture(_cfg(params={"r": 64}))
+    bf16 = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=False)
+    assert E.weight_bytes(lora, bf16) == 8_030_261_248 * 2 + 167_772_160 * 4
+    assert E.training_state_bytes(lora, bf16) == 167_772_160 * 12  # fp32 gradient + AdamW's two moments
+    q = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=True)
+    assert E.weight_bytes(lora, q) == pytest.approx(
+        6_979_321_856 * (0.5 + 1 / 64 + 4 / (64 * 256)) + (8_030_261_248 - 6_979_321_856) * 2 + 167_772_160 * 4)
+    fft = architecture(_cfg("fft"))
+    full = E.Regime(compute_bytes=2, trains=True, trains_base=True, quantized=False, autocast=True)
+    assert E.weight_bytes(fft, full) == 8_030_261_248 * 4
+    # gradients + moments of every weight, and autocast's bf16 copy of each linear weight
+    assert E.training_state_bytes(fft, full) == 8_030_261_248 * 12 + (6_979_321_856 + HEAD) * 2
+    icl = E.Regime(compute_bytes=2, trains=False, trains_base=False, quantized=False)
+    assert E.weight_bytes(fft, icl) == 8_030_261_248 * 2 and E.training_state_bytes(fft, icl) == 0
+
+
+def test_activations_by_hand():
+    s = Stack(layers=2, hidden=4, heads=2, q_dim=4, kv_dim=2, intermediate=8, glu=True, causal=True,
+              linear_params=0)
+    arch = type("A", (), {"encoder": None, "decoder": s, "stacks": [s], "hidden_dropout": 0.0,
+                          "attention_dropout": 0.0, "adapter_per_token_params": 0, "position_bias": False})()
+    r = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=False)
+    # per token and layer: norms 4h + q + 2 kv + attention output twice 2q + MLP 4i = 16 + 4 + 4 + 8 + 32 = 64
+    assert E.saved_per_token(s, arch, r, 10) == 64 * 2
+    # batch 1 x 10 tokens: 2 layers x 10 x 128 bytes + the final norm (10 x 2h x 2 bytes)
+    assert E.activation_bytes(arch, r, 1, 10, 1) == 2 * 10 * 128 + 10 * 8 * 2
+    ckpt = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=False, gradient_checkpointing=True)
+    # checkpointing: one hidden state per layer, one layer recomputed, the final norm
+    assert E.activation_bytes(arch, ckpt, 1, 10, 1) == 2 * 10 * 4 * 2 + 10 * 128 + 10 * 8 * 2
+    eager = E.Regime(compute_bytes=4, trains=True, trains_base=False, quantized=False, eager_attention=True)
+    # eager attention keeps the heads x context scores (fp32: 4 bytes)
+    assert E.saved_per_token(s, arch, eager, 10) == 64 * 4 + 2 * 10 * 4
+
+
+def test_kv_cache_and_flops_by_hand():
+    a = architecture(_cfg("zero_shot"))
+    r = E.Regime(compute_bytes=2, trains=False, trains_base=False, quantized=False)
+    assert E.kv_cache_bytes(a, r, 1, 999, 1) == 1000 * 131_072  # 128 KiB per token
+    # one token's forward: 2 FLOPs per weight it passes (the 7.0 B linear weights and the head) + attention
+    one = 2 * (6_979_321_856 + HEAD) + 4 * 4096 * 32 * 1 * 1
+    assert E.forward_flops(a, 1, 0, 1) == one == 15_009_841_152
+    # 2,048 tokens, causal: each attends to (n + 1) / 2 on average; the head at every position
+    n = 2048
+    assert E.forward_flops(a, n, 0, n) == 2 * HEAD * n + n * 2 * 6_979_321_856 + 4 * 4096 * 32 * n * (n + 1) / 2
+    # greedy generation of 3 tokens after a 5-token prompt: prefill (head once), then 2 single-token steps
+    gen = (5 * 2 * 6_979_321_856 + 4 * 4096 * 32 * 5 * 6 / 2 + 2 * HEAD
+           + 2 * 2 * (6_979_321_856 + HEAD) + 4 * 4096 * 32 * (6 + 7))
+    assert E.generation_flops(a, 5, 3) == gen
+    assert E.training_multiplier(E.Regime(2, True, True, False)) == 3
+    assert E.training_multiplier(E.Regime(2, True, False, False, gradient_checkpointing=True)) == 3
+    assert E.steps_of(1000, 8, 2, 3, -1) == 3 * 63 and E.steps_of(1000, 8, 1, 1, 20) == 20
+
+
+def test_qlora_paper_llama_65b():
+    """QLoRA (Dettmers et al. 2023): LLaMA-65B in 4-bit NF4 with double quantization takes about 4.127 bits per
+    weight (33-35 GB), and fine-tunes on one 48 GB GPU with bf16 adapters and a paged optimizer; regular 16-bit
+    fine-tuning needs more than 780 GB. biotune keeps adapters in fp32 with torch's AdamW (12.8 GB for 0.8 B
+    trainable weights at r 64), which the plan says puts it just over a 48 GB card."""
+    gpu = accelerator(memory_gb=48, tflops=150)
+    cfg = _cfg("qlora", {"r": 64, "alpha": 16}, path="huggyllama/llama-65b", batch_size=1, max_length=512,
+               gradient_checkpointing=True, train_limit=16, dev_limit=8)
+    qlora = plan_experiment(cfg, gpu)
+    a = architecture(cfg)
+    base = qlora.weights_bytes - a.trainable_params * 4
+    assert 33e9 < base < 35e9
+    assert a.trainable_params == 80 * (4 * 64 * (8192 + 8192) + 3 * 64 * (8192 + 22016)) == 799_539_200
+    assert qlora.state_bytes == a.trainable_params * 12
+    assert 44e9 < qlora.peak_bytes < 52e9 and not qlora.fits
+    assert qlora.suggestions == ["FSDP over 2 GPUs"]
+    fft = plan_experiment(_cfg("fft", path="huggyllama/llama-65b", batch_size=1, max_length=512,
+                               gradient_checkpointing=True, train_limit=16, dev_limit=8), gpu, suggest=False)
+    assert not fft.fits and fft.weights_bytes + fft.state_bytes > 780e9
+
+
+def test_plan_suggests_what_fits():
+    gpu = accelerator("a100-80gb")
+    full = plan_experiment(_cfg("fft", batch_size=4, max_length=1024, train_limit=64, dev_limit=16), gpu)
+    assert not full.fits
+    assert any(s.startswith(("QLoRA", "FSDP")) for s in full.suggestions), full.suggestions
+    small = accelerator("rtx-4090")
+    lora = plan_experiment(_cfg(params={"r": 16}, batch_size=8, max_length=1024, train_limit=64, dev_limit=16), small)
+    if not lora.fits:
+        assert lora.suggestions and "none of" not in lora.suggestions[0]
+    zero = plan_experiment(_cfg("zero_shot"), gpu)
+    assert zero.fits and zero.train_flops == 0 and zero.eval_flops > 0
+
+
+def test_plan_counts_real_tokens():
+    """FLOPs follow the data the cell reads: twice the training examples, twice the training FLOPs."""
+    gpu = accelerator("h100-sxm")
+    small = plan_experiment(_cfg("lora", path="smollm2-135m", train_limit=100, dev_limit=20, epochs=1), gpu)
+    large = plan_experiment(_cfg("lora", path="smollm2-135m", train_limit=200, dev_limit=20, epochs=1), gpu)
+    assert small.train_tokens > 100 * 20  # GAD sentences, prompted: tens of tokens each
+    ratio = (large.train_flops - small.train_flops) / small.train_flops
+    assert 0.5 < ratio < 1.5
+    assert small.notes == [] or all("proxy" not in n for n in small.notes)  # SmolLM2's own tokenizer
+
+
+def test_unknown_gpu_is_one_line():
+    from biotune.errors import BiotuneError
+
+    with pytest.raises(BiotuneError, match="not in biotune's GPU table; valid: a100-40gb"):
+        accelerator("b300")
+    with pytest.raises(BiotuneError, match="--gpu NAME"):
+        accelerator()
+
+
+# -- the command, as a user runs it -------------------------------------------------------------------------------
+
+def _biotune(*args, sample: int = 10):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "BIOTUNE_PLAN_SAMPLE": str(sample), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "biotune", *args], capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+def test_plan_paper_grid_on_one_80gb_gpu():
+    """The paper's grid before it runs: every cell planned (but the EBM PICO ones that need its missing train
+    split), the 8-20 B full fine-tunes do not fit one 80 GB GPU and are told what would."""
+    r = _biotune("study", "configs/studies/paper.yaml", "--plan", "--gpu", "a100-80gb")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout
+    total = out.strip().splitlines()[-1]
+    assert total.startswith("1378 cells: ") and "GPU-hours in all" in total, total
+    assert "102 cannot be planned" in total  # EBM PICO's training cells (and its few-shot cells' shots)
+    assert "need FSDP over" in total
+    for model in ("llama-3-8b", "flan-t5-xl", "glm-4-9b", "flan-ul2", "pubmedbert", "bioclinicalbert"):
+        assert model in out
+    assert "tokens counted with a proxy" in out  # no hub here: the proxy tokenizers are named
+    rows = [line for line in out.splitlines() if "llama-3-8b__fft" in line]
+    assert len(rows) > 20 and all(" NO " in line or "cannot count" in line for line in rows)
+
+
+def test_plan_demo_and_one_experiment():
+    r = _biotune("study", "configs/demo.yaml", "--plan", "--gpu", "l4", sample=50)
+    assert r.returncode == 0, r.stderr[-2000:]
+    total = r.stdout.strip().splitlines()[-1]
+    assert "0 do not" in total and "cannot be planned" not in total, total
+    r = _biotune("run", "configs/causal/smollm2-135m_lora.yaml", "--plan", "--gpu-memory", "24", "--gpu-tflops", "100")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "plan for custom (24 GB, 100 TFLOP/s bf16" in r.stdout and "yes" in r.stdout
+
+
+def test_plan_without_a_gpu_is_a_one_line_error():
+    r = _biotune("study", "configs/demo.yaml", "--plan")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--plan needs a GPU: --gpu NAME" in r.stderr
