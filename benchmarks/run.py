@@ -507,9 +507,65 @@ def render_markdown() -> str:
             loss_rows.append(f"| {name} | {where} | {sum(values) / len(values):.4f} | "
                              + " / ".join(f"{v:.4f}" for v in values) + " |")
     head = head.replace("LOSSES", "\n".join(loss_rows) or "| (run benchmarks/loss_ablation.py) | | | |")
+    head = head.replace("PLANNER", "\n\n".join(_plan_rows(json.loads(p.read_text()), p.name)
+                                                 for p in sorted(RESULTS.glob("plan-check-*.json")))
+                        or "(run benchmarks/plan_check.py)")
     rows = [_table(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("*.json"))
-            if not p.name.startswith(("levers-", "loss-ablation-")) and not p.stem.endswith("-quick")]
+            if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-")) and not p.stem.endswith("-quick")]
     return head + "\n".join(rows)
+
+
+def _plan_rows(res: dict, name: str) -> str:
+    """The planner check of one machine: FLOPs against FlopCounterMode, memory and time against real runs."""
+    m = res["machine"]
+    kind = machine_kind(m)
+    where = (f"{m['gpu'] or m['cpu']} ({m['cores']} cores, "
+             + ("AVX512-BF16: bf16" if kind == "avx512bf16" else "AVX2 only, no bf16: fp32" if kind == "avx2" else kind)
+             + f"), commit {m.get('commit')}, `{res.get('command')}` — `benchmarks/results/{name}`")
+    out = [f"*{where}*", ""]
+    pct = lambda v: "-" if v is None else f"{v:+.1f} %"
+    if res.get("flops"):
+        out += ["| family / method | trainable (peft = planner) | train-step FLOPs measured | planned | error | "
+                "generation FLOPs measured | planned | error |", "|---|---|---|---|---|---|---|---|"]
+        for case, r in res["flops"].items():
+            t, g = r.get("train_step") or {}, r.get("generation") or {}
+            same = "yes" if r["trainable_params"] == r["planned_trainable"] else f"NO ({r['planned_trainable']:,})"
+            out.append(f"| {case} | {r['trainable_params']:,} {same} | "
+                       + (f"{t['measured_flops']:.3e} | {t['planned_flops']:.3e} | {pct(t['error_pct'])} | " if t
+                          else "- | - | - | ")
+                       + (f"{g['measured_flops']:.3e} | {g['planned_flops']:.3e} | {pct(g['error_pct'])} |" if g
+                          else "- | - | - |"))
+        out.append("")
+    if res.get("runs"):
+        peak = res["peak"]
+        out += [f"Matmul peak measured here: {peak['fp32_tflops']} TFLOP/s fp32, {peak['bf16_tflops']} bf16; planner "
+                f"utilisation {res['utilization']:.0%}; RSS with nothing loaded "
+                f"{res['baseline_rss_bytes'] / 2**20:,.0f} MiB.", "",
+                "| family / method | peak RSS measured | planned (+ baseline) | error | train steps s measured | "
+                "planned | error | test s measured | planned | error | train tokens error |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        implied = {"train": [], "test": []}
+        for case, r in res["runs"].items():
+            me, pl, e = r["measured"], r["planned"], r["error_pct"]
+            out.append(f"| {case} | {_mb(me['peak_rss_bytes'])} | {_mb(pl['peak_plus_baseline_bytes'])} | "
+                       f"{pct(e['peak_memory'])} | {_s(me['train_step_seconds'])} | "
+                       f"{_s(pl['train_seconds'] or None)} | "
+                       f"{pct(e['train_time'])} | {me['test_seconds']:.1f} | {pl['test_seconds']:.1f} | "
+                       f"{pct(e['test_time'])} | {pct(e['train_tokens'])} |")
+            for part, key in (("train", "train_time"), ("test", "test_time")):
+                if e[key] is not None:  # the utilisation at which the planned time equals the measured one
+                    implied[part].append(res["utilization"] * (1 + e[key] / 100))
+        spans = {k: f"{min(v):.0%}-{max(v):.0%}" for k, v in implied.items() if v}
+        if spans:
+            out += ["", "The utilisation that would make each planned time the measured one: training "
+                    f"{spans.get('train', '-')}, test prediction {spans.get('test', '-')} of this CPU's matmul peak "
+                    "(the planner's time is FLOPs / (peak x utilisation): its FLOPs are checked above, the "
+                    "utilisation is what a machine reaches)."]
+    return "\n".join(out)
+
+
+def _s(seconds):
+    return "-" if seconds is None else f"{seconds:.1f}"
 
 
 def _mb(b):

@@ -21,7 +21,7 @@ def test_benchmarks_md_is_rendered_from_the_committed_results():
 
 def test_committed_results_hold_both_sides_of_every_comparison():
     results = [p for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them:
-               if not p.name.startswith(("levers-", "loss-ablation-"))       # --quick smoke runs are not committed
+               if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-"))  # --quick runs: not committed
                and not p.stem.endswith("-quick")]
     assert results
     for path in results:
@@ -85,3 +85,25 @@ def test_each_machine_kind_has_its_own_results_file_and_mfu_uses_its_compute_dty
             peak = "bf16" if side["dtype"] in ("bfloat16", "torch.bfloat16") else "fp32"
             expected = side[f"mfu_{peak}"]
             assert side.get("mfu", expected) == expected and expected < 1.0  # a real ceiling: under 100 %
+
+
+def test_planner_check_results_are_consistent():
+    """benchmarks/plan_check.py's results: peft's trainable count is the planner's for every family x method, and
+    each error is what its measured and planned figures give."""
+    paths = list((ROOT / "benchmarks" / "results").glob("plan-check-*.json"))
+    assert paths
+    for path in paths:
+        res = json.loads(path.read_text())
+        assert res["machine"]["versions"]["torch"] and res["flops"]
+        for case, row in res["flops"].items():
+            assert row["trainable_params"] == row["planned_trainable"], case
+            for part in ("train_step", "generation"):
+                if part in row:
+                    r = row[part]
+                    assert r["error_pct"] == round(100 * (r["planned_flops"] - r["measured_flops"])
+                                                   / r["measured_flops"], 2)
+        for case, row in res.get("runs", {}).items():
+            m, p = row["measured"], row["planned"]
+            assert p["peak_plus_baseline_bytes"] == p["peak_bytes"] + res["baseline_rss_bytes"]
+            assert row["error_pct"]["peak_memory"] == round(
+                100 * (p["peak_plus_baseline_bytes"] - m["peak_rss_bytes"]) / m["peak_rss_bytes"], 1), case

@@ -77,7 +77,7 @@ def test_weights_and_state_by_hand():
 def test_activations_by_hand():
     s = Stack(layers=2, hidden=4, heads=2, q_dim=4, kv_dim=2, intermediate=8, glu=True, causal=True,
               linear_params=0)
-    arch = type("A", (), {"encoder": None, "decoder": s, "stacks": [s], "hidden_dropout": 0.0,
+    arch = type("A", (), {"encoder": None, "decoder": s, "stacks": [s], "hidden_dropout": 0.0, "token_head": True,
                           "attention_dropout": 0.0, "adapter_per_token_params": 0, "position_bias": False})()
     r = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=False)
     # per token and layer: norms 4h + q + 2 kv + attention output twice 2q + MLP 4i = 16 + 4 + 4 + 8 + 32 = 64

@@ -49,6 +49,16 @@ def test_the_kept_checkpoint_is_the_best_dev_metric_where_dev_loss_disagrees(tmp
     assert loss["best_checkpoint"].endswith("checkpoint-8") and loss["dev_score_curve"] == []
 
 
+def test_eval_steps_without_save_steps_saves_at_the_evaluations(tmp_path):
+    """`eval_steps` alone (no `save_steps`): checkpoints are saved where the dev evaluations choose among them, not
+    at biotune's default of every quarter of the run (which the Trainer refuses when it is not a multiple)."""
+    t = {**TINY["training"], "max_steps": 6, "eval_steps": 3, "train_limit": 8, "dev_limit": 2}
+    t.pop("save_steps", None)
+    exp = Experiment(experiment(tmp_path, "evals", training=t), progress=False)
+    exp.setup()
+    assert exp.trainer.args.save_steps == 3 and exp.trainer.args.eval_steps == 3
+
+
 def test_early_stopping_on_the_dev_metric(tmp_path):
     info = _training(tmp_path, "early", [50.0, 40.0, 45.0, 60.0, 70.0, 80.0], early_stopping_patience=2).train_info
     # no better dev score at the 2nd and 3rd evaluation: stopped at step 6 of 12

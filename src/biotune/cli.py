@@ -287,23 +287,17 @@ def study_cmd(
 def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) -> None:
     from rich.progress import track
 
-    from .plan import accelerator, plan_experiment
+    from .plan import accelerator, plan_cells
     from .plan.render import assumptions, cell_table, summary_table, totals
 
     acc = accelerator(gpu, gpu_memory, gpu_tflops)
     gpus, utilization = _positive(gpus, "--gpus"), _fraction(utilization)
-    todo = [(c.label, c) for c in cells]
-    for g in study.groups:  # a search's best candidate then runs the other seeds: planned as its first candidate
-        first = g.candidates[0]
-        todo += [(f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s)
-                                                                    for s in g.seeds[1:])]
-    rows = [(label, c, plan_experiment(c.experiment, acc, gpus, utilization))
-            for label, c in track(todo, description="planning", console=Console(stderr=True),
-                                  disable=not sys.stderr.isatty())]
+    rows = plan_cells(cells, study.groups, acc, gpus, utilization,
+                      lambda items: track(items, description="planning", console=Console(stderr=True),
+                                          disable=not sys.stderr.isatty()))
     out.print(cell_table([(label, p) for label, _, p in rows], f"plan: study {study.name}"))
     out.print(summary_table([((c.model, c.method), p) for _, c, p in rows]))
-    notes = sorted({n.split(":")[0] + ": " + n.split(": ", 1)[1] for _, _, p in rows for n in p.notes
-                    if "tokenizer" in n})
+    notes = sorted({n for _, _, p in rows for n in p.notes if "tokenizer" in n})  # the rest are per cell
     for note in notes:
         out.print(f"note: {note}", soft_wrap=True)
     out.print(assumptions(acc, gpus, utilization), soft_wrap=True)

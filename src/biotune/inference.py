@@ -55,28 +55,35 @@ def generate(
     pad = tokenizer.pad_token_id
     stops = stop_token_ids(tokenizer)
     device = model.device
-    decoder_only = not model.config.is_encoder_decoder  # encoder-decoder outputs hold only the answer
     with tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             # left padding: every prompt ends where generation starts
             ids, mask = pad_batch([encoded[i] for i in idx], pad, left=True)
-            width = ids.shape[1]
             ids, mask = ids.to(device), mask.to(device)
-            if _has_virtual_tokens(model) and decoder_only:  # batched, cached, positions as in training
-                new = _greedy_virtual_tokens(model, ids, mask, max_new_tokens, stops, pad)
-            elif _is_prompt_learning(model):  # one prompt at a time: no padding between soft prompt and input
-                new = [_greedy_without_cache(model, ids[r : r + 1, width - len(encoded[i]) :],
-                                             mask[r : r + 1, width - len(encoded[i]) :],
-                                             max_new_tokens, stops, pad)[0] for r, i in enumerate(idx)]
-            else:
-                out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                                     do_sample=False, eos_token_id=stops, pad_token_id=pad)
-                new = out[:, width:] if decoder_only else out
+            new = decode(model, ids, mask, [len(encoded[i]) for i in idx], max_new_tokens, stops, pad)
             for row, i in enumerate(idx):
                 outputs[i] = tokenizer.decode(new[row], skip_special_tokens=True)
             bar.update(len(idx))
     return outputs
+
+
+def decode(model, ids, mask, lengths: Sequence[int], max_new_tokens: int, stops: list[int], pad: int):
+    """Greedy new tokens for a left-padded batch (`lengths`: each row's prompt length), by the decoding that fits
+    the model: the library's cached `generate`, biotune's cached loop for decoder-only soft-prompt models, or full
+    forward passes one prompt at a time for the other soft-prompt models. Without stop tokens, exactly
+    `max_new_tokens` (what the cost planner's check counts)."""
+    width = ids.shape[1]
+    decoder_only = not model.config.is_encoder_decoder  # encoder-decoder outputs hold only the answer
+    if _has_virtual_tokens(model) and decoder_only:  # batched, cached, positions as in training
+        return _greedy_virtual_tokens(model, ids, mask, max_new_tokens, stops, pad)
+    if _is_prompt_learning(model):  # one prompt at a time: no padding between soft prompt and input
+        return [_greedy_without_cache(model, ids[r : r + 1, width - n :], mask[r : r + 1, width - n :],
+                                      max_new_tokens, stops, pad)[0] for r, n in enumerate(lengths)]
+    limits = {"min_new_tokens": max_new_tokens} if not stops else {}
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                         eos_token_id=stops or None, pad_token_id=pad, **limits)
+    return out[:, width:] if decoder_only else out
 
 
 def _has_virtual_tokens(model) -> bool:

@@ -318,6 +318,8 @@ def _trainer(exp: Experiment):
     steps_per_epoch = math.ceil(len(train_f) / (t.batch_size * t.grad_accum))
     total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
     every = t.save_steps or (max(1, total_steps // 4) if t.max_steps > 0 else steps_per_epoch)
+    if t.eval_steps and not t.save_steps and every % t.eval_steps:
+        every = t.eval_steps  # checkpoints are chosen at dev evaluations: save at them (else the Trainer refuses)
     # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
     # save nothing to resume from, so none is written (for full fine-tuning that is weights + optimizer state)
     single_eval = (t.eval_steps or every) >= total_steps and every >= total_steps

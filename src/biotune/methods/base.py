@@ -32,6 +32,12 @@ class Method:
         """Returns the model to train, with exactly this method's parameters trainable."""
         raise NotImplementedError
 
+    def extra_flops(self, adapted: list[tuple[int, int]], params: BaseModel) -> dict[str, float]:
+        """FLOPs the method adds beyond one pass through each weight a token meets (for the cost planner,
+        biotune.plan), given the (in, out) features of each adapted linear layer: `train_token` per training
+        token, `call` per forward pass whatever its length."""
+        return {"train_token": 0.0, "call": 0.0}
+
     def training_context(self, model, params: BaseModel, autocast: bool) -> contextlib.AbstractContextManager:
         """What the training loop (its dev-loss evaluations included) runs in; `autocast`: it computes under
         bf16/fp16 autocast."""

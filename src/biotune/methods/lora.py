@@ -87,3 +87,10 @@ class Dora(Lora):
 
     def peft_config(self, family, head, params, model):
         return lora_config(family, head, params, use_dora=True)
+
+    def extra_flops(self, adapted, params):
+        # peft's DoRA: while training with dropout, each adapted layer multiplies the dropped input by its frozen
+        # weight a second time; every forward pass forms B @ A (an identity of the input width through A and B)
+        # for the weight norm
+        second = sum(2 * i * o for i, o in adapted) if params.dropout > 0 else 0.0
+        return {"train_token": second, "call": sum(2 * i * params.r * (i + o) for i, o in adapted)}

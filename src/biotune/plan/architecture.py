@@ -50,10 +50,17 @@ class Architecture:
     head_params: int  # the LM head or the classifier (computed at the positions the loss or prediction reads)
     vocab: int
     labels: int  # an encoder head's outputs
+    token_head: bool  # the head runs at every position (LM heads, token classification), not at one
     decoder: Stack | None  # decoder-only: the model; encoder-decoder: the decoder
     encoder: Stack | None  # BERT: the model; encoder-decoder: the encoder
-    virtual_tokens: int = 0  # soft-prompt methods: tokens prepended to every sequence
-    adapter_per_token_params: int = 0  # adapter weights a token passes through (LoRA: A and B of every layer)
+    virtual_tokens: int = 0  # soft-prompt methods: learned tokens in front of every sequence
+    virtual_kind: str | None = None  # input: prepended to the input embeddings (P-tuning, prompt tuning);
+    #                                  prefix: keys and values in every layer only (prefix tuning)
+    generation_cached: bool = True  # False: biotune generates by full forward passes, one prompt at a time
+    adapter_per_token_params: int = 0  # adapter weights a (decoder-side) token passes through (LoRA: A and B)
+    adapter_source_params: int = 0  # an encoder-decoder's adapters on the source side (encoder, cross K / V)
+    extra_train_token_flops: float = 0.0  # the method's own work per training token (Method.extra_flops)
+    extra_call_flops: float = 0.0  # the method's own work per forward pass
     hidden_dropout: float = 0.0
     attention_dropout: float = 0.0
     position_bias: bool = False  # T5's relative attention bias: one heads x length x length tensor per stack
@@ -79,12 +86,8 @@ def model_config(mcfg):
     from biotune.models.aliases import resolve
 
     family = FAMILIES.get(mcfg.family)
-    if mcfg.random_init:
-        fields = dict(mcfg.random_init)
-        config_class = family.random_config_class(fields)
-        if "vocab_size" not in fields:
-            fields["vocab_size"] = len(family.load_tokenizer(mcfg))
-        return config_class(**fields)
+    if mcfg.random_init:  # built as the run builds it (vocabulary and special tokens from the tokenizer)
+        return family.random_config(mcfg, family.load_tokenizer(mcfg))
     known = known_models().get(mcfg.path)
     if known is not None and not mcfg.revision:
         fields = dict(known)
@@ -162,9 +165,10 @@ def _architecture(key: str) -> Architecture:
         total = _count(model)
         params = method.params_model(**mconf.params)
         model = _apply(method, model, family, head, params)
-    trainable = _count(model, trainable_only=True)
+    trainable = _count(model, trainable_only=True) if method.trains else 0  # in-context methods train nothing
     linear = _linears(model)
-    skip = set(family.head_modules) | {"lm_head"}
+    # the output head, and BERT's pooler (one position, like a sequence head): not passed by every token
+    skip = set(family.head_modules) | {"lm_head", "pooler"}
     head_params = sum(n for name, n in linear.items() if _leaf_in(name, skip))
     body = {name: n for name, n in linear.items() if not _leaf_in(name, skip)}
     encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
@@ -178,11 +182,27 @@ def _architecture(key: str) -> Architecture:
         encoder, decoder = None, _stack(sum(body.values()), d["layers"], d, causal=True)
     else:
         encoder, decoder = _stack(sum(body.values()), d["layers"], d, causal=False), None
-    adapters = trainable if method.trains and not method.trains_base and not _virtual(model) else 0
+    from biotune.inference import _has_virtual_tokens, _is_prompt_learning
+
+    prompt_learning = _is_prompt_learning(model)
+    virtual_kind = ("input" if _has_virtual_tokens(model) else "prefix") if prompt_learning else None
+    source = target = 0
+    if method.trains and not method.trains_base and not prompt_learning:
+        for name, p in model.named_parameters():
+            if p.requires_grad and not _leaf_in(name, skip | {"modules_to_save"}):
+                side = encoder_decoder and (".encoder." in f".{name}" or _cross_kv(name.split(".lora_")[0]))
+                source, target = (source + p.numel(), target) if side else (source, target + p.numel())
+    adapted = [(m.base_layer.in_features, m.base_layer.out_features) for _, m in model.named_modules()
+               if hasattr(m, "lora_A") and isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]
+    extra = method.extra_flops(adapted, params)
     return Architecture(
         family=family.name, total_params=total, trainable_params=trainable, quantizable_params=sum(body.values()),
         head_params=head_params, vocab=d["vocab"], labels=int(getattr(config, "num_labels", 0) or 0),
-        decoder=decoder, encoder=encoder, virtual_tokens=_virtual(model), adapter_per_token_params=adapters,
+        token_head=family.generative or head == "token_classification",
+        decoder=decoder, encoder=encoder, virtual_tokens=_virtual(model), virtual_kind=virtual_kind,
+        generation_cached=not prompt_learning or (virtual_kind == "input" and not encoder_decoder),
+        adapter_per_token_params=target, adapter_source_params=source,
+        extra_train_token_flops=extra["train_token"], extra_call_flops=extra["call"],
         hidden_dropout=d["hidden_dropout"], attention_dropout=d["attention_dropout"],
         position_bias=bool(getattr(config, "relative_attention_num_buckets", None)),
         max_positions=d["max_positions"],

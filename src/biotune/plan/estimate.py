@@ -96,7 +96,8 @@ def saved_per_token(stack: Stack, arch: Architecture, r: Regime, context: int) -
     total = elements * r.compute_bytes + masks
     if r.eager_attention:
         scores = stack.heads * context * (stack.cross_attention + 1)
-        total += scores * r.compute_bytes * (2 if arch.attention_dropout else 1) + (scores if arch.attention_dropout else 0)
+        dropout = bool(arch.attention_dropout)
+        total += scores * r.compute_bytes * (2 if dropout else 1) + (scores if dropout else 0)
     return total
 
 
@@ -131,7 +132,7 @@ def logits_bytes(arch: Architecture, r: Regime, batch: int, length: int, target:
     """The output head's logits where the loss reads them: answer positions (biotune's LM head runs only there),
     every position otherwise; an encoder's classifier outputs."""
     if arch.encoder is not None and arch.decoder is None:  # encoders: labels per token or per sequence
-        return batch * length * max(1, arch.labels) * 12
+        return batch * (length if arch.token_head else 1) * max(1, arch.labels) * 12
     if arch.encoder is not None:  # encoder-decoder: the decoder's positions
         positions = target
     elif r.logits_at_answers and not arch.virtual_tokens:
@@ -159,29 +160,45 @@ def prefill_bytes(arch: Architecture, r: Regime, batch: int, prompt: int) -> flo
     stack = arch.encoder or arch.decoder
     n = batch * (prompt + arch.virtual_tokens)
     per_token = 4 * stack.hidden + 2 * stack.q_dim + (3 if stack.glu else 2) * stack.intermediate
-    logits = batch * arch.vocab * 4 if arch.decoder is not None else batch * prompt * max(1, arch.labels) * 4
+    logits = (batch * arch.vocab * 4 if arch.decoder is not None
+              else batch * (prompt if arch.token_head else 1) * max(1, arch.labels) * 4)
     return n * per_token * r.compute_bytes + logits
 
 
 # -- FLOPs --------------------------------------------------------------------------------------------------------
 
-def forward_flops(arch: Architecture, length: int, target: int, head_positions: int) -> float:
+def _causal_pairs(n: int, before: int, full: bool) -> float:
+    """(query, key) pairs the attention of `n` causal tokens computes, with `before` keys ahead of them (a
+    prefix, a cache): each sees those and the ones up to itself; `full`: the whole n x (before + n) matrix
+    (eager attention computes the masked half too)."""
+    return n * (before + n) if full else n * before + n * (n + 1) / 2
+
+
+def forward_flops(arch: Architecture, length: int, target: int, head_positions: int, full_attention: bool = False,
+                  training: bool = False) -> float:
     """One forward pass over one sequence: `length` input tokens (decoder-only: prompt + answer), `target`
-    decoder tokens for an encoder-decoder; the head at `head_positions` positions."""
-    flops = 2 * arch.head_params * head_positions
+    decoder tokens for an encoder-decoder; the head at `head_positions` positions. `full_attention`: the kernel
+    computes every (query, key) pair (eager), not only the causal ones; `training`: the method's own per-token
+    training work is added (DoRA's second matmul under dropout)."""
+    flops = 2 * arch.head_params * head_positions + arch.extra_call_flops
+    extra = arch.extra_train_token_flops if training else 0.0
     if arch.encoder is not None and arch.decoder is not None:
         e, d = arch.encoder, arch.decoder
-        flops += length * 2 * e.linear_params + 4 * e.q_dim * e.layers * length * length
-        flops += length * 2 * d.cross_kv_params  # cross-attention K / V of the source
-        flops += target * 2 * d.linear_params + 4 * d.q_dim * d.layers * target * (target + 1) / 2
-        flops += 4 * d.q_dim * d.layers * target * length  # cross-attention
-        flops += (length + target) * 2 * arch.adapter_per_token_params
+        virtual = arch.virtual_tokens if arch.virtual_kind == "input" else 0
+        prefix = arch.virtual_tokens if arch.virtual_kind == "prefix" else 0
+        src = length + virtual
+        flops += src * (2 * e.linear_params + 2 * d.cross_kv_params + 2 * arch.adapter_source_params + extra)
+        flops += 4 * e.q_dim * e.layers * src * (src + prefix)
+        flops += target * (2 * d.linear_params + 2 * arch.adapter_per_token_params + extra)
+        flops += 4 * d.q_dim * d.layers * _causal_pairs(target, prefix, full_attention)
+        flops += 4 * d.q_dim * d.layers * target * src  # cross-attention
         return flops
     s = arch.stacks[0]
-    n = length + arch.virtual_tokens
-    context = (n + 1) / 2 if s.causal else n  # a causal token attends to the ones before it
-    flops += n * (2 * s.linear_params + 2 * arch.adapter_per_token_params) + 4 * s.q_dim * s.layers * n * context
-    return flops
+    n = length + (arch.virtual_tokens if arch.virtual_kind == "input" else 0)
+    prefix = arch.virtual_tokens if arch.virtual_kind == "prefix" else 0
+    flops += n * (2 * s.linear_params + 2 * arch.adapter_per_token_params + extra)
+    pairs = _causal_pairs(n, prefix, full_attention) if s.causal else n * (n + prefix)
+    return flops + 4 * s.q_dim * s.layers * pairs
 
 
 def training_multiplier(r: Regime) -> float:
@@ -190,22 +207,35 @@ def training_multiplier(r: Regime) -> float:
 
 
 def generation_flops(arch: Architecture, prompt: int, new: int) -> float:
-    """Greedy generation of `new` tokens after a `prompt`-token prompt (with a KV cache)."""
+    """Greedy generation of `new` tokens after a `prompt`-token prompt, as biotune generates: with a KV cache
+    (each step one token through every layer, attending to everything before it), or, for the soft-prompt models
+    biotune decodes without a cache, a full forward pass per step (the head at every position)."""
     if arch.decoder is None:  # an encoder predicts in one forward pass
-        return forward_flops(arch, prompt, 0, prompt if arch.labels else 1)
+        return forward_flops(arch, prompt, 0, prompt if arch.token_head else 1)
+    if not arch.generation_cached:
+        if arch.encoder is not None:
+            return sum(forward_flops(arch, prompt, t + 1, t + 1) for t in range(new))
+        return sum(forward_flops(arch, prompt + t, 0, prompt + t) for t in range(new))
     d = arch.decoder
-    if arch.encoder is not None:
+    if arch.encoder is not None:  # the encoder once, then the decoder token by token over its cache
         e = arch.encoder
-        flops = prompt * (2 * e.linear_params + 2 * d.cross_kv_params) + 4 * e.q_dim * e.layers * prompt * prompt
-        flops += new * (2 * d.linear_params + 2 * arch.head_params) + 4 * d.q_dim * d.layers * new * (new + 1) / 2
-        flops += 4 * d.q_dim * d.layers * new * prompt
-        return flops + (prompt + new) * 2 * arch.adapter_per_token_params
-    p = prompt + arch.virtual_tokens
-    flops = p * 2 * (d.linear_params + arch.adapter_per_token_params) + 4 * d.q_dim * d.layers * p * (p + 1) / 2
-    flops += 2 * arch.head_params  # the first new token's logits, from the prefill
-    flops += max(0, new - 1) * 2 * (d.linear_params + arch.adapter_per_token_params + arch.head_params)
-    flops += 4 * d.q_dim * d.layers * sum(p + t for t in range(1, new))
-    return flops
+        flops = prompt * (2 * e.linear_params + 2 * d.cross_kv_params + 2 * arch.adapter_source_params)
+        flops += 4 * e.q_dim * e.layers * prompt * prompt
+        flops += new * (2 * d.linear_params + 2 * arch.adapter_per_token_params + 2 * arch.head_params)
+        flops += 4 * d.q_dim * d.layers * (new * (new + 1) / 2 + new * prompt)
+        return flops + new * arch.extra_call_flops
+    virtual = arch.virtual_tokens
+    p = prompt + (virtual if arch.virtual_kind == "input" else 0)  # the soft prompt goes through the layers too
+    before = virtual if arch.virtual_kind == "prefix" else 0
+    per_token = 2 * (d.linear_params + arch.adapter_per_token_params)
+    # the prefill's head: the last position, or every position where biotune's soft-prompt loop runs the base model
+    prefill_head = p if arch.virtual_kind == "input" else 1
+    flops = p * per_token + 4 * d.q_dim * d.layers * _causal_pairs(p, before, False)
+    flops += 2 * arch.head_params * prefill_head
+    steps = max(0, new - 1)  # the first new token comes from the prefill's last position
+    flops += steps * (per_token + 2 * arch.head_params)
+    flops += 4 * d.q_dim * d.layers * sum(before + p + t for t in range(1, new))
+    return flops + (1 + steps) * arch.extra_call_flops
 
 
 def decode_step_bytes(arch: Architecture, r: Regime, weights: float, batch: int, context: int) -> float:

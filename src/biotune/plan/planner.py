@@ -10,10 +10,9 @@ BENCHMARKS.md.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from biotune.errors import BiotuneError, MissingSplitError
+from biotune.errors import MissingSplitError
 
 from . import estimate as E
 from .architecture import Architecture, architecture
@@ -39,11 +38,14 @@ class Plan:
     activation_bytes: float = 0.0  # the largest micro-batch's, logits included
     generation_bytes: float = 0.0  # KV cache + prefill of the largest evaluation batch
     peak_bytes: float = 0.0
-    train_tokens: float = 0.0
-    eval_tokens: float = 0.0  # prompts + generated answers (dev scoring during training included)
+    train_tokens: float = 0.0  # training steps: prompt + answer tokens of every example seen
+    dev_tokens: float = 0.0  # dev evaluations during training: dev loss, and prompts + answers for the dev score
+    eval_tokens: float = 0.0  # the evaluated (test) split: prompts + generated answers
     train_flops: float = 0.0
+    dev_flops: float = 0.0
     eval_flops: float = 0.0
     train_seconds: float = 0.0
+    dev_seconds: float = 0.0
     eval_seconds: float = 0.0
     gpus: int = 1
     fits: bool = True
@@ -53,7 +55,7 @@ class Plan:
 
     @property
     def seconds(self) -> float:
-        return self.train_seconds + self.eval_seconds
+        return self.train_seconds + self.dev_seconds + self.eval_seconds
 
     @property
     def gpu_hours(self) -> float:
@@ -153,30 +155,29 @@ def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: fl
                + E.logits_bytes(arch, r, t.batch_size, length, target))
         steps = E.steps_of(tr.n, t.batch_size, t.grad_accum, t.epochs, t.max_steps)
         examples = steps * t.batch_size * t.grad_accum * gpus if t.max_steps > 0 else tr.n * t.epochs
-        per_example = [_train_flops(arch, r, cfg, i, a) for i, a in zip(tr.inputs, tr.targets)]
+        per_example = [_train_flops(arch, r, i, a) for i, a in zip(tr.inputs, tr.targets)]
         per_token = [i + a for i, a in zip(tr.inputs, tr.targets)]
         plan.train_flops = sum(per_example) / tr.measured * examples
         plan.train_tokens = sum(per_token) / tr.measured * examples
         plan.train_seconds = plan.train_flops / (peak_flops * speed)
-        every = t.save_steps or (max(1, steps // 4) if t.max_steps > 0 else E.ceil_div(tr.n, t.batch_size * t.grad_accum))
+        per_epoch = E.ceil_div(tr.n, t.batch_size * t.grad_accum)
+        every = t.save_steps or (max(1, steps // 4) if t.max_steps > 0 else per_epoch)
         evals = E.ceil_div(steps, min(t.eval_steps or every, steps))
         # dev loss: one forward per dev example and evaluation
         dl = data.dev_loss
-        fwd = sum(E.forward_flops(arch, i + (0 if encoder_decoder else a), a, a) for i, a in zip(dl.inputs, dl.targets))
-        dev_loss_flops = fwd / dl.measured * dl.n * evals
-        plan.train_flops += dev_loss_flops
-        plan.train_seconds += dev_loss_flops / (peak_flops * utilization)
+        fwd = sum(_train_flops(arch, r, i, a, forward_only=True) for i, a in zip(dl.inputs, dl.targets))
+        plan.dev_flops = fwd / dl.measured * dl.n * evals
+        plan.dev_seconds = plan.dev_flops / (peak_flops * speed)
+        plan.dev_tokens = (sum(dl.inputs) + sum(dl.targets)) * dl.scale * evals
         if data.dev_generate is not None and arch.decoder is not None:
             flops, secs, tokens = _generation_cost(arch, r, acc, weights, data.dev_generate,
                                                    cfg.runtime.eval_batch_size, utilization, gpus)
-            plan.eval_flops += flops * evals
-            plan.eval_seconds += secs * evals
-            plan.eval_tokens += tokens * evals
+            plan.dev_flops += flops * evals
+            plan.dev_seconds += secs * evals
+            plan.dev_tokens += tokens * evals
     test = data.test
     flops, secs, tokens = _generation_cost(arch, r, acc, weights, test, cfg.runtime.eval_batch_size, utilization, gpus)
-    plan.eval_flops += flops
-    plan.eval_seconds += secs
-    plan.eval_tokens += tokens
+    plan.eval_flops, plan.eval_seconds, plan.eval_tokens = flops, secs, tokens
     batch = min(cfg.runtime.eval_batch_size, test.n)
     if arch.decoder is not None:
         gen = (E.kv_cache_bytes(arch, r, batch, test.max_input(), test.max_target())
@@ -197,17 +198,26 @@ def _largest_layer(arch: Architecture) -> float:
     return max((s.layer_params for s in arch.stacks), default=0) + arch.head_params
 
 
-def _train_flops(arch, r, cfg, inputs: int, answer: int) -> float:
+def _train_flops(arch, r, inputs: int, answer: int, forward_only: bool = False) -> float:
+    """One training example's FLOPs (forward and backward), or its forward alone (the dev loss), with the
+    attention the training runs with (eager on a CPU computes the masked half too)."""
     encoder_decoder = arch.encoder is not None and arch.decoder is not None
     if encoder_decoder:
-        fwd = E.forward_flops(arch, inputs, answer, answer)
+        fwd = E.forward_flops(arch, inputs, answer, answer, r.eager_attention, training=not forward_only)
     else:
         n = inputs + answer
-        head = answer if r.logits_at_answers and not arch.virtual_tokens else n
+        head = answer if r.logits_at_answers and not arch.virtual_tokens else n + (
+            arch.virtual_tokens if arch.virtual_kind == "input" else 0)
         if arch.decoder is None:
-            head = n if arch.labels else 1
-        fwd = E.forward_flops(arch, n, 0, head)
-    return fwd * E.training_multiplier(r)
+            head = n if arch.token_head else 1
+        fwd = E.forward_flops(arch, n, 0, head, r.eager_attention, training=not forward_only)
+    if forward_only:
+        return fwd
+    # adapters' own weight gradients (a frozen base computes none of its own)
+    tokens = inputs + answer + (arch.virtual_tokens if arch.virtual_kind == "input" else 0)
+    source = inputs if encoder_decoder else 0
+    adapters = 2 * ((tokens - source) * arch.adapter_per_token_params + source * arch.adapter_source_params)
+    return fwd * E.training_multiplier(r) + (0 if r.trains_base else adapters)
 
 
 def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, utilization, gpus):
@@ -217,6 +227,8 @@ def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, util
     peak = acc.peak_flops(r.compute_bytes == 2) * utilization
     bandwidth = (acc.bandwidth_tbs or 0) * 1e12 * BANDWIDTH_EFFICIENCY
     order = sorted(range(split.measured), key=lambda i: -split.inputs[i])
+    if not arch.generation_cached:
+        batch_size = 1  # biotune decodes these one prompt at a time, by full forward passes
     flops = seconds = 0.0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
@@ -225,7 +237,7 @@ def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, util
         prefill = sum(E.generation_flops(arch, p, min(1, n)) for p, n in zip(prompts, news))
         total = sum(E.generation_flops(arch, p, n) for p, n in zip(prompts, news))
         decode = total - prefill
-        steps = max(news) - 1 if arch.decoder is not None else 0
+        steps = max(news) - 1 if arch.decoder is not None and arch.generation_cached else 0
         seconds += prefill / peak
         if steps > 0:
             read = steps * E.decode_step_bytes(arch, r, weights, len(rows), max(prompts) + max(news))
@@ -282,21 +294,13 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
     return out
 
 
-def plan_cells(cells, acc: Accelerator, gpus: int = 1, utilization: float = 0.4, groups=()) -> list[tuple[object, Plan]]:
-    """Plans for a study's cells; a search's final cells (its best candidate on the other seeds, decided on dev
-    later) are planned as its first candidate on those seeds."""
-    out = []
-    for cell in cells:
-        out.append((cell, plan_experiment(cell.experiment, acc, gpus, utilization)))
+def plan_cells(cells, groups, acc: Accelerator, gpus: int = 1, utilization: float = 0.4,
+               progress=lambda items: items) -> list[tuple[str, object, Plan]]:
+    """(label, cell, plan) for a study's cells; a search's final cells (its best candidate on the other seeds,
+    decided on dev later) are planned as its first candidate on those seeds."""
+    todo = [(c.label, c) for c in cells]
     for g in groups:
         first = g.candidates[0]
-        for seed in g.seeds[1:]:
-            final = g.make(first.search.values, 0, seed)
-            out.append((final, plan_experiment(final.experiment, acc, gpus, utilization)))
-    return out
-
-
-def require_positive(value: float, name: str) -> float:
-    if not value or value <= 0 or math.isnan(value):
-        raise BiotuneError(f"{name}: expected a positive number")
-    return value
+        todo += [(f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s)
+                                                                    for s in g.seeds[1:])]
+    return [(label, c, plan_experiment(c.experiment, acc, gpus, utilization)) for label, c in progress(todo)]

@@ -30,8 +30,8 @@ def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
 
 def cell_table(rows: list[tuple[str, Plan]], title: str) -> Table:
     table = Table(title=title)
-    for col in ("cell", "trainable", "peak GB", "weights + train state + activations", "fits", "PFLOP train / eval",
-                "hours", "what would fit / note"):
+    for col in ("cell", "trainable", "peak GB", "weights + train state + activations", "fits",
+                "PFLOP train / dev / test", "hours", "what would fit / note"):
         table.add_column(col, overflow="fold")
     for label, p in rows:
         if p.error:
@@ -40,7 +40,8 @@ def cell_table(rows: list[tuple[str, Plan]], title: str) -> Table:
         table.add_row(
             label, f"{p.trainable_params:,}", _gb(p.peak_bytes),
             f"{_gb(p.weights_bytes)} + {_gb(p.state_bytes)} + {_gb(p.activation_bytes)}", "yes" if p.fits else "NO",
-            f"{p.train_flops / 1e15:,.3g} / {p.eval_flops / 1e15:,.3g}", _h(p.seconds), "; ".join(p.suggestions),
+            " / ".join(f"{f / 1e15:,.3g}" for f in (p.train_flops, p.dev_flops, p.eval_flops)), _h(p.seconds),
+            "; ".join(p.suggestions),
         )
     return table
 
