@@ -108,6 +108,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, data_dir):
     b = json.loads((tmp_path / "killed" / "metrics.json").read_text())
     assert b["training"]["resumed_from"] is not None and a["training"]["resumed_from"] is None
     assert b["metrics"] == a["metrics"]
+    # the resumed run's tokens are the whole run's (the Trainer's count comes back with the checkpoint)
+    assert b["resources"]["train_tokens"] == a["resources"]["train_tokens"] > 0
+    assert b["resources"]["train_tokens_per_s"] > 0
     assert b["training"]["best_dev_loss"] == pytest.approx(a["training"]["best_dev_loss"], rel=1e-6)
     resumed_steps = {s for s, _ in b["training"]["loss_curve"]}
     for step, loss in a["training"]["loss_curve"]:

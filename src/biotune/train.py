@@ -361,11 +361,10 @@ def _trainer(exp: Experiment):
     )
 
     class _Meter(TrainerCallback):
-        """Tokens seen and dev-evaluation time in this process (a resumed run starts from the checkpoint's), and
-        the training time so far written into each checkpoint (`TIME_FILE`), so a resumed run's cost includes
-        the time spent before the stop."""
+        """Dev-evaluation time in this process, and the training time so far written into each checkpoint
+        (`TIME_FILE`), so a resumed run's cost includes the time spent before the stop (the tokens seen come back
+        with the Trainer's own state)."""
 
-        start = 0
         eval_seconds = 0.0
         prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
         began = 0.0
@@ -373,7 +372,6 @@ def _trainer(exp: Experiment):
         def on_train_begin(self, args, state, control, **kw):
             import time
 
-            self.start = state.num_input_tokens_seen
             self.began = time.perf_counter()
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
@@ -524,8 +522,11 @@ def _train(exp: Experiment) -> dict:
         trainer.train(resume_from_checkpoint=resume)
     final = exp.out / "final"
     trainer.save_model(str(final))
-    seen = trainer.state.num_input_tokens_seen - meter.start
-    step_seconds = max(timer.seconds - meter.eval_seconds, 1e-9)  # without the dev evaluations
+    # the Trainer restores its token count from the checkpoint it resumes from: this is the whole run's
+    seen = trainer.state.num_input_tokens_seen
+    # seconds of training steps (dev evaluations left out), the time before a resume included
+    step_seconds = max(meter.prior["train_seconds"] + timer.seconds - meter.prior["dev_eval_seconds"]
+                       - meter.eval_seconds, 1e-9)
     history = trainer.state.log_history
     return {
         "resources": {
