@@ -97,7 +97,7 @@ def flops_section(work: Path, names: list[str], acc, save, rows: dict) -> dict:
         exp = Experiment(cfg, progress=False)
         exp.setup()
         arch = architecture(cfg)
-        r = regime(cfg, acc, arch)
+        r = regime(cfg, acc)
         row = {"trainable_params": exp.resources["trainable_params"], "planned_trainable": arch.trainable_params}
         if exp.method.trains:
             measured = planned = 0.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from biotune.config import ExperimentConfig
+from biotune.config import ExperimentConfig, TrainingConfig
 from biotune.plan import accelerator, plan_experiment
 from biotune.plan import estimate as E
 from biotune.plan.architecture import Stack, architecture
@@ -108,7 +108,9 @@ def test_kv_cache_and_flops_by_hand():
     assert E.generation_flops(a, 5, 3) == gen
     assert E.training_multiplier(E.Regime(2, True, True, False)) == 3
     assert E.training_multiplier(E.Regime(2, True, False, False, gradient_checkpointing=True)) == 3
-    assert E.steps_of(1000, 8, 2, 3, -1) == 3 * 63 and E.steps_of(1000, 8, 1, 1, 20) == 20
+    # optimizer steps as the Trainer runs them (TrainingConfig.schedule, which train.py sets the Trainer up with)
+    assert TrainingConfig(batch_size=8, grad_accum=2, epochs=3).schedule(1000)[0] == 3 * 63
+    assert TrainingConfig(batch_size=8, max_steps=20).schedule(1000)[0] == 20
 
 
 def test_qlora_paper_llama_65b():

@@ -188,11 +188,11 @@ def run_cmd(
         overrides["output_dir"] = output_dir
     cfg = load_experiment(experiment, overrides)
     if plan:
-        from .plan import accelerator, plan_experiment
+        from .plan import plan_experiment
         from .plan.render import assumptions, cell_table
 
-        acc = accelerator(gpu, gpu_memory, gpu_tflops)
-        p = plan_experiment(cfg, acc, _positive(gpus, "--gpus"), _fraction(utilization))
+        acc, gpus, utilization = _plan_target(gpu, gpu_memory, gpu_tflops, gpus, utilization)
+        p = plan_experiment(cfg, acc, gpus, utilization)
         out.print(cell_table([(cfg.resolved_name(), p)], f"plan: {cfg.resolved_name()}"))
         for note in p.notes:
             out.print(f"note: {note}", soft_wrap=True)
@@ -287,11 +287,10 @@ def study_cmd(
 def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) -> None:
     from rich.progress import track
 
-    from .plan import accelerator, plan_cells
+    from .plan import plan_cells
     from .plan.render import assumptions, cell_table, summary_table, totals
 
-    acc = accelerator(gpu, gpu_memory, gpu_tflops)
-    gpus, utilization = _positive(gpus, "--gpus"), _fraction(utilization)
+    acc, gpus, utilization = _plan_target(gpu, gpu_memory, gpu_tflops, gpus, utilization)
     rows = plan_cells(cells, study.groups, acc, gpus, utilization,
                       lambda items: track(items, description="planning", console=Console(stderr=True),
                                           disable=not sys.stderr.isatty()))
@@ -304,16 +303,15 @@ def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) ->
     out.print(totals([p for _, _, p in rows]), soft_wrap=True)
 
 
-def _positive(n: int, name: str) -> int:
-    if n < 1:
-        raise BiotuneError(f"{name} {n}: expected 1 or more")
-    return n
+def _plan_target(gpu, gpu_memory, gpu_tflops, gpus: int, utilization: float):
+    """The --plan options of `run` and `study`, checked: (accelerator, GPUs per cell, utilisation)."""
+    from .plan import accelerator
 
-
-def _fraction(u: float) -> float:
-    if not 0 < u <= 1:
-        raise BiotuneError(f"--utilization {u}: expected a fraction of the peak, in (0, 1], e.g. 0.4")
-    return u
+    if gpus < 1:
+        raise BiotuneError(f"--gpus {gpus}: expected 1 or more")
+    if not 0 < utilization <= 1:
+        raise BiotuneError(f"--utilization {utilization}: expected a fraction of the peak, in (0, 1], e.g. 0.4")
+    return accelerator(gpu, gpu_memory, gpu_tflops), gpus, utilization
 
 
 @app.command("report")

@@ -11,6 +11,7 @@ fits the task) before anything is written.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,6 +89,17 @@ class TrainingConfig(_Strict):
     # experiment tracking through the Trainer's integrations (biotune.tracking): mlflow, tensorboard, wandb; each
     # needs its package. Not part of a result's identity
     report_to: list[Literal["mlflow", "tensorboard", "wandb"]] = Field(default_factory=list)
+
+    def schedule(self, n_train: int) -> tuple[int, int, int]:
+        """(optimizer steps, save interval, dev-evaluation interval) of a run on `n_train` examples per process, as
+        the Trainer is set up for it (biotune.train) and as the cost planner counts it (biotune.plan)."""
+        per_epoch = math.ceil(n_train / (self.batch_size * self.grad_accum))
+        total = self.max_steps if self.max_steps > 0 else math.ceil(per_epoch * self.epochs)
+        every = self.save_steps or (max(1, total // 4) if self.max_steps > 0 else per_epoch)
+        if self.eval_steps and not self.save_steps and every % self.eval_steps:
+            every = self.eval_steps  # the kept checkpoint is chosen at dev evaluations: save at them (the Trainer
+            #                          refuses a save interval that is not a multiple of the evaluation interval)
+        return total, every, min(self.eval_steps or every, total)
 
     @model_validator(mode="after")
     def _saves_at_evaluations(self) -> "TrainingConfig":

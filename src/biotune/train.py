@@ -9,7 +9,6 @@ the checkpoints, keep the trained weights as `keep` says.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -315,14 +314,10 @@ def _trainer(exp: Experiment):
         dev_f = encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length)
         collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), exp.head)
 
-    steps_per_epoch = math.ceil(len(train_f) / (t.batch_size * t.grad_accum))
-    total_steps = t.max_steps if t.max_steps > 0 else math.ceil(steps_per_epoch * t.epochs)
-    every = t.save_steps or (max(1, total_steps // 4) if t.max_steps > 0 else steps_per_epoch)
-    if t.eval_steps and not t.save_steps and every % t.eval_steps:
-        every = t.eval_steps  # checkpoints are chosen at dev evaluations: save at them (else the Trainer refuses)
+    total_steps, every, eval_every = t.schedule(len(train_f))
     # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
     # save nothing to resume from, so none is written (for full fine-tuning that is weights + optimizer state)
-    single_eval = (t.eval_steps or every) >= total_steps and every >= total_steps
+    single_eval = eval_every >= total_steps and every >= total_steps
     args = TrainingArguments(
         output_dir=str(exp.out / "checkpoints"),
         per_device_train_batch_size=t.batch_size,
@@ -336,7 +331,7 @@ def _trainer(exp: Experiment):
         lr_scheduler_type=t.lr_scheduler,
         logging_steps=t.logging_steps,
         eval_strategy="steps",
-        eval_steps=min(t.eval_steps or every, total_steps),
+        eval_steps=eval_every,
         save_strategy="no" if single_eval else "steps",
         save_steps=every,
         save_total_limit=t.save_total_limit,

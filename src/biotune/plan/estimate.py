@@ -19,7 +19,6 @@ weights), 1 x forward when it is frozen (activations only); gradient checkpointi
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .architecture import Architecture, Stack
@@ -60,7 +59,8 @@ def weight_bytes(arch: Architecture, r: Regime) -> float:
     base = arch.total_params
     frozen = base * r.compute_bytes
     if r.quantized:
-        frozen = nf4_bytes(arch.quantizable_params, r.double_quant) + (base - arch.quantizable_params) * r.compute_bytes
+        rest = base - arch.quantizable_params  # embeddings, norms, the head: kept in the compute dtype
+        frozen = nf4_bytes(arch.quantizable_params, r.double_quant) + rest * r.compute_bytes
     return frozen + arch.trainable_params * 4
 
 
@@ -104,15 +104,11 @@ def saved_per_token(stack: Stack, arch: Architecture, r: Regime, context: int) -
 def activation_bytes(arch: Architecture, r: Regime, batch: int, length: int, target: int) -> float:
     """Activations kept for backward by one micro-batch of `batch` sequences: `length` input tokens (decoder-only:
     prompt and answer together) and, for an encoder-decoder, `target` decoder tokens."""
-    tokens = {}
-    if arch.encoder is not None and arch.decoder is not None:
-        tokens = {id(arch.encoder): length, id(arch.decoder): target}
-    else:
-        tokens = {id(s): length for s in arch.stacks}
     total = 0.0
     for s in arch.stacks:
-        n = batch * tokens[id(s)]
-        per_layer = saved_per_token(s, arch, r, tokens[id(s)] if not s.cross_attention else target)
+        count = target if s.cross_attention else length  # an encoder-decoder's decoder reads the target tokens
+        n = batch * count
+        per_layer = saved_per_token(s, arch, r, count)
         if s.cross_attention:
             per_layer_src = 2 * s.kv_dim * r.compute_bytes * batch * length  # cross-attention K and V of the source
         else:
@@ -123,7 +119,7 @@ def activation_bytes(arch: Architecture, r: Regime, batch: int, length: int, tar
             total += s.layers * (n * per_layer + per_layer_src)
         total += n * 2 * s.hidden * r.compute_bytes  # the final norm's input and output
         if arch.position_bias:  # T5's relative position bias, heads x length x length, with its gradient
-            per_seq = s.heads * tokens[id(s)] ** 2 * r.compute_bytes
+            per_seq = s.heads * count ** 2 * r.compute_bytes
             total += batch * per_seq * (2 if r.trains_base else 1)
     return total
 
@@ -245,10 +241,3 @@ def decode_step_bytes(arch: Architecture, r: Regime, weights: float, batch: int,
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b) if b else 0
-
-
-def steps_of(n_train: int, batch: int, accum: int, epochs: float, max_steps: int) -> int:
-    """Optimizer steps, as the Trainer counts them."""
-    if max_steps > 0:
-        return max_steps
-    return math.ceil(ceil_div(n_train, batch * accum) * epochs)

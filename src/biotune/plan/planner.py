@@ -62,7 +62,10 @@ class Plan:
         return self.seconds * self.gpus / 3600
 
 
-def regime(cfg, acc: Accelerator, arch: Architecture):
+def regime(cfg, acc: Accelerator) -> E.Regime:
+    """How the run `cfg` holds and computes its model on `acc` (dtype, attention kernel, what trains)."""
+    import torch
+
     from biotune.methods import METHODS
     from biotune.runtime import attention_for
 
@@ -71,8 +74,7 @@ def regime(cfg, acc: Accelerator, arch: Architecture):
     dtype_bytes = 2 if bf16 else 4
     if not method.trains and cfg.model.dtype in ("float32", "fp32"):
         dtype_bytes = 4
-    device = type("Device", (), {"type": acc.device_type})()
-    eager = attention_for(device, method.trains, cfg.model.attn_implementation) == "eager"
+    eager = attention_for(torch.device(acc.device_type), method.trains, cfg.model.attn_implementation) == "eager"
     return E.Regime(
         compute_bytes=dtype_bytes, trains=method.trains, trains_base=method.trains_base, quantized=method.quantized,
         double_quant=bool(cfg.method.params.get("double_quant", True)),
@@ -119,7 +121,7 @@ def plan_experiment(cfg, acc: Accelerator, gpus: int = 1, utilization: float = 0
         plan.fits = False
         return plan
     arch = architecture(cfg)
-    r = regime(cfg, acc, arch)
+    r = regime(cfg, acc)
     plan.total_params, plan.trainable_params = arch.total_params, arch.trainable_params
     _fill(plan, cfg, acc, arch, r, data, gpus, utilization)
     generative = arch.decoder is not None
@@ -153,16 +155,14 @@ def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: fl
             length, target = cap(tr.max_input() + tr.max_target()) + arch.virtual_tokens, tr.max_target()
         act = (E.activation_bytes(arch, r, t.batch_size, length, target)
                + E.logits_bytes(arch, r, t.batch_size, length, target))
-        steps = E.steps_of(tr.n, t.batch_size, t.grad_accum, t.epochs, t.max_steps)
+        steps, _, eval_every = t.schedule(tr.n)
         examples = steps * t.batch_size * t.grad_accum * gpus if t.max_steps > 0 else tr.n * t.epochs
         per_example = [_train_flops(arch, r, i, a) for i, a in zip(tr.inputs, tr.targets)]
         per_token = [i + a for i, a in zip(tr.inputs, tr.targets)]
         plan.train_flops = sum(per_example) / tr.measured * examples
         plan.train_tokens = sum(per_token) / tr.measured * examples
         plan.train_seconds = plan.train_flops / (peak_flops * speed)
-        per_epoch = E.ceil_div(tr.n, t.batch_size * t.grad_accum)
-        every = t.save_steps or (max(1, steps // 4) if t.max_steps > 0 else per_epoch)
-        evals = E.ceil_div(steps, min(t.eval_steps or every, steps))
+        evals = E.ceil_div(steps, eval_every)
         # dev loss: one forward per dev example and evaluation
         dl = data.dev_loss
         fwd = sum(_train_flops(arch, r, i, a, forward_only=True) for i, a in zip(dl.inputs, dl.targets))
@@ -262,10 +262,11 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
         p = plan_experiment(c, acc, n, utilization, suggest=False)
         return p if p.fits and p.error is None else None
 
+    ckpt = t.gradient_checkpointing  # checkpointing, once it is needed, stays in the later suggestions
     if plan.trains:
-        if not t.gradient_checkpointing and fits({"gradient_checkpointing": True}):
+        if not ckpt and fits({"gradient_checkpointing": True}):
             out.append("gradient checkpointing (training.gradient_checkpointing: true)")
-        ckpt = t.gradient_checkpointing or bool(out)
+            ckpt = True
         b = t.batch_size
         while b > 1:
             b //= 2
@@ -286,7 +287,6 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
         keep = {k: v for k, v in cfg.method.params.items() if k in ("r", "alpha", "dropout", "target_modules",
                                                                      "use_rslora")}  # LoRA's own settings
         qlora = MethodConfig(name="qlora", params=keep)
-        ckpt = t.gradient_checkpointing or any(s.startswith("gradient") for s in out)
         if fits({"gradient_checkpointing": ckpt}, method=qlora):
             out.append("QLoRA" + (" with checkpointing" if ckpt else ""))
     if not out:

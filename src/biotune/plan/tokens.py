@@ -38,12 +38,6 @@ class SplitTokens:
     def scale(self) -> float:
         return self.n / max(1, self.measured)
 
-    def mean_input(self) -> float:
-        return sum(self.inputs) / max(1, self.measured)
-
-    def mean_target(self) -> float:
-        return sum(self.targets) / max(1, self.measured)
-
     def max_input(self) -> int:
         return max(self.inputs, default=0)
 
