@@ -308,7 +308,7 @@ def test_eval_run_and_study_on_dataset_files(examples, tmp_path, data_dir):
         assert r.returncode == 0, r.stderr
         summary = json.loads((out / "metrics.json").read_text())
         assert set(summary["datasets"]) == {"gad-csv", "gad"}
-        assert (out / "predictions" / "gad-csv.jsonl").is_file()
+        assert (out / "gad-csv" / "predictions.jsonl").is_file()
         assert summary["blurb"]["n_task_types"] == 1  # only gad counts toward the BLURB score
     bert = dict(TINY_LLAMA, family="encoder", path="minilm",
                 random_init={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

@@ -35,7 +35,7 @@ PAIRS = [(f, m) for f, fam in FAMILIES.items() for m, meth in METHODS.items()
          if meth.fits(fam, fam.head_for("relation"))]
 
 
-def experiment_config(family, method, tmp_path, dataset=None, head=None, **training):
+def experiment_config(family, method, tmp_path, dataset=None, head=None, params=None, **training):
     model = dict(TINY[family], family=family)
     if head:
         model["head"] = head
@@ -44,7 +44,7 @@ def experiment_config(family, method, tmp_path, dataset=None, head=None, **train
     return validate_experiment({
         "dataset": dataset or DATASET[family],
         "model": model,
-        "method": {"name": method, "params": SMALL_PARAMS.get(method, {})},
+        "method": {"name": method, "params": {**SMALL_PARAMS.get(method, {}), **(params or {})}},
         "training": {"max_steps": 8, "batch_size": 4, "train_limit": 8, "dev_limit": 4, "logging_steps": 1,
                      "learning_rate": lr, "save_steps": 8, "max_length": 128, **training},
         "eval": {"limit": 2, "batch_size": 2},
@@ -63,6 +63,17 @@ def _ends(name, targets):
     return any(name == t or name.endswith("." + t) for t in targets)
 
 
+# trainable parameters per adapted linear layer of (in, out) features, one row per method of that kind
+PER_ADAPTED_LINEAR = {
+    "lora": lambda p, i, o: p.r * (i + o),
+    "dora": lambda p, i, o: p.r * (i + o) + o,  # and the magnitude vector
+    "adalora": lambda p, i, o: p.init_r * (i + o) + p.init_r,  # P, Q and the singular values E
+    "vera": lambda p, i, o: p.r + o,  # the scaling vectors d and b (the random matrices are shared and frozen)
+}
+for _same in ("qlora", "loraplus", "pissa", "olora", "loftq"):
+    PER_ADAPTED_LINEAR[_same] = PER_ADAPTED_LINEAR["lora"]
+
+
 def expected_trainable(exp, base) -> int:
     cfg = base.config
     method, p = exp.method.name, exp.params
@@ -73,11 +84,8 @@ def expected_trainable(exp, base) -> int:
     unique = {id(q): q for q in base.parameters()}
     if method == "fft":
         return sum(q.numel() for q in unique.values())
-    if method in ("lora", "qlora", "dora"):
-        n = sum(p.r * (m.in_features + m.out_features) for m in linears.values())
-        if method == "dora":
-            n += sum(m.out_features for m in linears.values())
-        return n + head
+    if method in PER_ADAPTED_LINEAR:
+        return head + sum(PER_ADAPTED_LINEAR[method](p, m.in_features, m.out_features) for m in linears.values())
     if method == "ia3":
         targets, ff = IA3_TARGETS[cfg.model_type]
         return head + sum(m.in_features if _ends(n, ff) else m.out_features

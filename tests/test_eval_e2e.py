@@ -103,7 +103,7 @@ def _check_recomputes(runs, setting):
     out_dir, summary = runs[setting]
     assert summary["settings"]["limit"] == LIMIT
     for name, result in summary["datasets"].items():
-        rows = read_jsonl(out_dir / "predictions" / f"{name}.jsonl")
+        rows = read_jsonl(out_dir / name / "predictions.jsonl")
         assert len(rows) == result["n"] == LIMIT
         for row in rows:
             assert {"id", "prompt", "raw_output", "prediction", "gold", "parsed"} <= set(row)
@@ -135,8 +135,8 @@ class TestLikelihood:
 
 
 def _zero_and_three_shot_prompts(runs):
-    zero = read_jsonl(runs["zero"][0] / "predictions" / "gad.jsonl")
-    three = read_jsonl(runs["three"][0] / "predictions" / "gad.jsonl")
+    zero = read_jsonl(runs["zero"][0] / "gad" / "predictions.jsonl")
+    three = read_jsonl(runs["three"][0] / "gad" / "predictions.jsonl")
     assert all(r["shot_ids"] == [] for r in zero)
     assert all(len(r["shot_ids"]) == 3 for r in three)
     assert all(r["prompt"].count("<|im_start|>user") == 4 for r in three)
@@ -146,17 +146,17 @@ def _zero_and_three_shot_prompts(runs):
 
 def _same_seed(runs):
     for name in ("gad", "ebm-pico"):
-        a = read_jsonl(runs["three"][0] / "predictions" / f"{name}.jsonl")
-        b = read_jsonl(runs["three_again"][0] / "predictions" / f"{name}.jsonl")
+        a = read_jsonl(runs["three"][0] / name / "predictions.jsonl")
+        b = read_jsonl(runs["three_again"][0] / name / "predictions.jsonl")
         assert a == b
 
 
 def _likelihood_picks_the_best_option(runs):
     out_dir, summary = runs["likelihood"]
     assert {r["scoring"] for r in summary["datasets"].values()} == {"likelihood"}
-    for row in read_jsonl(out_dir / "predictions" / "bioasq.jsonl"):
+    for row in read_jsonl(out_dir / "bioasq" / "predictions.jsonl"):
         scores = row["option_scores"]
         assert row["raw_output"] == max(scores, key=scores.get)
         assert row["parsed"] and row["prediction"] == row["raw_output"]
-    hoc = read_jsonl(out_dir / "predictions" / "hoc.jsonl")
+    hoc = read_jsonl(out_dir / "hoc" / "predictions.jsonl")
     assert all(len(r["option_scores"]) == 10 and len(r["prompt"]) == 10 for r in hoc)

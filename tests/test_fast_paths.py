@@ -61,6 +61,51 @@ def test_fast_and_simple_training_paths_give_the_same_predictions(tmp_path, data
     assert fast["metrics"]["score"] == simple["metrics"]["score"]
 
 
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+@pytest.mark.parametrize("family", ["causal", "glm"])
+def test_packed_batches_give_the_padded_loss_and_gradients(tmp_path, family, attention):
+    """runtime.packing: a batch as one row without padding (position ids restart per example, so attention
+    stays inside each example): the padded batch's loss and gradients, through the answer-position loss too."""
+    from biotune.train import _CountingTrainer
+
+    runs = {}
+    for packing in (False, True):
+        cfg = config(tmp_path, f"{family}-{attention}-{packing}", family=family, params={"dropout": 0.0},
+                     batch_size=4)
+        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"packing": packing}),
+                                     "model": cfg.model.model_copy(update={"attn_implementation": attention})})
+        exp = Experiment(cfg, progress=False)
+        exp.setup()
+        batch = exp.trainer.data_collator(exp.train_features[:4])
+        if packing:
+            assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
+            assert (batch["position_ids"] == 0).sum() == 4  # four examples, each from position 0
+        else:
+            assert batch["input_ids"].shape[0] == 4 and (batch["attention_mask"] == 0).any()
+        model = exp.model.train()
+        trainable = [q for q in model.parameters() if q.requires_grad]
+        loss = _CountingTrainer.compute_loss(exp.trainer, model, dict(batch))
+        runs[packing] = (loss.item(), torch.autograd.grad(loss, trainable))
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
+    for a, b in zip(runs[True][1], runs[False][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_packing_is_chosen_where_the_kernel_takes_packed_rows(tmp_path):
+    from biotune.train import _packs
+
+    exp = Experiment(config(tmp_path, "auto"), progress=False)
+    exp.setup()
+    assert exp.cfg.runtime.packing == "auto" and not _packs(exp)  # CPU: eager attention, padded batches
+    exp.attention = "flash_attention_2"
+    assert _packs(exp)
+    soft = Experiment(config(tmp_path, "soft", method="prompt_tuning", params={"num_virtual_tokens": 2}),
+                      progress=False)
+    soft.setup()
+    soft.attention = "flash_attention_2"
+    assert not _packs(soft)  # virtual tokens go before each example
+
+
 def test_frozen_weights_in_the_compute_dtype_trainable_ones_in_fp32(tmp_path):
     exp = Experiment(config(tmp_path, "bf16", bf16=True), progress=False)
     exp.setup()

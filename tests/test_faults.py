@@ -25,6 +25,8 @@ from biotune.train import Experiment, claim_folder, last_checkpoint, run_experim
 
 from test_study import TINY_LLAMA
 
+pytestmark = pytest.mark.xdist_group("faults")  # the uninterrupted study (`straight`) runs once, on one worker
+
 # two LoRA cells (seeds 0, 1) of 12 steps, a dev evaluation and a checkpoint every 3
 TRAINING = {"max_steps": 12, "batch_size": 2, "train_limit": 24, "dev_limit": 4, "max_length": 160,
             "learning_rate": 0.002, "eval_steps": 3, "save_steps": 3, "save_total_limit": 10, "logging_steps": 3}

@@ -129,6 +129,7 @@ def data_show(
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option("smollm2-135m", help="Alias (smollm2-135m), local folder or hub id."),
+    family: str = typer.Option("auto", help="causal, seq2seq (T5 / FLAN-T5 / UL2) or glm; auto: from the model's config."),
     datasets: str = typer.Option("all", help="Comma-separated dataset names or dataset files (my.yaml), or 'all'."),
     split: str = typer.Option("test", help="Split to evaluate: train, dev or test."),
     shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
@@ -146,8 +147,10 @@ def eval_cmd(
     data_dir: Optional[str] = DATA_DIR,
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where predictions and metrics go (default: runs/eval-<model>-<shots>shot-<time>)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    force: bool = typer.Option(False, "--force", help="Replace results of another evaluation in the output folder."),
 ) -> None:
-    """Zero-/few-shot evaluation of a causal LM on BLURB; prints a table and the BLURB score."""
+    """Zero-/few-shot evaluation of a generative model (causal, seq2seq, GLM) on BLURB: one zero_shot / few_shot
+    experiment per dataset, as `biotune run` runs it; prints a table and the BLURB score."""
     from datetime import datetime
 
     from .evaluate import EvalConfig, run_eval
@@ -156,10 +159,10 @@ def eval_cmd(
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         output_dir = f"runs/eval-{model.replace('/', '_')}-{shots}shot-{stamp}"
     cfg = EvalConfig(
-        model=model, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
+        model=model, family=family, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
         selection=selection, shot_split=shot_split, fallback_split=fallback_split, seed=seed, limit=limit, batch_size=batch_size,
         scoring=scoring, output_format=output_format, max_length=max_length, device=device, dtype=dtype, data_dir=data_dir,
-        output_dir=output_dir, progress=progress,
+        output_dir=output_dir, progress=progress, force=force,
     )
     summary = run_eval(cfg)
     print_summary(summary)

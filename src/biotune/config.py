@@ -111,10 +111,15 @@ class TrainingConfig(_Strict):
 
 
 class EvalSettings(_Strict):
+    """How the evaluated split is predicted and scored: the one settings model of evaluation (`biotune eval`
+    makes one experiment per dataset with it)."""
+
     split: Split = "test"
     limit: int | None = Field(None, ge=1)
     scoring: Literal["generate", "likelihood"] = "generate"
     shot_split: Split = "train"  # where few_shot draws its shots (shots, selection: method.params)
+    fallback_split: Split | None = None  # used (and flagged) where `split` / `shot_split` is missing
+    max_length: int | None = Field(None, ge=64)  # prompt + answer token budget (default: the model's context)
 
 
 class RuntimeConfig(_Strict):
@@ -131,6 +136,11 @@ class RuntimeConfig(_Strict):
     # on CPU a frozen linear layer and its LoRA adapter train as one autograd node (biotune.kernels.lora_linear):
     # the adapter's output is accumulated inside the matmul; off = peft's forward
     fused_lora: bool = True
+    # decoder-only training: a batch's examples packed into one row without padding, each with its own position
+    # ids (transformers' DataCollatorWithFlattening), so attention never crosses examples: the same loss as padded
+    # batches. auto: where the attention kernel takes packed rows natively (FlashAttention-2's variable-length
+    # kernel); on by choice with SDPA / eager too (a block-diagonal mask: correct, not faster)
+    packing: Literal["auto"] | bool = "auto"
     eval_batch_size: int = Field(8, ge=1)  # test-split prediction
     threads: int | None = Field(None, ge=1)  # torch intra-op threads (default: torch's choice)
 

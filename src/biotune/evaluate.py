@@ -1,7 +1,10 @@
-"""`biotune eval`: zero-/few-shot evaluation of a generative model on BLURB datasets.
+"""`biotune eval`: zero-/few-shot evaluation of a generative model (causal, seq2seq, GLM) on BLURB datasets and
+dataset files, through the same code as the zero-/few-shot cells of `biotune run` and studies: one experiment per
+dataset (method zero_shot or few_shot, the `eval:` settings of an experiment file), the model loaded once.
 
 dataset (data/) -> shots (icl.py) -> prompt (prompting.py) -> generate or score options (inference.py)
--> parse + score (tasks/) -> predictions JSONL + metrics JSON (atomic) under the output directory.
+-> parse + score (tasks/) -> per dataset the run's files (`<out>/<dataset>/`: predictions.jsonl, metrics.json,
+config.yaml, identity.json) and the table of all (`<out>/metrics.json`: settings, per-dataset metrics, BLURB).
 """
 
 from __future__ import annotations
@@ -16,23 +19,24 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import __version__, inference, metrics
-from .data import DATASETS, get_spec, load_split, split_exists
+from .data import DATASETS, get_spec, load_split
 from .errors import BiotuneError, MissingSplitError
 from .icl import ShotSelector
-from .io import atomic_write_json, atomic_write_jsonl
+from .io import atomic_write_json
 from .prompting import PromptBuilder
-from .runtime import dtype_name, pick_device, pick_dtype
 from .tasks import output_format_for, task_for
 
 Split = Literal["train", "dev", "test"]
 
 
 class EvalConfig(BaseModel):
-    """Settings of one evaluation run (also what `metrics.json` records under "settings")."""
+    """What `biotune eval` is asked for (also what its `metrics.json` records under "settings"): a model and
+    datasets, turned into one experiment per dataset (`experiment`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     model: str = "smollm2-135m"
+    family: str = "auto"  # causal, seq2seq, glm; auto: from the model's config (biotune.models.family_of)
     datasets: list[str] = Field(default_factory=lambda: ["all"])
     split: Split = "test"
     shots: int = Field(0, ge=0)
@@ -51,6 +55,7 @@ class EvalConfig(BaseModel):
     data_dir: str | None = None
     output_dir: str = "runs/eval"
     progress: bool = True
+    force: bool = False  # replace results of another identity in the output folder
 
     @field_validator("datasets")
     @classmethod
@@ -67,6 +72,22 @@ class EvalConfig(BaseModel):
                 raise ValueError(str(e)) from None
         return out
 
+    def experiment(self, dataset: str, family: str):
+        """The experiment that evaluates `dataset`: what `biotune run` of the same file would run."""
+        from .config import validate_experiment
+
+        method = ({"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}} if self.shots
+                  else {"name": "zero_shot"})
+        return validate_experiment({
+            "dataset": dataset, "model": {"path": self.model, "family": family, "dtype": self.dtype},
+            "method": method, "seed": self.seed,
+            "eval": {"split": self.split, "limit": self.limit, "scoring": self.scoring, "shot_split": self.shot_split,
+                     "fallback_split": self.fallback_split, "max_length": self.max_length},
+            "runtime": {"eval_batch_size": self.batch_size}, "output_format": self.output_format,
+            "data_dir": self.data_dir, "device": self.device,
+            "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
+        }, source="biotune eval")
+
 
 def subset_indices(n: int, limit: int | None) -> list[int]:
     """`limit` indices spread evenly over the split (the same ones whatever the seed), or all of them."""
@@ -79,25 +100,32 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: PromptBuilder, embedder=None):
-    """Returns (metrics dict, prediction rows) for one dataset."""
+def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str | None = None,
+                     limit: int | None = None, progress: bool = True, embedder=None):
+    """Predicts and scores the experiment `cfg`'s dataset with a generative model as it is: `split` (default
+    `eval.split`), its first `limit` examples (default `eval.limit`), with the shots `method.params` ask for
+    (in-context methods) drawn from `eval.shot_split`. Returns (metrics dict, prediction rows)."""
+    name, settings = cfg.dataset, cfg.eval
+    n_shots = int(cfg.method.params.get("shots", 0))
+    selection = cfg.method.params.get("selection", "random")
+    batch_size = cfg.runtime.eval_batch_size
     spec = get_spec(name)
-    task = task_for(spec, output_format_for(spec, cfg.output_format))
-    eval_split = _split_to_use(cfg, spec, cfg.split)
-    split = load_split(name, eval_split, cfg.data_dir)
-    examples = [split[i] for i in subset_indices(len(split), cfg.limit)]
+    task = task_for(spec, output_format_for(spec, cfg.output_format or "auto"))
+    eval_split = _split_to_use(cfg, spec, split or settings.split)
+    split_data = load_split(name, eval_split, cfg.data_dir)
+    examples = [split_data[i] for i in subset_indices(len(split_data), settings.limit if split is None else limit)]
 
     shots_for = [[] for _ in examples]
-    shot_split = _split_to_use(cfg, spec, cfg.shot_split) if cfg.shots else None
-    if cfg.shots:
+    shot_split = _split_to_use(cfg, spec, settings.shot_split) if n_shots else None
+    if n_shots:
         pool = load_split(name, shot_split, cfg.data_dir)
         selector = ShotSelector(
-            pool, cfg.shots, task.render_input, cfg.selection, cfg.seed, embedder=embedder,
+            pool, n_shots, task.render_input, selection, cfg.seed, embedder=embedder,
             exclude_same_id=shot_split == eval_split,
         )
         shots_for = selector.select_all(examples)
 
-    queries = task.choice_queries() if cfg.scoring == "likelihood" else None
+    queries = task.choice_queries() if settings.scoring == "likelihood" else None
     scoring = "likelihood" if queries else "generate"
     rows, predictions = [], []
     n_dropped = n_truncated = n_unparsed = 0
@@ -111,8 +139,8 @@ def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: Prom
             for ex, shots in zip(examples, shots_for)
         ]
         outputs = inference.generate(
-            model, tokenizer, [p.text for p in prompts], task.max_new_tokens, cfg.batch_size,
-            desc=name, progress=cfg.progress,
+            model, tokenizer, [p.text for p in prompts], task.max_new_tokens, batch_size, desc=spec.name,
+            progress=progress,
         )
         for ex, shots, prompt, out in zip(examples, shots_for, prompts, outputs):
             parsed = task.parse(out, ex)
@@ -134,7 +162,7 @@ def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: Prom
             for ex, shots in zip(examples, shots_for)
         ]
         requests = [(p.text, q.options) for prompts in per_example for p, q in zip(prompts, queries)]
-        scores = inference.option_logprobs(model, tokenizer, requests, cfg.batch_size, desc=name, progress=cfg.progress)
+        scores = inference.option_logprobs(model, tokenizer, requests, batch_size, desc=spec.name, progress=progress)
         k = 0
         for ex, shots, prompts in zip(examples, shots_for, per_example):
             chosen, option_scores = [], []
@@ -156,19 +184,28 @@ def evaluate_dataset(cfg: EvalConfig, name: str, model, tokenizer, builder: Prom
     result = task.score(examples, predictions)
     result.update(
         task=spec.task, metric=task.metric, split=eval_split, shot_split=shot_split,
-        blurb_comparable=eval_split == "test", n=len(examples), n_total=len(split),
+        blurb_comparable=eval_split == "test", n=len(examples), n_total=len(split_data),
         n_unparsed=n_unparsed, n_shots_dropped=n_dropped, n_inputs_truncated=n_truncated, scoring=scoring,
     )
     return result, rows
 
 
-def _split_to_use(cfg: EvalConfig, spec, split: str) -> str:
-    """`split`, or the fallback split when `split` is missing and the user allowed a fallback."""
-    if cfg.fallback_split and not split_exists(spec, split, cfg.data_dir):
-        if split_exists(spec, cfg.fallback_split, cfg.data_dir):
-            _log(f"  {spec.name}: no {split} split here, using {cfg.fallback_split} (--fallback-split)")
-            return cfg.fallback_split
-    return split  # loading it raises the missing-split error
+def _split_to_use(cfg, spec, split: str) -> str:
+    """`split`, or the fallback split when `split` is missing and the user allowed a fallback (the same choice
+    as the identity's, biotune.identity.splits_read)."""
+    from .identity import _or_fallback
+
+    chosen = _or_fallback(cfg, split)
+    if chosen != split:
+        _log(f"  {spec.name}: no {split} split here, using {chosen} (--fallback-split)")
+    return chosen  # a missing split without a fallback: loading it raises the missing-split error
+
+
+def prompt_budget(model, cfg) -> int:
+    """Tokens a prompt and its answer may take: the model's context (2,048 where the config states none, as T5's
+    relative positions), or `eval.max_length` when smaller."""
+    context = getattr(model.config, "max_position_embeddings", None) or 2048
+    return min(cfg.eval.max_length or context, context)
 
 
 def _row(ex, task, prompt, output, parsed, shots, p) -> dict:
@@ -185,41 +222,38 @@ def _row(ex, task, prompt, output, parsed, shots, p) -> dict:
 
 
 def run_eval(cfg: EvalConfig) -> dict:
-    from .models import causal, resolve
+    """One experiment per dataset (EvalConfig.experiment), each predicted and written as `biotune run` does it,
+    the model loaded once; a finished result of the same identity in the output folder is kept (an interrupted
+    evaluation resumes at the next dataset). Then the table of all, with the BLURB score."""
+    from .models import family_of
+    from .train import evaluate_experiment
 
     started = time.time()
     out_dir = Path(cfg.output_dir)
-    device = pick_device(cfg.device)
-    dtype = pick_dtype(device, cfg.dtype)
-    ref = resolve(cfg.model)
-    _log(f"loading {cfg.model} on {device} ({dtype_name(dtype)})")
-    model, tokenizer = causal.load(ref, device, dtype)
-    context = getattr(model.config, "max_position_embeddings", None) or 2048
-    max_length = min(cfg.max_length or context, context)
-    builder = PromptBuilder(tokenizer, max_length)
-    embedder = None
-    if cfg.shots and cfg.selection == "knn":
-        from .models.embedder import Embedder
-
-        embedder = Embedder(device=device)
-
-    results, skipped, specs = {}, {}, {}
+    family = family_of(cfg.model) if cfg.family == "auto" else cfg.family
+    loaded = None
+    results, skipped, specs, runs = {}, {}, {}, {}
+    settings = None
     for i, dataset in enumerate(cfg.datasets, 1):
         spec = get_spec(dataset)
-        name = spec.name  # results and prediction files by name (a dataset file's too)
+        name = spec.name  # results and prediction folders by name (a dataset file's too)
         _log(f"[{i}/{len(cfg.datasets)}] {name}")
         t0 = time.perf_counter()
+        experiment = cfg.experiment(dataset, family)
         try:
-            result, rows = evaluate_dataset(cfg, dataset, model, tokenizer, builder, embedder)
+            summary, loaded = evaluate_experiment(experiment, loaded, progress=cfg.progress, force=cfg.force)
         except MissingSplitError as e:
             if len(cfg.datasets) == 1:
                 raise
             _log(f"  skipped: {e}")
             skipped[name] = str(e)
             continue
+        result = dict(summary["metrics"])
         result["eval_seconds"] = round(time.perf_counter() - t0, 3)  # this dataset: prompts, inference, scoring
-        atomic_write_jsonl(out_dir / "predictions" / f"{name}.jsonl", rows)
-        results[name], specs[name] = result, spec
+        results[name], specs[name], runs[name] = result, spec, name
+        settings = settings or {"device": summary["device"], "dtype": summary["compute_dtype"], "family": family}
+        if loaded is not None:  # the prompt budget (a resumed evaluation that reused every result loaded nothing)
+            settings["max_length"] = prompt_budget(loaded[0], experiment)
     if not results:
         raise BiotuneError("no dataset could be evaluated: " + " | ".join(skipped.values()))
 
@@ -227,9 +261,9 @@ def run_eval(cfg: EvalConfig) -> dict:
         {n: r["score"] for n, r in results.items() if specs[n].blurb}, {n: specs[n].task for n in results}
     )
     summary = {
-        "settings": {**cfg.model_dump(), "datasets": cfg.datasets, "device": str(device),
-                     "dtype": dtype_name(dtype), "max_length": max_length, "model_path": ref.path},
+        "settings": {**cfg.model_dump(), "datasets": cfg.datasets, **settings},
         "datasets": results,
+        "runs": runs,  # per dataset the folder (under this one) with its predictions and the run's metrics.json
         "blurb": {**blurb, "complete": blurb["n_task_types"] == 6 and not skipped},
         "skipped": skipped,
         "versions": _versions(),

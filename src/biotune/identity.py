@@ -7,7 +7,8 @@
   resolved to the method's default, training and evaluation settings), without what only names or places a
   run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to leave results
   identical), without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`,
-  `tags`).
+  `tags`); a setting added later is left out while at the default that does what runs did before it
+  (`ADDED_LATER`), so adding a setting reruns nothing.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
   file reruns its cells and a moved data folder does not; for a user's dataset file also the file itself
   (`definition`: columns, labels, metric decide results too), for a hub dataset the examples as read.
@@ -31,6 +32,10 @@ from .config import ExperimentConfig
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
 _NOT_IDENTITY_TRAINING = {"report_to"}  # tracking: where the curves go, not what they are
+# Settings added after results were stored, each with the default that does what runs did before it existed:
+# left out of the identity while at that default, so adding a setting reruns nothing; any other value is part of
+# the identity like every other field. (block, field) -> default
+ADDED_LATER: dict[tuple[str, str], Any] = {("eval", "fallback_split"): None, ("eval", "max_length"): None}
 _FILE_HASHES: dict[tuple, str] = {}
 
 
@@ -94,12 +99,24 @@ def splits_read(cfg: ExperimentConfig) -> list[str]:
     from .methods import METHODS
 
     method = METHODS.get(cfg.method.name)
-    splits = {cfg.eval.split}
+    splits = {_or_fallback(cfg, cfg.eval.split)}
     if method.trains:
         splits |= {cfg.training.train_split, "dev"}
     if cfg.method.params.get("shots", 0):
-        splits.add(cfg.eval.shot_split)
+        splits.add(_or_fallback(cfg, cfg.eval.shot_split))
     return sorted(splits)
+
+
+def _or_fallback(cfg: ExperimentConfig, split: str) -> str:
+    """The split evaluation reads: `eval.fallback_split` where `split` is missing and the fallback is there."""
+    from .data import get_spec, split_exists
+
+    fallback = cfg.eval.fallback_split
+    if fallback and fallback != split:
+        spec = get_spec(cfg.dataset)
+        if not split_exists(spec, split, cfg.data_dir) and split_exists(spec, fallback, cfg.data_dir):
+            return fallback
+    return split
 
 
 def data_identity(cfg: ExperimentConfig) -> dict[str, str]:
@@ -146,6 +163,9 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
 
     exclude = {**{k: True for k in _NOT_IDENTITY}, "training": _NOT_IDENTITY_TRAINING}
     experiment = json.loads(json.dumps(cfg.model_dump(exclude=exclude), default=str))
+    for (block, field), default in ADDED_LATER.items():
+        if experiment.get(block, {}).get(field, default) == default:
+            experiment.get(block, {}).pop(field, None)
     experiment["dataset"] = get_spec(cfg.dataset).name  # a dataset file by its name: moving it reruns nothing
     return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
             "scoring_version": SCORING_VERSION}

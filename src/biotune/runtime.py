@@ -58,10 +58,22 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def attention_for(device: torch.device, training: bool, requested: str = "auto") -> str | None:
-    """The attention implementation to load a model with (None: the library's default, SDPA)."""
+    """The attention implementation to load a model with (None: the library's default, SDPA): FlashAttention-2
+    on CUDA where the flash-attn package is installed (the architecture without it keeps SDPA: set_attention),
+    eager for training on CPU (measured faster there, benchmarks/)."""
     if requested != "auto":
         return requested
+    if device.type == "cuda" and flash_attention_available():
+        return "flash_attention_2"
     return "eager" if training and device.type == "cpu" else None
+
+
+def flash_attention_available() -> bool:
+    try:
+        from transformers.utils import is_flash_attn_2_available
+    except ImportError:
+        return False
+    return bool(is_flash_attn_2_available())
 
 
 def set_attention(model, implementation: str) -> None:

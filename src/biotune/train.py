@@ -19,7 +19,7 @@ from transformers import Trainer
 from . import __version__
 from .config import ExperimentConfig
 from .data import get_spec, load_split
-from .evaluate import EvalConfig, evaluate_dataset, subset_indices
+from .evaluate import evaluate_dataset, prompt_budget, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
 from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, disk_full_errors
 from .methods import METHODS
@@ -99,7 +99,9 @@ class Experiment:
 
             self.mlflow_run = run_id_callback()
 
-    def setup(self) -> None:
+    def setup(self, loaded: tuple | None = None) -> None:
+        """Loads the model (or takes `loaded`, a (model, tokenizer) already on the device: in-context methods,
+        which leave it as it is) and applies the method; for a method that trains, builds the Trainer."""
         cfg, method = self.cfg, self.method
         check_data(cfg)  # fail early on splits that are missing or malformed, before a model is loaded
         # trained weights stay fp32 (bf16 autocast computes); weights that never train (in-context methods, the
@@ -119,14 +121,23 @@ class Experiment:
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
         set_seed(cfg.seed)
-        _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
         self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
-        model, self.tokenizer = self.family.load(cfg.model, self.spec, self.head, self.device, load_dtype,
-                                                 quantization, cfg.seed, self.attention)
+        if loaded is not None and method.trains:
+            raise ValueError("a loaded model is reused by in-context methods only")
+        if loaded is not None:
+            model, self.tokenizer = loaded
+        else:
+            _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
+            model, self.tokenizer = self.family.load(cfg.model, self.spec, self.head, self.device, load_dtype,
+                                                     quantization, cfg.seed, self.attention)
         self.base_weight_bytes = weight_bytes(model)
-        if not method.trains:
+        total_steps = None
+        if method.trains:  # the data first: a method may need the schedule's length (AdaLoRA's budget)
+            self.train_features, self.dev_features = _features(self, model)
+            total_steps = cfg.training.schedule(len(self.train_features))[0]
+        else:
             model.requires_grad_(False)  # in-context methods train nothing
-        self.model = method.apply(model, self.family, self.head, self.params)
+        self.model = method.apply(model, self.family, self.head, self.params, total_steps)
         if method.trains and self.device.type == "cpu":  # speed only (runtime block): the same results
             if cfg.runtime.fast_norms:
                 from .kernels import fast_rms_norms
@@ -144,14 +155,16 @@ class Experiment:
             self.build_trainer()
 
     def build_trainer(self) -> None:
-        self.trainer, self.train_features = _trainer(self)
+        self.trainer = _trainer(self)
 
     def train(self) -> None:
         if self.method.trains:
             self.train_info = _train(self)
             self.resources.update(self.train_info.pop("resources"))
 
-    def predict(self) -> tuple[dict, list[dict]]:
+    def predict(self, dev: bool = True) -> tuple[dict, list[dict]]:
+        """Predicts and scores the evaluated split; with `dev`, also the kept model's dev score (what a study
+        selects by)."""
         self.model.eval()
         if self.attention != attention_for(self.device, False, self.cfg.model.attn_implementation):
             set_attention(self.model, "sdpa")  # trained with eager on CPU; SDPA predicts faster (benchmarks/)
@@ -159,7 +172,7 @@ class Experiment:
             result, rows = _predict(self)
         self.resources.update(eval_seconds=round(t_eval.seconds, 3), eval_peak_memory_bytes=mem_eval.peak_bytes,
                               memory_kind=mem_eval.kind)
-        self.dev = self.dev_score()
+        self.dev = self.dev_score() if dev else None
         return result, rows
 
     def dev_score(self) -> dict:
@@ -237,6 +250,34 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
     return summary
 
 
+def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, progress: bool = True,
+                        force: bool = False):
+    """An in-context experiment (zero-/few-shot), predicted, scored and written as run_experiment does, with a
+    model already loaded where `loaded` is given, and without the dev score (what a study's selection needs,
+    `biotune eval` not). A finished result of the same identity in its folder is returned as it is; one of
+    another identity is refused unless `force`, as in run_experiment. Returns (summary, loaded): the (model,
+    tokenizer) for the next experiment (None if nothing was loaded)."""
+    from .identity import hash_of, identity
+
+    if METHODS.get(cfg.method.name).trains:
+        raise ValueError(f"{cfg.method.name} trains: run it with run_experiment")
+    out = output_dir(cfg)
+    check_data(cfg)
+    ident = identity(cfg)
+    ident_hash = hash_of(ident)
+    with disk_full_errors(out):
+        state = claim_folder(out, ident, ident_hash, force)
+    if state == "finished":
+        _log(f"{out}/metrics.json exists: already evaluated (identity {ident_hash})")
+        return json.loads((out / "metrics.json").read_text()), loaded
+    with disk_full_errors(out):
+        exp = Experiment(cfg, progress)
+        exp.identity_hash = ident_hash
+        exp.setup(loaded)
+        summary = exp.write(*exp.predict(dev=False))
+    return summary, (exp.model, exp.tokenizer)
+
+
 def tidy(out: Path, keep: str) -> None:
     """After the result is written: the checkpoints go (they only served to resume), and the trained weights
     (`final/`) unless `keep` says to keep them. Predictions, metrics, config and identity stay."""
@@ -293,25 +334,39 @@ def _bf16(cfg: ExperimentConfig, device: torch.device) -> bool:
     return cpu_has_bf16()
 
 
+def _features(exp: Experiment, model) -> tuple[list[dict], list[dict]]:
+    """The training and dev-loss features of the run, formatted for `model`'s family."""
+    cfg, t, tokenizer, task = exp.cfg, exp.cfg.training, exp.tokenizer, exp.task
+    train_ex = _examples(cfg.dataset, t.train_split, t.train_limit, cfg.data_dir)
+    dev_ex = _examples(cfg.dataset, "dev", t.dev_limit, cfg.data_dir)
+    if exp.family.generative:
+        enc_dec = bool(model.config.is_encoder_decoder)
+        return (generative_features(task, tokenizer, train_ex, t.max_length, enc_dec),
+                generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec))
+    labels = label_list(exp.spec)
+    return (encoder_features(task, tokenizer, train_ex, exp.head, labels, t.max_length),
+            encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length))
+
+
 def _trainer(exp: Experiment):
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, TrainerCallback, TrainingArguments
 
-    cfg, t, tokenizer, task = exp.cfg, exp.cfg.training, exp.tokenizer, exp.task
-    train_ex = _examples(cfg.dataset, t.train_split, t.train_limit, cfg.data_dir)
-    dev_ex = _examples(cfg.dataset, "dev", t.dev_limit, cfg.data_dir)
+    cfg, t, tokenizer = exp.cfg, exp.cfg.training, exp.tokenizer
+    train_f, dev_f = exp.train_features, exp.dev_features
     loss_func = None
     if exp.family.generative:
-        enc_dec = bool(exp.model.config.is_encoder_decoder)
-        train_f = generative_features(task, tokenizer, train_ex, t.max_length, enc_dec)
-        dev_f = generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec)
-        collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+        if _packs(exp):
+            from transformers import DataCollatorWithFlattening
+
+            # every example's first label is -100 already (the prompt is never a target), so the separator the
+            # collator writes there changes nothing; FlashAttention-2 reads the boundaries as cu_seq_lens
+            collator = DataCollatorWithFlattening(return_flash_attn_kwargs=exp.attention == "flash_attention_2")
+        else:
+            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
         if cfg.runtime.logits_at_answers and _answer_logits_supported(exp):
             collator, loss_func = _AnswerPositions(collator), answer_loss
     else:
-        labels = label_list(exp.spec)
-        train_f = encoder_features(task, tokenizer, train_ex, exp.head, labels, t.max_length)
-        dev_f = encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length)
         collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), exp.head)
 
     total_steps, every, eval_every = t.schedule(len(train_f))
@@ -382,11 +437,12 @@ def _trainer(exp: Experiment):
                     "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds})
 
     tokens = _Meter()
+    callbacks = [tokens, *exp.method.callbacks(exp.model, exp.params)] + ([exp.mlflow_run] if exp.mlflow_run else [])
+    optimizer = exp.method.optimizer(exp.model, exp.params, args.learning_rate, args.weight_decay)
     trainer = _CountingTrainer(
         model=exp.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
-        data_collator=collator, processing_class=tokenizer, callbacks=[tokens] + ([exp.mlflow_run] if exp.mlflow_run
-                                                                             else []),
-        compute_loss_func=loss_func,
+        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, compute_loss_func=loss_func,
+        optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
     )
     trainer.biotune_tokens = tokens
     def dev_scorer():
@@ -397,7 +453,7 @@ def _trainer(exp: Experiment):
     trainer.patience = t.early_stopping_patience
     trainer.greater_is_better = args.greater_is_better
     trainer.selection_key = args.metric_for_best_model
-    return trainer, train_f
+    return trainer
 
 
 class _CountingTrainer(Trainer):
@@ -442,6 +498,13 @@ class _CountingTrainer(Trainer):
             self.control.should_training_stop = True
             self.stopped_early_at = self.state.global_step
 
+    def _track_num_input_tokens(self, inputs):
+        # a packed batch (runtime.packing) has no padding and no attention mask, so every token counts; the
+        # library would count the tokens unequal to the pad token, which is the end-of-text token here
+        if "attention_mask" not in inputs and "position_ids" in inputs:
+            inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+        return super()._track_num_input_tokens(inputs)
+
     def get_train_dataloader(self):
         plain = self.data_collator
 
@@ -457,12 +520,22 @@ class _CountingTrainer(Trainer):
             self.data_collator = plain
 
 
+def _packs(exp: Experiment) -> bool:
+    """Whether training batches are packed (runtime.packing): decoder-only models without virtual tokens in
+    front of the input (peft's soft prompts pad their own attention mask)."""
+    packing = exp.cfg.runtime.packing
+    if packing == "auto":
+        packing = exp.attention == "flash_attention_2"
+    return bool(packing) and not exp.model.config.is_encoder_decoder and not exp.method.virtual_tokens
+
+
 def _answer_logits_supported(exp: Experiment) -> bool:
     """Decoder-only models whose forward takes `logits_to_keep` (transformers' causal LMs), without virtual
-    tokens in front of the input (which would shift the positions)."""
+    tokens in front of the input (which would shift the positions), trained by a method whose loss is the
+    language-model loss alone."""
     import inspect
 
-    if exp.model.config.is_encoder_decoder or exp.method.name in ("ptuning", "prompt_tuning", "prefix"):
+    if exp.model.config.is_encoder_decoder or exp.method.virtual_tokens or exp.method.loss_in_forward:
         return False
     base = exp.model.get_base_model() if hasattr(exp.model, "get_base_model") else exp.model
     return "logits_to_keep" in inspect.signature(base.forward).parameters
@@ -517,6 +590,8 @@ def _train(exp: Experiment) -> dict:
         trainer.train(resume_from_checkpoint=resume)
     final = exp.out / "final"
     trainer.save_model(str(final))
+    if is_main_process():
+        exp.method.finish(exp.model, exp.params, final)
     # the Trainer restores its token count from the checkpoint it resumes from: this is the whole run's
     seen = trainer.state.num_input_tokens_seen
     # seconds of training steps (dev evaluations left out), the time before a resume included
@@ -574,15 +649,8 @@ def _predict(exp: Experiment, split: str | None = None, limit: int | None = None
     cfg = exp.cfg
     split, limit = (split, limit) if split is not None else (cfg.eval.split, cfg.eval.limit)
     if exp.family.generative:
-        ecfg = EvalConfig(
-            model=cfg.model.path, datasets=[cfg.dataset], split=split,
-            shots=getattr(exp.params, "shots", 0), selection=getattr(exp.params, "selection", "random"),
-            shot_split=cfg.eval.shot_split, seed=cfg.seed, limit=limit, batch_size=cfg.runtime.eval_batch_size,
-            scoring=cfg.eval.scoring, output_format=cfg.output_format or "auto", data_dir=cfg.data_dir,
-            progress=exp.progress,
-        )
-        context = getattr(exp.model.config, "max_position_embeddings", None) or cfg.training.max_length * 4
-        return evaluate_dataset(ecfg, cfg.dataset, exp.model, exp.tokenizer, PromptBuilder(exp.tokenizer, context))
+        builder = PromptBuilder(exp.tokenizer, prompt_budget(exp.model, cfg))
+        return evaluate_dataset(cfg, exp.model, exp.tokenizer, builder, split, limit, exp.progress)
     examples = _examples(cfg.dataset, split, limit, cfg.data_dir)
     labels = label_list(exp.spec)
     preds = encoder_predict(exp.model, exp.tokenizer, exp.task, examples, exp.head, labels, cfg.training.max_length,

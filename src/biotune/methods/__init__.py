@@ -1,7 +1,9 @@
 """Adaptation methods, one module each, registered in METHODS: zero_shot / few_shot (in-context), fft,
-lora, dora, qlora, ia3, ptuning, prompt_tuning, prefix. A new method is one module + one import below."""
+lora, dora, loraplus, pissa, olora, adalora, vera, qlora, loftq, ia3, ptuning, prompt_tuning, prefix. A new method
+is one module + one import below."""
 
 from .base import METHODS, Method, PeftMethod
-from . import fft, ia3, icl, lora, prompt_learning, qlora  # noqa: E402,F401  (registers the methods)
+from . import (adalora, fft, ia3, icl, loftq, lora, loraplus, pissa, prompt_learning,  # noqa: E402,F401
+               qlora, vera)  # (importing a module registers its methods)
 
 __all__ = ["METHODS", "Method", "PeftMethod"]

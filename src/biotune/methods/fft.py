@@ -11,7 +11,7 @@ class FullFineTuning(Method):
     name = "fft"
     default_lr = 2e-5  # the usual range for full fine-tuning of LLMs and BERT (1e-5 .. 5e-5)
 
-    def apply(self, model, family, head, params):
+    def apply(self, model, family, head, params, total_steps=None):
         for p in model.parameters():
             p.requires_grad_(True)
         return model

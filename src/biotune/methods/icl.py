@@ -8,17 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Method, register
 
-GENERATIVE = ("causal", "seq2seq", "glm")
-
-
 @register
 class ZeroShot(Method):
     name = "zero_shot"
     trains = False
     deterministic = True
-    families = GENERATIVE
 
-    def apply(self, model, family, head, params):
+    def fits(self, family, head=None) -> bool:
+        return family.generative  # answers written as text: the generative families
+
+    def apply(self, model, family, head, params, total_steps=None):
         return model
 
 

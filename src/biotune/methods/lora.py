@@ -25,14 +25,15 @@ class LoraParams(BaseModel):
     # (the fused CPU layer is a speed setting: runtime.fused_lora)
 
 
-def lora_config(family, head, params: LoraParams, use_dora: bool = False):
+def lora_config(family, head, params: LoraParams, use_dora: bool = False, init_lora_weights: bool | str = True):
     from peft import LoraConfig
 
     return LoraConfig(
         r=params.r, lora_alpha=params.alpha, lora_dropout=params.dropout, target_modules=params.target_modules,
         # a task head (encoders' classifier) trains in full through peft's modules_to_save, not through LoRA
         exclude_modules=list(family.head_modules) or None,
-        use_rslora=params.use_rslora, use_dora=use_dora, task_type=family.peft_task_type_for(head),
+        use_rslora=params.use_rslora, use_dora=use_dora, init_lora_weights=init_lora_weights,
+        task_type=family.peft_task_type_for(head),
     )
 
 
@@ -45,8 +46,8 @@ class Lora(PeftMethod):
     def peft_config(self, family, head, params, model):
         return lora_config(family, head, params)
 
-    def apply(self, model, family, head, params):
-        model = super().apply(model, family, head, params)
+    def apply(self, model, family, head, params, total_steps=None):
+        model = super().apply(model, family, head, params, total_steps)
         if params.fast_dropout:
             from biotune.kernels import fast_dropouts
 

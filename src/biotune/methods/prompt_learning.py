@@ -12,6 +12,8 @@ from .base import PeftMethod, register
 
 
 class _SoftPrompt(PeftMethod):
+    virtual_tokens = True
+
     def fits(self, family, head=None) -> bool:
         # peft prepends virtual tokens to the logits of token classification but not to its labels
         return head != "token_classification"

@@ -30,12 +30,12 @@ class QLora(Lora):
             llm_int8_skip_modules=list(family.head_modules) or None,
         )
 
-    def apply(self, model, family, head, params):
+    def apply(self, model, family, head, params, total_steps=None):
         # Not peft's prepare_model_for_kbit_training: it casts every non-4-bit weight (embeddings included) to
         # fp32, doubling the frozen weights that QLoRA exists to shrink. The base is frozen by peft and the
         # adapters are created in fp32; bf16 autocast does the compute.
         keep_training_layout(model)
-        return super().apply(model, family, head, params)
+        return super().apply(model, family, head, params, total_steps)
 
 
 def keep_training_layout(model) -> None:

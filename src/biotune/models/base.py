@@ -23,6 +23,10 @@ class ModelFamily:
     config_class = None  # transformers config class used for `random_init`
     head_modules: tuple[str, ...] = ()  # task-head modules, trained in full by PEFT methods
 
+    def claims(self, config) -> bool:
+        """Whether a model with this transformers config belongs to the family (biotune.models.family_of)."""
+        return False
+
     def peft_task_type_for(self, head: str) -> str:
         return self.peft_task_type
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from biotune.data.location import cache_dir
-from biotune.errors import BiotuneError
 
 from .aliases import ModelRef
 from .cache import save_model_folder
@@ -48,21 +47,6 @@ def load_tokenizer(ref: ModelRef):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def load(ref: ModelRef, device: torch.device, dtype: torch.dtype):
-    """(model, tokenizer) ready for inference."""
-    from transformers import AutoModelForCausalLM
-
-    try:
-        path = materialize(ref)
-        tokenizer = load_tokenizer(ref)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BiotuneError(f"cannot load model {ref.name!r} from {ref.path}: {first}") from None
-    model.to(device).eval()
-    return model, tokenizer
 
 
 from .base import ModelFamily, register  # noqa: E402

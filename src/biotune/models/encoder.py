@@ -38,6 +38,11 @@ class EncoderFamily(ModelFamily):
     def peft_task_type_for(self, head: str) -> str:
         return "TOKEN_CLS" if head == "token_classification" else "SEQ_CLS"
 
+    def claims(self, config):
+        # BERT-style encoders (PubMedBERT, BioClinicalBERT, MiniLM, RoBERTa, DeBERTa, ELECTRA, ...)
+        return config.model_type in ("bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra",
+                                     "distilbert", "modernbert")
+
     @property
     def config_class(self):
         from transformers import BertConfig

@@ -12,6 +12,9 @@ class GlmFamily(ModelFamily):
     name = "glm"
     peft_task_type = "CAUSAL_LM"
 
+    def claims(self, config):
+        return config.model_type in ("glm", "glm4", "chatglm")
+
     @property
     def config_class(self):
         from transformers import GlmConfig

@@ -10,6 +10,9 @@ class Seq2SeqFamily(ModelFamily):
     name = "seq2seq"
     peft_task_type = "SEQ_2_SEQ_LM"
 
+    def claims(self, config):
+        return bool(getattr(config, "is_encoder_decoder", False))
+
     @property
     def config_class(self):
         from transformers import T5Config

@@ -193,7 +193,7 @@ def _architecture(key: str) -> Architecture:
                 side = encoder_decoder and (".encoder." in f".{name}" or _cross_kv(name.split(".lora_")[0]))
                 source, target = (source + p.numel(), target) if side else (source, target + p.numel())
     adapted = [(m.base_layer.in_features, m.base_layer.out_features) for _, m in model.named_modules()
-               if hasattr(m, "lora_A") and isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]
+               if isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]  # peft's tuner layers
     extra = method.extra_flops(adapted, params)
     return Architecture(
         family=family.name, total_params=total, trainable_params=trainable, quantizable_params=sum(body.values()),
