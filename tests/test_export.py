@@ -32,13 +32,12 @@ def _run(tmp_path, method, **fields):
 
 def _predict(cfg, model, tokenizer):
     """The run's own prediction path (biotune.train._predict) with another model."""
-    from biotune.evaluate import EvalConfig, evaluate_dataset
+    from biotune.evaluate import evaluate_dataset, prompt_budget
     from biotune.prompting import PromptBuilder
 
-    ecfg = EvalConfig(model=cfg.model.path, datasets=[cfg.dataset], split=cfg.eval.split, seed=cfg.seed,
-                      limit=cfg.eval.limit, batch_size=cfg.runtime.eval_batch_size, scoring=cfg.eval.scoring,
-                      output_format=cfg.output_format or "auto", data_dir=cfg.data_dir, progress=False)
-    _, rows = evaluate_dataset(ecfg, cfg.dataset, model.eval(), tokenizer, PromptBuilder(tokenizer, 1024))
+    model.eval()
+    _, rows = evaluate_dataset(cfg, model, tokenizer, PromptBuilder(tokenizer, prompt_budget(model, cfg)),
+                               progress=False)
     return rows
 
 

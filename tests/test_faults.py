@@ -94,11 +94,24 @@ def test_a_study_killed_in_the_middle_of_a_cell_resumes_to_the_same_rows_and_sco
     assert resumed["training"]["resumed_from"].endswith("checkpoint-3")
 
 
-def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes_it(tmp_path, data_dir, straight):
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "sigint-to-a-background-job"])
+def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes_it(tmp_path, data_dir, straight,
+                                                                                     stop):
+    """Ctrl-C in a terminal (SIGINT to the whole foreground group), SIGTERM to the study alone (`kill`, a
+    scheduler's preemption), and SIGINT to a study started as a script's background job (which inherits SIGINT
+    ignored: `biotune study ... &`) all stop it the same way."""
     path = _study(tmp_path, data_dir)
-    proc = _biotune("study", path, "--no-report")
+    proc = _biotune("study", path, "--no-report",
+                    **({"preexec_fn": _ignore_sigint} if stop == "sigint-to-a-background-job" else {}))
     _when_a_cell_has_a_checkpoint(tmp_path / "out", proc)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    if stop == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        os.kill(proc.pid, signal.SIGTERM if stop == "sigterm" else signal.SIGINT)
     rc, out, err = _finish(proc)
     assert rc == 130, err
     assert "interrupted: gad__tiny-llama__lora__s0 recorded as interrupted" in " ".join(out.split())
@@ -106,6 +119,8 @@ def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes
     assert rows[("gad", "tiny-llama", "lora", 0)][0] == "interrupted" and len(rows) == 1  # not failed
     study, cells, _ = load_study(path)
     assert [s for s, _ in cell_states(Store(study.store_url), "faults", cells)] == ["interrupted", "new"]
+    if stop != "ctrl-c":
+        return  # recorded the same way: the resume after it is the Ctrl-C case's
     rc, out, err = _finish(_biotune("study", path, "--no-report"))
     assert rc == 0, err
     assert "1 interrupted (resumed)" in " ".join(err.split())

@@ -13,12 +13,8 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
-from scipy.stats import pearsonr
-from seqeval.metrics import f1_score as seqeval_f1
-from seqeval.metrics import precision_score as seqeval_precision
-from seqeval.metrics import recall_score as seqeval_recall
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-from sklearn.preprocessing import MultiLabelBinarizer
+# seqeval, scikit-learn and scipy are imported where a metric is computed (together over a second of imports
+# that validating a config or printing an error does not need)
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
@@ -31,6 +27,10 @@ def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
 def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
     """NER: micro F1 over entities; an entity counts only with exact start, end and type (conlleval rules:
     an I after O starts an entity). BIO tags with or without a type suffix."""
+    from seqeval.metrics import f1_score as seqeval_f1
+    from seqeval.metrics import precision_score as seqeval_precision
+    from seqeval.metrics import recall_score as seqeval_recall
+
     _check_aligned(gold, pred)
     kw = {"zero_division": 0}
     with warnings.catch_warnings():
@@ -71,6 +71,8 @@ def word_macro_f1(
     present = [c for c in classes if c in set(g) | set(p)]
     out: dict = {}
     if present:
+        from sklearn.metrics import precision_recall_fscore_support
+
         _, _, f, _ = precision_recall_fscore_support(g, p, labels=present, average=None, zero_division=0)
         out = {f"f1_{c}": float(x) for c, x in zip(present, f)}
     out["f1"] = float(np.mean(list(out.values()))) if out else 0.0
@@ -94,6 +96,8 @@ def pearson(gold: Sequence[float], pred: Sequence[float]) -> dict[str, float | b
     g, p = np.asarray(gold, dtype=float), np.asarray(pred, dtype=float)
     if len(g) < 2 or np.ptp(p) == 0 or np.ptp(g) == 0:
         return {"pearson": 0.0, "undefined": True}
+    from scipy.stats import pearsonr
+
     r = float(pearsonr(g, p).statistic)
     return {"pearson": 0.0 if math.isnan(r) else r, "undefined": math.isnan(r)}
 
@@ -114,6 +118,8 @@ def doc_label_micro_f1(
         g_doc[d] |= set(g)
         p_doc[d] |= set(p)
     docs = list(g_doc)
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     mlb = MultiLabelBinarizer(classes=list(labels))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # labels outside `labels` are ignored, as they are no cell
@@ -127,6 +133,8 @@ def accuracy(gold: Sequence[str], pred: Sequence[str]) -> dict[str, float]:
     """PubMedQA / BioASQ."""
     if len(gold) != len(pred):
         raise ValueError(f"{len(gold)} gold answers but {len(pred)} predictions")
+    from sklearn.metrics import accuracy_score
+
     return {"accuracy": float(accuracy_score(list(gold), list(pred))) if gold else 0.0}
 
 

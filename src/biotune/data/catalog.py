@@ -10,15 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
 
 from biotune.errors import MissingSplitError, UnknownNameError
 from biotune.registry import Registry
 
 from .formats import FORMATS
 from .location import is_url, local_file, resolve_data_dir
-from .schema import SCHEMAS
+from .schema import features
+
+if TYPE_CHECKING:
+    import datasets
 
 SPLITS = ("train", "dev", "test")
 BLURB_ROOT = "blurb"  # `source.root` of the BLURB files: the data location (--data-dir, $BIOTUNE_DATA, ../shared)
@@ -29,7 +32,7 @@ class DatasetSpec:
     name: str  # CLI name, e.g. "bc5-chem"
     title: str  # as BLURB names it, e.g. "BC5-chem"
     task: str  # task type: ner, pico, relation, similarity, doc_classification, qa
-    schema: str  # key of SCHEMAS (the task type's)
+    schema: str  # one of schema.SCHEMA_NAMES (the task type's)
     format: str  # key of FORMATS
     files: dict[str, str]  # split -> path relative to the root (a hub dataset: the hub's split name)
     labels: tuple[str, ...] = ()  # label set (relation, qa, doc classification) in file spelling
@@ -134,4 +137,6 @@ def load_split(ref: str, split: str, data_dir: str | None = None) -> datasets.Da
 @lru_cache(maxsize=32)
 def _load(spec: DatasetSpec, path: str, mtime: int | None) -> datasets.Dataset:
     rows = FORMATS.get(spec.format)(path, spec)
-    return datasets.Dataset.from_list(rows, features=SCHEMAS[spec.schema])
+    import datasets  # on first use: reading a dataset file's definition needs none
+
+    return datasets.Dataset.from_list(rows, features=features(spec.schema))

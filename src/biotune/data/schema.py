@@ -9,26 +9,22 @@
 | qa              | qa           | id, question, context, answer                                       |
 """
 
-from datasets import Features, Sequence, Value
+from functools import cache
 
-_str = Value("string")
+SCHEMA_NAMES = ("token_tagging", "relation", "sentence_pair", "document_labels", "qa")
 
-SCHEMAS: dict[str, Features] = {
-    "token_tagging": Features(
-        {"id": _str, "doc_id": _str, "tokens": Sequence(_str), "tags": Sequence(_str)}
-    ),
-    "relation": Features({"id": _str, "text": _str, "label": _str}),
-    "sentence_pair": Features(
-        {"id": _str, "sentence1": _str, "sentence2": _str, "score": Value("float64")}
-    ),
-    "document_labels": Features(
-        {
-            "id": _str,
-            "sentences": Sequence(_str),
-            "sentence_ids": Sequence(_str),
-            "sentence_labels": Sequence(Sequence(_str)),
-            "labels": Sequence(_str),
-        }
-    ),
-    "qa": Features({"id": _str, "question": _str, "context": _str, "answer": _str}),
-}
+
+@cache
+def features(schema: str):
+    """The `datasets.Features` of a schema (`datasets` imported on first use: validating a config needs none)."""
+    from datasets import Features, Sequence, Value
+
+    text = Value("string")
+    return {
+        "token_tagging": Features({"id": text, "doc_id": text, "tokens": Sequence(text), "tags": Sequence(text)}),
+        "relation": Features({"id": text, "text": text, "label": text}),
+        "sentence_pair": Features({"id": text, "sentence1": text, "sentence2": text, "score": Value("float64")}),
+        "document_labels": Features({"id": text, "sentences": Sequence(text), "sentence_ids": Sequence(text),
+                                     "sentence_labels": Sequence(Sequence(text)), "labels": Sequence(text)}),
+        "qa": Features({"id": text, "question": text, "context": text, "answer": text}),
+    }[schema]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
-
 from biotune.errors import BiotuneError
 
 from .base import register
@@ -29,10 +27,17 @@ class LoftQ(QLora):
         return model
 
 
-@torch.no_grad()
 def loftq_init(model, adapter: str = "default") -> int:
     """Sets the LoRA A and B of every 4-bit layer of the peft `model`; returns how many layers."""
+    import torch
+
+    with torch.no_grad():
+        return _init(model, adapter)
+
+
+def _init(model, adapter: str) -> int:
     import bitsandbytes as bnb
+    import torch
     from peft.tuners.lora.bnb import Linear4bit
 
     weights = _Weights(model.get_base_model().name_or_path)
@@ -70,7 +75,7 @@ class _Weights:
             raise BiotuneError(f"loftq: needs the model's full-precision weights as safetensors in {folder} "
                                "(model.safetensors or its index); none found")
 
-    def get(self, name: str) -> torch.Tensor:
+    def get(self, name: str):
         from safetensors import safe_open
 
         path = self.files.get(name) if self.files is not None else self.folder / "model.safetensors"

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-
-import torch
+from typing import TYPE_CHECKING
 
 from biotune.data.location import cache_dir
 from biotune.errors import BiotuneError
@@ -14,6 +13,9 @@ from biotune.registry import Registry
 
 from .aliases import ModelRef, resolve
 from .cache import save_model_folder
+
+if TYPE_CHECKING:
+    import torch
 
 
 class ModelFamily:
@@ -91,6 +93,8 @@ class ModelFamily:
             config = self.random_config(mcfg, tokenizer)
             for k, v in self.head_kwargs(head, spec).items():
                 setattr(config, k, v)
+            import torch
+
             torch.manual_seed(seed)
             save_model_folder(self.auto_class(head).from_config(config), tokenizer, folder)
         return str(folder)

@@ -1,11 +1,9 @@
-"""Decoder-only causal LMs (LLaMA and alike): load model + tokenizer for inference on a device."""
+"""Decoder-only causal LMs (LLaMA and alike), and GGUF files de-quantized once into model folders."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-import torch
 
 from biotune.data.location import cache_dir
 
@@ -27,6 +25,7 @@ def materialize(ref: ModelRef) -> str:
     target = _gguf_cache(ref)
     if (target / "config.json").is_file():
         return str(target)
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(ref.path, gguf_file=ref.gguf_file)

@@ -3,10 +3,13 @@ stays in its cell); results go to the store as each cell ends."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import subprocess
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -79,7 +82,9 @@ def run_cell(cell: Cell) -> dict:
         error = receive.recv()
     except EOFError:  # the process died without a word: killed (out of memory?) or crashed
         error = "no result"
-    except BaseException:  # Ctrl-C (the cell got it too, from the terminal) or a stop: the cell stops as well
+    except BaseException:  # Ctrl-C or a stop signal (stop_signals): the cell stops as well
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal (which sends it to the cell too)
         proc.join(timeout=30)
         if proc.is_alive():
             proc.terminate()  # killed where it stands: it resumes from its last complete checkpoint
@@ -139,6 +144,10 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             progress.advance(bar)
 
         def run(batch: list[Cell]) -> None:
+            with stop_signals():
+                run_batch(batch)
+
+        def run_batch(batch: list[Cell]) -> None:
             if executor == "local":
                 for cell in batch:
                     progress.update(bar, description=cell.label)
@@ -183,6 +192,29 @@ def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
     store = existing_store(study.store_url)
     done = store.done(study.name) if store is not None else {}
     return final_cells([c for c in cells if c.search is None], study.groups, done)[0]
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """While a study runs here, Ctrl-C (SIGINT) and SIGTERM (`kill`, a batch scheduler's preemption) both stop it
+    as Ctrl-C does: the running cell is recorded as interrupted and resumes from its last checkpoint on the next
+    run. SIGINT is caught even where the study was started with it ignored (a shell script's background job,
+    `biotune study ... &`, inherits SIGINT ignored), and so are the cells, which inherit the handling."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 class StudyInterrupted(KeyboardInterrupt):
