@@ -25,7 +25,8 @@ def _batch(exp, n=4):
 
 
 def test_adalora_reallocates_its_budget_and_adds_its_regulariser(tmp_path, data_dir):
-    exp = _setup("causal", "adalora", tmp_path, max_steps=10)
+    # dev evaluations (and checkpoints) at steps 5 and 10: the one at 5 is from before the final budget
+    exp = _setup("causal", "adalora", tmp_path, max_steps=10, eval_steps=5, save_steps=5)
     config = exp.model.peft_config["default"]
     # the schedule comes from the run's length: 10 steps, 10 % warm-up, the last 30 % at the final budget
     assert (config.total_step, config.tinit, config.tfinal) == (10, 1, 3)
@@ -47,6 +48,9 @@ def test_adalora_reallocates_its_budget_and_adds_its_regulariser(tmp_path, data_
     assert kept < len(pattern) * exp.params.init_r
     assert abs(kept - len(pattern) * exp.params.target_r) <= len(pattern)
     assert exp.train_info["steps"] == 10
+    # the final (pruned) model is the one kept and scored: an earlier checkpoint does not load into it
+    curve = exp.train_info["dev_score_curve"]
+    assert [s for s, _ in curve] == [5, 10] and exp.train_info["best_dev_score"] == curve[-1][1]
 
 
 def test_loraplus_trains_b_faster_than_a(tmp_path, data_dir):

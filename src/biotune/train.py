@@ -390,7 +390,7 @@ def _trainer(exp: Experiment):
         save_strategy="no" if single_eval else "steps",
         save_steps=every,
         save_total_limit=t.save_total_limit,
-        load_best_model_at_end=not single_eval,
+        load_best_model_at_end=not single_eval and not exp.method.keeps_final,
         metric_for_best_model="eval_score" if t.select_by == "metric" else "eval_loss",
         greater_is_better=t.select_by == "metric",
         prediction_loss_only=True,  # dev selection needs the loss only: never gather full-vocabulary logits
@@ -619,12 +619,19 @@ def _train(exp: Experiment) -> dict:
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "select_by": exp.cfg.training.select_by,
         "best_dev_loss": min((h["eval_loss"] for h in history if "eval_loss" in h), default=None),
-        "best_dev_score": max((h["eval_score"] for h in history if "eval_score" in h), default=None),
+        # the kept model's: the best evaluation's, or the last one's where the method keeps the final model
+        "best_dev_score": _kept_score([h["eval_score"] for h in history if "eval_score" in h], exp.method.keeps_final),
         "stopped_early_at": trainer.stopped_early_at,
         "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
         "dev_loss_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
         "dev_score_curve": [(h["step"], h["eval_score"]) for h in history if "eval_score" in h],
     }
+
+
+def _kept_score(scores: list[float], final: bool) -> float | None:
+    if not scores:
+        return None
+    return scores[-1] if final else max(scores)
 
 
 class _EncoderCollator:

@@ -42,6 +42,8 @@ class AdaLora(PeftMethod):
     default_lr = 5e-4  # the paper's GLUE rates are 5e-4..1.2e-3 (DeBERTaV3-base)
     params_model = AdaLoraParams
     loss_in_forward = True  # peft's AdaLoRA forward adds the orthogonal regulariser to the model's loss
+    keeps_final = True  # the budget prunes ranks as it trains: a checkpoint from before the final budget does not
+    #                     load into the pruned model (peft resizes the model to the current rank pattern first)
 
     def peft_config(self, family, head, params, model, total_steps=None):
         from peft import AdaLoraConfig

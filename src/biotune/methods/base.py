@@ -27,6 +27,10 @@ class Method:
     # True: the model's forward adds terms of the method's own to the loss (AdaLoRA's orthogonal regulariser), so
     # training takes the model's loss instead of biotune's answer-position loss (runtime.logits_at_answers)
     loss_in_forward = False
+    # True: the model at the end of training is the one kept (and scored on dev), not the best dev checkpoint:
+    # the method changes the adapter's structure while it trains (AdaLoRA's budget), so an earlier checkpoint
+    # does not load into the final model
+    keeps_final = False
     default_lr = 2e-4
     params_model: type[BaseModel] = NoParams
     families: tuple[str, ...] | None = None  # None: every family
