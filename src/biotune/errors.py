@@ -10,6 +10,13 @@ class BiotuneError(Exception):
     """An error caused by input the user can fix."""
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what a one-line error
+    quotes of a library's exception."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 class UnknownNameError(BiotuneError, KeyError):
     """A name that is not in a registry; the message lists the valid names."""
 

@@ -101,7 +101,7 @@ def _log(msg: str) -> None:
 
 
 def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str | None = None,
-                     limit: int | None = None, progress: bool = True, embedder=None):
+                     limit: int | None = None, progress: bool = True):
     """Predicts and scores the experiment `cfg`'s dataset with a generative model as it is: `split` (default
     `eval.split`), its first `limit` examples (default `eval.limit`), with the shots `method.params` ask for
     (in-context methods) drawn from `eval.shot_split`. Returns (metrics dict, prediction rows)."""
@@ -119,6 +119,11 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
     shot_split = _split_to_use(cfg, spec, settings.shot_split) if n_shots else None
     if n_shots:
         pool = load_split(name, shot_split, cfg.data_dir)
+        embedder = None
+        if selection == "knn":  # on the model's device, loaded once per process
+            from .models.embedder import shared_embedder
+
+            embedder = shared_embedder(str(model.device))
         selector = ShotSelector(
             pool, n_shots, task.render_input, selection, cfg.seed, embedder=embedder,
             exclude_same_id=shot_split == eval_split,

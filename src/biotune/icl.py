@@ -49,9 +49,9 @@ class ShotSelector:
         self._pool_vectors = None
         if selection == "knn" and k > 0:
             if embedder is None:
-                from .models.embedder import Embedder
+                from .models.embedder import shared_embedder
 
-                self.embedder = Embedder()
+                self.embedder = shared_embedder()
             self._pool_vectors = self.embedder.encode([render_input(e) for e in pool])
 
     def select_all(self, examples: Sequence[dict]) -> list[list[dict]]:

@@ -222,14 +222,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
     The output folder belongs to one identity (biotune.identity): a finished result of the same identity is
     returned as it is, a half-done one resumes; a finished or half-done run of another identity is refused
     (naming what differs) unless `force`, which clears the folder and starts afresh."""
-    from .identity import hash_of, identity
-
-    out = output_dir(cfg)
-    check_data(cfg)  # every split it reads, read and checked before anything is written
-    ident = identity(cfg)
-    ident_hash = hash_of(ident)
-    with disk_full_errors(out):
-        state = claim_folder(out, ident, ident_hash, force)
+    out, ident_hash, state = _claim(cfg, force)
     if state == "finished":
         _log(f"{out}/metrics.json exists: experiment already finished (identity {ident_hash})")
         if is_main_process():
@@ -257,16 +250,9 @@ def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, prog
     `biotune eval` not). A finished result of the same identity in its folder is returned as it is; one of
     another identity is refused unless `force`, as in run_experiment. Returns (summary, loaded): the (model,
     tokenizer) for the next experiment (None if nothing was loaded)."""
-    from .identity import hash_of, identity
-
     if METHODS.get(cfg.method.name).trains:
         raise ValueError(f"{cfg.method.name} trains: run it with run_experiment")
-    out = output_dir(cfg)
-    check_data(cfg)
-    ident = identity(cfg)
-    ident_hash = hash_of(ident)
-    with disk_full_errors(out):
-        state = claim_folder(out, ident, ident_hash, force)
+    out, ident_hash, state = _claim(cfg, force)
     if state == "finished":
         _log(f"{out}/metrics.json exists: already evaluated (identity {ident_hash})")
         return json.loads((out / "metrics.json").read_text()), loaded
@@ -276,6 +262,19 @@ def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, prog
         exp.setup(loaded)
         summary = exp.write(*exp.predict(dev=False))
     return summary, (exp.model, exp.tokenizer)
+
+
+def _claim(cfg: ExperimentConfig, force: bool) -> tuple[Path, str, str]:
+    """Every split the run reads checked before anything is written, then its output folder claimed for its
+    identity (claim_folder): (folder, identity hash, 'finished' | 'resume' | 'new')."""
+    from .identity import hash_of, identity
+
+    out = output_dir(cfg)
+    check_data(cfg)
+    ident = identity(cfg)
+    ident_hash = hash_of(ident)
+    with disk_full_errors(out):
+        return out, ident_hash, claim_folder(out, ident, ident_hash, force)
 
 
 def tidy(out: Path, keep: str) -> None:

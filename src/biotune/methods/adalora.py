@@ -59,11 +59,6 @@ class AdaLora(PeftMethod):
             orth_reg_weight=params.orth_reg_weight, total_step=total, task_type=family.peft_task_type_for(head),
         )
 
-    def apply(self, model, family, head, params, total_steps=None):
-        from peft import get_peft_model
-
-        return get_peft_model(model, self.peft_config(family, head, params, model, total_steps))
-
     def callbacks(self, model, params):
         from transformers import TrainerCallback
 

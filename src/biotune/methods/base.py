@@ -77,13 +77,14 @@ class Method:
 class PeftMethod(Method):
     """A method that is one peft config."""
 
-    def peft_config(self, family, head: str, params: BaseModel, model):
+    def peft_config(self, family, head: str, params: BaseModel, model, total_steps: int | None = None):
+        """The peft config; `total_steps` as for `apply` (a method whose schedule depends on it: AdaLoRA)."""
         raise NotImplementedError
 
     def apply(self, model, family, head, params, total_steps=None):
         from peft import get_peft_model
 
-        return get_peft_model(model, self.peft_config(family, head, params, model))
+        return get_peft_model(model, self.peft_config(family, head, params, model, total_steps))
 
 
 METHODS: Registry[Method] = Registry("method")

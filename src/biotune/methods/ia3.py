@@ -23,7 +23,7 @@ class IA3(PeftMethod):
     default_lr = 3e-3  # T-Few
     params_model = IA3Params
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         from peft import IA3Config
 
         targets, feedforward = params.target_modules, params.feedforward_modules

@@ -43,7 +43,7 @@ class Lora(PeftMethod):
     default_lr = 2e-4
     params_model = LoraParams
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         return lora_config(family, head, params)
 
     def apply(self, model, family, head, params, total_steps=None):
@@ -86,7 +86,7 @@ class Lora(PeftMethod):
 class Dora(Lora):
     name = "dora"
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         return lora_config(family, head, params, use_dora=True)
 
     def extra_flops(self, adapted, params):

@@ -31,7 +31,7 @@ class _MutatedInit(Lora):
     def init_lora_weights(self, params) -> str:
         raise NotImplementedError
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         return lora_config(family, head, params, init_lora_weights=self.init_lora_weights(params))
 
     def apply(self, model, family, head, params, total_steps=None):

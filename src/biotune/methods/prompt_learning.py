@@ -32,7 +32,7 @@ class PTuning(_SoftPrompt):
     default_lr = 1e-3
     params_model = PTuningParams
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         from peft import PromptEncoderConfig
 
         return PromptEncoderConfig(
@@ -52,7 +52,7 @@ class PromptTuning(_SoftPrompt):
     default_lr = 3e-2
     params_model = PromptTuningParams
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         from peft import PromptTuningConfig
 
         return PromptTuningConfig(num_virtual_tokens=params.num_virtual_tokens,
@@ -76,7 +76,7 @@ class PrefixTuning(_SoftPrompt):
     def fits(self, family, head=None) -> bool:
         return family.name in self.families
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         from peft import PrefixTuningConfig
 
         return PrefixTuningConfig(

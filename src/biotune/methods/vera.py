@@ -24,7 +24,7 @@ class Vera(PeftMethod):
     default_lr = 4e-3  # the paper's instruction-tuning rate (LLaMA); its GLUE rates are 4e-3..1e-2
     params_model = VeraParams
 
-    def peft_config(self, family, head, params, model):
+    def peft_config(self, family, head, params, model, total_steps=None):
         from peft import VeraConfig
 
         return VeraConfig(

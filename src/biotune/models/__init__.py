@@ -11,7 +11,7 @@ __all__ = ["ALIASES", "FAMILIES", "ModelFamily", "family_of", "resolve"]
 def family_of(name: str) -> str:
     """The family of a model (alias, folder or hub id) from its config: the first family that claims it (an
     encoder-decoder, GLM, a BERT-style encoder), else causal (decoder-only LMs; GGUF files are those)."""
-    from biotune.errors import BiotuneError
+    from biotune.errors import BiotuneError, first_line
 
     ref = resolve(name)
     if ref.gguf_file:
@@ -21,7 +21,7 @@ def family_of(name: str) -> str:
     try:
         config = AutoConfig.from_pretrained(ref.path)
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise BiotuneError(f"cannot read the config of model {name!r} to tell its family ({first}); "
                            "name it with --family causal|seq2seq|glm") from None
     return next((n for n, f in FAMILIES.items() if n != "causal" and f.claims(config)), "causal")

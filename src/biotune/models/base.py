@@ -8,7 +8,7 @@ import json
 from typing import TYPE_CHECKING
 
 from biotune.data.location import cache_dir
-from biotune.errors import BiotuneError
+from biotune.errors import BiotuneError, first_line
 from biotune.registry import Registry
 
 from .aliases import ModelRef, resolve
@@ -127,7 +127,7 @@ class ModelFamily:
         return model, tokenizer
 
     def explain_load_error(self, mcfg, e: Exception) -> str:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         if "safetensors" in str(e).lower():
             first += (" (biotune loads safetensors weights only, never pickled ones; convert a checkpoint you "
                       "trust once with save_pretrained(..., safe_serialization=True), or use a hub revision "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -33,3 +34,10 @@ class Embedder:
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             out[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu()
         return out
+
+
+@functools.cache
+def shared_embedder(device: str = "cpu") -> Embedder:
+    """The MiniLM embedder of this process on `device`, loaded once: kNN shot selection over many datasets (a
+    `biotune eval` of all of BLURB) reuses it."""
+    return Embedder(device=torch.device(device))

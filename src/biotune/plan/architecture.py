@@ -17,7 +17,7 @@ from importlib import resources
 import torch
 import yaml
 
-from biotune.errors import BiotuneError
+from biotune.errors import BiotuneError, first_line
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def model_config(mcfg):
         return AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **ref.load_kwargs(),
                                           **revision)
     except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise BiotuneError(f"cannot plan for model {mcfg.path!r}: its config cannot be read ({first}); plans work "
                            "offline for aliases, local folders, random_init and the models in biotune's "
                            f"known_models.yaml ({', '.join(known_models())})") from None
