@@ -29,3 +29,39 @@ def _no_hub(monkeypatch):
     """No test may reach a model or data hub."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def pytest_collection_finish(session):
+    """The libraries the test modules imported (transformers, peft, torch: millions of objects) are moved out
+    of the garbage collector's sight once: the Trainer calls gc.collect() at every train() (accelerate's
+    free_memory), which otherwise walks them all, ~0.5 s a time."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def cli_here(*args, env=None, cwd=None):
+    """The CLI in this process (its libraries already imported): for runs that must succeed, where a fresh
+    process adds only its imports. What must be one line on a fresh process's stderr runs as a subprocess."""
+    import contextlib
+    import io
+    import subprocess
+
+    from biotune.cli import main
+
+    out, err, before, here = io.StringIO(), io.StringIO(), dict(os.environ), os.getcwd()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd or here)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(before)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

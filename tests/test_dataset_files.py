@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import cli_here
 
 from biotune.config import ExperimentConfig, load_experiment
 from biotune.data import DATASETS, get_spec, load_split
@@ -81,10 +82,10 @@ def test_builtin_datasets_are_shipped_files_read_like_a_users():
 def test_each_example_dataset_loads_and_shows(examples):
     env = {**__import__("os").environ, "BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
     for name in ("gad-csv", "bc5cdr", "ncbi-disease-hub"):
-        r = biotune("data", "show", f"configs/datasets/{name}.yaml", "-n", "2", cwd=examples, env=env)
+        r = cli_here("data", "show", f"configs/datasets/{name}.yaml", "-n", "2", cwd=examples, env=env)
         assert r.returncode == 0, r.stderr
         assert '"target"' in r.stdout
-    r = biotune("data", "list", "--include", "configs/datasets", cwd=examples, env=env)
+    r = cli_here("data", "list", "--include", "configs/datasets", cwd=examples, env=env)
     assert r.returncode == 0, r.stderr
     for name in ("gad-csv", "bc5cdr", "ncbi-disease-hub", "bioasq-url", "chemprot"):
         assert name in r.stdout
@@ -295,48 +296,71 @@ def test_an_experiment_names_a_dataset_file_relative_to_itself(examples, tmp_pat
     assert cfg.resolved_name() == "gad-csv-smollm2-135m-lora-s0"
 
 
-def test_eval_run_and_study_on_dataset_files(examples, tmp_path, data_dir):
-    """`biotune eval` (the real SmolLM2) 3-shot on a dataset file beside a BLURB dataset, `biotune run`
-    LoRA (tiny LLaMA: generation and parsing of typed mentions) and the encoder baseline (tiny BERT) on typed NER,
-    and a study with a dataset file beside a BLURB dataset."""
-    env = {**__import__("os").environ, "BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
-    for shots in ("3",):  # zero-shot on a dataset file: the README's example (test below)
-        out = tmp_path / f"eval{shots}"
-        r = biotune("eval", "--datasets", "configs/datasets/gad-csv.yaml,gad",
-                    "--limit", "2", "--shots", shots, "--output-dir", str(out),
-                    cwd=examples, env=env)
+def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, data_dir):
+    """Each example dataset file (the URL one through a file:// copy of its files: no network here) through
+    `biotune eval` (the real SmolLM2, zero- and 3-shot) beside a BLURB dataset, `biotune run` (LoRA on a tiny
+    LLaMA: generation and parsing of typed mentions; the encoder baseline, a tiny BERT) and a study with a BLURB
+    dataset beside them; then the study's rows exported and its report."""
+    import os
+
+    env = {**os.environ, "BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
+    shutil.copytree(data_dir / "BioASQ", tmp_path / "mirror" / "BioASQ")
+    url = yaml.safe_load((examples / "configs/datasets/bioasq-url.yaml").read_text())
+    url["source"]["root"] = (tmp_path / "mirror" / "BioASQ").as_uri()
+    (examples / "configs/mirrored").mkdir(exist_ok=True)
+    (examples / "configs/mirrored/bioasq-url.yaml").write_text(yaml.safe_dump(url))
+    files = {"gad-csv": "datasets/gad-csv.yaml", "bc5cdr": "datasets/bc5cdr.yaml",
+             "ncbi-disease-hub": "datasets/ncbi-disease-hub.yaml", "bioasq-url": "mirrored/bioasq-url.yaml"}
+    # the real SmolLM2, 3-shot, on the CSV file beside GAD; then every example file, zero- and 3-shot, through the
+    # same path with a tiny random-init LLaMA saved as a model folder (prompts, parsing and scores as the real
+    # model's; generation time is its steps, which a real model's long answers multiply)
+    from test_eval_path import _folder
+
+    tiny = _folder("causal")
+    for model, names, shots in (("smollm2-135m", ["gad-csv"], "3"), (tiny, list(files), "0"), (tiny, list(files), "3")):
+        out = tmp_path / f"eval-{len(names)}-{shots}"
+        r = cli_here("eval", "--model", model, "--datasets", ",".join([*(f"configs/{files[n]}" for n in names), "gad"]),
+                     "--limit", "2", "--shots", shots, "--output-dir", str(out), cwd=examples, env=env)
         assert r.returncode == 0, r.stderr
         summary = json.loads((out / "metrics.json").read_text())
-        assert set(summary["datasets"]) == {"gad-csv", "gad"}
-        assert (out / "gad-csv" / "predictions.jsonl").is_file()
+        assert set(summary["datasets"]) == {*names, "gad"}
+        for name in names:
+            rows = [json.loads(line) for line in (out / name / "predictions.jsonl").read_text().splitlines()]
+            # shots that do not fit the tiny model's 1,024 positions (BioASQ's contexts) are dropped, and counted
+            dropped = summary["datasets"][name]["n_shots_dropped"]
+            assert len(rows) == 2 and sum(len(r["shot_ids"]) for r in rows) + dropped == 2 * int(shots)
         assert summary["blurb"]["n_task_types"] == 1  # only gad counts toward the BLURB score
+    assert summary["datasets"]["bioasq-url"]["metric"].startswith("macro F1")
     bert = dict(TINY_LLAMA, family="encoder", path="minilm",
                 random_init={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
                              "num_attention_heads": 4, "max_position_embeddings": 512})
-    for name, model, method in (("lora", TINY_LLAMA, "lora"), ("encoder", bert, "fft")):
-        exp = examples / "configs" / f"run-{name}.yaml"
-        exp.write_text(yaml.safe_dump({"dataset": "datasets/bc5cdr.yaml", "model": model, "method": {"name": method},
-                                       "training": TRAINING, "eval": {"limit": 2},
-                                       "output_dir": str(tmp_path / f"run-{name}")}))
-        r = biotune("run", str(exp), cwd=tmp_path)
-        assert r.returncode == 0, r.stderr
-        m = json.loads((tmp_path / f"run-{name}" / "metrics.json").read_text())
-        assert m["dataset"] == "bc5cdr" and "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
+    for name, file in files.items():
+        for kind, model, method in (("lora", TINY_LLAMA, "lora"), ("encoder", bert, "fft")):
+            exp = examples / "configs" / f"run-{name}-{kind}.yaml"
+            exp.write_text(yaml.safe_dump({"dataset": file, "model": model, "method": {"name": method},
+                                           "training": TRAINING, "eval": {"limit": 2},
+                                           "output_dir": str(tmp_path / f"run-{name}-{kind}")}))
+            r = cli_here("run", str(exp), cwd=tmp_path, env=env)
+            assert r.returncode == 0, r.stderr
+            m = json.loads((tmp_path / f"run-{name}-{kind}" / "metrics.json").read_text())
+            assert m["dataset"] == name and m["metrics"]["n"] == 2
+            if name == "bc5cdr":  # typed: scored per type
+                assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
     study = examples / "configs" / "study.yaml"
     study.write_text(yaml.safe_dump({
-        "name": "own", "datasets": ["datasets/gad-csv.yaml", "gad"], "output_dir": str(tmp_path / "study"),
+        "name": "own", "datasets": [*files.values(), "gad"], "output_dir": str(tmp_path / "study"),
         "models": [dict(TINY_LLAMA, name="tiny-llama")], "methods": ["lora"], "seeds": [0],
         "defaults": {"training": TRAINING, "eval": {"limit": 2}}}))
-    r = biotune("study", str(study), cwd=tmp_path)
+    r = cli_here("study", str(study), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
-    r = biotune("results", "export", "--store", f"sqlite:///{tmp_path / 'study' / 'results.sqlite'}", "-o",
-                str(tmp_path / "rows.csv"), cwd=tmp_path)
+    r = cli_here("results", "export", "--store", f"sqlite:///{tmp_path / 'study' / 'results.sqlite'}", "-o",
+                 str(tmp_path / "rows.csv"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
     rows = pd.read_csv(tmp_path / "rows.csv")
-    assert sorted(rows.dataset) == ["gad", "gad-csv"]
-    r = biotune("report", str(study), cwd=tmp_path)
+    assert sorted(rows.dataset) == sorted([*files, "gad"]) and set(rows.status) == {"done"}
+    r = cli_here("report", str(study), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
 
 

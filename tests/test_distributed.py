@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import cli_here
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "configs" / "causal" / "tiny-llama_lora.yaml"
@@ -33,8 +34,9 @@ def _run(cmd, tmp_path):
 @pytest.mark.parametrize("processes", [2])
 def test_two_process_ddp_matches_one_process(tmp_path, data_dir, processes):
     one, two = tmp_path / "one", tmp_path / "two"
-    _run([sys.executable, "-m", "biotune", "run", str(EXPERIMENT), "-o", str(one), "--set", f"data_dir={data_dir}",
-          "--set", "training.batch_size=4", *COMMON], tmp_path)
+    r = cli_here("run", str(EXPERIMENT), "-o", str(one), "--set", f"data_dir={data_dir}",  # 1 process: this one
+                 "--set", "training.batch_size=4", *COMMON, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-4000:]
     r = _run([sys.executable, "-m", "accelerate.commands.launch",
               "--config_file", str(ROOT / "configs" / "distributed" / "ddp_cpu.yaml"),
               "--num_processes", str(processes), "--main_process_port", str(_free_port()),

@@ -107,6 +107,18 @@ def expected_trainable(exp, base) -> int:
     raise AssertionError(method)
 
 
+_BASES: dict = {}
+
+
+def _base(exp):
+    """The model before the method (its shapes only are read): one per family and head, not one per method."""
+    key = (exp.family.name, exp.head)
+    if key not in _BASES:
+        _BASES[key], _ = exp.family.load(exp.cfg.model, exp.spec, exp.head, exp.device, torch.float32, None,
+                                         exp.cfg.seed)
+    return _BASES[key]
+
+
 def _train_loss(exp) -> float:
     return exp.trainer.evaluate(exp.trainer.train_dataset, metric_key_prefix="probe")["probe_loss"]
 
@@ -116,8 +128,7 @@ def test_family_method_trains_and_predicts(family, method, tmp_path, data_dir):
     exp = Experiment(experiment_config(family, method, tmp_path), progress=False)
     exp.setup()
     if exp.method.trains:
-        base, _ = exp.family.load(exp.cfg.model, exp.spec, exp.head, exp.device, torch.float32, None, exp.cfg.seed)
-        assert exp.resources["trainable_params"] == expected_trainable(exp, base)
+        assert exp.resources["trainable_params"] == expected_trainable(exp, _base(exp))
         frozen = {n: q.detach().clone() for n, q in exp.model.named_parameters() if not q.requires_grad}
         before = _train_loss(exp)
         exp.train()

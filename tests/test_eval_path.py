@@ -75,3 +75,24 @@ def test_eval_tells_an_encoder_needs_a_trained_head(tmp_path, data_dir):
     with pytest.raises(BiotuneError, match="zero_shot"):
         run_eval(EvalConfig(model=folder, datasets=["gad"], limit=2, output_dir=str(tmp_path / "e"),
                             data_dir=str(data_dir), progress=False))
+
+
+def test_max_new_tokens_caps_the_answers_and_enters_the_identity_only_when_set(tmp_path, data_dir):
+    from biotune.identity import identity
+    from biotune.io import read_jsonl
+
+    folder = _folder("causal")  # random weights: the answers run on to their budget
+    common = dict(model=folder, datasets=["ncbi-disease"], limit=2, batch_size=2, data_dir=str(data_dir),
+                  progress=False)
+    full, capped = EvalConfig(output_dir=str(tmp_path / "full"), **common), EvalConfig(
+        output_dir=str(tmp_path / "capped"), max_new_tokens=5, **common)
+    exp_full, exp_capped = full.experiment("ncbi-disease", "causal"), capped.experiment("ncbi-disease", "causal")
+    assert "max_new_tokens" not in identity(exp_full)["experiment"]["eval"]  # earlier results stay current
+    assert identity(exp_capped)["experiment"]["eval"]["max_new_tokens"] == 5
+    run_eval(full), run_eval(capped)
+    from biotune.models import FAMILIES
+
+    tokenizer = FAMILIES.get("causal").load_tokenizer(exp_full.model)
+    n_tokens = lambda out: [len(tokenizer(r["raw_output"], add_special_tokens=False)["input_ids"])
+                            for r in read_jsonl(tmp_path / out / "ncbi-disease" / "predictions.jsonl")]
+    assert max(n_tokens("capped")) <= 5 < max(n_tokens("full"))

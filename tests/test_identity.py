@@ -148,7 +148,7 @@ def test_run_refuses_a_folder_of_another_identity(tmp_path):
     first = run_experiment(experiment(tmp_path, "run"), progress=False)
     assert first["identity_hash"] == identity_hash(experiment(tmp_path, "run"))
     again = run_experiment(experiment(tmp_path, "run"), progress=False)  # same identity: reused
-    assert again == json.loads(json.dumps(first))
+    assert again.as_json() == first.as_json()
     edited = experiment(tmp_path, "run", training={**TINY["training"], "learning_rate": 0.2})
     with pytest.raises(BiotuneError, match=r"holds a finished result of another experiment: it differs in "
                                            r"training\.learning_rate: 0\.002 -> 0\.2.*--force"):

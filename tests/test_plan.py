@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from biotune.config import ExperimentConfig, TrainingConfig
+from conftest import cli_here
 from biotune.plan import accelerator, plan_experiment
 from biotune.plan import estimate as E
 from biotune.plan.architecture import Stack, architecture
@@ -170,13 +171,15 @@ def test_unknown_gpu_is_one_line():
 # -- the command, as a user runs it -------------------------------------------------------------------------------
 
 def _biotune(*args, sample: int = 10):
-    import os
-    import subprocess
-    import sys
+    """`biotune ARGS` in this process (a plan loads no model: a fresh process would add only its imports), with
+    `sample` examples measured per split."""
+    from biotune.plan import tokens
 
-    env = {**os.environ, "BIOTUNE_PLAN_SAMPLE": str(sample), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "biotune", *args], capture_output=True, text=True, env=env,
-                          timeout=900)
+    before, tokens.SAMPLE = tokens.SAMPLE, sample
+    try:
+        return cli_here(*args, env={"COLUMNS": "200"})
+    finally:
+        tokens.SAMPLE = before
 
 
 def test_plan_paper_grid_on_one_80gb_gpu():
@@ -210,3 +213,33 @@ def test_plan_without_a_gpu_is_a_one_line_error():
     r = _biotune("study", "configs/demo.yaml", "--plan")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--plan needs a GPU: --gpu NAME" in r.stderr
+
+
+@pytest.mark.parametrize("path, family, dataset, method", [
+    (LLAMA, "causal", "gad", "lora"), (LLAMA, "causal", "gad", "prefix"), (LLAMA, "causal", "gad", "vera"),
+    ("google/flan-t5-xl", "seq2seq", "gad", "dora"), ("google/flan-t5-xl", "seq2seq", "gad", "ptuning"),
+    ("THUDM/glm-4-9b-chat-hf", "glm", "gad", "adalora"),
+    ("microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", "encoder", "ncbi-disease", "lora"),
+])
+def test_counts_from_1_2_and_3_layers_equal_the_whole_models(path, family, dataset, method):
+    """The planner measures a deep model on copies of 1, 2 and 3 layers and extrapolates: on the real widths at
+    depth 6 (so the whole model is cheap to build here), every count equals the whole model's."""
+    from biotune.data import get_spec
+    from biotune.methods import METHODS
+    from biotune.models import FAMILIES
+    from biotune.plan.architecture import _extrapolated, _measure, model_config
+
+    cfg = _cfg(method, path=path, family=family, dataset=dataset)
+    fam, meth, spec = FAMILIES.get(family), METHODS.get(method), get_spec(dataset)
+    head = fam.head_for(spec.task)
+    config = model_config(cfg.model)
+    for k, v in {**fam.head_kwargs(head, spec), "num_hidden_layers": 6, "num_layers": 6}.items():
+        setattr(config, k, v)
+    if getattr(config, "num_decoder_layers", None):
+        config.num_decoder_layers = 6
+    params = meth.params_model(**cfg.method.params)
+    whole = _measure(config, fam, meth, head, params)
+    assert whole["trainable"] > 0
+    assert _extrapolated(config, fam, meth, head, params) == whole
+    config.num_decoder_layers = 5  # stacks of different depths: measured whole
+    assert family != "seq2seq" or _extrapolated(config, fam, meth, head, params) is None

@@ -142,6 +142,7 @@ def eval_cmd(
     scoring: str = typer.Option("generate", help="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."),
     output_format: str = typer.Option("auto", help="NER / PICO: how mentions are written: list ('a; b'), inline (the sentence with <e>a</e> marked) or auto."),
     max_length: Optional[int] = typer.Option(None, help="Prompt + answer token budget (default: the model's context)."),
+    max_new_tokens: Optional[int] = typer.Option(None, help="Cap on a generated answer's tokens (default: the task's own budget, e.g. 96 for an NER mention list)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16, float16."),
     data_dir: Optional[str] = DATA_DIR,
@@ -161,7 +162,7 @@ def eval_cmd(
     cfg = EvalConfig(
         model=model, family=family, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
         selection=selection, shot_split=shot_split, fallback_split=fallback_split, seed=seed, limit=limit, batch_size=batch_size,
-        scoring=scoring, output_format=output_format, max_length=max_length, device=device, dtype=dtype, data_dir=data_dir,
+        scoring=scoring, output_format=output_format, max_length=max_length, max_new_tokens=max_new_tokens, device=device, dtype=dtype, data_dir=data_dir,
         output_dir=output_dir, progress=progress, force=force,
     )
     summary = run_eval(cfg)
@@ -205,12 +206,12 @@ def run_cmd(
     summary = run_experiment(cfg, progress=progress, force=force)
     if summary is None:  # a non-main process of a multi-process run: the main one reports
         return
-    m, r = summary["metrics"], summary["resources"]
-    table = Table(title=f"{summary['name']}")
+    m, r = summary.metrics, summary.resources
+    table = Table(title=summary.name)
     for col in ("dataset", "model", "method", "metric", "score", "trainable params", "peak mem (MB)", "train s", "tokens/s"):
         table.add_column(col)
     peak = max(r.get("train_peak_memory_bytes", 0), r.get("eval_peak_memory_bytes", 0)) / 2**20
-    table.add_row(summary["dataset"], summary["model"], summary["method"], m["metric"], f"{m['score']:.2f}",
+    table.add_row(summary.dataset, summary.model, summary.method, m["metric"], f"{summary.score:.2f}",
                   f"{r['trainable_params']:,}", f"{peak:.0f}", str(r.get("train_seconds", "-")),
                   str(r.get("train_tokens_per_s", "-")))
     out.print(table)

@@ -120,6 +120,8 @@ class EvalSettings(_Strict):
     shot_split: Split = "train"  # where few_shot draws its shots (shots, selection: method.params)
     fallback_split: Split | None = None  # used (and flagged) where `split` / `shot_split` is missing
     max_length: int | None = Field(None, ge=64)  # prompt + answer token budget (default: the model's context)
+    # tokens a generated answer may take (default: the task's, e.g. 96 for an NER mention list): a cap for cost
+    max_new_tokens: int | None = Field(None, ge=1)
 
 
 class RuntimeConfig(_Strict):
@@ -233,7 +235,7 @@ class ExperimentConfig(_Strict):
             raise ConfigFieldError("output_format", f"{requested!r}: only generative models on NER / PICO datasets "
                                    "write mentions; leave output_format out")
         family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
-        head = self.model.head or family.head_for(task)
+        head = family.resolve_head(self.model, spec)
         if not method.fits(family, head):
             valid = [n for n, m in METHODS.items() if m.fits(family, head)]
             on = f"the {family.name} family" + (f" with a {head} head" if not family.generative else "")

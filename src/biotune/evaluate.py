@@ -50,6 +50,7 @@ class EvalConfig(BaseModel):
     # NER / PICO: how mentions are written (biotune.tasks.mentions): list, inline, or auto (the task's default)
     output_format: Literal["auto", "list", "inline"] = "auto"
     max_length: int | None = Field(None, ge=64)
+    max_new_tokens: int | None = Field(None, ge=1)  # cap on a generated answer's tokens (default: the task's)
     device: str = "auto"
     dtype: str = "auto"
     data_dir: str | None = None
@@ -82,11 +83,17 @@ class EvalConfig(BaseModel):
             "dataset": dataset, "model": {"path": self.model, "family": family, "dtype": self.dtype},
             "method": method, "seed": self.seed,
             "eval": {"split": self.split, "limit": self.limit, "scoring": self.scoring, "shot_split": self.shot_split,
-                     "fallback_split": self.fallback_split, "max_length": self.max_length},
+                     "fallback_split": self.fallback_split, "max_length": self.max_length,
+                     "max_new_tokens": self.max_new_tokens},
             "runtime": {"eval_batch_size": self.batch_size}, "output_format": self.output_format,
             "data_dir": self.data_dir, "device": self.device,
             "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
         }, source="biotune eval")
+
+
+def answer_budget(task, settings) -> int:
+    """Tokens a generated answer may take: `eval.max_new_tokens`, else the task's own budget."""
+    return settings.max_new_tokens or task.max_new_tokens
 
 
 def subset_indices(n: int, limit: int | None) -> list[int]:
@@ -136,15 +143,16 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
     n_dropped = n_truncated = n_unparsed = 0
 
     if scoring == "generate":
+        budget = answer_budget(task, settings)
         prompts = [
             builder.build(
                 task.instruction(), [(task.render_input(s), task.target(s)) for s in shots], task.render_input(ex),
-                reserve=task.max_new_tokens,
+                reserve=budget,
             )
             for ex, shots in zip(examples, shots_for)
         ]
         outputs = inference.generate(
-            model, tokenizer, [p.text for p in prompts], task.max_new_tokens, batch_size, desc=spec.name,
+            model, tokenizer, [p.text for p in prompts], budget, batch_size, desc=spec.name,
             progress=progress,
         )
         for ex, shots, prompt, out in zip(examples, shots_for, prompts, outputs):
@@ -253,10 +261,10 @@ def run_eval(cfg: EvalConfig) -> dict:
             _log(f"  skipped: {e}")
             skipped[name] = str(e)
             continue
-        result = dict(summary["metrics"])
+        result = dict(summary.metrics)
         result["eval_seconds"] = round(time.perf_counter() - t0, 3)  # this dataset: prompts, inference, scoring
         results[name], specs[name], runs[name] = result, spec, name
-        settings = settings or {"device": summary["device"], "dtype": summary["compute_dtype"], "family": family}
+        settings = settings or {"device": summary.device, "dtype": summary.compute_dtype, "family": family}
         if loaded is not None:  # the prompt budget (a resumed evaluation that reused every result loaded nothing)
             settings["max_length"] = prompt_budget(loaded[0], experiment)
     if not results:

@@ -28,12 +28,13 @@ _LEAVE_OUT = {"training_args.bin", "README.md"}
 
 def _read_run(run_dir: Path):
     from .config import validate_experiment
+    from .summary import RunSummary
 
-    if not (run_dir / "metrics.json").is_file() or not (run_dir / "config.yaml").is_file():
+    if not RunSummary.exists(run_dir) or not (run_dir / "config.yaml").is_file():
         raise BiotuneError(f"{run_dir} is not a finished run (no metrics.json / config.yaml): export a run folder "
                            "that `biotune run` or a study finished")
     cfg = validate_experiment(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
-    return cfg, json.loads((run_dir / "metrics.json").read_text())
+    return cfg, RunSummary.read(run_dir)
 
 
 def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Path:
@@ -90,7 +91,7 @@ def _merge(cfg, method, final: Path, out: Path) -> None:
 
     family = FAMILIES.get(cfg.model.family)
     spec = get_spec(cfg.dataset)
-    head = cfg.model.head or family.head_for(spec.task)
+    head = family.resolve_head(cfg.model, spec)
     # QLoRA: the full-precision base (bf16), never its 4-bit copy; others: the base as the run trained on it (fp32)
     dtype = torch.bfloat16 if method.quantized else torch.float32
     base, tokenizer = family.load(cfg.model, spec, head, torch.device("cpu"), dtype, seed=cfg.seed)
@@ -99,11 +100,11 @@ def _merge(cfg, method, final: Path, out: Path) -> None:
     tokenizer.save_pretrained(str(out))
 
 
-def model_card(cfg, summary: dict, merged: bool, method) -> str:
+def model_card(cfg, summary, merged: bool, method) -> str:
     from .data import get_spec
 
     spec = get_spec(cfg.dataset)
-    m, dev = summary.get("metrics") or {}, summary.get("dev") or {}
+    m, dev = summary.metrics, summary.dev or {}
     base = cfg.model.path + (f" (revision {cfg.model.revision})" if cfg.model.revision else "")
     if cfg.model.random_init:
         base += " architecture, randomly initialised (random_init, seed " + str(cfg.seed) + ")"
@@ -131,9 +132,9 @@ def model_card(cfg, summary: dict, merged: bool, method) -> str:
         f"| training | learning rate {cfg.training.learning_rate}, {cfg.training.epochs} epochs, max steps "
         f"{cfg.training.max_steps}, batch {cfg.training.batch_size} x {cfg.training.grad_accum}, seed {cfg.seed} |",
         f"| test ({m.get('split', cfg.eval.split)}, {m.get('n', '?')} examples) | {m.get('score', float('nan')):.2f} "
-        f"{summary.get('metrics', {}).get('metric', '')} |",
+        f"{m.get('metric', '')} |",
         f"| dev (model selection) | {dev.get('score', float('nan')):.2f} on {dev.get('n', '?')} examples |",
-        f"| identity | {summary.get('identity_hash')} |", "",
+        f"| identity | {summary.identity_hash} |", "",
         "Load it:", "", load, "",
     ]
     return "\n".join(lines)

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
+from .models.heads import IGNORE  # the label the loss skips
 from .prompting import PromptBuilder
-
-IGNORE = -100
 
 
 def generative_features(task, tokenizer, examples: Sequence[dict], max_length: int, encoder_decoder: bool) -> list[dict]:
@@ -34,29 +33,10 @@ def generative_features(task, tokenizer, examples: Sequence[dict], max_length: i
 
 
 def encoder_features(task, tokenizer, examples: Sequence[dict], head: str, labels: list[str], max_length: int) -> list[dict]:
-    index = {label: i for i, label in enumerate(labels)}
-    features = []
-    for ex in examples:
-        x = task.encoder_input(ex)
-        gold = task.gold(ex)
-        if head == "token_classification":
-            enc = tokenizer(x, is_split_into_words=True, truncation=True, max_length=max_length)
-            word_labels, previous = [], None
-            for w in enc.word_ids():
-                word_labels.append(index[gold[w]] if w is not None and w != previous else IGNORE)
-                previous = w
-            enc["labels"] = word_labels
-        else:
-            pair = x if isinstance(x, tuple) else (x,)
-            enc = tokenizer(*pair, truncation="only_second" if len(pair) == 2 else True, max_length=max_length)
-            if head == "multi_label":
-                enc["labels"] = [1.0 if label in gold else 0.0 for label in labels]
-            elif head == "regression":
-                enc["labels"] = float(gold)
-            else:
-                enc["labels"] = index[gold]
-        features.append(dict(enc))
-    return features
+    from .models.heads import HEADS
+
+    h = HEADS.get(head)
+    return [h.encode(tokenizer, task.encoder_input(ex), task.gold(ex), labels, max_length) for ex in examples]
 
 
 @torch.inference_mode()
@@ -65,6 +45,9 @@ def encoder_predict(model, tokenizer, task, examples: Sequence[dict], head: str,
     """Predictions in the metric's structure: tags per original word, a label, a label set, or a score."""
     from transformers import DataCollatorWithPadding
 
+    from .models.heads import HEADS
+
+    h = HEADS.get(head)
     feats = encoder_features(task, tokenizer, examples, head, labels, max_length)
     collate = DataCollatorWithPadding(tokenizer)
     out = []
@@ -72,21 +55,7 @@ def encoder_predict(model, tokenizer, task, examples: Sequence[dict], head: str,
         chunk = feats[start : start + batch_size]
         batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in chunk])
         logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu()
-        for row, (f, ex) in enumerate(zip(chunk, examples[start : start + batch_size])):
-            if head == "token_classification":
-                n_words = len(task.encoder_input(ex))
-                tags = ["O"] * n_words  # words cut off by max_length stay O
-                enc = tokenizer(task.encoder_input(ex), is_split_into_words=True, truncation=True, max_length=max_length)
-                previous = None
-                for pos, w in enumerate(enc.word_ids()):
-                    if w is not None and w != previous:
-                        tags[w] = labels[int(logits[row, pos].argmax())]
-                    previous = w
-                out.append(tags)
-            elif head == "multi_label":
-                out.append([label for label, p in zip(labels, torch.sigmoid(logits[row])) if p > 0.5])
-            elif head == "regression":
-                out.append(float(logits[row, 0]))
-            else:
-                out.append(labels[int(logits[row].argmax())])
+        for row, ex in enumerate(examples[start : start + batch_size]):
+            starts = h.word_starts(tokenizer, task.encoder_input(ex), max_length)
+            out.append(h.decode(logits[row], labels, starts))
     return out

@@ -35,7 +35,8 @@ _NOT_IDENTITY_TRAINING = {"report_to"}  # tracking: where the curves go, not wha
 # Settings added after results were stored, each with the default that does what runs did before it existed:
 # left out of the identity while at that default, so adding a setting reruns nothing; any other value is part of
 # the identity like every other field. (block, field) -> default
-ADDED_LATER: dict[tuple[str, str], Any] = {("eval", "fallback_split"): None, ("eval", "max_length"): None}
+ADDED_LATER: dict[tuple[str, str], Any] = {("eval", "fallback_split"): None, ("eval", "max_length"): None,
+                                           ("eval", "max_new_tokens"): None}
 _FILE_HASHES: dict[tuple, str] = {}
 
 

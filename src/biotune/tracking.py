@@ -90,28 +90,28 @@ def run_id_callback():
     return _RunId()
 
 
-def final_metrics(summary: dict) -> dict[str, float]:
-    """The numbers of a finished run worth a chart: test metrics (`test/...`), dev score, resources."""
+def final_metrics(summary) -> dict[str, float]:
+    """The numbers of a finished run (a RunSummary) worth a chart: test metrics (`test/...`), dev score,
+    resources."""
     out = {}
-    for k, v in (summary.get("metrics") or {}).items():
+    for k, v in summary.metrics.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[f"test/{k}"] = float(v)
-    dev = summary.get("dev") or {}
-    if isinstance(dev.get("score"), (int, float)):
-        out["dev/score"] = float(dev["score"])
-    for k, v in (summary.get("resources") or {}).items():
+    if isinstance(summary.dev_score, (int, float)):
+        out["dev/score"] = float(summary.dev_score)
+    for k, v in summary.resources.items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             out[f"resources/{k}"] = float(v)
     return out
 
 
-def log_final(cfg, out: Path, summary: dict, mlflow_run_id: str | None = None) -> None:
+def log_final(cfg, out: Path, summary, mlflow_run_id: str | None = None) -> None:
     """Log a finished run's final metrics and resources to every tracker it reports to."""
     trackers = cfg.training.report_to
     if not trackers:
         return
     values = final_metrics(summary)
-    tags = tags_of(cfg, summary.get("identity_hash"))
+    tags = tags_of(cfg, summary.identity_hash)
     if "mlflow" in trackers:
         import mlflow
 
@@ -128,7 +128,7 @@ def log_final(cfg, out: Path, summary: dict, mlflow_run_id: str | None = None) -
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(log_dir=tensorboard_dir(out))
-        step = int((summary.get("training") or {}).get("global_step") or 0)
+        step = int((summary.training or {}).get("global_step") or 0)
         for k, v in values.items():
             writer.add_scalar(k, v, step)
         writer.add_text("tags", json.dumps(tags), step)

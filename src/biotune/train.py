@@ -29,6 +29,7 @@ from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
 from .runtime import (attention_for, cpu_has_bf16, dtype_name, is_main_process, pick_device, pick_dtype,
                       set_attention, world_size)
+from .summary import RunSummary
 from .tasks import task_for
 
 
@@ -86,7 +87,7 @@ class Experiment:
         self.family = FAMILIES.get(cfg.model.family)
         self.method = METHODS.get(cfg.method.name)
         self.params = self.method.params_model(**cfg.method.params)
-        self.head = cfg.model.head or self.family.head_for(self.spec.task)
+        self.head = self.family.resolve_head(cfg.model, self.spec)
         self.device = pick_device(cfg.device)
         self.use_bf16 = _bf16(cfg, self.device)
         self.compute_dtype = torch.bfloat16 if self.use_bf16 else torch.float32
@@ -189,33 +190,23 @@ class Experiment:
         self.resources["dev_eval_seconds"] = round(self.resources.get("dev_eval_seconds", 0) + timer.seconds, 3)
         return {"score": result["score"], "n": result["n"], "from": "prediction"}
 
-    def write(self, result: dict, rows: list[dict]) -> dict:
+    def write(self, result: dict, rows: list[dict]) -> RunSummary:
         cfg = self.cfg
         atomic_write_jsonl(self.out / "predictions.jsonl", rows)
-        summary = {
-            "name": cfg.resolved_name(),
-            "dataset": self.spec.name,
-            "task": self.spec.task,
-            "model": cfg.model.path,
-            "family": self.family.name,
-            "method": self.method.name,
-            "seed": cfg.seed,
-            "identity_hash": self.identity_hash,
-            "metrics": result,
-            "dev": getattr(self, "dev", None),
-            "blurb_comparable": cfg.eval.split == "test" and cfg.training.train_split == "train",
-            "resources": self.resources,
-            "training": self.train_info,
-            "device": str(self.device),
-            "compute_dtype": dtype_name(self.compute_dtype),
-            "versions": _versions(),
-        }
+        summary = RunSummary(
+            name=cfg.resolved_name(), dataset=self.spec.name, task=self.spec.task, model=cfg.model.path,
+            family=self.family.name, method=self.method.name, seed=cfg.seed, identity_hash=self.identity_hash,
+            metrics=result, dev=getattr(self, "dev", None),
+            blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train",
+            resources=self.resources, training=self.train_info, device=str(self.device),
+            compute_dtype=dtype_name(self.compute_dtype), versions=_versions(),
+        )
         atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False))
-        atomic_write_json(self.out / "metrics.json", summary)  # written last: its presence means "finished"
+        summary.write(self.out)  # written last: its presence means "finished"
         return summary
 
 
-def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = False) -> dict | None:
+def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = False) -> RunSummary | None:
     """Run one experiment. Under `accelerate launch` every process trains (DDP / FSDP / DeepSpeed, as the
     accelerate config says) and the main process alone predicts, scores and writes; the others return None.
 
@@ -227,7 +218,7 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
         _log(f"{out}/metrics.json exists: experiment already finished (identity {ident_hash})")
         if is_main_process():
             tidy(out, cfg.keep)  # a run killed between its result and its tidying
-        return json.loads((out / "metrics.json").read_text())
+        return RunSummary.read(out)
     from . import tracking
 
     with disk_full_errors(out), tracking.environment(cfg, out, ident_hash):
@@ -255,7 +246,7 @@ def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, prog
     out, ident_hash, state = _claim(cfg, force)
     if state == "finished":
         _log(f"{out}/metrics.json exists: already evaluated (identity {ident_hash})")
-        return json.loads((out / "metrics.json").read_text()), loaded
+        return RunSummary.read(out), loaded
     with disk_full_errors(out):
         exp = Experiment(cfg, progress)
         exp.identity_hash = ident_hash
@@ -366,7 +357,9 @@ def _trainer(exp: Experiment):
         if cfg.runtime.logits_at_answers and _answer_logits_supported(exp):
             collator, loss_func = _AnswerPositions(collator), answer_loss
     else:
-        collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), exp.head)
+        from .models.heads import HEADS
+
+        collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), HEADS.get(exp.head))
 
     total_steps, every, eval_every = t.schedule(len(train_f))
     # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
@@ -640,13 +633,7 @@ class _EncoderCollator:
     def __call__(self, features):
         labels = [f["labels"] for f in features]
         batch = self.pad([{k: v for k, v in f.items() if k != "labels"} for f in features])
-        if self.head == "token_classification":
-            width = batch["input_ids"].shape[1]
-            batch["labels"] = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])
-        elif self.head in ("multi_label", "regression"):
-            batch["labels"] = torch.tensor(labels, dtype=torch.float)
-        else:
-            batch["labels"] = torch.tensor(labels)
+        batch["labels"] = self.head.batch_labels(labels, batch["input_ids"].shape[1])
         return batch
 
 

@@ -23,7 +23,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from biotune.errors import BiotuneError
 
 from .location import cache_dir, download, is_url
 

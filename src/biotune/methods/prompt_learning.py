@@ -15,8 +15,9 @@ class _SoftPrompt(PeftMethod):
     virtual_tokens = True
 
     def fits(self, family, head=None) -> bool:
-        # peft prepends virtual tokens to the logits of token classification but not to its labels
-        return head != "token_classification"
+        from biotune.models.heads import HEADS
+
+        return head is None or HEADS.get(head).soft_prompts_fit
 
 
 class PTuningParams(BaseModel):

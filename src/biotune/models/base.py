@@ -32,9 +32,13 @@ class ModelFamily:
     def peft_task_type_for(self, head: str) -> str:
         return self.peft_task_type
 
-    # -- heads -------------------------------------------------------------------------------------
+    # -- heads (biotune.models.heads) ----------------------------------------------------------------
     def head_for(self, task: str) -> str:
         return "lm"
+
+    def resolve_head(self, mcfg, spec) -> str:
+        """The head a model of this family has on `spec`'s task: `model.head` where set, else the task's."""
+        return getattr(mcfg, "head", None) or self.head_for(spec.task)  # a study's model entry may leave it out
 
     def check_head(self, head: str | None, task: str) -> None:
         from biotune.config import ConfigFieldError

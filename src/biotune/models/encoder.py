@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from .base import ModelFamily, register
+from .heads import HEADS
 
 HEAD_OF_TASK = {
     "ner": "token_classification",
@@ -36,7 +37,7 @@ class EncoderFamily(ModelFamily):
     head_modules = ("classifier",)
 
     def peft_task_type_for(self, head: str) -> str:
-        return "TOKEN_CLS" if head == "token_classification" else "SEQ_CLS"
+        return HEADS.get(head).peft_task_type
 
     def claims(self, config):
         # BERT-style encoders (PubMedBERT, BioClinicalBERT, MiniLM, RoBERTa, DeBERTa, ELECTRA, ...)
@@ -53,18 +54,7 @@ class EncoderFamily(ModelFamily):
         return HEAD_OF_TASK[task]
 
     def auto_class(self, head: str):
-        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-        return AutoModelForTokenClassification if head == "token_classification" else AutoModelForSequenceClassification
+        return HEADS.get(head).auto_class()
 
     def head_kwargs(self, head: str, spec) -> dict:
-        if head == "regression":
-            return {"num_labels": 1, "problem_type": "regression"}
-        labels = label_list(spec)
-        kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                  "label2id": {label: i for i, label in enumerate(labels)}}
-        if head == "multi_label":
-            kwargs["problem_type"] = "multi_label_classification"
-        elif head == "sequence_classification":
-            kwargs["problem_type"] = "single_label_classification"
-        return kwargs
+        return HEADS.get(head).config_kwargs(label_list(spec))

@@ -9,7 +9,9 @@ so a plan needs no download.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -95,8 +97,11 @@ def model_config(mcfg):
     ref = resolve(mcfg.path)
     revision = {"revision": mcfg.revision} if mcfg.revision else {}
     try:
-        return AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **ref.load_kwargs(),
-                                          **revision)
+        if ref.gguf_file:  # the model folder a run loads (de-quantized once): reading the GGUF's fields takes seconds
+            from biotune.models.base import materialize
+
+            return AutoConfig.from_pretrained(materialize(ref))
+        return AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **revision)
     except (OSError, ValueError) as e:
         first = first_line(e)
         raise BiotuneError(f"cannot plan for model {mcfg.path!r}: its config cannot be read ({first}); plans work "
@@ -140,11 +145,18 @@ def architecture(cfg) -> Architecture:
 
     spec = get_spec(cfg.dataset)
     family = FAMILIES.get(cfg.model.family)
-    head = cfg.model.head or family.head_for(spec.task)
+    head = family.resolve_head(cfg.model, spec)
     head_kwargs = family.head_kwargs(head, spec)
     key = json.dumps([cfg.model.model_dump(), cfg.method.model_dump(), head, head_kwargs], sort_keys=True,
                      default=str)
     return _architecture(key)
+
+
+# a config's layer counts, by the names transformers' configs use (one stack, or T5's encoder and decoder)
+_DEPTH = ("num_hidden_layers", "num_layers", "num_decoder_layers")
+# the numbers `_measure` reads off a built model: each one the same for every layer, so affine in the depth
+_PER_DEPTH = ("total", "trainable", "head_params", "body", "enc", "cross_kv", "source", "target", "virtual",
+              "extra_train_token", "extra_call")
 
 
 @cache
@@ -152,6 +164,7 @@ def _architecture(key: str) -> Architecture:
     from biotune.config import MethodConfig, ModelConfig
     from biotune.methods import METHODS
     from biotune.models import FAMILIES
+    from biotune.models.heads import HEADS
 
     mdump, method_dump, head, head_kwargs = json.loads(key)
     mcfg, mconf = ModelConfig(**mdump), MethodConfig(**method_dump)
@@ -160,10 +173,73 @@ def _architecture(key: str) -> Architecture:
     for k, v in head_kwargs.items():
         setattr(config, k, v)
     d = _dims(config)
+    params = method.params_model(**mconf.params)
+    m = _extrapolated(config, family, method, head, params) or _measure(config, family, method, head, params)
+    encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    if encoder_decoder:
+        dec = m["body"] - m["enc"] - m["cross_kv"]
+        encoder = _stack(m["enc"], d["layers"], d, causal=False)
+        decoder = _stack(dec, d["decoder_layers"] or d["layers"], d, causal=True, cross_kv=m["cross_kv"], cross=True)
+    elif family.generative:
+        encoder, decoder = None, _stack(m["body"], d["layers"], d, causal=True)
+    else:
+        encoder, decoder = _stack(m["body"], d["layers"], d, causal=False), None
+    prompt_learning, virtual_kind = m["prompt_learning"], m["virtual_kind"]
+    return Architecture(
+        family=family.name, total_params=m["total"], trainable_params=m["trainable"], quantizable_params=m["body"],
+        head_params=m["head_params"], vocab=d["vocab"], labels=int(getattr(config, "num_labels", 0) or 0),
+        token_head=HEADS.get(head).token_level,
+        decoder=decoder, encoder=encoder, virtual_tokens=m["virtual"], virtual_kind=virtual_kind,
+        generation_cached=not prompt_learning or (virtual_kind == "input" and not encoder_decoder),
+        adapter_per_token_params=m["target"], adapter_source_params=m["source"],
+        extra_train_token_flops=m["extra_train_token"], extra_call_flops=m["extra_call"],
+        hidden_dropout=d["hidden_dropout"], attention_dropout=d["attention_dropout"],
+        position_bias=bool(getattr(config, "relative_attention_num_buckets", None)),
+        max_positions=d["max_positions"],
+    )
+
+
+def _extrapolated(config, family, method, head, params) -> dict | None:
+    """`_measure` of the full-depth model from copies of 1, 2 and 3 layers (an 8B model's adapters take
+    seconds to place even on the meta device; a 1-layer copy, milliseconds). Every count is affine in the depth
+    when the layers past the first are identical, which the third copy checks: where it is not (or the depth is
+    small, or a regular expression picks the adapted layers), None, and the full model is measured."""
+    depths = {getattr(config, n) for n in _DEPTH if isinstance(getattr(config, n, None), int)}
+    targets = getattr(params, "target_modules", None)
+    if len(depths) != 1 or (isinstance(targets, str) and targets != "all-linear"):
+        return None
+    depth = depths.pop()
+    if depth <= 3 or isinstance(getattr(config, "layer_types", None), list):
+        return None
+    small = []
+    for k in (1, 2, 3):
+        c = copy.deepcopy(config)
+        for n in _DEPTH:
+            if isinstance(getattr(c, n, None), int):
+                setattr(c, n, k)
+        try:
+            small.append(_measure(c, family, method, head, params))
+        except Exception:  # noqa: BLE001 -- a config that cannot be cut down is measured whole
+            return None
+    one, two, three = small
+    if any(one[k] != two[k] for k in ("prompt_learning", "virtual_kind")):
+        return None
+    out = dict(one)
+    for k in _PER_DEPTH:
+        step = two[k] - one[k]
+        if not math.isclose(three[k] - two[k], step, rel_tol=1e-9, abs_tol=1e-6):
+            return None
+        out[k] = one[k] + (depth - 1) * step
+        if isinstance(one[k], int):
+            out[k] = int(out[k])
+    return out
+
+
+def _measure(config, family, method, head, params) -> dict:
+    """The counts of the model built from `config` (on the meta device) with the method applied."""
     with torch.device("meta"):
         model = family.auto_class(head).from_config(config)
         total = _count(model)
-        params = method.params_model(**mconf.params)
         model = _apply(method, model, family, head, params)
     trainable = _count(model, trainable_only=True) if method.trains else 0  # in-context methods train nothing
     linear = _linears(model)
@@ -172,16 +248,10 @@ def _architecture(key: str) -> Architecture:
     head_params = sum(n for name, n in linear.items() if _leaf_in(name, skip))
     body = {name: n for name, n in linear.items() if not _leaf_in(name, skip)}
     encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))
+    enc = cross_kv = 0
     if encoder_decoder:
         enc = sum(n for name, n in body.items() if ".encoder." in f".{name}")
         cross_kv = sum(n for name, n in body.items() if ".decoder." in f".{name}" and _cross_kv(name))
-        dec = sum(body.values()) - enc - cross_kv
-        encoder = _stack(enc, d["layers"], d, causal=False)
-        decoder = _stack(dec, d["decoder_layers"] or d["layers"], d, causal=True, cross_kv=cross_kv, cross=True)
-    elif family.generative:
-        encoder, decoder = None, _stack(sum(body.values()), d["layers"], d, causal=True)
-    else:
-        encoder, decoder = _stack(sum(body.values()), d["layers"], d, causal=False), None
     from biotune.inference import _has_virtual_tokens, _is_prompt_learning
 
     prompt_learning = _is_prompt_learning(model)
@@ -195,18 +265,10 @@ def _architecture(key: str) -> Architecture:
     adapted = [(m.base_layer.in_features, m.base_layer.out_features) for _, m in model.named_modules()
                if isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]  # peft's tuner layers
     extra = method.extra_flops(adapted, params)
-    return Architecture(
-        family=family.name, total_params=total, trainable_params=trainable, quantizable_params=sum(body.values()),
-        head_params=head_params, vocab=d["vocab"], labels=int(getattr(config, "num_labels", 0) or 0),
-        token_head=family.generative or head == "token_classification",
-        decoder=decoder, encoder=encoder, virtual_tokens=_virtual(model), virtual_kind=virtual_kind,
-        generation_cached=not prompt_learning or (virtual_kind == "input" and not encoder_decoder),
-        adapter_per_token_params=target, adapter_source_params=source,
-        extra_train_token_flops=extra["train_token"], extra_call_flops=extra["call"],
-        hidden_dropout=d["hidden_dropout"], attention_dropout=d["attention_dropout"],
-        position_bias=bool(getattr(config, "relative_attention_num_buckets", None)),
-        max_positions=d["max_positions"],
-    )
+    return {"total": total, "trainable": trainable, "head_params": head_params, "body": sum(body.values()),
+            "enc": enc, "cross_kv": cross_kv, "source": source, "target": target, "virtual": _virtual(model),
+            "extra_train_token": extra["train_token"], "extra_call": extra["call"],
+            "prompt_learning": prompt_learning, "virtual_kind": virtual_kind}
 
 
 def _apply(method, model, family, head, params):

@@ -109,7 +109,7 @@ def split_tokens(cfg, split: str, limit: int | None, purpose: str) -> SplitToken
     # everything the lengths depend on (models sharing a tokenizer share the measurement)
     key = (cfg.dataset, cfg.data_dir, split, measured, purpose, tokenizer_name, family.name, cfg.model.head,
            cfg.training.max_length, cfg.output_format, shots, cfg.eval.shot_split if shots else None,
-           context)
+           context, cfg.eval.max_new_tokens)
     if key not in _MEASURED:
         ds = load_split(cfg.dataset, split, cfg.data_dir)
         _MEASURED[key] = _measure(cfg, split, [ds[i] for i in measured], purpose, shots, context)
@@ -141,7 +141,7 @@ def _measure(cfg, split, examples, purpose, shots, context) -> tuple[tuple[int, 
     if not family.generative:
         from biotune.models.encoder import label_list
 
-        head = cfg.model.head or family.head_for(spec.task)
+        head = family.resolve_head(cfg.model, spec)
         feats = encoder_features(task, tokenizer, examples, head, label_list(spec), max_length)
         return tuple(len(f["input_ids"]) for f in feats), tuple(0 for _ in feats)
     if purpose in ("train", "dev_loss"):
@@ -160,8 +160,9 @@ def _prompts(cfg, task, tokenizer, examples, split, shots, context):
     from biotune.icl import ShotSelector
     from biotune.prompting import PromptBuilder
 
-    from biotune.evaluate import subset_indices
+    from biotune.evaluate import answer_budget, subset_indices
 
+    budget = answer_budget(task, cfg.eval)
     shots_for = [[] for _ in examples]
     if shots:
         # the shots' lengths, not the shots themselves, matter here: random shots of seed 0 from up to 2,000 pool
@@ -175,8 +176,8 @@ def _prompts(cfg, task, tokenizer, examples, split, shots, context):
     inputs, targets = [], []
     for ex, chosen in zip(examples, shots_for):
         prompt = builder.build(task.instruction(), [(task.render_input(s), task.target(s)) for s in chosen],
-                               task.render_input(ex), reserve=task.max_new_tokens)
+                               task.render_input(ex), reserve=budget)
         inputs.append(prompt.n_tokens)
         answer = len(tokenizer(task.target(ex), add_special_tokens=False)["input_ids"]) + 1  # + end of turn
-        targets.append(min(answer, task.max_new_tokens))
+        targets.append(min(answer, budget))
     return tuple(inputs), tuple(targets)

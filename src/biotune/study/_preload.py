@@ -11,3 +11,11 @@ import transformers  # noqa: E402, F401
 from transformers import Trainer, TrainingArguments  # noqa: E402, F401  (the lazy imports a cell needs)
 
 import biotune.train  # noqa: E402, F401
+
+import gc  # noqa: E402
+
+# what was imported is kept for the process's life: out of the collector's sight, so a cell's collections
+# (the Trainer runs one at every train()) do not walk it, and its pages are not written to (copy-on-write) in
+# each forked cell
+gc.collect()
+gc.freeze()

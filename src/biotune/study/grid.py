@@ -244,7 +244,7 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     for dataset in datasets:
         for model in study.models:
             family = FAMILIES.get(model.family)
-            head = family.head_for(get_spec(dataset).task)
+            head = family.resolve_head(model, get_spec(dataset))
             for method in methods:
                 if model.methods is not None and method.key not in model.methods:
                     continue

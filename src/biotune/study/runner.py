@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from biotune.errors import BiotuneError
 from biotune.io import atomic_write_text
+from biotune.summary import RunSummary
 
 from .grid import Cell, StudyConfig
 from .store import Store
@@ -67,7 +68,7 @@ def _cell_process(config: dict, log_path: str, conn) -> None:
             conn.send(first if isinstance(e, BiotuneError) else f"{type(e).__name__}: {first}")
 
 
-def run_cell(cell: Cell) -> dict:
+def run_cell(cell: Cell) -> RunSummary:
     """Run one cell in its own process; returns its metrics.json (resumes a half-done cell by itself).
     The cell's output goes to <cell>/run.log."""
     out = Path(cell.experiment.output_dir)
@@ -95,7 +96,7 @@ def run_cell(cell: Cell) -> dict:
         why = error if error not in (None, "no result") else (
             f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}")
         raise RuntimeError(f"{why} (log: {log})")
-    return json.loads((out / "metrics.json").read_text())
+    return RunSummary.read(out)
 
 
 def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = None, executor: str = "local",
@@ -132,8 +133,8 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             """One cell ended: `done` (detail: its summary and seconds), `failed` (the error) or `skipped`."""
             if status == "done":
                 summary, seconds = detail
-                dev = (summary.get("dev") or {}).get("score")
-                console.print(f"done {cell.label}: {summary['metrics']['score']:.2f}"
+                dev = summary.dev_score
+                console.print(f"done {cell.label}: {summary.score:.2f}"
                               + (f" (dev {dev:.2f})" if dev is not None else "") + f" ({seconds:.0f} s)")
                 tally["ran"] += 1
             elif status == "failed":

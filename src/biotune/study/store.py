@@ -19,6 +19,7 @@ from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Tabl
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from biotune.errors import BiotuneError
+from biotune.summary import RunSummary
 
 metadata = MetaData()
 results = Table(
@@ -143,13 +144,12 @@ class Store:
                                                             error=None))
             return True
 
-    def finish(self, study: str, key: tuple, identity: str, summary: dict, identity_doc: dict,
+    def finish(self, study: str, key: tuple, identity: str, summary: RunSummary, identity_doc: dict,
                git_rev: str | None, output_dir: str | None = None):
         values = dict(
-            status="done", task=summary.get("task"), score=summary["metrics"]["score"],
-            dev_score=(summary.get("dev") or {}).get("score"),
-            metrics=json.dumps(summary["metrics"]), resources=json.dumps(summary["resources"]),
-            config=json.dumps(identity_doc, default=str), versions=json.dumps(summary.get("versions", {})),
+            status="done", task=summary.task, score=summary.score, dev_score=summary.dev_score,
+            metrics=json.dumps(summary.metrics), resources=json.dumps(summary.resources),
+            config=json.dumps(identity_doc, default=str), versions=json.dumps(summary.versions),
             git_rev=git_rev, output_dir=output_dir, finished_at=_now(), error=None,
         )
         self._update(study, key, identity, values)

@@ -1,0 +1,172 @@
+"""Task heads, one object per kind: every decision that depends on the head of a model (its transformers class
+and config, how an example's gold becomes training labels and a batch's labels a tensor, how logits become a
+prediction in the metric's structure, which methods fit it) is made here, named in one registry (HEADS).
+
+| head                    | task types         | labels per example           | prediction                    |
+|-------------------------|--------------------|------------------------------|-------------------------------|
+| lm                      | all (generative)   | the answer's tokens          | generated text, parsed        |
+| token_classification    | ner, pico          | a tag per word (1st piece)   | a tag per word                |
+| sequence_classification | relation, qa       | one class index              | one label                     |
+| multi_label             | doc_classification | a 0/1 vector over the labels | the labels of sigmoid > 0.5   |
+| regression              | similarity         | a float                      | a score                       |
+
+A head's name is what configs (`model.head`) and identities record; `HEADS.get(name)` is its behaviour.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from biotune.registry import Registry
+
+IGNORE = -100  # label of a position the loss skips (transformers' convention)
+
+
+class Head:
+    name: str
+    token_level = False  # the head runs at every position (the planner counts its FLOPs per token)
+    soft_prompts_fit = True  # peft's virtual tokens work with it (it pads logits, not labels, of token heads)
+    peft_task_type = "SEQ_CLS"
+
+    def auto_class(self):
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification
+
+    def config_kwargs(self, labels: list[str]) -> dict:
+        """What the model's config needs for this head over `labels` (class names in index order)."""
+        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                "label2id": {label: i for i, label in enumerate(labels)}}
+
+    def encode(self, tokenizer, x, gold, labels: list[str], max_length: int) -> dict:
+        """One example's model inputs and training labels: `x` is the task's encoder input (a text, a text pair,
+        or words), `gold` its gold answer in the metric's structure."""
+        pair = x if isinstance(x, tuple) else (x,)
+        enc = dict(tokenizer(*pair, truncation="only_second" if len(pair) == 2 else True, max_length=max_length))
+        enc["labels"] = self.target(gold, labels)
+        return enc
+
+    def target(self, gold, labels: list[str]) -> Any:
+        return labels.index(gold)
+
+    def batch_labels(self, labels: list, width: int):
+        """A batch's labels as the tensor the model's loss reads (`width`: the padded sequence length)."""
+        import torch
+
+        return torch.tensor(labels)
+
+    def word_starts(self, tokenizer, x, max_length: int) -> Sequence[int | None]:
+        """Token heads: per word of `x`, the position of its first piece (None where max_length cut it off);
+        the others read one position."""
+        return ()
+
+    def decode(self, logits, labels: list[str], word_starts: Sequence[int | None] = ()):
+        """One example's prediction from its row of logits (`word_starts`: what `word_starts` gave)."""
+        return labels[int(logits.argmax())]
+
+
+HEADS: Registry[Head] = Registry("head")
+
+
+def register(head_class):
+    HEADS.add(head_class.name, head_class())
+    return head_class
+
+
+@register
+class LmHead(Head):
+    """The generative families' language-model head (answers are generated text; see biotune.tasks)."""
+
+    name = "lm"
+    token_level = True
+
+
+@register
+class TokenClassification(Head):
+    name = "token_classification"
+    token_level = True
+    soft_prompts_fit = False
+    peft_task_type = "TOKEN_CLS"
+
+    def auto_class(self):
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification
+
+    def encode(self, tokenizer, x, gold, labels, max_length):
+        enc = tokenizer(x, is_split_into_words=True, truncation=True, max_length=max_length)
+        index = {label: i for i, label in enumerate(labels)}
+        word_labels, previous = [], None
+        for w in enc.word_ids():  # the first piece of each word carries its tag; the others are skipped
+            word_labels.append(index[gold[w]] if w is not None and w != previous else IGNORE)
+            previous = w
+        out = dict(enc)
+        out["labels"] = word_labels
+        return out
+
+    def word_starts(self, tokenizer, words, max_length):
+        enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
+        starts: list[int | None] = [None] * len(words)
+        previous = None
+        for pos, w in enumerate(enc.word_ids()):
+            if w is not None and w != previous:
+                starts[w] = pos
+            previous = w
+        return starts
+
+    def batch_labels(self, labels, width):
+        import torch
+
+        return torch.tensor([lab + [IGNORE] * (width - len(lab)) for lab in labels])
+
+    def decode(self, logits, labels, word_starts=()):
+        # words cut off by max_length stay O
+        return [labels[int(logits[pos].argmax())] if pos is not None else "O" for pos in word_starts]
+
+
+@register
+class SequenceClassification(Head):
+    name = "sequence_classification"
+
+    def config_kwargs(self, labels):
+        return {**super().config_kwargs(labels), "problem_type": "single_label_classification"}
+
+
+@register
+class MultiLabel(Head):
+    name = "multi_label"
+
+    def config_kwargs(self, labels):
+        return {**super().config_kwargs(labels), "problem_type": "multi_label_classification"}
+
+    def target(self, gold, labels):
+        return [1.0 if label in gold else 0.0 for label in labels]
+
+    def batch_labels(self, labels, width):
+        import torch
+
+        return torch.tensor(labels, dtype=torch.float)
+
+    def decode(self, logits, labels, word_starts=()):
+        import torch
+
+        return [label for label, p in zip(labels, torch.sigmoid(logits)) if p > 0.5]
+
+
+@register
+class Regression(Head):
+    name = "regression"
+
+    def config_kwargs(self, labels):
+        return {"num_labels": 1, "problem_type": "regression"}
+
+    def target(self, gold, labels):
+        return float(gold)
+
+    def batch_labels(self, labels, width):
+        import torch
+
+        return torch.tensor(labels, dtype=torch.float)
+
+    def decode(self, logits, labels, word_starts=()):
+        return float(logits[0])
