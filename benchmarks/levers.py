@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import RESULTS, machine, machine_slug  # noqa: E402
 
 from biotune.config import validate_experiment  # noqa: E402
-from biotune.train import Experiment, answer_loss  # noqa: E402
+from biotune.train import Experiment  # noqa: E402
+from biotune.trainer import answer_loss  # noqa: E402
 
 LADDER = [
     ("fp32 (the Trainer default on CPU)", dict(bf16=False, attn="sdpa", answers=False, fast=False, group=False)),

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from biotune.config import validate_experiment
-from biotune.train import Experiment, _answer_positions, answer_loss, run_experiment
+from biotune.train import Experiment, run_experiment
+from biotune.trainer import _answer_positions, answer_loss
 
 from test_engine import TINY
 
@@ -66,7 +67,7 @@ def test_fast_and_simple_training_paths_give_the_same_predictions(tmp_path, data
 def test_packed_batches_give_the_padded_loss_and_gradients(tmp_path, family, attention):
     """runtime.packing: a batch as one row without padding (position ids restart per example, so attention
     stays inside each example): the padded batch's loss and gradients, through the answer-position loss too."""
-    from biotune.train import _CountingTrainer
+    from biotune.trainer import CountingTrainer
 
     runs = {}
     for packing in (False, True):
@@ -84,7 +85,7 @@ def test_packed_batches_give_the_padded_loss_and_gradients(tmp_path, family, att
             assert batch["input_ids"].shape[0] == 4 and (batch["attention_mask"] == 0).any()
         model = exp.model.train()
         trainable = [q for q in model.parameters() if q.requires_grad]
-        loss = _CountingTrainer.compute_loss(exp.trainer, model, dict(batch))
+        loss = CountingTrainer.compute_loss(exp.trainer, model, dict(batch))
         runs[packing] = (loss.item(), torch.autograd.grad(loss, trainable))
     assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-5)
     for a, b in zip(runs[True][1], runs[False][1]):
@@ -92,18 +93,18 @@ def test_packed_batches_give_the_padded_loss_and_gradients(tmp_path, family, att
 
 
 def test_packing_is_chosen_where_the_kernel_takes_packed_rows(tmp_path):
-    from biotune.train import _packs
+    from biotune.trainer import packs
 
     exp = Experiment(config(tmp_path, "auto"), progress=False)
     exp.setup()
-    assert exp.cfg.runtime.packing == "auto" and not _packs(exp)  # CPU: eager attention, padded batches
+    assert exp.cfg.runtime.packing == "auto" and not packs(exp.cfg.runtime.packing, exp.attention, exp.model, exp.method)  # CPU: eager attention, padded batches
     exp.attention = "flash_attention_2"
-    assert _packs(exp)
+    assert packs(exp.cfg.runtime.packing, exp.attention, exp.model, exp.method)
     soft = Experiment(config(tmp_path, "soft", method="prompt_tuning", params={"num_virtual_tokens": 2}),
                       progress=False)
     soft.setup()
     soft.attention = "flash_attention_2"
-    assert not _packs(soft)  # virtual tokens go before each example
+    assert not packs(soft.cfg.runtime.packing, soft.attention, soft.model, soft.method)  # virtual tokens go before each example
 
 
 def test_frozen_weights_in_the_compute_dtype_trainable_ones_in_fp32(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import cli_here
 
 from biotune.config import ExperimentConfig
 from biotune.errors import BiotuneError
@@ -88,7 +89,8 @@ def test_a_study_killed_in_the_middle_of_a_cell_resumes_to_the_same_rows_and_sco
     os.killpg(proc.pid, signal.SIGKILL)  # the study, its cell's process and the fork server, at once
     proc.wait()
     assert {r[0] for r in _rows(path).values()} == {"running"}  # claimed by a process that is gone
-    rc, out, err = _finish(_biotune("study", path, "--no-report"))
+    r = cli_here("study", path, "--no-report")  # the rerun, in this process: it has only to finish
+    rc, out, err = r.returncode, r.stdout, r.stderr
     assert rc == 0, err
     assert "1 cells run" not in out and "2 cells run, 0 already done, 0 failed" in out
     assert _rows(path) == straight
@@ -123,7 +125,8 @@ def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes
     assert [s for s, _ in cell_states(Store(study.store_url), "faults", cells)] == ["interrupted", "new"]
     if stop != "ctrl-c":
         return  # recorded the same way: the resume after it is the Ctrl-C case's
-    rc, out, err = _finish(_biotune("study", path, "--no-report"))
+    r = cli_here("study", path, "--no-report")
+    rc, out, err = r.returncode, r.stdout, r.stderr
     assert rc == 0, err
     assert "1 interrupted (resumed)" in " ".join(err.split())
     assert _rows(path) == straight
@@ -180,8 +183,8 @@ def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_the_rerun_fin
     assert not (out / "metrics.json").exists() and not list(out.rglob("*.tmp"))
     assert last_checkpoint(out / "checkpoints") is None  # the half-written one does not count (and is gone)
     ballast.unlink()  # space freed: the rerun finishes
-    rc, _, err = _finish(_biotune("run", cfg, "--no-progress"))
-    assert rc == 0, err
+    r = cli_here("run", cfg, "--no-progress")
+    assert r.returncode == 0, r.stderr
     assert json.loads((out / "metrics.json").read_text())["metrics"]["n"] == 4
 
 

@@ -6,7 +6,8 @@ and gradient."""
 import pytest
 import torch
 
-from biotune.train import Experiment, answer_loss
+from biotune.train import Experiment
+from biotune.trainer import answer_loss
 
 from test_fast_paths import config
 

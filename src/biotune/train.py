@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 import yaml
-from transformers import Trainer
 
 from . import __version__
 from .config import ExperimentConfig
@@ -156,7 +155,22 @@ class Experiment:
             self.build_trainer()
 
     def build_trainer(self) -> None:
-        self.trainer = _trainer(self)
+        from .trainer import TrainerInputs, build_trainer
+
+        t = self.cfg.training
+
+        def dev_scorer():  # the dev split predicted and scored as test is
+            with self.method.prediction_context(self.model):
+                return _predict(self, "dev", t.dev_limit)[0]
+
+        self.trainer = build_trainer(TrainerInputs(
+            model=self.model, tokenizer=self.tokenizer, family=self.family, head=self.head, method=self.method,
+            params=self.params, training=t, train_features=self.train_features, dev_features=self.dev_features,
+            output_dir=self.out, seed=self.cfg.seed, run_name=self.cfg.resolved_name(), device=self.device,
+            bf16=self.use_bf16, attention=self.attention, packing=self.cfg.runtime.packing,
+            logits_at_answers=self.cfg.runtime.logits_at_answers, progress=self.progress, dev_scorer=dev_scorer,
+            callbacks=[self.mlflow_run] if self.mlflow_run else [],
+        ))
 
     def train(self) -> None:
         if self.method.trains:
@@ -338,242 +352,14 @@ def _features(exp: Experiment, model) -> tuple[list[dict], list[dict]]:
             encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length))
 
 
-def _trainer(exp: Experiment):
-    from datasets import Dataset
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, TrainerCallback, TrainingArguments
-
-    cfg, t, tokenizer = exp.cfg, exp.cfg.training, exp.tokenizer
-    train_f, dev_f = exp.train_features, exp.dev_features
-    loss_func = None
-    if exp.family.generative:
-        if _packs(exp):
-            from transformers import DataCollatorWithFlattening
-
-            # every example's first label is -100 already (the prompt is never a target), so the separator the
-            # collator writes there changes nothing; FlashAttention-2 reads the boundaries as cu_seq_lens
-            collator = DataCollatorWithFlattening(return_flash_attn_kwargs=exp.attention == "flash_attention_2")
-        else:
-            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
-        if cfg.runtime.logits_at_answers and _answer_logits_supported(exp):
-            collator, loss_func = _AnswerPositions(collator), answer_loss
-    else:
-        from .models.heads import HEADS
-
-        collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), HEADS.get(exp.head))
-
-    total_steps, every, eval_every = t.schedule(len(train_f))
-    # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
-    # save nothing to resume from, so none is written (for full fine-tuning that is weights + optimizer state)
-    single_eval = eval_every >= total_steps and every >= total_steps
-    args = TrainingArguments(
-        output_dir=str(exp.out / "checkpoints"),
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate or exp.method.default_lr,
-        num_train_epochs=t.epochs,
-        max_steps=t.max_steps,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        lr_scheduler_type=t.lr_scheduler,
-        logging_steps=t.logging_steps,
-        eval_strategy="steps",
-        eval_steps=eval_every,
-        save_strategy="no" if single_eval else "steps",
-        save_steps=every,
-        save_total_limit=t.save_total_limit,
-        load_best_model_at_end=not single_eval and not exp.method.keeps_final,
-        metric_for_best_model="eval_score" if t.select_by == "metric" else "eval_loss",
-        greater_is_better=t.select_by == "metric",
-        prediction_loss_only=True,  # dev selection needs the loss only: never gather full-vocabulary logits
-        bf16=exp.use_bf16,
-        use_cpu=exp.device.type == "cpu",
-        activation_checkpointing=t.gradient_checkpointing,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        report_to=list(t.report_to),  # the Trainer's own integrations (biotune.tracking); none by default
-        run_name=cfg.resolved_name(),
-        disable_tqdm=not exp.progress,
-        remove_unused_columns=False,
-        include_num_input_tokens_seen="non_padding",
-        dataloader_num_workers=0,
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        # several processes on CPU (accelerate launch --cpu): gloo; on GPUs the default (nccl)
-        ddp_backend="gloo" if exp.device.type == "cpu" and world_size() > 1 else None,
-    )
-
-    class _Meter(TrainerCallback):
-        """Dev-evaluation time in this process, and the training time so far written into each checkpoint
-        (`TIME_FILE`), so a resumed run's cost includes the time spent before the stop (the tokens seen come back
-        with the Trainer's own state)."""
-
-        eval_seconds = 0.0
-        prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
-        began = 0.0
-
-        def on_train_begin(self, args, state, control, **kw):
-            import time
-
-            self.began = time.perf_counter()
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
-
-        def on_save(self, args, state, control, **kw):
-            import time
-
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir() and is_main_process():
-                atomic_write_json(folder / TIME_FILE, {
-                    "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
-                    "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds})
-
-    tokens = _Meter()
-    callbacks = [tokens, *exp.method.callbacks(exp.model, exp.params)] + ([exp.mlflow_run] if exp.mlflow_run else [])
-    optimizer = exp.method.optimizer(exp.model, exp.params, args.learning_rate, args.weight_decay)
-    trainer = _CountingTrainer(
-        model=exp.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
-        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, compute_loss_func=loss_func,
-        optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
-    )
-    trainer.biotune_tokens = tokens
-    def dev_scorer():
-        with exp.method.prediction_context(exp.model):
-            return _predict(exp, "dev", t.dev_limit)[0]
-
-    trainer.dev_scorer = dev_scorer if t.select_by == "metric" else None
-    trainer.patience = t.early_stopping_patience
-    trainer.greater_is_better = args.greater_is_better
-    trainer.selection_key = args.metric_for_best_model
-    return trainer
-
-
-class _CountingTrainer(Trainer):
-    """HF Trainer whose training batches also count the tokens the model computes on, padding included, and whose
-    dev evaluation also scores the dev examples by the dataset's own metric (`dev_scorer`: the same prediction
-    and scoring as test) as `eval_score`, what the kept checkpoint is chosen by; with `patience`, training stops
-    after that many evaluations in a row without a better value of the selection metric."""
-
-    padded_tokens = 0
-    dev_scorer = None
-    patience: int | None = None
-    greater_is_better = False
-    selection_key = "eval_loss"
-    stopped_early_at: int | None = None
-
-    def evaluate(self, *args, **kwargs):
-        metrics = super().evaluate(*args, **kwargs)  # dev loss
-        if self.dev_scorer is not None:
-            import time as _time
-
-            was_training = self.model.training
-            self.model.eval()
-            start = _time.perf_counter()
-            try:
-                result = self.dev_scorer()
-            finally:
-                self.model.train(was_training)
-            metrics["eval_score"] = float(result["score"])
-            self.biotune_tokens.eval_seconds += _time.perf_counter() - start
-            self.log({"eval_score": metrics["eval_score"], "eval_score_n": result.get("n")})
-        self._early_stop(metrics)
-        return metrics
-
-    def _early_stop(self, metrics: dict) -> None:
-        """From the whole evaluation history (so a resumed run counts the evaluations before the kill too)."""
-        if not self.patience or metrics.get(self.selection_key) is None:
-            return
-        # this evaluation is in the history already (its loss logged by Trainer.evaluate, its score above)
-        values = [h[self.selection_key] for h in self.state.log_history if self.selection_key in h]
-        best = max(range(len(values)), key=lambda i: (values[i] if self.greater_is_better else -values[i], -i))
-        if len(values) - 1 - best >= self.patience:
-            self.control.should_training_stop = True
-            self.stopped_early_at = self.state.global_step
-
-    def _track_num_input_tokens(self, inputs):
-        # a packed batch (runtime.packing) has no padding and no attention mask, so every token counts; the
-        # library would count the tokens unequal to the pad token, which is the end-of-text token here
-        if "attention_mask" not in inputs and "position_ids" in inputs:
-            inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
-        return super()._track_num_input_tokens(inputs)
-
-    def get_train_dataloader(self):
-        plain = self.data_collator
-
-        def counting(features):
-            batch = plain(features)
-            self.padded_tokens += int(batch["input_ids"].numel())
-            return batch
-
-        self.data_collator = counting
-        try:
-            return super().get_train_dataloader()
-        finally:
-            self.data_collator = plain
-
-
-def _packs(exp: Experiment) -> bool:
-    """Whether training batches are packed (runtime.packing): decoder-only models without virtual tokens in
-    front of the input (peft's soft prompts pad their own attention mask)."""
-    packing = exp.cfg.runtime.packing
-    if packing == "auto":
-        packing = exp.attention == "flash_attention_2"
-    return bool(packing) and not exp.model.config.is_encoder_decoder and not exp.method.virtual_tokens
-
-
-def _answer_logits_supported(exp: Experiment) -> bool:
-    """Decoder-only models whose forward takes `logits_to_keep` (transformers' causal LMs), without virtual
-    tokens in front of the input (which would shift the positions), trained by a method whose loss is the
-    language-model loss alone."""
-    import inspect
-
-    if exp.model.config.is_encoder_decoder or exp.method.virtual_tokens or exp.method.loss_in_forward:
-        return False
-    base = exp.model.get_base_model() if hasattr(exp.model, "get_base_model") else exp.model
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
-
-
-class _AnswerPositions:
-    """Adds `logits_to_keep` to a causal-LM batch: the positions whose next token is an answer token in any row
-    of the batch, so the LM head (a 576 x 49152 matmul for SmolLM2) and the cross-entropy skip the prompt."""
-
-    def __init__(self, collator):
-        self.collator = collator
-
-    def __call__(self, features):
-        batch = self.collator(features)
-        batch["logits_to_keep"] = _answer_positions(batch["labels"])
-        return batch
-
-
-def _answer_positions(labels: torch.Tensor) -> torch.Tensor:
-    return (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
-
-
-def answer_loss(outputs, labels, num_items_in_batch=None):
-    """The causal-LM loss (next-token cross-entropy over the answer tokens) from logits kept at the answer
-    positions only; equals the library's loss on full logits (tested). Summed, then divided by the answer
-    tokens of the whole (accumulated, all-process) batch as transformers does, or of this batch."""
-    targets = labels[:, 1:][:, _answer_positions(labels).to(labels.device)]
-    logits = outputs.logits.float()
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=-100, reduction="sum")
-    if num_items_in_batch is None:
-        num_items_in_batch = (targets != -100).sum()
-    if torch.is_tensor(num_items_in_batch):
-        num_items_in_batch = num_items_in_batch.to(loss.device)
-    return loss / num_items_in_batch
-
-
-TIME_FILE = "biotune_time.json"  # in a checkpoint: training and dev-evaluation seconds up to it
-
-
 def _train(exp: Experiment) -> dict:
     trainer = exp.trainer
     resume = last_checkpoint(exp.out / "checkpoints")
     meter = trainer.biotune_tokens
     if resume:
         _log(f"resuming from {resume}")
+        from .trainer import TIME_FILE
+
         spent = Path(resume) / TIME_FILE
         if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
             meter.prior = {k: float(v) for k, v in json.loads(spent.read_text()).items()}
@@ -624,17 +410,6 @@ def _kept_score(scores: list[float], final: bool) -> float | None:
     if not scores:
         return None
     return scores[-1] if final else max(scores)
-
-
-class _EncoderCollator:
-    def __init__(self, pad, head):
-        self.pad, self.head = pad, head
-
-    def __call__(self, features):
-        labels = [f["labels"] for f in features]
-        batch = self.pad([{k: v for k, v in f.items() if k != "labels"} for f in features])
-        batch["labels"] = self.head.batch_labels(labels, batch["input_ids"].shape[1])
-        return batch
 
 
 def _predict(exp: Experiment, split: str | None = None, limit: int | None = None):

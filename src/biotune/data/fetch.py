@@ -23,7 +23,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from .location import cache_dir, download, is_url
 
 DEFAULT_MIRROR = "https://raw.githubusercontent.com"

@@ -11,6 +11,7 @@ import transformers  # noqa: E402, F401
 from transformers import Trainer, TrainingArguments  # noqa: E402, F401  (the lazy imports a cell needs)
 
 import biotune.train  # noqa: E402, F401
+import biotune.trainer  # noqa: E402, F401
 
 import gc  # noqa: E402
 

@@ -1,0 +1,280 @@
+"""The Hugging Face Trainer a run trains with, built from explicit inputs (`TrainerInputs`): the collator for the
+family (padded, packed, or with the LM head at the answer positions only), the arguments from the training
+settings, the method's callbacks and optimizer, and a Trainer that counts the tokens it computes on, scores dev
+by the dataset's metric (what the kept checkpoint is chosen by) and stops early. `biotune.train.Experiment` says
+what to train; this module says how the Trainer is put together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from .io import atomic_write_json
+from .runtime import is_main_process, world_size
+
+TIME_FILE = "biotune_time.json"  # in a checkpoint: training and dev-evaluation seconds up to it
+
+
+@dataclass
+class TrainerInputs:
+    """Everything the Trainer of one run is built from."""
+
+    model: Any  # with the method applied
+    tokenizer: Any
+    family: Any  # biotune.models.ModelFamily
+    head: str  # biotune.models.heads
+    method: Any  # biotune.methods.Method
+    params: Any  # the method's typed parameters
+    training: Any  # biotune.config.TrainingConfig
+    train_features: list[dict]
+    dev_features: list[dict]
+    output_dir: Path  # checkpoints go to output_dir / "checkpoints"
+    seed: int
+    run_name: str
+    device: torch.device
+    bf16: bool  # bf16 autocast (mixed precision)
+    attention: str | None = None  # the attention kernel (eager, sdpa, flash_attention_2)
+    packing: bool | str = "auto"  # runtime.packing
+    logits_at_answers: bool = True  # runtime.logits_at_answers
+    progress: bool = True
+    dev_scorer: Callable[[], dict] | None = None  # the dev split predicted and scored: {"score": ..., "n": ...}
+    callbacks: list = field(default_factory=list)  # more Trainer callbacks (a tracker's)
+
+
+def build_trainer(run: TrainerInputs) -> CountingTrainer:
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, TrainerCallback, TrainingArguments
+
+    t, tokenizer, method = run.training, run.tokenizer, run.method
+    train_f, dev_f = run.train_features, run.dev_features
+    loss_func = None
+    if run.family.generative:
+        if packs(run.packing, run.attention, run.model, method):
+            from transformers import DataCollatorWithFlattening
+
+            # every example's first label is -100 already (the prompt is never a target), so the separator the
+            # collator writes there changes nothing; FlashAttention-2 reads the boundaries as cu_seq_lens
+            collator = DataCollatorWithFlattening(return_flash_attn_kwargs=run.attention == "flash_attention_2")
+        else:
+            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+        if run.logits_at_answers and answer_logits_supported(run.model, method):
+            collator, loss_func = _AnswerPositions(collator), answer_loss
+    else:
+        from .models.heads import HEADS
+
+        collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), HEADS.get(run.head))
+
+    total_steps, every, eval_every = t.schedule(len(train_f))
+    # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
+    # save nothing to resume from, so none is written (for full fine-tuning that is weights + optimizer state)
+    single_eval = eval_every >= total_steps and every >= total_steps
+    args = TrainingArguments(
+        output_dir=str(run.output_dir / "checkpoints"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate or method.default_lr,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        lr_scheduler_type=t.lr_scheduler,
+        logging_steps=t.logging_steps,
+        eval_strategy="steps",
+        eval_steps=eval_every,
+        save_strategy="no" if single_eval else "steps",
+        save_steps=every,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=not single_eval and not method.keeps_final,
+        metric_for_best_model="eval_score" if t.select_by == "metric" else "eval_loss",
+        greater_is_better=t.select_by == "metric",
+        prediction_loss_only=True,  # dev selection needs the loss only: never gather full-vocabulary logits
+        bf16=run.bf16,
+        use_cpu=run.device.type == "cpu",
+        activation_checkpointing=t.gradient_checkpointing,
+        seed=run.seed,
+        data_seed=run.seed,
+        report_to=list(t.report_to),  # the Trainer's own integrations (biotune.tracking); none by default
+        run_name=run.run_name,
+        disable_tqdm=not run.progress,
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        # several processes on CPU (accelerate launch --cpu): gloo; on GPUs the default (nccl)
+        ddp_backend="gloo" if run.device.type == "cpu" and world_size() > 1 else None,
+    )
+
+    class _Meter(TrainerCallback):
+        """Dev-evaluation time in this process, and the training time so far written into each checkpoint
+        (`TIME_FILE`), so a resumed run's cost includes the time spent before the stop (the tokens seen come back
+        with the Trainer's own state)."""
+
+        eval_seconds = 0.0
+        prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
+        began = 0.0
+
+        def on_train_begin(self, args, state, control, **kw):
+            import time
+
+            self.began = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
+
+        def on_save(self, args, state, control, **kw):
+            import time
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir() and is_main_process():
+                atomic_write_json(folder / TIME_FILE, {
+                    "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
+                    "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds})
+
+    tokens = _Meter()
+    callbacks = [tokens, *method.callbacks(run.model, run.params), *run.callbacks]
+    optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
+    trainer = CountingTrainer(
+        model=run.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
+        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, compute_loss_func=loss_func,
+        optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
+    )
+    trainer.biotune_tokens = tokens
+    trainer.dev_scorer = run.dev_scorer if t.select_by == "metric" else None
+    trainer.patience = t.early_stopping_patience
+    trainer.greater_is_better = args.greater_is_better
+    trainer.selection_key = args.metric_for_best_model
+    return trainer
+
+
+class CountingTrainer(Trainer):
+    """HF Trainer whose training batches also count the tokens the model computes on, padding included, and whose
+    dev evaluation also scores the dev examples by the dataset's own metric (`dev_scorer`: the same prediction
+    and scoring as test) as `eval_score`, what the kept checkpoint is chosen by; with `patience`, training stops
+    after that many evaluations in a row without a better value of the selection metric."""
+
+    padded_tokens = 0
+    dev_scorer = None
+    patience: int | None = None
+    greater_is_better = False
+    selection_key = "eval_loss"
+    stopped_early_at: int | None = None
+
+    def evaluate(self, *args, **kwargs):
+        metrics = super().evaluate(*args, **kwargs)  # dev loss
+        if self.dev_scorer is not None:
+            import time as _time
+
+            was_training = self.model.training
+            self.model.eval()
+            start = _time.perf_counter()
+            try:
+                result = self.dev_scorer()
+            finally:
+                self.model.train(was_training)
+            metrics["eval_score"] = float(result["score"])
+            self.biotune_tokens.eval_seconds += _time.perf_counter() - start
+            self.log({"eval_score": metrics["eval_score"], "eval_score_n": result.get("n")})
+        self._early_stop(metrics)
+        return metrics
+
+    def _early_stop(self, metrics: dict) -> None:
+        """From the whole evaluation history (so a resumed run counts the evaluations before the kill too)."""
+        if not self.patience or metrics.get(self.selection_key) is None:
+            return
+        # this evaluation is in the history already (its loss logged by Trainer.evaluate, its score above)
+        values = [h[self.selection_key] for h in self.state.log_history if self.selection_key in h]
+        best = max(range(len(values)), key=lambda i: (values[i] if self.greater_is_better else -values[i], -i))
+        if len(values) - 1 - best >= self.patience:
+            self.control.should_training_stop = True
+            self.stopped_early_at = self.state.global_step
+
+    def _track_num_input_tokens(self, inputs):
+        # a packed batch (runtime.packing) has no padding and no attention mask, so every token counts; the
+        # library would count the tokens unequal to the pad token, which is the end-of-text token here
+        if "attention_mask" not in inputs and "position_ids" in inputs:
+            inputs = {**inputs, "attention_mask": torch.ones_like(inputs["input_ids"])}
+        return super()._track_num_input_tokens(inputs)
+
+    def get_train_dataloader(self):
+        plain = self.data_collator
+
+        def counting(features):
+            batch = plain(features)
+            self.padded_tokens += int(batch["input_ids"].numel())
+            return batch
+
+        self.data_collator = counting
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = plain
+
+
+def packs(packing, attention: str | None, model, method) -> bool:
+    """Whether training batches are packed (runtime.packing: auto, true or false): decoder-only models without
+    virtual tokens in front of the input (peft's soft prompts pad their own attention mask); `auto` where the
+    attention kernel is FlashAttention-2."""
+    if packing == "auto":
+        packing = attention == "flash_attention_2"
+    return bool(packing) and not model.config.is_encoder_decoder and not method.virtual_tokens
+
+
+def answer_logits_supported(model, method) -> bool:
+    """Decoder-only models whose forward takes `logits_to_keep` (transformers' causal LMs), without virtual
+    tokens in front of the input (which would shift the positions), trained by a method whose loss is the
+    language-model loss alone."""
+    import inspect
+
+    if model.config.is_encoder_decoder or method.virtual_tokens or method.loss_in_forward:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
+
+
+class _AnswerPositions:
+    """Adds `logits_to_keep` to a causal-LM batch: the positions whose next token is an answer token in any row
+    of the batch, so the LM head (a 576 x 49152 matmul for SmolLM2) and the cross-entropy skip the prompt."""
+
+    def __init__(self, collator):
+        self.collator = collator
+
+    def __call__(self, features):
+        batch = self.collator(features)
+        batch["logits_to_keep"] = _answer_positions(batch["labels"])
+        return batch
+
+
+def _answer_positions(labels: torch.Tensor) -> torch.Tensor:
+    return (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
+
+
+def answer_loss(outputs, labels, num_items_in_batch=None):
+    """The causal-LM loss (next-token cross-entropy over the answer tokens) from logits kept at the answer
+    positions only; equals the library's loss on full logits (tested). Summed, then divided by the answer
+    tokens of the whole (accumulated, all-process) batch as transformers does, or of this batch."""
+    targets = labels[:, 1:][:, _answer_positions(labels).to(labels.device)]
+    logits = outputs.logits.float()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                             ignore_index=-100, reduction="sum")
+    if num_items_in_batch is None:
+        num_items_in_batch = (targets != -100).sum()
+    if torch.is_tensor(num_items_in_batch):
+        num_items_in_batch = num_items_in_batch.to(loss.device)
+    return loss / num_items_in_batch
+
+
+class _EncoderCollator:
+    def __init__(self, pad, head):
+        self.pad, self.head = pad, head
+
+    def __call__(self, features):
+        labels = [f["labels"] for f in features]
+        batch = self.pad([{k: v for k, v in f.items() if k != "labels"} for f in features])
+        batch["labels"] = self.head.batch_labels(labels, batch["input_ids"].shape[1])
+        return batch
