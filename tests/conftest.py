@@ -65,3 +65,15 @@ def cli_here(*args, env=None, cwd=None):
         os.environ.clear()
         os.environ.update(before)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+_ONCE: dict = {}
+
+
+def once(key: str, make):
+    """`make()`, once per test process. pytest-xdist can tear a module- or class-scoped fixture down in the middle
+    of its module and set it up again (measured: the real-SmolLM2 evaluation runs made twice); what is expensive to
+    make is kept here for the process's life instead (its files in the session's temporary folder)."""
+    if key not in _ONCE:
+        _ONCE[key] = make()
+    return _ONCE[key]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import cli_here
+from conftest import cli_here, once
 
 from biotune.config import ExperimentConfig, load_experiment
 from biotune.data import DATASETS, get_spec, load_split
@@ -44,14 +44,17 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def examples(tmp_path_factory, data_dir) -> Path:
     """A copy of the repository's layout: configs/datasets/*.yaml and the data scripts/example_data.py writes."""
-    root = tmp_path_factory.mktemp("examples")
-    shutil.copytree(EXAMPLES, root / "configs" / "datasets")
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "example_data.py"), "--blurb", str(data_dir),
-                    "--out", str(root / "data" / "examples")], check=True, capture_output=True)
-    return root
+    def make():
+        root = tmp_path_factory.mktemp("examples")
+        shutil.copytree(EXAMPLES, root / "configs" / "datasets")
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "example_data.py"), "--blurb", str(data_dir),
+                        "--out", str(root / "data" / "examples")], check=True, capture_output=True)
+        return root
+
+    return once("dataset-file-examples", make)
 
 
 # -- the BLURB datasets as dataset files ---------------------------------------------------------------------
@@ -388,3 +391,25 @@ def test_pico_tags_are_ebm_nlps(tmp_path):
     path.write_text("name: p\ntask: pico\nsource: {format: conll, splits: {test: t.conll}}\ntags: [O, B-X]\n")
     with pytest.raises(BiotuneError, match=r"p.yaml:4: field 'tags': PICO tags are O, I-PAR, I-INT, I-OUT"):
         load_dataset_file(path)
+
+
+def test_a_study_cell_sees_the_environment_of_the_moment(examples, tmp_path, monkeypatch):
+    """The study's fork server keeps the environment it started with; a cell gets the study's as it is when the
+    cell starts (here: the hub mirror, set after the fork server was started)."""
+    import os
+
+    from biotune.study.runner import _context
+
+    monkeypatch.delenv("BIOTUNE_HF_MIRROR", raising=False)
+    started = _context().Process(target=os.getpid)  # the fork server runs from here on (if it did not already)
+    started.start()
+    started.join()
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump({
+        "name": "env", "datasets": [str(examples / "configs/datasets/ncbi-disease-hub.yaml")],
+        "output_dir": str(tmp_path / "out"), "models": [dict(TINY_LLAMA, name="tiny-llama")],
+        "methods": ["zero_shot"], "seeds": [0], "defaults": {"eval": {"limit": 2}, "training": {"dev_limit": 2}}}))
+    mirror = {"BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
+    r = cli_here("study", str(study), "--no-report", env=mirror)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 cells run, 0 already done, 0 failed" in " ".join(r.stdout.split())

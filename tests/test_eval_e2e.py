@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import once
 
 from biotune.cli import main
 from biotune.io import read_jsonl
@@ -51,9 +52,9 @@ class _Runs(dict):
         return self[setting]
 
 
-@pytest.fixture(scope="class")
+@pytest.fixture
 def runs(tmp_path_factory, data_dir):
-    return _Runs(tmp_path_factory.mktemp("eval"), data_dir)
+    return once("eval-e2e", lambda: _Runs(tmp_path_factory.mktemp("eval"), data_dir))
 
 
 # --- independent re-implementations of the scoring rules, from the predictions file only ---------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_here
+from conftest import cli_here, once
 
 from biotune.config import ExperimentConfig
 from biotune.errors import BiotuneError
@@ -69,17 +69,20 @@ def _when_a_cell_has_a_checkpoint(folder: Path, proc: subprocess.Popen, deadline
     raise AssertionError(f"no checkpoint came before the study ended or the deadline: {_finish(proc)}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def straight(tmp_path_factory, data_dir):
     """The uninterrupted study: what the interrupted ones must end with."""
     from biotune.study.runner import run_study
 
-    path = _study(tmp_path_factory.mktemp("straight"), data_dir)
-    study, cells, _ = load_study(path)
-    assert run_study(study, cells)["ran"] == 2  # in this process: the same code as the CLI's, without its start-up
-    rows = _rows(path)
-    assert len(rows) == 2 and {r[0] for r in rows.values()} == {"done"}
-    return rows
+    def make():
+        path = _study(tmp_path_factory.mktemp("straight"), data_dir)
+        study, cells, _ = load_study(path)
+        assert run_study(study, cells)["ran"] == 2  # in this process: the CLI's code without its start-up
+        rows = _rows(path)
+        assert len(rows) == 2 and {r[0] for r in rows.values()} == {"done"}
+        return rows
+
+    return once("faults-straight", make)
 
 
 def test_a_study_killed_in_the_middle_of_a_cell_resumes_to_the_same_rows_and_scores(tmp_path, data_dir, straight):

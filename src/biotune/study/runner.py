@@ -51,8 +51,12 @@ def _context():
     return _CONTEXT
 
 
-def _cell_process(config: dict, log_path: str, conn) -> None:
-    """In the cell's process: output to the cell's log file, run the experiment, send back how it ended."""
+def _cell_process(config: dict, log_path: str, conn, environment: dict | None = None) -> None:
+    """In the cell's process: the study's environment as it is now (the fork server keeps the one it started
+    with), output to the cell's log file, run the experiment, send back how it ended."""
+    if environment is not None:
+        os.environ.clear()
+        os.environ.update(environment)
     with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
@@ -76,7 +80,7 @@ def run_cell(cell: Cell) -> RunSummary:
     log = out / "run.log"
     ctx = _context()
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_cell_process, args=(cell.experiment.model_dump(), str(log), send))
+    proc = ctx.Process(target=_cell_process, args=(cell.experiment.model_dump(), str(log), send, dict(os.environ)))
     proc.start()
     send.close()
     try:
