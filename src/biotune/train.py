@@ -28,7 +28,7 @@ from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
 from .runtime import (attention_for, cpu_has_bf16, dtype_name, is_main_process, pick_device, pick_dtype,
                       set_attention, world_size)
-from .summary import RunSummary
+from .summary import FILE as SUMMARY_FILE, RunSummary
 from .tasks import task_for
 
 
@@ -292,7 +292,7 @@ def tidy(out: Path, keep: str) -> None:
         shutil.rmtree(out / "final", ignore_errors=True)
 
 
-_RESULT_FILES = ("metrics.json", "predictions.jsonl", "config.yaml", "identity.json")
+_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "config.yaml", "identity.json")
 _RESULT_DIRS = ("checkpoints", "final")
 
 
@@ -307,7 +307,7 @@ def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -
 
     held = out / "identity.json"
     old = json.loads(held.read_text()) if held.is_file() else None
-    finished = (out / "metrics.json").is_file()
+    finished = RunSummary.exists(out)
     started = finished or any((out / d).exists() for d in _RESULT_DIRS)
     if started and (old is None or old.get("hash") != ident_hash):
         what = "a finished result" if finished else "a half-done run (never resumed under another identity)"

@@ -15,6 +15,7 @@ import torch
 from transformers import Trainer
 
 from .io import atomic_write_json
+from .models.heads import IGNORE
 from .runtime import is_main_process, world_size
 
 TIME_FILE = "biotune_time.json"  # in a checkpoint: training and dev-evaluation seconds up to it
@@ -61,7 +62,7 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
             # collator writes there changes nothing; FlashAttention-2 reads the boundaries as cu_seq_lens
             collator = DataCollatorWithFlattening(return_flash_attn_kwargs=run.attention == "flash_attention_2")
         else:
-            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
+            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE)
         if run.logits_at_answers and answer_logits_supported(run.model, method):
             collator, loss_func = _AnswerPositions(collator), answer_loss
     else:
@@ -251,7 +252,7 @@ class _AnswerPositions:
 
 
 def _answer_positions(labels: torch.Tensor) -> torch.Tensor:
-    return (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(1)
+    return (labels[:, 1:] != IGNORE).any(dim=0).nonzero().squeeze(1)
 
 
 def answer_loss(outputs, labels, num_items_in_batch=None):
@@ -261,9 +262,9 @@ def answer_loss(outputs, labels, num_items_in_batch=None):
     targets = labels[:, 1:][:, _answer_positions(labels).to(labels.device)]
     logits = outputs.logits.float()
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=-100, reduction="sum")
+                                             ignore_index=IGNORE, reduction="sum")
     if num_items_in_batch is None:
-        num_items_in_batch = (targets != -100).sum()
+        num_items_in_batch = (targets != IGNORE).sum()
     if torch.is_tensor(num_items_in_batch):
         num_items_in_batch = num_items_in_batch.to(loss.device)
     return loss / num_items_in_batch

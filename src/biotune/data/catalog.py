@@ -12,7 +12,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-
 from biotune.errors import MissingSplitError, UnknownNameError
 from biotune.registry import Registry
 

@@ -96,10 +96,9 @@ class TokenClassification(Head):
     def encode(self, tokenizer, x, gold, labels, max_length):
         enc = tokenizer(x, is_split_into_words=True, truncation=True, max_length=max_length)
         index = {label: i for i, label in enumerate(labels)}
-        word_labels, previous = [], None
-        for w in enc.word_ids():  # the first piece of each word carries its tag; the others are skipped
-            word_labels.append(index[gold[w]] if w is not None and w != previous else IGNORE)
-            previous = w
+        word_labels = [IGNORE] * len(enc["input_ids"])  # the first piece of each word carries its tag
+        for pos, w in _first_pieces(enc.word_ids()):
+            word_labels[pos] = index[gold[w]]
         out = dict(enc)
         out["labels"] = word_labels
         return out
@@ -107,11 +106,8 @@ class TokenClassification(Head):
     def word_starts(self, tokenizer, words, max_length):
         enc = tokenizer(list(words), is_split_into_words=True, truncation=True, max_length=max_length)
         starts: list[int | None] = [None] * len(words)
-        previous = None
-        for pos, w in enumerate(enc.word_ids()):
-            if w is not None and w != previous:
-                starts[w] = pos
-            previous = w
+        for pos, w in _first_pieces(enc.word_ids()):
+            starts[w] = pos
         return starts
 
     def batch_labels(self, labels, width):
@@ -122,6 +118,16 @@ class TokenClassification(Head):
     def decode(self, logits, labels, word_starts=()):
         # words cut off by max_length stay O
         return [labels[int(logits[pos].argmax())] if pos is not None else "O" for pos in word_starts]
+
+
+def _first_pieces(word_ids) -> list[tuple[int, int]]:
+    """(position, word) of each word's first piece, from a tokenizer's `word_ids()` (None: a special token)."""
+    out, previous = [], None
+    for pos, w in enumerate(word_ids):
+        if w is not None and w != previous:
+            out.append((pos, w))
+        previous = w
+    return out
 
 
 @register
