@@ -248,3 +248,26 @@ def test_a_store_written_before_identities_is_upgraded_with_every_row_kept(tmp_p
     assert len(rows) == 1 and rows[0]["score"] == 61.5 and rows[0]["config_hash"] == "abc"
     assert store.claim("t", ("gad", "m", "lora", 0), "new-identity")  # a new identity of the same cell: a new row
     assert len(store.rows("t")) == 2
+
+
+def test_auto_precision_is_keyed_by_what_this_machine_computes_in(tmp_path, monkeypatch):
+    """`auto` bf16 / dtype become bf16 on a machine that has it and fp32 on one that has not: the two kinds'
+    results differ, so their identities do; written-out values equal to what `auto` resolves to share one."""
+    import biotune.runtime as runtime
+
+    auto = experiment(tmp_path, "auto")
+    here = runtime.cpu_has_bf16()
+    resolved = identity(auto)["experiment"]
+    assert resolved["training"]["bf16"] is here
+    assert resolved["model"]["dtype"] == ("bfloat16" if here else "float32")
+    explicit = experiment(tmp_path, "explicit", **{"training.bf16": here,
+                                                   "model.dtype": "bfloat16" if here else "float32"})
+    assert identity_hash(explicit) == identity_hash(auto)
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: not here)  # the other machine kind
+    other = identity(auto)
+    assert other["experiment"]["training"]["bf16"] is (not here)
+    assert differences(identity(explicit), other) == ["experiment.model.dtype", "experiment.training.bf16"]
+    pinned = experiment(tmp_path, "pinned", **{"training.bf16": False, "model.dtype": "float32"})
+    assert identity(pinned)["experiment"]["training"]["bf16"] is False  # a pinned value is kept on every kind
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: here)
+    assert identity(pinned)["experiment"]["model"]["dtype"] == "float32"

@@ -53,6 +53,17 @@ def test_adalora_reallocates_its_budget_and_adds_its_regulariser(tmp_path, data_
     assert [s for s, _ in curve] == [5, 10] and exp.train_info["best_dev_score"] == curve[-1][1]
 
 
+def test_adalora_on_a_bf16_base_trains_what_it_trains_on_an_fp32_one(tmp_path, data_dir):
+    """With bf16 compute the frozen base is stored in bf16 and peft upcasts the adapter to fp32, re-wrapping each
+    of its tensors in a new Parameter: AdaLoRA's rank counts (`ranknum`) must not come out of that trainable."""
+    from test_engine import _base, expected_trainable
+
+    exp = _setup("causal", "adalora", tmp_path, bf16=True)
+    ranknum = [q for n, q in exp.model.named_parameters() if ".ranknum." in n]
+    assert ranknum and not any(q.requires_grad for q in ranknum)
+    assert exp.resources["trainable_params"] == expected_trainable(exp, _base(exp))
+
+
 def test_loraplus_trains_b_faster_than_a(tmp_path, data_dir):
     exp = _setup("causal", "loraplus", tmp_path, learning_rate=1e-3)
     names = {id(q): n for n, q in exp.model.named_parameters()}
@@ -73,10 +84,11 @@ def test_loraplus_trains_b_faster_than_a(tmp_path, data_dir):
 def test_weight_derived_init_is_exact_and_leaves_a_plain_lora_adapter(method, family, tmp_path, data_dir):
     """The init moves part of each weight into the adapter without changing the model's outputs; after
     training, final/ holds a plain LoRA adapter (rank 2r) that on the unchanged base model gives the trained
-    model's outputs (a task head included)."""
+    model's outputs (a task head included). In fp32 on every machine kind: exactness is the claim (a bf16 machine
+    would store the frozen residual base in bf16)."""
     from peft import PeftModel
 
-    exp = _setup(family, method, tmp_path)
+    exp = _setup(family, method, tmp_path, bf16=False)
     batch = _batch(exp)
     batch.pop("labels")
     base, _ = exp.family.load(exp.cfg.model, exp.spec, exp.head, exp.device, torch.float32, None, exp.cfg.seed)

@@ -4,7 +4,8 @@
     identity_hash(cfg) -> "3f9c0a..."  (16 hex digits of the SHA-256 of the canonical JSON)
 
 - `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate
-  resolved to the method's default, training and evaluation settings), without what only names or places a
+  resolved to the method's default, training and evaluation settings, `auto` precision resolved to what this
+  machine computes in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ), without what only names or places a
   run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to leave results
   identical), without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`,
   `tags`); a setting added later is left out while at the default that does what runs did before it
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExperimentConfig
+from .runtime import resolved_precision
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
 _NOT_IDENTITY_TRAINING = {"report_to"}  # tracking: where the curves go, not what they are
@@ -167,6 +169,8 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
     for (block, field), default in ADDED_LATER.items():
         if experiment.get(block, {}).get(field, default) == default:
             experiment.get(block, {}).pop(field, None)
+    precision = resolved_precision(cfg.device, cfg.training.bf16, cfg.model.dtype)
+    experiment["training"]["bf16"], experiment["model"]["dtype"] = precision["bf16"], precision["dtype"]
     experiment["dataset"] = get_spec(cfg.dataset).name  # a dataset file by its name: moving it reruns nothing
     return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
             "scoring_version": SCORING_VERSION}

@@ -53,6 +53,27 @@ def pick_dtype(device: torch.device, requested: str = "auto") -> torch.dtype:
     return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
+def bf16_compute(device: torch.device, requested: bool | str = "auto") -> bool:
+    """Whether training computes in bf16 (autocast): as requested, or where the hardware has it."""
+    if requested != "auto":
+        return bool(requested)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_bf16()
+
+
+def resolved_precision(device: str, bf16: bool | str, dtype: str) -> dict:
+    """What `auto` precision settings become on this machine: {'bf16': bool, 'dtype': name}. A bf16 machine and
+    an fp32-only one give different results for the same settings, so a result's identity holds these, not
+    'auto'. A device that is not here (CUDA asked for on a CPU machine) leaves them as written: such a run fails
+    before it computes anything."""
+    try:
+        dev = pick_device(device)
+    except BiotuneError:
+        return {"bf16": bf16, "dtype": dtype}
+    return {"bf16": bf16_compute(dev, bf16), "dtype": dtype_name(pick_dtype(dev, dtype))}
+
+
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 

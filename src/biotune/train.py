@@ -26,7 +26,7 @@ from .models import FAMILIES
 from .models.encoder import label_list
 from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
-from .runtime import (attention_for, cpu_has_bf16, dtype_name, is_main_process, pick_device, pick_dtype,
+from .runtime import (attention_for, bf16_compute, dtype_name, is_main_process, pick_device, pick_dtype,
                       set_attention, world_size)
 from .summary import FILE as SUMMARY_FILE, RunSummary
 from .tasks import task_for
@@ -88,7 +88,7 @@ class Experiment:
         self.params = self.method.params_model(**cfg.method.params)
         self.head = self.family.resolve_head(cfg.model, self.spec)
         self.device = pick_device(cfg.device)
-        self.use_bf16 = _bf16(cfg, self.device)
+        self.use_bf16 = bf16_compute(self.device, cfg.training.bf16)
         self.compute_dtype = torch.bfloat16 if self.use_bf16 else torch.float32
         self.train_info: dict = {}
         self.identity_hash: str | None = None  # set by run_experiment (biotune.identity)
@@ -328,14 +328,6 @@ def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -
     if is_main_process() and (old is None or old.get("hash") != ident_hash):
         atomic_write_json(held, {"hash": ident_hash, "identity": ident})
     return "resume" if started else "new"
-
-
-def _bf16(cfg: ExperimentConfig, device: torch.device) -> bool:
-    if cfg.training.bf16 != "auto":
-        return bool(cfg.training.bf16)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_bf16()
 
 
 def _features(exp: Experiment, model) -> tuple[list[dict], list[dict]]:

@@ -59,6 +59,16 @@ class AdaLora(PeftMethod):
             orth_reg_weight=params.orth_reg_weight, total_step=total, task_type=family.peft_task_type_for(head),
         )
 
+    def apply(self, model, family, head, params, total_steps=None):
+        model = super().apply(model, family, head, params, total_steps)
+        # peft (0.21) upcasts a bf16 adapter to fp32 by putting a new tensor into each ParameterDict, which wraps it
+        # in a Parameter that requires grad: on a bf16 machine AdaLoRA's rank counts (`ranknum`, the constant its
+        # scaling divides by) would then train with the adapter. They stay frozen, as on fp32 machines.
+        for name, p in model.named_parameters():
+            if ".ranknum." in name:
+                p.requires_grad_(False)
+        return model
+
     def callbacks(self, model, params):
         from transformers import TrainerCallback
 
