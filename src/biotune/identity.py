@@ -5,9 +5,9 @@
 
 - `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate
   resolved to the method's default, training and evaluation settings, `auto` precision resolved to what this
-  machine computes in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ), without what only names or places a
-  run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to leave results
-  identical), without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`,
+  machine computes in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ),
+  without what only names or places a run (`name`, `output_dir`, `data_dir`), without the `runtime:` block
+  (speed only, tested to leave results identical), without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`,
   `tags`); a setting added later is left out while at the default that does what runs did before it
   (`ADDED_LATER`), so adding a setting reruns nothing.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
