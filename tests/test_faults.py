@@ -292,3 +292,48 @@ def test_a_locked_store_is_a_clear_error_and_no_row_is_lost(tmp_path):
     store = Store(f"sqlite:///{path}", timeout=0.5)
     assert store.claim("s", KEY[:3] + (7,), "h")
     assert [r["seed"] for r in store.rows("s")] == [0, 1, 2, 7]
+
+
+def test_a_claim_of_another_machine_is_left_to_it_unless_reclaimed_and_a_live_one_here_always(tmp_path):
+    import socket
+
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    elsewhere, key = "other-machine:4242", ("gad", "m", "lora", 0)
+    assert store.claim("s", key, "h", worker=elsewhere)
+    assert not store.claim("s", key, "h")  # its holder cannot be checked from here: trusted
+    assert [r["worker"] for r in store.held_elsewhere("s")] == [elsewhere]
+    assert store.claim("s", key, "h", reclaim=True)  # the user says that machine is gone
+    assert store.rows("s", "running")[0]["worker"].startswith(socket.gethostname() + ":")
+    assert store.held_elsewhere("s") == []
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        here = f"{socket.gethostname()}:{live.pid}"
+        assert store.claim("s", key[:3] + (1,), "h", worker=here)
+        assert not store.claim("s", key[:3] + (1,), "h", reclaim=True)  # alive on this machine: never taken
+    finally:
+        live.kill()
+        live.wait()
+    assert store.claim("s", key[:3] + (1,), "h")  # its process is gone: taken without asking
+
+
+def test_a_study_store_brought_from_another_machine_runs_its_unfinished_claims_with_reclaim(tmp_path, data_dir,
+                                                                                           straight):
+    """A store copied from a machine that stopped in the middle of a cell (or a cluster node lost while it ran
+    one): the rerun leaves that cell to its worker and says how to take it; --reclaim runs it here, to the
+    same rows and scores as the uninterrupted study."""
+    path = _study(tmp_path, data_dir)
+    study, cells, _ = load_study(path)
+    Store(study.store_url).claim("faults", cells[0].key, cells[0].identity_hash, worker="lost-node:77")
+    r = cli_here("study", path, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "1 running" in text and "claimed by lost-node:77" in text and "--reclaim" in text
+    r = cli_here("study", path, "--no-report")
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stdout + r.stderr).split())
+    assert "1 cells run, 0 already done, 0 failed, 1 taken by another worker" in said
+    assert "1 cells claimed by workers of other machines (lost-node:77" in said and "rerun with --reclaim" in said
+    r = cli_here("study", path, "--no-report", "--reclaim")
+    assert r.returncode == 0, r.stderr
+    assert "1 cells run, 1 already done, 0 failed, 0 taken" in " ".join(r.stdout.split())
+    assert _rows(path) == straight

@@ -233,6 +233,7 @@ def study_cmd(
     gpu_tflops: Optional[float] = GPU_TFLOPS_OPTION,
     gpus: int = GPUS_OPTION,
     utilization: float = UTILIZATION_OPTION,
+    reclaim: bool = typer.Option(False, "--reclaim", help="Also run the cells that workers of other machines claimed and did not finish: when those machines no longer run this study (stopped, lost, or a store copied from elsewhere). A live worker on this machine keeps its cells."),
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
     from .study.grid import load_study
@@ -255,10 +256,10 @@ def study_cmd(
                           c.experiment.output_dir)
         out.print(table)
         for c, (state, why) in zip(cells, states):
-            if state == "stale":
-                out.print(f"stale {c.label}: {why}", soft_wrap=True)
-        counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "stale", "new")}
-        out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "interrupted"))
+            if state in ("stale", "running"):
+                out.print(f"{state} {c.label}: {why}", soft_wrap=True)
+        counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
+        out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
         for g in study.groups:
             out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on seed {g.seeds[0]} (scored on "
                       f"dev); the best then runs seeds {g.seeds[1:] or '-'}")
@@ -273,7 +274,7 @@ def study_cmd(
     from .study.runner import StudyInterrupted
 
     try:
-        result = run_study(study, cells, executor=executor, **options)
+        result = run_study(study, cells, executor=executor, reclaim=reclaim, **options)
     except StudyInterrupted as e:
         out.print(f"interrupted: {e} recorded as interrupted in {study.store_url}; rerun the same command to "
                   "resume it from its last checkpoint")

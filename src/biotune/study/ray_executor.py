@@ -21,11 +21,11 @@ from biotune.errors import BiotuneError
 from .grid import Cell, StudyConfig
 
 
-def _ray_task(study_name: str, store_url: str, cell: Cell, rev: str | None):
+def _ray_task(study_name: str, store_url: str, cell: Cell, rev: str | None, reclaim: bool = False):
     from .runner import run_claimed
     from .store import Store, worker_id
 
-    status, detail = run_claimed(study_name, Store(store_url), cell, rev)
+    status, detail = run_claimed(study_name, Store(store_url), cell, rev, reclaim)
     return status, detail, worker_id()
 
 
@@ -45,7 +45,8 @@ def _absolute_store(url: str) -> str:
 
 
 def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: Callable, describe: Callable,
-               address: str | None = None, cpus_per_cell: float = 1, gpus_per_cell: float = 0) -> list[str]:
+               address: str | None = None, cpus_per_cell: float = 1, gpus_per_cell: float = 0,
+               reclaim: bool = False) -> list[str]:
     """Run `cells` as Ray tasks; calls report(cell, status, detail) as each ends. Returns the workers seen."""
     try:
         import ray
@@ -64,7 +65,7 @@ def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: C
     try:
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_ray_task)
         url = _absolute_store(study.store_url)
-        pending = {task.remote(study.name, url, _absolute(c), rev): c for c in cells}
+        pending = {task.remote(study.name, url, _absolute(c), rev, reclaim): c for c in cells}
         workers = []
         describe(f"{len(pending)} cells on Ray ({ray.cluster_resources().get('CPU', 0):.0f} CPUs)")
         while pending:

@@ -23,7 +23,7 @@ from biotune.io import atomic_write_text
 from biotune.summary import RunSummary
 
 from .grid import Cell, StudyConfig
-from .store import Store
+from .store import Store, holder_state
 
 
 def git_revision() -> str | None:
@@ -104,9 +104,10 @@ def run_cell(cell: Cell) -> RunSummary:
 
 
 def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = None, executor: str = "local",
-              **executor_options) -> dict:
+              reclaim: bool = False, **executor_options) -> dict:
     """Run the cells not yet done. `local` (default): one after another on this machine; `ray`: fanned out over
     a Ray cluster (see ray_executor.py), its workers claiming cells in and writing results to the same store.
+    `reclaim`: also run the cells that workers of other machines claimed and did not finish (Store.claim).
 
     With a `search:` block, two phases: the cells without a search and every search candidate (first seed,
     scored on dev), then the chosen candidate of each search on the other seeds. Returns the tally, with
@@ -120,11 +121,13 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
     stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
     stopped = sum(1 for state, _ in states if state == "interrupted")
+    claimed = sum(1 for state, _ in states if state == "running")
     later = sum(len(g.seeds) - 1 for g in study.groups)
     console.print(f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
                   f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), "
                   + (f"{stopped} interrupted (resumed), " if stopped else "")
-                  + f"{len(todo) - len(stale) - stopped} new; store {study.store_url}, executor {executor}")
+                  + (f"{claimed} claimed by a worker, " if claimed else "")
+                  + f"{len(todo) - len(stale) - stopped - claimed} new; store {study.store_url}, executor {executor}")
     for c, why in stale:
         console.print(f"stale {c.label}: {why}")
     tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
@@ -156,12 +159,12 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             if executor == "local":
                 for cell in batch:
                     progress.update(bar, description=cell.label)
-                    report(cell, *run_claimed(study.name, store, cell, rev))
+                    report(cell, *run_claimed(study.name, store, cell, rev, reclaim))
             elif executor == "ray":
                 from .ray_executor import run_on_ray
 
                 run_on_ray(study, batch, rev, report, lambda text: progress.update(bar, description=text),
-                           **executor_options)
+                           reclaim=reclaim, **executor_options)
             else:
                 raise BiotuneError(f"unknown executor {executor!r}; valid: local, ray")
 
@@ -186,6 +189,13 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     if pending:
         console.print("[red]searches without a winner[/red] (a candidate did not finish): "
                       + ", ".join("/".join(k) for k in tally["pending"]))
+    held = store.held_elsewhere(study.name)
+    tally["held_elsewhere"] = len(held)
+    if held:
+        workers = sorted({r["worker"] for r in held})
+        console.print(f"{len(held)} cells claimed by workers of other machines ({', '.join(workers[:3])}"
+                      + (", ..." if len(workers) > 3 else "") + f"; the oldest since {held[0]['started_at']}) are "
+                      "left to them: if none of them runs this study any more, rerun with --reclaim")
     return tally
 
 
@@ -226,9 +236,10 @@ class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C during a study: the cell that was running (its label) is recorded as interrupted."""
 
 
-def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None) -> tuple[str, object]:
+def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None, reclaim: bool = False
+                ) -> tuple[str, object]:
     """Claim a cell in the store, run it, record how it ended there. Returns (status, detail) as `report` takes."""
-    if not store.claim(study_name, cell.key, cell.identity_hash):
+    if not store.claim(study_name, cell.key, cell.identity_hash, reclaim=reclaim):
         return "skipped", None
     started = time.time()
     try:
@@ -252,7 +263,9 @@ def existing_store(url: str) -> Store | None:
 
 def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list[tuple[str, str]]:
     """(state, why) of each cell, in order: 'done' (a finished row of its identity), 'interrupted' (stopped by the
-    user while it ran), 'stale' (finished rows of its
+    user while it ran, or its worker on this machine is gone), 'running' (claimed by a live worker here or by one
+    of another machine),
+    'stale' (finished rows of its
     grid key under identities no cell of the grid has any more: the result it replaces; `why` names what changed
     since the newest of them) or 'new'. `store` None: nothing run yet."""
     from biotune.identity import describe
@@ -260,6 +273,8 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
     done = store.done(study_name) if store is not None else {}
     stopped = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
                 for r in store.rows(study_name, "interrupted")} if store is not None else set())
+    running = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r
+                for r in store.rows(study_name, "running")} if store is not None else {})
     current = {(c.key, c.identity_hash) for c in cells}
     out = []
     for c in cells:
@@ -269,6 +284,16 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
             out.append(("done", ""))
         elif (c.key, c.identity_hash) in stopped:
             out.append(("interrupted", "stopped by the user; resumes from its last checkpoint"))
+        elif (c.key, c.identity_hash) in running:
+            r = running[(c.key, c.identity_hash)]
+            holder = holder_state(r["worker"])
+            if holder == "gone":
+                out.append(("interrupted", f"its worker {r['worker']} ended without finishing it (killed?); "
+                                           "resumes from its last checkpoint"))
+            else:
+                out.append(("running", f"claimed by {r['worker']} since {r['started_at']}" + (
+                    " (a worker of another machine: if it no longer runs, --reclaim runs the cell here)"
+                    if holder == "unknown" else "")))
         elif replaced:
             old = json.loads(replaced[0]["config"] or "{}")
             why = (describe(old, c.identity) if "scoring_version" in old

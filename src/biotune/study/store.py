@@ -58,20 +58,21 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _alive(worker: str | None) -> bool:
-    """Whether the worker that claimed a cell still runs (known only for workers on this host)."""
+def holder_state(worker: str | None) -> str:
+    """Whether the worker that claimed a cell still runs: 'alive' or 'gone' (known for workers on this host),
+    'unknown' (a worker on another machine: its claim is trusted unless the user reclaims it)."""
     if not worker:
-        return False
+        return "gone"
     host, _, pid = worker.rpartition(":")
     if host != socket.gethostname():
-        return True  # another machine's worker: trust its claim
+        return "unknown"
     try:
         os.kill(int(pid), 0)
     except (ProcessLookupError, ValueError):
-        return False
+        return "gone"
     except PermissionError:
-        return True
-    return True
+        return "alive"
+    return "alive"
 
 
 class Store:
@@ -122,9 +123,11 @@ class Store:
         return ((results.c.study == study) & (results.c.dataset == dataset) & (results.c.model == model)
                 & (results.c.method == method) & (results.c.seed == seed) & (results.c.config_hash == identity))
 
-    def claim(self, study: str, key: tuple, identity: str, worker: str | None = None) -> bool:
+    def claim(self, study: str, key: tuple, identity: str, worker: str | None = None, reclaim: bool = False) -> bool:
         """Take a cell (its grid key and identity hash) to run: True if this worker should run it (no row, or a
-        failed / abandoned one)."""
+        failed / abandoned one). A cell another machine's worker claimed is left to it unless `reclaim` (the
+        user says that machine no longer runs the study: it was stopped or lost); a live worker on this machine
+        keeps its cell either way."""
         worker = worker or worker_id()
         dataset, model, method, seed = key
         where = self._where(study, key, identity)
@@ -138,8 +141,12 @@ class Store:
                 except IntegrityError:
                     return False  # another worker inserted it first
                 return True
-            if row.status == "done" or (row.status == "running" and row.worker != worker and _alive(row.worker)):
+            if row.status == "done":
                 return False
+            if row.status == "running" and row.worker != worker:
+                holder = holder_state(row.worker)
+                if holder == "alive" or (holder == "unknown" and not reclaim):
+                    return False
             conn.execute(update(results).where(where).values(status="running", worker=worker, started_at=_now(),
                                                             error=None))
             return True
@@ -164,6 +171,11 @@ class Store:
     def _update(self, study, key, identity, values):
         with self._errors(f"record a cell as {values['status']}"), self.engine.begin() as conn:
             conn.execute(update(results).where(self._where(study, key, identity)).values(**values))
+
+    def held_elsewhere(self, study: str) -> list[dict]:
+        """Cells of `study` running under a claim of another machine's worker (the rows, oldest claim first)."""
+        rows = [r for r in self.rows(study, "running") if holder_state(r["worker"]) == "unknown"]
+        return sorted(rows, key=lambda r: str(r["started_at"]))
 
     def rows(self, study: str | None = None, status: str | None = None) -> list[dict]:
         q = select(results)
