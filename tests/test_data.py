@@ -136,3 +136,33 @@ def test_data_dir_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("BIOTUNE_DATA", str(tmp_path / "nope2"))
     with pytest.raises(BiotuneError, match=r"\$BIOTUNE_DATA"):
         load_split("gad", "dev")
+
+
+def test_a_split_is_cast_exactly_as_datasets_casts_it_on_every_blurb_split(data_dir):
+    """Splits load without `datasets` (biotune.data.schema.Split); each field is cast to its schema's type the
+    way `datasets.Features` casts it, so every BLURB split reads the same either way."""
+    import datasets
+
+    from biotune.data.catalog import FORMATS, split_file
+    from biotune.data.schema import FIELDS, Split
+
+    def feature(kind):
+        if isinstance(kind, list):
+            return datasets.Sequence(feature(kind[0]))
+        return datasets.Value("float64" if kind == "float" else "string")
+
+    compared = 0
+    for name, spec in DATASETS.items():
+        typed = datasets.Features({f: feature(k) for f, k in FIELDS[spec.schema].items()})
+        for split in spec.files:
+            if not split_exists(spec, split, str(data_dir)):
+                continue
+            rows = FORMATS.get(spec.format)(str(split_file(spec, split, str(data_dir))), spec)
+            assert Split(rows, spec.schema).to_list() == datasets.Dataset.from_list(rows, features=typed).to_list()
+            compared += 1
+    assert compared == 38  # every split in ../shared (EBM PICO train is missing)
+    ds = load_split("gad", "dev", str(data_dir))
+    row = ds[0]
+    row["text"] = "changed"
+    assert ds[0]["text"] != "changed"  # a caller's edit never reaches the cached split
+    assert ds.select([2, 0]).to_list() == [ds[2], ds[0]] and ds.column_names == ["id", "text", "label"]

@@ -48,7 +48,6 @@ class TrainerInputs:
 
 
 def build_trainer(run: TrainerInputs) -> CountingTrainer:
-    from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, TrainerCallback, TrainingArguments
 
     t, tokenizer, method = run.training, run.tokenizer, run.method
@@ -141,7 +140,7 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
     callbacks = [tokens, *method.callbacks(run.model, run.params), *run.callbacks]
     optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
     trainer = CountingTrainer(
-        model=run.model, args=args, train_dataset=Dataset.from_list(train_f), eval_dataset=Dataset.from_list(dev_f),
+        model=run.model, args=args, train_dataset=list(train_f), eval_dataset=list(dev_f),
         data_collator=collator, processing_class=tokenizer, callbacks=callbacks, compute_loss_func=loss_func,
         optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
     )

@@ -10,17 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from biotune.errors import MissingSplitError, UnknownNameError
 from biotune.registry import Registry
 
 from .formats import FORMATS
 from .location import is_url, local_file, resolve_data_dir
-from .schema import features
-
-if TYPE_CHECKING:
-    import datasets
+from .schema import Split
 
 SPLITS = ("train", "dev", "test")
 BLURB_ROOT = "blurb"  # `source.root` of the BLURB files: the data location (--data-dir, $BIOTUNE_DATA, ../shared)
@@ -114,8 +110,8 @@ def split_exists(spec: DatasetSpec, split: str, data_dir: str | None = None) -> 
     return split_file(spec, split, data_dir) is not None
 
 
-def load_split(ref: str, split: str, data_dir: str | None = None) -> datasets.Dataset:
-    """Load one split of one dataset as a `datasets.Dataset` in its task type's schema."""
+def load_split(ref: str, split: str, data_dir: str | None = None) -> Split:
+    """Load one split of one dataset as a `Split` in its task type's schema (biotune.data.schema)."""
     spec = get_spec(ref)
     if split not in spec.files:
         raise MissingSplitError(f"{spec.name} has no split {split!r}; splits: {', '.join(spec.files)}"
@@ -134,8 +130,5 @@ def load_split(ref: str, split: str, data_dir: str | None = None) -> datasets.Da
 
 
 @lru_cache(maxsize=32)
-def _load(spec: DatasetSpec, path: str, mtime: int | None) -> datasets.Dataset:
-    rows = FORMATS.get(spec.format)(path, spec)
-    import datasets  # on first use: reading a dataset file's definition needs none
-
-    return datasets.Dataset.from_list(rows, features=features(spec.schema))
+def _load(spec: DatasetSpec, path: str, mtime: int | None) -> Split:
+    return Split(FORMATS.get(spec.format)(path, spec), spec.schema)
