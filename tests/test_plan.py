@@ -58,6 +58,15 @@ def test_known_models_parameter_counts(path, family, total):
     assert architecture(_cfg("fft", path=path, family=family)).total_params == total
 
 
+def test_the_packaged_models_table_entry_has_its_shapes():
+    """SmolLM2-135M's entry (for machines without the package: benchmarks/gpu_check.py) counts what the packaged
+    model counts."""
+    table = architecture(_cfg("fft", path="HuggingFaceTB/SmolLM2-135M-Instruct"))
+    packaged = architecture(_cfg("fft", path="smollm2-135m"))
+    assert table.total_params == packaged.total_params == 134_515_008
+    assert table.decoder == packaged.decoder and table.head_params == packaged.head_params
+
+
 def test_weights_and_state_by_hand():
     lora = architecture(_cfg(params={"r": 64}))
     bf16 = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=False)
