@@ -1,5 +1,6 @@
 """One experiment on 2 processes through `accelerate launch` (DDP, gloo on CPU) follows the same loss curve as
-1 process with the same global batch, and only the main process writes the results."""
+1 process with the same global batch, and only the main process writes the results; an FSDP config on CPUs
+runs as data parallelism and says so."""
 
 import json
 import socket
@@ -45,6 +46,7 @@ def test_two_process_ddp_matches_one_process(tmp_path, data_dir, processes):
     assert r.stderr.count("loading smollm2-135m") == processes  # both processes really ran
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
     assert b["resources"]["processes"] == processes and a["resources"]["processes"] == 1
+    assert (a["resources"]["parallelism"], b["resources"]["parallelism"]) == ("NO", "MULTI_CPU")
     curve_a, curve_b = a["training"]["loss_curve"], b["training"]["loss_curve"]
     assert len(curve_a) == len(curve_b) == a["training"]["steps"] == 8
     assert [s for s, _ in curve_a] == [s for s, _ in curve_b]
@@ -56,3 +58,19 @@ def test_two_process_ddp_matches_one_process(tmp_path, data_dir, processes):
     # one set of results, written by the main process
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
     assert len((two / "predictions.jsonl").read_text().splitlines()) == a["metrics"]["n"]
+
+
+def test_an_fsdp_config_on_cpus_says_it_runs_as_data_parallel(tmp_path, data_dir):
+    """configs/distributed/fsdp.yaml launches; on CPUs accelerate applies no FSDP (plain data parallelism over
+    gloo): the run says so and records what was applied, so nobody reads a CPU run as an FSDP one."""
+    out = tmp_path / "fsdp"
+    r = _run([sys.executable, "-m", "accelerate.commands.launch",
+              "--config_file", str(ROOT / "configs" / "distributed" / "fsdp.yaml"), "--num_processes", "2",
+              "--mixed_precision", "no", "--main_process_port", str(_free_port()),
+              "-m", "biotune", "run", str(EXPERIMENT), "-o", str(out), "--set", f"data_dir={data_dir}",
+              "--set", "method.name=fft", "--set", "training.max_steps=2", "--set", "training.batch_size=2",
+              *COMMON[2:]],  # full fine-tuning has no LoRA dropout
+             tmp_path)
+    assert "FSDP was asked for (accelerate config) but is not applied on cpu: training runs as MULTI_CPU" in r.stderr
+    res = json.loads((out / "metrics.json").read_text())["resources"]
+    assert (res["processes"], res["parallelism"]) == (2, "MULTI_CPU")

@@ -345,12 +345,13 @@ def _features(exp: Experiment, model) -> tuple[list[dict], list[dict]]:
 
 
 def _train(exp: Experiment) -> dict:
+    from .trainer import TIME_FILE, parallelism
+
     trainer = exp.trainer
     resume = last_checkpoint(exp.out / "checkpoints")
     meter = trainer.biotune_tokens
     if resume:
         _log(f"resuming from {resume}")
-        from .trainer import TIME_FILE
 
         spent = Path(resume) / TIME_FILE
         if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
@@ -380,6 +381,7 @@ def _train(exp: Experiment) -> dict:
             "train_peak_memory_bytes": mem.peak_bytes,
             "adapter_bytes": dir_size(final, weights_only=True) if is_main_process() else None,
             "processes": world_size(),  # peak memory is this (the main) process's
+            "parallelism": parallelism(trainer),  # as accelerate applied it (an FSDP config on CPUs runs DDP)
         },
         "train_examples": len(exp.train_features),
         "dev_examples": len(trainer.eval_dataset),

@@ -6,6 +6,8 @@ what to train; this module says how the Trainer is put together."""
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +151,19 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
     trainer.patience = t.early_stopping_patience
     trainer.greater_is_better = args.greater_is_better
     trainer.selection_key = args.metric_for_best_model
+    asked = "FSDP" if os.environ.get("ACCELERATE_USE_FSDP") == "true" else (
+        "DEEPSPEED" if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" else None)
+    if asked and trainer.accelerator.distributed_type.value != asked and is_main_process():
+        # e.g. an FSDP config launched on CPUs: accelerate runs plain data parallelism there
+        print(f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
+              f"{trainer.accelerator.distributed_type.value}", file=sys.stderr, flush=True)
     return trainer
+
+
+def parallelism(trainer) -> str:
+    """How the training processes share the work, as accelerate applied it: NO (one process), MULTI_CPU or
+    MULTI_GPU (data parallel), FSDP, DEEPSPEED."""
+    return trainer.accelerator.distributed_type.value
 
 
 class CountingTrainer(Trainer):
