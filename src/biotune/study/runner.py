@@ -264,10 +264,9 @@ def existing_store(url: str) -> Store | None:
 def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list[tuple[str, str]]:
     """(state, why) of each cell, in order: 'done' (a finished row of its identity), 'interrupted' (stopped by the
     user while it ran, or its worker on this machine is gone), 'running' (claimed by a live worker here or by one
-    of another machine),
-    'stale' (finished rows of its
-    grid key under identities no cell of the grid has any more: the result it replaces; `why` names what changed
-    since the newest of them) or 'new'. `store` None: nothing run yet."""
+    of another machine), 'stale' (finished rows of its grid key under identities no cell of the grid has any more:
+    the result it replaces; `why` names what changed since the newest of them) or 'new'. `store` None: nothing
+    run yet."""
     from biotune.identity import describe
 
     done = store.done(study_name) if store is not None else {}
