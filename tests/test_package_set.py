@@ -5,11 +5,13 @@ imports, as if not installed."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
 from test_study import TINY_LLAMA
 
+ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = ("datasets", "pyarrow", "seqeval", "bitsandbytes", "gguf")
 HIDE = f"""
 import importlib.abc, sys
@@ -44,11 +46,16 @@ main(sys.argv[1:])
 """
 
 
-def test_a_lora_run_needs_no_datasets_seqeval_bitsandbytes_or_gguf(tmp_path, data_dir):
-    model = {k: v for k, v in TINY_LLAMA.items() if k != "name"}
+def test_a_lora_run_needs_no_datasets_seqeval_bitsandbytes_or_gguf(tmp_path):
+    """As on the GPU machine: the GPU check's kit (GAD, the SmolLM2 tokenizer as plain files: the packaged model
+    is a GGUF file, which needs gguf to read) is all the run reads."""
+    kit = tmp_path / "kit"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--kit", "--kit-dir", str(kit)],
+                   check=True, capture_output=True, timeout=300)
+    model = {**{k: v for k, v in TINY_LLAMA.items() if k != "name"}, "path": str(kit / "tokenizer")}
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump({
-        "dataset": "gad", "model": model, "method": {"name": "lora"}, "data_dir": str(data_dir),
+        "dataset": "gad", "model": model, "method": {"name": "lora"}, "data_dir": str(kit / "blurb"),
         "training": {"max_steps": 4, "batch_size": 2, "train_limit": 8, "dev_limit": 4, "max_length": 160,
                      "learning_rate": 0.002, "eval_steps": 2, "save_steps": 2},
         "eval": {"limit": 6}, "output_dir": str(tmp_path / "out")}))
