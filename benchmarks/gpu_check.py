@@ -127,12 +127,12 @@ def accelerator_here():
 
     if not torch.cuda.is_available():
         return Accelerator("this CPU", 0, None, 1.0, None, "cpu")
-    name = torch.cuda.get_device_name().lower()
-    for key in gpu_table():
-        if key.split("-")[0] in name:
-            return accelerator(key)
-    props = torch.cuda.get_device_properties(0)
-    return accelerator(memory_gb=props.total_memory / 1e9, tflops=100)
+    name, props = torch.cuda.get_device_name().lower(), torch.cuda.get_device_properties(0)
+    table = gpu_table()
+    named = [k for k in table if k.split("-")[0] in name]  # e.g. "a100" in "nvidia a100-sxm4-80gb"
+    if named:  # of a model sold with several memory sizes, the one this GPU has
+        return accelerator(min(named, key=lambda k: abs(table[k]["memory_gb"] * 1e9 - props.total_memory)))
+    return accelerator(memory_gb=props.total_memory / 1e9, tflops=100)  # not in the table: a nominal peak
 
 
 def train_case(name: str, exp: dict, work: Path, acc) -> dict:
