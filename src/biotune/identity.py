@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExperimentConfig
-from .runtime import resolved_precision
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
 _NOT_IDENTITY_TRAINING = {"report_to"}  # tracking: where the curves go, not what they are
@@ -162,6 +161,7 @@ def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def identity(cfg: ExperimentConfig) -> dict[str, Any]:
     from .data import get_spec
+    from .runtime import resolved_precision  # torch: on first use, as the other heavy imports here
     from .tasks import SCORING_VERSION
 
     exclude = {**{k: True for k in _NOT_IDENTITY}, "training": _NOT_IDENTITY_TRAINING}
