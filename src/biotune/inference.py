@@ -54,6 +54,9 @@ def generate(
     outputs: list[str] = [""] * len(prompts)
     pad = tokenizer.pad_token_id
     stops = stop_token_ids(tokenizer)
+    if getattr(model, "generation", None) == "vllm":  # biotune.vllm_generation: the engine batches by itself
+        new = model.greedy(encoded, max_new_tokens, stops, progress=progress)
+        return [tokenizer.decode(n, skip_special_tokens=True) for n in new]
     device = model.device
     with tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):

@@ -124,6 +124,12 @@ class Experiment:
         self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
         if loaded is not None and method.trains:
             raise ValueError("a loaded model is reused by in-context methods only")
+        if cfg.runtime.generation == "vllm" and not method.trains:
+            self._setup_vllm(loaded, load_dtype)
+            return
+        if cfg.runtime.generation == "vllm":
+            _log(f"{cfg.resolved_name()}: runtime.generation vllm applies to in-context cells; {method.name} "
+                 "predicts with transformers")
         if loaded is not None:
             model, self.tokenizer = loaded
         else:
@@ -154,6 +160,27 @@ class Experiment:
         if method.trains:
             self.build_trainer()
 
+    def _setup_vllm(self, loaded: tuple | None, dtype: torch.dtype) -> None:
+        """An in-context cell whose answers vLLM generates (biotune.vllm_generation): the tokenizer as for
+        transformers, the engine on the model's folder (a random-init model's cached folder too)."""
+        from . import vllm_generation
+
+        cfg = self.cfg
+        vllm_generation.check_usable(self.device, self.family.name, cfg.eval.scoring)
+        if loaded is not None and getattr(loaded[0], "generation", None) == "vllm":
+            self.model, self.tokenizer = loaded
+        else:
+            _log(f"{cfg.resolved_name()}: loading {cfg.model.path} into vLLM on {self.device}")
+            self.tokenizer = self.family.load_tokenizer(cfg.model)
+            path = self.family.checkpoint(cfg.model, self.tokenizer, self.head, self.spec, cfg.seed)
+            self.model = vllm_generation.VllmModel(
+                str(path), dtype, cfg.seed, max_model_len=cfg.eval.max_length,
+                revision=cfg.model.revision if not cfg.model.random_init else None,
+                trust_remote_code=cfg.model.trust_remote_code)
+        self.base_weight_bytes = self.model.weight_bytes()
+        self.resources = {"trainable_params": 0, "total_params": self.base_weight_bytes // self.model.dtype.itemsize,
+                          "weight_bytes": self.base_weight_bytes, "generation": f"vllm {self.model.version}"}
+
     def build_trainer(self) -> None:
         from .trainer import TrainerInputs, build_trainer
 
@@ -180,8 +207,10 @@ class Experiment:
     def predict(self, dev: bool = True) -> tuple[dict, list[dict]]:
         """Predicts and scores the evaluated split; with `dev`, also the kept model's dev score (what a study
         selects by)."""
-        self.model.eval()
-        if self.attention != attention_for(self.device, False, self.cfg.model.attn_implementation):
+        vllm = getattr(self.model, "generation", None) == "vllm"
+        if not vllm:
+            self.model.eval()
+        if not vllm and self.attention != attention_for(self.device, False, self.cfg.model.attn_implementation):
             set_attention(self.model, "sdpa")  # trained with eager on CPU; SDPA predicts faster (benchmarks/)
         with Timer() as t_eval, PeakMemory(self.device) as mem_eval:
             result, rows = _predict(self)
