@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: the demo study (configs/demo.yaml): on GAD, the packaged SmolLM2-135M with 3-shot in-context
+# The main job: the demo study (configs/demo.yaml): on NCBI-disease, the packaged SmolLM2-135M with 3-shot in-context
 # learning and with LoRA, and MiniLM fully fine-tuned, 2 seeds; under 15 minutes on 2 CPU cores. Ends by printing
 # where the report is (runs/demo/report.html). Rerun to resume. On a machine without the BLURB files (no
 # ../shared/data/blurb, no $BIOTUNE_DATA) it fetches them first (`biotune data fetch`, verified by checksum).
