@@ -106,6 +106,8 @@ def test_study_search_runs_candidates_on_the_first_seed_then_the_best_on_every_s
     _write_report(study, finals)
     md = (study.out / "report.md").read_text()
     assert "Search on dev" in md and md.count("✔") == 1
+    # its head counts what it reports: zero-shot and the chosen LoRA on 2 seeds; the 3 other candidates apart
+    assert "3 finished cells reported (and 3 search candidates not chosen)" in md
     assert all(state == "done" for state, _ in cell_states(Store(study.store_url), "t", cells))
 
 

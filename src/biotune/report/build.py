@@ -354,15 +354,20 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
             f"{fig_html(plots, lambda k: 'score vs ' + k.replace('_', ' '))}"
             f"<h2>{html.escape(budgets[0])}</h2>{budgets[1][0]}"
             + "".join(f"<details><summary>{html.escape(t)}</summary>{h}</details>" for t, (h, _) in folded))
+    # the cells reported are the chosen configurations' (every seed); the other search candidates are in the
+    # search table only, and not-yet-run ones are neither
+    unchosen = sum(1 for c in search if not c["chosen"] and c["dev_score"] is not None)
+    counted = f"{len(df)} finished cells reported" + (f" (and {unchosen} search candidates not chosen)" if unchosen
+                                                       else "")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: {html.escape(study)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
 th{{background:#f3f3f3}}figure{{display:inline-block;margin:0.5em}}svg{{max-width:100%;height:auto}}
 details{{margin:0.6em 0}}summary{{cursor:pointer;font-weight:600}}</style></head>
 <body><h1>biotune report: {html.escape(study)}</h1>
-<p>{len(df)} finished cells · {df.dataset.nunique()} datasets · {df.model.nunique()} models · {df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store <code>{html.escape(store_url)}</code> · {stamp}</p>
+<p>{html.escape(counted)} · {df.dataset.nunique()} datasets · {df.model.nunique()} models · {df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store <code>{html.escape(store_url)}</code> · {stamp}</p>
 {body}</body></html>"""
-    md = (f"# biotune report: {study}\n\n{len(df)} finished cells; store `{store_url}`; {stamp}\n\n"
+    md = (f"# biotune report: {study}\n\n{counted}; store `{store_url}`; {stamp}\n\n"
           f"## {lead_title}\n\n{lead_text}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
           f"## {budgets[0]}\n\n{budgets[1][1]}\n"
           + "".join(f"<details><summary>{t}</summary>\n\n{m}\n</details>\n\n" for t, (_, m) in folded))
