@@ -10,7 +10,7 @@ import torch
 from biotune.errors import BiotuneError
 from biotune.study.grid import load_study
 from biotune.study.runner import cell_states, run_study
-from biotune.study.search import SearchGroup, SearchRef, chosen
+from biotune.study.search import SearchGroup, SearchRef, at_edge, chosen, summary
 from biotune.study.store import Store
 from biotune.train import Experiment
 
@@ -76,6 +76,44 @@ def test_search_chooses_by_dev_score_not_by_dev_loss():
             for h, d, loss in (("a", 40.0, 0.1), ("b", 70.0, 0.5), ("c", 55.0, 0.9))]
     assert chosen(group, {("gad", "m", "lora", 0): rows}) == (1, [40.0, 70.0, 55.0])
     assert chosen(group, {("gad", "m", "lora", 0): rows[:2]})[0] is None  # a candidate not finished: no choice
+
+
+def test_a_choice_at_the_end_of_the_range_tried_is_marked():
+    lrs = [{"training.learning_rate": v} for v in (1e-4, 3e-4, 1e-3)]
+    assert at_edge(lrs[2], lrs) == ["learning_rate: the highest tried"]
+    assert at_edge(lrs[0], lrs) == ["learning_rate: the lowest tried"]
+    assert at_edge(lrs[1], lrs) == []
+    # two values: every choice is an end, nothing to say; names and booleans are not ranges
+    assert at_edge(lrs[0], lrs[:2]) == []
+    grid = [{"method.params.r": r, "x.name": n} for r in (4, 8, 16) for n in ("a", "b", "c")]
+    assert at_edge({"method.params.r": 8, "x.name": "c"}, grid) == []
+    assert at_edge({"method.params.r": 16, "x.name": "a"}, grid) == ["r: the highest tried"]
+    # the summary marks the chosen candidate only
+    cells = [type("C", (), {"key": ("gad", "m", "lora", 0), "identity_hash": h,
+                            "search": SearchRef(("gad", "m", "lora"), lr, i)})()
+             for i, (h, lr) in enumerate(zip("abc", lrs))]
+    rows = [{"config_hash": h, "dev_score": d, "resources": "{}"} for h, d in zip("abc", (40.0, 50.0, 70.0))]
+    out = summary([SearchGroup(("gad", "m", "lora"), [0], cells)], {("gad", "m", "lora", 0): rows})
+    assert [r["edge"] for r in out] == [[], [], ["learning_rate: the highest tried"]]
+
+
+def test_the_answer_names_each_dataset_s_own_search_choice():
+    """Two datasets of one task type, each searched: each row shows the value chosen on its own dev set."""
+    import pandas as pd
+
+    from biotune.report.build import answer
+
+    agg = pd.DataFrame([{"task": "ner", "dataset": ds, "model": "m", "method": "lora", "dev_mean": dev,
+                         "score_mean": test, "seeds": 3} for ds, dev, test in (("a", 60.0, 58.0), ("b", 50.0, 49.0))])
+    rec = pd.DataFrame([{"task": "ner", "model": "m", "method": "lora", "memory_budget_mb": float("inf"),
+                         "time_budget_s": float("inf")}])
+    search = [{"dataset": ds, "model": "m", "method": "lora", "candidate": f"learning_rate={lr}", "chosen": True,
+               "edge": edge} for ds, lr, edge in (("a", 0.0001, []), ("b", 0.001, ["learning_rate: the highest tried"]))]
+    sig = pd.DataFrame(columns=["dataset", "model", "a", "b", "diff", "significant"])
+    intervals = pd.DataFrame(columns=["dataset", "model", "method", "score", "ci_low", "ci_high"])
+    lead = answer(agg, rec, sig, intervals, search)
+    assert lead.set_index("dataset")["search chose"].to_dict() == {
+        "a": "learning_rate=0.0001", "b": "learning_rate=0.001 (learning_rate: the highest tried)"}
 
 
 def test_study_search_runs_candidates_on_the_first_seed_then_the_best_on_every_seed(tmp_path, data_dir):

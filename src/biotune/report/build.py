@@ -250,9 +250,11 @@ def answer(agg: pd.DataFrame, rec: pd.DataFrame, sig: pd.DataFrame, intervals: p
     for r in top.itertuples():
         if not isinstance(r.method, str):
             continue
-        chosen = next((c["candidate"] for c in search if c["chosen"] and (c["model"], c["method"]) == (r.model, r.method)),
-                      "")
         for d in agg[(agg.task == r.task) & (agg.model == r.model) & (agg.method == r.method)].itertuples():
+            pick = next((c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"])
+                         == (d.dataset, r.model, r.method)), None)
+            chosen = "" if pick is None else pick["candidate"] + "".join(
+                f" ({e})" for e in pick.get("edge", []))
             iv = intervals[(intervals.dataset == d.dataset) & (intervals.model == r.model) & (intervals.method == r.method)]
             test = (f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv)
                     else f"{d.score_mean:.2f}")
@@ -320,10 +322,12 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
                  "train_seconds": lambda v: f"{v:.0f}", "search_seconds": lambda v: f"{v:.0f}",
                  "cost_seconds": lambda v: f"{v:.0f}"})),
         *([] if not search else [(
-         "Search on dev: every candidate (first seed), its dev score, training time and the one chosen",
+         "Search on dev: every candidate (first seed), its dev score, training time and the one chosen (a "
+         "chosen value at the end of the range tried is marked: a value beyond it may be better still)",
          _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "dev_score", "train_seconds",
-                                              "chosen"]),
-                {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else ""}))]),
+                                              "chosen", "edge"]).rename(columns={"edge": "chosen at the range's end"}),
+                {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else "",
+                 "chosen at the range's end": lambda v: "; ".join(v)}))]),
         ("Seed variance: fine-tuning vs in-context learning (mean std of the test score over seeds)",
          _table(var, {"mean_seed_std": f2})),
         (f"Method vs method on the same model and dataset: {len(sig)} comparisons, {n_sig} significant after "

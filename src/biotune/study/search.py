@@ -132,15 +132,35 @@ def _as_final(cell):
     return dataclasses.replace(cell, search=dataclasses.replace(cell.search, final=True))
 
 
+def at_edge(values: dict[str, Any], tried: list[dict[str, Any]]) -> list[str]:
+    """The fields of `values` at the low or high end of what the search tried, for fields with at least 3
+    distinct numeric values (['learning_rate: the highest tried']): a best value at the edge of its range says
+    that a value beyond it, never tried, may be better still."""
+    out = []
+    for name, value in values.items():
+        seen = sorted({t[name] for t in tried if name in t}, key=float) if all(
+            isinstance(t.get(name), int | float) and not isinstance(t.get(name), bool) for t in tried) else []
+        if len(seen) < 3:
+            continue
+        if value == seen[-1]:
+            out.append(f"{name.split('.')[-1]}: the highest tried")
+        elif value == seen[0]:
+            out.append(f"{name.split('.')[-1]}: the lowest tried")
+    return out
+
+
 def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[dict]:
-    """One row per candidate: group, values, dev score, training seconds, whether chosen."""
+    """One row per candidate: group, values, dev score, training seconds, whether chosen, and for the chosen
+    one the fields at the edge of the grid (`at_edge`)."""
     rows = []
     for g in groups:
         best, scores = chosen(g, done)
+        tried = [c.search.values for c in g.candidates]
         for i, (c, score) in enumerate(zip(g.candidates, scores)):
             row = _row(c, done)
             res = json.loads(row["resources"] or "{}") if row else {}
             rows.append({"dataset": g.key[0], "model": g.key[1], "method": g.key[2], "candidate": c.search.label(),
                          "values": c.search.values, "dev_score": score, "train_seconds": res.get("train_seconds"),
-                         "chosen": best == i, "complete": best is not None})
+                         "chosen": best == i, "complete": best is not None,
+                         "edge": at_edge(c.search.values, tried) if best == i else []})
     return rows
