@@ -108,12 +108,13 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
     rec = pd.DataFrame([{"task": "ner", "model": "m", "method": "lora", "memory_budget_mb": float("inf"),
                          "time_budget_s": float("inf")}])
     search = [{"dataset": ds, "model": "m", "method": "lora", "candidate": f"learning_rate={lr}", "chosen": True,
-               "edge": edge} for ds, lr, edge in (("a", 0.0001, []), ("b", 0.001, ["learning_rate: the highest tried"]))]
+               "values": {"training.learning_rate": lr}, "edge": edge}
+              for ds, lr, edge in (("a", 0.0001, []), ("b", 0.001, ["learning_rate: the highest tried"]))]
     sig = pd.DataFrame(columns=["dataset", "model", "a", "b", "diff", "significant"])
     intervals = pd.DataFrame(columns=["dataset", "model", "method", "score", "ci_low", "ci_high"])
     lead = answer(agg, rec, sig, intervals, search)
     assert lead.set_index("dataset")["search chose"].to_dict() == {
-        "a": "learning_rate=0.0001", "b": "learning_rate=0.001 (learning_rate: the highest tried)"}
+        "a": "learning_rate=0.0001", "b": "learning_rate=0.001 (the highest tried)"}
 
 
 def test_study_search_runs_candidates_on_the_first_seed_then_the_best_on_every_seed(tmp_path, data_dir):

@@ -253,8 +253,10 @@ def answer(agg: pd.DataFrame, rec: pd.DataFrame, sig: pd.DataFrame, intervals: p
         for d in agg[(agg.task == r.task) & (agg.model == r.model) & (agg.method == r.method)].itertuples():
             pick = next((c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"])
                          == (d.dataset, r.model, r.method)), None)
-            chosen = "" if pick is None else pick["candidate"] + "".join(
-                f" ({e})" for e in pick.get("edge", []))
+            edge = pick.get("edge", []) if pick else []
+            if pick and len(pick.get("values") or {}) == 1:  # one field searched: its name is in the label
+                edge = [e.split(": ", 1)[-1] for e in edge]
+            chosen = "" if pick is None else pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
             iv = intervals[(intervals.dataset == d.dataset) & (intervals.model == r.model) & (intervals.method == r.method)]
             test = (f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv)
                     else f"{d.score_mean:.2f}")
