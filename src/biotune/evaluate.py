@@ -9,7 +9,6 @@ config.yaml, identity.json) and the table of all (`<out>/metrics.json`: settings
 
 from __future__ import annotations
 
-import platform
 import sys
 import time
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import __version__, inference, metrics
+from . import inference, metrics
 from .data import DATASETS, get_spec, load_split
 from .errors import BiotuneError, MissingSplitError
 from .icl import ShotSelector
@@ -279,7 +278,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         "runs": runs,  # per dataset the folder (under this one) with its predictions and the run's metrics.json
         "blurb": {**blurb, "complete": blurb["n_task_types"] == 6 and not skipped},
         "skipped": skipped,
-        "versions": _versions(),
+        "versions": _provenance(),
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
         "elapsed_s": round(time.time() - started, 2),
     }
@@ -287,9 +286,8 @@ def run_eval(cfg: EvalConfig) -> dict:
     return summary
 
 
-def _versions() -> dict:
-    import torch
-    import transformers
 
-    return {"biotune": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
+def _provenance() -> dict:
+    from .runtime import provenance  # torch is imported on first use, not with this module
+
+    return provenance()

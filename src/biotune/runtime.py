@@ -104,3 +104,23 @@ def set_attention(model, implementation: str) -> None:
         base.set_attn_implementation(implementation)
     except (ValueError, ImportError, AttributeError):  # the architecture has no such kernel: keep what it has
         pass
+
+
+def provenance() -> dict:
+    """What a result was computed with, stored beside it and never part of its identity: the libraries' versions
+    and the kernels — the instruction set torch's CPU kernels dispatch to, and the GPU when one is present. fp32
+    full fine-tuning is not bitwise portable between instruction sets (forcing this AVX512 machine's kernels to
+    AVX2 changed the fair study's FFT run from its 10th step), so a reader must be able to see where each came from."""
+    import platform
+
+    import peft
+    import transformers
+
+    from . import __version__
+
+    out = {"biotune": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+           "peft": peft.__version__, "python": platform.python_version(),
+           "cpu_kernels": torch.backends.cpu.get_cpu_capability()}
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name()
+    return out

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 import yaml
 
-from . import __version__
 from .config import ExperimentConfig
 from .data import get_spec, load_split
 from .evaluate import evaluate_dataset, prompt_budget, subset_indices
@@ -27,7 +26,7 @@ from .models.encoder import label_list
 from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
 from .runtime import (attention_for, bf16_compute, dtype_name, is_main_process, pick_device, pick_dtype,
-                      set_attention, world_size)
+                      provenance, set_attention, world_size)
 from .summary import FILE as SUMMARY_FILE, RunSummary
 from .tasks import task_for
 
@@ -242,7 +241,7 @@ class Experiment:
             metrics=result, dev=getattr(self, "dev", None),
             blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train",
             resources=self.resources, training=self.train_info, device=str(self.device),
-            compute_dtype=dtype_name(self.compute_dtype), versions=_versions(),
+            compute_dtype=dtype_name(self.compute_dtype), versions=provenance(),
         )
         atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False))
         summary.write(self.out)  # written last: its presence means "finished"
@@ -452,10 +451,3 @@ def _predict(exp: Experiment, split: str | None = None, limit: int | None = None
     rows = [{"id": ex["id"], "prediction": p, "gold": exp.task.gold(ex)} for ex, p in zip(examples, preds)]
     return result, rows
 
-
-def _versions() -> dict:
-    import peft
-    import transformers
-
-    return {"biotune": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__}
