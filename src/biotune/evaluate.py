@@ -286,7 +286,6 @@ def run_eval(cfg: EvalConfig) -> dict:
     return summary
 
 
-
 def _provenance() -> dict:
     from .runtime import provenance  # torch is imported on first use, not with this module
 

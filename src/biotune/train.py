@@ -450,4 +450,3 @@ def _predict(exp: Experiment, split: str | None = None, limit: int | None = None
                   scoring="head")
     rows = [{"id": ex["id"], "prediction": p, "gold": exp.task.gold(ex)} for ex, p in zip(examples, preds)]
     return result, rows
-
