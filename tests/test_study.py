@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from biotune.study.grid import load_study
@@ -105,8 +106,6 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     for r in rows:
         assert r["config_hash"] and r["versions"] and r["score"] is not None and r["finished_at"]
         # what computed it, beside the result (not in its identity): both the trained and the in-context cells
-        import torch
-
         assert json.loads(r["versions"])["cpu_kernels"] == torch.backends.cpu.get_cpu_capability()
     second = run_study(study, cells)
     assert second["ran"] == 0 and second["already_done"] == 3

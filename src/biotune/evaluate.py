@@ -238,6 +238,7 @@ def run_eval(cfg: EvalConfig) -> dict:
     the model loaded once; a finished result of the same identity in the output folder is kept (an interrupted
     evaluation resumes at the next dataset). Then the table of all, with the BLURB score."""
     from .models import family_of
+    from .runtime import provenance
     from .train import evaluate_experiment
 
     started = time.time()
@@ -278,15 +279,9 @@ def run_eval(cfg: EvalConfig) -> dict:
         "runs": runs,  # per dataset the folder (under this one) with its predictions and the run's metrics.json
         "blurb": {**blurb, "complete": blurb["n_task_types"] == 6 and not skipped},
         "skipped": skipped,
-        "versions": _provenance(),
+        "versions": provenance(),
         "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
         "elapsed_s": round(time.time() - started, 2),
     }
     atomic_write_json(out_dir / "metrics.json", summary)
     return summary
-
-
-def _provenance() -> dict:
-    from .runtime import provenance  # torch is imported on first use, not with this module
-
-    return provenance()
