@@ -49,13 +49,16 @@ def test_a_finished_run_deletes_its_checkpoints_and_keeps_what_keep_says(tmp_pat
     lora = run_experiment(_tiny(tmp_path, "lora", data_dir=str(data_dir)), progress=False)
     out = tmp_path / "lora"
     assert lora["training"]["best_checkpoint"]  # checkpoints were written while it trained
-    assert _files(out) == ["config.yaml", "final", "identity.json", "metrics.json", "predictions.jsonl"]
+    # the kept model's dev predictions stay beside the test predictions (each evaluation's are gone)
+    assert _files(out) == ["config.yaml", "dev_predictions.jsonl", "final", "identity.json", "metrics.json",
+                           "predictions.jsonl"]
     assert (out / "final" / "adapter_model.safetensors").is_file()
     assert not list((out / "final").glob("model*.safetensors"))  # the adapter only, not the base
 
     fft = run_experiment(_tiny(tmp_path, "fft", data_dir=str(data_dir), keep="none"), progress=False)
     assert fft["training"]["best_checkpoint"]
-    assert _files(tmp_path / "fft") == ["config.yaml", "identity.json", "metrics.json", "predictions.jsonl"]
+    assert _files(tmp_path / "fft") == ["config.yaml", "dev_predictions.jsonl", "identity.json", "metrics.json",
+                                        "predictions.jsonl"]
 
     # killed after its result was written, before the tidying: the rerun finds it finished and tidies
     (out / "checkpoints" / "checkpoint-9").mkdir(parents=True)

@@ -2,6 +2,7 @@
 small study whose numbers equal the store's."""
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,8 +130,25 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     assert set(result["answer"]["task"]) == {"relation", "similarity"}
     assert not re.search(r"""(src|href)=["']https?://""", page)
     sig = result["significance"]
-    assert len(sig) == 2 and (sig.seeds == 2).all()  # lora vs fft on each dataset, over both seeds
-    assert (sig.p_holm >= sig.p_value).all()
+    # lora vs fft on each dataset over both seeds, and on GAD each against always answering the better label
+    assert sorted(zip(sig.dataset, sig.a, sig.b)) == [
+        ("biosses", "tiny-bert / lora", "tiny-bert / fft"), ("gad", "tiny-bert / fft", "constant '1'"),
+        ("gad", "tiny-bert / lora", "constant '1'"), ("gad", "tiny-bert / lora", "tiny-bert / fft")]
+    assert (sig.seeds == 2).all() and (sig.p_holm >= sig.p_value).all()
+    # each cell kept the dev predictions its dev score was computed from (the kept checkpoint's), and no more
+    from biotune.data import get_spec
+    from biotune.io import read_jsonl
+    from biotune.tasks import task_for
+
+    for r in rows:
+        dev = read_jsonl(Path(r["output_dir"]) / "dev_predictions.jsonl")
+        task = task_for(get_spec(r["dataset"]))
+        got = task.score_gold([x["gold"] for x in dev], [x["prediction"] for x in dev], [x["id"] for x in dev])
+        assert len(dev) == 4 and got["score"] == pytest.approx(r["dev_score"], abs=1e-9)
+        assert not (Path(r["output_dir"]) / "dev_steps").exists()
+    # the answer names one configuration per dataset, recommended on dev, and says what dev could decide
+    assert set(result["decisions"]) == {"gad", "biosses"}
+    assert all(d["sentence"] in md for d in result["decisions"].values())
     assert set(result["recommendations"].task) == {"relation", "similarity"}
 
 

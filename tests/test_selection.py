@@ -70,7 +70,7 @@ def test_search_chooses_by_dev_score_not_by_dev_loss():
     cells = [type("C", (), {"key": ("gad", "m", "lora", 0), "identity_hash": h,
                             "search": SearchRef(("gad", "m", "lora"), {"training.learning_rate": lr}, i)})()
              for i, (h, lr) in enumerate([("a", 1e-4), ("b", 1e-3), ("c", 1e-2)])]
-    group = SearchGroup(("gad", "m", "lora"), [0, 1], cells)
+    group = SearchGroup(("gad", "m", "lora"), [1, 2], 0, cells)
     # candidate a has the lowest dev loss, candidate b the best dev score
     rows = [{"config_hash": h, "dev_score": d, "resources": json.dumps({"best_dev_loss": loss})}
             for h, d, loss in (("a", 40.0, 0.1), ("b", 70.0, 0.5), ("c", 55.0, 0.9))]
@@ -93,7 +93,7 @@ def test_a_choice_at_the_end_of_the_range_tried_is_marked():
                             "search": SearchRef(("gad", "m", "lora"), lr, i)})()
              for i, (h, lr) in enumerate(zip("abc", lrs))]
     rows = [{"config_hash": h, "dev_score": d, "resources": "{}"} for h, d in zip("abc", (40.0, 50.0, 70.0))]
-    out = summary([SearchGroup(("gad", "m", "lora"), [0], cells)], {("gad", "m", "lora", 0): rows})
+    out = summary([SearchGroup(("gad", "m", "lora"), [1], 0, cells)], {("gad", "m", "lora", 0): rows})
     assert [r["edge"] for r in out] == [[], [], ["learning_rate: the highest tried"]]
 
 
@@ -105,39 +105,45 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
 
     agg = pd.DataFrame([{"task": "ner", "dataset": ds, "model": "m", "method": "lora", "dev_mean": dev,
                          "score_mean": test, "seeds": 3} for ds, dev, test in (("a", 60.0, 58.0), ("b", 50.0, 49.0))])
-    rec = pd.DataFrame([{"task": "ner", "model": "m", "method": "lora", "memory_budget_mb": float("inf"),
-                         "time_budget_s": float("inf")}])
+    decisions = {ds: {"task": "ner", "recommended": "m / lora"} for ds in ("a", "b")}
     search = [{"dataset": ds, "model": "m", "method": "lora", "candidate": f"learning_rate={lr}", "chosen": True,
                "values": {"training.learning_rate": lr}, "edge": edge}
               for ds, lr, edge in (("a", 0.0001, []), ("b", 0.001, ["learning_rate: the highest tried"]))]
-    sig = pd.DataFrame(columns=["dataset", "model", "a", "b", "diff", "significant"])
-    intervals = pd.DataFrame(columns=["dataset", "model", "method", "score", "ci_low", "ci_high"])
-    lead = answer(agg, rec, sig, intervals, search)
+    sig = pd.DataFrame(columns=["dataset", "a", "b", "diff", "ci_low", "ci_high", "significant"])
+    intervals = pd.DataFrame(columns=["dataset", "config", "score", "ci_low", "ci_high"])
+    lead = answer(agg, decisions, sig, intervals, search)
     assert lead.set_index("dataset")["search chose"].to_dict() == {
         "a": "learning_rate=0.0001", "b": "learning_rate=0.001 (the highest tried)"}
 
 
-def test_study_search_runs_candidates_on_the_first_seed_then_the_best_on_every_seed(tmp_path, data_dir):
+def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_every_reported_seed(tmp_path, data_dir):
     path = write_study(tmp_path, methods=["lora", "zero_shot"], seeds=[0, 1], data_dir=str(data_dir),
                        search={"grid": {"training.learning_rate": [0.0001, 0.05]},
                                "method": {"lora": {"method.params.r": [2, 4]}}})
     study, cells, _ = load_study(path)
-    # 4 lora candidates (2 rates x 2 ranks) on seed 0; zero-shot trains nothing: no search
+    # 4 lora candidates (2 rates x 2 ranks) on the search seed, 2 (one above the highest reported seed);
+    # zero-shot trains nothing: no search
     assert len(study.groups) == 1 and len(cells) == 5
+    assert study.groups[0].search_seed == 2 and {c.seed for c in cells if c.search} == {2}
     assert sorted(c.search.label() for c in cells if c.search) == [
         "learning_rate=0.0001, r=2", "learning_rate=0.0001, r=4", "learning_rate=0.05, r=2", "learning_rate=0.05, r=4"]
     tally = run_study(study, cells)
-    assert tally["ran"] == 6 and tally["failed"] == 0  # 4 candidates + zero-shot + the chosen one on seed 1
+    assert tally["ran"] == 7 and tally["failed"] == 0  # 4 candidates + zero-shot + the chosen one on seeds 0 and 1
     done = Store(study.store_url).done("t")
     scores = [next(r["dev_score"] for r in done[c.key] if r["config_hash"] == c.identity_hash)
               for c in study.groups[0].candidates]
     best = max(range(4), key=lambda i: (scores[i], -i))
     finals = tally["final_cells"]
     lora = sorted((c for c in finals if c.method == "lora"), key=lambda c: c.seed)
-    assert [c.seed for c in lora] == [0, 1]
-    assert lora[0].identity_hash == study.groups[0].candidates[best].identity_hash
-    assert lora[1].experiment.method.params["r"] == study.groups[0].candidates[best].experiment.method.params["r"]
-    # a rerun has nothing to do, and the report shows the final cells only, with the search's candidates
+    # the reported seeds never include a search run: both are fresh runs of the chosen candidate's values
+    assert [c.seed for c in lora] == [0, 1] and all(c.search.final for c in lora)
+    search_runs = {c.identity_hash for c in study.groups[0].candidates}
+    assert not search_runs & {c.identity_hash for c in lora}
+    for c in lora:
+        assert c.experiment.method.params["r"] == study.groups[0].candidates[best].experiment.method.params["r"]
+        assert (c.experiment.training.learning_rate
+                == study.groups[0].candidates[best].experiment.training.learning_rate)
+    # a rerun has nothing to do, and the report shows the final cells only, with the search's candidates apart
     again = run_study(study, cells)
     assert again["ran"] == 0 and again["already_done"] == 7
     from biotune.cli import _write_report
@@ -145,9 +151,18 @@ def test_study_search_runs_candidates_on_the_first_seed_then_the_best_on_every_s
     _write_report(study, finals)
     md = (study.out / "report.md").read_text()
     assert "Search on dev" in md and md.count("✔") == 1
-    # its head counts what it reports: zero-shot and the chosen LoRA on 2 seeds; the 3 other candidates apart
-    assert "3 finished cells reported (and 3 search candidates not chosen)" in md
+    # its head counts what it reports: zero-shot and the chosen LoRA on 2 seeds; the 4 search runs apart
+    assert "3 finished cells reported (and 4 search runs, none of them a result)" in md
     assert all(state == "done" for state, _ in cell_states(Store(study.store_url), "t", cells))
+
+
+def test_a_search_seed_among_the_reported_seeds_or_a_repeated_seed_is_refused(tmp_path):
+    path = write_study(tmp_path, seeds=[0, 1], search={"grid": {"training.learning_rate": [1e-4]}, "seed": 1})
+    with pytest.raises(BiotuneError, match=r"field 'search\.seed': 1 is one of the study's seeds"):
+        load_study(path)
+    path = write_study(tmp_path, seeds=[0, 0])
+    with pytest.raises(BiotuneError, match=r"field 'seeds': a seed is listed twice"):
+        load_study(path)
 
 
 def test_bad_search_blocks_name_the_field(tmp_path):

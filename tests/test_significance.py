@@ -84,7 +84,83 @@ def test_one_seed_matches_the_reference_paired_bootstrap_and_the_normal_approxim
     assert r["diff"] == pytest.approx(50.0)
     assert r["ci_low"] == pytest.approx(ref["ci_low"], abs=0.8) == pytest.approx(50 - 4.9, abs=0.8)
     assert r["ci_high"] == pytest.approx(ref["ci_high"], abs=0.8)
-    assert r["p_value"] == pytest.approx(2 / 4001)  # never 0: (hits + 1) / (samples + 1)
+    # one seed: nothing to estimate a seed variance from, so the example variance alone and a normal reference
+    assert r["seed_var"] == 0 and r["df"] == float("inf") and r["example_var"] == pytest.approx(2.5 ** 2, rel=0.1)
+    assert r["p_value"] < 1e-20
+
+
+def test_three_seeds_take_a_t_reference_with_two_degrees_of_freedom():
+    """Per-seed differences +4, +6, +8 on a test set where the examples add little: mean 6, seed part
+    var(4, 6, 8) / 3 = 4 / 3, so the interval is 6 +- 4.30 * sqrt(4/3 + example part) — not 1.96."""
+    rng = np.random.default_rng(2)
+    n = 20000
+
+    def run(acc):
+        return rng.permutation([1] * int(n * acc) + [0] * (n - int(n * acc)))
+
+    a = [run(0.54), run(0.56), run(0.58)]
+    b = [run(0.50)] * 3
+    r = _test(a, b, samples=2000)
+    assert r["diff"] == pytest.approx(6.0) and r["df"] == 2 and r["seed_var"] == pytest.approx(4 / 3)
+    half = 4.302653 * np.sqrt(r["seed_var"] + r["example_var"])
+    assert r["ci_high"] - r["diff"] == pytest.approx(half) and half > 4.3 * np.sqrt(4 / 3)
+    assert 0.01 < r["p_value"] < 0.05  # t(2) at 6 / 1.2 = 5.0: p 0.038
+
+
+def test_the_example_part_is_what_seeds_share_not_each_seed_s_own_noise():
+    """Three seeds that share nothing example by example (each run's right answers drawn anew): their resampled
+    values are uncorrelated, so the example part is near 0 and the seed spread carries the uncertainty; three
+    copies of one run share everything: the example part is one run's resampling variance and the seed part 0."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    own = [rng.random(n) < 0.7 for _ in range(3)]
+    obs, reps = stats.replicate_scores({i: _acc_stats(c) for i, c in enumerate(own)}, _score_acc, 2000)
+    _, seed_part, example_part, df = stats.seed_example_variance([obs[i] for i in range(3)], [reps[i] for i in range(3)])
+    one_run = np.var(reps[0], ddof=1)
+    assert df == 2 and example_part < 0.1 * one_run
+    _, seed_part, example_part, _ = stats.seed_example_variance([obs[0]] * 3, [reps[0]] * 3)
+    assert seed_part == 0 and example_part == pytest.approx(one_run, rel=1e-6)
+
+
+def test_resampling_by_document_draws_whole_documents():
+    clusters = ["d1"] * 3 + ["d2"] * 2 + ["d3"] * 5
+    for w in next(stats.resample_weights(10, 200, seed=0, clusters=clusters)):
+        assert len(set(w[:3])) == 1 and len(set(w[3:5])) == 1 and len(set(w[5:])) == 1
+        assert w[0] + w[3] + w[5] == 3  # three documents drawn, with replacement
+
+
+def test_documents_widen_the_interval_when_their_sentences_agree():
+    """20 documents of 25 sentences each, a document right or wrong as a whole: resampling sentences treats 500
+    independent examples and understates the spread about 5-fold (sqrt(25)); resampling documents does not."""
+    rng = np.random.default_rng(4)
+    docs = np.repeat(np.arange(20), 25)
+    right = (rng.random(20) < 0.6)[docs]
+    obs_s, reps_s = stats.replicate_scores({0: _acc_stats(right)}, _score_acc, 2000)
+    obs_d, reps_d = stats.replicate_scores({0: _acc_stats(right)}, _score_acc, 2000, clusters=docs)
+    ratio = np.std(reps_d[0]) / np.std(reps_s[0])
+    assert 3.5 < ratio < 6.5
+
+
+def test_calibration_false_positives_at_most_alpha_and_power_reported(capsys):
+    """Simulated studies (3 seeds, 500 test examples in 100 documents) with no true difference: the report's test
+    calls at most 5 % of them significant at 0.05, at every seed spread; with a true difference of about 5 and
+    10 accuracy points, the share it finds (its power) is printed. The table is in the README."""
+    from biotune.report import calibration
+
+    # 2,000 studies under no difference (Monte-Carlo standard error of a 5 % rate: 0.5 points), 500 for power
+    rows = [calibration.calibrate(spread, effect, studies=2000 if effect == 0 else 500)
+            for spread in calibration.SPREADS for effect in (0.0, 0.3, 0.6)]
+    with capsys.disabled():
+        print("\n" + calibration.describe(rows))
+    for r in rows:
+        if r.effect == 0:
+            assert r.rejected <= 0.05, r
+            assert abs(r.true_diff) < 1.0
+        else:
+            assert r.true_diff > 4
+    power = {(r.spread, r.effect): r.rejected for r in rows}
+    assert power[("steady", 0.6)] > power[("steady", 0.3)] > power[("steady", 0.0)]
+    assert power[("steady", 0.6)] > 0.5 and power[("wide", 0.3)] < power[("steady", 0.3)]
 
 
 def test_seed_to_seed_variation_enters_the_interval():
@@ -138,15 +214,16 @@ def test_report_pairs_use_every_shared_seed_pair_a_deterministic_run_and_correct
                          "deterministic": det})
     sig, intervals = significance(pd.DataFrame(rows), samples=4000)
     sig = sig.set_index(["a", "b"])
-    assert set(sig.index) == {("zero_shot", "fft"), ("zero_shot", "lora"), ("fft", "lora")}
-    assert sig.loc[("zero_shot", "fft"), "seeds"] == 3  # the one zero-shot run against each fft seed
+    zf, zl, fl = ("m / zero_shot", "m / fft"), ("m / zero_shot", "m / lora"), ("m / fft", "m / lora")
+    assert set(sig.index) == {zf, zl, fl}
+    assert sig.loc[zf, "seeds"] == 3  # the one zero-shot run against each fft seed
     assert (sig["n"] == n).all()
-    assert sig.loc[("zero_shot", "fft"), "significant"] and sig.loc[("zero_shot", "fft"), "diff"] < -15
-    fl = sig.loc[("fft", "lora")]
+    assert sig.loc[zf, "significant"] and sig.loc[zf, "diff"] < -15
+    fl = sig.loc[fl]
     assert fl.seeds == 3 and fl.p_holm >= fl.p_value and not fl.significant
     assert sig["p_holm"].tolist() == pytest.approx(stats.holm(sig["p_value"]).tolist())
     assert (sig["significant"] == (sig["p_holm"] < 0.05)).all()
-    # each method's test score over its seeds, with an interval that holds it
-    iv = intervals.set_index("method")
-    assert iv.loc["fft", "seeds"] == 3 and iv.loc["zero_shot", "seeds"] == 1
+    # each configuration's test score over its seeds, with an interval that holds it
+    iv = intervals.set_index("config")
+    assert iv.loc["m / fft", "seeds"] == 3 and iv.loc["m / zero_shot", "seeds"] == 1
     assert (iv.ci_low <= iv.score).all() and (iv.score <= iv.ci_high).all()

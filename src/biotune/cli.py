@@ -261,8 +261,8 @@ def study_cmd(
         counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
         out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
         for g in study.groups:
-            out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on seed {g.seeds[0]} (scored on "
-                      f"dev); the best then runs seeds {g.seeds[1:] or '-'}")
+            out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
+                      f"(scored on dev); the best then runs seeds {g.seeds} anew")
         if left_out:
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")

@@ -31,6 +31,10 @@ from .summary import FILE as SUMMARY_FILE, RunSummary
 from .tasks import task_for
 
 
+DEV_PREDICTIONS = "dev_predictions.jsonl"  # the kept model's dev predictions, beside the test predictions
+DEV_STEPS = "dev_steps"  # while training: each dev evaluation's predictions (step-<k>.jsonl), for the kept one
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -185,9 +189,13 @@ class Experiment:
 
         t = self.cfg.training
 
-        def dev_scorer():  # the dev split predicted and scored as test is
+        def dev_scorer():  # the dev split predicted and scored as test is; its predictions kept by step
             with self.method.prediction_context(self.model):
-                return _predict(self, "dev", t.dev_limit)[0]
+                result, rows = _predict(self, "dev", t.dev_limit)
+            if is_main_process():
+                step = self.trainer.state.global_step
+                atomic_write_jsonl(self.out / DEV_STEPS / f"step-{step}.jsonl", rows)
+            return result
 
         self.trainer = build_trainer(TrainerInputs(
             model=self.model, tokenizer=self.tokenizer, family=self.family, head=self.head, method=self.method,
@@ -228,13 +236,34 @@ class Experiment:
             return {"score": self.train_info["best_dev_score"], "n": self.train_info["dev_examples"],
                     "from": "training", "evaluations": len(curve)}
         with Timer() as timer:
-            result, _ = _predict(self, "dev", t.dev_limit)
+            result, rows = _predict(self, "dev", t.dev_limit)
         self.resources["dev_eval_seconds"] = round(self.resources.get("dev_eval_seconds", 0) + timer.seconds, 3)
-        return {"score": result["score"], "n": result["n"], "from": "prediction"}
+        self.dev_rows = rows
+        return {"score": result["score"], "n": result["n"], "from": "prediction",
+                "n_unparsed": result.get("n_unparsed", 0)}
+
+    def kept_dev_rows(self) -> list[dict] | None:
+        """The dev predictions behind `dev_score`: predicted now, or those of the dev evaluation whose model was
+        kept (the best on dev; the last where the method keeps its final model), as training wrote them."""
+        if getattr(self, "dev_rows", None) is not None:
+            return self.dev_rows
+        curve = self.train_info.get("dev_score_curve") or []
+        if not curve:
+            return None
+        scores = [v for _, v in curve]
+        # the first evaluation with the best score: the one the Trainer keeps (it replaces its best only on a gain)
+        step = curve[-1][0] if self.method.keeps_final else curve[scores.index(max(scores))][0]
+        path = self.out / DEV_STEPS / f"step-{step}.jsonl"
+        from .io import read_jsonl
+
+        return read_jsonl(path) if path.is_file() else None
 
     def write(self, result: dict, rows: list[dict]) -> RunSummary:
         cfg = self.cfg
         atomic_write_jsonl(self.out / "predictions.jsonl", rows)
+        dev_rows = self.kept_dev_rows() if getattr(self, "dev", None) is not None else None
+        if dev_rows is not None:  # what the dev score was computed from, so it can be audited and compared
+            atomic_write_jsonl(self.out / DEV_PREDICTIONS, dev_rows)
         summary = RunSummary(
             name=cfg.resolved_name(), dataset=self.spec.name, task=self.spec.task, model=cfg.model.path,
             family=self.family.name, method=self.method.name, seed=cfg.seed, identity_hash=self.identity_hash,
@@ -311,17 +340,19 @@ def _claim(cfg: ExperimentConfig, force: bool) -> tuple[Path, str, str]:
 
 
 def tidy(out: Path, keep: str) -> None:
-    """After the result is written: the checkpoints go (they only served to resume), and the trained weights
-    (`final/`) unless `keep` says to keep them. Predictions, metrics, config and identity stay."""
+    """After the result is written: the checkpoints go (they only served to resume), with the dev predictions of
+    every evaluation (the kept one is in dev_predictions.jsonl), and the trained weights (`final/`) unless `keep`
+    says to keep them. Predictions, metrics, config and identity stay."""
     import shutil
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out / DEV_STEPS, ignore_errors=True)
     if keep == "none":
         shutil.rmtree(out / "final", ignore_errors=True)
 
 
-_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "config.yaml", "identity.json")
-_RESULT_DIRS = ("checkpoints", "final")
+_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "dev_predictions.jsonl", "config.yaml", "identity.json")
+_RESULT_DIRS = ("checkpoints", "final", "dev_steps")
 
 
 def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -> str:

@@ -8,6 +8,7 @@ its path wherever a built-in name is accepted (`biotune eval --datasets my.yaml`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,6 +52,15 @@ class DatasetSpec:
     hf_revision: str | None = None
     definition: str | None = None  # the dataset file this spec was read from
     builtin: bool = False  # shipped with biotune (named by its name, not its file)
+    documents: str = ""  # regex on an example id: its first group (else the match) names the example's document
+
+    def document_of(self, example_id: str) -> str | None:
+        """The document an example comes from, as `documents` reads it from the id; None where the dataset does
+        not say or the id does not match (then the example is its own unit)."""
+        if not self.documents:
+            return None
+        m = re.search(self.documents, str(example_id))
+        return None if m is None else (m.group(1) if m.groups() else m.group(0))
 
     def path(self, split: str, data_dir: str | None = None) -> str:
         """Where a split's file is (for messages): under the data location (BLURB) or the dataset's root."""

@@ -15,6 +15,7 @@ labels with the words an LLM writes for them, and its metric. The 13 BLURB datas
     labels: {"1": "yes", "0": "no"}   # label as the files write it: answer text (or a list: the label itself)
     negative: "0"                     # relation: the label micro F1 leaves out
     metric: auto                      # auto (the task type's BLURB rule) or one of biotune.tasks.METRICS
+    documents: '^([0-9]+)[.]'         # optional: the document an example id comes from (significance resamples them)
     blurb: false                      # counts toward the BLURB-style macro score
 
 Errors name this file, the line and the field, and say the fix. Reading a split checks every line of its file
@@ -108,6 +109,9 @@ class DatasetFile(_Strict):
     entities: dict[str, str | None] = Field(default_factory=dict)
     metric: str = "auto"
     blurb: bool = False
+    # a regular expression on an example's id whose first group (else the whole match) names the document the
+    # example comes from: the report's significance tests resample documents, not sentences, where it is given
+    documents: str = ""
 
     @field_validator("name")
     @classmethod
@@ -115,6 +119,15 @@ class DatasetFile(_Strict):
         from biotune.paths import check_name
 
         return check_name(v, "dataset name")
+
+    @field_validator("documents")
+    @classmethod
+    def _documents(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a regular expression ({e}); e.g. '^(\\d+)\\.' for ids like 10076535.T44.T63")
+        return v
 
     @field_validator("task")
     @classmethod
@@ -239,7 +252,7 @@ def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
         header=src.header, fields=dict(df.fields), label_separator=src.label_separator,
         instruction=df.instruction, description=df.description, missing_hint=src.missing_hint, blurb=df.blurb,
         metric=df.metric, root=root, hf=src.hf, hf_config=src.config, hf_revision=src.revision,
-        definition=str(path.resolve()), builtin=builtin,
+        definition=str(path.resolve()), builtin=builtin, documents=df.documents,
     )
 
 

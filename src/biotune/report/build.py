@@ -38,23 +38,25 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
         rows = list(newest.values())
     if not rows:
         raise BiotuneError(f"no finished cells of study {study!r} (as the study file defines them now) in {store_url}")
-    # a searched configuration also cost its search: the other candidates' training time
+    # a searched configuration also cost its search: every candidate's training time (none is a result)
     search_cost: dict = {}
     for c in search or []:
-        if not c["chosen"]:
-            k = (c["dataset"], c["model"], c["method"])
-            search_cost[k] = search_cost.get(k, 0.0) + (c["train_seconds"] or 0.0)
+        k = (c["dataset"], c["model"], c["method"])
+        search_cost[k] = search_cost.get(k, 0.0) + (c["train_seconds"] or 0.0)
     out = []
     for r in rows:
         res = json.loads(r["resources"] or "{}")
         method = METHODS.get(_method_name(json.loads(r["config"])))
         peak = max(res.get("train_peak_memory_bytes") or 0, res.get("eval_peak_memory_bytes") or 0)
+        metrics = json.loads(r.get("metrics") or "{}")
         out.append({
             "dataset": r["dataset"], "task": r["task"], "model": r["model"], "method": r["method"],
             "seed": r["seed"], "score": r["score"], "dev_score": r.get("dev_score"),
             "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
             "trainable_params": res.get("trainable_params", 0),
             "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
+            "eval_seconds": res.get("eval_seconds", 0.0), "n_unparsed": metrics.get("n_unparsed"),
+            "n_test": metrics.get("n"),
             "trains": method.trains, "deterministic": method.deterministic,
             "output_dir": r["output_dir"],
         })
@@ -65,50 +67,97 @@ def _method_name(config: dict) -> str:
     return (config.get("experiment") or config)["method"]["name"]  # an identity, or an earlier store's config
 
 
-def significance(df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every method pair on the same model and dataset, over every seed both ran (a deterministic method's one
-    run pairs with each seed of the other) and every test example both predicted: a bootstrap that resamples
-    seeds and examples (stats.seed_example_test, from per-example sufficient statistics; the same example
-    resamples for every run on a dataset), then Holm-Bonferroni over all the pairs tested: `significant` only
-    after that correction. Also each (dataset, model, method)'s test score with its interval (same resamples)."""
+CONSTANT = "constant"  # the model name of a dataset's best constant answer, compared as one more configuration
+
+
+def config_label(model: str, method: str) -> str:
+    """How the report names a configuration: `model / method` (the constant answer: `constant 'yes'`)."""
+    return f"{model} {method}" if model == CONSTANT else f"{model} / {method}"
+
+
+def _runs(g: pd.DataFrame, which: str = "test") -> dict:
+    """(configuration label, seed) -> {id: prediction row} of the runs that wrote their `which` predictions."""
+    runs = {(config_label(r.model, r.method), r.seed): _predictions(r.output_dir, which) for r in g.itertuples()}
+    return {k: v for k, v in runs.items() if v}
+
+
+def _pairs(seeds_a: list[int], seeds_b: list[int], fixed_a: bool, fixed_b: bool) -> list[tuple[int, int]]:
+    """Which runs of two configurations are compared with each other: a deterministic configuration's one run
+    with every seed of the other; otherwise run by run over the seeds both have."""
+    if fixed_a and len(seeds_a) == 1:
+        return [(seeds_a[0], s) for s in seeds_b]
+    if fixed_b and len(seeds_b) == 1:
+        return [(s, seeds_b[0]) for s in seeds_a]
+    return [(s, s) for s in seeds_a if s in seeds_b]
+
+
+def compare_runs(dataset: str, runs: dict, fixed: dict, spec, samples: int, alpha: float = 0.05,
+                 constant: tuple[float, str] | None = None) -> tuple[list[dict], list[dict]]:
+    """Every pair of configurations on one dataset's examples (`runs`: (label, seed) -> predictions by id), and each
+    configuration's score with its interval: per-example sufficient statistics, resamples of the examples (of the
+    documents where the dataset's ids name them: `DatasetSpec.documents`), the same resamples for every run, then
+    stats.seed_example_test. `constant`: the best constant answer, added as one more (deterministic) configuration.
+    Returns (pair rows, interval rows), unadjusted."""
+    ids = [i for i in next(iter(runs.values())) if all(i in p for p in runs.values())]
+    if len(ids) < 2:
+        return [], []
+    task = task_for(spec)
+    first = next(iter(runs.values()))
+    golds = [first[i]["gold"] for i in ids]
+    stats_by_run = {k: task.stats(golds, [p[i]["prediction"] for i in ids], ids) for k, p in runs.items()}
+    fixed = dict(fixed)
+    if constant is not None:
+        label = config_label(CONSTANT, repr(constant[1]))
+        stats_by_run[(label, 0)] = task.stats(golds, [constant[1]] * len(ids), ids)
+        fixed[label] = True
+    docs = [spec.document_of(i) for i in ids]
+    clusters = [d if d is not None else f"#{i}" for d, i in zip(docs, ids)] if any(d is not None for d in docs) else None
+    units = len(set(clusters)) if clusters else len(ids)
+    observed, reps = stats.replicate_scores(stats_by_run, task.score_stats, samples, clusters=clusters)
+    seeds: dict[str, list[int]] = {}
+    for label, seed in stats_by_run:
+        seeds.setdefault(label, []).append(seed)
     rows, intervals = [], []
-    for (dataset, model), g in df.groupby(["dataset", "model"], sort=False):
-        task = task_for(_spec(dataset, g.output_dir))
-        runs = {(r.method, r.seed): _predictions(r.output_dir) for r in g.itertuples()}
-        runs = {k: v for k, v in runs.items() if v}
+    base = {"dataset": dataset, "n": len(ids), "units": units, "resampled": "documents" if clusters else "examples"}
+    for c, ss in seeds.items():
+        iv = stats.seed_example_interval([observed[(c, s)] for s in sorted(ss)], [reps[(c, s)] for s in sorted(ss)])
+        intervals.append({**base, "config": c, **iv})
+    for a, b in itertools.combinations(list(seeds), 2):
+        pairs = _pairs(sorted(seeds[a]), sorted(seeds[b]), fixed.get(a, False), fixed.get(b, False))
+        if not pairs:
+            continue
+        res = stats.seed_example_test([observed[(a, sa)] for sa, _ in pairs], [reps[(a, sa)] for sa, _ in pairs],
+                                      [observed[(b, sb)] for _, sb in pairs], [reps[(b, sb)] for _, sb in pairs],
+                                      alpha=alpha)
+        rows.append({**base, "a": a, "b": b, **res})
+    return rows, intervals
+
+
+PAIR_COLUMNS = ["dataset", "a", "b", "n", "units", "resampled", "diff", "ci_low", "ci_high", "p_value", "seeds", "df",
+                "seed_var", "example_var", "samples"]
+
+
+def significance(df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05,
+                 constants: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every pair of configurations (model / method, across models) on each dataset, and each configuration
+    against the dataset's best constant answer (`constants`, from `constant_baselines`), over every seed both ran
+    and every test example both predicted (`compare_runs`), then Holm-Bonferroni over all the pairs tested:
+    `significant` only after that correction. Also each configuration's test score with its interval."""
+    rows, intervals = [], []
+    for dataset, g in df.groupby("dataset", sort=False):
+        runs = _runs(g)
         if not runs:
             continue
-        ids = [i for i in next(iter(runs.values())) if all(i in p for p in runs.values())]
-        if len(ids) < 2:
-            continue
-        first = next(iter(runs.values()))
-        golds = [first[i]["gold"] for i in ids]
-        stats_by_run = {k: task.stats(golds, [p[i]["prediction"] for i in ids], ids) for k, p in runs.items()}
-        observed, reps = stats.replicate_scores(stats_by_run, task.score_stats, samples)
-        seeds = {m: sorted(s for (mm, s) in runs if mm == m) for m in dict.fromkeys(g.method)}
-        seeds = {m: v for m, v in seeds.items() if v}
-        for m, ss in seeds.items():
-            iv = stats.seed_example_interval([observed[(m, s)] for s in ss], [reps[(m, s)] for s in ss])
-            intervals.append({"dataset": dataset, "model": model, "method": m, "n": len(ids), **iv})
-        fixed = {m: bool(d) for m, d in zip(g.method, g.deterministic)}
-        for a, b in itertools.combinations(list(seeds), 2):
-            if fixed[a] and len(seeds[a]) == 1:
-                pairs = [(seeds[a][0], s) for s in seeds[b]]
-            elif fixed[b] and len(seeds[b]) == 1:
-                pairs = [(s, seeds[b][0]) for s in seeds[a]]
-            else:
-                pairs = [(s, s) for s in seeds[a] if s in seeds[b]]
-            if not pairs:
-                continue
-            res = stats.seed_example_test([observed[(a, sa)] for sa, _ in pairs], [reps[(a, sa)] for sa, _ in pairs],
-                                          [observed[(b, sb)] for _, sb in pairs], [reps[(b, sb)] for _, sb in pairs])
-            rows.append({"dataset": dataset, "model": model, "a": a, "b": b, "n": len(ids), **res})
-    out = pd.DataFrame(rows, columns=["dataset", "model", "a", "b", "n", "diff", "ci_low", "ci_high", "p_value",
-                                      "seeds", "samples"])
+        fixed = {config_label(r.model, r.method): bool(r.deterministic) for r in g.itertuples()}
+        spec = _spec(dataset, g.output_dir)
+        pair_rows, iv = compare_runs(dataset, runs, fixed, spec, samples, alpha, (constants or {}).get(dataset))
+        rows += pair_rows
+        intervals += iv
+    out = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     out["p_holm"] = stats.holm(out["p_value"]) if len(out) else []
     out["significant"] = out["p_holm"] < alpha
-    return out, pd.DataFrame(intervals, columns=["dataset", "model", "method", "n", "score", "ci_low", "ci_high",
-                                                 "seeds"])
+    return out, pd.DataFrame(intervals, columns=["dataset", "config", "n", "units", "resampled", "score", "ci_low",
+                                                 "ci_high", "seeds"])
 
 
 def constant_baselines(df: pd.DataFrame) -> dict[str, tuple[float, str]]:
@@ -126,8 +175,10 @@ def constant_baselines(df: pd.DataFrame) -> dict[str, tuple[float, str]]:
         if not ids or not all(isinstance(x, str) for x in golds):
             continue
         task = task_for(_spec(dataset, g.output_dir))
-        out[dataset] = max((float(task.score_stats(task.stats(golds, [c] * len(ids), ids).sum(axis=0))), c)
-                           for c in sorted(set(golds)))
+        best = max((float(task.score_stats(task.stats(golds, [c] * len(ids), ids).sum(axis=0))), c)
+                   for c in sorted(set(golds)))
+        if best[0] > 0:
+            out[dataset] = best
     return out
 
 
@@ -144,8 +195,9 @@ def _spec(dataset: str, output_dirs):
     return get_spec(dataset)  # raises, naming the dataset
 
 
-def _predictions(output_dir: str) -> dict:
-    path = Path(output_dir) / "predictions.jsonl"
+def _predictions(output_dir: str, which: str = "test") -> dict:
+    """A run's predictions by example id: of the evaluated split (`test`) or of dev (the kept model's)."""
+    path = Path(output_dir) / ("predictions.jsonl" if which == "test" else "dev_predictions.jsonl")
     return {r["id"]: r for r in read_jsonl(path)} if path.is_file() else {}
 
 
@@ -187,7 +239,7 @@ def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
             ax.annotate(f"{r['model']}/{r['method']}", (x, y), fontsize=7, xytext=(4, 4 + 9 * stack),
                         textcoords="offset points")
         ax.set_xlabel(label)
-        ax.set_ylabel("BLURB score (datasets in the study)")
+        ax.set_ylabel("macro score (the study's task types)")
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(alpha=0.3)
         plots[col] = _svg(fig)
@@ -238,41 +290,44 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def answer(agg: pd.DataFrame, rec: pd.DataFrame, sig: pd.DataFrame, intervals: pd.DataFrame,
-           search: list[dict], constants: dict | None = None) -> pd.DataFrame:
-    """The report's first table: per task type and dataset, the (model, method) chosen on dev (no budget), its
-    chosen search values, dev score, test score with its 95% interval over seeds and examples, the methods
-    on the same model it beats / cannot be told apart from after the multiplicity correction, and the best
-    constant answer's test score (`constant_baselines`) where a dataset has one."""
+def answer(agg: pd.DataFrame, decisions: dict, sig: pd.DataFrame, intervals: pd.DataFrame, search: list[dict],
+           constants: dict | None = None) -> pd.DataFrame:
+    """The report's first table: per dataset (by task type), the configuration recommended on dev
+    (`answer.dev_decisions`: the cheapest that dev cannot tell apart from the dev-best), its chosen search values,
+    dev score, test score with its 95 % interval over seeds and examples, the configurations of any model it is
+    better or worse than on test after Holm over every comparison in the report, and its difference from the best
+    constant answer where a dataset has one."""
     constants = constants or {}
-    top = rec[(rec.memory_budget_mb == float("inf")) & (rec.time_budget_s == float("inf"))]
     rows = []
-    for r in top.itertuples():
-        if not isinstance(r.method, str):
-            continue
-        for d in agg[(agg.task == r.task) & (agg.model == r.model) & (agg.method == r.method)].itertuples():
-            pick = next((c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"])
-                         == (d.dataset, r.model, r.method)), None)
-            edge = pick.get("edge", []) if pick else []
-            if pick and len(pick.get("values") or {}) == 1:  # one field searched: its name is in the label
-                edge = [e.split(": ", 1)[-1] for e in edge]
-            chosen = "" if pick is None else pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
-            iv = intervals[(intervals.dataset == d.dataset) & (intervals.model == r.model) & (intervals.method == r.method)]
-            test = (f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv)
-                    else f"{d.score_mean:.2f}")
-            beats, ties = [], []
-            for p in sig[(sig.dataset == d.dataset) & (sig.model == r.model)].itertuples():
-                if r.method not in (p.a, p.b):
-                    continue
-                other, diff = (p.b, p.diff) if p.a == r.method else (p.a, -p.diff)
-                (beats if p.significant and diff > 0 else ties).append(other)
-            rows.append({"task": r.task, "dataset": d.dataset, "recommended (on dev)": f"{r.model} / {r.method}",
-                         "search chose": chosen or "–", "dev": f"{d.dev_mean:.2f}", "test [95% CI]": test,
-                         "seeds": int(d.seeds), "better than (Holm)": ", ".join(beats) or "–",
-                         "not told apart from": ", ".join(ties) or "–",
-                         "best constant answer (test)": (f"{constants[d.dataset][0]:.2f} (always "
-                                                         f"{constants[d.dataset][1]!r})" if d.dataset in constants
-                                                         else "–")})
+    for dataset, dec in sorted(decisions.items(), key=lambda kv: kv[1]["task"]):
+        rec = dec["recommended"]
+        d = next(r for r in agg[agg.dataset == dataset].itertuples() if config_label(r.model, r.method) == rec)
+        pick = next((c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"])
+                     == (dataset, d.model, d.method)), None)
+        edge = pick.get("edge", []) if pick else []
+        if pick and len(pick.get("values") or {}) == 1:  # one field searched: its name is in the label
+            edge = [e.split(": ", 1)[-1] for e in edge]
+        chosen = "" if pick is None else pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
+        iv = intervals[(intervals.dataset == dataset) & (intervals.config == rec)]
+        test = (f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv)
+                else f"{d.score_mean:.2f}")
+        above, below, ties, const = [], [], [], "–"
+        for p in sig[sig.dataset == dataset].itertuples():
+            if rec not in (p.a, p.b):
+                continue
+            other, diff, lo, hi = ((p.b, p.diff, p.ci_low, p.ci_high) if p.a == rec
+                                   else (p.a, -p.diff, -p.ci_high, -p.ci_low))
+            if other.startswith(CONSTANT + " "):
+                const = (f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} (always "
+                         f"{constants[dataset][1]!r}: {constants[dataset][0]:.2f})")
+                continue
+            (above if p.significant and diff > 0 else below if p.significant else ties).append(other)
+        rows.append({"task": dec["task"], "dataset": dataset, "recommended (on dev)": rec, "search chose": chosen or "–",
+                     "dev": f"{d.dev_mean:.2f}", "test [95% CI]": test, "seeds": int(d.seeds),
+                     "better than (test, Holm)": ", ".join(above) or "–",
+                     "worse than (test, Holm)": ", ".join(below) or "–",
+                     "not told apart from (test)": ", ".join(ties) or "–",
+                     "− best constant answer (test)": const})
     return pd.DataFrame(rows)
 
 
@@ -303,53 +358,73 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
     blurb = stats.blurb_scores(df)
     var = stats.seed_variance(agg)
     started = time.perf_counter()
-    sig, intervals = significance(df, samples)
+    constants = constant_baselines(df)
+    sig, intervals = significance(df, samples, constants=constants)
     sig_seconds = time.perf_counter() - started
     rec = stats.recommendations(agg, memory_mb, seconds)
-    lead = answer(agg, rec, sig, intervals, search, constant_baselines(df))
+    from .answer import dev_decisions
+
+    decisions = dev_decisions(df, agg, samples=min(samples, 2000))
+    lead = answer(agg, decisions, sig, intervals, search, constants)
+    n_types = int(blurb.task_types.max()) if len(blurb) else 0
+    blurb_name = "BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types"
     plots = pareto_plots(agg, blurb)
     maps = heat_maps(agg)
 
     f2 = lambda v: f"{v:.2f}"  # noqa: E731
-    per_ds = agg.assign(test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)])
+    per_ds = agg.assign(test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)],
+                        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in
+                                  zip(agg.n_unparsed, agg.n_test)])
     n_sig = int(sig["significant"].sum()) if len(sig) else 0
     folded = [
-        ("BLURB score per model and method (test, mean ± std over seeds)",
+        (f"{blurb_name[0].upper() + blurb_name[1:]} per model and method (test, mean ± std over seeds; the mean "
+         "over the task types present of each task type's mean dataset score)",
          _table(blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(blurb.blurb_mean, blurb.blurb_std)])
                 [["model", "method", "blurb", "seeds", "task_types"]])),
-        ("Per dataset (dev mean; test mean ± std over seeds; cost = training time + its search)",
-         _table(per_ds[["task", "dataset", "model", "method", "dev_mean", "test", "seeds", "trainable_params",
-                        "peak_memory_mb", "train_seconds", "search_seconds", "cost_seconds"]],
+        ("Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
+         "+ its search + test prediction, seconds)",
+         _table(per_ds[["task", "dataset", "model", "method", "dev_mean", "test", "seeds", "unparsed",
+                        "trainable_params", "peak_memory_mb", "train_seconds", "search_seconds", "eval_seconds",
+                        "cost_seconds"]],
                 {"dev_mean": f2, "trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",
                  "train_seconds": lambda v: f"{v:.0f}", "search_seconds": lambda v: f"{v:.0f}",
-                 "cost_seconds": lambda v: f"{v:.0f}"})),
+                 "eval_seconds": lambda v: f"{v:.0f}", "cost_seconds": lambda v: f"{v:.0f}"})),
         *([] if not search else [(
-         "Search on dev: every candidate (first seed), its dev score, training time and the one chosen (a "
-         "chosen value at the end of the range tried is marked: a value beyond it may be better still)",
+         "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
+         "training time and the one chosen (a chosen value at the end of the range tried is marked: a value beyond "
+         "it may be better still)",
          _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "dev_score", "train_seconds",
                                               "chosen", "edge"]).rename(columns={"edge": "chosen at the range's end"}),
                 {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else "",
                  "chosen at the range's end": lambda v: "; ".join(v)}))]),
-        ("Seed variance: fine-tuning vs in-context learning (mean std of the test score over seeds)",
+        ("Seed variance per model and method (std of the test score over seeds, mean over datasets)",
          _table(var, {"mean_seed_std": f2})),
-        (f"Method vs method on the same model and dataset: {len(sig)} comparisons, {n_sig} significant after "
-         f"Holm-Bonferroni over all of them (bootstrap over seeds and test examples, {samples:,} resamples, "
-         f"computed in {sig_seconds:.1f} s; interval: 95 % of score(a) − score(b); * = significant after the "
-         "correction)",
-         _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns=["significant", "samples"]),
-                {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.4f}",
+        (f"Every pair of configurations on a dataset, across models, and each against the best constant answer: "
+         f"{len(sig)} comparisons, {n_sig} significant after Holm-Bonferroni over all of them (the mean per-seed "
+         "difference, its variance split into a seed part and a test-example part — the examples resampled "
+         f"{samples:,} times, by document where the ids name documents — and a t reference with seeds − 1 degrees "
+         f"of freedom, calibrated by simulation; computed in {sig_seconds:.1f} s; interval: 95 % of score(a) − "
+         "score(b); * = significant after the correction)",
+         _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns=["significant", "samples",
+                                                                                  "seed_var", "example_var"]),
+                {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.4f}", "df": lambda v: f"{v:g}",
                  "p_holm": lambda v: f"{v:.4f}"})),
     ]
     budgets = ("Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
                "time budget for the configuration, its search included; mean over the task type's datasets; on a "
                "tie the cheaper pair is named, the others after it)", _table(_recommendation_grid(rec)))
     lead_title = "The answer"
-    lead_text = ("Per task type, the model/method with the best dev score (chosen on dev, never on test), its test "
-                 "score (mean over seeds, 95 % interval over seeds and test examples) and the methods on the same "
-                 "model it is significantly better than after Holm-Bonferroni over every comparison in this report; "
-                 "beside it, the best score of answering one label for every test example (relations, QA): a model "
-                 "near it has learned the majority answer, not the task.")
+    lead_text = ("Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest "
+                 "one that dev cannot tell apart from the best on dev (compute: training, its search and test "
+                 "prediction). Its test score (mean over seeds, 95 % interval over seeds and test examples), the "
+                 "configurations of every model it is better or worse than after Holm-Bonferroni over every "
+                 "comparison in this report, and its difference from the best constant answer (answering one label "
+                 "for every test example; relations, QA), * where significant: a model near that constant has "
+                 "learned the majority answer, not the task. What dev could decide:")
     lead_html, lead_md = _table(lead)
+    said = [f"{d}: {dec['sentence']}" for d, dec in decisions.items()]
+    lead_html += "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in said) + "</ul>"
+    lead_md += "\n" + "".join(f"- {t}\n" for t in said)
     out_dir = Path(out_dir)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     fig_html = lambda svgs, cap: "".join(  # noqa: E731
@@ -362,9 +437,9 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
             + "".join(f"<details><summary>{html.escape(t)}</summary>{h}</details>" for t, (h, _) in folded))
     # the cells reported are the chosen configurations' (every seed); the other search candidates are in the
     # search table only, and not-yet-run ones are neither
-    unchosen = sum(1 for c in search if not c["chosen"] and c["dev_score"] is not None)
-    counted = f"{len(df)} finished cells reported" + (f" (and {unchosen} search candidates not chosen)" if unchosen
-                                                       else "")
+    searched = sum(1 for c in search if c["dev_score"] is not None)
+    counted = f"{len(df)} finished cells reported" + (f" (and {searched} search runs, none of them a result)"
+                                                       if searched else "")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: {html.escape(study)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
@@ -381,4 +456,4 @@ details{{margin:0.6em 0}}summary{{cursor:pointer;font-weight:600}}</style></head
     atomic_write_text(out_dir / "report.md", md)
     return {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md"), "cells": len(df),
             "blurb": blurb, "aggregate": agg, "significance": sig, "intervals": intervals,
-            "recommendations": rec, "answer": lead, "significance_seconds": sig_seconds}
+            "recommendations": rec, "answer": lead, "decisions": decisions, "significance_seconds": sig_seconds}

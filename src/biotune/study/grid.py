@@ -16,7 +16,7 @@ A model entry may list `methods: [fft]` to run only those of the study's methods
 
 A (model, method) pair the method does not fit (zero-shot on an encoder) is left out of the grid and listed;
 a deterministic method (zero-shot) runs for the first seed only. A `search:` block (study/search.py) makes a
-(dataset, model, method) a model selection on dev: its candidates on the first seed, the best on every seed.
+(dataset, model, method) a model selection on dev: its candidates on the search seed, the best anew on every seed.
 Each cell is identified by everything that decides its result (biotune.identity).
 """
 
@@ -180,7 +180,7 @@ def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
 
 def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str], list[SearchGroup]]:
     """The grid's cells (every experiment validated; a searched (dataset, model, method) contributes its
-    candidates, on the first seed), the (model, method) pairs left out as not fitting, and the search groups."""
+    candidates, on the search seed), the (model, method) pairs left out as not fitting, and the search groups."""
     from biotune.methods import METHODS
     from biotune.models import FAMILIES
 
@@ -228,6 +228,13 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             for f, values in grid.items():
                 if not isinstance(values, list) or not values:
                     fail(["search", axis, name, f], "a non-empty list of values to try")
+    search_seed = study.search.seed if study.search.seed is not None else max(study.seeds) + 1
+    if study.search.seed is not None and search_seed in study.seeds:
+        fail(["search", "seed"], f"{search_seed} is one of the study's seeds: a search run would be reported as a "
+                                 "result (the winner's curse); give a seed outside `seeds`, or leave it out (default: "
+                                 "one above the highest)")
+    if len(set(study.seeds)) != len(study.seeds):
+        fail(["seeds"], f"a seed is listed twice ({study.seeds}): list each seed once")
     for name, by_method in study.search.model_method.items():
         if name not in names:
             fail(["search", "model_method", name], f"{name!r} is not one of the study's models; valid: "
@@ -260,16 +267,16 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                     for seed in seeds:
                         cells.append(_cell(study, dataset, model, method, seed, source))
                     continue
-                group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds))
+                group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds), search_seed)
 
                 def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
                     cell = _cell(study, dataset, model, method, seed, source, values)
-                    cell.search = SearchRef(group.key, values, index, final=seed != group.seeds[0])
+                    cell.search = SearchRef(group.key, values, index, final=True)
                     return cell
 
                 group.make = make
                 for i, values in enumerate(candidates(grid)):
-                    cell = _cell(study, dataset, model, method, seeds[0], source, values)
+                    cell = _cell(study, dataset, model, method, search_seed, source, values)
                     cell.search = SearchRef(group.key, values, i)
                     group.candidates.append(cell)
                 cells += group.candidates

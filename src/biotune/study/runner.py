@@ -109,8 +109,8 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     a Ray cluster (see ray_executor.py), its workers claiming cells in and writing results to the same store.
     `reclaim`: also run the cells that workers of other machines claimed and did not finish (Store.claim).
 
-    With a `search:` block, two phases: the cells without a search and every search candidate (first seed,
-    scored on dev), then the chosen candidate of each search on the other seeds. Returns the tally, with
+    With a `search:` block, two phases: the cells without a search and every search candidate (the search seed,
+    scored on dev), then the chosen candidate of each search anew on every reported seed. Returns the tally, with
     `final_cells` (what the report shows) and `pending` (searches still without a winner: a candidate failed)."""
     from .search import final_cells
 
@@ -122,7 +122,7 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
     stopped = sum(1 for state, _ in states if state == "interrupted")
     claimed = sum(1 for state, _ in states if state == "running")
-    later = sum(len(g.seeds) - 1 for g in study.groups)
+    later = sum(len(g.seeds) for g in study.groups)  # each search's chosen candidate, anew on every seed
     console.print(f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
                   f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), "
                   + (f"{stopped} interrupted (resumed), " if stopped else "")

@@ -11,11 +11,12 @@
 
 For each (dataset, model, method) the grid is the global one, then the method's, then the model's, then the
 model-and-method one (a field named again takes the later values: a model's learning rates win over a method's, as
-the scale of a learning rate follows the model, and a pair's win over both); its candidates are every combination. Each candidate runs on the first seed and is
-scored on dev with the dataset's own metric (`Experiment.dev_score`); the best candidate (ties: the first in grid
-order) then runs every other seed and is what the report shows, scored on test. The chosen candidate's first-seed
-run is itself the final cell of that seed (the same experiment), so nothing is trained twice. The search's cost is
-the other candidates' training time, added to the method's cost in the report.
+the scale of a learning rate follows the model, and a pair's win over both); its candidates are every combination.
+Each candidate runs on the search seed (`search.seed`; default one above the study's highest seed) and is scored
+on dev with the dataset's own metric (`Experiment.dev_score`); the best candidate (ties: the first in grid order)
+then runs every seed of the study anew. A search run is never a result: reused as one, the run that won the
+search on dev would carry its luck into the reported mean (the winner's curse), so the search seed is not a
+reported seed. The search's cost is every candidate's training time, added to the configuration's cost.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class SearchConfig(BaseModel):
     model: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     method: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     model_method: dict[str, dict[str, dict[str, list[Any]]]] = Field(default_factory=dict)
+    seed: int | None = None  # the candidates' seed; default: one above the study's highest (never a reported seed)
 
     @field_validator("grid")
     @classmethod
@@ -73,7 +75,7 @@ def candidates(grid: dict[str, list]) -> list[dict[str, Any]]:
 @dataclass
 class SearchRef:
     """What a cell is in a search: its group (dataset, model, method key), its candidate's values, and whether it
-    is a final cell (the chosen candidate, on some seed)."""
+    is a final cell (the chosen candidate, on a reported seed) rather than a search run."""
 
     group: tuple[str, str, str]
     values: dict[str, Any]
@@ -87,8 +89,9 @@ class SearchRef:
 @dataclass
 class SearchGroup:
     key: tuple[str, str, str]
-    seeds: list[int]
-    candidates: list = field(default_factory=list)  # the candidate cells, on the first seed
+    seeds: list[int]  # the reported seeds: the chosen candidate runs each of them anew
+    search_seed: int = 0  # the seed the candidates run on (not one of `seeds`)
+    candidates: list = field(default_factory=list)  # the candidate cells, on the search seed
     make: Callable | None = None  # (values, index, seed) -> the final cell of that seed
 
 
@@ -112,7 +115,7 @@ def chosen(group: SearchGroup, done: dict[tuple, list[dict]]) -> tuple[int | Non
 
 def final_cells(fixed: list, groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> tuple[list, list]:
     """(the study's final cells: the cells without a search, and for every finished search its chosen candidate
-    on every seed; the groups still searching)."""
+    run anew on every reported seed; the groups still searching)."""
     out, pending = list(fixed), []
     for g in groups:
         best, _ = chosen(g, done)
@@ -120,16 +123,8 @@ def final_cells(fixed: list, groups: list[SearchGroup], done: dict[tuple, list[d
             pending.append(g)
             continue
         pick = g.candidates[best]
-        first = _as_final(pick)
-        out.append(first)
-        out += [g.make(pick.search.values, best, seed) for seed in g.seeds[1:]]
+        out += [g.make(pick.search.values, best, seed) for seed in g.seeds]
     return out, pending
-
-
-def _as_final(cell):
-    import dataclasses
-
-    return dataclasses.replace(cell, search=dataclasses.replace(cell.search, final=True))
 
 
 def at_edge(values: dict[str, Any], tried: list[dict[str, Any]]) -> list[str]:
