@@ -76,6 +76,26 @@ def test_the_fair_comparison_study_is_the_issues_grid():
             assert c.experiment.training.train_limit >= 1000 and c.experiment.training.train_split == "train"
 
 
+def test_the_fair_rerun_searches_adaptively_with_one_budget_and_fresh_seeds():
+    """configs/studies/fair-halving.yaml: the fair study's models, data and rates, searched by successive halving
+    (the first rung at a dev evaluation a quarter in), one epoch over the same 1,000 examples for every method, the
+    candidates on a seed no result uses."""
+    from biotune.study.grid import load_study
+
+    study, cells, _ = load_study(Path(__file__).resolve().parents[1] / "configs" / "studies" / "fair-halving.yaml")
+    assert study.search.strategy == "halving" and study.search.rungs == [0.25, 1.0]
+    assert {g.strategy for g in study.groups} == {"halving"} and len(study.groups) == 8
+    assert {g.search_seed for g in study.groups} == {3} and study.seeds == [0, 1, 2]
+    for c in cells:
+        t = c.experiment.training
+        assert t.epochs == 1 and t.train_limit == 1000 and t.max_steps == -1 and c.experiment.eval.limit is None
+        if c.search is not None:
+            n = 1000
+            total, _, every = t.schedule(n)
+            first = t.model_copy(update={"pause_at": 0.25}).pause_step(n)
+            assert first % every == 0 and 0.25 * total <= first < 0.4 * total
+
+
 def test_configs_are_laid_out_by_family_model_method():
     assert len(EXPERIMENTS) >= 30
     for path in EXPERIMENTS:

@@ -269,7 +269,8 @@ def test_a_damaged_page_is_a_clear_error_and_the_file_is_not_written(tmp_path):
     data = bytearray(path.read_bytes())
     page = 4096
     assert len(data) > 6 * page
-    data[3 * page:4 * page] = b"\xff" * page  # a page of rows overwritten
+    last = len(data) // page - 1
+    data[last * page:(last + 1) * page] = b"\xff" * page  # a page of rows overwritten (rows are written last)
     path.write_bytes(bytes(data))
     before = path.read_bytes()
     with pytest.raises(BiotuneError, match=r"results store .*results.sqlite: cannot (open|read its rows) \(.*"

@@ -118,7 +118,7 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
 
 def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_every_reported_seed(tmp_path, data_dir):
     path = write_study(tmp_path, methods=["lora", "zero_shot"], seeds=[0, 1], data_dir=str(data_dir),
-                       search={"grid": {"training.learning_rate": [0.0001, 0.05]},
+                       search={"strategy": "grid", "grid": {"training.learning_rate": [0.0001, 0.05]},
                                "method": {"lora": {"method.params.r": [2, 4]}}})
     study, cells, _ = load_study(path)
     # 4 lora candidates (2 rates x 2 ranks) on the search seed, 2 (one above the highest reported seed);

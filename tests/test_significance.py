@@ -143,13 +143,14 @@ def test_documents_widen_the_interval_when_their_sentences_agree():
 
 def test_calibration_false_positives_at_most_alpha_and_power_reported(capsys):
     """Simulated studies (3 seeds, 500 test examples in 100 documents) with no true difference: the report's test
-    calls at most 5 % of them significant at 0.05, at every seed spread; with a true difference of about 5 and
-    10 accuracy points, the share it finds (its power) is printed. The table is in the README."""
+    calls at most 5 % of them significant at 0.05, at every seed spread; with a true difference of about 10
+    accuracy points, the share it finds (its power) is printed. The README's table (+5 points too) comes from
+    `python -m biotune.report.calibration`."""
     from biotune.report import calibration
 
     # 2,000 studies under no difference (Monte-Carlo standard error of a 5 % rate: 0.5 points), 500 for power
     rows = [calibration.calibrate(spread, effect, studies=2000 if effect == 0 else 500)
-            for spread in calibration.SPREADS for effect in (0.0, 0.3, 0.6)]
+            for spread in calibration.SPREADS for effect in (0.0, 0.6)]
     with capsys.disabled():
         print("\n" + calibration.describe(rows))
     for r in rows:
@@ -159,8 +160,7 @@ def test_calibration_false_positives_at_most_alpha_and_power_reported(capsys):
         else:
             assert r.true_diff > 4
     power = {(r.spread, r.effect): r.rejected for r in rows}
-    assert power[("steady", 0.6)] > power[("steady", 0.3)] > power[("steady", 0.0)]
-    assert power[("steady", 0.6)] > 0.5 and power[("wide", 0.3)] < power[("steady", 0.3)]
+    assert power[("steady", 0.6)] > 0.5 > power[("wide", 0.6)] > power[("wide", 0.0)]
 
 
 def test_seed_to_seed_variation_enters_the_interval():

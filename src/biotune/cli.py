@@ -261,8 +261,11 @@ def study_cmd(
         counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
         out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
         for g in study.groups:
+            how = ("every candidate its whole budget" if g.strategy == "grid" else
+                   f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
+                   f"each rung, the range growing at its edge up to {study.search.grow} values")
             out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
-                      f"(scored on dev); the best then runs seeds {g.seeds} anew")
+                      f"({how}; scored on dev); the best then runs seeds {g.seeds} anew")
         if left_out:
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")
@@ -344,10 +347,15 @@ def _write_report(study, cells, memory_budgets: str | None = None, time_budgets:
         sec = [float(x) for x in time_budgets.split(",")] if time_budgets else study.report.time_budgets_s
     except ValueError:
         raise BiotuneError("--memory-budgets / --time-budgets: comma-separated numbers or inf") from None
+    from .study import halving
     from .study.search import summary
     from .study.store import Store
 
-    searched = summary(study.groups, Store(study.store_url).done(study.name)) if study.groups else []
+    store = Store(study.store_url)
+    searched = summary([g for g in study.groups if g.strategy == "grid"], store.done(study.name))
+    for g in study.groups:
+        if g.strategy == "halving":
+            searched += halving.summary(store, study.name, g, study.search.rungs)
     result = build_report(study.store_url, study.name, study.out, mem, sec, samples or study.report.bootstrap_samples,
                           identities={c.key: c.identity_hash for c in cells}, search=searched)
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")

@@ -89,6 +89,11 @@ class TrainingConfig(_Strict):
     # experiment tracking through the Trainer's integrations (biotune.tracking): mlflow, tensorboard, wandb; each
     # needs its package. Not part of a result's identity
     report_to: list[Literal["mlflow", "tensorboard", "wandb"]] = Field(default_factory=list)
+    # stop at the first dev evaluation at or after this fraction of the training steps, its checkpoint kept, and
+    # write `paused.json` instead of a result: a rung of a study's adaptive search (study/halving.py). The same
+    # run invoked again with a later `pause_at` (or none) resumes from there, the learning-rate schedule set for
+    # the whole budget from the start. How far one invocation goes, not what the result is: not in the identity
+    pause_at: float | None = Field(None, gt=0, le=1)
 
     def schedule(self, n_train: int) -> tuple[int, int, int]:
         """(optimizer steps, save interval, dev-evaluation interval) of a run on `n_train` examples per process, as
@@ -100,6 +105,16 @@ class TrainingConfig(_Strict):
             every = self.eval_steps  # the kept checkpoint is chosen at dev evaluations: save at them (the Trainer
             #                          refuses a save interval that is not a multiple of the evaluation interval)
         return total, every, min(self.eval_steps or every, total)
+
+    def pause_step(self, n_train: int) -> int | None:
+        """The optimizer step `pause_at` stops at: the first dev evaluation at or after that fraction of the run,
+        so a paused and resumed run evaluates (and keeps its best checkpoint) exactly where an uninterrupted one
+        does; None where that is the last step (the run goes to its end)."""
+        if self.pause_at is None:
+            return None
+        total, _, eval_every = self.schedule(n_train)
+        step = min(total, math.ceil(self.pause_at * total / eval_every) * eval_every)
+        return step if step < total else None
 
     @model_validator(mode="after")
     def _saves_at_evaluations(self) -> "TrainingConfig":

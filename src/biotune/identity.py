@@ -32,7 +32,8 @@ from typing import Any
 from .config import ExperimentConfig
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
-_NOT_IDENTITY_TRAINING = {"report_to"}  # tracking: where the curves go, not what they are
+# tracking: where the curves go, not what they are; pause_at: how far one invocation trains (a search's rung)
+_NOT_IDENTITY_TRAINING = {"report_to", "pause_at"}
 # Settings added after results were stored, each with the default that does what runs did before it existed:
 # left out of the identity while at that default, so adding a setting reruns nothing; any other value is part of
 # the identity like every other field. (block, field) -> default

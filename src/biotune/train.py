@@ -33,6 +33,7 @@ from .tasks import task_for
 
 DEV_PREDICTIONS = "dev_predictions.jsonl"  # the kept model's dev predictions, beside the test predictions
 DEV_STEPS = "dev_steps"  # while training: each dev evaluation's predictions (step-<k>.jsonl), for the kept one
+PAUSED = "paused.json"  # a run stopped at `training.pause_at` (a search's rung): how far it got, its dev score so far
 
 
 def _log(msg: str) -> None:
@@ -206,9 +207,15 @@ class Experiment:
             callbacks=[self.mlflow_run] if self.mlflow_run else [],
         ))
 
+    paused: dict | None = None  # set by train() when the run stopped at `training.pause_at`
+
     def train(self) -> None:
         if self.method.trains:
-            self.train_info = _train(self)
+            info = _train(self)
+            if "paused" in info:
+                self.paused = info["paused"]
+                return
+            self.train_info = info
             self.resources.update(self.train_info.pop("resources"))
 
     def predict(self, dev: bool = True) -> tuple[dict, list[dict]]:
@@ -292,12 +299,21 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
         return RunSummary.read(out)
     from . import tracking
 
+    reached = paused_at(out)
+    if cfg.training.pause_at is not None and reached is not None and reached["pause_at"] >= cfg.training.pause_at:
+        _log(f"{out}/{PAUSED}: already trained to step {reached['step']} (pause_at {reached['pause_at']})")
+        return None
     with disk_full_errors(out), tracking.environment(cfg, out, ident_hash):
         exp = Experiment(cfg, progress and is_main_process())
         exp.identity_hash = ident_hash
         exp.setup()
         exp.train()
         if not is_main_process():
+            return None
+        if exp.paused is not None:  # a rung of a search: the checkpoint is kept to go on from; no result yet
+            atomic_write_json(out / PAUSED, {"pause_at": cfg.training.pause_at, **exp.paused})
+            _log(f"paused at step {exp.paused['step']} of {exp.paused['total_steps']} (dev score so far "
+                 f"{exp.paused['dev_score']})")
             return None
         summary = exp.write(*exp.predict())
         tracking.log_final(cfg, out, summary, exp.mlflow_run.run_id if exp.mlflow_run else None)
@@ -347,11 +363,12 @@ def tidy(out: Path, keep: str) -> None:
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     shutil.rmtree(out / DEV_STEPS, ignore_errors=True)
+    (out / PAUSED).unlink(missing_ok=True)
     if keep == "none":
         shutil.rmtree(out / "final", ignore_errors=True)
 
 
-_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "dev_predictions.jsonl", "config.yaml", "identity.json")
+_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "dev_predictions.jsonl", "config.yaml", "identity.json", PAUSED)
 _RESULT_DIRS = ("checkpoints", "final", "dev_steps")
 
 
@@ -403,11 +420,20 @@ def _features(exp: Experiment, model) -> tuple[list[dict], list[dict]]:
             encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length))
 
 
+def paused_at(out: Path) -> dict | None:
+    """What `paused.json` in a run folder says (None: the run never paused, or has finished since)."""
+    path = out / PAUSED
+    return json.loads(path.read_text()) if path.is_file() and not RunSummary.exists(out) else None
+
+
 def _train(exp: Experiment) -> dict:
-    from .trainer import TIME_FILE, parallelism
+    from .trainer import TIME_FILE, PauseAt, parallelism
 
     trainer = exp.trainer
     resume = last_checkpoint(exp.out / "checkpoints")
+    pause = exp.cfg.training.pause_step(len(exp.train_features))
+    if pause is not None:
+        trainer.add_callback(PauseAt(pause))
     meter = trainer.biotune_tokens
     if resume:
         _log(f"resuming from {resume}")
@@ -418,6 +444,14 @@ def _train(exp: Experiment) -> dict:
     with (Timer() as timer, PeakMemory(exp.device) as mem,
           exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16)):
         trainer.train(resume_from_checkpoint=resume)
+    if pause is not None and trainer.state.global_step == pause:
+        scores = [h["eval_score"] for h in trainer.state.log_history if "eval_score" in h]
+        return {"paused": {
+            "step": pause, "total_steps": trainer.state.max_steps,
+            "dev_score": _kept_score(scores, exp.method.keeps_final),
+            "dev_score_curve": [(h["step"], h["eval_score"]) for h in trainer.state.log_history if "eval_score" in h],
+            "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
+            "train_seconds_before_resume": round(meter.prior["train_seconds"], 3)}}
     final = exp.out / "final"
     trainer.save_model(str(final))
     if is_main_process():

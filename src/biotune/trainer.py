@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 
 from .io import atomic_write_json
 from .models.heads import IGNORE
@@ -158,6 +158,21 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
         print(f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
               f"{trainer.accelerator.distributed_type.value}", file=sys.stderr, flush=True)
     return trainer
+
+
+class PauseAt(TrainerCallback):
+    """Stops training after optimizer step `step` (a dev evaluation step: `TrainingConfig.pause_step`), with a
+    checkpoint saved there to resume from: a rung of a study's adaptive search."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == self.step:
+            control.should_evaluate = True  # an evaluation step already (pause_step): nothing changes there
+            control.should_save = True
+            control.should_training_stop = True
+        return control
 
 
 def parallelism(trainer) -> str:

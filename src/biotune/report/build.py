@@ -55,7 +55,10 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
             "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
             "trainable_params": res.get("trainable_params", 0),
             "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
-            "eval_seconds": res.get("eval_seconds", 0.0), "n_unparsed": metrics.get("n_unparsed"),
+            # prediction: of test, and of dev where it is not part of training (in-context methods' dev score)
+            "eval_seconds": (res.get("eval_seconds") or 0.0) + (0.0 if method.trains else
+                                                                 res.get("dev_eval_seconds") or 0.0),
+            "n_unparsed": metrics.get("n_unparsed"),
             "n_test": metrics.get("n"),
             "trains": method.trains, "deterministic": method.deterministic,
             "output_dir": r["output_dir"],
@@ -382,7 +385,8 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
          _table(blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(blurb.blurb_mean, blurb.blurb_std)])
                 [["model", "method", "blurb", "seeds", "task_types"]])),
         ("Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
-         "+ its search + test prediction, seconds)",
+         "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
+         "seconds)",
          _table(per_ds[["task", "dataset", "model", "method", "dev_mean", "test", "seeds", "unparsed",
                         "trainable_params", "peak_memory_mb", "train_seconds", "search_seconds", "eval_seconds",
                         "cost_seconds"]],
@@ -393,10 +397,13 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
          "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
          "training time and the one chosen (a chosen value at the end of the range tried is marked: a value beyond "
          "it may be better still)",
-         _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "dev_score", "train_seconds",
-                                              "chosen", "edge"]).rename(columns={"edge": "chosen at the range's end"}),
+         _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "rung_scores", "dev_score",
+                                              "train_seconds", "chosen", "edge"]).rename(
+                    columns={"edge": "chosen at the range's end", "rung_scores": "dev at each rung (budget: F)"}),
                 {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else "",
-                 "chosen at the range's end": lambda v: "; ".join(v)}))]),
+                 "chosen at the range's end": lambda v: "; ".join(v),
+                 "dev at each rung (budget: F)": lambda v: " → ".join(f"{f:g}: {x:.1f}" for f, x in v)
+                 if isinstance(v, list) else "–"}))]),
         ("Seed variance per model and method (std of the test score over seeds, mean over datasets)",
          _table(var, {"mean_seed_std": f2})),
         (f"Every pair of configurations on a dataset, across models, and each against the best constant answer: "

@@ -267,7 +267,8 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                     for seed in seeds:
                         cells.append(_cell(study, dataset, model, method, seed, source))
                     continue
-                group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds), search_seed)
+                group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds), search_seed,
+                                    grid=grid, strategy=study.search.strategy if meth.trains else "grid")
 
                 def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
                     cell = _cell(study, dataset, model, method, seed, source, values)

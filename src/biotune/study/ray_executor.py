@@ -12,6 +12,7 @@ from every node (a PostgreSQL URL, or SQLite on a shared file system) and so mus
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,24 +45,47 @@ def _absolute_store(url: str) -> str:
     return url
 
 
-def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: Callable, describe: Callable,
-               address: str | None = None, cpus_per_cell: float = 1, gpus_per_cell: float = 0,
-               reclaim: bool = False) -> list[str]:
-    """Run `cells` as Ray tasks; calls report(cell, status, detail) as each ends. Returns the workers seen."""
+def _start(address: str | None) -> bool:
+    """Start or join Ray unless it runs in this process already; True where it was started here."""
     try:
         import ray
     except ModuleNotFoundError:
         raise BiotuneError("--executor ray needs Ray: pip install 'biotune[ray]' (or pip install ray)") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        try:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:  # a local Ray on this machine; small object store, the tasks pass only summaries
-                ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise BiotuneError(f"--executor ray: cannot start or join Ray ({address or 'local'}): "
-                               f"{str(e).splitlines()[0]}") from None
+    if ray.is_initialized():
+        return False
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:  # a local Ray on this machine; small object store, the tasks pass only summaries
+            ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise BiotuneError(f"--executor ray: cannot start or join Ray ({address or 'local'}): "
+                           f"{str(e).splitlines()[0]}") from None
+    return True
+
+
+@contextmanager
+def ray_session(address: str | None = None):
+    """One Ray for all the batches of a study (an adaptive search runs one batch per rung): started or joined
+    once, shut down at the end if started here."""
+    started = _start(address)
+    try:
+        yield
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: Callable, describe: Callable,
+               address: str | None = None, cpus_per_cell: float = 1, gpus_per_cell: float = 0,
+               reclaim: bool = False) -> list[str]:
+    """Run `cells` as Ray tasks; calls report(cell, status, detail) as each ends. Returns the workers seen. Ray is
+    started (or joined) here unless it runs already (`ray_session` keeps one for a whole study's batches)."""
+    import ray
+
+    started_here = _start(address)
     try:
         task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=0)(_ray_task)
         url = _absolute_store(study.store_url)

@@ -72,9 +72,10 @@ def _cell_process(config: dict, log_path: str, conn, environment: dict | None = 
             conn.send(first if isinstance(e, BiotuneError) else f"{type(e).__name__}: {first}")
 
 
-def run_cell(cell: Cell) -> RunSummary:
-    """Run one cell in its own process; returns its metrics.json (resumes a half-done cell by itself).
-    The cell's output goes to <cell>/run.log."""
+def run_cell(cell: Cell) -> RunSummary | dict:
+    """Run one cell in its own process; returns its metrics.json (resumes a half-done cell by itself), or where
+    the cell stopped at a search's rung (`training.pause_at`), what its paused.json says. The cell's output goes
+    to <cell>/run.log."""
     out = Path(cell.experiment.output_dir)
     atomic_write_text(out / "experiment.yaml", yaml.safe_dump(cell.experiment.model_dump(), sort_keys=False))
     log = out / "run.log"
@@ -100,6 +101,12 @@ def run_cell(cell: Cell) -> RunSummary:
         why = error if error not in (None, "no result") else (
             f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}")
         raise RuntimeError(f"{why} (log: {log})")
+    if cell.experiment.training.pause_at is not None and not RunSummary.exists(out):
+        from biotune.train import paused_at
+
+        reached = paused_at(out)
+        if reached is not None:
+            return reached
     return RunSummary.read(out)
 
 
@@ -133,11 +140,22 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
+    session = contextlib.nullcontext()
+    if executor == "ray":
+        from .ray_executor import ray_session
+
+        session = ray_session(executor_options.get("address"))
+    with session, Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task("cells", total=len(cells) + later, completed=len(cells) - len(todo))
 
         def report(cell: Cell, status: str, detail) -> None:
             """One cell ended: `done` (detail: its summary and seconds), `failed` (the error) or `skipped`."""
+            if status == "paused":
+                info, seconds = detail
+                console.print(f"paused {cell.label} at step {info.get('step')} of {info.get('total_steps')}: dev "
+                              f"{info.get('dev_score')} ({seconds:.0f} s)")
+                tally["rung_runs"] = tally.get("rung_runs", 0) + 1
+                return
             if status == "done":
                 summary, seconds = detail
                 dev = summary.dev_score
@@ -168,10 +186,16 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             else:
                 raise BiotuneError(f"unknown executor {executor!r}; valid: local, ray")
 
-        run(todo)
+        adaptive = [g for g in study.groups if g.strategy == "halving"]
+        searched = {c.identity_hash for g in adaptive for c in g.candidates}
+        run([c for c in todo if c.identity_hash not in searched])  # adaptive searches run rung by rung, below
+        if adaptive:
+            from .halving import choice, run_halving
+
+            run_halving(study, store, adaptive, run, lambda text: console.print(text))
         fixed = [c for c in cells if c.search is None]
         done = store.done(study.name)
-        finals, pending = final_cells(fixed, study.groups, done)
+        finals, pending = final_cells(fixed, study.groups, done, lambda g: choice(store, study.name, g))
         for g in study.groups:
             if g not in pending:
                 best = next(c for c in finals if c.search and c.search.group == g.key)
@@ -204,9 +228,12 @@ def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
     seed (as the store has them now)."""
     from .search import final_cells
 
+    from .halving import choice
+
     store = existing_store(study.store_url)
     done = store.done(study.name) if store is not None else {}
-    return final_cells([c for c in cells if c.search is None], study.groups, done)[0]
+    return final_cells([c for c in cells if c.search is None], study.groups, done,
+                       lambda g: choice(store, study.name, g))[0]
 
 
 @contextlib.contextmanager
@@ -244,6 +271,9 @@ def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None, recl
     started = time.time()
     try:
         summary = run_cell(cell)
+        if isinstance(summary, dict):  # stopped at a search's rung: claimable again to go on from there
+            store.pause(study_name, cell.key, cell.identity_hash, summary)
+            return "paused", (summary, time.time() - started)
     except KeyboardInterrupt:  # stopped by the user: recorded as such (not failed), resumed by the next run
         store.interrupt(study_name, cell.key, cell.identity_hash)
         raise StudyInterrupted(cell.label) from None
@@ -272,6 +302,8 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
     done = store.done(study_name) if store is not None else {}
     stopped = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
                 for r in store.rows(study_name, "interrupted")} if store is not None else set())
+    paused = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
+               for r in store.rows(study_name, "paused")} if store is not None else set())
     running = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r
                 for r in store.rows(study_name, "running")} if store is not None else {})
     current = {(c.key, c.identity_hash) for c in cells}
@@ -281,6 +313,8 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
         replaced = [r for r in rows if (c.key, r["config_hash"]) not in current]
         if any(r["config_hash"] == c.identity_hash for r in rows):
             out.append(("done", ""))
+        elif (c.key, c.identity_hash) in paused:
+            out.append(("paused", "stopped at a rung of its adaptive search; goes on from there if chosen to"))
         elif (c.key, c.identity_hash) in stopped:
             out.append(("interrupted", "stopped by the user; resumes from its last checkpoint"))
         elif (c.key, c.identity_hash) in running:

@@ -25,7 +25,7 @@ import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -37,6 +37,20 @@ class SearchConfig(BaseModel):
     method: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
     model_method: dict[str, dict[str, dict[str, list[Any]]]] = Field(default_factory=dict)
     seed: int | None = None  # the candidates' seed; default: one above the study's highest (never a reported seed)
+    # halving (study/halving.py): candidates compared at each rung, the better `keep` go on from their checkpoints,
+    # a numeric range grows at its edge; grid: every candidate trains its whole budget
+    strategy: Literal["halving", "grid"] = "halving"
+    rungs: list[float] = Field(default_factory=lambda: [0.25, 1.0])  # fractions of the budget; the last is 1
+    keep: float = Field(1 / 3, gt=0, lt=1)  # the share of a rung's candidates that go on (at least one)
+    grow: int = Field(2, ge=0)  # values added beyond an end of a numeric range, per field and direction
+
+    @field_validator("rungs")
+    @classmethod
+    def _rungs(cls, v: list[float]) -> list[float]:
+        if not v or v[-1] != 1 or any(not 0 < x <= 1 for x in v) or any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"{v}: increasing fractions of the training budget in (0, 1], the last 1 "
+                             "(e.g. [0.25, 1.0])")
+        return v
 
     @field_validator("grid")
     @classmethod
@@ -93,6 +107,8 @@ class SearchGroup:
     search_seed: int = 0  # the seed the candidates run on (not one of `seeds`)
     candidates: list = field(default_factory=list)  # the candidate cells, on the search seed
     make: Callable | None = None  # (values, index, seed) -> the final cell of that seed
+    grid: dict = field(default_factory=dict)  # field -> the values the grid tries
+    strategy: str = "grid"  # grid or halving (SearchConfig.strategy)
 
 
 def _row(cell, done: dict[tuple, list[dict]]) -> dict | None:
@@ -113,17 +129,22 @@ def chosen(group: SearchGroup, done: dict[tuple, list[dict]]) -> tuple[int | Non
     return best, scores
 
 
-def final_cells(fixed: list, groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> tuple[list, list]:
+def final_cells(fixed: list, groups: list[SearchGroup], done: dict[tuple, list[dict]],
+                halving_choice: Callable | None = None) -> tuple[list, list]:
     """(the study's final cells: the cells without a search, and for every finished search its chosen candidate
-    run anew on every reported seed; the groups still searching)."""
+    run anew on every reported seed; the groups still searching). `halving_choice(group)`: (index, values) an
+    adaptive search chose (halving.choice), or None."""
     out, pending = list(fixed), []
     for g in groups:
-        best, _ = chosen(g, done)
-        if best is None:
+        if g.strategy == "halving":
+            pick = halving_choice(g) if halving_choice else None
+        else:
+            best, _ = chosen(g, done)
+            pick = None if best is None else (best, g.candidates[best].search.values)
+        if pick is None:
             pending.append(g)
             continue
-        pick = g.candidates[best]
-        out += [g.make(pick.search.values, best, seed) for seed in g.seeds]
+        out += [g.make(pick[1], pick[0], seed) for seed in g.seeds]
     return out, pending
 
 

@@ -30,7 +30,7 @@ results = Table(
     Column("model", String(200), nullable=False),
     Column("method", String(100), nullable=False),
     Column("seed", Integer, nullable=False),
-    Column("status", String(20), nullable=False),  # running, done, failed, interrupted
+    Column("status", String(20), nullable=False),  # running, done, failed, interrupted, paused (a search's rung)
     Column("worker", String(200)),  # host:pid that claimed the cell
     Column("task", String(50)),
     Column("score", Float),  # on the evaluated split (test)
@@ -46,6 +46,26 @@ results = Table(
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
     UniqueConstraint("study", "dataset", "model", "method", "seed", "config_hash", name="one_row_per_identity"),
+)
+# an adaptive search's record (study/halving.py): each candidate's dev score at each rung it reached and what was
+# decided there (continue, stop, chosen); a candidate added by range growth has its row before it runs
+rungs = Table(
+    "search_rungs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("study", String(200), nullable=False),
+    Column("dataset", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("method", String(100), nullable=False),
+    Column("config_hash", String(32), nullable=False),  # the candidate's identity
+    Column("candidate", Text, nullable=False),  # JSON: its search values
+    Column("rung", Integer, nullable=False),
+    Column("step", Integer),  # the optimizer step the rung ended at
+    Column("dev_score", Float),  # the kept model's dev score up to that step (None: not reached yet)
+    Column("train_seconds", Float),  # its training up to there (all rungs so far)
+    Column("decision", String(20)),  # continue, stop, chosen; added (a range-growth candidate not yet run)
+    Column("note", Text),
+    Column("decided_at", DateTime(timezone=True)),
+    UniqueConstraint("study", "dataset", "model", "method", "config_hash", "rung", name="one_row_per_rung"),
 )
 _COLUMNS = [c.name for c in results.columns]
 
@@ -160,6 +180,30 @@ class Store:
             git_rev=git_rev, output_dir=output_dir, finished_at=_now(), error=None,
         )
         self._update(study, key, identity, values)
+
+    def pause(self, study: str, key: tuple, identity: str, info: dict):
+        """Stopped at a rung of an adaptive search (`paused.json`): claimable again to go on from there."""
+        self._update(study, key, identity, dict(status="paused", dev_score=info.get("dev_score"),
+                                                metrics=json.dumps(info), finished_at=_now(), error=None))
+
+    # -- adaptive search ---------------------------------------------------------------------------
+    def rung_rows(self, study: str) -> list[dict]:
+        with self._errors("read its search rungs"), self.engine.connect() as conn:
+            q = select(rungs).where(rungs.c.study == study).order_by(rungs.c.id)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def record_rung(self, study: str, group: tuple, identity: str, candidate: dict, rung: int, **values):
+        """Insert or update one candidate's row at one rung (idempotent: a rerun writes the same values)."""
+        dataset, model, method = group
+        where = ((rungs.c.study == study) & (rungs.c.dataset == dataset) & (rungs.c.model == model)
+                 & (rungs.c.method == method) & (rungs.c.config_hash == identity) & (rungs.c.rung == rung))
+        with self._errors("record a search rung"), self.engine.begin() as conn:
+            if conn.execute(select(rungs.c.id).where(where)).first() is None:
+                conn.execute(insert(rungs).values(study=study, dataset=dataset, model=model, method=method,
+                                                  config_hash=identity, candidate=json.dumps(candidate), rung=rung,
+                                                  decided_at=_now(), **values))
+            else:
+                conn.execute(update(rungs).where(where).values(decided_at=_now(), **values))
 
     def fail(self, study: str, key: tuple, identity: str, error: str):
         self._update(study, key, identity, dict(status="failed", error=error[-4000:], finished_at=_now()))

@@ -1,0 +1,154 @@
+"""Adaptive search (study/halving.py): the rule on constructed rung scores, then real tiny studies — a survivor
+goes on from its checkpoint to the model an uninterrupted run gives, a killed search resumes with the same
+decisions, the range grows at its edge up to its bound, and the Ray executor decides as the local one does."""
+
+import json
+import shutil
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from biotune.config import load_experiment
+from biotune.errors import BiotuneError
+from biotune.study import halving
+from biotune.study.grid import load_study
+from biotune.study.runner import StudyInterrupted, run_study
+from biotune.study.search import SearchRef
+from biotune.study.store import Store
+from biotune.train import run_experiment
+
+from test_study import write_study
+
+
+class _Cand:
+    def __init__(self, index, values):
+        self.identity_hash = f"h{index}"
+        self.search = SearchRef(("gad", "m", "lora"), values, index)
+
+
+def _rows(scores: dict, rung: int = 0, decision=None):
+    return [{"config_hash": h, "rung": rung, "dev_score": s, "decision": decision} for h, s in scores.items()]
+
+
+def test_halving_stops_the_worst_and_continues_the_best_and_waits_for_a_missing_score():
+    cands = [_Cand(i, {"training.learning_rate": lr}) for i, lr in enumerate([1e-4, 3e-4, 1e-3])]
+    rows = _rows({"h0": 40.0, "h1": 60.0, "h2": 55.0})
+    assert [c.identity_hash for c in halving.survivors(cands, rows, 0, 1 / 3)] == ["h1"]
+    assert [c.identity_hash for c in halving.survivors(cands, rows, 0, 2 / 3)] == ["h1", "h2"]
+    assert halving.survivors(cands, rows[:2], 0, 1 / 3) is None  # h2 has not reached the rung yet
+    # ties go to the earlier candidate; a failed one (no score) stops
+    tied = _rows({"h0": 50.0, "h1": None, "h2": 50.0})
+    assert [c.identity_hash for c in halving.survivors(cands, tied, 0, 1 / 3)] == ["h0"]
+    # at the next rung only the candidates a decision continued train
+    decided = _rows({"h0": 40.0}, decision="stop") + _rows({"h1": 60.0}, decision="continue")
+    assert [c.identity_hash for c in halving.alive_at(cands, decided, 1)] == ["h1"]
+
+
+@pytest.mark.parametrize("best, want", [(0, [{"training.learning_rate": 3.16e-05}]),
+                                        (2, [{"training.learning_rate": 0.00316}]), (1, [])])
+def test_range_growth_adds_the_next_value_beyond_the_end_where_the_best_sits(best, want):
+    grid = {"training.learning_rate": [1e-4, 3e-4, 1e-3]}
+    cands = [_Cand(i, {"training.learning_rate": lr}) for i, lr in enumerate(grid["training.learning_rate"])]
+    rows = _rows({c.identity_hash: (70.0 if i == best else 50.0) for i, c in enumerate(cands)})
+    add, notes = halving.grow(cands, rows, grid, bound=2)
+    assert [{k: pytest.approx(v, rel=1e-2) for k, v in a.items()} for a in add] == want and notes == []
+
+
+def test_range_growth_stops_at_its_bound_and_says_so():
+    grid = {"training.learning_rate": [1e-4, 3e-4, 1e-3]}
+    lrs = [1e-4, 3e-4, 1e-3, 3.16e-3, 1e-2]  # two values already added above the grid (ratio sqrt(10))
+    cands = [_Cand(i, {"training.learning_rate": lr}) for i, lr in enumerate(lrs)]
+    rows = _rows({c.identity_hash: 50.0 + i for i, c in enumerate(cands)})  # the highest is the best
+    add, notes = halving.grow(cands, rows, grid, bound=2)
+    assert add == [] and notes == ["learning_rate stopped growing up at 0.01 (bound search.grow = 2)"]
+    assert halving.grow(cands, rows, grid, bound=3)[0] == [{"training.learning_rate": pytest.approx(0.0316, rel=1e-2)}]
+
+
+def test_bad_rungs_are_refused(tmp_path):
+    for rungs in ([0.5], [0.5, 0.25, 1.0], [0.0, 1.0]):
+        path = write_study(tmp_path, search={"grid": {"training.learning_rate": [1e-3]}, "rungs": rungs})
+        with pytest.raises(BiotuneError, match=r"search.rungs"):
+            load_study(path)
+
+
+def _adaptive(tmp_path, data_dir, name="a", grow=1, rates=(1e-4, 1e-3, 1e-2), steps=8, **search):
+    (tmp_path / name).mkdir()
+    return write_study(
+        tmp_path / name, methods=["lora"], seeds=[0], data_dir=str(data_dir),
+        defaults={"training": {"max_steps": steps, "batch_size": 2, "train_limit": 16, "dev_limit": 6,
+                               "eval_steps": steps // 4, "save_steps": steps // 4, "max_length": 160},
+                  "eval": {"limit": 4, "max_new_tokens": 4}, "keep": "adapter"},
+        search={"grid": {"training.learning_rate": list(rates)}, "rungs": [0.25, 1.0], "grow": grow, **search})
+
+
+def _decisions(study):
+    return sorted((r["candidate"], r["rung"], r["dev_score"], r["decision"])
+                  for r in Store(study.store_url).rung_rows(study.name) if r["decision"] != "note")
+
+
+def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_checkpoints(tmp_path, data_dir):
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir))
+    assert study.groups[0].strategy == "halving" and len(cells) == 3
+    tally = run_study(study, cells)
+    assert tally["failed"] == 0 and not tally["pending"]
+    rows = Store(study.store_url).rung_rows("t")
+    at0 = [r for r in rows if r["rung"] == 0 and r["decision"] in ("continue", "stop")]
+    at1 = [r for r in rows if r["rung"] == 1]
+    # 3 grid candidates (and at most one grown value) at the first rung (step 2 of 8), one goes on to the end
+    assert 3 <= len(at0) <= 4 and sum(r["decision"] == "continue" for r in at0) == 1
+    assert [r["decision"] for r in at1] == ["chosen"] and all(r["step"] == 2 for r in at0)
+    best0 = max(at0, key=lambda r: (r["dev_score"], -r["id"]))
+    assert best0["config_hash"] == at1[0]["config_hash"]
+    # the survivor went on from its rung checkpoint to the model an uninterrupted run of it gives
+    survivor = next(c for c in halving.candidates(study.groups[0], rows) if c.identity_hash == at1[0]["config_hash"])
+    out = survivor.experiment.output_dir
+    straight_cfg = survivor.experiment.model_copy(update={"output_dir": str(tmp_path / "straight")})
+    straight = run_experiment(straight_cfg, progress=False)
+    resumed = json.loads(open(f"{out}/metrics.json").read())
+    assert resumed["training"]["resumed_from"].endswith("checkpoint-2")
+    assert resumed["metrics"] == straight["metrics"] and resumed["dev"]["score"] == straight["dev"]["score"]
+    a, b = (load_file(f"{d}/final/adapter_model.safetensors") for d in (out, tmp_path / "straight"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a stopped candidate stays paused at its rung: its training is the search's cost, never a result
+    stopped = [r for r in Store(study.store_url).rows("t") if r["status"] == "paused"]
+    assert len(stopped) == len(at0) - 1
+    # the search's compute: the stopped candidates' first quarter and the survivor's whole run
+    finals = tally["final_cells"]
+    assert [c.seed for c in finals] == [0] and finals[0].experiment.training.learning_rate == \
+        survivor.experiment.training.learning_rate and finals[0].identity_hash != survivor.identity_hash
+
+
+def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_dir, monkeypatch):
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "whole", grow=0))
+    run_study(study, cells)
+    want = _decisions(study)
+
+    from biotune.study import runner
+
+    real = runner.run_claimed
+
+    def stop_at_the_last_rung(name, store, cell, *args, **kw):
+        if cell.search is not None and cell.experiment.training.pause_at is None:
+            raise StudyInterrupted(cell.label)  # as a kill in the middle of the survivor's second rung
+        return real(name, store, cell, *args, **kw)
+
+    study2, cells2, _ = load_study(_adaptive(tmp_path, data_dir, "killed", grow=0))
+    monkeypatch.setattr(runner, "run_claimed", stop_at_the_last_rung)
+    with pytest.raises(StudyInterrupted):
+        run_study(study2, cells2)
+    monkeypatch.setattr(runner, "run_claimed", real)
+    assert all(r["rung"] == 0 for r in Store(study2.store_url).rung_rows("t"))
+    tally = run_study(study2, cells2)
+    assert _decisions(study2) == want and not tally["pending"]
+
+
+def test_the_ray_executor_makes_the_same_decisions_as_the_local_one(tmp_path, data_dir):
+    pytest.importorskip("ray")
+    small = {"grow": 0, "rates": (1e-4, 1e-2), "steps": 4}
+    local, cells, _ = load_study(_adaptive(tmp_path, data_dir, "local", **small))
+    run_study(local, cells)
+    on_ray, cells, _ = load_study(_adaptive(tmp_path, data_dir, "ray", **small))
+    run_study(on_ray, cells, executor="ray", cpus_per_cell=1)
+    assert _decisions(on_ray) == _decisions(local) and len(_decisions(local)) == 3  # 2 at rung 1, 1 at rung 2
