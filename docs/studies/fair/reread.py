@@ -17,7 +17,7 @@ from pathlib import Path
 from biotune.report.build import build_report
 from biotune.study.store import Store
 
-HERE = Path(__file__).parent
+HERE = Path("docs/studies/fair")  # run from the repository's root, as the study's cells name their folders
 STORE = f"sqlite:///{HERE / 'results.sqlite'}"
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from biotune.errors import BiotuneError
@@ -136,7 +137,7 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
                   + (f"{claimed} claimed by a worker, " if claimed else "")
                   + f"{len(todo) - len(stale) - stopped - claimed} new; store {study.store_url}, executor {executor}")
     for c, why in stale:
-        console.print(f"stale {c.label}: {why}")
+        console.print(f"stale {escape(c.label)}: {escape(why)}")
     tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("ETA"), TimeRemainingColumn()]
@@ -152,18 +153,18 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             """One cell ended: `done` (detail: its summary and seconds), `failed` (the error) or `skipped`."""
             if status == "paused":
                 info, seconds = detail
-                console.print(f"paused {cell.label} at step {info.get('step')} of {info.get('total_steps')}: dev "
+                console.print(f"paused {escape(cell.label)} at step {info.get('step')} of {info.get('total_steps')}: dev "
                               f"{info.get('dev_score')} ({seconds:.0f} s)")
                 tally["rung_runs"] = tally.get("rung_runs", 0) + 1
                 return
             if status == "done":
                 summary, seconds = detail
                 dev = summary.dev_score
-                console.print(f"done {cell.label}: {summary.score:.2f}"
+                console.print(f"done {escape(cell.label)}: {summary.score:.2f}"
                               + (f" (dev {dev:.2f})" if dev is not None else "") + f" ({seconds:.0f} s)")
                 tally["ran"] += 1
             elif status == "failed":
-                console.print(f"[red]failed[/red] {cell.label}: {detail}")
+                console.print(f"[red]failed[/red] {escape(cell.label)}: {escape(str(detail))}")
                 tally["failed"] += 1
             else:
                 tally["skipped"] += 1  # another worker has it, or finished it meanwhile
@@ -176,7 +177,7 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
         def run_batch(batch: list[Cell]) -> None:
             if executor == "local":
                 for cell in batch:
-                    progress.update(bar, description=cell.label)
+                    progress.update(bar, description=escape(cell.label))
                     report(cell, *run_claimed(study.name, store, cell, rev, reclaim))
             elif executor == "ray":
                 from .ray_executor import run_on_ray
@@ -192,7 +193,7 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
         if adaptive:
             from .halving import choice, run_halving
 
-            run_halving(study, store, adaptive, run, lambda text: console.print(text))
+            run_halving(study, store, adaptive, run, lambda text: console.print(escape(text)))
         fixed = [c for c in cells if c.search is None]
         done = store.done(study.name)
         finals, pending = final_cells(fixed, study.groups, done, lambda g: choice(store, study.name, g))
