@@ -107,7 +107,7 @@ def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_hist
                                                                                          "max_steps": 3}}}},
                        defaults={**yaml.safe_load(path.read_text())["defaults"],
                                  "runtime": {"fast_norms": False, "fused_lora": False, "logits_at_answers": False,
-                                             "eval_batch_size": 1, "threads": 1}})
+                                             "threads": 1}})
     assert set(states(path).values()) == {"done"}
     # undoing the edit finds the first result again: nothing to run
     assert set(states(write_study(tmp_path, **fields)).values()) == {"done"}
@@ -180,7 +180,9 @@ def test_each_runtime_switch_leaves_results_identical(tmp_path, switch):
     assert other["metrics"] == base["metrics"]
     rows = [(tmp_path / n / "predictions.jsonl").read_text() for n in ("base", "other")]
     assert rows[0] == rows[1]
-    assert other["identity_hash"] == base["identity_hash"]
+    # the prediction batch is part of the identity away from its default: equal here (fp32, a tiny model), but
+    # padded batched generation in bf16 is not batch-invariant (issue: 22 of 100 SmolLM2 answers differed)
+    assert (other["identity_hash"] == base["identity_hash"]) == ("eval_batch_size" not in switch)
 
 
 def test_packing_keeps_the_identity_and_the_loss_up_to_rounding(tmp_path):
