@@ -80,7 +80,7 @@ def dev_comparisons(dataset: str, g: pd.DataFrame, labels: list[str], best: str,
                           "basis": "untestable (one run a side, no dev predictions stored)"}
             continue
         mean, seed_var, _, df = stats.seed_example_variance(d, [np.zeros(2)] * len(d))
-        t = stats._t_summary(mean, seed_var, 0.0, df, alpha)
+        t = stats.t_summary(mean, seed_var, 0.0, df, alpha)
         out[other] = {"diff": mean, "ci_low": t["ci_low"], "ci_high": t["ci_high"], "p_value": t["p_value"],
                       "seed_var": seed_var, "example_var": 0.0, "seeds": len(d), "n": 0,
                       "basis": "per-seed dev scores only (no dev predictions stored)"}

@@ -113,7 +113,7 @@ def seed_example_variance(observed: Sequence[float], reps: Sequence[np.ndarray])
     return float(obs.mean()), float(obs.var(ddof=1) / s), max(0.0, float(between)), s - 1
 
 
-def _t_summary(mean: float, seed_var: float, example_var: float, df: int, alpha: float) -> dict:
+def t_summary(mean: float, seed_var: float, example_var: float, df: int, alpha: float) -> dict:
     from scipy import stats as st
 
     se = math.sqrt(seed_var + example_var)
@@ -143,7 +143,7 @@ def seed_example_test(observed_a: Sequence[float], reps_a: Sequence[np.ndarray],
     diffs = [a - b for a, b in zip(observed_a, observed_b)]
     reps = [np.asarray(ra, dtype=float) - np.asarray(rb, dtype=float) for ra, rb in zip(reps_a, reps_b)]
     mean, seed_var, example_var, df = seed_example_variance(diffs, reps)
-    return {"diff": mean, **_t_summary(mean, seed_var, example_var, df, alpha), "seeds": s,
+    return {"diff": mean, **t_summary(mean, seed_var, example_var, df, alpha), "seeds": s,
             "samples": int(len(reps[0]))}
 
 
@@ -152,7 +152,7 @@ def seed_example_interval(observed: Sequence[float], reps: Sequence[np.ndarray],
     """One configuration's score over its seeds (the mean) with a (1 - alpha) interval that holds both the seed
     and the example variance, as `seed_example_test` does for a difference."""
     mean, seed_var, example_var, df = seed_example_variance(observed, reps)
-    out = _t_summary(mean, seed_var, example_var, df, alpha)
+    out = t_summary(mean, seed_var, example_var, df, alpha)
     return {"score": mean, "ci_low": out["ci_low"], "ci_high": out["ci_high"], "seeds": len(observed)}
 
 
