@@ -49,7 +49,7 @@ def dev_comparisons(dataset: str, g: pd.DataFrame, labels: list[str], best: str,
     """Each configuration's dev score against the best one's: from the stored dev predictions where every run has
     them (seeds and examples, as on test), else from the per-seed dev scores alone (seed variance, t with s − 1
     degrees of freedom; `basis` says which; one run a side: untestable)."""
-    from .build import _pairs, _runs, compare_runs, config_label
+    from .build import _pairs, _runs, compare_runs, config_label, seen_from
 
     g = g[[config_label(m, k) in labels for m, k in zip(g.model, g.method)]]
     fixed = {config_label(r.model, r.method): bool(r.deterministic) for r in g.itertuples()}
@@ -60,10 +60,8 @@ def dev_comparisons(dataset: str, g: pd.DataFrame, labels: list[str], best: str,
         for r in rows:
             if best not in (r["a"], r["b"]):
                 continue
-            sign = 1 if r["a"] == best else -1
-            other = r["b"] if sign == 1 else r["a"]
-            out[other] = {"diff": sign * r["diff"], "ci_low": sign * (r["ci_low"] if sign == 1 else r["ci_high"]),
-                          "ci_high": sign * (r["ci_high"] if sign == 1 else r["ci_low"]), "p_value": r["p_value"],
+            other, diff, lo, hi = seen_from(r, best)
+            out[other] = {"diff": diff, "ci_low": lo, "ci_high": hi, "p_value": r["p_value"],
                           "seed_var": r["seed_var"], "example_var": r["example_var"], "seeds": r["seeds"],
                           "n": r["n"], "basis": "dev examples and seeds"}
         return out

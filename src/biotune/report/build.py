@@ -136,6 +136,15 @@ def compare_runs(dataset: str, runs: dict, fixed: dict, spec, samples: int, alph
     return rows, intervals
 
 
+def seen_from(row, config: str) -> tuple[str, float, float, float]:
+    """A comparison row (a, b: score(a) − score(b) and its interval) from `config`'s side: (the other
+    configuration, config − other, the interval's low and high ends)."""
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    if get("a") == config:
+        return get("b"), get("diff"), get("ci_low"), get("ci_high")
+    return get("a"), -get("diff"), -get("ci_high"), -get("ci_low")
+
+
 PAIR_COLUMNS = ["dataset", "a", "b", "n", "units", "resampled", "diff", "ci_low", "ci_high", "p_value", "seeds", "df",
                 "seed_var", "example_var", "samples"]
 
@@ -318,8 +327,7 @@ def answer(agg: pd.DataFrame, decisions: dict, sig: pd.DataFrame, intervals: pd.
         for p in sig[sig.dataset == dataset].itertuples():
             if rec not in (p.a, p.b):
                 continue
-            other, diff, lo, hi = ((p.b, p.diff, p.ci_low, p.ci_high) if p.a == rec
-                                   else (p.a, -p.diff, -p.ci_high, -p.ci_low))
+            other, diff, lo, hi = seen_from(p, rec)
             if other.startswith(CONSTANT + " "):
                 const = (f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} (always "
                          f"{constants[dataset][1]!r}: {constants[dataset][0]:.2f})")

@@ -117,22 +117,16 @@ def _positive_number(v) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
 
 
-def _row_of(store, study: str, cell) -> dict | None:
-    for r in store.rows(study):
-        if ((r["dataset"], r["model"], r["method"], r["seed"]) == cell.key and r["config_hash"] == cell.identity_hash):
-            return r
-    return None
-
-
 def record_reached(store, study: str, group: SearchGroup, cands: list, rung: int, fraction: float) -> None:
     """Write each alive candidate's rung-`rung` score from its store row (paused at that rung, or done at the
     last), and a candidate that failed as reached with no score (it stops)."""
-    rows = store.rung_rows(study)
+    rows = _group_rows(store, study, group)
     have = {(r["config_hash"], r["rung"]) for r in rows if r["decision"] != "added"}
-    for c in alive_at(cands, [r for r in rows if (r["dataset"], r["model"], r["method"]) == group.key], rung):
+    results = {((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r for r in store.rows(study)}
+    for c in alive_at(cands, rows, rung):
         if (c.identity_hash, rung) in have:
             continue
-        row = _row_of(store, study, c)
+        row = results.get((c.key, c.identity_hash))
         if row is None:
             continue
         info = json.loads(row["metrics"] or "{}") if row["status"] == "paused" else {}

@@ -102,8 +102,8 @@ def run_cell(cell: Cell) -> RunSummary | dict:
         why = error if error not in (None, "no result") else (
             f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}")
         raise RuntimeError(f"{why} (log: {log})")
-    if cell.experiment.training.pause_at is not None and not RunSummary.exists(out):
-        from biotune.train import paused_at
+    if cell.experiment.training.pause_at is not None:
+        from biotune.train import paused_at  # None once the run has finished
 
         reached = paused_at(out)
         if reached is not None:
@@ -155,7 +155,6 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
                 info, seconds = detail
                 console.print(f"paused {escape(cell.label)} at step {info.get('step')} of {info.get('total_steps')}: dev "
                               f"{info.get('dev_score')} ({seconds:.0f} s)")
-                tally["rung_runs"] = tally.get("rung_runs", 0) + 1
                 return
             if status == "done":
                 summary, seconds = detail
@@ -227,9 +226,8 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
 def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
     """The cells a report shows: those without a search, and each finished search's chosen candidate on every
     seed (as the store has them now)."""
-    from .search import final_cells
-
     from .halving import choice
+    from .search import final_cells
 
     store = existing_store(study.store_url)
     done = store.done(study.name) if store is not None else {}
