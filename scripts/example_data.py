@@ -1,6 +1,6 @@
 """Write the data of the example dataset files (configs/datasets/) from the BLURB files, as a user reproduces it:
 
-    python scripts/example_data.py [--blurb DIR] [--out data/examples]
+    python scripts/example_data.py [--blurb DIR] [--out configs/datasets/data]
 
 - `bc5cdr/{train,dev,test}.conll`: BC5CDR with typed entities (Chemical, Disease) in one file, merged from BLURB's
   BC5-chem and BC5-disease files (the same sentences, tagged once for each type; read by configs/datasets/bc5cdr.yaml);
@@ -9,7 +9,7 @@
 - `hf-mirror/ncbi/ncbi_disease/`: a local copy of the hub dataset ncbi/ncbi_disease in the hub's layout (parquet
   files under data/, columns id, tokens, ner_tags as class labels O / B-Disease / I-Disease), built from BLURB's
   NCBI-disease files, for reading configs/datasets/ncbi-disease-hub.yaml without network
-  (BIOTUNE_HF_MIRROR=data/examples/hf-mirror).
+  (BIOTUNE_HF_MIRROR=configs/datasets/data/hf-mirror).
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def ncbi_hub_mirror(blurb: Path, out: Path) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blurb", default=None, help="BLURB data folder (default: biotune's data location)")
-    ap.add_argument("--out", default="data/examples")
+    ap.add_argument("--out", default="configs/datasets/data")
     args = ap.parse_args(argv)
     from biotune.data import resolve_data_dir
 

@@ -51,7 +51,7 @@ def examples(tmp_path_factory, data_dir) -> Path:
         root = tmp_path_factory.mktemp("examples")
         shutil.copytree(EXAMPLES, root / "configs" / "datasets")
         subprocess.run([sys.executable, str(ROOT / "scripts" / "example_data.py"), "--blurb", str(data_dir),
-                        "--out", str(root / "data" / "examples")], check=True, capture_output=True)
+                        "--out", str(root / "configs" / "datasets" / "data")], check=True, capture_output=True)
         return root
 
     return once("dataset-file-examples", make)
@@ -83,7 +83,7 @@ def test_builtin_datasets_are_shipped_files_read_like_a_users():
 # -- a user's dataset files ------------------------------------------------------------------------------------
 
 def test_each_example_dataset_loads_and_shows(examples):
-    env = {**__import__("os").environ, "BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
+    env = {**__import__("os").environ, "BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror")}
     for name in ("gad-csv", "bc5cdr", "ncbi-disease-hub"):
         r = cli_here("data", "show", f"configs/datasets/{name}.yaml", "-n", "2", cwd=examples, env=env)
         assert r.returncode == 0, r.stderr
@@ -113,7 +113,7 @@ def test_csv_columns_and_verbalizers_map_onto_the_schema(examples, data_dir):
 
 
 def test_a_hub_dataset_read_from_a_local_mirror(examples, monkeypatch, data_dir):
-    monkeypatch.setenv("BIOTUNE_HF_MIRROR", str(examples / "data/examples/hf-mirror"))
+    monkeypatch.setenv("BIOTUNE_HF_MIRROR", str(examples / "configs/datasets/data/hf-mirror"))
     spec = load_dataset_file(examples / "configs/datasets/ncbi-disease-hub.yaml")
     rows = load_split(spec.ref, "test").to_list()
     blurb = load_split("ncbi-disease", "test", str(data_dir)).to_list()
@@ -125,6 +125,7 @@ def test_a_hub_dataset_read_from_a_local_mirror(examples, monkeypatch, data_dir)
 def test_a_url_dataset_is_fetched_once_into_the_cache(tmp_path, monkeypatch, data_dir):
     """The URL source through a file:// copy of the files (no network here); https goes the same way."""
     monkeypatch.setenv("BIOTUNE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("BIOTUNE_ALLOW_FILE_URLS", "1")  # a local mirror, allowed by the user
     mirror = tmp_path / "mirror" / "BioASQ"
     shutil.copytree(data_dir / "BioASQ", mirror)
     definition = yaml.safe_load((EXAMPLES / "bioasq-url.yaml").read_text())
@@ -271,7 +272,9 @@ def test_a_builtin_name_cannot_be_taken(tmp_path):
 
 # -- used wherever a built-in name is --------------------------------------------------------------------------
 
-def test_identity_follows_the_dataset_files_content_not_its_place(examples, tmp_path):
+def test_identity_follows_the_dataset_files_content_not_its_place(examples, tmp_path, monkeypatch):
+    monkeypatch.setenv("BIOTUNE_DATA_ROOTS", str(examples / "configs/datasets/data"))  # the moved file reads there
+
     def cfg(ref):
         return ExperimentConfig(dataset=str(ref), model=TINY_LLAMA, method={"name": "lora"}, training=TRAINING)
 
@@ -280,8 +283,8 @@ def test_identity_follows_the_dataset_files_content_not_its_place(examples, tmp_
     assert a["experiment"]["dataset"] == "gad-csv" and "definition" in a["data"]
     moved = tmp_path / "elsewhere" / "gad-csv.yaml"
     moved.parent.mkdir()
-    moved.write_text(original.read_text().replace("../../data/examples/gad-csv",
-                                                  str(examples / "data/examples/gad-csv")))
+    moved.write_text(original.read_text().replace("root: data/gad-csv", "root: " +
+                                                  str(examples / "configs/datasets/data/gad-csv")))
     edited = tmp_path / "edited" / "gad-csv.yaml"
     edited.parent.mkdir()
     edited.write_text(moved.read_text().replace('associated: "yes"', 'associated: "related"'))
@@ -306,7 +309,8 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
     dataset beside them; then the study's rows exported and its report."""
     import os
 
-    env = {**os.environ, "BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
+    env = {**os.environ, "BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror"),
+           "BIOTUNE_ALLOW_FILE_URLS": "1"}
     shutil.copytree(data_dir / "BioASQ", tmp_path / "mirror" / "BioASQ")
     url = yaml.safe_load((examples / "configs/datasets/bioasq-url.yaml").read_text())
     url["source"]["root"] = (tmp_path / "mirror" / "BioASQ").as_uri()
@@ -409,7 +413,7 @@ def test_a_study_cell_sees_the_environment_of_the_moment(examples, tmp_path, mon
         "name": "env", "datasets": [str(examples / "configs/datasets/ncbi-disease-hub.yaml")],
         "output_dir": str(tmp_path / "out"), "models": [dict(TINY_LLAMA, name="tiny-llama")],
         "methods": ["zero_shot"], "seeds": [0], "defaults": {"eval": {"limit": 2}, "training": {"dev_limit": 2}}}))
-    mirror = {"BIOTUNE_HF_MIRROR": str(examples / "data/examples/hf-mirror")}
+    mirror = {"BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror")}
     r = cli_here("study", str(study), "--no-report", env=mirror)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 cells run, 0 already done, 0 failed" in " ".join(r.stdout.split())

@@ -6,6 +6,7 @@ Errors a user can fix (BiotuneError, invalid settings) print one line and exit 2
 from __future__ import annotations
 
 import json
+import errno
 import sys
 from typing import Optional
 
@@ -437,6 +438,12 @@ def _one_line(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _printable(text: str) -> str:
+    """A message on one line whatever it quotes: control characters (a path or a value from a user's file may hold
+    any) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: list[str] | None = None) -> None:
     import logging
 
@@ -456,10 +463,20 @@ def main(argv: list[str] | None = None) -> None:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     except BiotuneError as e:
-        print(f"biotune: error: {e}", file=sys.stderr)
+        print(f"biotune: error: {_printable(str(e))}", file=sys.stderr)
         sys.exit(2)
     except ValidationError as e:
         print(f"biotune: error: {_one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:
+        if e.filename is None:  # not about a path the user gave: a defect or the machine's, keep the traceback
+            raise
+        hint = {errno.EACCES: "give a path you may write (e.g. --output-dir)", errno.EROFS: "the disk is read-only: "
+                "give a path on another (e.g. --output-dir)", errno.EEXIST: "it is in the way: remove it or give "
+                "another path", errno.ENOTDIR: "a file stands where a folder is needed: give another path",
+                errno.EISDIR: "a folder stands where a file is needed: give another path"}.get(e.errno, "")
+        print(_printable(f"biotune: error: {e.filename}: {e.strerror or e}" + (f": {hint}" if hint else "")),
+              file=sys.stderr)
         sys.exit(2)
 
 

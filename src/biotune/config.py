@@ -15,10 +15,10 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import BiotuneError
+from .yamlfile import line_of, load_text, read_yaml_file
 
 Split = Literal["train", "dev", "test"]
 
@@ -314,38 +314,6 @@ class ConfigFieldError(ValueError):
         self.field = field
 
 
-def _line_of(node, path: list) -> int | None:
-    """The YAML line of the key at `path` (1-based), or of the deepest part of it that exists."""
-    line = None
-    for part in path:
-        if not isinstance(node, yaml.MappingNode):
-            break
-        for key, value in node.value:
-            if key.value == str(part):
-                line, node = key.start_mark.line + 1, value
-                break
-        else:
-            break
-    return line
-
-
-def read_yaml_file(path: Path, kind: str, fields: str) -> tuple[dict, yaml.Node]:
-    """A YAML file of fields (experiment, study, dataset file) and its node tree (for line numbers), or one line
-    saying what is wrong: no such file, not YAML (with the line), not a mapping."""
-    if not path.is_file():
-        raise BiotuneError(f"{kind} file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data, root = yaml.safe_load(text), yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise BiotuneError(f"{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
-    if not isinstance(data, dict):
-        raise BiotuneError(f"{path}: expected a mapping of fields ({fields}, ...)")
-    return data, root
-
-
 def load_experiment(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     path = Path(path)
     data, root = read_yaml_file(path, "experiment", "dataset, model, method")
@@ -379,7 +347,7 @@ def parse_overrides(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise BiotuneError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set training.max_steps=20")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = load_text(value, f"--set {key.strip()}")[0]
     return out
 
 
@@ -396,7 +364,7 @@ def field_error(e: ValidationError, source: str, root=None) -> BiotuneError:
         loc, msg = ctx_error.field.split("."), str(ctx_error)
     else:
         msg = err["msg"].removeprefix("Value error, ")
-    line = _line_of(root, loc) if root is not None else None
+    line = line_of(root, loc) if root is not None else None
     where = f"{source}:{line}" if line else source
     field = ".".join(str(x) for x in loc) or "(top level)"
     return BiotuneError(f"{where}: field '{field}': {msg}")

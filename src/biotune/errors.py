@@ -17,6 +17,13 @@ def first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def excerpt(value, limit: int = 40) -> str:
+    """A value read from a user's file, quoted for an error message and cut to `limit` characters: a message
+    names what is wrong without echoing a file's content (which may be anything, secrets included)."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 class UnknownNameError(BiotuneError, KeyError):
     """A name that is not in a registry; the message lists the valid names."""
 

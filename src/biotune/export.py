@@ -16,10 +16,9 @@ identity. The exported folder gives the run's predictions (tests/test_export.py)
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
-
-import yaml
 
 from .errors import BiotuneError
 
@@ -28,18 +27,21 @@ _LEAVE_OUT = {"training_args.bin", "README.md"}
 
 def _read_run(run_dir: Path):
     from .config import validate_experiment
+    from .yamlfile import read_yaml_file
     from .summary import RunSummary
 
     if not RunSummary.exists(run_dir) or not (run_dir / "config.yaml").is_file():
         raise BiotuneError(f"{run_dir} is not a finished run (no metrics.json / config.yaml): export a run folder "
                            "that `biotune run` or a study finished")
-    cfg = validate_experiment(yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml"))
+    config = run_dir / "config.yaml"
+    cfg = validate_experiment(read_yaml_file(config, "run config", "dataset, model, method")[0], str(config))
     return cfg, RunSummary.read(run_dir)
 
 
 def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Path:
     """Write the run's weights to `out` (must not exist or be empty); returns `out`."""
     from .methods import METHODS
+    from .train import writable_folder
 
     run_dir, out = Path(run_dir), Path(out)
     cfg, summary = _read_run(run_dir)
@@ -50,15 +52,26 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Pat
     if not final.is_dir():
         raise BiotuneError(f"{run_dir} kept no trained weights (keep: {cfg.keep}): rerun it with keep: "
                            f"{'model' if method.trains_base else 'adapter'} to export it")
+    if out.is_symlink():
+        raise BiotuneError(f"{out} is a symlink (to {os.readlink(out)}): export into a real folder")
+    if out.exists() and not out.is_dir():
+        raise BiotuneError(f"{out} is a file: export into a new folder")
     if out.exists() and any(out.iterdir()):
         raise BiotuneError(f"{out} is not empty: export into a new folder")
+    for p in final.iterdir():
+        if p.is_symlink():
+            raise BiotuneError(f"{p} is a symlink (to {os.readlink(p)}): an export copies only the run's own files; "
+                               "remove the link")
     if merge and method.trains_base:
         merge = False  # a fully fine-tuned model is already one model
     if merge and not _mergeable(final):
         raise BiotuneError(f"{method.name} learns virtual tokens, not weight deltas: nothing to merge; export the "
                            "adapter (without --merge)")
     tmp = out.with_name(out.name + ".part")
+    if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
+        raise BiotuneError(f"{tmp} is in the way (a symlink or a file): remove it")
     shutil.rmtree(tmp, ignore_errors=True)
+    writable_folder(out.parent)
     tmp.mkdir(parents=True)
     try:
         if merge:
@@ -68,12 +81,12 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Pat
                 if p.is_file() and p.name not in _LEAVE_OUT and not p.name.endswith((".bin", ".pt", ".pth")):
                     shutil.copy2(p, tmp / p.name)
         (tmp / "README.md").write_text(model_card(cfg, summary, merged=merge, method=method), encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)
     return out
 
 

@@ -47,6 +47,65 @@ def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     )
 
 
+@contextmanager
+def folder_lock(folder: str | Path, wait: float = 30.0):
+    """Hold `folder` for this process while the block runs: an exclusive lock (flock) on the folder itself, which
+    the operating system releases when the process ends however it ends (nothing is left behind in the folder), so
+    no run can write into a folder that a live process (an orphaned cell of a killed study, a second `biotune run`)
+    still writes into. A holder that is going away (an orphan stops within a second of its study) is waited for up
+    to `wait` seconds; after that, one line says so. Where flock does not exist (Windows) the block runs
+    unlocked."""
+    from .errors import BiotuneError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    import time
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BiotuneError(f"{folder} is in use by another live process (a run, or a cell of a study "
+                                       "that still runs): wait for it to finish or stop it, or give another output "
+                                       "folder") from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def read_text(path: str | Path, binary_ok: bool = True) -> str:
+    """A text file a user gave, as UTF-8 (a byte-order mark dropped), or one line (BiotuneError) naming the file,
+    the line of the first byte that is not UTF-8 and how to convert it; with `binary_ok` False, a file holding NUL
+    bytes (a binary file, or a system file such as /proc/self/environ) is refused too."""
+    from .errors import BiotuneError
+
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        raise BiotuneError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}; it may be "
+            f"{'UTF-16' if utf16 else 'Latin-1 / Windows-1252'}): save it as UTF-8, e.g. iconv -f "
+            f"{'UTF-16' if utf16 else 'CP1252'} -t UTF-8 {Path(path).name} > converted") from None
+    if not binary_ok and "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise BiotuneError(f"{path}:{line}: not a text file (it holds NUL bytes): name the data file itself")
+    return text
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -19,7 +19,7 @@ from .config import ExperimentConfig
 from .data import get_spec, load_split
 from .evaluate import evaluate_dataset, prompt_budget, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, disk_full_errors
+from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, disk_full_errors, folder_lock
 from .methods import METHODS
 from .models import FAMILIES
 from .models.encoder import label_list
@@ -32,6 +32,7 @@ from .tasks import task_for
 
 
 DEV_PREDICTIONS = "dev_predictions.jsonl"  # the kept model's dev predictions, beside the test predictions
+FOLDER_WAIT_S = 30.0  # how long a run waits for another live process to let go of its output folder (io.folder_lock)
 DEV_STEPS = "dev_steps"  # while training: each dev evaluation's predictions (step-<k>.jsonl), for the kept one
 PAUSED = "paused.json"  # a run stopped at `training.pause_at` (a search's rung): how far it got, its dev score so far
 
@@ -290,7 +291,13 @@ def run_experiment(cfg: ExperimentConfig, progress: bool = True, force: bool = F
 
     The output folder belongs to one identity (biotune.identity): a finished result of the same identity is
     returned as it is, a half-done one resumes; a finished or half-done run of another identity is refused
-    (naming what differs) unless `force`, which clears the folder and starts afresh."""
+    (naming what differs) unless `force`, which clears the folder and starts afresh. The folder is held (locked)
+    while the run lasts: a second run into it, or a rerun while an orphan still writes there, waits or is refused."""
+    with _held(cfg):
+        return _run_experiment(cfg, progress, force)
+
+
+def _run_experiment(cfg: ExperimentConfig, progress: bool, force: bool) -> RunSummary | None:
     out, ident_hash, state = _claim(cfg, force)
     if state == "finished":
         _log(f"{out}/metrics.json exists: experiment already finished (identity {ident_hash})")
@@ -330,16 +337,63 @@ def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, prog
     tokenizer) for the next experiment (None if nothing was loaded)."""
     if METHODS.get(cfg.method.name).trains:
         raise ValueError(f"{cfg.method.name} trains: run it with run_experiment")
-    out, ident_hash, state = _claim(cfg, force)
-    if state == "finished":
-        _log(f"{out}/metrics.json exists: already evaluated (identity {ident_hash})")
-        return RunSummary.read(out), loaded
-    with disk_full_errors(out):
-        exp = Experiment(cfg, progress)
-        exp.identity_hash = ident_hash
-        exp.setup(loaded)
-        summary = exp.write(*exp.predict(dev=False))
+    with _held(cfg):
+        out, ident_hash, state = _claim(cfg, force)
+        if state == "finished":
+            _log(f"{out}/metrics.json exists: already evaluated (identity {ident_hash})")
+            return RunSummary.read(out), loaded
+        with disk_full_errors(out):
+            exp = Experiment(cfg, progress)
+            exp.identity_hash = ident_hash
+            exp.setup(loaded)
+            summary = exp.write(*exp.predict(dev=False))
     return summary, (exp.model, exp.tokenizer)
+
+
+def _held(cfg: ExperimentConfig):
+    """The run's output folder checked (a folder this process can write, with no symlink where biotune writes or
+    deletes) and locked for this process (io.folder_lock); its data checked first, so bad data writes nothing."""
+    import contextlib
+
+    check_data(cfg)
+    out = output_dir(cfg)
+    writable_folder(out)
+    no_links(out)
+    return folder_lock(out, wait=FOLDER_WAIT_S) if is_main_process() else contextlib.nullcontext()
+
+
+def writable_folder(out: Path) -> None:
+    """A one-line error unless `out` is (or can be made) a folder this process writes in."""
+    import os
+
+    from .errors import BiotuneError
+
+    if out.exists() and not out.is_dir():
+        raise BiotuneError(f"{out} is a file, not a folder: name a folder for the run's output (--output-dir)")
+    if out.is_symlink() and not out.exists():
+        raise BiotuneError(f"{out} is a broken symlink: remove it or give another output folder")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BiotuneError(f"cannot write in {existing} (permission denied or read-only): give an output folder "
+                           "you can write (--output-dir)")
+
+
+def no_links(out: Path) -> None:
+    """A one-line error where a run folder holds a symlink where a run writes or deletes (its result files,
+    checkpoints, weights): it would send writes and deletions out of the folder."""
+    import os
+
+    from .errors import BiotuneError
+
+    places = [out / name for name in (*_RESULT_FILES, *_RESULT_DIRS)]
+    places += [p for d in ("checkpoints", "final", DEV_STEPS) if (out / d).is_dir() and not (out / d).is_symlink()
+               for p in (out / d).iterdir()]
+    for place in places:
+        if place.is_symlink():
+            raise BiotuneError(f"{place} is a symlink (to {os.readlink(place)}): a run writes and deletes there, "
+                               "so it would act outside its folder; remove the link")
 
 
 def _claim(cfg: ExperimentConfig, force: bool) -> tuple[Path, str, str]:

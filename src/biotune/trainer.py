@@ -139,7 +139,7 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
                     "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds})
 
     tokens = _Meter()
-    callbacks = [tokens, *method.callbacks(run.model, run.params), *run.callbacks]
+    callbacks = [tokens, FiniteLoss(), *method.callbacks(run.model, run.params), *run.callbacks]
     optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
     trainer = CountingTrainer(
         model=run.model, args=args, train_dataset=list(train_f), eval_dataset=list(dev_f),
@@ -158,6 +158,23 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
         print(f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
               f"{trainer.accelerator.distributed_type.value}", file=sys.stderr, flush=True)
     return trainer
+
+
+class FiniteLoss(TrainerCallback):
+    """Stops a run whose training or dev loss became NaN or infinite (a learning rate far too high, most often),
+    with one line naming the step: nothing is predicted or written as a result from such weights."""
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        import math
+
+        from .errors import BiotuneError
+
+        for key in ("loss", "train_loss", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, (int, float)) and not math.isfinite(value):
+                raise BiotuneError(f"{key.replace('_', ' ')} became {value} at step {state.global_step}: lower the "
+                                   f"learning rate (training.learning_rate, {args.learning_rate:g} here)")
+        return control
 
 
 class PauseAt(TrainerCallback):

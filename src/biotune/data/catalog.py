@@ -12,7 +12,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from biotune.errors import MissingSplitError, UnknownNameError
+from biotune.errors import DataFormatError, MissingSplitError, UnknownNameError
+from biotune.io import read_text
 from biotune.registry import Registry
 
 from .formats import FORMATS
@@ -53,6 +54,7 @@ class DatasetSpec:
     definition: str | None = None  # the dataset file this spec was read from
     builtin: bool = False  # shipped with biotune (named by its name, not its file)
     documents: str = ""  # regex on an example id: its first group (else the match) names the example's document
+    reach: tuple[str, ...] = ()  # a user's local files: the folders they must lie in, symlinks followed
 
     def document_of(self, example_id: str) -> str | None:
         """The document an example comes from, as `documents` reads it from the id; None where the dataset does
@@ -106,10 +108,8 @@ def split_file(spec: DatasetSpec, split: str, data_dir: str | None = None) -> Pa
     if is_url(rel):
         base, _, name = rel.rpartition("/")
         return local_file(base, name)
-    if Path(rel).is_absolute():
-        return Path(rel) if Path(rel).is_file() else None
     location = resolve_data_dir(data_dir) if spec.root == BLURB_ROOT else spec.root
-    return local_file(location, rel)
+    return local_file(location, rel, spec.reach)
 
 
 def split_exists(spec: DatasetSpec, split: str, data_dir: str | None = None) -> bool:
@@ -141,4 +141,13 @@ def load_split(ref: str, split: str, data_dir: str | None = None) -> Split:
 
 @lru_cache(maxsize=32)
 def _load(spec: DatasetSpec, path: str, mtime: int | None) -> Split:
-    return Split(FORMATS.get(spec.format)(path, spec), spec.schema)
+    """A split's examples, read by its format's reader from a file checked first: UTF-8 text, no NUL bytes (a
+    one-line error naming the file and line otherwise); a file with no examples is an error, never an empty
+    split that would be trained on or scored as 0."""
+    if mtime is not None:
+        read_text(path, binary_ok=False)
+    rows = FORMATS.get(spec.format)(path, spec)
+    if not rows:
+        raise DataFormatError(path, None, "no examples in this file (it is empty, or a header only): fill it, or "
+                              f"leave the split out of source.splits{f' in {spec.definition}' if not spec.builtin else ''}")
+    return Split(rows, spec.schema)

@@ -32,10 +32,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from biotune.errors import BiotuneError
+from biotune.errors import BiotuneError, excerpt
 
 from .catalog import BLURB_ROOT, DATASETS, SPLITS, DatasetSpec
-from .location import is_url
+from .location import ROOTS_ENV, data_roots, is_url, name_problem, url_problem, within
 
 Split = Literal["train", "dev", "test"]
 
@@ -81,6 +81,21 @@ class SourceConfig(_Strict):
     def _splits(cls, v: dict) -> dict:
         if not v:
             raise ValueError("name at least one split file, e.g. {test: test.csv}")
+        for split, name in v.items():
+            problem = url_problem(name) if is_url(name) else name_problem(name)
+            if problem:
+                raise _FieldError(["source", "splits", split], f"{excerpt(name)} {problem}" if not is_url(name)
+                                  else problem)
+        return v
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or not v.isprintable()):
+            raise _FieldError(["source", "root"], "names no folder (empty, or with a control character): give a "
+                              "folder beside this file (e.g. data), or leave root out (this file's folder)")
+        if v and is_url(v) and url_problem(v):
+            raise _FieldError(["source", "root"], url_problem(v))
         return v
 
     @model_validator(mode="after")
@@ -153,6 +168,12 @@ class DatasetFile(_Strict):
                 if text is None or not str(text).strip():
                     raise ValueError(f"label {label!r} has no verbalizer: give the answer text a model writes for "
                                      f"it, e.g. {label!r}: {label.lower()!r}")
+            seen: dict[str, str] = {}
+            for label, text in v.items():
+                other = seen.setdefault(" ".join(str(text).lower().split()), label)
+                if other != label:
+                    raise ValueError(f"labels {other!r} and {label!r} have the same answer text {text!r}: a model's "
+                                     f"answer could never name {label!r}; give each label its own text")
         return v
 
     @model_validator(mode="after")
@@ -207,20 +228,20 @@ class _FieldError(ValueError):
 
 
 def _where(path: Path, root, loc: list) -> str:
-    from biotune.config import _line_of
+    from biotune.yamlfile import line_of
 
-    line = _line_of(root, loc) if root is not None else None
+    line = line_of(root, loc) if root is not None else None
     return f"{path}:{line}" if line else str(path)
 
 
 def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
     """The validated file and its YAML node tree (for line numbers); BiotuneError naming file:line and field."""
-    from biotune.config import read_yaml_file
+    from biotune.yamlfile import read_yaml_file
 
     path = Path(path)
     data, root = read_yaml_file(path, "dataset", "name, task, source")
     try:
-        return DatasetFile(**data), root
+        df = DatasetFile(**data)
     except ValidationError as e:
         err = e.errors()[0]
         ctx = (err.get("ctx") or {}).get("error")
@@ -229,6 +250,20 @@ def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
         msg = str(ctx) if isinstance(ctx, _FieldError) else err["msg"].removeprefix("Value error, ")
         field = ".".join(str(x) for x in loc) or "(top level)"
         raise BiotuneError(f"{_where(path, root, loc)}: field '{field}': {msg}") from None
+    local = df.source.root != BLURB_ROOT and not (df.source.root and is_url(df.source.root))
+    if local and df.source.format != "hf":
+        folder = (path.parent / (df.source.root or ".")).resolve()
+        if not within(folder, reach_of(path)):
+            raise BiotuneError(
+                f"{_where(path, root, ['source', 'root'])}: field 'source.root': {folder} is outside the dataset "
+                f"file's folder {path.parent.resolve()}: move the data below it, or allow the folder with "
+                f"{ROOTS_ENV}={folder}")
+    return df, root
+
+
+def reach_of(path: Path) -> tuple[str, ...]:
+    """The folders a dataset file's local files must lie in: its own folder and those the user allows."""
+    return (str(Path(path).resolve().parent), *map(str, data_roots()))
 
 
 def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
@@ -253,6 +288,7 @@ def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
         instruction=df.instruction, description=df.description, missing_hint=src.missing_hint, blurb=df.blurb,
         metric=df.metric, root=root, hf=src.hf, hf_config=src.config, hf_revision=src.revision,
         definition=str(path.resolve()), builtin=builtin, documents=df.documents,
+        reach=() if root == BLURB_ROOT or is_url(root) else reach_of(path),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from biotune.errors import BiotuneError
 
@@ -59,13 +59,74 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:
     return str(Path(data_dir).resolve())
 
 
-def local_file(location: str, relative: str) -> Path | None:
-    """The local path of `relative` under `location`, fetching it first when `location` is a URL.
-    None when the file does not exist there."""
+# -- what a dataset file may read -----------------------------------------------------------------------------
+# A dataset file is data anyone can hand a user, so it reads only below its own folder, below folders the user
+# names in $BIOTUNE_DATA_ROOTS (the BLURB location for `root: blurb`), or from https:// (and hf://) URLs; a
+# file:// URL reads the local disk, so it needs the user's explicit $BIOTUNE_ALLOW_FILE_URLS=1 (a local mirror).
+
+ROOTS_ENV = "BIOTUNE_DATA_ROOTS"
+FILE_URLS_ENV = "BIOTUNE_ALLOW_FILE_URLS"
+REMOTE_SCHEMES = ("https://", "hf://")
+
+
+def url_problem(url: str) -> str | None:
+    """Why a dataset file may not read from `url`; None when it may."""
+    if url.startswith(REMOTE_SCHEMES):
+        return None
+    scheme = url.split("://", 1)[0]
+    if scheme == "file":
+        if os.environ.get(FILE_URLS_ENV) == "1":
+            return None
+        return (f"a file:// URL reads the local disk outside the dataset's folder: put the files beside the dataset "
+                f"file (root: a folder), or for a local mirror you trust set {FILE_URLS_ENV}=1")
+    return f"only https:// (or hf://) URLs are read, not {scheme[:20]}://"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a split's file name may not be used (it must stay below its root); None when it may."""
+    if not name.strip():
+        return "names no file"
+    if not name.isprintable():
+        return "holds a control character: name the file in plain characters"
+    posix = PurePosixPath(name.replace("\\", "/"))
+    if posix.is_absolute() or PureWindowsPath(name).drive or name.startswith("~"):
+        return "is an absolute path: name the file relative to source.root"
+    if ".." in posix.parts:
+        return "goes up a folder (..): name the file below source.root, or move source.root"
+    if all(part == "." for part in posix.parts):
+        return "names no file"
+    return None
+
+
+def data_roots() -> list[Path]:
+    """The folders the user allows any dataset file to read ($BIOTUNE_DATA_ROOTS, separated by os.pathsep)."""
+    return [Path(p).expanduser().resolve() for p in os.environ.get(ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+
+
+def within(path: Path, folders) -> bool:
+    """Whether `path`, symlinks followed, lies in one of `folders`."""
+    real = Path(path).resolve()
+    return any(real == f or f in real.parents for f in (Path(x).resolve() for x in folders))
+
+
+def local_file(location: str, relative: str, reach: tuple[str, ...] = ()) -> Path | None:
+    """The local path of `relative` under `location`, fetching it first when `location` is a URL (into the cache
+    entry of that URL, never outside it). None when the file does not exist there. `reach`: the folders a local
+    file must lie in, symlinks followed (a user's dataset file; empty: no check, the BLURB files)."""
+    from biotune.errors import BiotuneError
+
     if not is_url(location):
         path = Path(location) / relative
-        return path if path.is_file() else None
-    target = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16] / relative
+        if not path.is_file():
+            return None
+        if reach and not within(path, reach):
+            raise BiotuneError(f"{path} leads (through a symlink) to {path.resolve()}, outside the dataset's folder: "
+                               f"copy the file there, or allow its folder with {ROOTS_ENV}")
+        return path
+    entry = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16]
+    target = entry / relative
+    if name_problem(relative) or not within(target, [entry]):
+        raise BiotuneError(f"{location}/{relative}: the file name {name_problem(relative) or 'leaves the cache'}")
     if target.is_file() or download(f"{location}/{relative}", target):
         return target
     return None

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from biotune.data import get_spec
 from biotune.errors import BiotuneError
@@ -19,6 +18,7 @@ from biotune.io import atomic_write_text, read_jsonl
 from biotune.methods import METHODS
 from biotune.study.store import Store
 from biotune.tasks import task_for
+from biotune.yamlfile import read_yaml_file
 
 from . import stats
 
@@ -203,7 +203,7 @@ def _spec(dataset: str, output_dirs):
     for out in output_dirs:
         config = Path(out) / "config.yaml"
         if config.is_file():
-            return get_spec(yaml.safe_load(config.read_text())["dataset"])
+            return get_spec(read_yaml_file(config, "run config", "dataset")[0]["dataset"])
     return get_spec(dataset)  # raises, naming the dataset
 
 

@@ -23,13 +23,15 @@ Each cell is identified by everything that decides its result (biotune.identity)
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from biotune.config import ExperimentConfig, _line_of, field_error, read_yaml_file, validate_experiment
+from biotune.config import ExperimentConfig, field_error, validate_experiment
+from biotune.yamlfile import line_of, read_yaml_file
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
 from biotune.paths import check_name, inside
@@ -185,7 +187,7 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     from biotune.models import FAMILIES
 
     def fail(field: list, msg: str):
-        line = _line_of(root, field) if root is not None else None
+        line = line_of(root, field) if root is not None else None
         raise BiotuneError(f"{source}{f':{line}' if line else ''}: field '{'.'.join(map(str, field))}': {msg}")
 
     from biotune.config import dataset_ref
@@ -214,6 +216,10 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
         if m.name not in METHODS:
             fail(["methods", i], f"unknown method {m.name!r}; valid: {', '.join(METHODS.names())}")
     keys = [m.key for m in methods]
+    for i, k in enumerate(keys):
+        if k in keys[:i]:
+            fail(["methods", i], f"{k!r} is listed twice: its cells would share one name and the report would show "
+                                 f"one; give one a label (e.g. {{name: {methods[i].name}, label: {k}_2, params: ...}})")
     for i, m in enumerate(study.models):
         for j, k in enumerate(m.methods or []):
             if k not in keys:
@@ -228,6 +234,15 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             for f, values in grid.items():
                 if not isinstance(values, list) or not values:
                     fail(["search", axis, name, f], "a non-empty list of values to try")
+    known = {"dataset": list(dict.fromkeys(get_spec(d).name for d in datasets)), "model": names, "method": keys,
+             "seed": [str(x) for x in study.seeds]}
+    for axis, by_value in study.overrides.items():
+        for value in by_value:
+            if str(value) not in known[axis]:
+                near = difflib.get_close_matches(str(value), known[axis], n=1)
+                fail(["overrides", axis, value], f"{value!r} is not one of the study's {axis}s, so this override "
+                     "would change nothing" + (f": did you mean {near[0]!r}?" if near else
+                                               f"; the study's {axis}s: {', '.join(known[axis])}"))
     search_seed = study.search.seed if study.search.seed is not None else max(study.seeds) + 1
     if study.search.seed is not None and search_seed in study.seeds:
         fail(["search", "seed"], f"{search_seed} is one of the study's seeds: a search run would be reported as a "

@@ -52,15 +52,19 @@ def _context():
     return _CONTEXT
 
 
-def _cell_process(config: dict, log_path: str, conn, environment: dict | None = None) -> None:
+def _cell_process(config: dict, log_path: str, conn, environment: dict | None = None,
+                  study_pid: int | None = None) -> None:
     """In the cell's process: the study's environment as it is now (the fork server keeps the one it started
-    with), output to the cell's log file, run the experiment, send back how it ended."""
+    with), output to the cell's log file, a watch on the study's process, run the experiment, send back how it
+    ended."""
     if environment is not None:
         os.environ.clear()
         os.environ.update(environment)
     with open(log_path, "a", buffering=1) as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
+        if study_pid is not None:
+            _die_with(study_pid)
         try:
             from biotune.config import ExperimentConfig
             from biotune.train import run_experiment
@@ -73,6 +77,26 @@ def _cell_process(config: dict, log_path: str, conn, environment: dict | None = 
             conn.send(first if isinstance(e, BiotuneError) else f"{type(e).__name__}: {first}")
 
 
+def _die_with(pid: int, every: float = 0.5) -> None:
+    """End this process as soon as process `pid` (the study that started this cell; under Ray, the worker) has
+    ended, however it ended: kill -9 of a study must not leave its cell training on, where a rerun would claim the
+    cell again. The cell is killed where it stands, as kill -9 of the whole process group would: it resumes from
+    its last complete checkpoint. (The cell is the fork server's child, so the parent-death signal would watch the
+    wrong process; a thread polling the study's pid watches the right one.)"""
+    def watch():
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                print(f"the study's process {pid} has ended: this cell stops with it", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            except PermissionError:
+                pass  # alive, another user's (cannot happen for our own parent, but never a reason to stop)
+
+    threading.Thread(target=watch, name="biotune-die-with-study", daemon=True).start()
+
+
 def run_cell(cell: Cell) -> RunSummary | dict:
     """Run one cell in its own process; returns its metrics.json (resumes a half-done cell by itself), or where
     the cell stopped at a search's rung (`training.pause_at`), what its paused.json says. The cell's output goes
@@ -82,7 +106,8 @@ def run_cell(cell: Cell) -> RunSummary | dict:
     log = out / "run.log"
     ctx = _context()
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_cell_process, args=(cell.experiment.model_dump(), str(log), send, dict(os.environ)))
+    proc = ctx.Process(target=_cell_process, args=(cell.experiment.model_dump(), str(log), send, dict(os.environ),
+                                                   os.getpid()))
     proc.start()
     send.close()
     try:

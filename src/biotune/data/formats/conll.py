@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from biotune.errors import DataFormatError
+from biotune.errors import DataFormatError, excerpt
 
 from . import FORMATS
 
@@ -44,14 +44,14 @@ def read(path, spec) -> list[dict]:
                 parts = [parts[0], parts[-1]]
             if len(parts) != 2:
                 raise DataFormatError(
-                    path, lineno, f"expected 'token<TAB>tag', got {len(parts)} field(s): {line[:80]!r}"
+                    path, lineno, f"expected 'token<TAB>tag', got {len(parts)} field(s): {excerpt(line)}"
                 )
             token, tag = parts
             if tag not in allowed:
-                read_as = "" if "\t" in line else (f" (read {line[:60]!r} as token {token!r}, tag {tag!r}: expected "
+                read_as = "" if "\t" in line else (f" (read {excerpt(line)} as token {excerpt(token)}, tag {excerpt(tag)}: expected "
                                                   "'token<TAB>tag', or whitespace-separated columns, the tag last)")
                 raise DataFormatError(
-                    path, lineno, f"unknown tag {tag!r}; {spec.name} uses {sorted(allowed)}{read_as}"
+                    path, lineno, f"unknown tag {excerpt(tag)}; {spec.name} uses {sorted(allowed)}{read_as}"
                 )
             tokens.append(token)
             tags.append(tag)

@@ -4,7 +4,7 @@ per document), keeping each sentence's id and labels."""
 
 from __future__ import annotations
 
-from biotune.errors import DataFormatError
+from biotune.errors import DataFormatError, excerpt
 
 from . import FORMATS
 
@@ -23,10 +23,10 @@ def _parse_flags(field: str, spec, path, lineno) -> list[str]:
             name = spec.labels[index]
         except (ValueError, IndexError):
             raise DataFormatError(
-                path, lineno, f"bad label flag {item!r}; expected '<0-{len(spec.labels) - 1}>_<0|1>'"
+                path, lineno, f"bad label flag {excerpt(item)}; expected '<0-{len(spec.labels) - 1}>_<0|1>'"
             ) from None
         if flag not in (0, 1):
-            raise DataFormatError(path, lineno, f"bad label flag {item!r}; the flag must be 0 or 1")
+            raise DataFormatError(path, lineno, f"bad label flag {excerpt(item)}; the flag must be 0 or 1")
         if flag:
             labels.append(name)
     return labels

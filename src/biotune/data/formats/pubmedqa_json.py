@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from biotune.errors import DataFormatError
+from biotune.errors import DataFormatError, excerpt
 
 from . import FORMATS
 
@@ -23,10 +23,10 @@ def read(path, spec) -> list[dict]:
         try:
             question, contexts, answer = item["QUESTION"], item["CONTEXTS"], item["final_decision"]
         except (KeyError, TypeError) as e:
-            raise DataFormatError(path, None, f"entry {pmid!r} lacks field {e}") from None
+            raise DataFormatError(path, None, f"entry {excerpt(pmid)} lacks field {e}") from None
         if answer not in spec.labels:
             raise DataFormatError(
-                path, None, f"entry {pmid!r}: unknown final_decision {answer!r}; expected {list(spec.labels)}"
+                path, None, f"entry {excerpt(pmid)}: unknown final_decision {excerpt(answer)}; expected {list(spec.labels)}"
             )
         rows.append({"id": str(pmid), "question": question, "context": " ".join(contexts), "answer": answer})
     return rows

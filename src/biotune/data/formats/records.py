@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from biotune.errors import DataFormatError
+from biotune.errors import DataFormatError, excerpt
 
 _OPTIONAL = ("id", "doc_id")
 
@@ -24,8 +24,9 @@ def check_columns(spec, available: Iterable[str], path, line: int | None) -> Non
     for field, column in columns_needed(spec).items():
         if column not in available:
             how = f"fields.{field} maps it to {column!r}" if field in spec.fields else f"the {field} field"
-            raise DataFormatError(path, line, f"no column {column!r} ({how}; dataset file {spec.definition}); the "
-                                  f"columns are: {', '.join(available) or 'none'}. Fix fields.{field}")
+            raise DataFormatError(path, line, f"no column {excerpt(column)} ({how}; dataset file {spec.definition}); the "
+                                  f"columns are: {', '.join(c[:30] for c in available[:12]) or 'none'}"
+                                  f"{' ...' if len(available) > 12 else ''}. Fix fields.{field}")
 
 
 def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
@@ -49,7 +50,7 @@ def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
             bad(f"{len(tokens)} tokens but {len(tags)} tags")
         for t in tags:
             if t not in spec.tags:
-                bad(f"unknown tag {t!r}; {spec.name} uses {list(spec.tags)} (fix the file or the dataset's tags)")
+                bad(f"unknown tag {excerpt(t)}; {spec.name} uses {list(spec.tags)} (fix the file or the dataset's tags)")
         out.update(doc_id=str(get("doc_id") or ""), tokens=tokens, tags=tags)
     elif schema == "relation":
         out.update(text=str(get("text")), label=_label(get("label"), spec, bad))
@@ -59,7 +60,7 @@ def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
         try:
             score = float(get("score"))
         except (TypeError, ValueError):
-            bad(f"score {get('score')!r} is not a number")
+            bad(f"score {excerpt(get('score'))} is not a number")
         out.update(sentence1=str(get("sentence1")), sentence2=str(get("sentence2")), score=score)
     elif schema == "document_labels":
         raw = get("labels")
@@ -76,13 +77,13 @@ def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
 
 def _strings(value, what: str, bad) -> list[str]:
     if isinstance(value, str) or not isinstance(value, Sequence):
-        bad(f"{what} must be a list, got {type(value).__name__} {str(value)[:40]!r}")
+        bad(f"{what} must be a list, got {type(value).__name__} {excerpt(value)}")
     return [str(v) for v in value]
 
 
 def _label(value, spec, bad) -> str:
     label = str(value).strip() if value is not None else ""
     if label not in spec.labels:
-        bad(f"unknown label {label!r}; {spec.name} has labels {list(spec.labels)} (add it to the dataset file's "
+        bad(f"unknown label {excerpt(label)}; {spec.name} has labels {list(spec.labels)} (add it to the dataset file's "
             "labels, with its answer text)")
     return label
