@@ -92,6 +92,8 @@ def test_weight_derived_init_is_exact_and_leaves_a_plain_lora_adapter(method, fa
     batch = _batch(exp)
     batch.pop("labels")
     base, _ = exp.family.load(exp.cfg.model, exp.spec, exp.head, exp.device, torch.float32, None, exp.cfg.seed)
+    if exp.cfg.model.head_bias == "prior":  # the run's new head starts at the training labels' prior
+        exp.family.init_head(base, exp.head, [f["labels"] for f in exp.train_features])
     base.eval()
     exp.model.eval()
     with torch.no_grad():

@@ -39,6 +39,15 @@ class ModelConfig(_Strict):
     # attention kernel: auto = eager while training on CPU (its backward is faster there than SDPA's, measured in
     # benchmarks/), SDPA for prediction and on GPUs; or eager, sdpa, flash_attention_2 (GPU, if installed)
     attn_implementation: str = "auto"
+    # encoders' sequence-level heads read BERT's pooler (dense + tanh over the first token). auto: the checkpoint's,
+    # except where it was never trained for that (a sentence-transformers checkpoint pooled by mean: its pooler
+    # maps every document to nearly the same vector), where it starts as the identity (biotune.models.encoder)
+    pooler: Literal["auto", "checkpoint", "identity"] = "auto"
+    # the bias of a task head the checkpoint lacks (an encoder's classifier): prior = what the training labels say
+    # before any input is read (log-odds of each label, log-frequency of each class or tag, the mean score), so an
+    # untrained head answers the best constant instead of an arbitrary one; zero = transformers' initialisation.
+    # auto: prior for encoders
+    head_bias: Literal["auto", "prior", "zero"] = "auto"
 
     @field_validator("family")
     @classmethod
@@ -68,6 +77,11 @@ class TrainingConfig(_Strict):
     grad_accum: int = Field(1, ge=1)
     warmup_steps: int = Field(0, ge=0)
     weight_decay: float = Field(0.0, ge=0)
+    # the learning rate of a task head the checkpoint does not have (an encoder's classifier, and its pooler where
+    # it starts as the identity), as a multiple of learning_rate. None: resolved, 10 for full fine-tuning of an
+    # encoder's classification head (it then trains at 2e-4, as every PEFT method trains it; heads.Head.fft_lr_scale),
+    # 1 elsewhere (a score head too)
+    head_lr_scale: float | None = Field(None, gt=0)
     lr_scheduler: str = "linear"
     bf16: bool | Literal["auto"] = "auto"  # auto: where the hardware supports it
     gradient_checkpointing: bool = False
@@ -257,6 +271,10 @@ class ExperimentConfig(_Strict):
                                    "write mentions; leave output_format out")
         family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
         head = family.resolve_head(self.model, spec)
+        if self.model.pooler == "auto":
+            self.model.pooler = family.pooler_for(self.model, head)
+        if self.model.head_bias == "auto":
+            self.model.head_bias = "zero" if family.generative else "prior"
         if not method.fits(family, head):
             valid = [n for n, m in METHODS.items() if m.fits(family, head)]
             on = f"the {family.name} family" + (f" with a {head} head" if not family.generative else "")
@@ -274,6 +292,11 @@ class ExperimentConfig(_Strict):
         self.method.params = params.model_dump(mode="json")
         if method.trains and self.training.learning_rate is None:
             self.training.learning_rate = method.default_lr
+        if self.training.head_lr_scale is None:
+            from .models.heads import HEADS
+
+            self.training.head_lr_scale = (HEADS.get(head).fft_lr_scale if method.trains_base and not family.generative
+                                           else 1.0)
         self.keep = _keep(self.keep, method)
         return self
 

@@ -39,7 +39,8 @@ _NOT_IDENTITY_TRAINING = {"report_to", "pause_at"}
 # left out of the identity while at that default, so adding a setting reruns nothing; any other value is part of
 # the identity like every other field. (block, field) -> default
 ADDED_LATER: dict[tuple[str, str], Any] = {("eval", "fallback_split"): None, ("eval", "max_length"): None,
-                                           ("eval", "max_new_tokens"): None}
+                                           ("eval", "max_new_tokens"): None, ("model", "pooler"): "checkpoint", ("model", "head_bias"): "zero",
+                                           ("training", "head_lr_scale"): 1.0}
 PREDICTION_BATCH_DEFAULT = 8  # runtime.eval_batch_size's default (see identity())
 _FILE_HASHES: dict[tuple, str] = {}
 

@@ -146,6 +146,8 @@ class Experiment:
         if method.trains:  # the data first: a method may need the schedule's length (AdaLoRA's budget)
             self.train_features, self.dev_features = _features(self, model)
             total_steps = cfg.training.schedule(len(self.train_features))[0]
+            if cfg.model.head_bias == "prior" and not self.family.generative:
+                self.family.init_head(model, self.head, [f["labels"] for f in self.train_features])
         else:
             model.requires_grad_(False)  # in-context methods train nothing
         self.model = method.apply(model, self.family, self.head, self.params, total_steps)
@@ -206,6 +208,7 @@ class Experiment:
             bf16=self.use_bf16, attention=self.attention, packing=self.cfg.runtime.packing,
             logits_at_answers=self.cfg.runtime.logits_at_answers, progress=self.progress, dev_scorer=dev_scorer,
             callbacks=[self.mlflow_run] if self.mlflow_run else [],
+            head_modules=(*self.family.head_modules, *(("pooler",) if self.cfg.model.pooler == "identity" else ())),
         ))
 
     paused: dict | None = None  # set by train() when the run stopped at `training.pause_at`

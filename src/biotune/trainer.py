@@ -47,6 +47,7 @@ class TrainerInputs:
     progress: bool = True
     dev_scorer: Callable[[], dict] | None = None  # the dev split predicted and scored: {"score": ..., "n": ...}
     callbacks: list = field(default_factory=list)  # more Trainer callbacks (a tracker's)
+    head_modules: tuple[str, ...] = ()  # modules of a head the checkpoint lacks (training.head_lr_scale applies)
 
 
 def build_trainer(run: TrainerInputs) -> CountingTrainer:
@@ -141,6 +142,9 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
     tokens = _Meter()
     callbacks = [tokens, FiniteLoss(), *method.callbacks(run.model, run.params), *run.callbacks]
     optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
+    scale = t.head_lr_scale or 1.0
+    if optimizer is None and scale != 1 and run.head_modules:
+        optimizer = head_scaled_optimizer(run.model, run.head_modules, args, scale)
     trainer = CountingTrainer(
         model=run.model, args=args, train_dataset=list(train_f), eval_dataset=list(dev_f),
         data_collator=collator, processing_class=tokenizer, callbacks=callbacks, compute_loss_func=loss_func,
@@ -158,6 +162,28 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
         print(f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
               f"{trainer.accelerator.distributed_type.value}", file=sys.stderr, flush=True)
     return trainer
+
+
+def head_scaled_optimizer(model, head_modules, args, scale: float):
+    """The Trainer's own optimizer (AdamW with its betas and epsilon; no weight decay on biases and norms) with the
+    parameters of the modules named in `head_modules` at `scale` times the learning rate: a head the checkpoint
+    does not have starts from random weights, and at a full fine-tuning rate (2e-5) a few hundred steps leave it
+    near the label prior (measured: MiniLM on a constructed 10-label task, 80 steps, micro F1 0.0 at 1x, 81.4 at
+    20x with the prior-initialised bias)."""
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    decay = set(get_parameter_names(model, [torch.nn.LayerNorm], ["bias", "layernorm", "rmsnorm"]))
+    groups: dict[tuple[bool, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            head = any(part in head_modules for part in name.split("."))
+            groups.setdefault((head, name in decay), []).append(p)
+    if not any(head for head, _ in groups):
+        raise ValueError(f"head_lr_scale: no parameter of {head_modules} trains in this model")
+    return torch.optim.AdamW(
+        [{"params": ps, "lr": args.learning_rate * (scale if head else 1.0),
+          "weight_decay": args.weight_decay if decayed else 0.0} for (head, decayed), ps in groups.items()],
+        lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
 
 
 class FiniteLoss(TrainerCallback):

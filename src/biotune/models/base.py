@@ -36,6 +36,15 @@ class ModelFamily:
     def head_for(self, task: str) -> str:
         return "lm"
 
+    def init_head(self, model, head: str, targets: list) -> None:
+        """`model.head_bias: prior` (encoders, biotune.models.encoder): a new head's bias from the training
+        targets. Generative families' heads are the checkpoint's."""
+
+    def pooler_for(self, mcfg, head: str) -> str:
+        """`model.pooler: auto` resolved (biotune.models.encoder): the checkpoint's own, but for encoders whose
+        pooler was never trained."""
+        return "checkpoint"
+
     def resolve_head(self, mcfg, spec) -> str:
         """The head a model of this family has on `spec`'s task: `model.head` where set, else the task's."""
         return getattr(mcfg, "head", None) or self.head_for(spec.task)  # a study's model entry may leave it out

@@ -24,6 +24,10 @@ IGNORE = -100  # label of a position the loss skips (transformers' convention)
 
 class Head:
     name: str
+    # under full fine-tuning of an encoder, this head's learning rate as a multiple of the body's
+    # (training.head_lr_scale: auto): a classifier the checkpoint lacks needs more than a body's 2e-5 to leave the
+    # label prior in a few hundred steps (HoC: dev micro F1 0.0 -> 72.6 with the prior bias and the identity pooler)
+    fft_lr_scale = 10.0
     token_level = False  # the head runs at every position (the planner counts its FLOPs per token)
     soft_prompts_fit = True  # peft's virtual tokens work with it (it pads logits, not labels, of token heads)
     peft_task_type = "SEQ_CLS"
@@ -63,6 +67,17 @@ class Head:
     def decode(self, logits, labels: list[str], word_starts: Sequence[int | None] = ()):
         """One example's prediction from its row of logits (`word_starts`: what `word_starts` gave)."""
         return labels[int(logits.argmax())]
+
+    def prior_bias(self, targets: list, n_outputs: int):
+        """The head's bias that makes it answer, before reading any input, what the training targets say
+        (`targets`: the training examples' `labels` as `encode` made them): classes, the log of their smoothed
+        frequency (softmax then gives the frequencies)."""
+        import torch
+
+        counts = torch.ones(n_outputs)
+        for t in targets:
+            counts[t] += 1
+        return torch.log(counts / counts.sum())
 
 
 HEADS: Registry[Head] = Registry("head")
@@ -115,6 +130,9 @@ class TokenClassification(Head):
 
         return torch.tensor([lab + [IGNORE] * (width - len(lab)) for lab in labels])
 
+    def prior_bias(self, targets, n_outputs):
+        return super().prior_bias([k for seq in targets for k in seq if k != IGNORE], n_outputs)
+
     def decode(self, logits, labels, word_starts=()):
         # words cut off by max_length stay O
         return [labels[int(logits[pos].argmax())] if pos is not None else "O" for pos in word_starts]
@@ -158,10 +176,20 @@ class MultiLabel(Head):
 
         return [label for label, p in zip(labels, torch.sigmoid(logits)) if p > 0.5]
 
+    def prior_bias(self, targets, n_outputs):
+        """Each label's log-odds among the training examples (smoothed): sigmoid gives its frequency."""
+        import torch
+
+        p = (torch.tensor(targets, dtype=torch.float).sum(0) + 0.5) / (len(targets) + 1)
+        return torch.log(p / (1 - p))
+
 
 @register
 class Regression(Head):
     name = "regression"
+    # measured on BIOSSES (64 training pairs, 30 epochs, lr 5e-5): dev Pearson 85.2 at 1x, 33.2 at 10x (both on 16
+    # dev pairs): a score head keeps the body's rate
+    fft_lr_scale = 1.0
 
     def config_kwargs(self, labels):
         return {"num_labels": 1, "problem_type": "regression"}
@@ -176,3 +204,9 @@ class Regression(Head):
 
     def decode(self, logits, labels, word_starts=()):
         return float(logits[0])
+
+    def prior_bias(self, targets, n_outputs):
+        """The mean training score."""
+        import torch
+
+        return torch.tensor([sum(targets) / len(targets)])
