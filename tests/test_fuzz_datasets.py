@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 from conftest import cli_here
 from hypothesis import HealthCheck, given, settings
