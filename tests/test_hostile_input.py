@@ -69,6 +69,13 @@ def _biotune(*args, env=None):
     return cli_here(*args, env=env)
 
 
+def test_an_unknown_option_or_a_missing_argument_is_clicks_one_line_usage_error(tmp_path):
+    for args in (("study", "configs/demo.yaml", "--bogus"), ("run",), ("data", "show")):
+        r = _biotune(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert "Error" in r.stderr and len([x for x in r.stderr.splitlines() if "Error" in x]) == 1, r.stderr
+
+
 # -- 1. a dataset file's reach is its own ------------------------------------------------------------------------
 
 def test_a_file_url_is_refused_and_nothing_of_the_environment_is_copied_or_echoed(tmp_path, monkeypatch):

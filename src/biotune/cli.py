@@ -438,6 +438,19 @@ def _one_line(e: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _usage_errors() -> tuple:
+    """click's usage errors, and typer's own copies of them (typer >= 0.22 vendors click as typer._click, whose
+    exceptions are not click's: without them an unknown option ended in a traceback)."""
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:
+        return (click.ClickException,)
+    return (click.ClickException, TyperClickException)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
 def _printable(text: str) -> str:
     """A message on one line whatever it quotes: control characters (a path or a value from a user's file may hold
     any) written as escapes."""
@@ -456,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
-    except click.ClickException as e:
+    except _USAGE_ERRORS as e:  # an unknown option, a missing argument: click's one-line usage error
         e.show()
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
