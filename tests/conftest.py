@@ -1,3 +1,4 @@
+import contextlib
 import os
 from pathlib import Path
 
@@ -65,6 +66,24 @@ def cli_here(*args, env=None, cwd=None):
         os.environ.clear()
         os.environ.update(before)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str):
+    """A tmpfs mounted at `folder` with `options` (e.g. size=16m, or ro) while the block runs; skips the test where
+    it cannot be mounted (mounting needs root)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a tmpfs")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 _ONCE: dict = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_here, once
+from conftest import cli_here, once, tmpfs
 
 from biotune.config import ExperimentConfig
 from biotune.errors import BiotuneError
@@ -154,15 +154,8 @@ def small_disk(tmp_path):
     """A 16 MB filesystem of its own (tmpfs), so the test can fill it; needs root (mount)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a small tmpfs that the test can fill")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(disk, "size=16m"):
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _fill(disk: Path, leave_bytes: int = 0) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_here
+from conftest import cli_here, tmpfs
 
 from biotune.config import ExperimentConfig, load_experiment
 from biotune.data import load_split
@@ -54,13 +54,8 @@ def readonly_dir(tmp_path):
         yield folder
         folder.chmod(0o755)
         return
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"root cannot mount a read-only folder here: {r.stderr.decode().strip()}")
-    try:
+    with tmpfs(folder, "ro,size=1m"):
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def _biotune(*args, env=None):

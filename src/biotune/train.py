@@ -146,7 +146,7 @@ class Experiment:
         if method.trains:  # the data first: a method may need the schedule's length (AdaLoRA's budget)
             self.train_features, self.dev_features = _features(self, model)
             total_steps = cfg.training.schedule(len(self.train_features))[0]
-            if cfg.model.head_bias == "prior" and not self.family.generative:
+            if cfg.model.head_bias == "prior":
                 self.family.init_head(model, self.head, [f["labels"] for f in self.train_features])
         else:
             model.requires_grad_(False)  # in-context methods train nothing
@@ -400,12 +400,11 @@ def no_links(out: Path) -> None:
 
 
 def _claim(cfg: ExperimentConfig, force: bool) -> tuple[Path, str, str]:
-    """Every split the run reads checked before anything is written, then its output folder claimed for its
-    identity (claim_folder): (folder, identity hash, 'finished' | 'resume' | 'new')."""
+    """The run's output folder claimed for its identity (claim_folder), inside `_held`, which has checked every
+    split the run reads: (folder, identity hash, 'finished' | 'resume' | 'new')."""
     from .identity import hash_of, identity
 
     out = output_dir(cfg)
-    check_data(cfg)
     ident = identity(cfg)
     ident_hash = hash_of(ident)
     with disk_full_errors(out):

@@ -113,8 +113,6 @@ def local_file(location: str, relative: str, reach: tuple[str, ...] = ()) -> Pat
     """The local path of `relative` under `location`, fetching it first when `location` is a URL (into the cache
     entry of that URL, never outside it). None when the file does not exist there. `reach`: the folders a local
     file must lie in, symlinks followed (a user's dataset file; empty: no check, the BLURB files)."""
-    from biotune.errors import BiotuneError
-
     if not is_url(location):
         path = Path(location) / relative
         if not path.is_file():
@@ -125,8 +123,9 @@ def local_file(location: str, relative: str, reach: tuple[str, ...] = ()) -> Pat
         return path
     entry = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16]
     target = entry / relative
-    if name_problem(relative) or not within(target, [entry]):
-        raise BiotuneError(f"{location}/{relative}: the file name {name_problem(relative) or 'leaves the cache'}")
+    problem = name_problem(relative) or (None if within(target, [entry]) else "leaves the cache")
+    if problem:
+        raise BiotuneError(f"{location}/{relative}: the file name {problem}")
     if target.is_file() or download(f"{location}/{relative}", target):
         return target
     return None

@@ -24,7 +24,7 @@ from biotune.io import atomic_write_text
 from biotune.summary import RunSummary
 
 from .grid import Cell, StudyConfig
-from .store import Store, holder_state
+from .store import Store, holder_state, process_alive
 
 
 def git_revision() -> str | None:
@@ -84,15 +84,10 @@ def _die_with(pid: int, every: float = 0.5) -> None:
     its last complete checkpoint. (The cell is the fork server's child, so the parent-death signal would watch the
     wrong process; a thread polling the study's pid watches the right one.)"""
     def watch():
-        while True:
+        while process_alive(pid):
             time.sleep(every)
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                print(f"the study's process {pid} has ended: this cell stops with it", flush=True)
-                os.kill(os.getpid(), signal.SIGKILL)
-            except PermissionError:
-                pass  # alive, another user's (cannot happen for our own parent, but never a reason to stop)
+        print(f"the study's process {pid} has ended: this cell stops with it", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="biotune-die-with-study", daemon=True).start()
 

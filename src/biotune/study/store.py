@@ -78,6 +78,17 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (another user's counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def holder_state(worker: str | None) -> str:
     """Whether the worker that claimed a cell still runs: 'alive' or 'gone' (known for workers on this host),
     'unknown' (a worker on another machine: its claim is trusted unless the user reclaims it)."""
@@ -87,12 +98,9 @@ def holder_state(worker: str | None) -> str:
     if host != socket.gethostname():
         return "unknown"
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
+        return "alive" if process_alive(int(pid)) else "gone"
+    except ValueError:
         return "gone"
-    except PermissionError:
-        return "alive"
-    return "alive"
 
 
 class Store:
