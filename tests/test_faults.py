@@ -239,6 +239,9 @@ def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path, data_
     res = resumed["resources"]
     assert 0 < res["train_seconds_before_resume"] < res["train_seconds"]
     assert straight["resources"]["train_seconds_before_resume"] == 0
+    # what the first invocation trained past checkpoint-3 (steps 4-6) was redone: lost work, listed apart
+    assert res["resumes"] == 1 and 0 < res["lost_seconds"] < res["train_seconds"]
+    assert (straight["resources"]["resumes"], straight["resources"]["lost_seconds"]) == (0, 0.0)
     assert resumed["metrics"] == straight["metrics"]
     assert resumed["training"]["dev_score_curve"] == straight["training"]["dev_score_curve"]
 

@@ -155,3 +155,60 @@ def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_pa
     named = sum(1 for r in rows if r["prediction"])
     assert summary["metrics"]["score"] >= 70, summary["metrics"]
     assert named >= 0.7 * sum(1 for r in rows if r["gold"]), named
+
+
+def _tiny_regression_bert():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    return BertForSequenceClassification(BertConfig(
+        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_labels=1, problem_type="regression")).eval()
+
+
+@pytest.mark.parametrize("wrapped", [False, True], ids=["fft", "lora"])
+def test_a_score_heads_output_is_computed_in_fp32_under_bf16_autocast(wrapped):
+    """BIOSSES predictions came out as multiples of 1/64 near 3 (bf16's 8 significant bits): the trained model's
+    forward runs under bf16 autocast (accelerate wraps it), the score head included. With precise_head the head
+    computes in fp32 — the body still in bf16 — for a plain model (FFT) and under peft's copy of the head (LoRA)."""
+    model = _tiny_regression_bert()
+    if wrapped:
+        from peft import LoraConfig, get_peft_model
+
+        # as Experiment.setup has it: the frozen base in bf16, what trains (adapters, the head's copy) in fp32
+        model = get_peft_model(model.to(torch.bfloat16),
+                               LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
+        for p in model.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()
+    base = model.get_base_model() if wrapped else model
+    ids = torch.randint(0, 100, (8, 12))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        before = model(input_ids=ids).logits
+        pooled = base.bert(input_ids=ids).pooler_output  # the head's input, as computed in bf16
+        assert before.dtype == torch.bfloat16 and pooled.dtype == torch.bfloat16
+        assert FAMILIES.get("encoder").precise_head(model) == 1
+        after = model(input_ids=ids).logits
+    classifier = base.classifier
+    head = classifier.modules_to_save["default"] if wrapped else classifier
+    expected = torch.nn.functional.linear(pooled.float(), head.weight.float(), head.bias.float())
+    assert after.dtype == torch.float32
+    assert torch.allclose(after, expected, atol=1e-6), (after, expected)
+    assert torch.allclose(after, before.float(), atol=0.05)  # the same prediction, at full precision
+    assert not torch.equal(after, before.float())
+    # a score of 8 significant bits lies on a grid of 1/64 between 2 and 4 (what the predictions were); fp32 does not
+    assert all(v * 2 ** 16 != round(v * 2 ** 16) for v in after.flatten().tolist()), after
+
+
+def test_only_a_score_head_under_bf16_puts_its_precision_in_the_identity(tmp_path):
+    from biotune.config import validate_experiment
+    from biotune.identity import identity
+
+    def ident(dataset, bf16):
+        return identity(validate_experiment({
+            "dataset": dataset, "model": {"family": "encoder", "path": "minilm"}, "method": {"name": "fft"},
+            "training": {"bf16": bf16}, "device": "cpu", "output_dir": str(tmp_path / "x")}))["experiment"]
+
+    assert ident("biosses", True).get("head_precision") == "float32"
+    assert "head_precision" not in ident("biosses", False)
+    assert "head_precision" not in ident("gad", True)  # class heads: results and identities as before

@@ -1,6 +1,7 @@
 """The report: bootstrap on hand-made cases with known answers, Pareto fronts, and a report built from a real
 small study whose numbers equal the store's."""
 
+import json
 import re
 from pathlib import Path
 
@@ -150,6 +151,21 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     assert set(result["decisions"]) == {"gad", "biosses"}
     assert all(d["sentence"] in md for d in result["decisions"].values())
     assert set(result["recommendations"].task) == {"relation", "similarity"}
+    # training redone after a kill is listed apart, never in a cost: none here; one cell's, once it has some
+    assert (agg.lost_seconds == 0).all() and "redone after interruptions" not in page
+    import sqlite3
+
+    row = next(r for r in rows if r["dataset"] == "gad" and r["method"] == "lora")
+    with sqlite3.connect(study.store_url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE results SET resources = ? WHERE config_hash = ? AND seed = ?",
+                   (json.dumps({**json.loads(row["resources"]), "lost_seconds": 12.5}), row["config_hash"],
+                    row["seed"]))
+    again = build_report(study.store_url, study.name, study.out, samples=200,
+                         identities={c.key: c.identity_hash for c in cells})
+    lora = again["aggregate"].set_index(["dataset", "method"]).loc[("gad", "lora")]
+    assert lora.lost_seconds == 12.5 and lora.cost_seconds == pytest.approx(agg.set_index(
+        ["dataset", "method"]).loc[("gad", "lora")].cost_seconds)
+    assert "12 s of training redone after interruptions (1 cell), not counted" in (study.out / "report.md").read_text()
 
 
 def _by(rows):

@@ -8,9 +8,10 @@
   machine computes in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ),
   without what only names or places a run (`name`, `output_dir`, `data_dir`), without the `runtime:` block
   (speed only, tested to leave results identical) except `eval_batch_size` away from its default (padded batched
-  generation in bf16 is not batch-invariant), without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`,
-  `tags`); a setting added later is left out while at the default that does what runs did before it
-  (`ADDED_LATER`), so adding a setting reruns nothing.
+  generation in bf16 is not batch-invariant), with `head_precision` where a score head computes in fp32 under
+  bf16, without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`, `tags`);
+  a setting added later is left out while at the default that does what runs did before it (`ADDED_LATER`), so
+  adding a setting reruns nothing.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
   file reruns its cells and a moved data folder does not; for a user's dataset file also the file itself
   (`definition`: columns, labels, metric decide results too), for a hub dataset the examples as read.
@@ -165,6 +166,8 @@ def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def identity(cfg: ExperimentConfig) -> dict[str, Any]:
     from .data import get_spec
+    from .models import FAMILIES
+    from .models.heads import HEADS
     from .runtime import resolved_precision  # torch: on first use, as the other heavy imports here
     from .tasks import SCORING_VERSION
 
@@ -180,7 +183,12 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
         experiment["eval_batch_size"] = cfg.runtime.eval_batch_size
     precision = resolved_precision(cfg.device, cfg.training.bf16, cfg.model.dtype)
     experiment["training"]["bf16"], experiment["model"]["dtype"] = precision["bf16"], precision["dtype"]
-    experiment["dataset"] = get_spec(cfg.dataset).name  # a dataset file by its name: moving it reruns nothing
+    spec = get_spec(cfg.dataset)
+    experiment["dataset"] = spec.name  # a dataset file by its name: moving it reruns nothing
+    if precision["bf16"] and HEADS.get(FAMILIES.get(cfg.model.family).resolve_head(cfg.model, spec)).full_precision:
+        # a score head computes in fp32 under bf16 (Head.full_precision) since it was found rounding BIOSSES
+        # predictions to multiples of 1/64: those results, and only those, are new
+        experiment["head_precision"] = "float32"
     return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
             "scoring_version": SCORING_VERSION}
 

@@ -23,6 +23,7 @@ from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, disk_f
 from .methods import METHODS
 from .models import FAMILIES
 from .models.encoder import label_list
+from .models.heads import HEADS
 from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
 from .runtime import (attention_for, bf16_compute, dtype_name, is_main_process, pick_device, pick_dtype,
@@ -35,6 +36,7 @@ DEV_PREDICTIONS = "dev_predictions.jsonl"  # the kept model's dev predictions, b
 FOLDER_WAIT_S = 30.0  # how long a run waits for another live process to let go of its output folder (io.folder_lock)
 DEV_STEPS = "dev_steps"  # while training: each dev evaluation's predictions (step-<k>.jsonl), for the kept one
 PAUSED = "paused.json"  # a run stopped at `training.pause_at` (a search's rung): how far it got, its dev score so far
+LOST_FILE = "lost_work.json"  # in a run folder: training seconds lost to kills, over all its resumes
 
 
 def _log(msg: str) -> None:
@@ -163,6 +165,8 @@ class Experiment:
         for p in self.model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
+        if self.use_bf16 and HEADS.get(self.head).full_precision:  # a score head's output is its prediction
+            self.family.precise_head(self.model)
         self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
         if method.trains:
             self.build_trainer()
@@ -420,11 +424,13 @@ def tidy(out: Path, keep: str) -> None:
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     shutil.rmtree(out / DEV_STEPS, ignore_errors=True)
     (out / PAUSED).unlink(missing_ok=True)
+    (out / LOST_FILE).unlink(missing_ok=True)  # in the result's resources now
     if keep == "none":
         shutil.rmtree(out / "final", ignore_errors=True)
 
 
-_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "dev_predictions.jsonl", "config.yaml", "identity.json", PAUSED)
+_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "dev_predictions.jsonl", "config.yaml", "identity.json", PAUSED,
+                 LOST_FILE)
 _RESULT_DIRS = ("checkpoints", "final", "dev_steps")
 
 
@@ -497,6 +503,7 @@ def _train(exp: Experiment) -> dict:
         spent = Path(resume) / TIME_FILE
         if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
             meter.prior = {k: float(v) for k, v in json.loads(spent.read_text()).items()}
+    lost = lost_work(exp.out, resume, meter.prior["train_seconds"])
     with (Timer() as timer, PeakMemory(exp.device) as mem,
           exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16)):
         trainer.train(resume_from_checkpoint=resume)
@@ -524,6 +531,9 @@ def _train(exp: Experiment) -> dict:
             "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
             "dev_eval_seconds": round(meter.prior["dev_eval_seconds"] + meter.eval_seconds, 3),
             "train_seconds_before_resume": round(meter.prior["train_seconds"], 3),
+            # training done past a checkpoint by a run that was then killed, redone after its resume: not in
+            # train_seconds (the finished trajectory's compute), listed apart
+            "lost_seconds": lost["seconds"], "resumes": lost["resumes"],
             "train_tokens": int(seen),
             "train_padded_tokens": trainer.padded_tokens,  # what the model computed on, padding included
             "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
@@ -547,6 +557,27 @@ def _train(exp: Experiment) -> dict:
         "dev_loss_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
         "dev_score_curve": [(h["step"], h["eval_score"]) for h in history if "eval_score" in h],
     }
+
+
+def lost_work(out: Path, resume: str | None, at_checkpoint: float) -> dict:
+    """Training that a killed invocation did past the checkpoint this one resumes from (`at_checkpoint`: its
+    training seconds up to that checkpoint), added to what earlier resumes lost: {'seconds', 'resumes'}. Read
+    from the progress file training writes every few seconds (trainer.PROGRESS_FILE), so up to that interval of
+    lost work is not seen; a pause at a search's rung stops at its checkpoint and loses nothing."""
+    from .trainer import PROGRESS_FILE
+
+    path = out / LOST_FILE
+    lost = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "resumes": 0}
+    progress = out / "checkpoints" / PROGRESS_FILE
+    if resume is None or not progress.is_file():
+        return lost
+    went = json.loads(progress.read_text())
+    if went.get("step", 0) > int(Path(resume).name.rsplit("-", 1)[-1]):
+        lost = {"seconds": round(lost["seconds"] + max(0.0, went["train_seconds"] - at_checkpoint), 3),
+                "resumes": lost["resumes"] + 1}
+        atomic_write_json(path, lost)
+    progress.unlink()  # read once: this invocation writes its own
+    return lost
 
 
 def _kept_score(scores: list[float], final: bool) -> float | None:

@@ -21,6 +21,10 @@ from .models.heads import IGNORE
 from .runtime import is_main_process, world_size
 
 TIME_FILE = "biotune_time.json"  # in a checkpoint: training and dev-evaluation seconds up to it
+# beside the checkpoints: how far training got (step, seconds), written every few seconds; after a kill, what it
+# did past its last checkpoint is work lost (redone after the resume; train.lost_work)
+PROGRESS_FILE = "biotune_progress.json"
+PROGRESS_EVERY_S = 10.0
 
 
 @dataclass
@@ -121,6 +125,7 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
         eval_seconds = 0.0
         prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
         began = 0.0
+        written = 0.0  # when PROGRESS_FILE was last written
 
         def on_train_begin(self, args, state, control, **kw):
             import time
@@ -129,6 +134,22 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
+
+        def on_step_end(self, args, state, control, **kw):
+            self._progress(args, state, every=PROGRESS_EVERY_S)
+
+        def on_train_end(self, args, state, control, **kw):
+            self._progress(args, state, every=0.0)  # a kill before the result loses what followed the checkpoint
+
+        def _progress(self, args, state, every: float) -> None:
+            import time
+
+            now = time.perf_counter()
+            if now - self.written < every or not is_main_process():
+                return
+            self.written = now
+            atomic_write_json(Path(args.output_dir) / PROGRESS_FILE, {
+                "step": state.global_step, "train_seconds": self.prior["train_seconds"] + now - self.began})
 
         def on_save(self, args, state, control, **kw):
             import time

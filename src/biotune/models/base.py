@@ -40,6 +40,37 @@ class ModelFamily:
         """`model.head_bias: prior` (encoders, biotune.models.encoder): a new head's bias from the training
         targets. Generative families' heads are the checkpoint's."""
 
+    def precise_head(self, model) -> int:
+        """Make the task head's modules (`head_modules`; under a PEFT wrapper, the wrapper of the trained copy)
+        compute in fp32 with autocast off, their inputs cast to their weights' dtype (fp32 for a head that trains):
+        what a head whose output is the prediction needs under bf16 (Head.full_precision). Returns how many
+        modules were changed."""
+        import types
+
+        import torch
+
+        done: list[str] = []
+        for name, module in model.named_modules():
+            if name.rsplit(".", 1)[-1] not in self.head_modules or any(name.startswith(d + ".") for d in done):
+                continue
+            params = list(module.parameters())
+            # the weights that compute: the trained copy under a PEFT wrapper (the original stays in the base's dtype)
+            weights = next((p for p in params if p.requires_grad), params[0] if params else None)
+            if weights is None:
+                continue
+            done.append(name)
+
+            def forward(self_, *args, _inner=module.forward, _dtype=weights.dtype, _device=weights.device.type,
+                        **kwargs):
+                def cast(v):
+                    return v.to(_dtype) if torch.is_tensor(v) and v.is_floating_point() else v
+
+                with torch.autocast(device_type=_device, enabled=False):
+                    return _inner(*map(cast, args), **{k: cast(v) for k, v in kwargs.items()})
+
+            module.forward = types.MethodType(forward, module)
+        return len(done)
+
     def pooler_for(self, mcfg, head: str) -> str:
         """`model.pooler: auto` resolved (biotune.models.encoder): the checkpoint's own, but for encoders whose
         pooler was never trained."""

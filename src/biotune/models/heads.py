@@ -31,6 +31,9 @@ class Head:
     token_level = False  # the head runs at every position (the planner counts its FLOPs per token)
     soft_prompts_fit = True  # peft's virtual tokens work with it (it pads logits, not labels, of token heads)
     peft_task_type = "SEQ_CLS"
+    # its layers compute in fp32 even where the model computes in bf16 (ModelFamily.precise_head): a continuous
+    # output rounded to bf16 keeps 8 significant bits (a similarity score near 3 comes out a multiple of 1/64)
+    full_precision = False
 
     def auto_class(self):
         from transformers import AutoModelForSequenceClassification
@@ -190,6 +193,7 @@ class Regression(Head):
     # measured on BIOSSES (64 training pairs, 30 epochs, lr 5e-5): dev Pearson 85.2 at 1x, 33.2 at 10x (both on 16
     # dev pairs): a score head keeps the body's rate
     fft_lr_scale = 1.0
+    full_precision = True  # the score is the prediction itself: no argmax or threshold absorbs bf16's rounding
 
     def config_kwargs(self, labels):
         return {"num_labels": 1, "problem_type": "regression"}

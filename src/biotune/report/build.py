@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import itertools
@@ -55,6 +56,8 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
             "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
             "trainable_params": res.get("trainable_params", 0),
             "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
+            # training redone after kills (train.lost_work): not the configuration's cost, listed apart
+            "lost_seconds": res.get("lost_seconds") or 0.0,
             # prediction: of test, and of dev where it is not part of training (in-context methods' dev score)
             "eval_seconds": (res.get("eval_seconds") or 0.0) + (0.0 if method.trains else
                                                                  res.get("dev_eval_seconds") or 0.0),
@@ -208,9 +211,20 @@ def _spec(dataset: str, output_dirs):
 
 
 def _predictions(output_dir: str, which: str = "test") -> dict:
-    """A run's predictions by example id: of the evaluated split (`test`) or of dev (the kept model's)."""
+    """A run's predictions by example id: of the evaluated split (`test`) or of dev (the kept model's). Read once
+    per file version: the constant answers, the comparisons and the dev decisions all read them (the caller must
+    not change what it gets)."""
     path = Path(output_dir) / ("predictions.jsonl" if which == "test" else "dev_predictions.jsonl")
-    return {r["id"]: r for r in read_jsonl(path)} if path.is_file() else {}
+    try:
+        st = path.stat()
+    except OSError:
+        return {}
+    return _read_predictions(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=512)
+def _read_predictions(path: str, size: int, mtime_ns: int) -> dict:
+    return {r["id"]: r for r in read_jsonl(path)}
 
 
 def _svg(fig) -> str:
@@ -394,13 +408,14 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
                 [["model", "method", "blurb", "seeds", "task_types"]])),
         ("Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
          "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
-         "seconds)",
+         "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
          _table(per_ds[["task", "dataset", "model", "method", "dev_mean", "test", "seeds", "unparsed",
                         "trainable_params", "peak_memory_mb", "train_seconds", "search_seconds", "eval_seconds",
-                        "cost_seconds"]],
+                        "cost_seconds", "lost_seconds"]],
                 {"dev_mean": f2, "trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",
                  "train_seconds": lambda v: f"{v:.0f}", "search_seconds": lambda v: f"{v:.0f}",
-                 "eval_seconds": lambda v: f"{v:.0f}", "cost_seconds": lambda v: f"{v:.0f}"})),
+                 "eval_seconds": lambda v: f"{v:.0f}", "cost_seconds": lambda v: f"{v:.0f}",
+                 "lost_seconds": lambda v: f"{v:.0f}"})),
         *([] if not search else [(
          "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
          "training time and the one chosen (a chosen value at the end of the range tried is marked: a value beyond "
@@ -455,6 +470,11 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
     searched = sum(1 for c in search if c["dev_score"] is not None)
     counted = f"{len(df)} finished cells reported" + (f" (and {searched} search runs, none of them a result)"
                                                        if searched else "")
+    lost = float(df["lost_seconds"].sum())
+    if lost > 0:
+        hit = int((df.lost_seconds > 0).sum())
+        counted += (f"; {lost:,.0f} s of training redone after interruptions ({hit} cell{'s' * (hit > 1)}), "
+                    "not counted in any cost")
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: {html.escape(study)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
