@@ -106,8 +106,7 @@ def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_hist
     path = write_study(tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2,
                                                                                          "max_steps": 3}}}},
                        defaults={**yaml.safe_load(path.read_text())["defaults"],
-                                 "runtime": {"fast_norms": False, "fused_lora": False, "logits_at_answers": False,
-                                             "threads": 1}})
+                                 "runtime": {"fast_norms": False}})
     assert set(states(path).values()) == {"done"}
     # undoing the edit finds the first result again: nothing to run
     assert set(states(write_study(tmp_path, **fields)).values()) == {"done"}
@@ -182,7 +181,10 @@ def test_each_runtime_switch_leaves_results_identical(tmp_path, switch):
     assert rows[0] == rows[1]
     # the prediction batch is part of the identity away from its default: equal here (fp32, a tiny model), but
     # padded batched generation in bf16 is not batch-invariant (issue: 22 of 100 SmolLM2 answers differed)
-    assert (other["identity_hash"] == base["identity_hash"]) == ("eval_batch_size" not in switch)
+    # and so are the library's paths (fused_lora, logits_at_answers off) and the CPU threads: equal on this tiny
+    # model, not on the real SmolLM2 (tests/test_identity_real.py)
+    keyed = {"eval_batch_size", "fused_lora", "logits_at_answers", "threads"}
+    assert (other["identity_hash"] == base["identity_hash"]) == (not keyed & set(switch))
 
 
 def test_packing_keeps_the_identity_and_the_loss_up_to_rounding(tmp_path):

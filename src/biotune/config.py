@@ -155,17 +155,21 @@ class EvalSettings(_Strict):
 
 class RuntimeConfig(_Strict):
     """Settings that change only how fast a result comes, never the result: outside a result's identity
-    (biotune.identity), so switching one reruns nothing (eval_batch_size excepted: see there). Each is tested to leave predictions and scores
-    identical (tests/test_identity.py)."""
+    (biotune.identity), so switching one reruns nothing. Each is tested to leave predictions and scores identical
+    (tests/test_identity.py; on the real SmolLM2 in both precisions: tests/test_identity_real.py), except those
+    that were found to move results there and are part of the identity away from their defaults: eval_batch_size,
+    fused_lora, logits_at_answers and threads (biotune.identity)."""
 
     # decoder-only models: the LM head runs at the answer positions only (not over the whole prompt), the same
-    # loss; off = the library's full-sequence logits (kept to check the fast path against)
+    # loss up to rounding; off = the library's full-sequence logits (kept to check the fast path against; part of
+    # a result's identity: the rounding trains other weights)
     logits_at_answers: bool = True
     # LLaMA-style RMSNorm layers as one autograd node that keeps x in its dtype (biotune.kernels.rms_norm; CPU):
     # the same outputs with fewer passes over memory; off = the library's forward
     fast_norms: bool = True
     # on CPU a frozen linear layer and its LoRA adapter train as one autograd node (biotune.kernels.lora_linear):
-    # the adapter's output is accumulated inside the matmul; off = peft's forward
+    # the adapter's output is accumulated inside the matmul; off = peft's forward, which rounds the sum otherwise
+    # in bf16 (a real SmolLM2's answers moved): off is part of a result's identity (biotune.identity)
     fused_lora: bool = True
     # decoder-only training: a batch's examples packed into one row without padding, each with its own position
     # ids (transformers' DataCollatorWithFlattening), so attention never crosses examples: the same loss as padded
@@ -179,7 +183,9 @@ class RuntimeConfig(_Strict):
     # same token ids, budget and stop tokens, decoded by the same tokenizer (biotune.vllm_generation); equal to
     # transformers' on the set tests/test_cuda.py checks. hf: transformers' generate (trained cells always)
     generation: Literal["hf", "vllm"] = "hf"
-    threads: int | None = Field(None, ge=1)  # torch intra-op threads (default: torch's choice)
+    # torch intra-op threads (default: torch's choice, the cores). A matmul's sums are split by thread: where set,
+    # part of a result's identity (biotune.identity); the default is not keyed (it varies with the machine)
+    threads: int | None = Field(None, ge=1)
 
 
 # earlier spellings of the runtime settings, still read: (block, key) -> runtime field

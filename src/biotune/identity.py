@@ -8,8 +8,9 @@
   machine computes in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ),
   without what only names or places a run (`name`, `output_dir`, `data_dir`), without the `runtime:` block
   (speed only, tested to leave results identical) except `eval_batch_size` away from its default (padded batched
-  generation in bf16 is not batch-invariant), with `head_precision` where a score head computes in fp32 under
-  bf16, without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`, `tags`);
+  generation in bf16 is not batch-invariant), `fused_lora` and `logits_at_answers` off (the library's paths round
+  otherwise and train other weights) and `threads` where set (how a matmul's sums are split; torch's default, the
+  cores, is not keyed), each left out at the value every earlier result had, without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`, `tags`);
   a setting added later is left out while at the default that does what runs did before it (`ADDED_LATER`), so
   adding a setting reruns nothing.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
@@ -181,6 +182,19 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
         # answers differed between batch 8 and 16): the prediction batch decides results, so it is part of the
         # identity — left out at the default every earlier result used, so adding it reruns nothing
         experiment["eval_batch_size"] = cfg.runtime.eval_batch_size
+    # the library's paths instead of the fast ones: peft's LoRA forward (another rounding of the adapter's sum in
+    # bf16: a LoRA-trained SmolLM2's dev loss 2.765 -> 2.818 and one of 6 answers) and the LM head over every
+    # position (the loss summed otherwise: that dev loss 2.765 -> 2.796 in bf16, 2.6232388 -> 2.6232419 in fp32)
+    # train other weights (tests/test_identity_real.py): results of their own; the defaults keep every identity
+    for name in ("fused_lora", "logits_at_answers"):
+        if not getattr(cfg.runtime, name):
+            experiment[name] = False
+    if cfg.runtime.threads is not None:
+        # a matmul's sums are split by thread: one thread instead of torch's 2 moved one of 6 answers of a bf16
+        # SmolLM2 (tests/test_identity_real.py). torch's default (the cores, or what an executor such as Ray sets
+        # in its workers) is left out, so a study and its cells agree on a cell's identity: set runtime.threads
+        # to pin it across machines
+        experiment["threads"] = cfg.runtime.threads
     precision = resolved_precision(cfg.device, cfg.training.bf16, cfg.model.dtype)
     experiment["training"]["bf16"], experiment["model"]["dtype"] = precision["bf16"], precision["dtype"]
     spec = get_spec(cfg.dataset)

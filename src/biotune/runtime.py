@@ -10,6 +10,14 @@ import torch
 from .errors import BiotuneError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# torch's own intra-op thread count in this process, before anything set it (OMP_NUM_THREADS, else the cores)
+DEFAULT_THREADS = torch.get_num_threads()
+
+
+def threads_for(requested: int | None) -> int:
+    """The intra-op threads a CPU run computes with: `runtime.threads`, else torch's default here. A matmul's sums
+    are split by thread, so the count moves bf16 results (a real SmolLM2's answers: tests/test_identity_real.py)."""
+    return requested or DEFAULT_THREADS
 
 
 @functools.cache

@@ -27,7 +27,7 @@ from .models.heads import HEADS
 from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
 from .runtime import (attention_for, bf16_compute, dtype_name, is_main_process, pick_device, pick_dtype,
-                      provenance, set_attention, world_size)
+                      provenance, set_attention, threads_for, world_size)
 from .summary import FILE as SUMMARY_FILE, RunSummary
 from .tasks import task_for
 
@@ -125,8 +125,8 @@ class Experiment:
 
         from transformers import set_seed
 
-        if cfg.runtime.threads:
-            torch.set_num_threads(cfg.runtime.threads)
+        if self.device.type == "cpu":  # the default again after a cell that set its own (cells share a process)
+            torch.set_num_threads(threads_for(cfg.runtime.threads))
         set_seed(cfg.seed)
         self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
         if loaded is not None and method.trains:
