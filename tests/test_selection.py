@@ -172,3 +172,44 @@ def test_bad_search_blocks_name_the_field(tmp_path):
     path = write_study(tmp_path, search={"grid": {"training.learning_rte": [1e-3]}})
     with pytest.raises(BiotuneError, match=r"learning_rte"):
         load_study(path)
+
+
+def test_every_method_that_trains_has_its_own_search_space_with_a_source():
+    from biotune.methods import METHODS
+
+    for name, method in METHODS.items():
+        if not method.trains:
+            assert method.search_space == {}, name
+            continue
+        rates = method.search_space.get("training.learning_rate")
+        assert rates and rates == sorted(rates) and len(rates) >= 3, name
+        assert rates[0] <= method.default_lr <= rates[-1], (name, rates, method.default_lr)  # around its default
+        assert method.search_source and any(ch.isdigit() for ch in method.search_source), name  # cites a year
+
+
+def test_a_search_block_searches_each_trained_methods_own_space_where_the_study_names_none(tmp_path, capsys):
+    """`search:` with no values for a method: its learning rate from the method's own space (LoRA's 1e-4, 3e-4,
+    1e-3); a study's own values win field by field; `defaults: false`, or no search block, searches nothing."""
+    from biotune.cli import app
+    from biotune.methods import METHODS
+    from typer.testing import CliRunner
+
+    methods = ["lora", "fft", {"name": "few_shot", "params": {"shots": 1}}]
+    rates = lambda study: {g.key[2]: [c.search.values.get("training.learning_rate") for c in g.candidates]  # noqa
+                           for g in study.groups}
+    study, _, _ = load_study(write_study(tmp_path, methods=methods, search={"strategy": "halving"}))
+    assert rates(study) == {m: METHODS.get(m).search_space["training.learning_rate"] for m in ("lora", "fft")}
+    assert "LoRA Without Regret" in next(g for g in study.groups if g.key[2] == "lora").defaulted
+    study, _, _ = load_study(write_study(tmp_path, methods=methods,
+                                         search={"method": {"fft": {"training.learning_rate": [5e-5]}}}))
+    assert rates(study) == {"lora": [1e-4, 3e-4, 1e-3], "fft": [5e-5]}
+    assert next(g for g in study.groups if g.key[2] == "fft").defaulted == ""
+    study, _, _ = load_study(write_study(tmp_path, methods=methods, search={"defaults": False}))
+    assert study.groups == []
+    study, cells, _ = load_study(write_study(tmp_path, methods=methods))
+    assert study.groups == [] and len(cells) == 3
+    # the dry run says where the values came from
+    path = write_study(tmp_path, methods=["lora"], search={})
+    result = CliRunner().invoke(app, ["study", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "learning_rate: lora's own space, LoRA (Hu et al. 2021)" in " ".join(result.output.split())

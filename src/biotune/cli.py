@@ -266,7 +266,8 @@ def study_cmd(
                    f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
                    f"each rung, the range growing at its edge up to {study.search.grow} values")
             out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
-                      f"({how}; scored on dev); the best then runs seeds {g.seeds} anew")
+                      f"({how}; scored on dev); the best then runs seeds {g.seeds} anew"
+                      + (f"; {g.defaulted}" if g.defaulted else ""), soft_wrap=True)
         if left_out:
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")

@@ -40,6 +40,8 @@ class AdaLoraParams(BaseModel):
 class AdaLora(PeftMethod):
     name = "adalora"
     default_lr = 5e-4  # the paper's GLUE rates are 5e-4..1.2e-3 (DeBERTaV3-base)
+    search_space = {"training.learning_rate": [2.0e-4, 5.0e-4, 1.2e-3]}
+    search_source = "AdaLoRA (Zhang et al. 2023): 5e-4 to 1.2e-3 on GLUE with DeBERTaV3-base"
     params_model = AdaLoraParams
     loss_in_forward = True  # peft's AdaLoRA forward adds the orthogonal regulariser to the model's loss
     keeps_final = True  # the budget prunes ranks as it trains: a checkpoint from before the final budget does not

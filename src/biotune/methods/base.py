@@ -32,6 +32,10 @@ class Method:
     # does not load into the final model
     keeps_final = False
     default_lr = 2e-4
+    # what a study's search tries for this method where the study names no values for a field (search.defaults):
+    # a log grid around the published rate, and where it comes from (said in the dry run and the README)
+    search_space: dict[str, list] = {}
+    search_source = ""
     params_model: type[BaseModel] = NoParams
     families: tuple[str, ...] | None = None  # None: every family
 

@@ -21,6 +21,8 @@ class IA3Params(BaseModel):
 class IA3(PeftMethod):
     name = "ia3"
     default_lr = 3e-3  # T-Few
+    search_space = {"training.learning_rate": [1.0e-3, 3.0e-3, 1.0e-2]}
+    search_source = "(IA)3 in T-Few (Liu et al. 2022): 3e-3"
     params_model = IA3Params
 
     def peft_config(self, family, head, params, model, total_steps=None):

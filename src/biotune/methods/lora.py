@@ -41,6 +41,9 @@ def lora_config(family, head, params: LoraParams, use_dora: bool = False, init_l
 class Lora(PeftMethod):
     name = "lora"
     default_lr = 2e-4
+    search_space = {"training.learning_rate": [1.0e-4, 3.0e-4, 1.0e-3]}
+    search_source = ("LoRA (Hu et al. 2021) and QLoRA (Dettmers et al. 2023: 2e-4 up to 13B); a LoRA's best rate is "
+                     "about 10x full fine-tuning's (Schulman et al. 2025, 'LoRA Without Regret')")
     params_model = LoraParams
 
     def peft_config(self, family, head, params, model, total_steps=None):

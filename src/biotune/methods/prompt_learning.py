@@ -31,6 +31,8 @@ class PTuningParams(BaseModel):
 class PTuning(_SoftPrompt):
     name = "ptuning"
     default_lr = 1e-3
+    search_space = {"training.learning_rate": [1.0e-3, 5.0e-3, 1.0e-2]}
+    search_source = "P-tuning v2 (Liu et al. 2022): 5e-3 to 1e-2 with AdamW"
     params_model = PTuningParams
 
     def peft_config(self, family, head, params, model, total_steps=None):
@@ -51,6 +53,9 @@ class PromptTuningParams(BaseModel):
 class PromptTuning(_SoftPrompt):
     name = "prompt_tuning"
     default_lr = 3e-2
+    search_space = {"training.learning_rate": [1.0e-2, 3.0e-2, 1.0e-1]}
+    search_source = ("prompt tuning (Lester et al. 2021) trains at 0.3 with Adafactor; with AdamW biotune's "
+                     "choice, 3e-2 and a half-decade either side")
     params_model = PromptTuningParams
 
     def peft_config(self, family, head, params, model, total_steps=None):
@@ -72,6 +77,8 @@ class PrefixTuning(_SoftPrompt):
     name = "prefix"
     families = ("causal", "seq2seq", "glm")  # transformers 5's BERT takes no past key values
     default_lr = 1e-2
+    search_space = {"training.learning_rate": [3.0e-3, 1.0e-2, 3.0e-2]}
+    search_source = "P-tuning v2 (Liu et al. 2022), prefixes in every layer: 5e-3 to 1e-2 with AdamW"
     params_model = PrefixParams
 
     def fits(self, family, head=None) -> bool:

@@ -22,6 +22,8 @@ class VeraParams(BaseModel):
 class Vera(PeftMethod):
     name = "vera"
     default_lr = 4e-3  # the paper's instruction-tuning rate (LLaMA); its GLUE rates are 4e-3..1e-2
+    search_space = {"training.learning_rate": [1.0e-3, 4.0e-3, 1.0e-2]}
+    search_source = "VeRA (Kopiczko et al. 2024): 4e-3 for instruction tuning, 4e-3 to 1e-2 on GLUE"
     params_model = VeraParams
 
     def peft_config(self, family, head, params, model, total_steps=None):

@@ -277,13 +277,19 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                         left_out.append(pair)
                     continue
                 seeds = study.seeds[:1] if meth.deterministic else study.seeds
-                grid = study.search.grid_for(model.name, method.key, meth.trains)
+                # the method's own space, where the study has a search block at all
+                space = meth.search_space if "search" in study.model_fields_set else {}
+                grid = study.search.grid_for(model.name, method.key, meth.trains, space)
+                named = study.search.grid_for(model.name, method.key, meth.trains)
+                defaulted = sorted(f.split(".")[-1] for f in grid if f not in named)
                 if not grid:
                     for seed in seeds:
                         cells.append(_cell(study, dataset, model, method, seed, source))
                     continue
                 group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds), search_seed,
-                                    grid=grid, strategy=study.search.strategy if meth.trains else "grid")
+                                    grid=grid, strategy=study.search.strategy if meth.trains else "grid",
+                                    defaulted=(f"{', '.join(defaulted)}: {method.name}'s own space, "
+                                               f"{meth.search_source}") if defaulted else "")
 
                 def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
                     cell = _cell(study, dataset, model, method, seed, source, values)

@@ -9,7 +9,8 @@
       model_method:                                                     # per model and method
         llama3: {fft: {training.learning_rate: [1.0e-5, 2.0e-5]}, lora: {training.learning_rate: [1.0e-4, 2.0e-4]}}
 
-For each (dataset, model, method) the grid is the global one, then the method's, then the model's, then the
+For each (dataset, model, method) the grid is the method's own published space (`Method.search_space`, with its
+source; `defaults: false` leaves it out), then the global one, then the method's, then the model's, then the
 model-and-method one (a field named again takes the later values: a model's learning rates win over a method's, as
 the scale of a learning rate follows the model, and a pair's win over both); its candidates are every combination.
 Each candidate runs on the search seed (`search.seed`; default one above the study's highest seed) and is scored
@@ -43,6 +44,9 @@ class SearchConfig(BaseModel):
     rungs: list[float] = Field(default_factory=lambda: [0.25, 1.0])  # fractions of the budget; the last is 1
     keep: float = Field(1 / 3, gt=0, lt=1)  # the share of a rung's candidates that go on (at least one)
     grow: int = Field(2, ge=0)  # values added beyond an end of a numeric range, per field and direction
+    # a method that trains is searched over its own published space (Method.search_space: learning rates with
+    # their source) in each field the study names no values for; false: only what the study names
+    defaults: bool = True
 
     @field_validator("rungs")
     @classmethod
@@ -60,8 +64,10 @@ class SearchConfig(BaseModel):
                 raise ValueError(f"{name}: list at least one value")
         return v
 
-    def grid_for(self, model: str, method: str, trains: bool) -> dict[str, list]:
-        out = dict(self.grid) if trains else {}
+    def grid_for(self, model: str, method: str, trains: bool, space: dict[str, list] | None = None) -> dict[str, list]:
+        """The grid of (model, method): `space` (the method's own, where `defaults`), then the study's layers."""
+        out = dict(space or {}) if trains and self.defaults else {}
+        out.update(self.grid if trains else {})
         out.update(self.method.get(method, {}))
         if trains:
             out.update(self.model.get(model, {}))
@@ -108,6 +114,7 @@ class SearchGroup:
     candidates: list = field(default_factory=list)  # the candidate cells, on the search seed
     make: Callable | None = None  # (values, index, seed) -> the final cell of that seed
     grid: dict = field(default_factory=dict)  # field -> the values the grid tries
+    defaulted: str = ""  # where the fields the study named no values for came from (the method's search_source)
     strategy: str = "grid"  # grid or halving (SearchConfig.strategy)
 
 
