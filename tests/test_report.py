@@ -151,6 +151,8 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     assert set(result["decisions"]) == {"gad", "biosses"}
     assert all(d["sentence"] in md for d in result["decisions"].values())
     assert set(result["recommendations"].task) == {"relation", "similarity"}
+    # each configuration's training budget is stated beside its score
+    assert set(agg.budget) == {"3 steps of 4 examples"} and "3 steps of 4 examples" in md
     # training redone after a kill is listed apart, never in a cost: none here; one cell's, once it has some
     assert (agg.lost_seconds == 0).all() and "redone after interruptions" not in page
     import sqlite3

@@ -213,3 +213,23 @@ def test_a_search_block_searches_each_trained_methods_own_space_where_the_study_
     result = CliRunner().invoke(app, ["study", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "learning_rate: lora's own space, LoRA (Hu et al. 2021)" in " ".join(result.output.split())
+
+
+def test_unequal_training_budgets_are_warned_about_unless_the_study_says_so(tmp_path):
+    from biotune.study.grid import budgets, unequal_budgets
+
+    more = {"method": {"fft": {"training": {"max_steps": 4}}}}
+    study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"], overrides=more))
+    assert budgets(cells) == {"gad": {"2 steps of 2 examples": ["tiny-llama / lora"],
+                                      "4 steps of 2 examples": ["tiny-llama / fft"]}}
+    assert unequal_budgets(study, cells).startswith(
+        "unequal training budgets (gad: 2 steps of 2 examples (tiny-llama / lora), 4 steps of 2 examples "
+        "(tiny-llama / fft)): the methods are not compared on equal terms")
+    study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"], overrides=more, budgets="unequal"))
+    assert unequal_budgets(study, cells) is None
+    study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"]))
+    assert unequal_budgets(study, cells) is None
+    # a search over a budget's own field differs on purpose: not a warning
+    study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"],
+                                             search={"grid": {"training.max_steps": [2, 4]}, "defaults": False}))
+    assert unequal_budgets(study, cells) is None

@@ -14,6 +14,7 @@ import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import BiotuneError
@@ -237,13 +238,16 @@ def study_cmd(
     reclaim: bool = typer.Option(False, "--reclaim", help="Also run the cells that workers of other machines claimed and did not finish: when those machines no longer run this study (stopped, lost, or a store copied from elsewhere). A live worker on this machine keeps its cells."),
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
-    from .study.grid import load_study
+    from .study.grid import load_study, unequal_budgets
     from .study.runner import run_study
 
     study, cells, left_out = load_study(study_file)
     if plan:
         _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization)
         return
+    warning = unequal_budgets(study, cells)
+    if warning:
+        out.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if dry_run:
         from .study.runner import cell_states, existing_store
 

@@ -109,6 +109,14 @@ class TrainingConfig(_Strict):
     # the whole budget from the start. How far one invocation goes, not what the result is: not in the identity
     pause_at: float | None = Field(None, gt=0, le=1)
 
+    def budget(self) -> str:
+        """The training budget in words, what methods compared on equal terms share: '1 epoch over 1,000 training
+        examples', '64 steps of 16 examples'."""
+        if self.max_steps > 0:
+            return f"{self.max_steps:,} steps of {self.batch_size * self.grad_accum} examples"
+        over = f"{self.train_limit:,} training examples" if self.train_limit else "the training split"
+        return f"{self.epochs:g} epoch{'s' * (self.epochs != 1)} over {over}"
+
     def schedule(self, n_train: int) -> tuple[int, int, int]:
         """(optimizer steps, save interval, dev-evaluation interval) of a run on `n_train` examples per process, as
         the Trainer is set up for it (biotune.train) and as the cost planner counts it (biotune.plan)."""

@@ -62,11 +62,22 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
             "eval_seconds": (res.get("eval_seconds") or 0.0) + (0.0 if method.trains else
                                                                  res.get("dev_eval_seconds") or 0.0),
             "n_unparsed": metrics.get("n_unparsed"),
+            "budget": _budget_of(json.loads(r["config"])) if method.trains else "–",
             "n_test": metrics.get("n"),
             "trains": method.trains, "deterministic": method.deterministic,
             "output_dir": r["output_dir"],
         })
     return pd.DataFrame(out)
+
+
+def _budget_of(config: dict) -> str:
+    """A stored run's training budget in words (TrainingConfig.budget), '' where its config cannot say."""
+    from biotune.config import TrainingConfig
+
+    try:
+        return TrainingConfig.model_validate((config.get("experiment") or config)["training"]).budget()
+    except (KeyError, TypeError, ValueError):
+        return ""
 
 
 def _method_name(config: dict) -> str:
@@ -409,7 +420,7 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
         ("Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
          "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
          "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
-         _table(per_ds[["task", "dataset", "model", "method", "dev_mean", "test", "seeds", "unparsed",
+         _table(per_ds[["task", "dataset", "model", "method", "budget", "dev_mean", "test", "seeds", "unparsed",
                         "trainable_params", "peak_memory_mb", "train_seconds", "search_seconds", "eval_seconds",
                         "cost_seconds", "lost_seconds"]],
                 {"dev_mean": f2, "trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",

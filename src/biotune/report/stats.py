@@ -17,6 +17,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
                 dev_mean=("dev_score", "mean"), trainable_params=("trainable_params", "mean"),
                 peak_memory_mb=("peak_memory_mb", "mean"), train_seconds=("train_seconds", "mean"),
                 search_seconds=("search_seconds", "first"), trains=("trains", "first"),
+                **({"budget": ("budget", "first")} if "budget" in df else {}),
                 **({"lost_seconds": ("lost_seconds", "sum")} if "lost_seconds" in df else {}),
                 **({"eval_seconds": ("eval_seconds", "mean")} if "eval_seconds" in df else {}),
                 **({"n_unparsed": ("n_unparsed", lambda v: v.sum(min_count=1)), "n_test": ("n_test", "sum")}

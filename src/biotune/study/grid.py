@@ -26,7 +26,7 @@ import copy
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
@@ -89,6 +89,9 @@ class StudyConfig(BaseModel):
     data_dir: str | None = None
     report: ReportSettings = Field(default_factory=ReportSettings)
     search: SearchConfig = Field(default_factory=SearchConfig)  # model selection on dev (study/search.py)
+    # equal: the methods of a dataset are meant to train on the same budget (epochs over the same examples), and
+    # a study where they do not is warned about; unequal: the study says it gives them different budgets
+    budgets: Literal["equal", "unequal"] = "equal"
     _groups: list = PrivateAttr(default_factory=list)  # the search groups of the expanded grid (load_study)
 
     @property
@@ -167,6 +170,41 @@ def deep_merge(base: dict, extra: dict) -> dict:
     for k, v in extra.items():
         out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
+
+
+_BUDGET_FIELDS = ("training.epochs", "training.max_steps", "training.train_limit", "training.batch_size",
+                  "training.grad_accum")
+
+
+def budgets(cells: list[Cell]) -> dict[str, dict[str, list[str]]]:
+    """dataset -> training budget (TrainingConfig.budget) -> the 'model / method' configurations trained on it
+    (a search over the budget's own fields left out: its candidates differ on purpose)."""
+    from biotune.methods import METHODS
+
+    out: dict = {}
+    for c in cells:
+        if not METHODS.get(c.experiment.method.name).trains:
+            continue
+        if c.search is not None and any(f in _BUDGET_FIELDS for f in c.search.values):
+            continue
+        names = out.setdefault(c.dataset, {}).setdefault(c.experiment.training.budget(), [])
+        if f"{c.model} / {c.method}" not in names:
+            names.append(f"{c.model} / {c.method}")
+    return out
+
+
+def unequal_budgets(study: StudyConfig, cells: list[Cell]) -> str | None:
+    """A warning where the methods of a dataset train on different budgets and the study does not say it means
+    to (`budgets: unequal`): a method given more epochs is compared on better terms."""
+    if study.budgets == "unequal":
+        return None
+    found = {d: b for d, b in budgets(cells).items() if len(b) > 1}
+    if not found:
+        return None
+    said = "; ".join(f"{d}: " + ", ".join(f"{b} ({', '.join(names)})" for b, names in by.items())
+                     for d, by in found.items())
+    return (f"unequal training budgets ({said}): the methods are not compared on equal terms. Give them one "
+            "budget, or say `budgets: unequal` in the study if that is the design")
 
 
 def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
