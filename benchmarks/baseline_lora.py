@@ -18,22 +18,25 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from peft import LoraConfig, get_peft_model
-from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
-                          TrainingArguments)
+from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
 
 def main(model_dir: str, data_path: str, out_dir: str, seed: int = 0) -> None:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear",
-                                             task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     rows = [json.loads(line) for line in Path(data_path).read_text().splitlines()]
 
     def encode(row):
         prompt = tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
         answer = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
-        return {"input_ids": prompt + answer, "attention_mask": [1] * (len(prompt) + len(answer)),
-                "labels": [-100] * len(prompt) + answer}
+        return {
+            "input_ids": prompt + answer,
+            "attention_mask": [1] * (len(prompt) + len(answer)),
+            "labels": [-100] * len(prompt) + answer,
+        }
 
     train = Dataset.from_list([encode(r) for r in rows])
     collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=-100)
@@ -45,8 +48,16 @@ def main(model_dir: str, data_path: str, out_dir: str, seed: int = 0) -> None:
         padded["tokens"] += batch["input_ids"].numel()
         return batch
 
-    args = TrainingArguments(output_dir=out_dir, per_device_train_batch_size=8, num_train_epochs=1,
-                             learning_rate=2e-4, logging_steps=1, seed=seed, report_to=[], save_strategy="no")
+    args = TrainingArguments(
+        output_dir=out_dir,
+        per_device_train_batch_size=8,
+        num_train_epochs=1,
+        learning_rate=2e-4,
+        logging_steps=1,
+        seed=seed,
+        report_to=[],
+        save_strategy="no",
+    )
     trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=counting_collator)
     start = time.perf_counter()
     trainer.train()

@@ -44,11 +44,37 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from run import RESULTS, machine, machine_slug  # noqa: E402
 
-PACKAGES = ("torch", "transformers", "peft", "accelerate", "pydantic", "typer", "rich", "yaml", "sqlalchemy",
-            "sklearn", "scipy", "numpy", "pandas", "psutil", "datasets", "seqeval", "bitsandbytes", "gguf",
-            "flash_attn", "vllm")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                   "chat_template.jinja", "generation_config.json")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "pydantic",
+    "typer",
+    "rich",
+    "yaml",
+    "sqlalchemy",
+    "sklearn",
+    "scipy",
+    "numpy",
+    "pandas",
+    "psutil",
+    "datasets",
+    "seqeval",
+    "bitsandbytes",
+    "gguf",
+    "flash_attn",
+    "vllm",
+)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "generation_config.json",
+)
 
 
 def _shapes(name: str) -> dict:
@@ -62,8 +88,14 @@ def _shapes(name: str) -> dict:
 SHAPES = {
     "smollm2-135m": lambda: _shapes("HuggingFaceTB/SmolLM2-135M-Instruct"),
     "llama-3-8b": lambda: _shapes("meta-llama/Meta-Llama-3-8B-Instruct"),
-    "tiny": lambda: {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-                     "num_key_value_heads": 2, "max_position_embeddings": 1024},
+    "tiny": lambda: {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+    },
 }
 METHODS = ("lora", "qlora", "fft")
 
@@ -99,21 +131,38 @@ def cuda_tests(work: Path, data_dir: str | None) -> dict:
         return {"skipped": "no CUDA GPU"}
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **({"BIOTUNE_DATA": data_dir} if data_dir else {})}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider",
-                           "tests/test_cuda.py"], capture_output=True, text=True, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "tests/test_cuda.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     (work / "cuda-tests.log").write_text(proc.stdout + proc.stderr)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
     return {"exit_code": proc.returncode, "summary": tail, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def experiment(shapes: str, method: str, out: Path, steps: int, tokenizer: str, data_dir: str | None) -> dict:
-    exp = {"dataset": "gad",
-           "model": {"family": "causal", "path": tokenizer, "random_init": SHAPES[shapes]()},
-           "method": {"name": method},
-           # batch 4 of at most 256 tokens, a dev score and a checkpoint only at the end, 16 test sentences
-           "training": {"max_steps": steps, "batch_size": 4, "train_limit": 4 * steps, "dev_limit": 8,
-                        "max_length": 256, "learning_rate": 1e-4, "eval_steps": steps, "save_steps": steps},
-           "eval": {"limit": 16, "max_new_tokens": 8}, "output_dir": str(out), "keep": "none"}
+    exp = {
+        "dataset": "gad",
+        "model": {"family": "causal", "path": tokenizer, "random_init": SHAPES[shapes]()},
+        "method": {"name": method},
+        # batch 4 of at most 256 tokens, a dev score and a checkpoint only at the end, 16 test sentences
+        "training": {
+            "max_steps": steps,
+            "batch_size": 4,
+            "train_limit": 4 * steps,
+            "dev_limit": 8,
+            "max_length": 256,
+            "learning_rate": 1e-4,
+            "eval_steps": steps,
+            "save_steps": steps,
+        },
+        "eval": {"limit": 16, "max_new_tokens": 8},
+        "output_dir": str(out),
+        "keep": "none",
+    }
     if data_dir:
         exp["data_dir"] = data_dir
     return exp
@@ -140,8 +189,15 @@ def train_case(name: str, exp: dict, work: Path, acc) -> dict:
     from biotune.plan import plan_experiment
 
     plan = plan_experiment(validate_experiment(exp), acc, 1, 0.4)
-    row = {"planned": {"peak_bytes": plan.peak_bytes, "train_seconds": plan.train_seconds, "fits": plan.fits,
-                       "suggestions": plan.suggestions, "trainable_params": plan.trainable_params}}
+    row = {
+        "planned": {
+            "peak_bytes": plan.peak_bytes,
+            "train_seconds": plan.train_seconds,
+            "fits": plan.fits,
+            "suggestions": plan.suggestions,
+            "trainable_params": plan.trainable_params,
+        }
+    }
     if exp["method"]["name"] == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         return {**row, "skipped": "bitsandbytes is not installed (QLoRA's 4-bit kernels)"}
     if acc.device_type != "cpu" and not plan.fits:
@@ -150,24 +206,41 @@ def train_case(name: str, exp: dict, work: Path, acc) -> dict:
     path.write_text(yaml.safe_dump(exp))
     start = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run([sys.executable, "-m", "biotune", "run", str(path), "--no-progress", "--force"],
-                          capture_output=True, text=True, cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biotune", "run", str(path), "--no-progress", "--force"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     wall = time.perf_counter() - start
     (work / f"{name}.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        return {**row, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed",
-                "log": str(work / f"{name}.log")}
+        return {
+            **row,
+            "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed",
+            "log": str(work / f"{name}.log"),
+        }
     summary = json.loads((Path(exp["output_dir"]) / "metrics.json").read_text())
     res = summary["resources"]
     steps = res["train_seconds"] - (res.get("dev_eval_seconds") or 0)
     peak = res["train_peak_memory_bytes"]
-    row["measured"] = {"peak_bytes": peak, "memory_kind": res["memory_kind"], "train_step_seconds": round(steps, 2),
-                       "train_tokens_per_s": res.get("train_tokens_per_s"), "trainable_params": res["trainable_params"],
-                       "test_seconds": res.get("eval_seconds"), "wall_seconds": round(wall, 1),
-                       "device": summary["device"], "compute_dtype": summary["compute_dtype"]}
+    row["measured"] = {
+        "peak_bytes": peak,
+        "memory_kind": res["memory_kind"],
+        "train_step_seconds": round(steps, 2),
+        "train_tokens_per_s": res.get("train_tokens_per_s"),
+        "trainable_params": res["trainable_params"],
+        "test_seconds": res.get("eval_seconds"),
+        "wall_seconds": round(wall, 1),
+        "device": summary["device"],
+        "compute_dtype": summary["compute_dtype"],
+    }
     if res["memory_kind"] == "cuda_max_allocated":  # the planner estimates tensors on the GPU, as CUDA counts them
-        row["error_pct"] = {"peak_memory": round(100 * (plan.peak_bytes - peak) / peak, 1),
-                            "train_time": round(100 * (plan.train_seconds - steps) / steps, 1) if steps > 0 else None}
+        row["error_pct"] = {
+            "peak_memory": round(100 * (plan.peak_bytes - peak) / peak, 1),
+            "train_time": round(100 * (plan.train_seconds - steps) / steps, 1) if steps > 0 else None,
+        }
     return row
 
 
@@ -196,8 +269,9 @@ def main() -> None:
     info = machine()
     out = Path(args.out) if args.out else RESULTS / f"gpu-check-{machine_slug(info)}.json"
     result = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
-    result.update({"machine": info, "command": "python benchmarks/gpu_check.py " + " ".join(sys.argv[1:]),
-                   "packages": packages()})
+    result.update(
+        {"machine": info, "command": "python benchmarks/gpu_check.py " + " ".join(sys.argv[1:]), "packages": packages()}
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save():

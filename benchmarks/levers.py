@@ -29,41 +29,95 @@ from biotune.trainer import answer_loss  # noqa: E402
 
 LADDER = [
     ("fp32 (the Trainer default on CPU)", dict(bf16=False, attn="sdpa", answers=False, fast=False, group=False)),
-    ("+ bf16 autocast, weights fp32", dict(bf16=True, frozen_fp32=True, attn="sdpa", answers=False, fast=False,
-                                          group=False)),
-    ("+ frozen weights stored in bf16 (cast once)", dict(bf16=True, attn="sdpa", answers=False, fast=False,
-                                                        group=False)),
-    ("+ LM head and loss at answer positions only", dict(bf16=True, attn="sdpa", answers=True, fast=False,
-                                                         group=False)),
+    (
+        "+ bf16 autocast, weights fp32",
+        dict(bf16=True, frozen_fp32=True, attn="sdpa", answers=False, fast=False, group=False),
+    ),
+    (
+        "+ frozen weights stored in bf16 (cast once)",
+        dict(bf16=True, attn="sdpa", answers=False, fast=False, group=False),
+    ),
+    (
+        "+ LM head and loss at answer positions only",
+        dict(bf16=True, attn="sdpa", answers=True, fast=False, group=False),
+    ),
     ("+ eager attention for training on CPU", dict(bf16=True, attn="auto", answers=True, fast=False, group=False)),
-    ("+ fast LoRA dropout (only the dropped positions drawn)", dict(bf16=True, attn="auto", answers=True, fast=True,
-                                                                    group=False)),
-    ("+ adapters read the bf16 activations (no fp32 copy)", dict(bf16=True, attn="auto", answers=True, fast=True,
-                                                                 nocast=True, group=False)),
-    ("+ one dropout draw per shared input (q/k/v; gate/up)", dict(bf16=True, attn="auto", answers=True, fast=True,
-                                                                  nocast=True, shared=True, group=False)),
-    ("+ frozen layer and its adapter as one autograd node", dict(bf16=True, attn="auto", answers=True, fast=True,
-                                                                 nocast=True, shared=True, fused=True, group=False)),
-    ("+ RMSNorm as one autograd node", dict(bf16=True, attn="auto", answers=True, fast=True, nocast=True,
-                                            shared=True, fused=True, norms=True, group=False)),
-    ("+ length-grouped batches (biotune's default)", dict(bf16=True, attn="auto", answers=True, fast=True,
-                                                          nocast=True, shared=True, fused=True, norms=True,
-                                                          group=True)),
+    (
+        "+ fast LoRA dropout (only the dropped positions drawn)",
+        dict(bf16=True, attn="auto", answers=True, fast=True, group=False),
+    ),
+    (
+        "+ adapters read the bf16 activations (no fp32 copy)",
+        dict(bf16=True, attn="auto", answers=True, fast=True, nocast=True, group=False),
+    ),
+    (
+        "+ one dropout draw per shared input (q/k/v; gate/up)",
+        dict(bf16=True, attn="auto", answers=True, fast=True, nocast=True, shared=True, group=False),
+    ),
+    (
+        "+ frozen layer and its adapter as one autograd node",
+        dict(bf16=True, attn="auto", answers=True, fast=True, nocast=True, shared=True, fused=True, group=False),
+    ),
+    (
+        "+ RMSNorm as one autograd node",
+        dict(
+            bf16=True,
+            attn="auto",
+            answers=True,
+            fast=True,
+            nocast=True,
+            shared=True,
+            fused=True,
+            norms=True,
+            group=False,
+        ),
+    ),
+    (
+        "+ length-grouped batches (biotune's default)",
+        dict(
+            bf16=True,
+            attn="auto",
+            answers=True,
+            fast=True,
+            nocast=True,
+            shared=True,
+            fused=True,
+            norms=True,
+            group=True,
+        ),
+    ),
 ]
 
 
 def build(opts: dict, n: int, steps: int, out: Path) -> Experiment:
-    cfg = validate_experiment({
-        "dataset": "gad", "output_dir": str(out), "seed": 0,
-        "model": {"family": "causal", "path": "smollm2-135m", "attn_implementation": opts["attn"]},
-        "method": {"name": "lora", "params": {"fast_dropout": opts["fast"],
-                                              "shared_dropout": opts.get("shared", False),
-                                              "fused": opts.get("fused", False)}},
-        "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
-                     "bf16": opts["bf16"], "logits_at_answers": opts["answers"], "group_by_length": opts["group"],
-                     "fast_norms": opts.get("norms", False),
-                     "learning_rate": 2e-4},
-    })
+    cfg = validate_experiment(
+        {
+            "dataset": "gad",
+            "output_dir": str(out),
+            "seed": 0,
+            "model": {"family": "causal", "path": "smollm2-135m", "attn_implementation": opts["attn"]},
+            "method": {
+                "name": "lora",
+                "params": {
+                    "fast_dropout": opts["fast"],
+                    "shared_dropout": opts.get("shared", False),
+                    "fused": opts.get("fused", False),
+                },
+            },
+            "training": {
+                "max_steps": steps,
+                "batch_size": 8,
+                "train_limit": n,
+                "dev_limit": 8,
+                "max_length": 512,
+                "bf16": opts["bf16"],
+                "logits_at_answers": opts["answers"],
+                "group_by_length": opts["group"],
+                "fast_norms": opts.get("norms", False),
+                "learning_rate": 2e-4,
+            },
+        }
+    )
     exp = Experiment(cfg, progress=False)
     exp.setup()
     if opts.get("frozen_fp32"):
@@ -103,8 +157,13 @@ def time_steps(exp: Experiment, opts: dict, steps: int) -> dict:
             real += int(b["attention_mask"].sum())
             padded += b["input_ids"].numel()
         seconds = time.perf_counter() - start
-    return {"real_tokens_per_s": round(real / seconds, 1), "padded_tokens_per_s": round(padded / seconds, 1),
-            "real_tokens": real, "padded_tokens": padded, "seconds": round(seconds, 2)}
+    return {
+        "real_tokens_per_s": round(real / seconds, 1),
+        "padded_tokens_per_s": round(padded / seconds, 1),
+        "real_tokens": real,
+        "padded_tokens": padded,
+        "seconds": round(seconds, 2),
+    }
 
 
 def main() -> None:
@@ -121,8 +180,11 @@ def main() -> None:
             exp = build(opts, 8 * (args.steps + 1), args.steps + 1, Path("/tmp/biotune-levers"))
             r = time_steps(exp, opts, args.steps + 1)
             runs[i].append(r)
-            print(f"[{rep + 1}/{args.repeats}] {name:55s} {r['real_tokens_per_s']:8.1f} real tok/s  "
-                  f"{r['padded_tokens_per_s']:8.1f} padded tok/s", flush=True)
+            print(
+                f"[{rep + 1}/{args.repeats}] {name:55s} {r['real_tokens_per_s']:8.1f} real tok/s  "
+                f"{r['padded_tokens_per_s']:8.1f} padded tok/s",
+                flush=True,
+            )
             del exp
     rows = []
     for (name, _), rs in zip(LADDER, runs):

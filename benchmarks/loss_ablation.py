@@ -26,11 +26,15 @@ VARIANTS = {  # name: experiment overrides (biotune's defaults otherwise: every 
     "biotune, one dropout draw per adapter": {"method": {"name": "lora", "params": {"shared_dropout": False}}},
     "biotune, no length grouping": {"training": {"group_by_length": False}},
     "biotune, fp32": {"training": {"bf16": False}},
-    "biotune, fp32, no grouping, plain dropout": {"training": {"bf16": False, "group_by_length": False},
-                                                  "method": {"name": "lora", "params": {"fast_dropout": False}}},
+    "biotune, fp32, no grouping, plain dropout": {
+        "training": {"bf16": False, "group_by_length": False},
+        "method": {"name": "lora", "params": {"fast_dropout": False}},
+    },
     "biotune, torch's dropout (one draw per adapter)": {"method": {"name": "lora", "params": {"fast_dropout": False}}},
-    "biotune, peft's LoRA layer and the library's RMSNorm": {"method": {"name": "lora", "params": {"fused": False}},
-                                                             "training": {"fast_norms": False}},
+    "biotune, peft's LoRA layer and the library's RMSNorm": {
+        "method": {"name": "lora", "params": {"fused": False}},
+        "training": {"fast_norms": False},
+    },
 }
 
 
@@ -38,8 +42,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=None)
     ap.add_argument("--seeds", default="0,1")
-    ap.add_argument("--variants", default=None,
-                    help="comma-separated numbers of the variants to run (0 = every lever; default: all)")
+    ap.add_argument(
+        "--variants",
+        default=None,
+        help="comma-separated numbers of the variants to run (0 = every lever; default: all)",
+    )
     ap.add_argument("--out", default=None, help="result JSON (default benchmarks/results/loss-ablation-<machine>.json)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -54,17 +61,25 @@ def main() -> None:
     gad_texts(256, "dev", dev)
     rows = {}
     for seed in seeds:
-        rows.setdefault("baseline (Trainer + PEFT, fp32)", {})[seed] = _baseline_side(
-            work, data, dev, seed)["heldout_answer_loss"]
+        rows.setdefault("baseline (Trainer + PEFT, fp32)", {})[seed] = _baseline_side(work, data, dev, seed)[
+            "heldout_answer_loss"
+        ]
         for i, (name, extra) in enumerate(chosen):
             side, _ = _biotune_side(work, 256, 32, dev, seed, extra, name=f"v{i}")
             rows.setdefault(name, {})[seed] = side["heldout_answer_loss"]
         width = max(map(len, rows))
         for name, losses in rows.items():
             print(f"{name:{width}s} " + "  ".join(f"seed {s}: {v:.4f}" for s, v in losses.items()), flush=True)
-    result = {"machine": info, "examples": 256, "steps": 32, "heldout_examples": 256, "seeds": seeds,
-              "heldout_answer_loss": {name: {str(s): round(v, 4) for s, v in losses.items()}
-                                      for name, losses in rows.items()}}
+    result = {
+        "machine": info,
+        "examples": 256,
+        "steps": 32,
+        "heldout_examples": 256,
+        "seeds": seeds,
+        "heldout_answer_loss": {
+            name: {str(s): round(v, 4) for s, v in losses.items()} for name, losses in rows.items()
+        },
+    }
     path = Path(args.out) if args.out else RESULTS / f"loss-ablation-{machine_slug(info)}.json"
     path.write_text(json.dumps(result, indent=1))
     print(f"results: {path}")

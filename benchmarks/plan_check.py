@@ -35,8 +35,16 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from run import RESULTS, machine, machine_slug, matmul_peak, render_markdown  # noqa: E402
 
 T5 = {"d_model": 256, "d_ff": 512, "num_layers": 4, "num_decoder_layers": 4, "num_heads": 4, "d_kv": 64}
-GLM4 = {"variant": "glm4", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "max_position_embeddings": 1024}
+GLM4 = {
+    "variant": "glm4",
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "max_position_embeddings": 1024,
+}
 SMOL = {"family": "causal", "path": "smollm2-135m"}
 CASES = {
     "causal/zero_shot": (SMOL, {"name": "zero_shot"}),
@@ -59,14 +67,30 @@ CASES = {
 }
 FEATURES = 2  # training examples counted per case (FlopCounterMode dispatches every op in Python: slow on a CPU)
 NEW_TOKENS = 4  # tokens generated in the generation count
-TRAINING = {"max_steps": 16, "batch_size": 4, "train_limit": 64, "dev_limit": 16, "max_length": 256,
-            "eval_steps": 16, "save_steps": 16, "learning_rate": 1e-4}
+TRAINING = {
+    "max_steps": 16,
+    "batch_size": 4,
+    "train_limit": 64,
+    "dev_limit": 16,
+    "max_length": 256,
+    "eval_steps": 16,
+    "save_steps": 16,
+    "learning_rate": 1e-4,
+}
 
 
 def experiment(name: str, out: Path) -> dict:
     model, method = CASES[name]
-    return {"dataset": "gad", "model": model, "method": method, "training": TRAINING, "eval": {"limit": 48},
-            "runtime": {"eval_batch_size": 8}, "output_dir": str(out), "keep": "none"}
+    return {
+        "dataset": "gad",
+        "model": model,
+        "method": method,
+        "training": TRAINING,
+        "eval": {"limit": 48},
+        "runtime": {"eval_batch_size": 8},
+        "output_dir": str(out),
+        "keep": "none",
+    }
 
 
 def cpu_accelerator(peak: dict):
@@ -117,8 +141,11 @@ def flops_section(work: Path, names: list[str], acc, save, rows: dict) -> dict:
                     planned += _train_flops(arch, r, len(feature["input_ids"]), len(feature["labels"]))
                 else:
                     planned += _train_flops(arch, r, len(feature["input_ids"]) - answer, answer)
-            row["train_step"] = {"measured_flops": measured, "planned_flops": planned,
-                                 "error_pct": round(100 * (planned - measured) / measured, 2)}
+            row["train_step"] = {
+                "measured_flops": measured,
+                "planned_flops": planned,
+                "error_pct": round(100 * (planned - measured) / measured, 2),
+            }
         if exp.family.generative:
             exp.model.eval()
             prompt = exp.tokenizer("Does BRCA1 cause breast cancer? Answer yes or no.", return_tensors="pt")
@@ -130,8 +157,13 @@ def flops_section(work: Path, names: list[str], acc, save, rows: dict) -> dict:
                 decode(exp.model, ids, torch.ones_like(ids), [ids.shape[1]], new, [], exp.tokenizer.pad_token_id)
             measured = counter.get_total_flops()
             planned = generation_flops(arch, ids.shape[1], new)
-            row["generation"] = {"prompt_tokens": int(ids.shape[1]), "new_tokens": new, "measured_flops": measured,
-                                 "planned_flops": planned, "error_pct": round(100 * (planned - measured) / measured, 2)}
+            row["generation"] = {
+                "prompt_tokens": int(ids.shape[1]),
+                "new_tokens": new,
+                "measured_flops": measured,
+                "planned_flops": planned,
+                "error_pct": round(100 * (planned - measured) / measured, 2),
+            }
         rows[name] = row
         save()
         print(name, json.dumps({k: v.get("error_pct") for k, v in row.items() if isinstance(v, dict)}), flush=True)
@@ -142,8 +174,10 @@ def flops_section(work: Path, names: list[str], acc, save, rows: dict) -> dict:
 # -- real runs: memory and time ------------------------------------------------------------------------
 def baseline_rss(work: Path) -> int:
     """RSS of a process that imported what a run imports and loaded nothing."""
-    code = ("import psutil, torch, transformers, peft, datasets, biotune.train, biotune.evaluate; "
-            "print(psutil.Process().memory_info().rss)")
+    code = (
+        "import psutil, torch, transformers, peft, datasets, biotune.train, biotune.evaluate; "
+        "print(psutil.Process().memory_info().rss)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return int(out.stdout.strip().splitlines()[-1])
 
@@ -160,8 +194,12 @@ def runs_section(work: Path, names: list[str], acc, utilization: float, baseline
         path = work / f"{name.replace('/', '-')}.yaml"
         path.write_text(yaml.safe_dump(exp))
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "biotune", "run", str(path), "--no-progress", "--force"],
-                              capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-m", "biotune", "run", str(path), "--no-progress", "--force"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"{name}: biotune run failed:\n{proc.stderr[-3000:]}")
         wall = time.perf_counter() - start
@@ -171,22 +209,37 @@ def runs_section(work: Path, names: list[str], acc, utilization: float, baseline
         # training steps alone (without the dev evaluations); nothing for in-context methods
         steps = res["train_seconds"] - (res.get("dev_eval_seconds") or 0) if res.get("train_tokens") else None
         row = {
-            "measured": {"peak_rss_bytes": measured_peak,
-                         "train_step_seconds": None if steps is None else round(steps, 2),
-                         "dev_seconds": res.get("dev_eval_seconds"), "test_seconds": res.get("eval_seconds"),
-                         "train_tokens": res.get("train_tokens"), "wall_seconds": round(wall, 1)},
-            "planned": {"peak_bytes": plan.peak_bytes, "peak_plus_baseline_bytes": plan.peak_bytes + baseline,
-                        "train_seconds": plan.train_seconds, "dev_seconds": plan.dev_seconds,
-                        "test_seconds": plan.eval_seconds, "train_tokens": plan.train_tokens},
+            "measured": {
+                "peak_rss_bytes": measured_peak,
+                "train_step_seconds": None if steps is None else round(steps, 2),
+                "dev_seconds": res.get("dev_eval_seconds"),
+                "test_seconds": res.get("eval_seconds"),
+                "train_tokens": res.get("train_tokens"),
+                "wall_seconds": round(wall, 1),
+            },
+            "planned": {
+                "peak_bytes": plan.peak_bytes,
+                "peak_plus_baseline_bytes": plan.peak_bytes + baseline,
+                "train_seconds": plan.train_seconds,
+                "dev_seconds": plan.dev_seconds,
+                "test_seconds": plan.eval_seconds,
+                "train_tokens": plan.train_tokens,
+            },
         }
         m, p = row["measured"], row["planned"]
         row["error_pct"] = {
             "peak_memory": round(100 * (p["peak_plus_baseline_bytes"] - m["peak_rss_bytes"]) / m["peak_rss_bytes"], 1),
-            "train_time": (round(100 * (p["train_seconds"] - m["train_step_seconds"]) / m["train_step_seconds"], 1)
-                           if m["train_step_seconds"] else None),
+            "train_time": (
+                round(100 * (p["train_seconds"] - m["train_step_seconds"]) / m["train_step_seconds"], 1)
+                if m["train_step_seconds"]
+                else None
+            ),
             "test_time": round(100 * (p["test_seconds"] - m["test_seconds"]) / m["test_seconds"], 1),
-            "train_tokens": (round(100 * (p["train_tokens"] - m["train_tokens"]) / m["train_tokens"], 1)
-                             if m["train_tokens"] else None),
+            "train_tokens": (
+                round(100 * (p["train_tokens"] - m["train_tokens"]) / m["train_tokens"], 1)
+                if m["train_tokens"]
+                else None
+            ),
         }
         rows[name] = row
         save()
@@ -200,8 +253,12 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help="family/method cases, comma-separated")
     ap.add_argument("--utilization", type=float, default=0.4, help="the planner's utilisation (its default)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
-    ap.add_argument("--fresh", action="store_true", help="measure every case again (default: keep the cases "
-                    "already in the results file, so an interrupted check resumes)")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="measure every case again (default: keep the cases "
+        "already in the results file, so an interrupted check resumes)",
+    )
     args = ap.parse_args()
     sections = set(args.only.split(","))
     names = [n for n in args.cases.split(",") if n]
@@ -210,8 +267,13 @@ def main() -> None:
     peak = matmul_peak()
     out = RESULTS / f"plan-check-{machine_slug(info)}.json"
     result = json.loads(out.read_text()) if out.exists() and not args.fresh else {}
-    result.update({"machine": info, "utilization": args.utilization,
-                   "command": "python benchmarks/plan_check.py " + " ".join(sys.argv[1:])})
+    result.update(
+        {
+            "machine": info,
+            "utilization": args.utilization,
+            "command": "python benchmarks/plan_check.py " + " ".join(sys.argv[1:]),
+        }
+    )
     result.setdefault("peak", peak)  # the peak the kept rows were planned with
     acc = cpu_accelerator(result["peak"])
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -226,8 +288,9 @@ def main() -> None:
         flops_section(work, names, acc, save, result.setdefault("flops", {}))
     if "runs" in sections:
         result.setdefault("baseline_rss_bytes", baseline_rss(work))
-        runs_section(work, names, acc, args.utilization, result["baseline_rss_bytes"], save,
-                     result.setdefault("runs", {}))
+        runs_section(
+            work, names, acc, args.utilization, result["baseline_rss_bytes"], save, result.setdefault("runs", {})
+        )
     save()
     (ROOT / "BENCHMARKS.md").write_text(render_markdown())
     print(f"results: {out} and BENCHMARKS.md")

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -67,11 +67,16 @@ def machine() -> dict:
     import biotune
 
     return {
-        "cpu": cpu, "cores": psutil.cpu_count(logical=True), "physical_cores": psutil.cpu_count(logical=False),
-        "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags, "avx2": "avx2" in flags,
+        "cpu": cpu,
+        "cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "avx2": "avx2" in flags,
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
         "versions": {"biotune": biotune.__version__, **versions},
         "commit": _commit(),
     }
@@ -80,10 +85,16 @@ def machine() -> dict:
 def _commit() -> str | None:
     """The biotune commit measured ("+" when the tree had uncommitted changes); None outside a git checkout."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+" if dirty else "")
@@ -205,11 +216,21 @@ def biotune_experiment(path: Path, out: Path, method: str, n: int, steps: int, e
     import yaml
 
     exp = {
-        "name": f"bench-{method}", "dataset": "gad", "output_dir": str(out),
+        "name": f"bench-{method}",
+        "dataset": "gad",
+        "output_dir": str(out),
         "model": {"family": "causal", "path": "smollm2-135m"},
         "method": {"name": method, "params": {}},
-        "training": {"max_steps": steps, "batch_size": 8, "train_limit": n, "dev_limit": 8, "max_length": 512,
-                     "learning_rate": 2e-4, "save_steps": steps, "logging_steps": 1},
+        "training": {
+            "max_steps": steps,
+            "batch_size": 8,
+            "train_limit": n,
+            "dev_limit": 8,
+            "max_length": 512,
+            "learning_rate": 2e-4,
+            "save_steps": steps,
+            "logging_steps": 1,
+        },
         "eval": {"limit": 8},
         "seed": 0,
     }
@@ -240,38 +261,54 @@ with torch.no_grad():
         count += len(a)
 json.dump({"answer_loss": total / count, "answer_tokens": count}, open(out, "w"))
 """
-    subprocess.run([sys.executable, "-c", code, model_dir(), str(adapter_dir), str(data), str(out)], check=True,
-                   cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", code, model_dir(), str(adapter_dir), str(data), str(out)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     return json.loads(out.read_text())["answer_loss"]
 
 
 def _baseline_side(work: Path, data: Path, dev: Path, seed: int) -> dict:
     out = work / f"baseline_s{seed}"
-    run = run_measured([sys.executable, "benchmarks/baseline_lora.py", model_dir(), str(data), str(out), str(seed)],
-                       work / f"baseline_s{seed}.log")
+    run = run_measured(
+        [sys.executable, "benchmarks/baseline_lora.py", model_dir(), str(data), str(out), str(seed)],
+        work / f"baseline_s{seed}.log",
+    )
     base = json.loads((out / "result.json").read_text())
     return {
-        "seed": seed, "real_tokens": base["real_tokens"], "padded_tokens": base["padded_tokens"],
-        "train_seconds": round(base["train_seconds"], 2), "peak_rss_bytes": run["peak_rss_bytes"],
-        "steps": base["steps"], "final_train_loss": base["loss_curve"][-1][1],
+        "seed": seed,
+        "real_tokens": base["real_tokens"],
+        "padded_tokens": base["padded_tokens"],
+        "train_seconds": round(base["train_seconds"], 2),
+        "peak_rss_bytes": run["peak_rss_bytes"],
+        "steps": base["steps"],
+        "final_train_loss": base["loss_curve"][-1][1],
         "mean_train_loss_last_quarter": _tail_mean(base["loss_curve"]),
         "heldout_answer_loss": answer_loss(out / "adapter", dev, work / f"baseline_s{seed}_dev.json"),
         "dtype": base["dtype"],
     }
 
 
-def _biotune_side(work: Path, n: int, steps: int, dev: Path, seed: int, extra: dict | None = None,
-                  name: str = "biotune") -> tuple[dict, dict]:
+def _biotune_side(
+    work: Path, n: int, steps: int, dev: Path, seed: int, extra: dict | None = None, name: str = "biotune"
+) -> tuple[dict, dict]:
     """`biotune run` LoRA with `extra` experiment overrides (default: none, every lever on), held-out loss too."""
     exp, out = work / f"{name}_s{seed}.yaml", work / f"{name}_s{seed}"
     biotune_experiment(exp, out, "lora", n, steps, {**(extra or {}), "seed": seed})
-    run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"{name}_s{seed}.log")
+    run = run_measured(
+        [sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"{name}_s{seed}.log"
+    )
     bio = json.loads((out / "metrics.json").read_text())
     r = bio["resources"]
     return {
-        "seed": seed, "real_tokens": r["train_tokens"], "padded_tokens": r.get("train_padded_tokens"),
+        "seed": seed,
+        "real_tokens": r["train_tokens"],
+        "padded_tokens": r.get("train_padded_tokens"),
         "train_seconds": round(r["train_seconds"] - r["dev_eval_seconds"], 2),
-        "peak_rss_bytes": run["peak_rss_bytes"], "steps": bio["training"]["steps"],
+        "peak_rss_bytes": run["peak_rss_bytes"],
+        "steps": bio["training"]["steps"],
         "final_train_loss": bio["training"]["loss_curve"][-1][1],
         "mean_train_loss_last_quarter": _tail_mean(bio["training"]["loss_curve"]),
         "heldout_answer_loss": answer_loss(out / "final", dev, work / f"{name}_s{seed}_dev.json"),
@@ -286,16 +323,19 @@ def _summary(runs: list[dict]) -> dict:
     padded = sum(x["padded_tokens"] for x in runs) if all(x["padded_tokens"] for x in runs) else None
     heldout = [x["heldout_answer_loss"] for x in runs]
     return {
-        "real_tokens": runs[0]["real_tokens"], "padded_tokens": runs[0]["padded_tokens"],
+        "real_tokens": runs[0]["real_tokens"],
+        "padded_tokens": runs[0]["padded_tokens"],
         "train_seconds": round(seconds / len(runs), 2),
         "real_tokens_per_s": round(real / seconds, 1),
         "padded_tokens_per_s": round(padded / seconds, 1) if padded else None,
-        "peak_rss_bytes": max(x["peak_rss_bytes"] for x in runs), "steps": runs[0]["steps"],
+        "peak_rss_bytes": max(x["peak_rss_bytes"] for x in runs),
+        "steps": runs[0]["steps"],
         "final_train_loss": round(sum(x["final_train_loss"] for x in runs) / len(runs), 4),
         "mean_train_loss_last_quarter": round(sum(x["mean_train_loss_last_quarter"] for x in runs) / len(runs), 4),
         "heldout_answer_loss": round(sum(heldout) / len(heldout), 4),
         "heldout_seed_range": round(max(heldout) - min(heldout), 4),
-        "dtype": runs[0]["dtype"], "per_seed": runs,
+        "dtype": runs[0]["dtype"],
+        "per_seed": runs,
     }
 
 
@@ -325,7 +365,12 @@ def train_section(work: Path, n: int, dev_n: int, seeds: list[int], peak: dict) 
     # equal: within what changing the seed does to either side (at least 0.5 %)
     tolerance = max(b["heldout_seed_range"], s["heldout_seed_range"], 0.005 * s["heldout_answer_loss"])
     return {
-        "examples": n, "steps": steps, "batch_size": 8, "heldout_examples": dev_n, "seeds": seeds, "params": n_params,
+        "examples": n,
+        "steps": steps,
+        "batch_size": 8,
+        "heldout_examples": dev_n,
+        "seeds": seeds,
+        "params": n_params,
         "same_real_tokens": all(x["real_tokens"] == y["real_tokens"] for x, y in zip(base_runs, bio_runs)),
         "sides": sides,
         "ratio_real_tokens_per_s": round(b["real_tokens_per_s"] / s["real_tokens_per_s"], 2),
@@ -337,7 +382,7 @@ def train_section(work: Path, n: int, dev_n: int, seeds: list[int], peak: dict) 
 
 
 def _tail_mean(curve: list) -> float:
-    tail = [loss for _, loss in curve[-max(1, len(curve) // 4):]]
+    tail = [loss for _, loss in curve[-max(1, len(curve) // 4) :]]
     return round(sum(tail) / len(tail), 4)
 
 
@@ -351,9 +396,20 @@ def pubmedqa_local(path: Path, n: int) -> list[str]:
     ds = load_split("pubmedqa", "test")
     ids = [ds[i]["id"] for i in subset_indices(len(ds), n)]
     raw = json.loads((Path(resolve_data_dir(None)) / "pubmedqa" / "ori_pqal.json").read_text())
-    path.write_text("".join(json.dumps({"QUESTION": raw[i]["QUESTION"], "CONTEXTS": raw[i]["CONTEXTS"],
-                                        "final_decision": raw[i]["final_decision"], "pubid": i}) + "\n"
-                            for i in ids))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "QUESTION": raw[i]["QUESTION"],
+                    "CONTEXTS": raw[i]["CONTEXTS"],
+                    "final_decision": raw[i]["final_decision"],
+                    "pubid": i,
+                }
+            )
+            + "\n"
+            for i in ids
+        )
+    )
     return ids
 
 
@@ -390,21 +446,55 @@ def eval_section(work: Path, n: int, scorings: list[str]) -> dict:
     data = work / "pubmedqa_test.jsonl"
     pubmedqa_local(data, n)
     lm_out = work / "lm_eval.json"
-    lm_run = run_measured([sys.executable, "-c", LM_EVAL, model_dir(), str(data), str(lm_out), "8"],
-                          work / "lm_eval.log")
+    lm_run = run_measured(
+        [sys.executable, "-c", LM_EVAL, model_dir(), str(data), str(lm_out), "8"], work / "lm_eval.log"
+    )
     lm = json.loads(lm_out.read_text())
-    result = {"questions": n, "lm_eval": {**lm, "examples_per_s": round(lm["n"] / lm["eval_seconds"], 3),
-                                          "peak_rss_bytes": lm_run["peak_rss_bytes"]}}
+    result = {
+        "questions": n,
+        "lm_eval": {
+            **lm,
+            "examples_per_s": round(lm["n"] / lm["eval_seconds"], 3),
+            "peak_rss_bytes": lm_run["peak_rss_bytes"],
+        },
+    }
     for scoring in scorings:
         out = work / f"biotune_eval_{scoring}"
-        run = run_measured([sys.executable, "-m", "biotune", "eval", "--model", "smollm2-135m", "--datasets",
-                            "pubmedqa", "--shots", "0", "--limit", str(n), "--batch-size", "8", "--scoring", scoring,
-                            "--output-dir", str(out), "--no-progress"], work / f"biotune_eval_{scoring}.log")
+        run = run_measured(
+            [
+                sys.executable,
+                "-m",
+                "biotune",
+                "eval",
+                "--model",
+                "smollm2-135m",
+                "--datasets",
+                "pubmedqa",
+                "--shots",
+                "0",
+                "--limit",
+                str(n),
+                "--batch-size",
+                "8",
+                "--scoring",
+                scoring,
+                "--output-dir",
+                str(out),
+                "--no-progress",
+            ],
+            work / f"biotune_eval_{scoring}.log",
+        )
         m = json.loads((out / "metrics.json").read_text())
         d = m["datasets"]["pubmedqa"]
-        side = {"accuracy": d["score"] / 100, "n": d["n"], "n_unparsed": d.get("n_unparsed"),
-                "eval_seconds": d["eval_seconds"], "examples_per_s": round(d["n"] / d["eval_seconds"], 3),
-                "dtype": m["settings"]["dtype"], "peak_rss_bytes": run["peak_rss_bytes"]}
+        side = {
+            "accuracy": d["score"] / 100,
+            "n": d["n"],
+            "n_unparsed": d.get("n_unparsed"),
+            "eval_seconds": d["eval_seconds"],
+            "examples_per_s": round(d["n"] / d["eval_seconds"], 3),
+            "dtype": m["settings"]["dtype"],
+            "peak_rss_bytes": run["peak_rss_bytes"],
+        }
         side["ratio_examples_per_s"] = round(side["examples_per_s"] / result["lm_eval"]["examples_per_s"], 2)
         side["accuracy_equal_or_better"] = side["accuracy"] >= result["lm_eval"]["accuracy"]
         result[f"biotune_{scoring}"] = side
@@ -418,9 +508,15 @@ def eval_section(work: Path, n: int, scorings: list[str]) -> dict:
 # of a weight do not depend on its values), built by biotune's `random_init` with the real SmolLM2 tokenizer.
 LARGER = {
     "name": "SmolLM2-360M's shapes, random init",
-    "random_init": {"hidden_size": 960, "intermediate_size": 2560, "num_hidden_layers": 32,
-                    "num_attention_heads": 15, "num_key_value_heads": 5, "tie_word_embeddings": True,
-                    "rms_norm_eps": 1e-5},
+    "random_init": {
+        "hidden_size": 960,
+        "intermediate_size": 2560,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 15,
+        "num_key_value_heads": 5,
+        "tie_word_embeddings": True,
+        "rms_norm_eps": 1e-5,
+    },
 }
 
 
@@ -428,8 +524,11 @@ def memory_section(work: Path, methods: list[str], larger: bool = True) -> dict:
     out = _memory_runs(work, methods, "mem")
     if larger:
         print(f"memory: LoRA, QLoRA on {LARGER['name']} ...", flush=True)
-        out["larger"] = {"model": LARGER["name"], "random_init": LARGER["random_init"],
-                         **_memory_runs(work, ["lora", "qlora"], "mem_larger", LARGER["random_init"])}
+        out["larger"] = {
+            "model": LARGER["name"],
+            "random_init": LARGER["random_init"],
+            **_memory_runs(work, ["lora", "qlora"], "mem_larger", LARGER["random_init"]),
+        }
     return out
 
 
@@ -441,13 +540,18 @@ def _memory_runs(work: Path, methods: list[str], prefix: str, random_init: dict 
     for method in methods:
         exp, run_dir = work / f"{prefix}_{method}.yaml", work / f"{prefix}_{method}"
         biotune_experiment(exp, run_dir, method, 8, 2, extra)
-        run = run_measured([sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"],
-                           work / f"{prefix}_{method}.log")
+        run = run_measured(
+            [sys.executable, "-m", "biotune", "run", str(exp), "--no-progress"], work / f"{prefix}_{method}.log"
+        )
         m = json.loads((run_dir / "metrics.json").read_text())
         r = m["resources"]
-        out[method] = {"weight_bytes": r["weight_bytes"], "train_peak_rss_bytes": r["train_peak_memory_bytes"],
-                       "process_peak_rss_bytes": run["peak_rss_bytes"], "trainable_params": r["trainable_params"],
-                       "total_params": r["total_params"]}
+        out[method] = {
+            "weight_bytes": r["weight_bytes"],
+            "train_peak_rss_bytes": r["train_peak_memory_bytes"],
+            "process_peak_rss_bytes": run["peak_rss_bytes"],
+            "trainable_params": r["trainable_params"],
+            "total_params": r["total_params"],
+        }
     if "qlora" in out and "lora" in out:
         out["ratio_qlora_lora_weights"] = round(out["qlora"]["weight_bytes"] / out["lora"]["weight_bytes"], 3)
         out["qlora_floor"] = qlora_floor(random_init)
@@ -469,14 +573,23 @@ def qlora_floor(random_init: dict | None = None) -> dict:
     with init_empty_weights():
         model = AutoModelForCausalLM.from_config(config)
     tied = getattr(config, "tie_word_embeddings", False)
-    linear = {id(m.weight) for name, m in model.named_modules()
-              if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")}
-    params = {id(p): p for name, p in model.named_parameters()  # a tied LM head is the embedding: once
-              if not (tied and name.startswith("lm_head"))}
+    linear = {
+        id(m.weight)
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")
+    }
+    params = {
+        id(p): p
+        for name, p in model.named_parameters()  # a tied LM head is the embedding: once
+        if not (tied and name.startswith("lm_head"))
+    }
     quantized = sum(p.numel() for i, p in params.items() if i in linear)
     kept = sum(p.numel() for i, p in params.items() if i not in linear)
-    return {"quantized_params": quantized, "bf16_params": kept,
-            "floor_ratio": round((kept * 2 + quantized * 0.5) / ((kept + quantized) * 2), 3)}
+    return {
+        "quantized_params": quantized,
+        "bf16_params": kept,
+        "floor_ratio": round((kept * 2 + quantized * 0.5) / ((kept + quantized) * 2), 3),
+    }
 
 
 SECTIONS = ("peak", "train", "eval", "memory")
@@ -493,8 +606,10 @@ def render_markdown() -> str:
         for r in res["rows"]:
             runs = r.get("real_tokens_per_s_runs", [])
             each = f"; runs: {' / '.join(str(v) for v in runs)}" if len(runs) > 1 else ""
-            lever_rows.append(f"| {r['lever']} | {where} | {r['real_tokens_per_s']} real tokens/s "
-                              f"({r['speedup_vs_fp32']}x the fp32 row; {r['padded_tokens_per_s']} padded{each}) |")
+            lever_rows.append(
+                f"| {r['lever']} | {where} | {r['real_tokens_per_s']} real tokens/s "
+                f"({r['speedup_vs_fp32']}x the fp32 row; {r['padded_tokens_per_s']} padded{each}) |"
+            )
     head = head.replace("LEVERS", "\n".join(lever_rows) or "| (run benchmarks/levers.py) | | |")
     loss_rows = []
     for path in sorted(RESULTS.glob("loss-ablation-*.json")):
@@ -504,14 +619,22 @@ def render_markdown() -> str:
             where += f", commit {res['machine']['commit']}"
         for name, losses in res["heldout_answer_loss"].items():
             values = list(losses.values())
-            loss_rows.append(f"| {name} | {where} | {sum(values) / len(values):.4f} | "
-                             + " / ".join(f"{v:.4f}" for v in values) + " |")
+            loss_rows.append(
+                f"| {name} | {where} | {sum(values) / len(values):.4f} | "
+                + " / ".join(f"{v:.4f}" for v in values)
+                + " |"
+            )
     head = head.replace("LOSSES", "\n".join(loss_rows) or "| (run benchmarks/loss_ablation.py) | | | |")
-    head = head.replace("PLANNER", "\n\n".join(_plan_rows(json.loads(p.read_text()), p.name)
-                                                 for p in sorted(RESULTS.glob("plan-check-*.json")))
-                        or "(run benchmarks/plan_check.py)")
-    rows = [_table(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("*.json"))
-            if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-")) and not p.stem.endswith("-quick")]
+    head = head.replace(
+        "PLANNER",
+        "\n\n".join(_plan_rows(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("plan-check-*.json")))
+        or "(run benchmarks/plan_check.py)",
+    )
+    rows = [
+        _table(json.loads(p.read_text()), p.name)
+        for p in sorted(RESULTS.glob("*.json"))
+        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-")) and not p.stem.endswith("-quick")
+    ]
     return head + "\n".join(rows)
 
 
@@ -519,48 +642,69 @@ def _plan_rows(res: dict, name: str) -> str:
     """The planner check of one machine: FLOPs against FlopCounterMode, memory and time against real runs."""
     m = res["machine"]
     kind = machine_kind(m)
-    where = (f"{m['gpu'] or m['cpu']} ({m['cores']} cores, "
-             + ("AVX512-BF16: bf16" if kind == "avx512bf16" else "AVX2 only, no bf16: fp32" if kind == "avx2" else kind)
-             + f"), commit {m.get('commit')}, `{res.get('command')}` — `benchmarks/results/{name}`")
+    where = (
+        f"{m['gpu'] or m['cpu']} ({m['cores']} cores, "
+        + ("AVX512-BF16: bf16" if kind == "avx512bf16" else "AVX2 only, no bf16: fp32" if kind == "avx2" else kind)
+        + f"), commit {m.get('commit')}, `{res.get('command')}` — `benchmarks/results/{name}`"
+    )
     out = [f"*{where}*", ""]
     pct = lambda v: "-" if v is None else f"{v:+.1f} %"
     if res.get("flops"):
-        out += ["| family / method | trainable (peft = planner) | train-step FLOPs measured | planned | error | "
-                "generation FLOPs measured | planned | error |", "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "| family / method | trainable (peft = planner) | train-step FLOPs measured | planned | error | "
+            "generation FLOPs measured | planned | error |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for case, r in res["flops"].items():
             t, g = r.get("train_step") or {}, r.get("generation") or {}
             same = "yes" if r["trainable_params"] == r["planned_trainable"] else f"NO ({r['planned_trainable']:,})"
-            out.append(f"| {case} | {r['trainable_params']:,} {same} | "
-                       + (f"{t['measured_flops']:.3e} | {t['planned_flops']:.3e} | {pct(t['error_pct'])} | " if t
-                          else "- | - | - | ")
-                       + (f"{g['measured_flops']:.3e} | {g['planned_flops']:.3e} | {pct(g['error_pct'])} |" if g
-                          else "- | - | - |"))
+            out.append(
+                f"| {case} | {r['trainable_params']:,} {same} | "
+                + (
+                    f"{t['measured_flops']:.3e} | {t['planned_flops']:.3e} | {pct(t['error_pct'])} | "
+                    if t
+                    else "- | - | - | "
+                )
+                + (
+                    f"{g['measured_flops']:.3e} | {g['planned_flops']:.3e} | {pct(g['error_pct'])} |"
+                    if g
+                    else "- | - | - |"
+                )
+            )
         out.append("")
     if res.get("runs"):
         peak = res["peak"]
-        out += [f"Matmul peak measured here: {peak['fp32_tflops']} TFLOP/s fp32, {peak['bf16_tflops']} bf16; planner "
-                f"utilisation {res['utilization']:.0%}; RSS with nothing loaded "
-                f"{res['baseline_rss_bytes'] / 2**20:,.0f} MiB.", "",
-                "| family / method | peak RSS measured | planned (+ baseline) | error | train steps s measured | "
-                "planned | error | test s measured | planned | error | train tokens error |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            f"Matmul peak measured here: {peak['fp32_tflops']} TFLOP/s fp32, {peak['bf16_tflops']} bf16; planner "
+            f"utilisation {res['utilization']:.0%}; RSS with nothing loaded "
+            f"{res['baseline_rss_bytes'] / 2**20:,.0f} MiB.",
+            "",
+            "| family / method | peak RSS measured | planned (+ baseline) | error | train steps s measured | "
+            "planned | error | test s measured | planned | error | train tokens error |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         implied = {"train": [], "test": []}
         for case, r in res["runs"].items():
             me, pl, e = r["measured"], r["planned"], r["error_pct"]
-            out.append(f"| {case} | {_mb(me['peak_rss_bytes'])} | {_mb(pl['peak_plus_baseline_bytes'])} | "
-                       f"{pct(e['peak_memory'])} | {_s(me['train_step_seconds'])} | "
-                       f"{_s(pl['train_seconds'] or None)} | "
-                       f"{pct(e['train_time'])} | {me['test_seconds']:.1f} | {pl['test_seconds']:.1f} | "
-                       f"{pct(e['test_time'])} | {pct(e['train_tokens'])} |")
+            out.append(
+                f"| {case} | {_mb(me['peak_rss_bytes'])} | {_mb(pl['peak_plus_baseline_bytes'])} | "
+                f"{pct(e['peak_memory'])} | {_s(me['train_step_seconds'])} | "
+                f"{_s(pl['train_seconds'] or None)} | "
+                f"{pct(e['train_time'])} | {me['test_seconds']:.1f} | {pl['test_seconds']:.1f} | "
+                f"{pct(e['test_time'])} | {pct(e['train_tokens'])} |"
+            )
             for part, key in (("train", "train_time"), ("test", "test_time")):
                 if e[key] is not None:  # the utilisation at which the planned time equals the measured one
                     implied[part].append(res["utilization"] * (1 + e[key] / 100))
         spans = {k: f"{min(v):.0%}-{max(v):.0%}" for k, v in implied.items() if v}
         if spans:
-            out += ["", "The utilisation that would make each planned time the measured one: training "
-                    f"{spans.get('train', '-')}, test prediction {spans.get('test', '-')} of this CPU's matmul peak "
-                    "(the planner's time is FLOPs / (peak x utilisation): its FLOPs are checked above, the "
-                    "utilisation is what a machine reaches)."]
+            out += [
+                "",
+                "The utilisation that would make each planned time the measured one: training "
+                f"{spans.get('train', '-')}, test prediction {spans.get('test', '-')} of this CPU's matmul peak "
+                "(the planner's time is FLOPs / (peak x utilisation): its FLOPs are checked above, the "
+                "utilisation is what a machine reaches).",
+            ]
     return "\n".join(out)
 
 
@@ -574,9 +718,16 @@ def _mb(b):
 
 def _memory_rows(mem: dict) -> list[str]:
     """The memory table of one model: a row per method it ran."""
-    return ["| method | weight bytes | peak RSS (training) | trainable params |", "|---|---|---|---|",
-            *(f"| {k} | {_mb(mem[k]['weight_bytes'])} | {_mb(mem[k]['train_peak_rss_bytes'])} | "
-              f"{mem[k]['trainable_params']:,} |" for k in ("lora", "qlora", "fft") if k in mem)]
+    return [
+        "| method | weight bytes | peak RSS (training) | trainable params |",
+        "|---|---|---|---|",
+        *(
+            f"| {k} | {_mb(mem[k]['weight_bytes'])} | {_mb(mem[k]['train_peak_rss_bytes'])} | "
+            f"{mem[k]['trainable_params']:,} |"
+            for k in ("lora", "qlora", "fft")
+            if k in mem
+        ),
+    ]
 
 
 def _mfu(side: dict) -> str:
@@ -586,27 +737,41 @@ def _mfu(side: dict) -> str:
 
 def _table(res: dict, name: str) -> str:
     m = res["machine"]
-    kind = {"avx512bf16": "AVX512-BF16: bf16", "avx2": "AVX2 only, no bf16: fp32", "cuda": "CUDA",
-            "cpu": "no AVX2"}[machine_kind({"avx2": "avx2" in m, **m})] if "avx512_bf16" in m else ""
-    lines = [f"## {m['gpu'] or m['cpu']} ({m['cores']} cores{', ' + kind if kind else ''}) — "
-             f"`benchmarks/results/{name}`", "",
-             f"{res['finished_at']}{' · biotune commit ' + m['commit'] if m.get('commit') else ''}"
-             f" · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
-             f" · peft {m['versions']['peft']} · lm-eval {m['versions'].get('lm_eval')} · command: `{res['command']}`", ""]
+    kind = (
+        {"avx512bf16": "AVX512-BF16: bf16", "avx2": "AVX2 only, no bf16: fp32", "cuda": "CUDA", "cpu": "no AVX2"}[
+            machine_kind({"avx2": "avx2" in m, **m})
+        ]
+        if "avx512_bf16" in m
+        else ""
+    )
+    lines = [
+        f"## {m['gpu'] or m['cpu']} ({m['cores']} cores{', ' + kind if kind else ''}) — `benchmarks/results/{name}`",
+        "",
+        f"{res['finished_at']}{' · biotune commit ' + m['commit'] if m.get('commit') else ''}"
+        f" · torch {m['versions']['torch']} · transformers {m['versions']['transformers']}"
+        f" · peft {m['versions']['peft']} · lm-eval {m['versions'].get('lm_eval')} · command: `{res['command']}`",
+        "",
+    ]
+
     def other_run(key: str) -> list[str]:
         m = res[key].get("measured")
         if not m or m.get("commit") == res["machine"].get("commit") and m.get("command") == res["command"]:
             return []
-        return [f"(measured by an earlier run: {m['at']} · biotune commit {m['commit']} · command: `{m['command']}`)",
-                ""]
+        return [
+            f"(measured by an earlier run: {m['at']} · biotune commit {m['commit']} · command: `{m['command']}`)",
+            "",
+        ]
 
     if "peak" in res:
         lines += other_run("peak")
         p = res["peak"]
         bf16, fp32 = p["bf16_tflops"] * 1000, p["fp32_tflops"] * 1000
         note = " (emulated: this CPU has no bf16, so biotune computes in fp32)" if bf16 < 0.01 * fp32 else ""
-        lines += [f"Measured matmul peak ({p['n']}x{p['n']}): bf16 {bf16:.{1 if bf16 < 10 else 0}f} GFLOP/s{note}, "
-                  f"fp32 {fp32:.0f} GFLOP/s.", ""]
+        lines += [
+            f"Measured matmul peak ({p['n']}x{p['n']}): bf16 {bf16:.{1 if bf16 < 10 else 0}f} GFLOP/s{note}, "
+            f"fp32 {fp32:.0f} GFLOP/s.",
+            "",
+        ]
     if "train" in res:
         t = res["train"]
         b, s = t["sides"]["biotune"], t["sides"]["baseline"]
@@ -614,36 +779,51 @@ def _table(res: dict, name: str) -> str:
 
         def rate(side):
             runs = side.get("per_seed", [])
-            return ("(" + " / ".join(f"{x['real_tokens'] / x['train_seconds']:.1f}" for x in runs) + ")"
-                    if len(runs) > 1 else "")
+            return (
+                "(" + " / ".join(f"{x['real_tokens'] / x['train_seconds']:.1f}" for x in runs) + ")"
+                if len(runs) > 1
+                else ""
+            )
 
         def per(side):
             runs = side.get("per_seed", [])
             return "(" + " / ".join(f"{x['heldout_answer_loss']:.4f}" for x in runs) + ")" if len(runs) > 1 else ""
+
         lines += other_run("train")
-        lines += [f"**LoRA training**, GAD, {t['examples']} examples, {t['steps']} steps of batch 8, same real "
-                  f"tokens on both sides: {t['same_real_tokens']}", "",
-                  "| | baseline (Trainer + PEFT) | biotune | ratio |", "|---|---|---|---|",
-                  f"| real tokens/s{seeds} | {s['real_tokens_per_s']} {rate(s)} | {b['real_tokens_per_s']} {rate(b)} | **{t['ratio_real_tokens_per_s']}x** |",
-                  f"| padded tokens/s | {s['padded_tokens_per_s']} | {b['padded_tokens_per_s']} | |",
-                  f"| real / padded tokens | {s['real_tokens']} / {s['padded_tokens']} | {b['real_tokens']} / {b['padded_tokens']} | |",
-                  f"| peak RSS | {_mb(s['peak_rss_bytes'])} | {_mb(b['peak_rss_bytes'])} | {t['ratio_peak_rss']}x |",
-                  f"| final training loss (last quarter mean){seeds} | {s['final_train_loss']:.4f} ({s['mean_train_loss_last_quarter']}) | {b['final_train_loss']:.4f} ({b['mean_train_loss_last_quarter']}) | |",
-                  f"| held-out answer loss ({t['heldout_examples']} GAD dev){seeds} | {s['heldout_answer_loss']:.4f} {per(s)} | {b['heldout_answer_loss']:.4f} {per(b)} | difference {t.get('heldout_loss_difference', 0):+.4f}, seed spread {t.get('heldout_loss_tolerance', 0):.4f}: equal or better: {t['loss_equal_or_better']} |",
-                  f"| MFU (4·N·tokens/s ÷ the matmul peak of its compute dtype) | {_mfu(s)} | {_mfu(b)} | |",
-                  f"| compute dtype | {s['dtype']} | {b['dtype']} | |", ""]
+        lines += [
+            f"**LoRA training**, GAD, {t['examples']} examples, {t['steps']} steps of batch 8, same real "
+            f"tokens on both sides: {t['same_real_tokens']}",
+            "",
+            "| | baseline (Trainer + PEFT) | biotune | ratio |",
+            "|---|---|---|---|",
+            f"| real tokens/s{seeds} | {s['real_tokens_per_s']} {rate(s)} | {b['real_tokens_per_s']} {rate(b)} | **{t['ratio_real_tokens_per_s']}x** |",
+            f"| padded tokens/s | {s['padded_tokens_per_s']} | {b['padded_tokens_per_s']} | |",
+            f"| real / padded tokens | {s['real_tokens']} / {s['padded_tokens']} | {b['real_tokens']} / {b['padded_tokens']} | |",
+            f"| peak RSS | {_mb(s['peak_rss_bytes'])} | {_mb(b['peak_rss_bytes'])} | {t['ratio_peak_rss']}x |",
+            f"| final training loss (last quarter mean){seeds} | {s['final_train_loss']:.4f} ({s['mean_train_loss_last_quarter']}) | {b['final_train_loss']:.4f} ({b['mean_train_loss_last_quarter']}) | |",
+            f"| held-out answer loss ({t['heldout_examples']} GAD dev){seeds} | {s['heldout_answer_loss']:.4f} {per(s)} | {b['heldout_answer_loss']:.4f} {per(b)} | difference {t.get('heldout_loss_difference', 0):+.4f}, seed spread {t.get('heldout_loss_tolerance', 0):.4f}: equal or better: {t['loss_equal_or_better']} |",
+            f"| MFU (4·N·tokens/s ÷ the matmul peak of its compute dtype) | {_mfu(s)} | {_mfu(b)} | |",
+            f"| compute dtype | {s['dtype']} | {b['dtype']} | |",
+            "",
+        ]
     if "eval" in res:
         e = res["eval"]
         lm = e["lm_eval"]
         lines += other_run("eval")
-        lines += [f"**Zero-shot PubMedQA**, {e['questions']} test questions, batch 8", "",
-                  "| | examples/s | accuracy | eval seconds | dtype | ratio (examples/s) |", "|---|---|---|---|---|---|",
-                  f"| lm-eval `pubmedqa` (HF) | {lm['examples_per_s']} | {lm['accuracy']:.3f} | {lm['eval_seconds']:.1f} | {lm['dtype']} | 1 |"]
+        lines += [
+            f"**Zero-shot PubMedQA**, {e['questions']} test questions, batch 8",
+            "",
+            "| | examples/s | accuracy | eval seconds | dtype | ratio (examples/s) |",
+            "|---|---|---|---|---|---|",
+            f"| lm-eval `pubmedqa` (HF) | {lm['examples_per_s']} | {lm['accuracy']:.3f} | {lm['eval_seconds']:.1f} | {lm['dtype']} | 1 |",
+        ]
         for k in ("biotune_likelihood", "biotune_generate"):
             if k in e:
                 x = e[k]
-                lines.append(f"| biotune eval `--scoring {k.split('_')[1]}` | {x['examples_per_s']} | {x['accuracy']:.3f} "
-                             f"| {x['eval_seconds']:.1f} | {x['dtype']} | **{x['ratio_examples_per_s']}x** |")
+                lines.append(
+                    f"| biotune eval `--scoring {k.split('_')[1]}` | {x['examples_per_s']} | {x['accuracy']:.3f} "
+                    f"| {x['eval_seconds']:.1f} | {x['dtype']} | **{x['ratio_examples_per_s']}x** |"
+                )
         lines.append("")
     if "memory" in res:
         mem = res["memory"]
@@ -653,17 +833,27 @@ def _table(res: dict, name: str) -> str:
             lines += ["", f"QLoRA / LoRA weight bytes: **{mem['ratio_qlora_lora_weights']}x**"]
         if "qlora_floor" in mem:
             f = mem["qlora_floor"]
-            lines += ["", f"Lowest ratio this model allows with its embedding and norms in bf16 (every linear layer "
-                          f"at exactly 4 bits, no quantization constants): {f['floor_ratio']}x "
-                          f"({f['bf16_params']:,} bf16 parameters, {f['quantized_params']:,} quantizable)"]
+            lines += [
+                "",
+                f"Lowest ratio this model allows with its embedding and norms in bf16 (every linear layer "
+                f"at exactly 4 bits, no quantization constants): {f['floor_ratio']}x "
+                f"({f['bf16_params']:,} bf16 parameters, {f['quantized_params']:,} quantizable)",
+            ]
         if "larger" in mem:
             big, f = mem["larger"], mem["larger"]["qlora_floor"]
-            lines += ["", f"**LoRA vs QLoRA on a larger model of the same family**: a LLaMA with "
-                          f"{big['model']} ({(f['bf16_params'] + f['quantized_params']) / 1e6:.1f} M parameters, "
-                          f"{f['bf16_params']:,} of them in the embedding and norms), the same batch", "",
-                      *_memory_rows(big)]
-            lines += ["", f"QLoRA / LoRA weight bytes: **{big['ratio_qlora_lora_weights']}x** (lowest this model "
-                          f"allows: {f['floor_ratio']}x)"]
+            lines += [
+                "",
+                f"**LoRA vs QLoRA on a larger model of the same family**: a LLaMA with "
+                f"{big['model']} ({(f['bf16_params'] + f['quantized_params']) / 1e6:.1f} M parameters, "
+                f"{f['bf16_params']:,} of them in the embedding and norms), the same batch",
+                "",
+                *_memory_rows(big),
+            ]
+            lines += [
+                "",
+                f"QLoRA / LoRA weight bytes: **{big['ratio_qlora_lora_weights']}x** (lowest this model "
+                f"allows: {f['floor_ratio']}x)",
+            ]
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -684,14 +874,21 @@ def main() -> None:
     # sections this run does not measure (--only) keep the stamp of the run that measured them
     for key in SECTIONS:
         if key in result and "measured" not in result[key]:
-            result[key]["measured"] = {"commit": result["machine"].get("commit"), "at": result.get("finished_at"),
-                                       "command": result.get("command")}
+            result[key]["measured"] = {
+                "commit": result["machine"].get("commit"),
+                "at": result.get("finished_at"),
+                "command": result.get("command"),
+            }
     command = " ".join(["python", "benchmarks/run.py", *sys.argv[1:]])
     result.update(machine=info, command=command)
 
     def stamp(key: str) -> None:
-        result[key]["measured"] = {"commit": info["commit"], "command": command,
-                                   "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        result[key]["measured"] = {
+            "commit": info["commit"],
+            "command": command,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
     if "peak" in sections or "train" in sections:
         print("matmul peak ...", flush=True)
         result["peak"] = matmul_peak(2.0 if args.quick else 5.0)
@@ -699,8 +896,9 @@ def main() -> None:
         print(result["peak"], flush=True)
     if "train" in sections:
         print("LoRA training: baseline, then biotune ...", flush=True)
-        result["train"] = train_section(work, 32 if args.quick else 256, 16 if args.quick else 256,
-                                          [0] if args.quick else [0, 1], result["peak"])
+        result["train"] = train_section(
+            work, 32 if args.quick else 256, 16 if args.quick else 256, [0] if args.quick else [0, 1], result["peak"]
+        )
         stamp("train")
         print(json.dumps(result["train"], indent=1), flush=True)
     if "eval" in sections:
@@ -713,7 +911,7 @@ def main() -> None:
         result["memory"] = memory_section(work, ["lora", "qlora", "fft"], larger=not args.quick)
         stamp("memory")
         print(json.dumps(result["memory"], indent=1), flush=True)
-    result["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))

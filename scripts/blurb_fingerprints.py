@@ -23,8 +23,13 @@ def fingerprints(data_dir: str | None = None) -> dict:
     out = {}
     for name in DATASETS.names():
         spec = get_spec(name)
-        entry: dict = {"task": spec.task, "title": spec.title, "blurb": spec.blurb, "splits": {},
-                       "encoder_labels": label_list(spec)}
+        entry: dict = {
+            "task": spec.task,
+            "title": spec.title,
+            "blurb": spec.blurb,
+            "splits": {},
+            "encoder_labels": label_list(spec),
+        }
         for split in SPLITS:
             if not split_exists(spec, split, data_dir):
                 entry["splits"][split] = None

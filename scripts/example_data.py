@@ -66,23 +66,31 @@ def gad_csv(blurb: Path, out: Path) -> None:
 def ncbi_hub_mirror(blurb: Path, out: Path) -> None:
     import datasets
 
-    features = datasets.Features({
-        "id": datasets.Value("string"), "tokens": datasets.Sequence(datasets.Value("string")),
-        "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-Disease", "I-Disease"])),
-    })
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=["O", "B-Disease", "I-Disease"])),
+        }
+    )
     root = out / "hf-mirror" / "ncbi" / "ncbi_disease"
     (root / "data").mkdir(parents=True, exist_ok=True)
     to_int = {"O": 0, "B": 1, "I": 2}
     for split, hub_split in (("train", "train"), ("dev", "validation"), ("test", "test")):
-        rows = [{"id": str(i), "tokens": tokens, "ner_tags": [to_int[t] for t in tags]}
-                for i, (tokens, tags) in enumerate(read_conll(blurb / "NCBI-disease" / f"{split}.tsv"))]
+        rows = [
+            {"id": str(i), "tokens": tokens, "ner_tags": [to_int[t] for t in tags]}
+            for i, (tokens, tags) in enumerate(read_conll(blurb / "NCBI-disease" / f"{split}.tsv"))
+        ]
         datasets.Dataset.from_list(rows, features=features).to_parquet(
-            str(root / "data" / f"{hub_split}-00000-of-00001.parquet"))
+            str(root / "data" / f"{hub_split}-00000-of-00001.parquet")
+        )
     (root / "README.md").write_text(
         "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
         "  - split: validation\n    path: data/validation-*\n  - split: test\n    path: data/test-*\n---\n"
         "A local copy of ncbi/ncbi_disease's layout, built from BLURB's NCBI-disease files by biotune's "
-        "scripts/example_data.py.\n", encoding="utf-8")
+        "scripts/example_data.py.\n",
+        encoding="utf-8",
+    )
 
 
 def main(argv=None) -> None:

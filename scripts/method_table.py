@@ -25,16 +25,31 @@ DATASETS = {
     "pubmedqa": {"training.max_length": 640},
 }
 METHODS = ["fft", "lora", "qlora", "ptuning", "dora", "ia3", "prompt_tuning", "prefix"]
-COMMON = {"training.max_steps": 20, "training.batch_size": 8, "training.train_limit": 160,
-          "training.dev_limit": 32, "training.save_steps": 20, "training.logging_steps": 5,
-          "eval.limit": 50, "eval.batch_size": 16}
+COMMON = {
+    "training.max_steps": 20,
+    "training.batch_size": 8,
+    "training.train_limit": 160,
+    "training.dev_limit": 32,
+    "training.save_steps": 20,
+    "training.logging_steps": 5,
+    "eval.limit": 50,
+    "eval.batch_size": 16,
+}
 
 
 def run(method: str, dataset: str, out: Path) -> dict | None:
     folder = out / f"{dataset}-{method}"
     sets = {**COMMON, **DATASETS[dataset], "dataset": dataset}
-    cmd = [sys.executable, "-m", "biotune", "run", str(ROOT / f"configs/causal/smollm2-135m_{method}.yaml"),
-           "--output-dir", str(folder), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "biotune",
+        "run",
+        str(ROOT / f"configs/causal/smollm2-135m_{method}.yaml"),
+        "--output-dir",
+        str(folder),
+        "--no-progress",
+    ]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
     if not (folder / "metrics.json").is_file():
@@ -70,14 +85,22 @@ def main() -> None:
         if s is None:
             continue
         r, m, t = s["resources"], s["metrics"], s["training"]
-        rows.append((datasets.index(dataset), (
-            f"| {dataset} | {method} | {m['score']:.1f} | {zero.get(dataset, float('nan')):.1f} | "
-            f"{three.get(dataset, float('nan')):.1f} | {m['n']} | {m.get('n_unparsed', 0)} | "
-            f"{r['trainable_params']:,} | {r['train_peak_memory_bytes'] / 2**20:,.0f} | "
-            f"{r['train_seconds']:.0f} | {r['train_tokens_per_s']:.0f} | {r['eval_seconds']:.0f} | "
-            f"{t['train_examples']}/{t['steps']} |")))
-    print("| dataset | method | test score | 0-shot | 3-shot | n test | unparsed | trainable params | "
-          "train peak RSS MB | train s | train tok/s | eval s | train ex/steps |")
+        rows.append(
+            (
+                datasets.index(dataset),
+                (
+                    f"| {dataset} | {method} | {m['score']:.1f} | {zero.get(dataset, float('nan')):.1f} | "
+                    f"{three.get(dataset, float('nan')):.1f} | {m['n']} | {m.get('n_unparsed', 0)} | "
+                    f"{r['trainable_params']:,} | {r['train_peak_memory_bytes'] / 2**20:,.0f} | "
+                    f"{r['train_seconds']:.0f} | {r['train_tokens_per_s']:.0f} | {r['eval_seconds']:.0f} | "
+                    f"{t['train_examples']}/{t['steps']} |"
+                ),
+            )
+        )
+    print(
+        "| dataset | method | test score | 0-shot | 3-shot | n test | unparsed | trainable params | "
+        "train peak RSS MB | train s | train tok/s | eval s | train ex/steps |"
+    )
     print("|" + "---|" * 13)
     print("\n".join(row for _, row in sorted(rows, key=lambda r: r[0])))
 

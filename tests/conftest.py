@@ -13,7 +13,7 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
     torch.set_num_threads(_THREADS)
 
-from biotune.data.location import default_candidates
+from biotune.data.location import default_candidates  # noqa: E402 (after the thread count is set)
 
 SHARED_DATA = next((p.resolve() for p in default_candidates() if p.is_dir()), None)
 

@@ -36,13 +36,35 @@ def _study(tmp_path, configs, n_dev, n_test=400, seeds=(0, 1, 2)):
             dev_pred, test_pred = _answers(rng, dev_gold, dev_acc), _answers(rng, test_gold, test_acc)
             _write(out, "dev_predictions.jsonl", dev_ids, dev_gold, dev_pred)
             _write(out, "predictions.jsonl", test_ids, test_gold, test_pred)
-            f1 = lambda g, p: 100 * 2 * sum(a == b == "1" for a, b in zip(g, p)) / (  # noqa: E731
-                sum(x == "1" for x in g) + sum(x == "1" for x in p))
-            rows.append({"dataset": "gad", "task": "relation", "model": model, "method": method, "seed": seed,
-                         "score": f1(test_gold, test_pred), "dev_score": f1(dev_gold, dev_pred),
-                         "search_seconds": 0.0, "trainable_params": 1, "peak_memory_mb": 100.0,
-                         "train_seconds": cost, "eval_seconds": 0.0, "trains": True, "deterministic": False,
-                         "output_dir": str(out), "n_unparsed": 0, "n_test": n_test})
+            f1 = lambda g, p: (
+                100
+                * 2
+                * sum(a == b == "1" for a, b in zip(g, p))
+                / (  # noqa: E731
+                    sum(x == "1" for x in g) + sum(x == "1" for x in p)
+                )
+            )
+            rows.append(
+                {
+                    "dataset": "gad",
+                    "task": "relation",
+                    "model": model,
+                    "method": method,
+                    "seed": seed,
+                    "score": f1(test_gold, test_pred),
+                    "dev_score": f1(dev_gold, dev_pred),
+                    "search_seconds": 0.0,
+                    "trainable_params": 1,
+                    "peak_memory_mb": 100.0,
+                    "train_seconds": cost,
+                    "eval_seconds": 0.0,
+                    "trains": True,
+                    "deterministic": False,
+                    "output_dir": str(out),
+                    "n_unparsed": 0,
+                    "n_test": n_test,
+                }
+            )
     df = pd.DataFrame(rows)
     return df, stats.aggregate(df)
 
@@ -93,14 +115,19 @@ def test_test_comparisons_go_across_models_and_against_the_constant_answer(tmp_p
     constants = constant_baselines(df)
     assert constants["gad"][1] == "1" and constants["gad"][0] > 70  # 60 % positives: F1 of always '1' about 75
     sig, intervals = significance(df, samples=1000, constants=constants)
-    assert sorted(zip(sig.a, sig.b)) == [("bert / fft", "constant '1'"), ("llm / lora", "bert / fft"),
-                                         ("llm / lora", "constant '1'")]
+    assert sorted(zip(sig.a, sig.b)) == [
+        ("bert / fft", "constant '1'"),
+        ("llm / lora", "bert / fft"),
+        ("llm / lora", "constant '1'"),
+    ]
     decisions = dev_decisions(df, agg, samples=1000)
     lead = answer(agg, decisions, sig, intervals, [], constants).iloc[0]
     assert lead["recommended (on dev)"] == "bert / fft"
     assert lead["better than (test, Holm)"] == "llm / lora"
-    assert lead["− best constant answer (test)"].startswith("+") and " * (always '1'" in lead[
-        "− best constant answer (test)"]
+    assert (
+        lead["− best constant answer (test)"].startswith("+")
+        and " * (always '1'" in lead["− best constant answer (test)"]
+    )
     below = sig[(sig.a == "llm / lora") & (sig.b == "constant '1'")].iloc[0]
     assert below["diff"] < 0 and below["significant"]  # a model below the constant answer is shown to be
 
@@ -114,16 +141,25 @@ def test_a_constant_answer_that_scores_nothing_is_not_compared(tmp_path):
     assert constant_baselines(df) == {}
 
 
-@pytest.mark.parametrize("spec_name, ids, units", [("chemprot", ["1.T1.T2", "1.T3.T4", "2.T1.T2"], 2),
-                                                    ("gad", ["0", "1", "2"], 3)])
+@pytest.mark.parametrize(
+    "spec_name, ids, units", [("chemprot", ["1.T1.T2", "1.T3.T4", "2.T1.T2"], 2), ("gad", ["0", "1", "2"], 3)]
+)
 def test_significance_resamples_documents_where_the_ids_name_them(tmp_path, spec_name, ids, units):
     golds = ["false", "CPR:3", "CPR:4"] if spec_name == "chemprot" else ["1", "0", "1"]
     rows = []
     for method, seed in (("a", 0), ("b", 0)):
         out = tmp_path / f"{method}{seed}"
         _write(out, "predictions.jsonl", ids, golds, golds)
-        rows.append({"dataset": spec_name, "model": "m", "method": method, "seed": seed, "output_dir": str(out),
-                     "deterministic": True})
+        rows.append(
+            {
+                "dataset": spec_name,
+                "model": "m",
+                "method": method,
+                "seed": seed,
+                "output_dir": str(out),
+                "deterministic": True,
+            }
+        )
     sig, _ = significance(pd.DataFrame(rows), samples=200)
     assert sig.units.tolist() == [units]
     assert sig.resampled.tolist() == ["documents" if spec_name == "chemprot" else "examples"]

@@ -20,9 +20,12 @@ def test_benchmarks_md_is_rendered_from_the_committed_results():
 
 
 def test_committed_results_hold_both_sides_of_every_comparison():
-    results = [p for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them:
-               if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-"))  # --quick runs: not committed
-               and not p.stem.endswith("-quick")]
+    results = [
+        p
+        for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them:
+        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-"))  # --quick runs: not committed
+        and not p.stem.endswith("-quick")
+    ]
     assert results
     for path in results:
         res = json.loads(path.read_text())
@@ -37,15 +40,19 @@ def test_committed_results_hold_both_sides_of_every_comparison():
             continue
         assert res["eval"]["lm_eval"]["n"] == res["eval"]["biotune_likelihood"]["n"] == res["eval"]["questions"]
         memory = res["memory"]
-        assert memory["ratio_qlora_lora_weights"] == round(memory["qlora"]["weight_bytes"]
-                                                           / memory["lora"]["weight_bytes"], 3)
+        assert memory["ratio_qlora_lora_weights"] == round(
+            memory["qlora"]["weight_bytes"] / memory["lora"]["weight_bytes"], 3
+        )
         assert memory["qlora_floor"]["floor_ratio"] <= memory["ratio_qlora_lora_weights"]
         if "larger" in memory:  # LoRA vs QLoRA on a larger model of the same family
             big = memory["larger"]
-            assert big["ratio_qlora_lora_weights"] == round(big["qlora"]["weight_bytes"] / big["lora"]["weight_bytes"], 3)
+            assert big["ratio_qlora_lora_weights"] == round(
+                big["qlora"]["weight_bytes"] / big["lora"]["weight_bytes"], 3
+            )
             assert big["qlora_floor"]["floor_ratio"] <= big["ratio_qlora_lora_weights"]
-            assert big["lora"]["weight_bytes"] >= 2 * (big["qlora_floor"]["bf16_params"]
-                                                       + big["qlora_floor"]["quantized_params"])
+            assert big["lora"]["weight_bytes"] >= 2 * (
+                big["qlora_floor"]["bf16_params"] + big["qlora_floor"]["quantized_params"]
+            )
 
 
 def test_qlora_floor_counts_every_parameter_once():
@@ -54,8 +61,9 @@ def test_qlora_floor_counts_every_parameter_once():
     floor = _bench().qlora_floor()
     assert floor["quantized_params"] + floor["bf16_params"] == 134_515_008
     assert floor["bf16_params"] == 49_152 * 576 + (2 * 30 + 1) * 576  # embedding + 2 norms a layer + final norm
-    assert floor["floor_ratio"] == round((floor["bf16_params"] * 2 + floor["quantized_params"] / 2)
-                                         / (134_515_008 * 2), 3)
+    assert floor["floor_ratio"] == round(
+        (floor["bf16_params"] * 2 + floor["quantized_params"] / 2) / (134_515_008 * 2), 3
+    )
     assert floor["floor_ratio"] > 0.4  # why the issue's <= 0.4x cannot be met on this model
 
 
@@ -100,10 +108,12 @@ def test_planner_check_results_are_consistent():
             for part in ("train_step", "generation"):
                 if part in row:
                     r = row[part]
-                    assert r["error_pct"] == round(100 * (r["planned_flops"] - r["measured_flops"])
-                                                   / r["measured_flops"], 2)
+                    assert r["error_pct"] == round(
+                        100 * (r["planned_flops"] - r["measured_flops"]) / r["measured_flops"], 2
+                    )
         for case, row in res.get("runs", {}).items():
             m, p = row["measured"], row["planned"]
             assert p["peak_plus_baseline_bytes"] == p["peak_bytes"] + res["baseline_rss_bytes"]
             assert row["error_pct"]["peak_memory"] == round(
-                100 * (p["peak_plus_baseline_bytes"] - m["peak_rss_bytes"]) / m["peak_rss_bytes"], 1), case
+                100 * (p["peak_plus_baseline_bytes"] - m["peak_rss_bytes"]) / m["peak_rss_bytes"], 1
+            ), case

@@ -10,8 +10,9 @@ from biotune.data import DATASETS
 
 
 def biotune(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "biotune", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "biotune", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def assert_clean_error(result, *needles):
@@ -61,13 +62,19 @@ def test_missing_split_is_explained(data_dir):
     assert_clean_error(r, "ebm-pico train split is missing", str(data_dir / "ebmnlp" / "train.tsv"), "--data-dir")
 
 
-@pytest.mark.parametrize("args,needles", [
-    (("data", "show", "bc5chem"), ("unknown dataset 'bc5chem'", "bc5-chem", "bioasq")),
-    (("eval", "--datasets", "gad,nosuch", "--limit", "1"), ("unknown dataset 'nosuch'", "gad", "pubmedqa")),
-    (("eval", "--model", "nosuchmodel", "--datasets", "gad", "--limit", "1"), ("unknown model 'nosuchmodel'", "smollm2-135m")),
-    (("eval", "--scoring", "loglik", "--datasets", "gad"), ("scoring", "'generate' or 'likelihood'")),
-    (("eval", "--shots", "-1", "--datasets", "gad"), ("shots", "greater than or equal to 0")),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (("data", "show", "bc5chem"), ("unknown dataset 'bc5chem'", "bc5-chem", "bioasq")),
+        (("eval", "--datasets", "gad,nosuch", "--limit", "1"), ("unknown dataset 'nosuch'", "gad", "pubmedqa")),
+        (
+            ("eval", "--model", "nosuchmodel", "--datasets", "gad", "--limit", "1"),
+            ("unknown model 'nosuchmodel'", "smollm2-135m"),
+        ),
+        (("eval", "--scoring", "loglik", "--datasets", "gad"), ("scoring", "'generate' or 'likelihood'")),
+        (("eval", "--shots", "-1", "--datasets", "gad"), ("shots", "greater than or equal to 0")),
+    ],
+)
 def test_bad_eval_input_is_one_clear_line_and_writes_nothing(args, needles, tmp_path, data_dir):
     out = tmp_path / "out"
     r = biotune(*args, "--output-dir", str(out)) if args[0] == "eval" else biotune(*args)

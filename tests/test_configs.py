@@ -142,19 +142,27 @@ training:
 """
 
 
-@pytest.mark.parametrize("replace,needles", [
-    (("name: lora", "name: lorra"), ["exp.yaml:6:", "method.name", "unknown method 'lorra'", "qlora", "ptuning"]),
-    (("max_steps: 4", "max_steps: four"), ["exp.yaml:8:", "training.max_steps", "valid integer"]),
-    (("family: causal", "family: causal\n  head: token_classification"),
-     ["exp.yaml:4:", "model.head", "'token_classification' does not fit the causal family", "valid: lm"]),
-    (("dataset: gad", "dataset: gadd"), ["exp.yaml:1:", "dataset", "unknown dataset 'gadd'", "bc5-chem"]),
-    (("family: causal", "family: rnn"), ["exp.yaml:3:", "model.family", "unknown model family 'rnn'", "seq2seq", "encoder"]),
-    (("family: causal\n  path: smollm2-135m", "family: encoder\n  path: minilm"), None),  # lora fits encoders
-    (("name: lora", "name: lora\n  params: {r: 0}"), ["method.params.r", "greater than or equal to 1"]),
-    (("name: lora", "name: lora\n  params: {rank: 8}"), ["method.params.rank", "Extra inputs"]),
-    (("training:", "trainin:"), ["trainin", "Extra inputs"]),
-    (("max_steps: 4", "max_steps: [4"), ["exp.yaml:9:", "not valid YAML"]),
-])
+@pytest.mark.parametrize(
+    "replace,needles",
+    [
+        (("name: lora", "name: lorra"), ["exp.yaml:6:", "method.name", "unknown method 'lorra'", "qlora", "ptuning"]),
+        (("max_steps: 4", "max_steps: four"), ["exp.yaml:8:", "training.max_steps", "valid integer"]),
+        (
+            ("family: causal", "family: causal\n  head: token_classification"),
+            ["exp.yaml:4:", "model.head", "'token_classification' does not fit the causal family", "valid: lm"],
+        ),
+        (("dataset: gad", "dataset: gadd"), ["exp.yaml:1:", "dataset", "unknown dataset 'gadd'", "bc5-chem"]),
+        (
+            ("family: causal", "family: rnn"),
+            ["exp.yaml:3:", "model.family", "unknown model family 'rnn'", "seq2seq", "encoder"],
+        ),
+        (("family: causal\n  path: smollm2-135m", "family: encoder\n  path: minilm"), None),  # lora fits encoders
+        (("name: lora", "name: lora\n  params: {r: 0}"), ["method.params.r", "greater than or equal to 1"]),
+        (("name: lora", "name: lora\n  params: {rank: 8}"), ["method.params.rank", "Extra inputs"]),
+        (("training:", "trainin:"), ["trainin", "Extra inputs"]),
+        (("max_steps: 4", "max_steps: [4"), ["exp.yaml:9:", "not valid YAML"]),
+    ],
+)
 def test_bad_experiment_file(replace, needles, tmp_path):
     path = tmp_path / "exp.yaml"
     out = tmp_path / "out"
@@ -174,8 +182,11 @@ def test_bad_experiment_file(replace, needles, tmp_path):
 
 def test_method_that_does_not_fit_the_family(tmp_path):
     path = tmp_path / "exp.yaml"
-    path.write_text(GOOD.replace("family: causal\n  path: smollm2-135m", "family: encoder\n  path: minilm")
-                    .replace("name: lora", "name: few_shot"))
+    path.write_text(
+        GOOD.replace("family: causal\n  path: smollm2-135m", "family: encoder\n  path: minilm").replace(
+            "name: lora", "name: few_shot"
+        )
+    )
     with pytest.raises(Exception) as e:
         load_experiment(path)
     msg = str(e.value)
@@ -188,11 +199,15 @@ def test_chatglm_needs_explicit_trust_remote_code(tmp_path, data_dir):
 
     ckpt = tmp_path / "chatglm"
     ckpt.mkdir()
-    (ckpt / "config.json").write_text('{"model_type": "chatglm", "architectures": ["ChatGLMModel"], '
-                                      '"auto_map": {"AutoConfig": "configuration_chatglm.ChatGLMConfig"}}')
+    (ckpt / "config.json").write_text(
+        '{"model_type": "chatglm", "architectures": ["ChatGLMModel"], '
+        '"auto_map": {"AutoConfig": "configuration_chatglm.ChatGLMConfig"}}'
+    )
     exp = tmp_path / "exp.yaml"
-    exp.write_text(GOOD.replace("family: causal\n  path: smollm2-135m", f"family: glm\n  path: {ckpt}")
-                   + f"output_dir: {tmp_path / 'out'}\n")
+    exp.write_text(
+        GOOD.replace("family: causal\n  path: smollm2-135m", f"family: glm\n  path: {ckpt}")
+        + f"output_dir: {tmp_path / 'out'}\n"
+    )
     cfg = load_experiment(exp)
     assert cfg.model.trust_remote_code is False
     with pytest.raises(BiotuneError, match=r"set `model.trust_remote_code: true`"):
@@ -206,8 +221,13 @@ def test_the_paper_study_is_the_seed_papers_grid():
 
     study, cells, left_out = load_study(Path(__file__).resolve().parents[1] / "configs" / "studies" / "paper.yaml")
     assert {m.path for m in study.models} == {
-        "meta-llama/Meta-Llama-3-8B-Instruct", "google/flan-t5-xl", "THUDM/glm-4-9b-chat-hf", "google/flan-ul2",
-        "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", "emilyalsentzer/Bio_ClinicalBERT"}
+        "meta-llama/Meta-Llama-3-8B-Instruct",
+        "google/flan-t5-xl",
+        "THUDM/glm-4-9b-chat-hf",
+        "google/flan-ul2",
+        "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+        "emilyalsentzer/Bio_ClinicalBERT",
+    }
     assert len(study.dataset_names()) == 13 and study.seeds == [0, 1, 2]
     assert {m.name for m in study.method_entries()} == {"zero_shot", "few_shot", "fft", "lora", "qlora", "ptuning"}
     assert left_out == []
@@ -233,10 +253,17 @@ def test_a_model_and_method_search_names_known_models_and_methods(tmp_path):
     from biotune.errors import BiotuneError
     from biotune.study.grid import load_study
 
-    base = {"name": "s", "datasets": ["gad"], "seeds": [0], "methods": ["lora"],
-            "models": [{"name": "m", "family": "causal", "path": "smollm2-135m"}]}
-    for grid, needle in (({"x": {"lora": {"training.learning_rate": [1e-4]}}}, "'x' is not one of the study's models"),
-                         ({"m": {"fft": {"training.learning_rate": [1e-4]}}}, "'fft' is not one of the study's methods")):
+    base = {
+        "name": "s",
+        "datasets": ["gad"],
+        "seeds": [0],
+        "methods": ["lora"],
+        "models": [{"name": "m", "family": "causal", "path": "smollm2-135m"}],
+    }
+    for grid, needle in (
+        ({"x": {"lora": {"training.learning_rate": [1e-4]}}}, "'x' is not one of the study's models"),
+        ({"m": {"fft": {"training.learning_rate": [1e-4]}}}, "'fft' is not one of the study's methods"),
+    ):
         path = tmp_path / "s.yaml"
         path.write_text(yaml.safe_dump({**base, "search": {"model_method": grid}}))
         with pytest.raises(BiotuneError, match=needle):

@@ -12,11 +12,9 @@ import torch
 
 from biotune.identity import identity
 from biotune.train import Experiment, run_experiment
-
 from test_fast_paths import config
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")]
+pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")]
 
 
 def _on_cuda(cfg, **training):
@@ -37,8 +35,11 @@ def test_auto_picks_the_gpu_and_its_precision_and_keys_results_by_it(tmp_path):
 def test_a_method_trains_and_predicts_on_cuda(tmp_path, method):
     if method == "qlora" and importlib.util.find_spec("bitsandbytes") is None:
         pytest.skip("QLoRA needs bitsandbytes (its CUDA kernels)")
-    cfg = _on_cuda(config(tmp_path, method, method=method, params={} if method == "fft" else {"dropout": 0.0}),
-                   bf16="auto", max_steps=8)
+    cfg = _on_cuda(
+        config(tmp_path, method, method=method, params={} if method == "fft" else {"dropout": 0.0}),
+        bf16="auto",
+        max_steps=8,
+    )
     summary = run_experiment(cfg, progress=False)
     curve = [loss for _, loss in summary["training"]["loss_curve"]]
     assert curve[-1] < curve[0], curve  # it learns the training batch
@@ -56,12 +57,18 @@ def test_packed_batches_give_the_padded_loss_on_cuda(tmp_path, attention):
     losses = {}
     for packing in (False, True):
         cfg = _on_cuda(config(tmp_path, f"{attention}-{packing}", params={"dropout": 0.0}, batch_size=4), bf16=True)
-        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"packing": packing}),
-                                     "model": cfg.model.model_copy(update={"attn_implementation": attention})})
+        cfg = cfg.model_copy(
+            update={
+                "runtime": cfg.runtime.model_copy(update={"packing": packing}),
+                "model": cfg.model.model_copy(update={"attn_implementation": attention}),
+            }
+        )
         exp = Experiment(cfg, progress=False)
         exp.setup()
-        batch = {k: v.to(exp.device) if hasattr(v, "to") else v
-                 for k, v in exp.trainer.data_collator(exp.train_features[:4]).items()}
+        batch = {
+            k: v.to(exp.device) if hasattr(v, "to") else v
+            for k, v in exp.trainer.data_collator(exp.train_features[:4]).items()
+        }
         assert (batch["input_ids"].shape[0] == 1) is packing
         with torch.autocast("cuda", dtype=torch.bfloat16):
             losses[packing] = CountingTrainer.compute_loss(exp.trainer, exp.model.train(), batch).item()
@@ -84,10 +91,17 @@ def test_vllm_generates_the_answers_transformers_generates(tmp_path):
         pytest.skip(str(e))
     results = {}
     for generation in ("hf", "vllm"):
-        cfg = validate_experiment({
-            "dataset": "ncbi-disease", "model": {"path": "smollm2-135m", "family": "causal", "dtype": "bfloat16"},
-            "method": {"name": "few_shot", "params": {"shots": 3}}, "eval": {"limit": 24}, "device": "auto",
-            "runtime": {"generation": generation}, "output_dir": str(tmp_path / generation)})
+        cfg = validate_experiment(
+            {
+                "dataset": "ncbi-disease",
+                "model": {"path": "smollm2-135m", "family": "causal", "dtype": "bfloat16"},
+                "method": {"name": "few_shot", "params": {"shots": 3}},
+                "eval": {"limit": 24},
+                "device": "auto",
+                "runtime": {"generation": generation},
+                "output_dir": str(tmp_path / generation),
+            }
+        )
         summary = run_experiment(cfg, progress=False)
         rows = (tmp_path / generation / "predictions.jsonl").read_text().splitlines()
         results[generation] = (summary["metrics"]["score"], [json.loads(r)["raw_output"] for r in rows])

@@ -25,8 +25,11 @@ SIZES = {
 }
 # NER entity mentions = B tags (BC5-disease dev has 4246 in the files vs 4244 in the BLURB paper)
 B_TAGS = {
-    "bc5-chem": (5203, 5347, 5385), "bc5-disease": (4182, 4246, 4424), "ncbi-disease": (5134, 787, 960),
-    "bc2gm": (15197, 3061, 6325), "jnlpba": (46750, 4551, 8662),
+    "bc5-chem": (5203, 5347, 5385),
+    "bc5-disease": (4182, 4246, 4424),
+    "ncbi-disease": (5134, 787, 960),
+    "bc2gm": (15197, 3061, 6325),
+    "jnlpba": (46750, 4551, 8662),
 }
 HOC_SENTENCES = {"train": 12119, "dev": 1798, "test": 3547}
 PICO_NON_O_WORDS = {"dev": 87308, "test": 16364}
@@ -38,7 +41,13 @@ def test_catalog_has_the_13_blurb_datasets():
     for _, spec in DATASETS.items():
         tasks.setdefault(spec.task, []).append(spec.name)
     assert {t: len(v) for t, v in tasks.items()} == {
-        "ner": 5, "pico": 1, "relation": 3, "similarity": 1, "doc_classification": 1, "qa": 2}
+        "ner": 5,
+        "pico": 1,
+        "relation": 3,
+        "similarity": 1,
+        "doc_classification": 1,
+        "qa": 2,
+    }
 
 
 @pytest.mark.parametrize("name,split", [(n, s) for n in SIZES for s in ("train", "dev", "test")])
@@ -152,7 +161,7 @@ def test_a_split_is_cast_exactly_as_datasets_casts_it_on_every_blurb_split(data_
         return datasets.Value("float64" if kind == "float" else "string")
 
     compared = 0
-    for name, spec in DATASETS.items():
+    for spec in DATASETS.values():
         typed = datasets.Features({f: feature(k) for f, k in FIELDS[spec.schema].items()})
         for split in spec.files:
             if not split_exists(spec, split, str(data_dir)):

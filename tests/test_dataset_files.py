@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import cli_here, once
 
 from biotune.config import ExperimentConfig, load_experiment
 from biotune.data import DATASETS, get_spec, load_split
@@ -21,19 +20,36 @@ from biotune.data.dataset_file import load_dataset_file
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
 from biotune.tasks import task_for
+from conftest import cli_here, once
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "configs" / "datasets"
-TINY_LLAMA = {"family": "causal", "path": "smollm2-135m", "random_init": {
-    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 1024}}
-TRAINING = {"max_steps": 2, "batch_size": 2, "train_limit": 4, "dev_limit": 2, "learning_rate": 0.002,
-            "max_length": 192}
+TINY_LLAMA = {
+    "family": "causal",
+    "path": "smollm2-135m",
+    "random_init": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+    },
+}
+TRAINING = {
+    "max_steps": 2,
+    "batch_size": 2,
+    "train_limit": 4,
+    "dev_limit": 2,
+    "learning_rate": 0.002,
+    "max_length": 192,
+}
 
 
 def biotune(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "biotune", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "biotune", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600
+    )
 
 
 def one_line_error(result) -> str:
@@ -47,17 +63,29 @@ def one_line_error(result) -> str:
 @pytest.fixture
 def examples(tmp_path_factory, data_dir) -> Path:
     """A copy of the repository's layout: configs/datasets/*.yaml and the data scripts/example_data.py writes."""
+
     def make():
         root = tmp_path_factory.mktemp("examples")
         shutil.copytree(EXAMPLES, root / "configs" / "datasets")
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "example_data.py"), "--blurb", str(data_dir),
-                        "--out", str(root / "configs" / "datasets" / "data")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "example_data.py"),
+                "--blurb",
+                str(data_dir),
+                "--out",
+                str(root / "configs" / "datasets" / "data"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         return root
 
     return once("dataset-file-examples", make)
 
 
 # -- the BLURB datasets as dataset files ---------------------------------------------------------------------
+
 
 def test_the_blurb_dataset_files_reproduce_the_catalogue_they_replaced(data_dir):
     """Every split's size and examples, the prompts and a fixed scored run per dataset: as the Python catalogue
@@ -70,8 +98,14 @@ def test_the_blurb_dataset_files_reproduce_the_catalogue_they_replaced(data_dir)
     assert sorted(got) == sorted(expected) == sorted(DATASETS.names())
     for name in expected:
         assert got[name] == expected[name], name
-    assert {t for t in (v["task"] for v in got.values())} == {"ner", "pico", "relation", "similarity",
-                                                              "doc_classification", "qa"}
+    assert {t for t in (v["task"] for v in got.values())} == {
+        "ner",
+        "pico",
+        "relation",
+        "similarity",
+        "doc_classification",
+        "qa",
+    }
 
 
 def test_builtin_datasets_are_shipped_files_read_like_a_users():
@@ -81,6 +115,7 @@ def test_builtin_datasets_are_shipped_files_read_like_a_users():
 
 
 # -- a user's dataset files ------------------------------------------------------------------------------------
+
 
 def test_each_example_dataset_loads_and_shows(examples):
     env = {**__import__("os").environ, "BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror")}
@@ -109,7 +144,8 @@ def test_csv_columns_and_verbalizers_map_onto_the_schema(examples, data_dir):
     preds = ["associated" if i % 3 else "not associated" for i in range(534)]
     blurb_preds = ["1" if p == "associated" else "0" for p in preds]
     assert task.score(csv_rows, preds)["score"] == pytest.approx(
-        task_for(get_spec("gad")).score(blurb_rows, blurb_preds)["score"])
+        task_for(get_spec("gad")).score(blurb_rows, blurb_preds)["score"]
+    )
 
 
 def test_a_hub_dataset_read_from_a_local_mirror(examples, monkeypatch, data_dir):
@@ -142,25 +178,32 @@ def test_a_url_dataset_is_fetched_once_into_the_cache(tmp_path, monkeypatch, dat
     golds = [r["answer"] for r in rows]
     from sklearn.metrics import f1_score
 
-    assert always_yes["score"] == pytest.approx(100 * f1_score(golds, ["yes"] * len(rows), average="macro",
-                                                               labels=["yes", "no"], zero_division=0))
+    assert always_yes["score"] == pytest.approx(
+        100 * f1_score(golds, ["yes"] * len(rows), average="macro", labels=["yes", "no"], zero_division=0)
+    )
     assert always_yes["score"] < task_for(get_spec("bioasq")).score(rows, ["yes"] * len(rows))["score"]
 
 
 # -- typed entities --------------------------------------------------------------------------------------------
 
+
 def _typed(tmp_path, text: str) -> object:
     (tmp_path / "d").mkdir(exist_ok=True)
     (tmp_path / "d" / "test.conll").write_text(text)
     path = tmp_path / "typed.yaml"
-    path.write_text("name: typed\ntask: ner\nsource: {format: conll, root: d, splits: {test: test.conll}}\n"
-                    "entities: {Chemical: a chemical or drug, Disease: a disease}\n")
+    path.write_text(
+        "name: typed\ntask: ner\nsource: {format: conll, root: d, splits: {test: test.conll}}\n"
+        "entities: {Chemical: a chemical or drug, Disease: a disease}\n"
+    )
     return load_dataset_file(path)
 
 
 def test_typed_ner_is_prompted_parsed_and_scored_per_type(tmp_path):
-    spec = _typed(tmp_path, "Aspirin B-Chemical\ncaused O\nsevere B-Disease\nheadache I-Disease\nand O\n"
-                            "naproxen B-Chemical\nrash B-Disease\n\n")
+    spec = _typed(
+        tmp_path,
+        "Aspirin B-Chemical\ncaused O\nsevere B-Disease\nheadache I-Disease\nand O\n"
+        "naproxen B-Chemical\nrash B-Disease\n\n",
+    )
     assert spec.tags == ("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease")
     [ex] = load_split(spec.ref, "test").to_list()
     task = task_for(spec, "list")
@@ -190,6 +233,7 @@ def test_typed_tags_train_an_encoder_head(tmp_path):
 
 # -- metrics a dataset file may choose -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "spearman"])
 def test_chosen_metrics_equal_the_libraries_and_their_bootstrap_statistics(tmp_path, metric):
     from scipy.stats import spearmanr
@@ -205,10 +249,15 @@ def test_chosen_metrics_equal_the_libraries_and_their_bootstrap_statistics(tmp_p
         task_type, extra = "relation", "labels: [a, b, c]\n"
         golds = list(rng.choice(["a", "b", "c"], 40))
         preds = [g if rng.random() < 0.6 else rng.choice(["a", "b", "c"]) for g in golds]
-        expected = 100 * (accuracy_score(golds, preds) if metric == "accuracy" else
-                          f1_score(golds, preds, average="macro", labels=["a", "b", "c"], zero_division=0))
-    (tmp_path / "m.yaml").write_text(f"name: m\ntask: {task_type}\nsource: {{format: jsonl, splits: {{test: "
-                                     f"test.jsonl}}}}\n{extra}metric: {metric}\n")
+        expected = 100 * (
+            accuracy_score(golds, preds)
+            if metric == "accuracy"
+            else f1_score(golds, preds, average="macro", labels=["a", "b", "c"], zero_division=0)
+        )
+    (tmp_path / "m.yaml").write_text(
+        f"name: m\ntask: {task_type}\nsource: {{format: jsonl, splits: {{test: "
+        f"test.jsonl}}}}\n{extra}metric: {metric}\n"
+    )
     task = task_for(load_dataset_file(tmp_path / "m.yaml"))
     ids = [str(i) for i in range(40)]
     assert task.score_gold(golds, preds, ids)["score"] == pytest.approx(expected)
@@ -217,9 +266,14 @@ def test_chosen_metrics_equal_the_libraries_and_their_bootstrap_statistics(tmp_p
 
 # -- bad dataset files -----------------------------------------------------------------------------------------
 
-GOOD = {"name": "bad", "task": "relation", "source": {"format": "csv", "header": True,
-                                                        "splits": {"test": "test.csv"}},
-        "fields": {"text": "sentence"}, "labels": {"pos": "yes", "neg": "no"}, "negative": "neg"}
+GOOD = {
+    "name": "bad",
+    "task": "relation",
+    "source": {"format": "csv", "header": True, "splits": {"test": "test.csv"}},
+    "fields": {"text": "sentence"},
+    "labels": {"pos": "yes", "neg": "no"},
+    "negative": "neg",
+}
 
 
 def _bad(tmp_path, change, csv_text="sentence,label\nA @GENE$ and @DISEASE$,pos\n"):
@@ -231,22 +285,35 @@ def _bad(tmp_path, change, csv_text="sentence,label\nA @GENE$ and @DISEASE$,pos\
     return path
 
 
-@pytest.mark.parametrize("change, csv_text, needles", [
-    (lambda d: d.update(task="relations"), None, ["bad.yaml:2:", "field 'task'", "unknown task type 'relations'",
-                                                  "relation"]),
-    (lambda d: d["labels"].update(pos=None), None, ["bad.yaml:", "field 'labels'", "'pos' has no verbalizer"]),
-    (lambda d: d.update(negative="none"), None, ["bad.yaml:", "field 'negative'", "not one of the labels"]),
-    (lambda d: d["source"].update(format="xlsx"), None, ["bad.yaml:", "field 'source.format'", "unknown format"]),
-    (lambda d: d.update(fields={"txt": "sentence"}), None, ["field 'fields.txt'", "valid: id, text, label"]),
-    (lambda d: d.update(fields={"text": "sentense"}), None, ["test.csv:1:", "no column 'sentense'",
-                                                             "fields.text", "columns are: sentence, label"]),
-    (lambda d: None, "sentence,label\nA @GENE$ and @DISEASE$,maybe\n", ["test.csv:2:", "unknown label 'maybe'"]),
-    (lambda d: None, 'sentence,label\n"A @GENE$ and, @DISEASE$,pos\n', ["test.csv:", "columns"]),
-    (lambda d: d["source"]["splits"].update(test="nosuch.csv"), None, ["bad test split is missing", "nosuch.csv",
-                                                                       "source.splits.test"]),
-])
+@pytest.mark.parametrize(
+    "change, csv_text, needles",
+    [
+        (
+            lambda d: d.update(task="relations"),
+            None,
+            ["bad.yaml:2:", "field 'task'", "unknown task type 'relations'", "relation"],
+        ),
+        (lambda d: d["labels"].update(pos=None), None, ["bad.yaml:", "field 'labels'", "'pos' has no verbalizer"]),
+        (lambda d: d.update(negative="none"), None, ["bad.yaml:", "field 'negative'", "not one of the labels"]),
+        (lambda d: d["source"].update(format="xlsx"), None, ["bad.yaml:", "field 'source.format'", "unknown format"]),
+        (lambda d: d.update(fields={"txt": "sentence"}), None, ["field 'fields.txt'", "valid: id, text, label"]),
+        (
+            lambda d: d.update(fields={"text": "sentense"}),
+            None,
+            ["test.csv:1:", "no column 'sentense'", "fields.text", "columns are: sentence, label"],
+        ),
+        (lambda d: None, "sentence,label\nA @GENE$ and @DISEASE$,maybe\n", ["test.csv:2:", "unknown label 'maybe'"]),
+        (lambda d: None, 'sentence,label\n"A @GENE$ and, @DISEASE$,pos\n', ["test.csv:", "columns"]),
+        (
+            lambda d: d["source"]["splits"].update(test="nosuch.csv"),
+            None,
+            ["bad test split is missing", "nosuch.csv", "source.splits.test"],
+        ),
+    ],
+)
 def test_a_bad_dataset_file_is_one_line_naming_file_line_and_field_and_writes_nothing(
-        tmp_path, change, csv_text, needles):
+    tmp_path, change, csv_text, needles
+):
     path = _bad(tmp_path, change, **({"csv_text": csv_text} if csv_text else {}))
     r = biotune("data", "show", str(path), "--split", "test")
     line = one_line_error(r)
@@ -256,8 +323,16 @@ def test_a_bad_dataset_file_is_one_line_naming_file_line_and_field_and_writes_no
         return
     # the same file in an experiment (a bad definition; a bad data line): refused before anything is written
     exp = tmp_path / "exp.yaml"
-    exp.write_text(yaml.safe_dump({"dataset": "bad.yaml", "model": TINY_LLAMA, "method": {"name": "zero_shot"},
-                                   "output_dir": str(tmp_path / "run")}))
+    exp.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": "bad.yaml",
+                "model": TINY_LLAMA,
+                "method": {"name": "zero_shot"},
+                "output_dir": str(tmp_path / "run"),
+            }
+        )
+    )
     r = biotune("run", str(exp))
     line = one_line_error(r)
     assert "bad" in line
@@ -272,6 +347,7 @@ def test_a_builtin_name_cannot_be_taken(tmp_path):
 
 # -- used wherever a built-in name is --------------------------------------------------------------------------
 
+
 def test_identity_follows_the_dataset_files_content_not_its_place(examples, tmp_path, monkeypatch):
     monkeypatch.setenv("BIOTUNE_DATA_ROOTS", str(examples / "configs/datasets/data"))  # the moved file reads there
 
@@ -283,8 +359,9 @@ def test_identity_follows_the_dataset_files_content_not_its_place(examples, tmp_
     assert a["experiment"]["dataset"] == "gad-csv" and "definition" in a["data"]
     moved = tmp_path / "elsewhere" / "gad-csv.yaml"
     moved.parent.mkdir()
-    moved.write_text(original.read_text().replace("root: data/gad-csv", "root: " +
-                                                  str(examples / "configs/datasets/data/gad-csv")))
+    moved.write_text(
+        original.read_text().replace("root: data/gad-csv", "root: " + str(examples / "configs/datasets/data/gad-csv"))
+    )
     edited = tmp_path / "edited" / "gad-csv.yaml"
     edited.parent.mkdir()
     edited.write_text(moved.read_text().replace('associated: "yes"', 'associated: "related"'))
@@ -295,8 +372,11 @@ def test_identity_follows_the_dataset_files_content_not_its_place(examples, tmp_
 
 def test_an_experiment_names_a_dataset_file_relative_to_itself(examples, tmp_path):
     exp = examples / "configs" / "exp.yaml"
-    exp.write_text(yaml.safe_dump({"dataset": "datasets/gad-csv.yaml", "model": TINY_LLAMA,
-                                   "method": {"name": "lora"}, "training": TRAINING}))
+    exp.write_text(
+        yaml.safe_dump(
+            {"dataset": "datasets/gad-csv.yaml", "model": TINY_LLAMA, "method": {"name": "lora"}, "training": TRAINING}
+        )
+    )
     cfg = load_experiment(exp)
     assert cfg.dataset == str((examples / "configs/datasets/gad-csv.yaml").resolve())
     assert cfg.resolved_name() == "gad-csv-smollm2-135m-lora-s0"
@@ -309,15 +389,22 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
     dataset beside them; then the study's rows exported and its report."""
     import os
 
-    env = {**os.environ, "BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror"),
-           "BIOTUNE_ALLOW_FILE_URLS": "1"}
+    env = {
+        **os.environ,
+        "BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror"),
+        "BIOTUNE_ALLOW_FILE_URLS": "1",
+    }
     shutil.copytree(data_dir / "BioASQ", tmp_path / "mirror" / "BioASQ")
     url = yaml.safe_load((examples / "configs/datasets/bioasq-url.yaml").read_text())
     url["source"]["root"] = (tmp_path / "mirror" / "BioASQ").as_uri()
     (examples / "configs/mirrored").mkdir(exist_ok=True)
     (examples / "configs/mirrored/bioasq-url.yaml").write_text(yaml.safe_dump(url))
-    files = {"gad-csv": "datasets/gad-csv.yaml", "bc5cdr": "datasets/bc5cdr.yaml",
-             "ncbi-disease-hub": "datasets/ncbi-disease-hub.yaml", "bioasq-url": "mirrored/bioasq-url.yaml"}
+    files = {
+        "gad-csv": "datasets/gad-csv.yaml",
+        "bc5cdr": "datasets/bc5cdr.yaml",
+        "ncbi-disease-hub": "datasets/ncbi-disease-hub.yaml",
+        "bioasq-url": "mirrored/bioasq-url.yaml",
+    }
     # the real SmolLM2, 3-shot, on the CSV file beside GAD; then every example file, zero- and 3-shot, through the
     # same path with a tiny random-init LLaMA saved as a model folder (prompts, parsing and scores as the real
     # model's; generation time is its steps, which a real model's long answers multiply)
@@ -326,8 +413,21 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
     tiny = _folder("causal")
     for model, names, shots in (("smollm2-135m", ["gad-csv"], "3"), (tiny, list(files), "0"), (tiny, list(files), "3")):
         out = tmp_path / f"eval-{len(names)}-{shots}"
-        r = cli_here("eval", "--model", model, "--datasets", ",".join([*(f"configs/{files[n]}" for n in names), "gad"]),
-                     "--limit", "2", "--shots", shots, "--output-dir", str(out), cwd=examples, env=env)
+        r = cli_here(
+            "eval",
+            "--model",
+            model,
+            "--datasets",
+            ",".join([*(f"configs/{files[n]}" for n in names), "gad"]),
+            "--limit",
+            "2",
+            "--shots",
+            shots,
+            "--output-dir",
+            str(out),
+            cwd=examples,
+            env=env,
+        )
         assert r.returncode == 0, r.stderr
         summary = json.loads((out / "metrics.json").read_text())
         assert set(summary["datasets"]) == {*names, "gad"}
@@ -338,15 +438,33 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
             assert len(rows) == 2 and sum(len(r["shot_ids"]) for r in rows) + dropped == 2 * int(shots)
         assert summary["blurb"]["n_task_types"] == 1  # only gad counts toward the BLURB score
     assert summary["datasets"]["bioasq-url"]["metric"].startswith("macro F1")
-    bert = dict(TINY_LLAMA, family="encoder", path="minilm",
-                random_init={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-                             "num_attention_heads": 4, "max_position_embeddings": 512})
+    bert = dict(
+        TINY_LLAMA,
+        family="encoder",
+        path="minilm",
+        random_init={
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 512,
+        },
+    )
     for name, file in files.items():
         for kind, model, method in (("lora", TINY_LLAMA, "lora"), ("encoder", bert, "fft")):
             exp = examples / "configs" / f"run-{name}-{kind}.yaml"
-            exp.write_text(yaml.safe_dump({"dataset": file, "model": model, "method": {"name": method},
-                                           "training": TRAINING, "eval": {"limit": 2},
-                                           "output_dir": str(tmp_path / f"run-{name}-{kind}")}))
+            exp.write_text(
+                yaml.safe_dump(
+                    {
+                        "dataset": file,
+                        "model": model,
+                        "method": {"name": method},
+                        "training": TRAINING,
+                        "eval": {"limit": 2},
+                        "output_dir": str(tmp_path / f"run-{name}-{kind}"),
+                    }
+                )
+            )
             r = cli_here("run", str(exp), cwd=tmp_path, env=env)
             assert r.returncode == 0, r.stderr
             m = json.loads((tmp_path / f"run-{name}-{kind}" / "metrics.json").read_text())
@@ -354,14 +472,30 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
             if name == "bc5cdr":  # typed: scored per type
                 assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
     study = examples / "configs" / "study.yaml"
-    study.write_text(yaml.safe_dump({
-        "name": "own", "datasets": [*files.values(), "gad"], "output_dir": str(tmp_path / "study"),
-        "models": [dict(TINY_LLAMA, name="tiny-llama")], "methods": ["lora"], "seeds": [0],
-        "defaults": {"training": TRAINING, "eval": {"limit": 2}}}))
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "own",
+                "datasets": [*files.values(), "gad"],
+                "output_dir": str(tmp_path / "study"),
+                "models": [dict(TINY_LLAMA, name="tiny-llama")],
+                "methods": ["lora"],
+                "seeds": [0],
+                "defaults": {"training": TRAINING, "eval": {"limit": 2}},
+            }
+        )
+    )
     r = cli_here("study", str(study), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
-    r = cli_here("results", "export", "--store", f"sqlite:///{tmp_path / 'study' / 'results.sqlite'}", "-o",
-                 str(tmp_path / "rows.csv"), cwd=tmp_path)
+    r = cli_here(
+        "results",
+        "export",
+        "--store",
+        f"sqlite:///{tmp_path / 'study' / 'results.sqlite'}",
+        "-o",
+        str(tmp_path / "rows.csv"),
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     import pandas as pd
 
@@ -376,12 +510,14 @@ def test_the_readme_example_from_a_csv_to_an_evaluation(tmp_path):
     import os
     import re
 
-    block = re.search(r"<!-- own-dataset -->\n```bash\n(.*?)```\n<!-- /own-dataset -->",
-                      (ROOT / "README.md").read_text(), re.S).group(1)
+    block = re.search(
+        r"<!-- own-dataset -->\n```bash\n(.*?)```\n<!-- /own-dataset -->", (ROOT / "README.md").read_text(), re.S
+    ).group(1)
     (tmp_path / "scripts").symlink_to(ROOT / "scripts")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    r = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert '"target"' in r.stdout
     summary = json.loads((tmp_path / "runs/my-task-eval/metrics.json").read_text())
@@ -409,10 +545,19 @@ def test_a_study_cell_sees_the_environment_of_the_moment(examples, tmp_path, mon
     started.start()
     started.join()
     study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump({
-        "name": "env", "datasets": [str(examples / "configs/datasets/ncbi-disease-hub.yaml")],
-        "output_dir": str(tmp_path / "out"), "models": [dict(TINY_LLAMA, name="tiny-llama")],
-        "methods": ["zero_shot"], "seeds": [0], "defaults": {"eval": {"limit": 2}, "training": {"dev_limit": 2}}}))
+    study.write_text(
+        yaml.safe_dump(
+            {
+                "name": "env",
+                "datasets": [str(examples / "configs/datasets/ncbi-disease-hub.yaml")],
+                "output_dir": str(tmp_path / "out"),
+                "models": [dict(TINY_LLAMA, name="tiny-llama")],
+                "methods": ["zero_shot"],
+                "seeds": [0],
+                "defaults": {"eval": {"limit": 2}, "training": {"dev_limit": 2}},
+            }
+        )
+    )
     mirror = {"BIOTUNE_HF_MIRROR": str(examples / "configs/datasets/data/hf-mirror")}
     r = cli_here("study", str(study), "--no-report", env=mirror)
     assert r.returncode == 0, r.stdout + r.stderr

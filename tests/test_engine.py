@@ -14,27 +14,65 @@ from biotune.train import Experiment
 
 # widths are multiples of 64: bitsandbytes' 4-bit CPU kernels work in blocks of 64
 TINY = {
-    "causal": {"path": "smollm2-135m", "random_init": {
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "max_position_embeddings": 1024}},
-    "seq2seq": {"path": "smollm2-135m", "random_init": {
-        "d_model": 64, "d_ff": 128, "num_layers": 2, "num_decoder_layers": 2, "num_heads": 4, "d_kv": 16}},
-    "glm": {"path": "smollm2-135m", "random_init": {
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 1024}},
+    "causal": {
+        "path": "smollm2-135m",
+        "random_init": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 1024,
+        },
+    },
+    "seq2seq": {
+        "path": "smollm2-135m",
+        "random_init": {
+            "d_model": 64,
+            "d_ff": 128,
+            "num_layers": 2,
+            "num_decoder_layers": 2,
+            "num_heads": 4,
+            "d_kv": 16,
+        },
+    },
+    "glm": {
+        "path": "smollm2-135m",
+        "random_init": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 1024,
+        },
+    },
     # head_bias zero: these tests check that a method's parameters lower the training loss in 8 steps; a head that
     # starts at the label prior (the default, tested in test_heads.py) already starts at the loss they would reach
-    "encoder": {"path": "minilm", "head_bias": "zero", "random_init": {
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "max_position_embeddings": 512}},
+    "encoder": {
+        "path": "minilm",
+        "head_bias": "zero",
+        "random_init": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 512,
+        },
+    },
 }
 DATASET = {"causal": "gad", "seq2seq": "gad", "glm": "gad", "encoder": "gad"}
-SMALL_PARAMS = {"ptuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 16},
-                "prompt_tuning": {"num_virtual_tokens": 4}, "prefix": {"num_virtual_tokens": 4},
-                "few_shot": {"shots": 1}}
+SMALL_PARAMS = {
+    "ptuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 16},
+    "prompt_tuning": {"num_virtual_tokens": 4},
+    "prefix": {"num_virtual_tokens": 4},
+    "few_shot": {"shots": 1},
+}
 
-PAIRS = [(f, m) for f, fam in FAMILIES.items() for m, meth in METHODS.items()
-         if meth.fits(fam, fam.head_for("relation"))]
+PAIRS = [
+    (f, m) for f, fam in FAMILIES.items() for m, meth in METHODS.items() if meth.fits(fam, fam.head_for("relation"))
+]
 
 
 def experiment_config(family, method, tmp_path, dataset=None, head=None, params=None, **training):
@@ -43,21 +81,36 @@ def experiment_config(family, method, tmp_path, dataset=None, head=None, params=
         model["head"] = head
     meth = METHODS.get(method)
     lr = min(3e-2, 10 * meth.default_lr)  # tiny random models need a push to move in a few steps
-    return validate_experiment({
-        "dataset": dataset or DATASET[family],
-        "model": model,
-        "method": {"name": method, "params": {**SMALL_PARAMS.get(method, {}), **(params or {})}},
-        "training": {"max_steps": 8, "batch_size": 4, "train_limit": 8, "dev_limit": 4, "logging_steps": 1,
-                     "learning_rate": lr, "save_steps": 8, "max_length": 128, **training},
-        "eval": {"limit": 2, "batch_size": 2},
-        "output_dir": str(tmp_path / f"{family}-{method}"),
-    })
+    return validate_experiment(
+        {
+            "dataset": dataset or DATASET[family],
+            "model": model,
+            "method": {"name": method, "params": {**SMALL_PARAMS.get(method, {}), **(params or {})}},
+            "training": {
+                "max_steps": 8,
+                "batch_size": 4,
+                "train_limit": 8,
+                "dev_limit": 4,
+                "logging_steps": 1,
+                "learning_rate": lr,
+                "save_steps": 8,
+                "max_length": 128,
+                **training,
+            },
+            "eval": {"limit": 2, "batch_size": 2},
+            "output_dir": str(tmp_path / f"{family}-{method}"),
+        }
+    )
 
 
 # --- the trainable-parameter count, computed from the base architecture and the method's definition -------
 
-IA3_TARGETS = {"llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]), "glm": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
-               "t5": (["k", "v", "wo"], ["wo"]), "bert": (["key", "value", "output.dense"], ["output.dense"])}
+IA3_TARGETS = {
+    "llama": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "glm": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "t5": (["k", "v", "wo"], ["wo"]),
+    "bert": (["key", "value", "output.dense"], ["output.dense"]),
+}
 HEAD_NAMES = ("lm_head", "classifier", "score")
 
 
@@ -90,8 +143,9 @@ def expected_trainable(exp, base) -> int:
         return head + sum(PER_ADAPTED_LINEAR[method](p, m.in_features, m.out_features) for m in linears.values())
     if method == "ia3":
         targets, ff = IA3_TARGETS[cfg.model_type]
-        return head + sum(m.in_features if _ends(n, ff) else m.out_features
-                          for n, m in linears.items() if _ends(n, targets))
+        return head + sum(
+            m.in_features if _ends(n, ff) else m.out_features for n, m in linears.items() if _ends(n, targets)
+        )
     d = getattr(cfg, "hidden_size", None) or cfg.d_model
     subs = 2 if cfg.is_encoder_decoder else 1
     n_virtual = p.num_virtual_tokens * subs
@@ -116,8 +170,9 @@ def _base(exp):
     """The model before the method (its shapes only are read): one per family and head, not one per method."""
     key = (exp.family.name, exp.head)
     if key not in _BASES:
-        _BASES[key], _ = exp.family.load(exp.cfg.model, exp.spec, exp.head, exp.device, torch.float32, None,
-                                         exp.cfg.seed)
+        _BASES[key], _ = exp.family.load(
+            exp.cfg.model, exp.spec, exp.head, exp.device, torch.float32, None, exp.cfg.seed
+        )
     return _BASES[key]
 
 
@@ -149,9 +204,16 @@ def test_family_method_trains_and_predicts(family, method, tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("method", ["fft", "lora"])
-@pytest.mark.parametrize("dataset,head", [("ncbi-disease", "token_classification"), ("gad", "sequence_classification"),
-                                          ("bioasq", "sequence_classification"), ("hoc", "multi_label"),
-                                          ("biosses", "regression")])
+@pytest.mark.parametrize(
+    "dataset,head",
+    [
+        ("ncbi-disease", "token_classification"),
+        ("gad", "sequence_classification"),
+        ("bioasq", "sequence_classification"),
+        ("hoc", "multi_label"),
+        ("biosses", "regression"),
+    ],
+)
 def test_encoder_heads(dataset, head, method, tmp_path, data_dir):
     exp = Experiment(experiment_config("encoder", method, tmp_path, dataset=dataset, head=head), progress=False)
     exp.setup()

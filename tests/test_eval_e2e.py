@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import once
 
 from biotune.cli import main
 from biotune.io import read_jsonl
+from conftest import once
 
 pytestmark = pytest.mark.model
 
@@ -33,18 +33,29 @@ class _Runs(dict):
         # generation is bound by its steps (one pass over the weights each): answers capped at 32 tokens (the
         # untrained model's NER and PICO answers run on to the tasks' 96 and 128)
         capped = (*common, "--max-new-tokens", "32")
-        self.root, self.recipes = root, {
-            "zero": ("zero", "--datasets", ",".join(ONE_PER_TASK), "--shots", "0", *capped),
-            # EBM PICO has no train split here: its shots come from dev, chosen explicitly. HoC's abstracts and
-            # BioASQ's contexts make 3-shot prompts of thousands of tokens (BioASQ took 185 of this run's 231 s):
-            # their shots are checked in the likelihood run (1 shot)
-            "three": ("three", "--datasets", ",".join(d for d in ONE_PER_TASK if d not in ("hoc", "bioasq")),
-                      "--shots", "3", "--shot-split", "dev", *capped),
-            "three_again": ("again", "--datasets", "gad,ebm-pico", "--shots", "3", "--shot-split", "dev", *capped),
-            "likelihood": ("ll", "--datasets", "gad,bioasq", "--shots", "1", "--scoring", "likelihood", *common),
-            # HoC asks one yes/no question per hallmark: ten prompts of a whole abstract (twenty with a shot)
-            "likelihood_hoc": ("ll-hoc", "--datasets", "hoc", "--shots", "0", "--scoring", "likelihood", *common),
-        }
+        self.root, self.recipes = (
+            root,
+            {
+                "zero": ("zero", "--datasets", ",".join(ONE_PER_TASK), "--shots", "0", *capped),
+                # EBM PICO has no train split here: its shots come from dev, chosen explicitly. HoC's abstracts and
+                # BioASQ's contexts make 3-shot prompts of thousands of tokens (BioASQ took 185 of this run's 231 s):
+                # their shots are checked in the likelihood run (1 shot)
+                "three": (
+                    "three",
+                    "--datasets",
+                    ",".join(d for d in ONE_PER_TASK if d not in ("hoc", "bioasq")),
+                    "--shots",
+                    "3",
+                    "--shot-split",
+                    "dev",
+                    *capped,
+                ),
+                "three_again": ("again", "--datasets", "gad,ebm-pico", "--shots", "3", "--shot-split", "dev", *capped),
+                "likelihood": ("ll", "--datasets", "gad,bioasq", "--shots", "1", "--scoring", "likelihood", *common),
+                # HoC asks one yes/no question per hallmark: ten prompts of a whole abstract (twenty with a shot)
+                "likelihood_hoc": ("ll-hoc", "--datasets", "hoc", "--shots", "0", "--scoring", "likelihood", *common),
+            },
+        )
 
     def __missing__(self, setting):
         folder, *args = self.recipes[setting]
@@ -58,6 +69,7 @@ def runs(tmp_path_factory, data_dir):
 
 
 # --- independent re-implementations of the scoring rules, from the predictions file only ---------------
+
 
 def _entities(tags):
     out, start, kind = set(), None, None

@@ -12,7 +12,6 @@ from biotune.errors import BiotuneError
 from biotune.evaluate import EvalConfig, run_eval
 from biotune.models import FAMILIES, family_of
 from biotune.train import run_experiment
-
 from test_engine import TINY
 
 
@@ -20,8 +19,13 @@ def _folder(family: str) -> str:
     """The tiny random-init model of `family` as a model folder (what a user's local checkpoint is)."""
     from biotune.data import get_spec
 
-    cfg = validate_experiment({"dataset": "gad", "model": dict(TINY[family], family=family),
-                               "method": {"name": "zero_shot" if family != "encoder" else "fft"}})
+    cfg = validate_experiment(
+        {
+            "dataset": "gad",
+            "model": dict(TINY[family], family=family),
+            "method": {"name": "zero_shot" if family != "encoder" else "fft"},
+        }
+    )
     fam = FAMILIES.get(family)
     tokenizer = fam.load_tokenizer(cfg.model)
     head = fam.head_for("relation")
@@ -46,16 +50,34 @@ def test_eval_runs_every_generative_family_as_run_does(family, tmp_path, data_di
     folder = _folder(family)
     assert family_of(folder) == family
     small = _small_blurb(tmp_path / "blurb", data_dir)
-    cfg = EvalConfig(model=folder, datasets=["gad", "biosses"], shots=1, limit=2, batch_size=2,
-                     output_dir=str(tmp_path / "eval"), data_dir=str(small), progress=False)
+    cfg = EvalConfig(
+        model=folder,
+        datasets=["gad", "biosses"],
+        shots=1,
+        limit=2,
+        batch_size=2,
+        output_dir=str(tmp_path / "eval"),
+        data_dir=str(small),
+        progress=False,
+    )
     summary = run_eval(cfg)
     assert set(summary["datasets"]) == {"gad", "biosses"} and summary["settings"]["family"] == family
     for name in ("gad", "biosses"):
         run_dir = tmp_path / "eval" / summary["runs"][name]
         written = json.loads((run_dir / "metrics.json").read_text())
         # the run's layout, and the numbers of the table
-        assert {"name", "dataset", "model", "family", "method", "seed", "identity_hash", "metrics", "resources",
-                "versions"} <= set(written)
+        assert {
+            "name",
+            "dataset",
+            "model",
+            "family",
+            "method",
+            "seed",
+            "identity_hash",
+            "metrics",
+            "resources",
+            "versions",
+        } <= set(written)
         assert written["method"] == "few_shot" and written["family"] == family
         assert written["metrics"]["score"] == summary["datasets"][name]["score"]
         # `biotune run` of the experiment the evaluation wrote gives the same identity and result
@@ -70,8 +92,9 @@ def test_eval_runs_every_generative_family_as_run_does(family, tmp_path, data_di
 
 def test_eval_resumes_at_the_next_dataset_and_refuses_another_identity(tmp_path, data_dir):
     folder = _folder("causal")
-    common = dict(model=folder, limit=2, batch_size=2, output_dir=str(tmp_path / "eval"), data_dir=str(data_dir),
-                  progress=False)
+    common = dict(
+        model=folder, limit=2, batch_size=2, output_dir=str(tmp_path / "eval"), data_dir=str(data_dir), progress=False
+    )
     first = run_eval(EvalConfig(datasets=["gad"], **common))
     stamp = (tmp_path / "eval" / "gad" / "metrics.json").stat().st_mtime_ns
     both = run_eval(EvalConfig(datasets=["gad", "biosses"], **common))
@@ -87,8 +110,16 @@ def test_eval_tells_an_encoder_needs_a_trained_head(tmp_path, data_dir):
     folder = _folder("encoder")
     assert family_of(folder) == "encoder"
     with pytest.raises(BiotuneError, match="zero_shot"):
-        run_eval(EvalConfig(model=folder, datasets=["gad"], limit=2, output_dir=str(tmp_path / "e"),
-                            data_dir=str(data_dir), progress=False))
+        run_eval(
+            EvalConfig(
+                model=folder,
+                datasets=["gad"],
+                limit=2,
+                output_dir=str(tmp_path / "e"),
+                data_dir=str(data_dir),
+                progress=False,
+            )
+        )
 
 
 def test_max_new_tokens_caps_the_answers_and_enters_the_identity_only_when_set(tmp_path, data_dir):
@@ -96,10 +127,13 @@ def test_max_new_tokens_caps_the_answers_and_enters_the_identity_only_when_set(t
     from biotune.io import read_jsonl
 
     folder = _folder("causal")  # random weights: the answers run on to their budget
-    common = dict(model=folder, datasets=["ncbi-disease"], limit=2, batch_size=2, data_dir=str(data_dir),
-                  progress=False)
-    full, capped = EvalConfig(output_dir=str(tmp_path / "full"), **common), EvalConfig(
-        output_dir=str(tmp_path / "capped"), max_new_tokens=5, **common)
+    common = dict(
+        model=folder, datasets=["ncbi-disease"], limit=2, batch_size=2, data_dir=str(data_dir), progress=False
+    )
+    full, capped = (
+        EvalConfig(output_dir=str(tmp_path / "full"), **common),
+        EvalConfig(output_dir=str(tmp_path / "capped"), max_new_tokens=5, **common),
+    )
     exp_full, exp_capped = full.experiment("ncbi-disease", "causal"), capped.experiment("ncbi-disease", "causal")
     assert "max_new_tokens" not in identity(exp_full)["experiment"]["eval"]  # earlier results stay current
     assert identity(exp_capped)["experiment"]["eval"]["max_new_tokens"] == 5
@@ -107,8 +141,10 @@ def test_max_new_tokens_caps_the_answers_and_enters_the_identity_only_when_set(t
     from biotune.models import FAMILIES
 
     tokenizer = FAMILIES.get("causal").load_tokenizer(exp_full.model)
-    answers = {out: [r["raw_output"] for r in read_jsonl(tmp_path / out / "ncbi-disease" / "predictions.jsonl")]
-               for out in ("full", "capped")}
+    answers = {
+        out: [r["raw_output"] for r in read_jsonl(tmp_path / out / "ncbi-disease" / "predictions.jsonl")]
+        for out in ("full", "capped")
+    }
     # greedy decoding: a capped answer is the first 5 generated tokens of the uncapped one (as text: its last
     # token may end inside a character). Re-tokenizing a random model's text need not give its generated tokens
     # back, so the cap is checked as a prefix, not by counting.

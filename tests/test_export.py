@@ -16,16 +16,31 @@ from biotune.export import export_run
 from biotune.io import read_jsonl
 from biotune.train import run_experiment
 
-TINY_LLAMA = {"family": "causal", "path": "smollm2-135m", "random_init": {
-    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 1024}}
-TRAINING = {"max_steps": 3, "batch_size": 2, "train_limit": 6, "dev_limit": 2, "learning_rate": 0.01,
-            "max_length": 192}
+TINY_LLAMA = {
+    "family": "causal",
+    "path": "smollm2-135m",
+    "random_init": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+    },
+}
+TRAINING = {"max_steps": 3, "batch_size": 2, "train_limit": 6, "dev_limit": 2, "learning_rate": 0.01, "max_length": 192}
 
 
 def _run(tmp_path, method, **fields):
-    cfg = ExperimentConfig(dataset="gad", model=TINY_LLAMA, method={"name": method}, training=TRAINING,
-                           eval={"limit": 4}, output_dir=str(tmp_path / method), **fields)
+    cfg = ExperimentConfig(
+        dataset="gad",
+        model=TINY_LLAMA,
+        method={"name": method},
+        training=TRAINING,
+        eval={"limit": 4},
+        output_dir=str(tmp_path / method),
+        **fields,
+    )
     run_experiment(cfg, progress=False)
     return cfg, tmp_path / method
 
@@ -36,8 +51,9 @@ def _predict(cfg, model, tokenizer):
     from biotune.prompting import PromptBuilder
 
     model.eval()
-    _, rows = evaluate_dataset(cfg, model, tokenizer, PromptBuilder(tokenizer, prompt_budget(model, cfg)),
-                               progress=False)
+    _, rows = evaluate_dataset(
+        cfg, model, tokenizer, PromptBuilder(tokenizer, prompt_budget(model, cfg)), progress=False
+    )
     return rows
 
 
@@ -53,7 +69,11 @@ def test_the_adapter_and_the_merged_model_load_plainly_and_predict_as_the_run(tm
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "README.md"} <= names
     assert not any(n.endswith(".bin") for n in names)  # no pickles
     card = (adapter / "README.md").read_text()
-    assert "GAD" in card and "lora" in card and f"{json.loads((run / 'metrics.json').read_text())['metrics']['score']:.2f}" in card
+    assert (
+        "GAD" in card
+        and "lora" in card
+        and f"{json.loads((run / 'metrics.json').read_text())['metrics']['score']:.2f}" in card
+    )
     model = AutoPeftModelForCausalLM.from_pretrained(str(adapter))  # the base from adapter_config.json
     rows = _predict(cfg, model, AutoTokenizer.from_pretrained(str(adapter)))
     assert [r["raw_output"] for r in rows] == [r["raw_output"] for r in ran]
@@ -99,6 +119,10 @@ def test_what_cannot_be_exported_is_one_line(tmp_path):
     with pytest.raises(BiotuneError, match="nothing to merge"):
         export_run(prompt, tmp_path / "z", merge=True)
     assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
-    r = subprocess.run([sys.executable, "-m", "biotune", "export", str(tmp_path / "nosuch"), "--out",
-                        str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "biotune", "export", str(tmp_path / "nosuch"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "is not a finished run" in r.stderr and "Traceback" not in r.stderr

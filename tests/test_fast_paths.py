@@ -11,17 +11,31 @@ import torch
 from biotune.config import validate_experiment
 from biotune.train import Experiment, run_experiment
 from biotune.trainer import _answer_positions, answer_loss
-
 from test_engine import TINY
 
 
 def config(tmp_path, name, method="lora", family="causal", params=None, **training):
-    return validate_experiment({
-        "dataset": "gad", "model": dict(TINY[family], family=family), "method": {"name": method, "params": params or {}},
-        "training": {"max_steps": 6, "batch_size": 4, "train_limit": 24, "dev_limit": 4, "logging_steps": 1,
-                     "learning_rate": 5e-3, "save_steps": 6, "max_length": 192, "bf16": False, **training},
-        "eval": {"limit": 6, "batch_size": 3}, "output_dir": str(tmp_path / name),
-    })
+    return validate_experiment(
+        {
+            "dataset": "gad",
+            "model": dict(TINY[family], family=family),
+            "method": {"name": method, "params": params or {}},
+            "training": {
+                "max_steps": 6,
+                "batch_size": 4,
+                "train_limit": 24,
+                "dev_limit": 4,
+                "logging_steps": 1,
+                "learning_rate": 5e-3,
+                "save_steps": 6,
+                "max_length": 192,
+                "bf16": False,
+                **training,
+            },
+            "eval": {"limit": 6, "batch_size": 3},
+            "output_dir": str(tmp_path / name),
+        }
+    )
 
 
 @pytest.mark.parametrize("family", ["causal", "glm"])
@@ -56,8 +70,10 @@ def test_fast_and_simple_training_paths_give_the_same_predictions(tmp_path, data
     assert [s for s, _ in a] == [s for s, _ in b]
     for (_, x), (_, y) in zip(a, b):
         assert x == pytest.approx(y, rel=1e-4)
-    preds = [[json.loads(line)["prediction"] for line in (tmp_path / n / "predictions.jsonl").open()]
-             for n in ("fast", "simple")]
+    preds = [
+        [json.loads(line)["prediction"] for line in (tmp_path / n / "predictions.jsonl").open()]
+        for n in ("fast", "simple")
+    ]
     assert preds[0] == preds[1] and len(preds[0]) == 6
     assert fast["metrics"]["score"] == simple["metrics"]["score"]
 
@@ -71,10 +87,13 @@ def test_packed_batches_give_the_padded_loss_and_gradients(tmp_path, family, att
 
     runs = {}
     for packing in (False, True):
-        cfg = config(tmp_path, f"{family}-{attention}-{packing}", family=family, params={"dropout": 0.0},
-                     batch_size=4)
-        cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(update={"packing": packing}),
-                                     "model": cfg.model.model_copy(update={"attn_implementation": attention})})
+        cfg = config(tmp_path, f"{family}-{attention}-{packing}", family=family, params={"dropout": 0.0}, batch_size=4)
+        cfg = cfg.model_copy(
+            update={
+                "runtime": cfg.runtime.model_copy(update={"packing": packing}),
+                "model": cfg.model.model_copy(update={"attn_implementation": attention}),
+            }
+        )
         exp = Experiment(cfg, progress=False)
         exp.setup()
         batch = exp.trainer.data_collator(exp.train_features[:4])
@@ -97,14 +116,19 @@ def test_packing_is_chosen_where_the_kernel_takes_packed_rows(tmp_path):
 
     exp = Experiment(config(tmp_path, "auto"), progress=False)
     exp.setup()
-    assert exp.cfg.runtime.packing == "auto" and not packs(exp.cfg.runtime.packing, exp.attention, exp.model, exp.method)  # CPU: eager attention, padded batches
+    assert exp.cfg.runtime.packing == "auto" and not packs(
+        exp.cfg.runtime.packing, exp.attention, exp.model, exp.method
+    )  # CPU: eager attention, padded batches
     exp.attention = "flash_attention_2"
     assert packs(exp.cfg.runtime.packing, exp.attention, exp.model, exp.method)
-    soft = Experiment(config(tmp_path, "soft", method="prompt_tuning", params={"num_virtual_tokens": 2}),
-                      progress=False)
+    soft = Experiment(
+        config(tmp_path, "soft", method="prompt_tuning", params={"num_virtual_tokens": 2}), progress=False
+    )
     soft.setup()
     soft.attention = "flash_attention_2"
-    assert not packs(soft.cfg.runtime.packing, soft.attention, soft.model, soft.method)  # virtual tokens go before each example
+    assert not packs(
+        soft.cfg.runtime.packing, soft.attention, soft.model, soft.method
+    )  # virtual tokens go before each example
 
 
 def test_frozen_weights_in_the_compute_dtype_trainable_ones_in_fp32(tmp_path):
@@ -120,8 +144,7 @@ def test_frozen_weights_in_the_compute_dtype_trainable_ones_in_fp32(tmp_path):
 def test_length_grouping_cuts_padding_and_counts_it(tmp_path, data_dir):
     runs = {}
     for grouped in (True, False):
-        cfg = config(tmp_path, f"group-{grouped}", group_by_length=grouped, train_limit=64, max_steps=8,
-                     batch_size=8)
+        cfg = config(tmp_path, f"group-{grouped}", group_by_length=grouped, train_limit=64, max_steps=8, batch_size=8)
         exp = Experiment(cfg, progress=False)
         exp.setup()
         exp.train()
@@ -276,7 +299,8 @@ def test_shared_dropout_masks_each_input_once_with_probability_p(tmp_path):
     for name, module in model.named_modules():
         if isinstance(module, LoraLayer) and name.startswith("base_model.model.model.layers.0."):
             module.lora_dropout["default"].register_forward_hook(  # what each adapter reads
-                lambda m, args, out, name=name.rsplit(".", 1)[-1]: seen.__setitem__(name, out))
+                lambda m, args, out, name=name.rsplit(".", 1)[-1]: seen.__setitem__(name, out)
+            )
     batch = dict(next(iter(exp.trainer.get_train_dataloader())))
     batch.pop("labels")
     model(**batch)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_here, once, tmpfs
 
 from biotune.config import ExperimentConfig
 from biotune.errors import BiotuneError
@@ -24,29 +23,56 @@ from biotune.study.grid import load_study
 from biotune.study.runner import cell_states
 from biotune.study.store import Store
 from biotune.train import Experiment, claim_folder, last_checkpoint, run_experiment
-
+from conftest import cli_here, once, tmpfs
 from test_study import TINY_LLAMA
 
 pytestmark = pytest.mark.xdist_group("faults")  # the uninterrupted study (`straight`) runs once, on one worker
 
 # two LoRA cells (seeds 0, 1) of 12 steps, a dev evaluation and a checkpoint every 3
-TRAINING = {"max_steps": 12, "batch_size": 2, "train_limit": 24, "dev_limit": 4, "max_length": 160,
-            "learning_rate": 0.002, "eval_steps": 3, "save_steps": 3, "save_total_limit": 10, "logging_steps": 3}
+TRAINING = {
+    "max_steps": 12,
+    "batch_size": 2,
+    "train_limit": 24,
+    "dev_limit": 4,
+    "max_length": 160,
+    "learning_rate": 0.002,
+    "eval_steps": 3,
+    "save_steps": 3,
+    "save_total_limit": 10,
+    "logging_steps": 3,
+}
 
 
 def _study(folder: Path, data_dir) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "study.yaml"
-    path.write_text(yaml.safe_dump({
-        "name": "faults", "datasets": ["gad"], "models": [TINY_LLAMA], "methods": ["lora"], "seeds": [0, 1],
-        "output_dir": str(folder / "out"), "data_dir": str(data_dir),
-        "defaults": {"training": TRAINING, "eval": {"limit": 4}}}, sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "faults",
+                "datasets": ["gad"],
+                "models": [TINY_LLAMA],
+                "methods": ["lora"],
+                "seeds": [0, 1],
+                "output_dir": str(folder / "out"),
+                "data_dir": str(data_dir),
+                "defaults": {"training": TRAINING, "eval": {"limit": 4}},
+            },
+            sort_keys=False,
+        )
+    )
     return path
 
 
 def _biotune(*args, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "biotune", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "-m", "biotune", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **popen,
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout=600) -> tuple[int, str, str]:
@@ -56,9 +82,15 @@ def _finish(proc: subprocess.Popen, timeout=600) -> tuple[int, str, str]:
 
 def _rows(path: Path) -> dict:
     study, _, _ = load_study(path)
-    return {(r["dataset"], r["model"], r["method"], r["seed"]): (r["status"], r["score"], r["dev_score"],
-                                                                 json.loads(r["metrics"] or "null"))
-            for r in Store(study.store_url).rows("faults")}
+    return {
+        (r["dataset"], r["model"], r["method"], r["seed"]): (
+            r["status"],
+            r["score"],
+            r["dev_score"],
+            json.loads(r["metrics"] or "null"),
+        )
+        for r in Store(study.store_url).rows("faults")
+    }
 
 
 def _when_a_cell_has_a_checkpoint(folder: Path, proc: subprocess.Popen, deadline_s=300) -> None:
@@ -118,14 +150,14 @@ def _ignore_sigint():
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "sigint-to-a-background-job"])
-def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes_it(tmp_path, data_dir, straight,
-                                                                                     stop):
+def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes_it(tmp_path, data_dir, straight, stop):
     """Ctrl-C in a terminal (SIGINT to the whole foreground group), SIGTERM to the study alone (`kill`, a
     scheduler's preemption), and SIGINT to a study started as a script's background job (which inherits SIGINT
     ignored: `biotune study ... &`) all stop it the same way."""
     path = _study(tmp_path, data_dir)
-    proc = _biotune("study", path, "--no-report",
-                    **({"preexec_fn": _ignore_sigint} if stop == "sigint-to-a-background-job" else {}))
+    proc = _biotune(
+        "study", path, "--no-report", **({"preexec_fn": _ignore_sigint} if stop == "sigint-to-a-background-job" else {})
+    )
     _when_a_cell_has_a_checkpoint(tmp_path / "out", proc)
     if stop == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)
@@ -148,6 +180,7 @@ def test_ctrl_c_records_the_running_cell_as_interrupted_and_the_next_run_resumes
 
 
 # -- a full disk -------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def small_disk(tmp_path):
@@ -173,9 +206,15 @@ def _fill(disk: Path, leave_bytes: int = 0) -> Path:
 
 def _lora(out: Path, data_dir, method="lora", **training) -> ExperimentConfig:
     model = {k: v for k, v in TINY_LLAMA.items() if k != "name"}
-    return ExperimentConfig(dataset="gad", model=model, method={"name": method},
-                            training={**TRAINING, "max_steps": 6, **training}, eval={"limit": 4},
-                            output_dir=str(out), data_dir=str(data_dir))
+    return ExperimentConfig(
+        dataset="gad",
+        model=model,
+        method={"name": method},
+        training={**TRAINING, "max_steps": 6, **training},
+        eval={"limit": 4},
+        output_dir=str(out),
+        data_dir=str(data_dir),
+    )
 
 
 def test_a_full_disk_while_a_checkpoint_is_written_is_one_line_and_the_rerun_finishes(small_disk, data_dir):
@@ -213,16 +252,21 @@ def test_a_full_disk_while_the_result_is_written_leaves_nothing_half_written(sma
 
 # -- a truncated checkpoint -----------------------------------------------------------------------------------
 
+
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
 
 
-@pytest.mark.parametrize("damage", [
-    lambda c: _truncate(c / "adapter_model.safetensors"),
-    lambda c: _truncate(c / "optimizer.pt"),
-    lambda c: (c / "trainer_state.json").write_text('{"global_step": 6, "log_hist'),
-], ids=["weights", "optimizer", "state"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda c: _truncate(c / "adapter_model.safetensors"),
+        lambda c: _truncate(c / "optimizer.pt"),
+        lambda c: (c / "trainer_state.json").write_text('{"global_step": 6, "log_hist'),
+    ],
+    ids=["weights", "optimizer", "state"],
+)
 def test_a_truncated_last_checkpoint_resumes_from_the_one_before(tmp_path, data_dir, damage):
     straight = run_experiment(_lora(tmp_path / "straight", data_dir), progress=False)
     cfg = _lora(tmp_path / "damaged", data_dir)
@@ -266,8 +310,11 @@ def test_a_file_that_is_no_database_is_a_clear_error_and_is_left_as_it_is(tmp_pa
     path = tmp_path / "results.sqlite"
     path.write_bytes(b"these are not the rows you are looking for\n" * 200)
     before = path.read_bytes()
-    with pytest.raises(BiotuneError, match=r"results store .*results.sqlite: cannot open \(file is not a database\)"
-                                           r": it is damaged: restore it from a copy"):
+    with pytest.raises(
+        BiotuneError,
+        match=r"results store .*results.sqlite: cannot open \(file is not a database\)"
+        r": it is damaged: restore it from a copy",
+    ):
         Store(f"sqlite:///{path}")
     assert path.read_bytes() == before
 
@@ -278,11 +325,14 @@ def test_a_damaged_page_is_a_clear_error_and_the_file_is_not_written(tmp_path):
     page = 4096
     assert len(data) > 6 * page
     last = len(data) // page - 1
-    data[last * page:(last + 1) * page] = b"\xff" * page  # a page of rows overwritten (rows are written last)
+    data[last * page : (last + 1) * page] = b"\xff" * page  # a page of rows overwritten (rows are written last)
     path.write_bytes(bytes(data))
     before = path.read_bytes()
-    with pytest.raises(BiotuneError, match=r"results store .*results.sqlite: cannot (open|read its rows) \(.*"
-                                           r"malformed\): it is damaged"):
+    with pytest.raises(
+        BiotuneError,
+        match=r"results store .*results.sqlite: cannot (open|read its rows) \(.*"
+        r"malformed\): it is damaged",
+    ):
         Store(f"sqlite:///{path}").rows("s")
     assert path.read_bytes() == before
 
@@ -292,8 +342,11 @@ def test_a_locked_store_is_a_clear_error_and_no_row_is_lost(tmp_path):
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process writing it and holding the lock
     try:
-        with pytest.raises(BiotuneError, match=r"results store .*results.sqlite: cannot (open|claim a cell) "
-                                               r"\(database is locked\): another process holds its lock"):
+        with pytest.raises(
+            BiotuneError,
+            match=r"results store .*results.sqlite: cannot (open|claim a cell) "
+            r"\(database is locked\): another process holds its lock",
+        ):
             Store(f"sqlite:///{path}", timeout=0.5).claim("s", KEY[:3] + (7,), "h")
     finally:
         other.execute("ROLLBACK")
@@ -325,8 +378,9 @@ def test_a_claim_of_another_machine_is_left_to_it_unless_reclaimed_and_a_live_on
     assert store.claim("s", key[:3] + (1,), "h")  # its process is gone: taken without asking
 
 
-def test_a_study_store_brought_from_another_machine_runs_its_unfinished_claims_with_reclaim(tmp_path, data_dir,
-                                                                                           straight):
+def test_a_study_store_brought_from_another_machine_runs_its_unfinished_claims_with_reclaim(
+    tmp_path, data_dir, straight
+):
     """A store copied from a machine that stopped in the middle of a cell (or a cluster node lost while it ran
     one): the rerun leaves that cell to its worker and says how to take it; --reclaim runs it here, to the
     same rows and scores as the uninterrupted study."""

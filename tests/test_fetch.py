@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from biotune.data.fetch import KEBIOLM, PUBMEDQA, PUBMEDQA_RAW, PUBMEDQA_SPLITS, blurb_files, checksums, fetch, \
-    pubmedqa_split
+from biotune.data.fetch import (
+    KEBIOLM,
+    PUBMEDQA,
+    PUBMEDQA_RAW,
+    PUBMEDQA_SPLITS,
+    blurb_files,
+    checksums,
+    fetch,
+    pubmedqa_split,
+)
 
 
 def _mirror(tmp_path: Path, data_dir: Path, corrupt: str | None = None) -> Path:
@@ -56,18 +64,53 @@ def test_every_file_is_fetched_and_verified_a_corrupt_one_refused_a_missing_one_
 def test_the_cli_fetch_then_reads_the_data_from_where_it_wrote_it(tmp_path, data_dir):
     mirror = _mirror(tmp_path, data_dir)
     target = tmp_path / "fetched"
-    r = subprocess.run([sys.executable, "-m", "biotune", "data", "fetch", "--to", str(target), "--mirror",
-                        str(mirror)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "biotune", "data", "fetch", "--to", str(target), "--mirror", str(mirror)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     assert "40 of 41 files verified; 1 missing, 0 refused" in " ".join(r.stdout.split())
-    r = subprocess.run([sys.executable, "-m", "biotune", "data", "show", "chemprot", "--split", "test", "-n", "1",
-                        "--data-dir", str(target)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "biotune",
+            "data",
+            "show",
+            "chemprot",
+            "--split",
+            "test",
+            "-n",
+            "1",
+            "--data-dir",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
 
 
 def test_no_network_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "biotune", "data", "fetch", "--to", str(tmp_path / "x"), "--mirror",
-                        "http://127.0.0.1:9"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "biotune",
+            "data",
+            "fetch",
+            "--to",
+            str(tmp_path / "x"),
+            "--mirror",
+            "http://127.0.0.1:9",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "cannot fetch http://127.0.0.1:9/" in r.stderr.splitlines()[-1]
 

@@ -8,7 +8,6 @@ import torch
 
 from biotune.train import Experiment
 from biotune.trainer import answer_loss
-
 from test_fast_paths import config
 
 
@@ -122,13 +121,15 @@ def test_rms_norm_computes_the_llama_norm(dtype):
     grad = torch.randn(4, 7, 96, dtype=torch.float64).to(dtype)
     expected, ours = norm(x), rms_norm(x, norm.weight, norm.variance_epsilon)
     assert ours.dtype == expected.dtype == dtype
-    torch.testing.assert_close(ours, expected, rtol=1e-6 if dtype == torch.float32 else 0, atol=1e-6 if dtype ==
-                               torch.float32 else 0)  # bf16: the same bits
+    torch.testing.assert_close(
+        ours, expected, rtol=1e-6 if dtype == torch.float32 else 0, atol=1e-6 if dtype == torch.float32 else 0
+    )  # bf16: the same bits
     # the input gradient: as close to the exact (float64) one as the library's
     x64 = x.detach().double().requires_grad_(True)
     w64 = norm.weight.detach().double()
-    exact = torch.autograd.grad(w64 * (x64 * torch.rsqrt(x64.pow(2).mean(-1, keepdim=True) + 1e-5)), x64,
-                                grad.double())[0]
+    exact = torch.autograd.grad(
+        w64 * (x64 * torch.rsqrt(x64.pow(2).mean(-1, keepdim=True) + 1e-5)), x64, grad.double()
+    )[0]
     lib_error = (torch.autograd.grad(expected, x, grad)[0].double() - exact).norm() / exact.norm()
     our_error = (torch.autograd.grad(ours, x, grad)[0].double() - exact).norm() / exact.norm()
     assert our_error <= lib_error * 1.05 + 1e-7

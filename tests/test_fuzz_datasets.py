@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 
 import yaml
-from conftest import cli_here
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import cli_here
 
 LONG = os.environ.get("BIOTUNE_FUZZ") == "long"
 EXAMPLES = int(os.environ.get("BIOTUNE_FUZZ_EXAMPLES", 5000 if LONG else 300))
@@ -36,7 +37,8 @@ def _audit(event, args):
     if _OPENED is not None and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         path, mode, flags = args[0], args[1], args[2]
         write = (mode is not None and any(c in mode for c in "wax+")) or (
-            mode is None and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+            mode is None and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+        )
         _OPENED.append((os.fsdecode(path), bool(write)))
 
 
@@ -45,14 +47,30 @@ sys.addaudithook(_audit)
 # -- the generated cases ----------------------------------------------------------------------------------------
 
 FORMATS = {  # format: (task fields of the dataset file, file extension, a valid file, its header)
-    "csv": ({"task": "relation", "labels": {"1": "yes", "0": "no"}, "negative": "0"}, "csv",
-            "id,text,label\n1,The @GENE$ and @DISEASE$.,1\n2,\"No @GENE$, no @DISEASE$.\",0\n", "id,text,label\n"),
-    "tsv": ({"task": "relation", "labels": {"1": "yes", "0": "no"}, "negative": "0"}, "tsv",
-            "id\ttext\tlabel\n1\tThe @GENE$ and @DISEASE$.\t1\n2\tNone @GENE$ @DISEASE$.\t0\n", "id\ttext\tlabel\n"),
-    "conll": ({"task": "ner", "tags": ["B", "I", "O"], "entity": "chemical"}, "conll",
-              "Aspirin\tB\nhelps\tO\n\nCaffeine\tB\nacid\tI\n", ""),
-    "jsonl": ({"task": "relation", "labels": {"1": "yes", "0": "no"}, "negative": "0"}, "jsonl",
-              '{"id": "1", "text": "@GENE$ @DISEASE$", "label": "1"}\n{"id": "2", "text": "x", "label": "0"}\n', ""),
+    "csv": (
+        {"task": "relation", "labels": {"1": "yes", "0": "no"}, "negative": "0"},
+        "csv",
+        'id,text,label\n1,The @GENE$ and @DISEASE$.,1\n2,"No @GENE$, no @DISEASE$.",0\n',
+        "id,text,label\n",
+    ),
+    "tsv": (
+        {"task": "relation", "labels": {"1": "yes", "0": "no"}, "negative": "0"},
+        "tsv",
+        "id\ttext\tlabel\n1\tThe @GENE$ and @DISEASE$.\t1\n2\tNone @GENE$ @DISEASE$.\t0\n",
+        "id\ttext\tlabel\n",
+    ),
+    "conll": (
+        {"task": "ner", "tags": ["B", "I", "O"], "entity": "chemical"},
+        "conll",
+        "Aspirin\tB\nhelps\tO\n\nCaffeine\tB\nacid\tI\n",
+        "",
+    ),
+    "jsonl": (
+        {"task": "relation", "labels": {"1": "yes", "0": "no"}, "negative": "0"},
+        "jsonl",
+        '{"id": "1", "text": "@GENE$ @DISEASE$", "label": "1"}\n{"id": "2", "text": "x", "label": "0"}\n',
+        "",
+    ),
 }
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"]
 
@@ -64,24 +82,65 @@ def _mostly(plain, hostile, hostile_in: int = 4):
 
 def _roots(outside: Path):
     plain = st.sampled_from([None, ".", "data", "data/", "./data"])
-    return _mostly(plain, st.sampled_from(["../outside", str(outside), "/", "/etc", "~",
-                            "file:///proc/self/", outside.as_uri(), UNREACHABLE, "http://127.0.0.1:9/d",
-                            "s3://bucket/d", "ftp://127.0.0.1:9/d", "zip://x", "linked"]) | st.text(max_size=12))
+    return _mostly(
+        plain,
+        st.sampled_from(
+            [
+                "../outside",
+                str(outside),
+                "/",
+                "/etc",
+                "~",
+                "file:///proc/self/",
+                outside.as_uri(),
+                UNREACHABLE,
+                "http://127.0.0.1:9/d",
+                "s3://bucket/d",
+                "ftp://127.0.0.1:9/d",
+                "zip://x",
+                "linked",
+            ]
+        )
+        | st.text(max_size=12),
+    )
 
 
 def _split_names(ext: str, outside: Path):
     plain = st.sampled_from([f"test.{ext}", f"data/test.{ext}", f"./test.{ext}"])
-    return _mostly(plain, st.sampled_from([f"../outside/secret.{ext}", str(outside /
-                            f"secret.{ext}"), "/etc/passwd", "/proc/self/environ", f"sub/../test.{ext}", "..", ".",
-                            "", "~/x", "C:\\x", f"{UNREACHABLE}/test.{ext}", "file:///etc/passwd", f"link.{ext}",
-                            f"data/link.{ext}", "environ", "data"]) | st.text(max_size=16))
+    return _mostly(
+        plain,
+        st.sampled_from(
+            [
+                f"../outside/secret.{ext}",
+                str(outside / f"secret.{ext}"),
+                "/etc/passwd",
+                "/proc/self/environ",
+                f"sub/../test.{ext}",
+                "..",
+                ".",
+                "",
+                "~/x",
+                "C:\\x",
+                f"{UNREACHABLE}/test.{ext}",
+                "file:///etc/passwd",
+                f"link.{ext}",
+                f"data/link.{ext}",
+                "environ",
+                "data",
+            ]
+        )
+        | st.text(max_size=16),
+    )
 
 
 @st.composite
 def _content(draw, fmt: str) -> bytes:
     _, _, valid, header = FORMATS[fmt]
-    kind = draw(_mostly(st.just("valid"), st.sampled_from(["empty", "header", "ragged", "bytes", "encoded", "nul",
-                                                           "mutated"]), 3))
+    kind = draw(
+        _mostly(
+            st.just("valid"), st.sampled_from(["empty", "header", "ragged", "bytes", "encoded", "nul", "mutated"]), 3
+        )
+    )
     if kind == "valid":
         return valid.encode()
     if kind == "empty":
@@ -108,28 +167,39 @@ def _content(draw, fmt: str) -> bytes:
 def _case(draw, outside: Path) -> dict:
     fmt = draw(st.sampled_from(sorted(FORMATS)))
     task_fields, ext, _, _ = FORMATS[fmt]
-    body = {"name": draw(_mostly(st.just("fuzz"), st.sampled_from(["fuzz.x", "../up", "", "gad"]) | st.text(max_size=8),
-                                 8)),
-            **task_fields,
-            "source": {"format": draw(_mostly(st.just(fmt), st.sampled_from(["csv", "tsv", "json", "hf"]), 8)),
-                       "splits": {draw(_mostly(st.just("test"), st.sampled_from(["dev", "train", "valid"]), 6)):
-                                  draw(_split_names(ext, outside))},
-                       "header": fmt in ("csv", "tsv")}}
+    body = {
+        "name": draw(
+            _mostly(st.just("fuzz"), st.sampled_from(["fuzz.x", "../up", "", "gad"]) | st.text(max_size=8), 8)
+        ),
+        **task_fields,
+        "source": {
+            "format": draw(_mostly(st.just(fmt), st.sampled_from(["csv", "tsv", "json", "hf"]), 8)),
+            "splits": {
+                draw(_mostly(st.just("test"), st.sampled_from(["dev", "train", "valid"]), 6)): draw(
+                    _split_names(ext, outside)
+                )
+            },
+            "header": fmt in ("csv", "tsv"),
+        },
+    }
     root = draw(_roots(outside))
     if root is not None:
         body["source"]["root"] = root
     if draw(st.integers(0, 4)) == 4:  # a field of a random type where a known one is expected
         key = draw(st.sampled_from(["labels", "negative", "tags", "fields", "metric", "documents", "entity", "task"]))
-        body[key] = draw(st.one_of(st.none(), st.integers(), st.text(max_size=10), st.lists(st.text(max_size=4),
-                                                                                           max_size=3)))
+        body[key] = draw(
+            st.one_of(st.none(), st.integers(), st.text(max_size=10), st.lists(st.text(max_size=4), max_size=3))
+        )
     text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
     yaml_kind = draw(_mostly(st.just("plain"), st.sampled_from(["bomb", "alias", "bytes", "latin-1", "deep"]), 4))
     if yaml_kind == "bomb":
-        text = ("a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
-            f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
-                + text.replace("name:", "description: *a8\nname:", 1))
+        text = (
+            "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+            + text.replace("name:", "description: *a8\nname:", 1)
+        )
     elif yaml_kind == "alias":
-        text = "x: &lab {\"1\": \"yes\", \"0\": \"no\"}\n" + text.replace("labels:", "labels: *lab\nlabels_was:", 1)
+        text = 'x: &lab {"1": "yes", "0": "no"}\n' + text.replace("labels:", "labels: *lab\nlabels_was:", 1)
     elif yaml_kind == "deep":
         text += "description: " + "[" * 200 + "]" * 200 + "\n"
     data = text.encode("latin-1", "replace") if yaml_kind == "latin-1" else text.encode()
@@ -137,16 +207,28 @@ def _case(draw, outside: Path) -> dict:
         data = data.replace(b"fuzz", b"f\xfczz")
     if yaml_kind == "bytes":
         data = draw(st.binary(max_size=300))
-    return {"fmt": fmt, "ext": ext, "yaml": data, "split": draw(_mostly(st.just("test"), st.sampled_from(["dev", "train"]), 6)),
-            "files": {f: draw(_content(fmt)) for f in (f"test.{ext}", f"data/test.{ext}")},
-            "link": draw(st.integers(0, 3)) == 3}
+    return {
+        "fmt": fmt,
+        "ext": ext,
+        "yaml": data,
+        "split": draw(_mostly(st.just("test"), st.sampled_from(["dev", "train"]), 6)),
+        "files": {f: draw(_content(fmt)) for f in (f"test.{ext}", f"data/test.{ext}")},
+        "link": draw(st.integers(0, 3)) == 3,
+    }
 
 
 # -- the property -----------------------------------------------------------------------------------------------
 
+
 def _tree(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.is_symlink(), p.lstat().st_size, p.lstat().st_mtime_ns)
-            for p in folder.rglob("*")} if folder.exists() else {}
+    return (
+        {
+            str(p.relative_to(folder)): (p.is_symlink(), p.lstat().st_size, p.lstat().st_mtime_ns)
+            for p in folder.rglob("*")
+        }
+        if folder.exists()
+        else {}
+    )
 
 
 def test_generated_dataset_files_load_or_fail_in_one_line_and_stay_in_their_place(tmp_path_factory, monkeypatch):
@@ -154,8 +236,12 @@ def test_generated_dataset_files_load_or_fail_in_one_line_and_stay_in_their_plac
     outside = sandbox / "outside"
     outside.mkdir()
     for ext in ("csv", "tsv", "conll", "jsonl", "yaml"):
-        (outside / f"secret.{ext}").write_text(FORMATS.get(ext, FORMATS["csv"])[2].replace("The", CANARY)
-                                               .replace("Aspirin", CANARY).replace("GENE", CANARY))
+        (outside / f"secret.{ext}").write_text(
+            FORMATS.get(ext, FORMATS["csv"])[2]
+            .replace("The", CANARY)
+            .replace("Aspirin", CANARY)
+            .replace("GENE", CANARY)
+        )
     cache = sandbox / "cache"
     monkeypatch.setenv("BIOTUNE_CACHE", str(cache))
     monkeypatch.delenv("BIOTUNE_DATA_ROOTS", raising=False)
@@ -164,8 +250,13 @@ def test_generated_dataset_files_load_or_fail_in_one_line_and_stay_in_their_plac
     counter, outcomes, began = itertools.count(), {"loaded": 0, "one-line error": 0}, time.perf_counter()
     errors: list[str] = []
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not LONG,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=not LONG,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=_case(outside))
     def check(case):
         global _OPENED
@@ -215,6 +306,7 @@ def test_generated_dataset_files_load_or_fail_in_one_line_and_stay_in_their_plac
     took = time.perf_counter() - began
     if os.environ.get("BIOTUNE_FUZZ_VERBOSE"):
         import collections
+
         print(*collections.Counter(e.split(": ", 2)[-1][:70] for e in errors).most_common(25), sep="\n")
     print(f"\nfuzzed {EXAMPLES} generated dataset files in {took:.1f} s: {outcomes}")
     assert sum(outcomes.values()) >= min(EXAMPLES, 100) and outcomes["loaded"] > 0 and outcomes["one-line error"] > 0

@@ -25,5 +25,7 @@ def test_the_gpu_check_runs_its_steps_at_tiny_shapes(tmp_path):
         m, p = case["measured"], case["planned"]
         assert m["device"] == "cpu" and m["peak_bytes"] > 0 and m["train_tokens_per_s"] > 0
         assert m["trainable_params"] == p["trainable_params"], name  # the planner counts what trains
-    assert result["train"]["tiny/fft"]["measured"]["trainable_params"] > 100 * result["train"]["tiny/lora"][
-        "measured"]["trainable_params"]
+    assert (
+        result["train"]["tiny/fft"]["measured"]["trainable_params"]
+        > 100 * result["train"]["tiny/lora"]["measured"]["trainable_params"]
+    )

@@ -3,14 +3,11 @@ goes on from its checkpoint to the model an uninterrupted run gives, a killed se
 decisions, the range grows at its edge up to its bound, and the Ray executor decides as the local one does."""
 
 import json
-import shutil
 
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from biotune.config import load_experiment
 from biotune.errors import BiotuneError
 from biotune.study import halving
 from biotune.study.grid import load_study
@@ -18,7 +15,6 @@ from biotune.study.runner import StudyInterrupted, run_study
 from biotune.study.search import SearchRef
 from biotune.study.store import Store
 from biotune.train import run_experiment
-
 from test_study import write_study
 
 
@@ -46,8 +42,9 @@ def test_halving_stops_the_worst_and_continues_the_best_and_waits_for_a_missing_
     assert [c.identity_hash for c in halving.alive_at(cands, decided, 1)] == ["h1"]
 
 
-@pytest.mark.parametrize("best, want", [(0, [{"training.learning_rate": 3.16e-05}]),
-                                        (2, [{"training.learning_rate": 0.00316}]), (1, [])])
+@pytest.mark.parametrize(
+    "best, want", [(0, [{"training.learning_rate": 3.16e-05}]), (2, [{"training.learning_rate": 0.00316}]), (1, [])]
+)
 def test_range_growth_adds_the_next_value_beyond_the_end_where_the_best_sits(best, want):
     grid = {"training.learning_rate": [1e-4, 3e-4, 1e-3]}
     cands = [_Cand(i, {"training.learning_rate": lr}) for i, lr in enumerate(grid["training.learning_rate"])]
@@ -76,16 +73,33 @@ def test_bad_rungs_are_refused(tmp_path):
 def _adaptive(tmp_path, data_dir, name="a", grow=1, rates=(1e-4, 1e-3, 1e-2), steps=8, **search):
     (tmp_path / name).mkdir()
     return write_study(
-        tmp_path / name, methods=["lora"], seeds=[0], data_dir=str(data_dir),
-        defaults={"training": {"max_steps": steps, "batch_size": 2, "train_limit": 16, "dev_limit": 6,
-                               "eval_steps": steps // 4, "save_steps": steps // 4, "max_length": 160},
-                  "eval": {"limit": 4, "max_new_tokens": 4}, "keep": "adapter"},
-        search={"grid": {"training.learning_rate": list(rates)}, "rungs": [0.25, 1.0], "grow": grow, **search})
+        tmp_path / name,
+        methods=["lora"],
+        seeds=[0],
+        data_dir=str(data_dir),
+        defaults={
+            "training": {
+                "max_steps": steps,
+                "batch_size": 2,
+                "train_limit": 16,
+                "dev_limit": 6,
+                "eval_steps": steps // 4,
+                "save_steps": steps // 4,
+                "max_length": 160,
+            },
+            "eval": {"limit": 4, "max_new_tokens": 4},
+            "keep": "adapter",
+        },
+        search={"grid": {"training.learning_rate": list(rates)}, "rungs": [0.25, 1.0], "grow": grow, **search},
+    )
 
 
 def _decisions(study):
-    return sorted((r["candidate"], r["rung"], r["dev_score"], r["decision"])
-                  for r in Store(study.store_url).rung_rows(study.name) if r["decision"] != "note")
+    return sorted(
+        (r["candidate"], r["rung"], r["dev_score"], r["decision"])
+        for r in Store(study.store_url).rung_rows(study.name)
+        if r["decision"] != "note"
+    )
 
 
 def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_checkpoints(tmp_path, data_dir):
@@ -116,8 +130,11 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     assert len(stopped) == len(at0) - 1
     # the search's compute: the stopped candidates' first quarter and the survivor's whole run
     finals = tally["final_cells"]
-    assert [c.seed for c in finals] == [0] and finals[0].experiment.training.learning_rate == \
-        survivor.experiment.training.learning_rate and finals[0].identity_hash != survivor.identity_hash
+    assert (
+        [c.seed for c in finals] == [0]
+        and finals[0].experiment.training.learning_rate == survivor.experiment.training.learning_rate
+        and finals[0].identity_hash != survivor.identity_hash
+    )
 
 
 def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_dir, monkeypatch):

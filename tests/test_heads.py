@@ -70,20 +70,23 @@ def test_each_head_builds_its_transformers_class_and_config():
 
 # -- the pooler a sequence-level head reads (HoC and BIOSSES did not learn with MiniLM) ----------------------------
 
+
 def test_a_mean_pooled_sentence_encoders_pooler_starts_as_the_identity_for_sequence_heads_only():
     from biotune.config import ExperimentConfig
     from biotune.identity import identity
 
     def pooler(dataset, **model):
-        return ExperimentConfig(dataset=dataset, model={"family": "encoder", "path": "minilm", **model},
-                                method={"name": "fft"})
+        return ExperimentConfig(
+            dataset=dataset, model={"family": "encoder", "path": "minilm", **model}, method={"name": "fft"}
+        )
 
     for dataset in ("hoc", "biosses", "gad", "bioasq"):  # multi_label, regression, sequence_classification
         assert pooler(dataset).model.pooler == "identity"
     assert pooler("ncbi-disease").model.pooler == "checkpoint"  # a token head reads no pooler
     assert pooler("hoc", pooler="checkpoint").model.pooler == "checkpoint"  # said explicitly: kept
-    tiny = {"random_init": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                            "intermediate_size": 64}}
+    tiny = {
+        "random_init": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    }
     assert pooler("hoc", **tiny).model.pooler == "checkpoint"  # no checkpoint to speak of
     # the identity records the pooler only where it is not the checkpoint's (every earlier result keeps its hash)
     assert identity(pooler("hoc"))["experiment"]["model"]["pooler"] == "identity"
@@ -126,10 +129,22 @@ def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_pa
     from biotune.config import ExperimentConfig
     from biotune.train import run_experiment
 
-    keywords = ["apoptosis", "angiogenesis", "metastasis", "inflammation", "telomerase", "glycolysis",
-                "mutation", "proliferation", "immunity", "senescence"]
-    filler = ("the study cells were patients results data analysis group level model effect treatment found "
-              "increased reduced expression protein observed during significant after using both").split()
+    keywords = [
+        "apoptosis",
+        "angiogenesis",
+        "metastasis",
+        "inflammation",
+        "telomerase",
+        "glycolysis",
+        "mutation",
+        "proliferation",
+        "immunity",
+        "senescence",
+    ]
+    filler = (
+        "the study cells were patients results data analysis group level model effect treatment found "
+        "increased reduced expression protein observed during significant after using both"
+    ).split()
     rng = random.Random(0)
 
     def doc(i):
@@ -142,13 +157,25 @@ def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_pa
 
     for split, n in (("train", 240), ("dev", 40), ("test", 80)):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(doc(i)) + "\n" for i in range(n)))
-    (tmp_path / "hallmarks.yaml").write_text(yaml.safe_dump({
-        "name": "hallmarks", "task": "doc_classification", "labels": [f"h{j}" for j in range(10)],
-        "source": {"format": "jsonl", "splits": {s: f"{s}.jsonl" for s in ("train", "dev", "test")}}}))
-    cfg = ExperimentConfig(dataset=str(tmp_path / "hallmarks.yaml"), model={"family": "encoder", "path": "minilm"},
-                           method={"name": "fft"}, keep="none", output_dir=str(tmp_path / "run"),
-                           # one dev evaluation, at the end: no checkpoint of the whole model is written on the way
-                           training={"epochs": 8, "batch_size": 16, "max_length": 48, "eval_steps": 120})
+    (tmp_path / "hallmarks.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "hallmarks",
+                "task": "doc_classification",
+                "labels": [f"h{j}" for j in range(10)],
+                "source": {"format": "jsonl", "splits": {s: f"{s}.jsonl" for s in ("train", "dev", "test")}},
+            }
+        )
+    )
+    cfg = ExperimentConfig(
+        dataset=str(tmp_path / "hallmarks.yaml"),
+        model={"family": "encoder", "path": "minilm"},
+        method={"name": "fft"},
+        keep="none",
+        output_dir=str(tmp_path / "run"),
+        # one dev evaluation, at the end: no checkpoint of the whole model is written on the way
+        training={"epochs": 8, "batch_size": 16, "max_length": 48, "eval_steps": 120},
+    )
     assert (cfg.model.pooler, cfg.model.head_bias, cfg.training.head_lr_scale) == ("identity", "prior", 10.0)
     summary = run_experiment(cfg, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "predictions.jsonl").read_text().splitlines()]
@@ -161,9 +188,17 @@ def _tiny_regression_bert():
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    return BertForSequenceClassification(BertConfig(
-        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_labels=1, problem_type="regression")).eval()
+    return BertForSequenceClassification(
+        BertConfig(
+            vocab_size=100,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_labels=1,
+            problem_type="regression",
+        )
+    ).eval()
 
 
 @pytest.mark.parametrize("wrapped", [False, True], ids=["fft", "lora"])
@@ -176,8 +211,9 @@ def test_a_score_heads_output_is_computed_in_fp32_under_bf16_autocast(wrapped):
         from peft import LoraConfig, get_peft_model
 
         # as Experiment.setup has it: the frozen base in bf16, what trains (adapters, the head's copy) in fp32
-        model = get_peft_model(model.to(torch.bfloat16),
-                               LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"]))
+        model = get_peft_model(
+            model.to(torch.bfloat16), LoraConfig(task_type="SEQ_CLS", r=4, target_modules=["query", "value"])
+        )
         for p in model.parameters():
             if p.requires_grad:
                 p.data = p.data.float()
@@ -197,7 +233,7 @@ def test_a_score_heads_output_is_computed_in_fp32_under_bf16_autocast(wrapped):
     assert torch.allclose(after, before.float(), atol=0.05)  # the same prediction, at full precision
     assert not torch.equal(after, before.float())
     # a score of 8 significant bits lies on a grid of 1/64 between 2 and 4 (what the predictions were); fp32 does not
-    assert all(v * 2 ** 16 != round(v * 2 ** 16) for v in after.flatten().tolist()), after
+    assert all(v * 2**16 != round(v * 2**16) for v in after.flatten().tolist()), after
 
 
 def test_only_a_score_head_under_bf16_puts_its_precision_in_the_identity(tmp_path):
@@ -205,9 +241,18 @@ def test_only_a_score_head_under_bf16_puts_its_precision_in_the_identity(tmp_pat
     from biotune.identity import identity
 
     def ident(dataset, bf16):
-        return identity(validate_experiment({
-            "dataset": dataset, "model": {"family": "encoder", "path": "minilm"}, "method": {"name": "fft"},
-            "training": {"bf16": bf16}, "device": "cpu", "output_dir": str(tmp_path / "x")}))["experiment"]
+        return identity(
+            validate_experiment(
+                {
+                    "dataset": dataset,
+                    "model": {"family": "encoder", "path": "minilm"},
+                    "method": {"name": "fft"},
+                    "training": {"bf16": bf16},
+                    "device": "cpu",
+                    "output_dir": str(tmp_path / "x"),
+                }
+            )
+        )["experiment"]
 
     assert ident("biosses", True).get("head_precision") == "float32"
     assert "head_precision" not in ident("biosses", False)

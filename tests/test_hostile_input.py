@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import cli_here, tmpfs
 
 from biotune.config import ExperimentConfig, load_experiment
 from biotune.data import load_split
 from biotune.data.dataset_file import load_dataset_file
 from biotune.errors import BiotuneError
 from biotune.study.grid import load_study
+from conftest import cli_here, tmpfs
 from test_export import TINY_LLAMA, TRAINING, _run
 
 GAD_CSV = "id,text,label\n1,The @GENE$ gene and @DISEASE$.,1\n2,No link of @GENE$ to @DISEASE$.,0\n"
@@ -29,8 +29,14 @@ GAD_CSV = "id,text,label\n1,The @GENE$ gene and @DISEASE$.,1\n2,No link of @GENE
 def _dataset(folder: Path, source: dict, name="probe", **fields) -> Path:
     """A relation dataset file in `folder` (its CSV splits, where the source names local files, beside it)."""
     folder.mkdir(parents=True, exist_ok=True)
-    body = {"name": name, "task": "relation", "source": {"format": "csv", "header": True, **source},
-            "labels": {"1": "yes", "0": "no"}, "negative": "0", **fields}
+    body = {
+        "name": name,
+        "task": "relation",
+        "source": {"format": "csv", "header": True, **source},
+        "labels": {"1": "yes", "0": "no"},
+        "negative": "0",
+        **fields,
+    }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
@@ -73,6 +79,7 @@ def test_an_unknown_option_or_a_missing_argument_is_clicks_one_line_usage_error(
 
 # -- 1. a dataset file's reach is its own ------------------------------------------------------------------------
 
+
 def test_a_file_url_is_refused_and_nothing_of_the_environment_is_copied_or_echoed(tmp_path, monkeypatch):
     """The probe: root file:///proc/self/ with the split `environ` copied the process environment into the cache
     and printed its start. Now refused at the field, unless the user allows file:// URLs explicitly; even then the
@@ -86,23 +93,32 @@ def test_a_file_url_is_refused_and_nothing_of_the_environment_is_copied_or_echoe
     assert "BIOTUNE_ALLOW_FILE_URLS" in str(e.value) and not (tmp_path / "cache").exists()
     r = _biotune("data", "show", path, "--split", "test")
     assert "source.root" in _one_line(r) and "hunter2" not in r.stderr + r.stdout
-    r = _biotune("data", "show", path, "--split", "test", env={"BIOTUNE_ALLOW_FILE_URLS": "1",
-                                                               "BIOTUNE_CACHE": str(tmp_path / "cache")})
+    r = _biotune(
+        "data",
+        "show",
+        path,
+        "--split",
+        "test",
+        env={"BIOTUNE_ALLOW_FILE_URLS": "1", "BIOTUNE_CACHE": str(tmp_path / "cache")},
+    )
     line = _one_line(r)
     assert "not a text file" in line and "hunter2" not in r.stderr + r.stdout and "PATH=" not in line
 
 
-@pytest.mark.parametrize("source, field", [
-    ({"root": "../../..", "splits": {"test": "etc/passwd"}}, "source.root"),
-    ({"root": "/etc", "splits": {"test": "passwd"}}, "source.root"),
-    ({"splits": {"test": "/etc/passwd"}}, "source.splits.test"),
-    ({"splits": {"test": "../outside.csv"}}, "source.splits.test"),
-    ({"splits": {"test": "sub/../../outside.csv"}}, "source.splits.test"),
-    ({"root": "https://example.org/data", "splits": {"test": "../../../x.conll"}}, "source.splits.test"),
-    ({"root": "http://example.org/data", "splits": {"test": "x.csv"}}, "source.root"),
-    ({"root": "s3://bucket/data", "splits": {"test": "x.csv"}}, "source.root"),
-    ({"splits": {"test": "file:///etc/passwd"}}, "source.splits.test"),
-])
+@pytest.mark.parametrize(
+    "source, field",
+    [
+        ({"root": "../../..", "splits": {"test": "etc/passwd"}}, "source.root"),
+        ({"root": "/etc", "splits": {"test": "passwd"}}, "source.root"),
+        ({"splits": {"test": "/etc/passwd"}}, "source.splits.test"),
+        ({"splits": {"test": "../outside.csv"}}, "source.splits.test"),
+        ({"splits": {"test": "sub/../../outside.csv"}}, "source.splits.test"),
+        ({"root": "https://example.org/data", "splits": {"test": "../../../x.conll"}}, "source.splits.test"),
+        ({"root": "http://example.org/data", "splits": {"test": "x.csv"}}, "source.root"),
+        ({"root": "s3://bucket/data", "splits": {"test": "x.csv"}}, "source.root"),
+        ({"splits": {"test": "file:///etc/passwd"}}, "source.splits.test"),
+    ],
+)
 def test_local_reads_stay_in_the_dataset_files_folder(tmp_path, source, field):
     (tmp_path / "outside.csv").write_text(GAD_CSV)
     path = _dataset(tmp_path / "a" / "b", source)
@@ -144,6 +160,7 @@ def test_a_url_split_cannot_be_written_outside_its_cache_entry(tmp_path, monkeyp
 
 # -- 2. YAML read with bounds -----------------------------------------------------------------------------------
 
+
 def _bomb(levels=9) -> str:
     lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, levels):
@@ -156,11 +173,15 @@ def test_a_yaml_bomb_in_an_experiment_and_a_study_is_one_line_at_once(tmp_path):
     until killed at 4 GB."""
     bomb = _bomb()
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"{bomb}\ndataset: gad\nmethod: {{name: lora}}\nmodel:\n  family: causal\n  path: smollm2-135m\n"
-                   f"  random_init: {{hidden_size: *a8}}\n")
+    exp.write_text(
+        f"{bomb}\ndataset: gad\nmethod: {{name: lora}}\nmodel:\n  family: causal\n  path: smollm2-135m\n"
+        f"  random_init: {{hidden_size: *a8}}\n"
+    )
     study = tmp_path / "study.yaml"
-    study.write_text(f"{bomb}\nname: bomb\ndatasets: [gad]\nmethods: [lora]\nmodels:\n  - name: m\n    family: "
-                     "causal\n    path: smollm2-135m\n    random_init: {hidden_size: *a8}\n")
+    study.write_text(
+        f"{bomb}\nname: bomb\ndatasets: [gad]\nmethods: [lora]\nmodels:\n  - name: m\n    family: "
+        "causal\n    path: smollm2-135m\n    random_init: {hidden_size: *a8}\n"
+    )
     for args in (("run", exp), ("study", study, "--dry-run")):
         began = time.perf_counter()
         line = _one_line(_biotune(*args))
@@ -168,11 +189,14 @@ def test_a_yaml_bomb_in_an_experiment_and_a_study_is_one_line_at_once(tmp_path):
         assert line.startswith(f"biotune: error: {args[1]}:") and "aliases" in line
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("a: &a [*a]\n", "recursive"),
-    ("a:\n" + "".join("  " * i + f" k{i}:\n" for i in range(1, 60)) + "  " * 60 + " v: 1\n", "nested more than"),
-    ("[" * 5000 + "]" * 5000, "nested"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("a: &a [*a]\n", "recursive"),
+        ("a:\n" + "".join("  " * i + f" k{i}:\n" for i in range(1, 60)) + "  " * 60 + " v: 1\n", "nested more than"),
+        ("[" * 5000 + "]" * 5000, "nested"),
+    ],
+)
 def test_recursive_and_deep_yaml_is_refused(tmp_path, text, needle):
     path = tmp_path / "exp.yaml"
     path.write_text(text)
@@ -194,15 +218,26 @@ def test_a_huge_or_undecodable_yaml_file_is_one_line(tmp_path):
 
 # -- 3. bad data stops before the model loads ------------------------------------------------------------------
 
+
 def _experiment(tmp_path, dataset: Path, **training) -> Path:
     path = tmp_path / "exp.yaml"
-    path.write_text(yaml.safe_dump({"dataset": str(dataset), "model": TINY_LLAMA, "method": {"name": "lora"},
-                                    "training": {**TRAINING, **training}, "output_dir": str(tmp_path / "out")}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": str(dataset),
+                "model": TINY_LLAMA,
+                "method": {"name": "lora"},
+                "training": {**TRAINING, **training},
+                "output_dir": str(tmp_path / "out"),
+            }
+        )
+    )
     return path
 
 
-@pytest.mark.parametrize("split, content", [("test", ""), ("test", "id,text,label\n"), ("train", "\n\n"),
-                                            ("dev", "id,text,label\n\n")])
+@pytest.mark.parametrize(
+    "split, content", [("test", ""), ("test", "id,text,label\n"), ("train", "\n\n"), ("dev", "id,text,label\n\n")]
+)
 def test_an_empty_or_header_only_split_is_one_line_and_nothing_is_written(tmp_path, split, content):
     """The probes: an empty test split trained and wrote 0.00 on 0 examples as a BLURB-comparable score; an empty
     train split died with an IndexError after loading the model."""
@@ -216,18 +251,26 @@ def test_an_empty_or_header_only_split_is_one_line_and_nothing_is_written(tmp_pa
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("fmt, name, data", [
-    ("csv", "test.csv", "id,text,label\n1,caf\xe9 @GENE$ @DISEASE$,1\n".encode("latin-1")),
-    ("conll", "test.conll", "Aspirin\tB\ncaf\xe9\tO\n".encode("cp1252")),
-    ("csv", "test.csv", "id,text,label\n1,x,1\n".encode("utf-16")),
-])
+@pytest.mark.parametrize(
+    "fmt, name, data",
+    [
+        ("csv", "test.csv", "id,text,label\n1,caf\xe9 @GENE$ @DISEASE$,1\n".encode("latin-1")),
+        ("conll", "test.conll", "Aspirin\tB\ncaf\xe9\tO\n".encode("cp1252")),
+        ("csv", "test.csv", "id,text,label\n1,x,1\n".encode("utf-16")),
+    ],
+)
 def test_a_file_that_is_not_utf8_names_its_line_and_how_to_convert_it(tmp_path, fmt, name, data):
     folder = tmp_path / "ds"
     folder.mkdir()
     (folder / name).write_bytes(data)
     extra = {"task": "ner", "tags": ["B", "I", "O"], "entity": "chemical"} if fmt == "conll" else {}
-    body = {"name": "enc", "task": "relation", "source": {"format": fmt, "splits": {"test": name}, "header": fmt
-                                                          == "csv"}, "labels": {"1": "yes", "0": "no"}, "negative": "0"}
+    body = {
+        "name": "enc",
+        "task": "relation",
+        "source": {"format": fmt, "splits": {"test": name}, "header": fmt == "csv"},
+        "labels": {"1": "yes", "0": "no"},
+        "negative": "0",
+    }
     if extra:
         body = {**{k: v for k, v in body.items() if k not in ("labels", "negative")}, **extra}
     (folder / "enc.yaml").write_text(yaml.safe_dump(body))
@@ -237,8 +280,12 @@ def test_a_file_that_is_not_utf8_names_its_line_and_how_to_convert_it(tmp_path, 
 
 
 def test_two_labels_with_one_answer_text_are_refused(tmp_path):
-    path = _dataset(tmp_path, {"splits": {"test": "test.csv"}}, labels={"associated": "yes", "not associated": "Yes"},
-                    negative="not associated")
+    path = _dataset(
+        tmp_path,
+        {"splits": {"test": "test.csv"}},
+        labels={"associated": "yes", "not associated": "Yes"},
+        negative="not associated",
+    )
     with pytest.raises(BiotuneError, match="field 'labels'.*same answer text") as e:
         load_dataset_file(path)
     assert str(e.value).startswith(f"{path.resolve()}:")
@@ -246,9 +293,14 @@ def test_two_labels_with_one_answer_text_are_refused(tmp_path):
 
 def test_a_loss_that_becomes_nan_stops_the_run_with_one_line_and_no_result(tmp_path):
     """The probe: a learning rate of 1e308 trained to a NaN loss and wrote a result with no word."""
-    cfg = ExperimentConfig(dataset="gad", model=TINY_LLAMA, method={"name": "lora"}, eval={"limit": 2},
-                           training={**TRAINING, "learning_rate": 1e308, "max_steps": 4, "logging_steps": 1},
-                           output_dir=str(tmp_path / "out"))
+    cfg = ExperimentConfig(
+        dataset="gad",
+        model=TINY_LLAMA,
+        method={"name": "lora"},
+        eval={"limit": 2},
+        training={**TRAINING, "learning_rate": 1e308, "max_steps": 4, "logging_steps": 1},
+        output_dir=str(tmp_path / "out"),
+    )
     from biotune.train import run_experiment
 
     with pytest.raises(BiotuneError, match=r"loss became nan at step \d+: lower the learning rate"):
@@ -258,22 +310,35 @@ def test_a_loss_that_becomes_nan_stops_the_run_with_one_line_and_no_result(tmp_p
 
 # -- 4. studies refuse ambiguity --------------------------------------------------------------------------------
 
+
 def _study(tmp_path, **fields) -> Path:
-    body = {"name": "amb", "datasets": ["gad"], "models": [{"name": "tiny-llama", **TINY_LLAMA}],
-            "methods": ["lora"], "seeds": [0], "output_dir": str(tmp_path / "out"), **fields}
+    body = {
+        "name": "amb",
+        "datasets": ["gad"],
+        "models": [{"name": "tiny-llama", **TINY_LLAMA}],
+        "methods": ["lora"],
+        "seeds": [0],
+        "output_dir": str(tmp_path / "out"),
+        **fields,
+    }
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
 
 
-@pytest.mark.parametrize("fields, needle", [
-    ({"methods": ["lora", {"name": "lora", "params": {"r": 4}}]}, r"field 'methods.1': 'lora' is listed twice"),
-    ({"overrides": {"model": {"tiny-lama": {"training": {"max_steps": 1}}}}},
-     r"field 'overrides.model.tiny-lama'.*did you mean 'tiny-llama'"),
-    ({"overrides": {"dataset": {"gda": {"training": {"max_steps": 1}}}}}, r"overrides.dataset.gda.*'gad'"),
-    ({"overrides": {"method": {"fft": {"training": {"max_steps": 1}}}}}, r"overrides.method.fft.*methods: lora"),
-    ({"seeds": [0, 0]}, r"field 'seeds': a seed is listed twice"),
-])
+@pytest.mark.parametrize(
+    "fields, needle",
+    [
+        ({"methods": ["lora", {"name": "lora", "params": {"r": 4}}]}, r"field 'methods.1': 'lora' is listed twice"),
+        (
+            {"overrides": {"model": {"tiny-lama": {"training": {"max_steps": 1}}}}},
+            r"field 'overrides.model.tiny-lama'.*did you mean 'tiny-llama'",
+        ),
+        ({"overrides": {"dataset": {"gda": {"training": {"max_steps": 1}}}}}, r"overrides.dataset.gda.*'gad'"),
+        ({"overrides": {"method": {"fft": {"training": {"max_steps": 1}}}}}, r"overrides.method.fft.*methods: lora"),
+        ({"seeds": [0, 0]}, r"field 'seeds': a seed is listed twice"),
+    ],
+)
 def test_an_ambiguous_study_is_refused_naming_the_field(tmp_path, fields, needle):
     path = _study(tmp_path, **fields)
     with pytest.raises(BiotuneError, match=needle) as e:
@@ -283,6 +348,7 @@ def test_an_ambiguous_study_is_refused_naming_the_field(tmp_path, fields, needle
 
 # -- 5. a folder is written by one live process ------------------------------------------------------------------
 
+
 def test_a_run_into_a_folder_another_live_process_holds_waits_then_is_one_line(tmp_path, monkeypatch):
     """What lets a rerun never train into the folder of an orphan still running (test_faults kills a study and
     reruns it at once): the process writing a run folder holds it; another waits for it, then gives up in one line
@@ -290,14 +356,22 @@ def test_a_run_into_a_folder_another_live_process_holds_waits_then_is_one_line(t
     import biotune.train as train
 
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from biotune.io import folder_lock\n"
-                               f"with folder_lock({str(out)!r}):\n print('held', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from biotune.io import folder_lock\n"
+            f"with folder_lock({str(out)!r}):\n print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(train, "FOLDER_WAIT_S", 1.0)
-        cfg = ExperimentConfig(dataset="gad", model=TINY_LLAMA, method={"name": "lora"}, training=TRAINING,
-                               output_dir=str(out))
+        cfg = ExperimentConfig(
+            dataset="gad", model=TINY_LLAMA, method={"name": "lora"}, training=TRAINING, output_dir=str(out)
+        )
         with pytest.raises(BiotuneError, match="in use by another live process"):
             train.run_experiment(cfg, progress=False)
         assert list(out.iterdir()) == []
@@ -313,6 +387,7 @@ def test_a_run_into_a_folder_another_live_process_holds_waits_then_is_one_line(t
 
 # -- 6. writers stay in their folder ----------------------------------------------------------------------------
 
+
 def test_a_symlinked_checkpoints_folder_is_refused_and_its_target_untouched(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -320,8 +395,9 @@ def test_a_symlinked_checkpoints_folder_is_refused_and_its_target_untouched(tmp_
     out = tmp_path / "run"
     out.mkdir()
     (out / "checkpoints").symlink_to(elsewhere, target_is_directory=True)
-    cfg = ExperimentConfig(dataset="gad", model=TINY_LLAMA, method={"name": "lora"}, training=TRAINING,
-                           output_dir=str(out))
+    cfg = ExperimentConfig(
+        dataset="gad", model=TINY_LLAMA, method={"name": "lora"}, training=TRAINING, output_dir=str(out)
+    )
     from biotune.train import run_experiment
 
     with pytest.raises(BiotuneError, match=r"checkpoints is a symlink .*remove the link"):
@@ -338,8 +414,17 @@ def test_an_output_folder_that_is_a_file_or_cannot_be_written_is_one_line(tmp_pa
         exp.write_text(yaml.safe_dump({**dataset_free, "output_dir": str(out)}))
         r = cli_here("run", exp)
         assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr
-    r = cli_here("eval", "--model", "smollm2-135m", "--datasets", "gad", "--limit", "1", "--output-dir",
-                 str(readonly_dir / "eval"))
+    r = cli_here(
+        "eval",
+        "--model",
+        "smollm2-135m",
+        "--datasets",
+        "gad",
+        "--limit",
+        "1",
+        "--output-dir",
+        str(readonly_dir / "eval"),
+    )
     assert r.returncode == 2 and str(readonly_dir) in r.stderr and "Traceback" not in r.stderr
 
 

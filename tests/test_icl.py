@@ -34,7 +34,8 @@ def test_shots_from_the_evaluated_split_never_include_the_example(data_dir):
     dev = load_split("biosses", "dev", data_dir)  # 16 examples, 15 shots each: all the others
     for selection in ("random", "knn"):
         shots = ShotSelector(dev, 15, lambda e: e["sentence1"], selection, seed=0, exclude_same_id=True).select_all(
-            dev.to_list())
+            dev.to_list()
+        )
         for ex, chosen in zip(dev, shots):
             assert len(chosen) == 15 and ex["id"] not in {s["id"] for s in chosen}
 

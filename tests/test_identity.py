@@ -17,14 +17,22 @@ from biotune.study.grid import load_study
 from biotune.study.runner import cell_states, run_study
 from biotune.study.store import Store
 from biotune.train import run_experiment
-
 from test_study import TINY_LLAMA, write_study
 
-TINY = {"dataset": "gad", "model": {k: v for k, v in TINY_LLAMA.items() if k != "name"},
-        "method": {"name": "lora"},
-        "training": {"max_steps": 3, "batch_size": 2, "train_limit": 6, "dev_limit": 2, "max_length": 160,
-                     "learning_rate": 0.002},
-        "eval": {"limit": 6}}
+TINY = {
+    "dataset": "gad",
+    "model": {k: v for k, v in TINY_LLAMA.items() if k != "name"},
+    "method": {"name": "lora"},
+    "training": {
+        "max_steps": 3,
+        "batch_size": 2,
+        "train_limit": 6,
+        "dev_limit": 2,
+        "max_length": 160,
+        "learning_rate": 0.002,
+    },
+    "eval": {"limit": 6},
+}
 
 
 def experiment(tmp_path, name, **fields):
@@ -67,11 +75,19 @@ def test_method_params_and_learning_rate_are_resolved_with_every_default(tmp_pat
 
 
 def test_runtime_block_reads_the_earlier_spellings(tmp_path):
-    cfg = experiment(tmp_path, "a", method={"name": "lora", "params": {"fused": False}},
-                     eval={"limit": 6, "batch_size": 3}, training={**TINY["training"], "fast_norms": False,
-                                                                   "logits_at_answers": False})
-    assert (cfg.runtime.fused_lora, cfg.runtime.fast_norms, cfg.runtime.logits_at_answers,
-            cfg.runtime.eval_batch_size) == (False, False, False, 3)
+    cfg = experiment(
+        tmp_path,
+        "a",
+        method={"name": "lora", "params": {"fused": False}},
+        eval={"limit": 6, "batch_size": 3},
+        training={**TINY["training"], "fast_norms": False, "logits_at_answers": False},
+    )
+    assert (
+        cfg.runtime.fused_lora,
+        cfg.runtime.fast_norms,
+        cfg.runtime.logits_at_answers,
+        cfg.runtime.eval_batch_size,
+    ) == (False, False, False, 3)
     assert "fused" not in cfg.method.params
 
 
@@ -83,8 +99,9 @@ def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_hist
     assert set(states(path).values()) == {"done"}
 
     # the issue's case: the learning rate of one method (and max_steps) edited
-    path = write_study(tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2,
-                                                                                         "max_steps": 3}}}})
+    path = write_study(
+        tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2, "max_steps": 3}}}}
+    )
     study, cells, _ = load_study(path)
     now = found(study, cells)
     assert now["gad__tiny-llama__fft__s0"] == ("done", "")
@@ -103,10 +120,12 @@ def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_hist
     assert float(reported[reported.method == "lora"].score.iloc[0]) == new_row["score"]
 
     # a runtime switch reruns nothing
-    path = write_study(tmp_path, **fields, overrides={"method": {"lora": {"training": {"learning_rate": 0.2,
-                                                                                         "max_steps": 3}}}},
-                       defaults={**yaml.safe_load(path.read_text())["defaults"],
-                                 "runtime": {"fast_norms": False}})
+    path = write_study(
+        tmp_path,
+        **fields,
+        overrides={"method": {"lora": {"training": {"learning_rate": 0.2, "max_steps": 3}}}},
+        defaults={**yaml.safe_load(path.read_text())["defaults"], "runtime": {"fast_norms": False}},
+    )
     assert set(states(path).values()) == {"done"}
     # undoing the edit finds the first result again: nothing to run
     assert set(states(write_study(tmp_path, **fields)).values()) == {"done"}
@@ -149,8 +168,11 @@ def test_run_refuses_a_folder_of_another_identity(tmp_path):
     again = run_experiment(experiment(tmp_path, "run"), progress=False)  # same identity: reused
     assert again.as_json() == first.as_json()
     edited = experiment(tmp_path, "run", training={**TINY["training"], "learning_rate": 0.2})
-    with pytest.raises(BiotuneError, match=r"holds a finished result of another experiment: it differs in "
-                                           r"training\.learning_rate: 0\.002 -> 0\.2.*--force"):
+    with pytest.raises(
+        BiotuneError,
+        match=r"holds a finished result of another experiment: it differs in "
+        r"training\.learning_rate: 0\.002 -> 0\.2.*--force",
+    ):
         run_experiment(edited, progress=False)
     forced = run_experiment(edited, progress=False, force=True)
     assert forced["identity_hash"] == identity_hash(edited) != first["identity_hash"]
@@ -171,8 +193,16 @@ def test_a_half_done_run_of_another_identity_is_never_resumed(tmp_path):
         run_experiment(cfg, progress=False)
 
 
-@pytest.mark.parametrize("switch", [{"fast_norms": False}, {"fused_lora": False}, {"logits_at_answers": False},
-                                    {"eval_batch_size": 1}, {"threads": 1}])
+@pytest.mark.parametrize(
+    "switch",
+    [
+        {"fast_norms": False},
+        {"fused_lora": False},
+        {"logits_at_answers": False},
+        {"eval_batch_size": 1},
+        {"threads": 1},
+    ],
+)
 def test_each_runtime_switch_leaves_results_identical(tmp_path, switch):
     base = run_experiment(experiment(tmp_path, "base"), progress=False)
     other = run_experiment(experiment(tmp_path, "other", runtime=switch), progress=False)
@@ -217,17 +247,24 @@ def test_cli_dry_run_says_what_is_stale_and_why_and_run_refuses_in_one_line(tmp_
     path = write_study(tmp_path, data_dir=str(data_dir))
     study, cells, _ = load_study(path)
     run_study(study, cells)
-    path = write_study(tmp_path, data_dir=str(data_dir), overrides={"method": {"lora": {"method": {"params": {"r": 4}}}}})
-    r = subprocess.run([sys.executable, "-m", "biotune", "study", str(path), "--dry-run"], capture_output=True,
-                       text=True, timeout=600)
+    path = write_study(
+        tmp_path, data_dir=str(data_dir), overrides={"method": {"lora": {"method": {"params": {"r": 4}}}}}
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "biotune", "study", str(path), "--dry-run"], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr
     assert "stale gad__tiny-llama__lora__s0: method.params.r: 8 -> 4" in r.stdout
     assert "0 done, 1 stale, 0 new" in r.stdout
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump({**TINY, "output_dir": str(tmp_path / "run")}))
     run_experiment(experiment(tmp_path, "run"), progress=False)
-    r = subprocess.run([sys.executable, "-m", "biotune", "run", str(exp), "--set", "seed=3", "--no-progress"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "biotune", "run", str(exp), "--set", "seed=3", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in r.stderr.splitlines() if line.startswith("biotune: error")]
     assert r.returncode == 2 and len(lines) == 1 and "seed: 0 -> 3" in lines[0] and "--force" in lines[0]
 
@@ -243,8 +280,10 @@ def test_a_store_written_before_identities_is_upgraded_with_every_row_kept(tmp_p
         config TEXT, config_hash VARCHAR(32), versions TEXT, git_rev VARCHAR(64), output_dir TEXT, error TEXT,
         started_at DATETIME, finished_at DATETIME,
         CONSTRAINT one_row_per_cell UNIQUE (study, dataset, model, method, seed))""")
-    con.execute("INSERT INTO results (study, dataset, model, method, seed, status, score, config, config_hash, "
-                "finished_at) VALUES ('t', 'gad', 'm', 'lora', 0, 'done', 61.5, '{}', 'abc', '2026-11-30 10:00:00')")
+    con.execute(
+        "INSERT INTO results (study, dataset, model, method, seed, status, score, config, config_hash, "
+        "finished_at) VALUES ('t', 'gad', 'm', 'lora', 0, 'done', 61.5, '{}', 'abc', '2026-11-30 10:00:00')"
+    )
     con.commit()
     con.close()
     store = Store(f"sqlite:///{db}")
@@ -264,8 +303,9 @@ def test_auto_precision_is_keyed_by_what_this_machine_computes_in(tmp_path, monk
     resolved = identity(auto)["experiment"]
     assert resolved["training"]["bf16"] is here
     assert resolved["model"]["dtype"] == ("bfloat16" if here else "float32")
-    explicit = experiment(tmp_path, "explicit", **{"training.bf16": here,
-                                                   "model.dtype": "bfloat16" if here else "float32"})
+    explicit = experiment(
+        tmp_path, "explicit", **{"training.bf16": here, "model.dtype": "bfloat16" if here else "float32"}
+    )
     assert identity_hash(explicit) == identity_hash(auto)
     monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: not here)  # the other machine kind
     other = identity(auto)

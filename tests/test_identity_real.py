@@ -18,11 +18,22 @@ from biotune.identity import identity_hash
 from biotune.runtime import cpu_has_bf16
 from biotune.train import evaluate_experiment, run_experiment
 
-BASE = {"dataset": "ncbi-disease", "model": {"family": "causal", "path": "smollm2-135m"},
-        # 6 steps of 2 sentences at a rate that moves the answers; one dev evaluation, at the end
-        "training": {"max_steps": 6, "batch_size": 2, "train_limit": 12, "dev_limit": 2, "max_length": 128,
-                     "learning_rate": 1.0e-3, "eval_steps": 6, "save_steps": 6},
-        "eval": {"limit": 6, "max_new_tokens": 24}}
+BASE = {
+    "dataset": "ncbi-disease",
+    "model": {"family": "causal", "path": "smollm2-135m"},
+    # 6 steps of 2 sentences at a rate that moves the answers; one dev evaluation, at the end
+    "training": {
+        "max_steps": 6,
+        "batch_size": 2,
+        "train_limit": 12,
+        "dev_limit": 2,
+        "max_length": 128,
+        "learning_rate": 1.0e-3,
+        "eval_steps": 6,
+        "save_steps": 6,
+    },
+    "eval": {"limit": 6, "max_new_tokens": 24},
+}
 # the runtime settings outside the identity, each away from its default
 FREE = [{"fast_norms": False}]
 # those the identity keys away from their defaults

@@ -10,8 +10,12 @@ from biotune.data import get_spec, load_split
 from biotune.tasks import task_for
 
 LIST_FORMAT = {  # dataset -> (dev, test) entity F1 / word macro F1 of the list format's round trip
-    "bc5-chem": (99.981, 99.963), "bc5-disease": (99.918, 99.989), "ncbi-disease": (99.937, 99.533),
-    "bc2gm": (99.951, 99.968), "jnlpba": (99.616, 99.637), "ebm-pico": (99.561, 99.734),
+    "bc5-chem": (99.981, 99.963),
+    "bc5-disease": (99.918, 99.989),
+    "ncbi-disease": (99.937, 99.533),
+    "bc2gm": (99.951, 99.968),
+    "jnlpba": (99.616, 99.637),
+    "ebm-pico": (99.561, 99.734),
 }
 
 

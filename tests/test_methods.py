@@ -36,8 +36,9 @@ def test_adalora_reallocates_its_budget_and_adds_its_regulariser(tmp_path, data_
     with torch.no_grad():
         out = exp.model(**batch)
         logits = out.logits[:, :-1].float()
-        plain = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                  batch["labels"][:, 1:].reshape(-1), ignore_index=-100)
+        plain = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1), ignore_index=-100
+        )
     assert out.loss > plain + 1e-4  # the orthogonality term (0.5 x the mean distance of P^T P, Q Q^T from I)
     assert config.rank_pattern is None
     exp.train()
@@ -152,6 +153,7 @@ def test_vera_shares_one_frozen_pair_of_random_matrices(tmp_path, data_dir):
 @pytest.mark.parametrize("rslora", [False, True])
 def test_rslora_scales_by_the_square_root_of_the_rank(rslora, tmp_path, data_dir):
     exp = _setup("causal", "lora", tmp_path, params={"r": 4, "alpha": 16, "use_rslora": rslora})
-    layer = next(m for m in exp.model.modules()
-                 if isinstance(getattr(m, "scaling", None), dict) and "default" in m.scaling)
+    layer = next(
+        m for m in exp.model.modules() if isinstance(getattr(m, "scaling", None), dict) and "default" in m.scaling
+    )
     assert layer.scaling["default"] == pytest.approx(16 / math.sqrt(4) if rslora else 16 / 4)

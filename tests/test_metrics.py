@@ -131,14 +131,38 @@ def test_accuracy():
 
 
 def test_blurb_score_is_macro_over_task_types_not_datasets():
-    scores = {"bc5-chem": 90, "ncbi-disease": 80, "ebm-pico": 70, "gad": 60, "ddi": 80, "biosses": 50, "hoc": 40,
-              "pubmedqa": 30, "bioasq": 50}
-    task_of = {"bc5-chem": "ner", "ncbi-disease": "ner", "ebm-pico": "pico", "gad": "relation", "ddi": "relation",
-               "biosses": "similarity", "hoc": "doc_classification", "pubmedqa": "qa", "bioasq": "qa"}
+    scores = {
+        "bc5-chem": 90,
+        "ncbi-disease": 80,
+        "ebm-pico": 70,
+        "gad": 60,
+        "ddi": 80,
+        "biosses": 50,
+        "hoc": 40,
+        "pubmedqa": 30,
+        "bioasq": 50,
+    }
+    task_of = {
+        "bc5-chem": "ner",
+        "ncbi-disease": "ner",
+        "ebm-pico": "pico",
+        "gad": "relation",
+        "ddi": "relation",
+        "biosses": "similarity",
+        "hoc": "doc_classification",
+        "pubmedqa": "qa",
+        "bioasq": "qa",
+    }
     b = metrics.blurb_score(scores, task_of)
     # task means: ner 85, pico 70, relation 70, similarity 50, doc 40, qa 40
-    assert b["task_means"] == {"ner": 85, "pico": 70, "relation": 70, "similarity": 50,
-                               "doc_classification": 40, "qa": 40}
+    assert b["task_means"] == {
+        "ner": 85,
+        "pico": 70,
+        "relation": 70,
+        "similarity": 50,
+        "doc_classification": 40,
+        "qa": 40,
+    }
     assert b["blurb_score"] == pytest.approx(355 / 6)
     assert b["blurb_score"] != pytest.approx(sum(scores.values()) / len(scores))
     assert b["n_task_types"] == 6

@@ -50,17 +50,39 @@ def test_a_lora_run_needs_no_datasets_seqeval_bitsandbytes_or_gguf(tmp_path):
     """As on the GPU machine: the GPU check's kit (GAD, the SmolLM2 tokenizer as plain files: the packaged model
     is a GGUF file, which needs gguf to read) is all the run reads."""
     kit = tmp_path / "kit"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--kit", "--kit-dir", str(kit)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--kit", "--kit-dir", str(kit)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     model = {**{k: v for k, v in TINY_LLAMA.items() if k != "name"}, "path": str(kit / "tokenizer")}
     path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump({
-        "dataset": "gad", "model": model, "method": {"name": "lora"}, "data_dir": str(kit / "blurb"),
-        "training": {"max_steps": 4, "batch_size": 2, "train_limit": 8, "dev_limit": 4, "max_length": 160,
-                     "learning_rate": 0.002, "eval_steps": 2, "save_steps": 2},
-        "eval": {"limit": 6}, "output_dir": str(tmp_path / "out")}))
-    r = subprocess.run([sys.executable, "-c", HIDE, "run", str(path), "--no-progress"], capture_output=True,
-                       text=True, timeout=600)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": "gad",
+                "model": model,
+                "method": {"name": "lora"},
+                "data_dir": str(kit / "blurb"),
+                "training": {
+                    "max_steps": 4,
+                    "batch_size": 2,
+                    "train_limit": 8,
+                    "dev_limit": 4,
+                    "max_length": 160,
+                    "learning_rate": 0.002,
+                    "eval_steps": 2,
+                    "save_steps": 2,
+                },
+                "eval": {"limit": 6},
+                "output_dir": str(tmp_path / "out"),
+            }
+        )
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", HIDE, "run", str(path), "--no-progress"], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     import json
 

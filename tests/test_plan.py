@@ -14,10 +14,10 @@ from __future__ import annotations
 import pytest
 
 from biotune.config import ExperimentConfig, TrainingConfig
-from conftest import cli_here
 from biotune.plan import accelerator, plan_experiment
 from biotune.plan import estimate as E
 from biotune.plan.architecture import Stack, architecture
+from conftest import cli_here
 
 LLAMA = "meta-llama/Meta-Llama-3-8B-Instruct"
 LINEAR_PER_LAYER = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336
@@ -25,8 +25,12 @@ HEAD = 4096 * 128256
 
 
 def _cfg(method="lora", params=None, path=LLAMA, family="causal", dataset="gad", **training):
-    return ExperimentConfig(dataset=dataset, model={"family": family, "path": path},
-                            method={"name": method, "params": params or {}}, training=training)
+    return ExperimentConfig(
+        dataset=dataset,
+        model={"family": family, "path": path},
+        method={"name": method, "params": params or {}},
+        training=training,
+    )
 
 
 def test_nf4_bytes_by_hand():
@@ -45,15 +49,25 @@ def test_llama_3_8b_shapes_and_lora_count():
     assert a.head_params == HEAD
     assert a.trainable_params == 32 * (2 * 64 * 8192 + 2 * 64 * 5120 + 3 * 64 * 18432) == 167_772_160
     d = a.decoder
-    assert (d.layers, d.hidden, d.q_dim, d.kv_dim, d.intermediate, d.glu, d.causal) == (32, 4096, 4096, 1024, 14336,
-                                                                                       True, True)
+    assert (d.layers, d.hidden, d.q_dim, d.kv_dim, d.intermediate, d.glu, d.causal) == (
+        32,
+        4096,
+        4096,
+        1024,
+        14336,
+        True,
+        True,
+    )
 
 
-@pytest.mark.parametrize("path, family, total", [
-    ("google/flan-t5-xl", "seq2seq", 2_783_959_040),  # 2.85 B on the hub counts the shared embedding twice
-    ("google/flan-ul2", "seq2seq", 19_459_613_696),
-    ("THUDM/glm-4-9b-chat-hf", "glm", 9_399_951_360),
-])
+@pytest.mark.parametrize(
+    "path, family, total",
+    [
+        ("google/flan-t5-xl", "seq2seq", 2_783_959_040),  # 2.85 B on the hub counts the shared embedding twice
+        ("google/flan-ul2", "seq2seq", 19_459_613_696),
+        ("THUDM/glm-4-9b-chat-hf", "glm", 9_399_951_360),
+    ],
+)
 def test_known_models_parameter_counts(path, family, total):
     assert architecture(_cfg("fft", path=path, family=family)).total_params == total
 
@@ -74,7 +88,8 @@ def test_weights_and_state_by_hand():
     assert E.training_state_bytes(lora, bf16) == 167_772_160 * 12  # fp32 gradient + AdamW's two moments
     q = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=True)
     assert E.weight_bytes(lora, q) == pytest.approx(
-        6_979_321_856 * (0.5 + 1 / 64 + 4 / (64 * 256)) + (8_030_261_248 - 6_979_321_856) * 2 + 167_772_160 * 4)
+        6_979_321_856 * (0.5 + 1 / 64 + 4 / (64 * 256)) + (8_030_261_248 - 6_979_321_856) * 2 + 167_772_160 * 4
+    )
     fft = architecture(_cfg("fft"))
     full = E.Regime(compute_bytes=2, trains=True, trains_base=True, quantized=False, autocast=True)
     assert E.weight_bytes(fft, full) == 8_030_261_248 * 4
@@ -85,10 +100,21 @@ def test_weights_and_state_by_hand():
 
 
 def test_activations_by_hand():
-    s = Stack(layers=2, hidden=4, heads=2, q_dim=4, kv_dim=2, intermediate=8, glu=True, causal=True,
-              linear_params=0)
-    arch = type("A", (), {"encoder": None, "decoder": s, "stacks": [s], "hidden_dropout": 0.0, "token_head": True,
-                          "attention_dropout": 0.0, "adapter_per_token_params": 0, "position_bias": False})()
+    s = Stack(layers=2, hidden=4, heads=2, q_dim=4, kv_dim=2, intermediate=8, glu=True, causal=True, linear_params=0)
+    arch = type(
+        "A",
+        (),
+        {
+            "encoder": None,
+            "decoder": s,
+            "stacks": [s],
+            "hidden_dropout": 0.0,
+            "token_head": True,
+            "attention_dropout": 0.0,
+            "adapter_per_token_params": 0,
+            "position_bias": False,
+        },
+    )()
     r = E.Regime(compute_bytes=2, trains=True, trains_base=False, quantized=False)
     # per token and layer: norms 4h + q + 2 kv + attention output twice 2q + MLP 4i = 16 + 4 + 4 + 8 + 32 = 64
     assert E.saved_per_token(s, arch, r, 10) == 64 * 2
@@ -113,8 +139,13 @@ def test_kv_cache_and_flops_by_hand():
     n = 2048
     assert E.forward_flops(a, n, 0, n) == 2 * HEAD * n + n * 2 * 6_979_321_856 + 4 * 4096 * 32 * n * (n + 1) / 2
     # greedy generation of 3 tokens after a 5-token prompt: prefill (head once), then 2 single-token steps
-    gen = (5 * 2 * 6_979_321_856 + 4 * 4096 * 32 * 5 * 6 / 2 + 2 * HEAD
-           + 2 * 2 * (6_979_321_856 + HEAD) + 4 * 4096 * 32 * (6 + 7))
+    gen = (
+        5 * 2 * 6_979_321_856
+        + 4 * 4096 * 32 * 5 * 6 / 2
+        + 2 * HEAD
+        + 2 * 2 * (6_979_321_856 + HEAD)
+        + 4 * 4096 * 32 * (6 + 7)
+    )
     assert E.generation_flops(a, 5, 3) == gen
     assert E.training_multiplier(E.Regime(2, True, True, False)) == 3
     assert E.training_multiplier(E.Regime(2, True, False, False, gradient_checkpointing=True)) == 3
@@ -129,8 +160,16 @@ def test_qlora_paper_llama_65b():
     fine-tuning needs more than 780 GB. biotune keeps adapters in fp32 with torch's AdamW (12.8 GB for 0.8 B
     trainable weights at r 64), which the plan says puts it just over a 48 GB card."""
     gpu = accelerator(memory_gb=48, tflops=150)
-    cfg = _cfg("qlora", {"r": 64, "alpha": 16}, path="huggyllama/llama-65b", batch_size=1, max_length=512,
-               gradient_checkpointing=True, train_limit=16, dev_limit=8)
+    cfg = _cfg(
+        "qlora",
+        {"r": 64, "alpha": 16},
+        path="huggyllama/llama-65b",
+        batch_size=1,
+        max_length=512,
+        gradient_checkpointing=True,
+        train_limit=16,
+        dev_limit=8,
+    )
     qlora = plan_experiment(cfg, gpu)
     a = architecture(cfg)
     base = qlora.weights_bytes - a.trainable_params * 4
@@ -139,8 +178,19 @@ def test_qlora_paper_llama_65b():
     assert qlora.state_bytes == a.trainable_params * 12
     assert 44e9 < qlora.peak_bytes < 52e9 and not qlora.fits
     assert qlora.suggestions == ["FSDP over 2 GPUs"]
-    fft = plan_experiment(_cfg("fft", path="huggyllama/llama-65b", batch_size=1, max_length=512,
-                               gradient_checkpointing=True, train_limit=16, dev_limit=8), gpu, suggest=False)
+    fft = plan_experiment(
+        _cfg(
+            "fft",
+            path="huggyllama/llama-65b",
+            batch_size=1,
+            max_length=512,
+            gradient_checkpointing=True,
+            train_limit=16,
+            dev_limit=8,
+        ),
+        gpu,
+        suggest=False,
+    )
     assert not fft.fits and fft.weights_bytes + fft.state_bytes > 780e9
 
 
@@ -178,6 +228,7 @@ def test_unknown_gpu_is_one_line():
 
 
 # -- the command, as a user runs it -------------------------------------------------------------------------------
+
 
 def _biotune(*args, sample: int = 10):
     """`biotune ARGS` in this process (a plan loads no model: a fresh process would add only its imports), with
@@ -224,12 +275,18 @@ def test_plan_without_a_gpu_is_a_one_line_error():
     assert "--plan needs a GPU: --gpu NAME" in r.stderr
 
 
-@pytest.mark.parametrize("path, family, dataset, method", [
-    (LLAMA, "causal", "gad", "lora"), (LLAMA, "causal", "gad", "prefix"), (LLAMA, "causal", "gad", "vera"),
-    ("google/flan-t5-xl", "seq2seq", "gad", "dora"), ("google/flan-t5-xl", "seq2seq", "gad", "ptuning"),
-    ("THUDM/glm-4-9b-chat-hf", "glm", "gad", "adalora"),
-    ("microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", "encoder", "ncbi-disease", "lora"),
-])
+@pytest.mark.parametrize(
+    "path, family, dataset, method",
+    [
+        (LLAMA, "causal", "gad", "lora"),
+        (LLAMA, "causal", "gad", "prefix"),
+        (LLAMA, "causal", "gad", "vera"),
+        ("google/flan-t5-xl", "seq2seq", "gad", "dora"),
+        ("google/flan-t5-xl", "seq2seq", "gad", "ptuning"),
+        ("THUDM/glm-4-9b-chat-hf", "glm", "gad", "adalora"),
+        ("microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract", "encoder", "ncbi-disease", "lora"),
+    ],
+)
 def test_counts_from_1_2_and_3_layers_equal_the_whole_models(path, family, dataset, method):
     """The planner measures a deep model on copies of 1, 2 and 3 layers and extrapolates: on the real widths at
     depth 6 (so the whole model is cheap to build here), every count equals the whole model's."""

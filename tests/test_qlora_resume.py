@@ -21,13 +21,24 @@ def test_qlora_base_is_4bit_smaller_and_trains(tmp_path, data_dir):
     import bitsandbytes as bnb
 
     def config(method):
-        return validate_experiment({
-            "dataset": "gad", "model": {"family": "causal", "path": "smollm2-135m"},
-            "method": {"name": method},
-            "training": {"max_steps": 3, "batch_size": 2, "train_limit": 6, "dev_limit": 2, "logging_steps": 1,
-                         "max_length": 160},  # bf16 where the CPU has it (emulated, 300x slower, where not)
-            "eval": {"limit": 2}, "output_dir": str(tmp_path / method), "data_dir": str(data_dir),
-        })
+        return validate_experiment(
+            {
+                "dataset": "gad",
+                "model": {"family": "causal", "path": "smollm2-135m"},
+                "method": {"name": method},
+                "training": {
+                    "max_steps": 3,
+                    "batch_size": 2,
+                    "train_limit": 6,
+                    "dev_limit": 2,
+                    "logging_steps": 1,
+                    "max_length": 160,
+                },  # bf16 where the CPU has it (emulated, 300x slower, where not)
+                "eval": {"limit": 2},
+                "output_dir": str(tmp_path / method),
+                "data_dir": str(data_dir),
+            }
+        )
 
     q = Experiment(config("qlora"), progress=False)
     q.setup()
@@ -65,19 +76,41 @@ def test_qlora_base_is_4bit_smaller_and_trains(tmp_path, data_dir):
 
 RESUME = {
     "dataset": "gad",
-    "model": {"family": "causal", "path": "smollm2-135m", "random_init": {
-        "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "max_position_embeddings": 1024}},
+    "model": {
+        "family": "causal",
+        "path": "smollm2-135m",
+        "random_init": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 1024,
+        },
+    },
     "method": {"name": "lora"},
-    "training": {"max_steps": 30, "batch_size": 4, "train_limit": 64, "dev_limit": 8, "save_steps": 10,
-                 "learning_rate": 0.002, "max_length": 192, "logging_steps": 5, "save_total_limit": 10},
+    "training": {
+        "max_steps": 30,
+        "batch_size": 4,
+        "train_limit": 64,
+        "dev_limit": 8,
+        "save_steps": 10,
+        "learning_rate": 0.002,
+        "max_length": 192,
+        "logging_steps": 5,
+        "save_total_limit": 10,
+    },
     "eval": {"limit": 6},
 }
 
 
 def _run(cfg_path):
-    return subprocess.Popen([sys.executable, "-m", "biotune", "run", str(cfg_path), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "biotune", "run", str(cfg_path), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, data_dir):
@@ -117,4 +150,6 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, data_dir):
     for step, loss in a["training"]["loss_curve"]:
         if step in resumed_steps:
             assert dict(b["training"]["loss_curve"])[step] == pytest.approx(loss, rel=1e-5)
-    assert read_jsonl(tmp_path / "killed" / "predictions.jsonl") == read_jsonl(tmp_path / "straight" / "predictions.jsonl")
+    assert read_jsonl(tmp_path / "killed" / "predictions.jsonl") == read_jsonl(
+        tmp_path / "straight" / "predictions.jsonl"
+    )

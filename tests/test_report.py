@@ -59,14 +59,37 @@ def test_pareto_front():
 def test_recommendation_ties_name_the_cheaper_pair_and_list_the_others():
     import pandas as pd
 
-    agg = pd.DataFrame([
-        {"task": "qa", "model": "m", "method": "fft", "score_mean": 50.0, "dev_mean": 52.0, "peak_memory_mb": 4000,
-         "cost_seconds": 90},
-        {"task": "qa", "model": "m", "method": "lora", "score_mean": 50.0, "dev_mean": 52.0, "peak_memory_mb": 3000,
-         "cost_seconds": 60},
-        {"task": "qa", "model": "m", "method": "zero_shot", "score_mean": 40.0, "dev_mean": 41.0,
-         "peak_memory_mb": 1000, "cost_seconds": None},
-    ])
+    agg = pd.DataFrame(
+        [
+            {
+                "task": "qa",
+                "model": "m",
+                "method": "fft",
+                "score_mean": 50.0,
+                "dev_mean": 52.0,
+                "peak_memory_mb": 4000,
+                "cost_seconds": 90,
+            },
+            {
+                "task": "qa",
+                "model": "m",
+                "method": "lora",
+                "score_mean": 50.0,
+                "dev_mean": 52.0,
+                "peak_memory_mb": 3000,
+                "cost_seconds": 60,
+            },
+            {
+                "task": "qa",
+                "model": "m",
+                "method": "zero_shot",
+                "score_mean": 40.0,
+                "dev_mean": 41.0,
+                "peak_memory_mb": 1000,
+                "cost_seconds": None,
+            },
+        ]
+    )
     rec = stats.recommendations(agg, [2000, float("inf")], [float("inf")]).set_index("memory_budget_mb")
     assert (rec.loc[float("inf"), "method"], rec.loc[float("inf"), "tied_with"]) == ("lora", ["m / fft"])
     assert (rec.loc[2000, "method"], rec.loc[2000, "tied_with"]) == ("zero_shot", [])
@@ -75,14 +98,37 @@ def test_recommendation_ties_name_the_cheaper_pair_and_list_the_others():
 def test_recommendation_is_decided_on_dev_never_on_test():
     import pandas as pd
 
-    agg = pd.DataFrame([  # fft is better on test, lora on dev: lora is recommended, its test score shown
-        {"task": "ner", "model": "m", "method": "fft", "score_mean": 70.0, "dev_mean": 60.0, "peak_memory_mb": 1,
-         "cost_seconds": 10},
-        {"task": "ner", "model": "m", "method": "lora", "score_mean": 65.0, "dev_mean": 62.0, "peak_memory_mb": 1,
-         "cost_seconds": 10},
-        {"task": "ner", "model": "m", "method": "few_shot", "score_mean": 90.0, "dev_mean": float("nan"),
-         "peak_memory_mb": 1, "cost_seconds": 0},  # no dev score: never recommended
-    ])
+    agg = pd.DataFrame(
+        [  # fft is better on test, lora on dev: lora is recommended, its test score shown
+            {
+                "task": "ner",
+                "model": "m",
+                "method": "fft",
+                "score_mean": 70.0,
+                "dev_mean": 60.0,
+                "peak_memory_mb": 1,
+                "cost_seconds": 10,
+            },
+            {
+                "task": "ner",
+                "model": "m",
+                "method": "lora",
+                "score_mean": 65.0,
+                "dev_mean": 62.0,
+                "peak_memory_mb": 1,
+                "cost_seconds": 10,
+            },
+            {
+                "task": "ner",
+                "model": "m",
+                "method": "few_shot",
+                "score_mean": 90.0,
+                "dev_mean": float("nan"),
+                "peak_memory_mb": 1,
+                "cost_seconds": 0,
+            },  # no dev score: never recommended
+        ]
+    )
     rec = stats.recommendations(agg, [float("inf")], [float("inf")]).iloc[0]
     assert (rec.method, rec.dev, rec.score) == ("lora", 62.0, 65.0)
     # a search's cost counts against the time budget
@@ -94,19 +140,48 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     import yaml
 
     study_file = tmp_path / "study.yaml"
-    study_file.write_text(yaml.safe_dump({
-        "name": "r", "datasets": ["gad", "biosses"], "output_dir": str(tmp_path / "study"), "data_dir": str(data_dir),
-        "models": [{"name": "tiny-bert", "family": "encoder", "path": "minilm", "random_init": {
-            "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "max_position_embeddings": 512}}],
-        "methods": ["lora", "fft"], "seeds": [0, 1],
-        "defaults": {"training": {"max_steps": 3, "batch_size": 4, "train_limit": 8, "dev_limit": 4,
-                                  "max_length": 128, "learning_rate": 0.002}, "eval": {"limit": 12}},
-    }))
+    study_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "r",
+                "datasets": ["gad", "biosses"],
+                "output_dir": str(tmp_path / "study"),
+                "data_dir": str(data_dir),
+                "models": [
+                    {
+                        "name": "tiny-bert",
+                        "family": "encoder",
+                        "path": "minilm",
+                        "random_init": {
+                            "hidden_size": 64,
+                            "intermediate_size": 128,
+                            "num_hidden_layers": 2,
+                            "num_attention_heads": 4,
+                            "max_position_embeddings": 512,
+                        },
+                    }
+                ],
+                "methods": ["lora", "fft"],
+                "seeds": [0, 1],
+                "defaults": {
+                    "training": {
+                        "max_steps": 3,
+                        "batch_size": 4,
+                        "train_limit": 8,
+                        "dev_limit": 4,
+                        "max_length": 128,
+                        "learning_rate": 0.002,
+                    },
+                    "eval": {"limit": 12},
+                },
+            }
+        )
+    )
     study, cells, _ = load_study(study_file)
     assert run_study(study, cells)["ran"] == 8
-    result = build_report(study.store_url, study.name, study.out, samples=200,
-                          identities={c.key: c.identity_hash for c in cells})
+    result = build_report(
+        study.store_url, study.name, study.out, samples=200, identities={c.key: c.identity_hash for c in cells}
+    )
     rows = Store(study.store_url).rows("r", "done")
     # per-dataset means and stds are the store's scores, aggregated over the seeds
     agg = result["aggregate"]
@@ -122,7 +197,7 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     # the same numbers are printed in the page and the Markdown, and the page is self-contained
     page = (study.out / "report.html").read_text()
     md = (study.out / "report.md").read_text()
-    for (dataset, method), want in _by(rows).items():
+    for want in _by(rows).values():
         cell = f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}"
         assert cell in page and cell in md
     assert page.count("<svg") == 4  # the heat map of the one model, three Pareto plots
@@ -133,8 +208,11 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     sig = result["significance"]
     # lora vs fft on each dataset over both seeds, and on GAD each against always answering the better label
     assert sorted(zip(sig.dataset, sig.a, sig.b)) == [
-        ("biosses", "tiny-bert / lora", "tiny-bert / fft"), ("gad", "tiny-bert / fft", "constant '1'"),
-        ("gad", "tiny-bert / lora", "constant '1'"), ("gad", "tiny-bert / lora", "tiny-bert / fft")]
+        ("biosses", "tiny-bert / lora", "tiny-bert / fft"),
+        ("gad", "tiny-bert / fft", "constant '1'"),
+        ("gad", "tiny-bert / lora", "constant '1'"),
+        ("gad", "tiny-bert / lora", "tiny-bert / fft"),
+    ]
     assert (sig.seeds == 2).all() and (sig.p_holm >= sig.p_value).all()
     # each cell kept the dev predictions its dev score was computed from (the kept checkpoint's), and no more
     from biotune.data import get_spec
@@ -159,14 +237,17 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
 
     row = next(r for r in rows if r["dataset"] == "gad" and r["method"] == "lora")
     with sqlite3.connect(study.store_url.removeprefix("sqlite:///")) as db:
-        db.execute("UPDATE results SET resources = ? WHERE config_hash = ? AND seed = ?",
-                   (json.dumps({**json.loads(row["resources"]), "lost_seconds": 12.5}), row["config_hash"],
-                    row["seed"]))
-    again = build_report(study.store_url, study.name, study.out, samples=200,
-                         identities={c.key: c.identity_hash for c in cells})
+        db.execute(
+            "UPDATE results SET resources = ? WHERE config_hash = ? AND seed = ?",
+            (json.dumps({**json.loads(row["resources"]), "lost_seconds": 12.5}), row["config_hash"], row["seed"]),
+        )
+    again = build_report(
+        study.store_url, study.name, study.out, samples=200, identities={c.key: c.identity_hash for c in cells}
+    )
     lora = again["aggregate"].set_index(["dataset", "method"]).loc[("gad", "lora")]
-    assert lora.lost_seconds == 12.5 and lora.cost_seconds == pytest.approx(agg.set_index(
-        ["dataset", "method"]).loc[("gad", "lora")].cost_seconds)
+    assert lora.lost_seconds == 12.5 and lora.cost_seconds == pytest.approx(
+        agg.set_index(["dataset", "method"]).loc[("gad", "lora")].cost_seconds
+    )
     assert "12 s of training redone after interruptions (1 cell), not counted" in (study.out / "report.md").read_text()
 
 
@@ -188,8 +269,9 @@ def test_the_best_constant_answer_is_scored_on_the_examples_every_run_predicted(
     golds = {"a": "1", "b": "1", "c": "0", "d": "1", "e": "0"}
     for run, ids in (("r1", "abcde"), ("r2", "abcd")):  # e: predicted by one run only, left out
         (tmp_path / run).mkdir()
-        (tmp_path / run / "predictions.jsonl").write_text("".join(
-            json.dumps({"id": i, "gold": golds[i], "prediction": "0"}) + "\n" for i in ids))
+        (tmp_path / run / "predictions.jsonl").write_text(
+            "".join(json.dumps({"id": i, "gold": golds[i], "prediction": "0"}) + "\n" for i in ids)
+        )
     df = pd.DataFrame({"dataset": ["gad", "gad"], "output_dir": [str(tmp_path / "r1"), str(tmp_path / "r2")]})
     score, label = constant_baselines(df)["gad"]
     assert label == "1" and abs(score - 100 * 6 / 7) < 1e-9

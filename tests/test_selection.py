@@ -13,7 +13,6 @@ from biotune.study.runner import cell_states, run_study
 from biotune.study.search import SearchGroup, SearchRef, at_edge, chosen, summary
 from biotune.study.store import Store
 from biotune.train import Experiment
-
 from test_identity import TINY, experiment
 from test_study import write_study
 
@@ -21,8 +20,17 @@ from test_study import write_study
 def _training(tmp_path, name, scores, **training):
     """A tiny LoRA run evaluated on dev every 2 steps whose dev *metric* follows `scores` (a constructed dev
     scorer standing in for generation), while its dev *loss* is what training really gives."""
-    t = {**TINY["training"], "max_steps": 2 * len(scores), "eval_steps": 2, "save_steps": 2, "save_total_limit": 10,
-         "learning_rate": 0.01, "train_limit": 16, "dev_limit": 4, **training}
+    t = {
+        **TINY["training"],
+        "max_steps": 2 * len(scores),
+        "eval_steps": 2,
+        "save_steps": 2,
+        "save_total_limit": 10,
+        "learning_rate": 0.01,
+        "train_limit": 16,
+        "dev_limit": 4,
+        **training,
+    }
     exp = Experiment(experiment(tmp_path, name, training=t), progress=False)
     exp.setup()
     sequence = iter(scores)
@@ -67,13 +75,24 @@ def test_early_stopping_on_the_dev_metric(tmp_path):
 
 
 def test_search_chooses_by_dev_score_not_by_dev_loss():
-    cells = [type("C", (), {"key": ("gad", "m", "lora", 0), "identity_hash": h,
-                            "search": SearchRef(("gad", "m", "lora"), {"training.learning_rate": lr}, i)})()
-             for i, (h, lr) in enumerate([("a", 1e-4), ("b", 1e-3), ("c", 1e-2)])]
+    cells = [
+        type(
+            "C",
+            (),
+            {
+                "key": ("gad", "m", "lora", 0),
+                "identity_hash": h,
+                "search": SearchRef(("gad", "m", "lora"), {"training.learning_rate": lr}, i),
+            },
+        )()
+        for i, (h, lr) in enumerate([("a", 1e-4), ("b", 1e-3), ("c", 1e-2)])
+    ]
     group = SearchGroup(("gad", "m", "lora"), [1, 2], 0, cells)
     # candidate a has the lowest dev loss, candidate b the best dev score
-    rows = [{"config_hash": h, "dev_score": d, "resources": json.dumps({"best_dev_loss": loss})}
-            for h, d, loss in (("a", 40.0, 0.1), ("b", 70.0, 0.5), ("c", 55.0, 0.9))]
+    rows = [
+        {"config_hash": h, "dev_score": d, "resources": json.dumps({"best_dev_loss": loss})}
+        for h, d, loss in (("a", 40.0, 0.1), ("b", 70.0, 0.5), ("c", 55.0, 0.9))
+    ]
     assert chosen(group, {("gad", "m", "lora", 0): rows}) == (1, [40.0, 70.0, 55.0])
     assert chosen(group, {("gad", "m", "lora", 0): rows[:2]})[0] is None  # a candidate not finished: no choice
 
@@ -89,9 +108,14 @@ def test_a_choice_at_the_end_of_the_range_tried_is_marked():
     assert at_edge({"method.params.r": 8, "x.name": "c"}, grid) == []
     assert at_edge({"method.params.r": 16, "x.name": "a"}, grid) == ["r: the highest tried"]
     # the summary marks the chosen candidate only
-    cells = [type("C", (), {"key": ("gad", "m", "lora", 0), "identity_hash": h,
-                            "search": SearchRef(("gad", "m", "lora"), lr, i)})()
-             for i, (h, lr) in enumerate(zip("abc", lrs))]
+    cells = [
+        type(
+            "C",
+            (),
+            {"key": ("gad", "m", "lora", 0), "identity_hash": h, "search": SearchRef(("gad", "m", "lora"), lr, i)},
+        )()
+        for i, (h, lr) in enumerate(zip("abc", lrs))
+    ]
     rows = [{"config_hash": h, "dev_score": d, "resources": "{}"} for h, d in zip("abc", (40.0, 50.0, 70.0))]
     out = summary([SearchGroup(("gad", "m", "lora"), [1], 0, cells)], {("gad", "m", "lora", 0): rows})
     assert [r["edge"] for r in out] == [[], [], ["learning_rate: the highest tried"]]
@@ -103,35 +127,72 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
 
     from biotune.report.build import answer
 
-    agg = pd.DataFrame([{"task": "ner", "dataset": ds, "model": "m", "method": "lora", "dev_mean": dev,
-                         "score_mean": test, "seeds": 3} for ds, dev, test in (("a", 60.0, 58.0), ("b", 50.0, 49.0))])
+    agg = pd.DataFrame(
+        [
+            {
+                "task": "ner",
+                "dataset": ds,
+                "model": "m",
+                "method": "lora",
+                "dev_mean": dev,
+                "score_mean": test,
+                "seeds": 3,
+            }
+            for ds, dev, test in (("a", 60.0, 58.0), ("b", 50.0, 49.0))
+        ]
+    )
     decisions = {ds: {"task": "ner", "recommended": "m / lora"} for ds in ("a", "b")}
-    search = [{"dataset": ds, "model": "m", "method": "lora", "candidate": f"learning_rate={lr}", "chosen": True,
-               "values": {"training.learning_rate": lr}, "edge": edge}
-              for ds, lr, edge in (("a", 0.0001, []), ("b", 0.001, ["learning_rate: the highest tried"]))]
+    search = [
+        {
+            "dataset": ds,
+            "model": "m",
+            "method": "lora",
+            "candidate": f"learning_rate={lr}",
+            "chosen": True,
+            "values": {"training.learning_rate": lr},
+            "edge": edge,
+        }
+        for ds, lr, edge in (("a", 0.0001, []), ("b", 0.001, ["learning_rate: the highest tried"]))
+    ]
     sig = pd.DataFrame(columns=["dataset", "a", "b", "diff", "ci_low", "ci_high", "significant"])
     intervals = pd.DataFrame(columns=["dataset", "config", "score", "ci_low", "ci_high"])
     lead = answer(agg, decisions, sig, intervals, search)
     assert lead.set_index("dataset")["search chose"].to_dict() == {
-        "a": "learning_rate=0.0001", "b": "learning_rate=0.001 (the highest tried)"}
+        "a": "learning_rate=0.0001",
+        "b": "learning_rate=0.001 (the highest tried)",
+    }
 
 
 def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_every_reported_seed(tmp_path, data_dir):
-    path = write_study(tmp_path, methods=["lora", "zero_shot"], seeds=[0, 1], data_dir=str(data_dir),
-                       search={"strategy": "grid", "grid": {"training.learning_rate": [0.0001, 0.05]},
-                               "method": {"lora": {"method.params.r": [2, 4]}}})
+    path = write_study(
+        tmp_path,
+        methods=["lora", "zero_shot"],
+        seeds=[0, 1],
+        data_dir=str(data_dir),
+        search={
+            "strategy": "grid",
+            "grid": {"training.learning_rate": [0.0001, 0.05]},
+            "method": {"lora": {"method.params.r": [2, 4]}},
+        },
+    )
     study, cells, _ = load_study(path)
     # 4 lora candidates (2 rates x 2 ranks) on the search seed, 2 (one above the highest reported seed);
     # zero-shot trains nothing: no search
     assert len(study.groups) == 1 and len(cells) == 5
     assert study.groups[0].search_seed == 2 and {c.seed for c in cells if c.search} == {2}
     assert sorted(c.search.label() for c in cells if c.search) == [
-        "learning_rate=0.0001, r=2", "learning_rate=0.0001, r=4", "learning_rate=0.05, r=2", "learning_rate=0.05, r=4"]
+        "learning_rate=0.0001, r=2",
+        "learning_rate=0.0001, r=4",
+        "learning_rate=0.05, r=2",
+        "learning_rate=0.05, r=4",
+    ]
     tally = run_study(study, cells)
     assert tally["ran"] == 7 and tally["failed"] == 0  # 4 candidates + zero-shot + the chosen one on seeds 0 and 1
     done = Store(study.store_url).done("t")
-    scores = [next(r["dev_score"] for r in done[c.key] if r["config_hash"] == c.identity_hash)
-              for c in study.groups[0].candidates]
+    scores = [
+        next(r["dev_score"] for r in done[c.key] if r["config_hash"] == c.identity_hash)
+        for c in study.groups[0].candidates
+    ]
     best = max(range(4), key=lambda i: (scores[i], -i))
     finals = tally["final_cells"]
     lora = sorted((c for c in finals if c.method == "lora"), key=lambda c: c.seed)
@@ -141,8 +202,7 @@ def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_eve
     assert not search_runs & {c.identity_hash for c in lora}
     for c in lora:
         assert c.experiment.method.params["r"] == study.groups[0].candidates[best].experiment.method.params["r"]
-        assert (c.experiment.training.learning_rate
-                == study.groups[0].candidates[best].experiment.training.learning_rate)
+        assert c.experiment.training.learning_rate == study.groups[0].candidates[best].experiment.training.learning_rate
     # a rerun has nothing to do, and the report shows the final cells only, with the search's candidates apart
     again = run_study(study, cells)
     assert again["ran"] == 0 and again["already_done"] == 7
@@ -190,18 +250,22 @@ def test_every_method_that_trains_has_its_own_search_space_with_a_source():
 def test_a_search_block_searches_each_trained_methods_own_space_where_the_study_names_none(tmp_path, capsys):
     """`search:` with no values for a method: its learning rate from the method's own space (LoRA's 1e-4, 3e-4,
     1e-3); a study's own values win field by field; `defaults: false`, or no search block, searches nothing."""
-    from biotune.cli import app
-    from biotune.methods import METHODS
     from typer.testing import CliRunner
 
+    from biotune.cli import app
+    from biotune.methods import METHODS
+
     methods = ["lora", "fft", {"name": "few_shot", "params": {"shots": 1}}]
-    rates = lambda study: {g.key[2]: [c.search.values.get("training.learning_rate") for c in g.candidates]  # noqa
-                           for g in study.groups}
+    rates = lambda study: {
+        g.key[2]: [c.search.values.get("training.learning_rate") for c in g.candidates]  # noqa
+        for g in study.groups
+    }
     study, _, _ = load_study(write_study(tmp_path, methods=methods, search={"strategy": "halving"}))
     assert rates(study) == {m: METHODS.get(m).search_space["training.learning_rate"] for m in ("lora", "fft")}
     assert "LoRA Without Regret" in next(g for g in study.groups if g.key[2] == "lora").defaulted
-    study, _, _ = load_study(write_study(tmp_path, methods=methods,
-                                         search={"method": {"fft": {"training.learning_rate": [5e-5]}}}))
+    study, _, _ = load_study(
+        write_study(tmp_path, methods=methods, search={"method": {"fft": {"training.learning_rate": [5e-5]}}})
+    )
     assert rates(study) == {"lora": [1e-4, 3e-4, 1e-3], "fft": [5e-5]}
     assert next(g for g in study.groups if g.key[2] == "fft").defaulted == ""
     study, _, _ = load_study(write_study(tmp_path, methods=methods, search={"defaults": False}))
@@ -220,16 +284,21 @@ def test_unequal_training_budgets_are_warned_about_unless_the_study_says_so(tmp_
 
     more = {"method": {"fft": {"training": {"max_steps": 4}}}}
     study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"], overrides=more))
-    assert budgets(cells) == {"gad": {"2 steps of 2 examples": ["tiny-llama / lora"],
-                                      "4 steps of 2 examples": ["tiny-llama / fft"]}}
+    assert budgets(cells) == {
+        "gad": {"2 steps of 2 examples": ["tiny-llama / lora"], "4 steps of 2 examples": ["tiny-llama / fft"]}
+    }
     assert unequal_budgets(study, cells).startswith(
         "unequal training budgets (gad: 2 steps of 2 examples (tiny-llama / lora), 4 steps of 2 examples "
-        "(tiny-llama / fft)): the methods are not compared on equal terms")
+        "(tiny-llama / fft)): the methods are not compared on equal terms"
+    )
     study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"], overrides=more, budgets="unequal"))
     assert unequal_budgets(study, cells) is None
     study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"]))
     assert unequal_budgets(study, cells) is None
     # a search over a budget's own field differs on purpose: not a warning
-    study, cells, _ = load_study(write_study(tmp_path, methods=["lora", "fft"],
-                                             search={"grid": {"training.max_steps": [2, 4]}, "defaults": False}))
+    study, cells, _ = load_study(
+        write_study(
+            tmp_path, methods=["lora", "fft"], search={"grid": {"training.max_steps": [2, 4]}, "defaults": False}
+        )
+    )
     assert unequal_budgets(study, cells) is None

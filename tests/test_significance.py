@@ -21,7 +21,12 @@ def _perturbed(task, examples, rng):
     for g in golds:
         if rng.random() < 0.35:
             other = rng.choice(golds)
-            if isinstance(g, list) and isinstance(other, list) and len(other) != len(g) and task.name in ("ner", "pico"):
+            if (
+                isinstance(g, list)
+                and isinstance(other, list)
+                and len(other) != len(g)
+                and task.name in ("ner", "pico")
+            ):
                 other = [rng.choice(sorted({t for x in golds for t in x})) for _ in g]
             g = other
         if isinstance(g, float):
@@ -30,8 +35,9 @@ def _perturbed(task, examples, rng):
     return golds, preds
 
 
-@pytest.mark.parametrize("name", ["ncbi-disease", "ebm-pico", "gad", "ddi", "chemprot", "biosses", "hoc",
-                                  "pubmedqa", "bioasq"])
+@pytest.mark.parametrize(
+    "name", ["ncbi-disease", "ebm-pico", "gad", "ddi", "chemprot", "biosses", "hoc", "pubmedqa", "bioasq"]
+)
 def test_sufficient_statistics_give_exactly_the_rule(name, data_dir):
     task = task_for(get_spec(name))
     examples = load_split(name, "dev", data_dir).to_list()[:300]
@@ -41,14 +47,16 @@ def test_sufficient_statistics_give_exactly_the_rule(name, data_dir):
         golds, preds = _perturbed(task, examples, rng)
         s = task.stats(golds, preds, ids)
         assert s.shape[0] == len(examples)
-        assert float(task.score_stats(s.sum(axis=0))) == pytest.approx(task.score_gold(golds, preds, ids)["score"],
-                                                                        abs=1e-9)
+        assert float(task.score_stats(s.sum(axis=0))) == pytest.approx(
+            task.score_gold(golds, preds, ids)["score"], abs=1e-9
+        )
         # a resample as counts equals the rule on the resampled examples (copies of one example kept apart)
         w = next(stats.resample_weights(len(examples), 3, seed=1))
         for row in w:
             idx = [i for i, c in enumerate(row) for _ in range(int(c))]
-            want = task.score_gold([golds[i] for i in idx], [preds[i] for i in idx], [f"{ids[i]}#{j}" for j, i in
-                                                                                       enumerate(idx)])["score"]
+            want = task.score_gold(
+                [golds[i] for i in idx], [preds[i] for i in idx], [f"{ids[i]}#{j}" for j, i in enumerate(idx)]
+            )["score"]
             assert float(task.score_stats(row @ s)) == pytest.approx(want, abs=1e-6)
 
 
@@ -63,11 +71,19 @@ def _score_acc(t):
 
 
 def _test(runs_a, runs_b, samples=4000):
-    obs, reps = stats.replicate_scores({("a", i): _acc_stats(c) for i, c in enumerate(runs_a)}
-                                       | {("b", i): _acc_stats(c) for i, c in enumerate(runs_b)}, _score_acc, samples)
+    obs, reps = stats.replicate_scores(
+        {("a", i): _acc_stats(c) for i, c in enumerate(runs_a)}
+        | {("b", i): _acc_stats(c) for i, c in enumerate(runs_b)},
+        _score_acc,
+        samples,
+    )
     seeds = range(len(runs_a))
-    return stats.seed_example_test([obs[("a", i)] for i in seeds], [reps[("a", i)] for i in seeds],
-                                   [obs[("b", i)] for i in seeds], [reps[("b", i)] for i in seeds])
+    return stats.seed_example_test(
+        [obs[("a", i)] for i in seeds],
+        [reps[("a", i)] for i in seeds],
+        [obs[("b", i)] for i in seeds],
+        [reps[("b", i)] for i in seeds],
+    )
 
 
 def test_identical_methods_differ_by_nothing():
@@ -85,7 +101,7 @@ def test_one_seed_matches_the_reference_paired_bootstrap_and_the_normal_approxim
     assert r["ci_low"] == pytest.approx(ref["ci_low"], abs=0.8) == pytest.approx(50 - 4.9, abs=0.8)
     assert r["ci_high"] == pytest.approx(ref["ci_high"], abs=0.8)
     # one seed: nothing to estimate a seed variance from, so the example variance alone and a normal reference
-    assert r["seed_var"] == 0 and r["df"] == float("inf") and r["example_var"] == pytest.approx(2.5 ** 2, rel=0.1)
+    assert r["seed_var"] == 0 and r["df"] == float("inf") and r["example_var"] == pytest.approx(2.5**2, rel=0.1)
     assert r["p_value"] < 1e-20
 
 
@@ -115,7 +131,9 @@ def test_the_example_part_is_what_seeds_share_not_each_seed_s_own_noise():
     n = 2000
     own = [rng.random(n) < 0.7 for _ in range(3)]
     obs, reps = stats.replicate_scores({i: _acc_stats(c) for i, c in enumerate(own)}, _score_acc, 2000)
-    _, seed_part, example_part, df = stats.seed_example_variance([obs[i] for i in range(3)], [reps[i] for i in range(3)])
+    _, seed_part, example_part, df = stats.seed_example_variance(
+        [obs[i] for i in range(3)], [reps[i] for i in range(3)]
+    )
     one_run = np.var(reps[0], ddof=1)
     assert df == 2 and example_part < 0.1 * one_run
     _, seed_part, example_part, _ = stats.seed_example_variance([obs[0]] * 3, [reps[0]] * 3)
@@ -149,8 +167,11 @@ def test_calibration_false_positives_at_most_alpha_and_power_reported(capsys):
     from biotune.report import calibration
 
     # 2,000 studies under no difference (Monte-Carlo standard error of a 5 % rate: 0.5 points), 500 for power
-    rows = [calibration.calibrate(spread, effect, studies=2000 if effect == 0 else 500)
-            for spread in calibration.SPREADS for effect in (0.0, 0.6)]
+    rows = [
+        calibration.calibrate(spread, effect, studies=2000 if effect == 0 else 500)
+        for spread in calibration.SPREADS
+        for effect in (0.0, 0.6)
+    ]
     with capsys.disabled():
         print("\n" + calibration.describe(rows))
     for r in rows:
@@ -206,12 +227,23 @@ def test_report_pairs_use_every_shared_seed_pair_a_deterministic_run_and_correct
         return [g if r else ("no" if g == "yes" else "yes") for g, r in zip(golds, right)]
 
     rows = []
-    for method, accs, det in (("zero_shot", [0.5], True), ("fft", [0.70, 0.71, 0.70], False),
-                              ("lora", [0.665, 0.68, 0.675], False)):
+    for method, accs, det in (
+        ("zero_shot", [0.5], True),
+        ("fft", [0.70, 0.71, 0.70], False),
+        ("lora", [0.665, 0.68, 0.675], False),
+    ):
         for seed, acc in enumerate(accs):
             out = _write_run(tmp_path / f"{method}{seed}", ids, golds, answers(acc))
-            rows.append({"dataset": "pubmedqa", "model": "m", "method": method, "seed": seed, "output_dir": out,
-                         "deterministic": det})
+            rows.append(
+                {
+                    "dataset": "pubmedqa",
+                    "model": "m",
+                    "method": method,
+                    "seed": seed,
+                    "output_dir": out,
+                    "deterministic": det,
+                }
+            )
     sig, intervals = significance(pd.DataFrame(rows), samples=4000)
     sig = sig.set_index(["a", "b"])
     zf, zl, fl = ("m / zero_shot", "m / fft"), ("m / zero_shot", "m / lora"), ("m / fft", "m / lora")

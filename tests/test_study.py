@@ -17,17 +17,42 @@ from biotune.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY_LLAMA = {"name": "tiny-llama", "family": "causal", "path": "smollm2-135m", "random_init": {
-    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 1024}}
+TINY_LLAMA = {
+    "name": "tiny-llama",
+    "family": "causal",
+    "path": "smollm2-135m",
+    "random_init": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+    },
+}
 MINILM = {"name": "minilm", "family": "encoder", "path": "minilm"}
 
 
 def write_study(tmp_path, **fields):
-    study = {"name": "t", "datasets": ["gad"], "models": [TINY_LLAMA], "methods": ["lora"], "seeds": [0],
-             "output_dir": str(tmp_path / "study"),
-             "defaults": {"training": {"max_steps": 2, "batch_size": 2, "train_limit": 4, "dev_limit": 2,
-                                       "max_length": 160, "learning_rate": 0.002}, "eval": {"limit": 2}}}
+    study = {
+        "name": "t",
+        "datasets": ["gad"],
+        "models": [TINY_LLAMA],
+        "methods": ["lora"],
+        "seeds": [0],
+        "output_dir": str(tmp_path / "study"),
+        "defaults": {
+            "training": {
+                "max_steps": 2,
+                "batch_size": 2,
+                "train_limit": 4,
+                "dev_limit": 2,
+                "max_length": 160,
+                "learning_rate": 0.002,
+            },
+            "eval": {"limit": 2},
+        },
+    }
     study.update(fields)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
@@ -36,23 +61,36 @@ def write_study(tmp_path, **fields):
 
 def test_grid_expansion_overrides_and_left_out_pairs(tmp_path):
     path = write_study(
-        tmp_path, datasets=["gad", "biosses"], models=[TINY_LLAMA, MINILM],
-        methods=["zero_shot", {"name": "few_shot", "params": {"shots": 2}},
-                 {"name": "few_shot", "label": "few_shot_knn", "params": {"shots": 2, "selection": "knn"}}, "lora"],
+        tmp_path,
+        datasets=["gad", "biosses"],
+        models=[TINY_LLAMA, MINILM],
+        methods=[
+            "zero_shot",
+            {"name": "few_shot", "params": {"shots": 2}},
+            {"name": "few_shot", "label": "few_shot_knn", "params": {"shots": 2, "selection": "knn"}},
+            "lora",
+        ],
         seeds=[0, 1, 2],
-        overrides={"dataset": {"biosses": {"eval": {"limit": 20}}},
-                   "method": {"lora": {"training": {"learning_rate": 0.01}}},
-                   "model": {"minilm": {"training": {"batch_size": 8}}},
-                   "seed": {"2": {"training": {"max_steps": 3}}}},
+        overrides={
+            "dataset": {"biosses": {"eval": {"limit": 20}}},
+            "method": {"lora": {"training": {"learning_rate": 0.01}}},
+            "model": {"minilm": {"training": {"batch_size": 8}}},
+            "seed": {"2": {"training": {"max_steps": 3}}},
+        },
     )
     study, cells, left_out = load_study(path)
     # per dataset: llama: zero_shot x1 seed + few_shot x3 + few_shot_knn x3 + lora x3 = 10; minilm: lora x3
     assert len(cells) == 2 * (10 + 3)
-    assert sorted(left_out) == sorted(["minilm x zero_shot (sequence_classification)",
-                                       "minilm x few_shot (sequence_classification)",
-                                       "minilm x few_shot_knn (sequence_classification)",
-                                       "minilm x zero_shot (regression)", "minilm x few_shot (regression)",
-                                       "minilm x few_shot_knn (regression)"])
+    assert sorted(left_out) == sorted(
+        [
+            "minilm x zero_shot (sequence_classification)",
+            "minilm x few_shot (sequence_classification)",
+            "minilm x few_shot_knn (sequence_classification)",
+            "minilm x zero_shot (regression)",
+            "minilm x few_shot (regression)",
+            "minilm x few_shot_knn (regression)",
+        ]
+    )
     by_id = {c.cell_id: c.experiment for c in cells}
     assert by_id["biosses__tiny-llama__lora__s0"].eval.limit == 20
     assert by_id["gad__tiny-llama__lora__s0"].eval.limit == 2
@@ -70,20 +108,24 @@ def test_blurb_expands_to_13_datasets(tmp_path):
     assert len({c.dataset for c in cells}) == 13
 
 
-@pytest.mark.parametrize("fields,needles", [
-    ({"datasets": ["gad", "gadd"]}, ["study.yaml:", "datasets.1", "unknown dataset 'gadd'", "blurb"]),
-    ({"methods": ["lora", "lorra"]}, ["methods.1", "unknown method 'lorra'", "qlora"]),
-    ({"models": [dict(TINY_LLAMA, family="rnn")]}, ["models.0.family", "unknown model family 'rnn'", "encoder"]),
-    ({"seeds": []}, ["field 'seeds'", "empty"]),
-    ({"methods": []}, ["field 'methods'", "empty"]),
-    ({"overrides": {"size": {}}}, ["overrides", "unknown axis 'size'"]),
-    ({"defaults": {"training": {"max_steps": "many"}}}, ["cell gad__tiny-llama__lora__s0", "training.max_steps"]),
-    ({"store": "postgresql://nobody@127.0.0.1:1/none"}, ["cannot open the results store"]),
-])
+@pytest.mark.parametrize(
+    "fields,needles",
+    [
+        ({"datasets": ["gad", "gadd"]}, ["study.yaml:", "datasets.1", "unknown dataset 'gadd'", "blurb"]),
+        ({"methods": ["lora", "lorra"]}, ["methods.1", "unknown method 'lorra'", "qlora"]),
+        ({"models": [dict(TINY_LLAMA, family="rnn")]}, ["models.0.family", "unknown model family 'rnn'", "encoder"]),
+        ({"seeds": []}, ["field 'seeds'", "empty"]),
+        ({"methods": []}, ["field 'methods'", "empty"]),
+        ({"overrides": {"size": {}}}, ["overrides", "unknown axis 'size'"]),
+        ({"defaults": {"training": {"max_steps": "many"}}}, ["cell gad__tiny-llama__lora__s0", "training.max_steps"]),
+        ({"store": "postgresql://nobody@127.0.0.1:1/none"}, ["cannot open the results store"]),
+    ],
+)
 def test_bad_study_file_is_a_clear_error_and_writes_nothing(tmp_path, fields, needles):
     path = write_study(tmp_path, **fields)
-    r = subprocess.run([sys.executable, "-m", "biotune", "study", str(path)], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "biotune", "study", str(path)], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1, r.stderr
@@ -98,7 +140,12 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     assert len(cells) == 3  # zero_shot once, lora per seed
     first = run_study(study, cells)
     assert {k: first[k] for k in ("cells", "ran", "failed", "skipped", "already_done")} == {
-        "cells": 3, "ran": 3, "failed": 0, "skipped": 0, "already_done": 0}
+        "cells": 3,
+        "ran": 3,
+        "failed": 0,
+        "skipped": 0,
+        "already_done": 0,
+    }
     assert len(first["final_cells"]) == 3 and first["pending"] == []
     store = Store(study.store_url)
     rows = store.rows("t")
@@ -118,8 +165,23 @@ def test_results_export(tmp_path, data_dir):
     run_study(study, cells)
     for fmt in ("csv", "parquet"):
         out = tmp_path / f"results.{fmt}"
-        r = subprocess.run([sys.executable, "-m", "biotune", "results", "export", "--store", study.store_url,
-                            "--format", fmt, "-o", str(out)], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "biotune",
+                "results",
+                "export",
+                "--store",
+                study.store_url,
+                "--format",
+                fmt,
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         import pandas as pd
 
@@ -135,8 +197,16 @@ def _worker(url, name, queue):
     mine = []
     for key in KEYS:
         if store.claim("concurrent", key, "hash", worker=name):
-            summary = RunSummary(name=name, dataset=key[0], task="relation", model=key[1], family="causal",
-                                 method=key[2], seed=key[3], metrics={"score": 1.0})
+            summary = RunSummary(
+                name=name,
+                dataset=key[0],
+                task="relation",
+                model=key[1],
+                family="causal",
+                method=key[2],
+                seed=key[3],
+                metrics={"score": 1.0},
+            )
             store.finish("concurrent", key, "hash", summary, {}, None, output_dir=name)
             mine.append(key)
     queue.put((name, mine))
@@ -167,8 +237,11 @@ def test_two_concurrent_workers_lose_and_duplicate_no_rows(tmp_path):
 def test_a_model_can_run_only_some_of_the_methods(tmp_path):
     path = write_study(tmp_path, models=[TINY_LLAMA, dict(MINILM, methods=["fft"])], methods=["lora", "fft"])
     _, cells, _ = load_study(path)
-    assert sorted((c.model, c.method) for c in cells) == [("minilm", "fft"), ("tiny-llama", "fft"),
-                                                            ("tiny-llama", "lora")]
+    assert sorted((c.model, c.method) for c in cells) == [
+        ("minilm", "fft"),
+        ("tiny-llama", "fft"),
+        ("tiny-llama", "lora"),
+    ]
     bad = write_study(tmp_path, models=[dict(MINILM, methods=["qlora"])], methods=["lora", "fft"])
     with pytest.raises(Exception, match=r"models\.0\.methods\.0.*'qlora' is not one of the study's methods"):
         load_study(bad)
@@ -177,8 +250,13 @@ def test_a_model_can_run_only_some_of_the_methods(tmp_path):
 def test_a_failing_cell_is_recorded_with_its_log_and_the_study_goes_on(tmp_path, data_dir):
     # the zero-shot cell reads its data from an empty folder: it fails inside its process, the next one runs
     (tmp_path / "empty").mkdir()
-    path = write_study(tmp_path, datasets=["gad"], methods=["zero_shot", "lora"], data_dir=str(data_dir),
-                       overrides={"method": {"zero_shot": {"data_dir": str(tmp_path / "empty")}}})
+    path = write_study(
+        tmp_path,
+        datasets=["gad"],
+        methods=["zero_shot", "lora"],
+        data_dir=str(data_dir),
+        overrides={"method": {"zero_shot": {"data_dir": str(tmp_path / "empty")}}},
+    )
     study, cells, _ = load_study(path)
     result = run_study(study, cells)
     assert result["failed"] == 1 and result["ran"] == 1
@@ -191,13 +269,16 @@ def test_a_failing_cell_is_recorded_with_its_log_and_the_study_goes_on(tmp_path,
 
 def test_ray_executor_fans_cells_out_to_workers_that_write_the_store(tmp_path, data_dir):
     pytest.importorskip("ray")
-    path = write_study(tmp_path, datasets=["gad"], methods=["zero_shot", "lora"], seeds=[0, 1],
-                       data_dir=str(data_dir))
+    path = write_study(tmp_path, datasets=["gad"], methods=["zero_shot", "lora"], seeds=[0, 1], data_dir=str(data_dir))
     study, cells, _ = load_study(path)
     assert len(cells) == 3  # zero-shot once (it has no seed), LoRA twice: two Ray workers at a time
-    driver = subprocess.Popen([sys.executable, "-m", "biotune", "study", str(path), "--executor", "ray",
-                               "--cpus-per-cell", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              cwd=tmp_path)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "biotune", "study", str(path), "--executor", "ray", "--cpus-per-cell", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     stdout, stderr = driver.communicate(timeout=900)
     assert driver.returncode == 0, stderr[-3000:]
     assert "3 cells run, 0 already done, 0 failed" in stdout

@@ -15,10 +15,28 @@ def test_an_xdist_group_runs_on_one_worker(tmp_path):
         "    time.sleep(0.1)\n"
         "    print('WORKER', os.environ['PYTEST_XDIST_WORKER'])\n"
         "def test_free():\n"
-        "    time.sleep(0.3)\n")
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-n", "2",
-                        "--dist", "loadgroup", "test_grouped.py"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300)
+        "    time.sleep(0.3)\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            "test_grouped.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     workers = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("WORKER")}
     assert len(workers) == 1, r.stdout

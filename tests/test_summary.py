@@ -7,12 +7,22 @@ import pytest
 from biotune.summary import RunSummary
 
 WRITTEN = {  # a metrics.json as Experiment.write writes it (a few fields shortened)
-    "name": "gad-smollm2-135m-lora-s0", "dataset": "gad", "task": "relation", "model": "smollm2-135m",
-    "family": "causal", "method": "lora", "seed": 0, "identity_hash": "5891a1bcb25bb04e",
+    "name": "gad-smollm2-135m-lora-s0",
+    "dataset": "gad",
+    "task": "relation",
+    "model": "smollm2-135m",
+    "family": "causal",
+    "method": "lora",
+    "seed": 0,
+    "identity_hash": "5891a1bcb25bb04e",
     "metrics": {"metric": "micro F1, negative class excluded", "score": 65.39, "n": 534, "n_unparsed": 0},
-    "dev": {"score": 67.7, "n": 200, "from": "training"}, "blurb_comparable": True,
-    "resources": {"trainable_params": 2442240, "train_seconds": 1510.2}, "training": {"global_step": 125},
-    "device": "cpu", "compute_dtype": "float32", "versions": {"biotune": "0.1.0"},
+    "dev": {"score": 67.7, "n": 200, "from": "training"},
+    "blurb_comparable": True,
+    "resources": {"trainable_params": 2442240, "train_seconds": 1510.2},
+    "training": {"global_step": 125},
+    "device": "cpu",
+    "compute_dtype": "float32",
+    "versions": {"biotune": "0.1.0"},
 }
 
 

@@ -9,8 +9,14 @@ from biotune.tasks.mentions import locate, spans_from_tags, split_mentions
 
 # Round trip target -> parse -> score on real dev data. NER/PICO lose a little where the same text is tagged
 # in one place and not in another of the same sentence, or a mention contains ';' -- measured, then bounded.
-ROUND_TRIP_MIN = {"ner": 99.0, "pico": 99.0, "relation": 100.0, "similarity": 100.0,
-                  "doc_classification": 100.0, "qa": 100.0}
+ROUND_TRIP_MIN = {
+    "ner": 99.0,
+    "pico": 99.0,
+    "relation": 100.0,
+    "similarity": 100.0,
+    "doc_classification": 100.0,
+    "qa": 100.0,
+}
 
 
 @pytest.mark.parametrize("name", DATASETS.names())
@@ -44,7 +50,15 @@ def test_mentions_match_tokenized_text():
     assert split_mentions("1. 5-fluorouracil\n- cisplatin.") == ["1. 5-fluorouracil", "- cisplatin."]
     ner = task_for(get_spec("bc5-chem"))
     assert ner.parse("1. 5-fluorouracil\n- cisplatin.", {"tokens": tokens, "tags": ["O"] * 8}).value == [
-        "O", "O", "B", "I", "I", "O", "B", "O"]
+        "O",
+        "O",
+        "B",
+        "I",
+        "I",
+        "O",
+        "B",
+        "O",
+    ]
 
 
 def test_mention_placement_fixes_found_by_the_audit():

@@ -12,17 +12,41 @@ from biotune.train import run_experiment
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
 
-TINY_LLAMA = {"family": "causal", "path": "smollm2-135m", "random_init": {
-    "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-    "num_key_value_heads": 2, "max_position_embeddings": 1024}}
-TRAINING = {"max_steps": 4, "batch_size": 2, "train_limit": 8, "dev_limit": 2, "learning_rate": 0.002,
-            "max_length": 192, "logging_steps": 1, "eval_steps": 2, "save_steps": 2}
+TINY_LLAMA = {
+    "family": "causal",
+    "path": "smollm2-135m",
+    "random_init": {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 1024,
+    },
+}
+TRAINING = {
+    "max_steps": 4,
+    "batch_size": 2,
+    "train_limit": 8,
+    "dev_limit": 2,
+    "learning_rate": 0.002,
+    "max_length": 192,
+    "logging_steps": 1,
+    "eval_steps": 2,
+    "save_steps": 2,
+}
 
 
 def _cfg(tmp_path, report_to, **fields):
-    return ExperimentConfig(dataset="gad", model=TINY_LLAMA, method={"name": "lora"},
-                            training={**TRAINING, "report_to": report_to}, eval={"limit": 2},
-                            output_dir=str(tmp_path / "run"), **fields)
+    return ExperimentConfig(
+        dataset="gad",
+        model=TINY_LLAMA,
+        method={"name": "lora"},
+        training={**TRAINING, "report_to": report_to},
+        eval={"limit": 2},
+        output_dir=str(tmp_path / "run"),
+        **fields,
+    )
 
 
 def test_mlflow_and_tensorboard_receive_the_curve_the_tags_and_the_final_metrics(tmp_path, monkeypatch):
@@ -38,7 +62,13 @@ def test_mlflow_and_tensorboard_receive_the_curve_the_tags_and_the_final_metrics
     [run] = client.search_runs([experiment.experiment_id])
     tags = run.data.tags
     assert {tags[k] for k in ("dataset", "model", "method", "seed", "study", "cell")} == {
-        "gad", "smollm2-135m", "lora", "0", "s1", "gad__tiny__lora__s0"}
+        "gad",
+        "smollm2-135m",
+        "lora",
+        "0",
+        "s1",
+        "gad__tiny__lora__s0",
+    }
     assert tags["identity"] == summary["identity_hash"]
     loss = client.get_metric_history(run.info.run_id, "loss")
     assert len(loss) == 4  # the Trainer's own log, one per step
@@ -66,9 +96,15 @@ def test_tracking_is_outside_a_results_identity(tmp_path):
 def test_a_study_tags_each_cell(tmp_path):
     from biotune.study.grid import StudyConfig, expand
 
-    study = StudyConfig(name="tagged", datasets=["gad"], models=[{**TINY_LLAMA, "name": "tiny"}],
-                        methods=["zero_shot", "lora"], seeds=[0], output_dir=str(tmp_path / "s"),
-                        defaults={"training": {**TRAINING, "report_to": ["mlflow"]}})
+    study = StudyConfig(
+        name="tagged",
+        datasets=["gad"],
+        models=[{**TINY_LLAMA, "name": "tiny"}],
+        methods=["zero_shot", "lora"],
+        seeds=[0],
+        output_dir=str(tmp_path / "s"),
+        defaults={"training": {**TRAINING, "report_to": ["mlflow"]}},
+    )
     cells, _, _ = expand(study)
     assert [c.experiment.tags for c in cells] == [{"study": "tagged", "cell": c.cell_id} for c in cells]
     assert all(c.experiment.training.report_to == ["mlflow"] for c in cells)

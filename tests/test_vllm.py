@@ -12,7 +12,6 @@ from biotune import vllm_generation
 from biotune.errors import BiotuneError
 from biotune.identity import identity
 from biotune.train import run_experiment
-
 from test_fast_paths import config
 
 
@@ -33,8 +32,9 @@ def test_asking_for_vllm_where_it_cannot_run_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "icl" / "metrics.json").exists() and not (tmp_path / "icl" / "predictions.jsonl").exists()
 
 
-@pytest.mark.parametrize("family, scoring, expected", [("seq2seq", "generate", "decoder-only"),
-                                                        ("causal", "likelihood", "scores options")])
+@pytest.mark.parametrize(
+    "family, scoring, expected", [("seq2seq", "generate", "decoder-only"), ("causal", "likelihood", "scores options")]
+)
 def test_vllm_serves_decoder_only_generation_only(family, scoring, expected, monkeypatch):
     monkeypatch.setattr(vllm_generation, "available", lambda: True)  # past the install check, to the next one
     with pytest.raises(BiotuneError, match=expected):

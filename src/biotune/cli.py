@@ -5,8 +5,8 @@ Errors a user can fix (BiotuneError, invalid settings) print one line and exit 2
 
 from __future__ import annotations
 
-import json
 import errno
+import json
 import sys
 from typing import Optional
 
@@ -19,25 +19,40 @@ from rich.table import Table
 
 from .errors import BiotuneError
 
-app = typer.Typer(help="biotune: which way of adapting a language model to a biomedical task works best.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="biotune: which way of adapting a language model to a biomedical task works best.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 data_app = typer.Typer(help="Inspect the datasets: the BLURB ones and your own dataset files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 out = Console(width=None if sys.stdout.isatty() else 160)
 
-GPU_OPTION = typer.Option(None, "--gpu", help="With --plan: a GPU of biotune's table (a100-80gb, h100-sxm, h200, l40s, rtx-4090, ...).")
-GPU_MEMORY_OPTION = typer.Option(None, "--gpu-memory", help="With --plan, for a GPU not in the table: its memory in GB.")
+GPU_OPTION = typer.Option(
+    None, "--gpu", help="With --plan: a GPU of biotune's table (a100-80gb, h100-sxm, h200, l40s, rtx-4090, ...)."
+)
+GPU_MEMORY_OPTION = typer.Option(
+    None, "--gpu-memory", help="With --plan, for a GPU not in the table: its memory in GB."
+)
 GPU_TFLOPS_OPTION = typer.Option(None, "--gpu-tflops", help="With --plan and --gpu-memory: its dense bf16 TFLOP/s.")
-GPUS_OPTION = typer.Option(1, "--gpus", help="With --plan: GPUs per cell (more than one: FSDP, sharded, data parallel).")
-UTILIZATION_OPTION = typer.Option(0.4, "--utilization", help="With --plan: the fraction of peak FLOP/s training and prefill reach.")
-DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the BLURB files (default: $BIOTUNE_DATA or ../shared/data/blurb).")
+GPUS_OPTION = typer.Option(
+    1, "--gpus", help="With --plan: GPUs per cell (more than one: FSDP, sharded, data parallel)."
+)
+UTILIZATION_OPTION = typer.Option(
+    0.4, "--utilization", help="With --plan: the fraction of peak FLOP/s training and prefill reach."
+)
+DATA_DIR = typer.Option(
+    None, "--data-dir", help="Folder with the BLURB files (default: $BIOTUNE_DATA or ../shared/data/blurb)."
+)
 
 
 @data_app.command("list")
 def data_list(
     data_dir: Optional[str] = DATA_DIR,
-    include: list[str] = typer.Option([], "--include", help="Also list the dataset files (*.yaml) in this folder "
-                                      "(repeatable), or one dataset file."),
+    include: list[str] = typer.Option(
+        [], "--include", help="Also list the dataset files (*.yaml) in this folder (repeatable), or one dataset file."
+    ),
 ) -> None:
     """Every dataset with its task type, metric and split sizes (and which splits are missing): the BLURB
     datasets, and the dataset files of --include."""
@@ -74,8 +89,10 @@ def data_list(
                 problems.append(f"{spec.name} {split}: {e}")
         table.add_row(spec.name, spec.title, spec.task, task_for(spec).metric, *sizes)
     out.print(table)
-    out.print(f"{len(specs)} datasets; units: sentences (NER, PICO), pairs (relations, BIOSSES), documents (HoC), "
-              "questions (QA); '-': the dataset file names no such split.")
+    out.print(
+        f"{len(specs)} datasets; units: sentences (NER, PICO), pairs (relations, BIOSSES), documents (HoC), "
+        "questions (QA); '-': the dataset file names no such split."
+    )
     if missing:
         out.print("missing files (see data/README.md for how to supply them):\n  " + "\n  ".join(missing))
     if problems:
@@ -84,10 +101,16 @@ def data_list(
 
 @data_app.command("fetch")
 def data_fetch(
-    to: Optional[str] = typer.Option(None, "--to", help="Folder to write the BLURB files to (default: "
-                                     "~/.cache/biotune/blurb, where biotune then finds them)."),
-    mirror: str = typer.Option("https://raw.githubusercontent.com", "--mirror", help="Where the public copies "
-                               "are, as <mirror>/<owner>/<repo>/<commit>/<path> (a URL or a local folder)."),
+    to: Optional[str] = typer.Option(
+        None,
+        "--to",
+        help="Folder to write the BLURB files to (default: ~/.cache/biotune/blurb, where biotune then finds them).",
+    ),
+    mirror: str = typer.Option(
+        "https://raw.githubusercontent.com",
+        "--mirror",
+        help="Where the public copies are, as <mirror>/<owner>/<repo>/<commit>/<path> (a URL or a local folder).",
+    ),
 ) -> None:
     """Fetch the BLURB files from public copies (the files BLURB's pipeline wrote, as KeBioLM commits them;
     PubMedQA from its repository, with BLURB's split regenerated) and verify each against biotune's checksums."""
@@ -104,8 +127,10 @@ def data_fetch(
     out.print(table)
     bad = [o for o in outcomes if o.status == "corrupt"]
     missing = [o for o in outcomes if o.status == "missing"]
-    out.print(f"{len(outcomes) - len(bad) - len(missing)} of {len(outcomes)} files verified; {len(missing)} missing, "
-              f"{len(bad)} refused (checksum mismatch). Datasets with a missing split still run on the others.")
+    out.print(
+        f"{len(outcomes) - len(bad) - len(missing)} of {len(outcomes)} files verified; {len(missing)} missing, "
+        f"{len(bad)} refused (checksum mismatch). Datasets with a missing split still run on the others."
+    )
     if bad:
         raise typer.Exit(1)
 
@@ -131,24 +156,45 @@ def data_show(
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option("smollm2-135m", help="Alias (smollm2-135m), local folder or hub id."),
-    family: str = typer.Option("auto", help="causal, seq2seq (T5 / FLAN-T5 / UL2) or glm; auto: from the model's config."),
+    family: str = typer.Option(
+        "auto", help="causal, seq2seq (T5 / FLAN-T5 / UL2) or glm; auto: from the model's config."
+    ),
     datasets: str = typer.Option("all", help="Comma-separated dataset names or dataset files (my.yaml), or 'all'."),
     split: str = typer.Option("test", help="Split to evaluate: train, dev or test."),
     shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
     selection: str = typer.Option("random", help="Shot selection: random or knn (nearest by MiniLM embedding)."),
     shot_split: str = typer.Option("train", help="Split the shots are drawn from."),
-    fallback_split: Optional[str] = typer.Option(None, help="Where the evaluated or shot split is missing (EBM PICO train here), use this split instead; such results are flagged as not comparable to BLURB."),
+    fallback_split: Optional[str] = typer.Option(
+        None,
+        help=(
+            "Where the evaluated or shot split is missing (EBM PICO train here), use this split instead; such results "
+            "are flagged as not comparable to BLURB."
+        ),
+    ),
     seed: int = typer.Option(0, help="Seed for shot selection."),
     limit: Optional[int] = typer.Option(None, help="Evaluate N examples per dataset, spread evenly over the split."),
     batch_size: int = typer.Option(8, help="Batch size."),
-    scoring: str = typer.Option("generate", help="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."),
-    output_format: str = typer.Option("auto", help="NER / PICO: how mentions are written: list ('a; b'), inline (the sentence with <e>a</e> marked) or auto."),
+    scoring: str = typer.Option(
+        "generate", help="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."
+    ),
+    output_format: str = typer.Option(
+        "auto",
+        help="NER / PICO: how mentions are written: list ('a; b'), inline (the sentence with <e>a</e> marked) or auto.",
+    ),
     max_length: Optional[int] = typer.Option(None, help="Prompt + answer token budget (default: the model's context)."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Cap on a generated answer's tokens (default: the task's own budget, e.g. 96 for an NER mention list)."),
+    max_new_tokens: Optional[int] = typer.Option(
+        None,
+        help="Cap on a generated answer's tokens (default: the task's own budget, e.g. 96 for an NER mention list).",
+    ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     dtype: str = typer.Option("auto", help="auto, float32, bfloat16, float16."),
     data_dir: Optional[str] = DATA_DIR,
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Where predictions and metrics go (default: runs/eval-<model>-<shots>shot-<time>)."),
+    output_dir: Optional[str] = typer.Option(
+        None,
+        "--output-dir",
+        "-o",
+        help="Where predictions and metrics go (default: runs/eval-<model>-<shots>shot-<time>).",
+    ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     force: bool = typer.Option(False, "--force", help="Replace results of another evaluation in the output folder."),
 ) -> None:
@@ -162,10 +208,27 @@ def eval_cmd(
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         output_dir = f"runs/eval-{model.replace('/', '_')}-{shots}shot-{stamp}"
     cfg = EvalConfig(
-        model=model, family=family, datasets=[d.strip() for d in datasets.split(",") if d.strip()], split=split, shots=shots,
-        selection=selection, shot_split=shot_split, fallback_split=fallback_split, seed=seed, limit=limit, batch_size=batch_size,
-        scoring=scoring, output_format=output_format, max_length=max_length, max_new_tokens=max_new_tokens, device=device, dtype=dtype, data_dir=data_dir,
-        output_dir=output_dir, progress=progress, force=force,
+        model=model,
+        family=family,
+        datasets=[d.strip() for d in datasets.split(",") if d.strip()],
+        split=split,
+        shots=shots,
+        selection=selection,
+        shot_split=shot_split,
+        fallback_split=fallback_split,
+        seed=seed,
+        limit=limit,
+        batch_size=batch_size,
+        scoring=scoring,
+        output_format=output_format,
+        max_length=max_length,
+        max_new_tokens=max_new_tokens,
+        device=device,
+        dtype=dtype,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        progress=progress,
+        force=force,
     )
     summary = run_eval(cfg)
     print_summary(summary)
@@ -178,7 +241,9 @@ def run_cmd(
     output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Overrides output_dir of the file."),
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set dataset=hoc --set training.max_steps=20"),
     progress: bool = typer.Option(True, help="Show progress bars."),
-    force: bool = typer.Option(False, "--force", help="Replace a result (or half-done run) of another experiment in the output folder."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace a result (or half-done run) of another experiment in the output folder."
+    ),
     plan: bool = typer.Option(False, "--plan", help="Print the cost estimate (memory, FLOPs, time, fits) and exit."),
     gpu: Optional[str] = GPU_OPTION,
     gpu_memory: Optional[float] = GPU_MEMORY_OPTION,
@@ -204,18 +269,38 @@ def run_cmd(
             out.print(f"note: {note}", soft_wrap=True)
         out.print(assumptions(acc, gpus, utilization), soft_wrap=True)
         return
-    from .train import output_dir as out_of, run_experiment
+    from .train import output_dir as out_of
+    from .train import run_experiment
+
     summary = run_experiment(cfg, progress=progress, force=force)
     if summary is None:  # a non-main process of a multi-process run: the main one reports
         return
     m, r = summary.metrics, summary.resources
     table = Table(title=summary.name)
-    for col in ("dataset", "model", "method", "metric", "score", "trainable params", "peak mem (MB)", "train s", "tokens/s"):
+    for col in (
+        "dataset",
+        "model",
+        "method",
+        "metric",
+        "score",
+        "trainable params",
+        "peak mem (MB)",
+        "train s",
+        "tokens/s",
+    ):
         table.add_column(col)
     peak = max(r.get("train_peak_memory_bytes", 0), r.get("eval_peak_memory_bytes", 0)) / 2**20
-    table.add_row(summary.dataset, summary.model, summary.method, m["metric"], f"{summary.score:.2f}",
-                  f"{r['trainable_params']:,}", f"{peak:.0f}", str(r.get("train_seconds", "-")),
-                  str(r.get("train_tokens_per_s", "-")))
+    table.add_row(
+        summary.dataset,
+        summary.model,
+        summary.method,
+        m["metric"],
+        f"{summary.score:.2f}",
+        f"{r['trainable_params']:,}",
+        f"{peak:.0f}",
+        str(r.get("train_seconds", "-")),
+        str(r.get("train_tokens_per_s", "-")),
+    )
     out.print(table)
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
 
@@ -225,17 +310,34 @@ def study_cmd(
     study_file: str = typer.Argument(..., help="Study YAML (see configs/demo.yaml)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the grid and exit."),
     executor: str = typer.Option("local", help="local: cells one after another here; ray: fan out over a Ray cluster."),
-    ray_address: Optional[str] = typer.Option(None, help="With --executor ray: a running cluster ('auto' or host:port); default: start Ray locally."),
+    ray_address: Optional[str] = typer.Option(
+        None, help="With --executor ray: a running cluster ('auto' or host:port); default: start Ray locally."
+    ),
     cpus_per_cell: float = typer.Option(1, help="With --executor ray: CPUs each cell reserves (its torch threads)."),
     gpus_per_cell: float = typer.Option(0, help="With --executor ray: GPUs each cell reserves."),
     report: bool = typer.Option(True, help="Write the report (biotune report) when the cells are done."),
-    plan: bool = typer.Option(False, "--plan", help="Print each cell's cost estimate (memory, FLOPs, time, whether it fits, what would) and the totals, and exit."),
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help=(
+            "Print each cell's cost estimate (memory, FLOPs, time, whether it fits, what would) and the totals, and "
+            "exit."
+        ),
+    ),
     gpu: Optional[str] = GPU_OPTION,
     gpu_memory: Optional[float] = GPU_MEMORY_OPTION,
     gpu_tflops: Optional[float] = GPU_TFLOPS_OPTION,
     gpus: int = GPUS_OPTION,
     utilization: float = UTILIZATION_OPTION,
-    reclaim: bool = typer.Option(False, "--reclaim", help="Also run the cells that workers of other machines claimed and did not finish: when those machines no longer run this study (stopped, lost, or a store copied from elsewhere). A live worker on this machine keeps its cells."),
+    reclaim: bool = typer.Option(
+        False,
+        "--reclaim",
+        help=(
+            "Also run the cells that workers of other machines claimed and did not finish: when those machines no "
+            "longer run this study (stopped, lost, or a store copied from elsewhere). A live worker on this machine "
+            "keeps its cells."
+        ),
+    ),
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
     from .study.grid import load_study, unequal_budgets
@@ -255,10 +357,11 @@ def study_cmd(
         table = Table(title=f"study {study.name}: {len(cells)} cells")
         for col in ("#", "dataset", "model", "method", "seed", "state", "identity", "output"):
             table.add_column(col)
-        for i, (c, (state, why)) in enumerate(zip(cells, states), 1):
+        for i, (c, (state, _why)) in enumerate(zip(cells, states), 1):
             method = c.method + (f" [{c.search.label()}]" if c.search else "")
-            table.add_row(str(i), c.dataset, c.model, method, str(c.seed), state, c.identity_hash,
-                          c.experiment.output_dir)
+            table.add_row(
+                str(i), c.dataset, c.model, method, str(c.seed), state, c.identity_hash, c.experiment.output_dir
+            )
         out.print(table)
         for c, (state, why) in zip(cells, states):
             if state in ("stale", "running"):
@@ -266,32 +369,47 @@ def study_cmd(
         counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
         out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
         for g in study.groups:
-            how = ("every candidate its whole budget" if g.strategy == "grid" else
-                   f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
-                   f"each rung, the range growing at its edge up to {study.search.grow} values")
-            out.print(f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
-                      f"({how}; scored on dev); the best then runs seeds {g.seeds} anew"
-                      + (f"; {g.defaulted}" if g.defaulted else ""), soft_wrap=True)
+            how = (
+                "every candidate its whole budget"
+                if g.strategy == "grid"
+                else f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
+                f"each rung, the range growing at its edge up to {study.search.grow} values"
+            )
+            out.print(
+                f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
+                f"({how}; scored on dev); the best then runs seeds {g.seeds} anew"
+                + (f"; {g.defaulted}" if g.defaulted else ""),
+                soft_wrap=True,
+            )
         if left_out:
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")
         return
     if executor not in ("local", "ray"):
         raise BiotuneError(f"--executor {executor!r}: valid: local, ray")
-    options = ({"address": ray_address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}
-               if executor == "ray" else {})
+    options = (
+        {"address": ray_address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}
+        if executor == "ray"
+        else {}
+    )
     from .study.runner import StudyInterrupted
 
     try:
         result = run_study(study, cells, executor=executor, reclaim=reclaim, **options)
     except StudyInterrupted as e:
-        out.print(f"interrupted: {e} recorded as interrupted in {study.store_url}; rerun the same command to "
-                  "resume it from its last checkpoint")
+        out.print(
+            f"interrupted: {e} recorded as interrupted in {study.store_url}; rerun the same command to "
+            "resume it from its last checkpoint"
+        )
         raise typer.Exit(130) from None
-    out.print(f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
-              f"{result['skipped']} taken by another worker; results in {study.store_url}")
-    out.print(f"disk: {result['disk_bytes'] / 1e6:,.1f} MB in {study.out}/ (checkpoints deleted once a cell's result "
-              "is written; trained weights kept as each cell's `keep` says)")
+    out.print(
+        f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
+        f"{result['skipped']} taken by another worker; results in {study.store_url}"
+    )
+    out.print(
+        f"disk: {result['disk_bytes'] / 1e6:,.1f} MB in {study.out}/ (checkpoints deleted once a cell's result "
+        "is written; trained weights kept as each cell's `keep` says)"
+    )
     if report:
         _write_report(study, result["final_cells"])
     if result["failed"]:
@@ -305,9 +423,16 @@ def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) ->
     from .plan.render import assumptions, cell_table, summary_table, totals
 
     acc, gpus, utilization = _plan_target(gpu, gpu_memory, gpu_tflops, gpus, utilization)
-    rows = plan_cells(cells, study.groups, acc, gpus, utilization,
-                      lambda items: track(items, description="planning", console=Console(stderr=True),
-                                          disable=not sys.stderr.isatty()))
+    rows = plan_cells(
+        cells,
+        study.groups,
+        acc,
+        gpus,
+        utilization,
+        lambda items: track(
+            items, description="planning", console=Console(stderr=True), disable=not sys.stderr.isatty()
+        ),
+    )
     out.print(cell_table([(label, p) for label, _, p in rows], f"plan: study {study.name}"))
     out.print(summary_table([((c.model, c.method), p) for _, c, p in rows]))
     notes = sorted({n for _, _, p in rows for n in p.notes if "tokenizer" in n})  # the rest are per cell
@@ -331,21 +456,29 @@ def _plan_target(gpu, gpu_memory, gpu_tflops, gpus: int, utilization: float):
 @app.command("report")
 def report_cmd(
     study_file: str = typer.Argument(..., help="The study YAML (its name, store and output folder)."),
-    memory_budgets: Optional[str] = typer.Option(None, help="Peak-memory budgets in MB for the recommendations, e.g. 2048,8192,inf (default: the study file's report.memory_budgets_mb)."),
-    time_budgets: Optional[str] = typer.Option(None, help="Training-time budgets in seconds, e.g. 300,3600,inf (default: report.time_budgets_s)."),
+    memory_budgets: Optional[str] = typer.Option(
+        None,
+        help=(
+            "Peak-memory budgets in MB for the recommendations, e.g. 2048,8192,inf (default: the study file's "
+            "report.memory_budgets_mb)."
+        ),
+    ),
+    time_budgets: Optional[str] = typer.Option(
+        None, help="Training-time budgets in seconds, e.g. 300,3600,inf (default: report.time_budgets_s)."
+    ),
     samples: Optional[int] = typer.Option(None, help="Bootstrap resamples (default: report.bootstrap_samples)."),
 ) -> None:
     """Write report.html (self-contained: tables, Pareto plots, significance, recommendations) and report.md."""
     from .study.grid import load_study
-
     from .study.runner import final_study_cells
 
     study, cells, _ = load_study(study_file)
     _write_report(study, final_study_cells(study, cells), memory_budgets, time_budgets, samples)
 
 
-def _write_report(study, cells, memory_budgets: str | None = None, time_budgets: str | None = None,
-                  samples: int | None = None) -> None:
+def _write_report(
+    study, cells, memory_budgets: str | None = None, time_budgets: str | None = None, samples: int | None = None
+) -> None:
     from .report.build import build_report
 
     try:
@@ -362,8 +495,16 @@ def _write_report(study, cells, memory_budgets: str | None = None, time_budgets:
     for g in study.groups:
         if g.strategy == "halving":
             searched += halving.summary(store, study.name, g, study.search.rungs)
-    result = build_report(study.store_url, study.name, study.out, mem, sec, samples or study.report.bootstrap_samples,
-                          identities={c.key: c.identity_hash for c in cells}, search=searched)
+    result = build_report(
+        study.store_url,
+        study.name,
+        study.out,
+        mem,
+        sec,
+        samples or study.report.bootstrap_samples,
+        identities={c.key: c.identity_hash for c in cells},
+        search=searched,
+    )
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 
 
@@ -371,8 +512,11 @@ def _write_report(study, cells, memory_budgets: str | None = None, time_budgets:
 def export_cmd(
     run_dir: str = typer.Argument(..., help="A finished run's folder (biotune run, or a study cell's)."),
     out_dir: str = typer.Option(..., "--out", help="New folder to write."),
-    merge: bool = typer.Option(False, "--merge", help="Merge the adapter into the base model (one transformers "
-                               "folder; QLoRA: into the bf16 base)."),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="Merge the adapter into the base model (one transformers folder; QLoRA: into the bf16 base).",
+    ),
 ) -> None:
     """Export a run's trained weights: the adapter as a standard peft folder (or the fully fine-tuned model), or
     with --merge the base model with the adapter merged in; safetensors, tokenizer and a model card."""
@@ -420,15 +564,27 @@ def print_summary(summary: dict) -> None:
         table.add_column(col, justify="left" if col in ("dataset", "task type", "metric", "split") else "right")
     for name, r in summary["datasets"].items():
         split = r["split"] + (f" (shots: {r['shot_split']})" if r["shot_split"] and r["shot_split"] != "train" else "")
-        table.add_row(name, r["task"], r["metric"], split + ("" if r["blurb_comparable"] else " *"),
-                      f"{r['score']:.2f}", str(r["n"]), str(r["n_unparsed"]), str(r["n_shots_dropped"]))
+        table.add_row(
+            name,
+            r["task"],
+            r["metric"],
+            split + ("" if r["blurb_comparable"] else " *"),
+            f"{r['score']:.2f}",
+            str(r["n"]),
+            str(r["n_unparsed"]),
+            str(r["n_shots_dropped"]),
+        )
     for name in summary["skipped"]:
         table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-", "-")
     out.print(table)
     if not all(r["blurb_comparable"] for r in summary["datasets"].values()):
         out.print("* not the BLURB test split: not comparable to published BLURB numbers")
     b = summary["blurb"]
-    note = "" if b["complete"] else f" (partial: {b['n_task_types']}/6 task types{', datasets skipped' if summary['skipped'] else ''})"
+    note = (
+        ""
+        if b["complete"]
+        else f" (partial: {b['n_task_types']}/6 task types{', datasets skipped' if summary['skipped'] else ''})"
+    )
     if b["n_task_types"]:
         out.print(f"BLURB score: {b['blurb_score']:.2f}{note}")
     else:
@@ -489,12 +645,17 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as e:
         if e.filename is None:  # not about a path the user gave: a defect or the machine's, keep the traceback
             raise
-        hint = {errno.EACCES: "give a path you may write (e.g. --output-dir)", errno.EROFS: "the disk is read-only: "
-                "give a path on another (e.g. --output-dir)", errno.EEXIST: "it is in the way: remove it or give "
-                "another path", errno.ENOTDIR: "a file stands where a folder is needed: give another path",
-                errno.EISDIR: "a folder stands where a file is needed: give another path"}.get(e.errno, "")
-        print(_printable(f"biotune: error: {e.filename}: {e.strerror or e}" + (f": {hint}" if hint else "")),
-              file=sys.stderr)
+        hint = {
+            errno.EACCES: "give a path you may write (e.g. --output-dir)",
+            errno.EROFS: "the disk is read-only: give a path on another (e.g. --output-dir)",
+            errno.EEXIST: "it is in the way: remove it or give another path",
+            errno.ENOTDIR: "a file stands where a folder is needed: give another path",
+            errno.EISDIR: "a folder stands where a file is needed: give another path",
+        }.get(e.errno, "")
+        print(
+            _printable(f"biotune: error: {e.filename}: {e.strerror or e}" + (f": {hint}" if hint else "")),
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 

@@ -139,11 +139,14 @@ class TrainingConfig(_Strict):
         return step if step < total else None
 
     @model_validator(mode="after")
-    def _saves_at_evaluations(self) -> "TrainingConfig":
+    def _saves_at_evaluations(self) -> TrainingConfig:
         if self.save_steps and self.eval_steps and self.save_steps % self.eval_steps:
-            raise ConfigFieldError("training.save_steps", f"{self.save_steps} is not a multiple of eval_steps "
-                                   f"({self.eval_steps}): the kept checkpoint is chosen at dev evaluations, so "
-                                   "save at (a multiple of) them")
+            raise ConfigFieldError(
+                "training.save_steps",
+                f"{self.save_steps} is not a multiple of eval_steps "
+                f"({self.eval_steps}): the kept checkpoint is chosen at dev evaluations, so "
+                "save at (a multiple of) them",
+            )
         return self
 
 
@@ -197,8 +200,11 @@ class RuntimeConfig(_Strict):
 
 
 # earlier spellings of the runtime settings, still read: (block, key) -> runtime field
-_RUNTIME_ALIASES = {("training", "logits_at_answers"): "logits_at_answers", ("training", "fast_norms"): "fast_norms",
-                    ("eval", "batch_size"): "eval_batch_size"}
+_RUNTIME_ALIASES = {
+    ("training", "logits_at_answers"): "logits_at_answers",
+    ("training", "fast_norms"): "fast_norms",
+    ("eval", "batch_size"): "eval_batch_size",
+}
 
 
 class ExperimentConfig(_Strict):
@@ -267,11 +273,10 @@ class ExperimentConfig(_Strict):
         return str(Path(v).resolve()) if is_dataset_file(v) else v
 
     @model_validator(mode="after")
-    def _fits(self) -> "ExperimentConfig":
+    def _fits(self) -> ExperimentConfig:
         from .data import get_spec
         from .methods import METHODS
         from .models import FAMILIES
-
         from .tasks import output_format_for
 
         family = FAMILIES.get(self.model.family)
@@ -281,8 +286,10 @@ class ExperimentConfig(_Strict):
         requested = self.output_format or "auto"
         self.output_format = output_format_for(spec, requested) if family.generative else None
         if requested != "auto" and self.output_format is None:
-            raise ConfigFieldError("output_format", f"{requested!r}: only generative models on NER / PICO datasets "
-                                   "write mentions; leave output_format out")
+            raise ConfigFieldError(
+                "output_format",
+                f"{requested!r}: only generative models on NER / PICO datasets write mentions; leave output_format out",
+            )
         family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
         head = family.resolve_head(self.model, spec)
         if self.model.pooler == "auto":
@@ -309,8 +316,9 @@ class ExperimentConfig(_Strict):
         if self.training.head_lr_scale is None:
             from .models.heads import HEADS
 
-            self.training.head_lr_scale = (HEADS.get(head).fft_lr_scale if method.trains_base and not family.generative
-                                           else 1.0)
+            self.training.head_lr_scale = (
+                HEADS.get(head).fft_lr_scale if method.trains_base and not family.generative else 1.0
+            )
         self.keep = _keep(self.keep, method)
         return self
 
@@ -327,8 +335,11 @@ def _keep(keep: str, method) -> str:
     if keep == "auto":
         return trained or "none"
     if keep != "none" and keep != trained:
-        what = (f"{method.name} trains {'the whole model' if trained == 'model' else 'an adapter'}: keep "
-                f"{trained} or none" if trained else f"{method.name} trains nothing: keep none (or leave it out)")
+        what = (
+            f"{method.name} trains {'the whole model' if trained == 'model' else 'an adapter'}: keep {trained} or none"
+            if trained
+            else f"{method.name} trains nothing: keep none (or leave it out)"
+        )
         raise ConfigFieldError("keep", f"{keep!r}: {what}")
     return keep
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -76,18 +76,34 @@ class EvalConfig(BaseModel):
         """The experiment that evaluates `dataset`: what `biotune run` of the same file would run."""
         from .config import validate_experiment
 
-        method = ({"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}} if self.shots
-                  else {"name": "zero_shot"})
-        return validate_experiment({
-            "dataset": dataset, "model": {"path": self.model, "family": family, "dtype": self.dtype},
-            "method": method, "seed": self.seed,
-            "eval": {"split": self.split, "limit": self.limit, "scoring": self.scoring, "shot_split": self.shot_split,
-                     "fallback_split": self.fallback_split, "max_length": self.max_length,
-                     "max_new_tokens": self.max_new_tokens},
-            "runtime": {"eval_batch_size": self.batch_size}, "output_format": self.output_format,
-            "data_dir": self.data_dir, "device": self.device,
-            "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
-        }, source="biotune eval")
+        method = (
+            {"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}}
+            if self.shots
+            else {"name": "zero_shot"}
+        )
+        return validate_experiment(
+            {
+                "dataset": dataset,
+                "model": {"path": self.model, "family": family, "dtype": self.dtype},
+                "method": method,
+                "seed": self.seed,
+                "eval": {
+                    "split": self.split,
+                    "limit": self.limit,
+                    "scoring": self.scoring,
+                    "shot_split": self.shot_split,
+                    "fallback_split": self.fallback_split,
+                    "max_length": self.max_length,
+                    "max_new_tokens": self.max_new_tokens,
+                },
+                "runtime": {"eval_batch_size": self.batch_size},
+                "output_format": self.output_format,
+                "data_dir": self.data_dir,
+                "device": self.device,
+                "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
+            },
+            source="biotune eval",
+        )
 
 
 def answer_budget(task, settings) -> int:
@@ -106,8 +122,15 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str | None = None,
-                     limit: int | None = None, progress: bool = True):
+def evaluate_dataset(
+    cfg,
+    model,
+    tokenizer,
+    builder: PromptBuilder,
+    split: str | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+):
     """Predicts and scores the experiment `cfg`'s dataset with a generative model as it is: `split` (default
     `eval.split`), its first `limit` examples (default `eval.limit`), with the shots `method.params` ask for
     (in-context methods) drawn from `eval.shot_split`. Returns (metrics dict, prediction rows)."""
@@ -131,7 +154,12 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
 
             embedder = shared_embedder(str(model.device))
         selector = ShotSelector(
-            pool, n_shots, task.render_input, selection, cfg.seed, embedder=embedder,
+            pool,
+            n_shots,
+            task.render_input,
+            selection,
+            cfg.seed,
+            embedder=embedder,
             exclude_same_id=shot_split == eval_split,
         )
         shots_for = selector.select_all(examples)
@@ -145,13 +173,20 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
         budget = answer_budget(task, settings)
         prompts = [
             builder.build(
-                task.instruction(), [(task.render_input(s), task.target(s)) for s in shots], task.render_input(ex),
+                task.instruction(),
+                [(task.render_input(s), task.target(s)) for s in shots],
+                task.render_input(ex),
                 reserve=budget,
             )
             for ex, shots in zip(examples, shots_for)
         ]
         outputs = inference.generate(
-            model, tokenizer, [p.text for p in prompts], budget, batch_size, desc=spec.name,
+            model,
+            tokenizer,
+            [p.text for p in prompts],
+            budget,
+            batch_size,
+            desc=spec.name,
             progress=progress,
         )
         for ex, shots, prompt, out in zip(examples, shots_for, prompts, outputs):
@@ -166,7 +201,9 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
         per_example = [
             [
                 builder.build(
-                    q.instruction, [(task.render_input(s), q.answer(s)) for s in shots], task.render_input(ex),
+                    q.instruction,
+                    [(task.render_input(s), q.answer(s)) for s in shots],
+                    task.render_input(ex),
                     reserve=reserve,
                 )
                 for q in queries
@@ -185,8 +222,15 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
                 option_scores.append(dict(zip(q.options, s)))
             parsed = task.from_choices(ex, chosen)
             predictions.append(parsed.value)
-            row = _row(ex, task, [p.text for p in prompts] if len(prompts) > 1 else prompts[0].text,
-                       "; ".join(chosen), parsed, shots, prompts[0])
+            row = _row(
+                ex,
+                task,
+                [p.text for p in prompts] if len(prompts) > 1 else prompts[0].text,
+                "; ".join(chosen),
+                parsed,
+                shots,
+                prompts[0],
+            )
             row["option_scores"] = option_scores if len(option_scores) > 1 else option_scores[0]
             rows.append(row)
             n_dropped += sum(p.n_dropped for p in prompts)
@@ -195,9 +239,17 @@ def evaluate_dataset(cfg, model, tokenizer, builder: PromptBuilder, split: str |
 
     result = task.score(examples, predictions)
     result.update(
-        task=spec.task, metric=task.metric, split=eval_split, shot_split=shot_split,
-        blurb_comparable=eval_split == "test", n=len(examples), n_total=len(split_data),
-        n_unparsed=n_unparsed, n_shots_dropped=n_dropped, n_inputs_truncated=n_truncated, scoring=scoring,
+        task=spec.task,
+        metric=task.metric,
+        split=eval_split,
+        shot_split=shot_split,
+        blurb_comparable=eval_split == "test",
+        n=len(examples),
+        n_total=len(split_data),
+        n_unparsed=n_unparsed,
+        n_shots_dropped=n_dropped,
+        n_inputs_truncated=n_truncated,
+        scoring=scoring,
     )
     return result, rows
 
@@ -280,7 +332,7 @@ def run_eval(cfg: EvalConfig) -> dict:
         "blurb": {**blurb, "complete": blurb["n_task_types"] == 6 and not skipped},
         "skipped": skipped,
         "versions": provenance(),
-        "started_at": datetime.fromtimestamp(started, timezone.utc).isoformat(),
+        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
         "elapsed_s": round(time.time() - started, 2),
     }
     atomic_write_json(out_dir / "metrics.json", summary)

@@ -27,12 +27,14 @@ _LEAVE_OUT = {"training_args.bin", "README.md"}
 
 def _read_run(run_dir: Path):
     from .config import validate_experiment
-    from .yamlfile import read_yaml_file
     from .summary import RunSummary
+    from .yamlfile import read_yaml_file
 
     if not RunSummary.exists(run_dir) or not (run_dir / "config.yaml").is_file():
-        raise BiotuneError(f"{run_dir} is not a finished run (no metrics.json / config.yaml): export a run folder "
-                           "that `biotune run` or a study finished")
+        raise BiotuneError(
+            f"{run_dir} is not a finished run (no metrics.json / config.yaml): export a run folder "
+            "that `biotune run` or a study finished"
+        )
     config = run_dir / "config.yaml"
     cfg = validate_experiment(read_yaml_file(config, "run config", "dataset, model, method")[0], str(config))
     return cfg, RunSummary.read(run_dir)
@@ -50,8 +52,10 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Pat
     if not method.trains:
         raise BiotuneError(f"{run_dir}: {method.name} trains nothing; there are no weights to export")
     if not final.is_dir():
-        raise BiotuneError(f"{run_dir} kept no trained weights (keep: {cfg.keep}): rerun it with keep: "
-                           f"{'model' if method.trains_base else 'adapter'} to export it")
+        raise BiotuneError(
+            f"{run_dir} kept no trained weights (keep: {cfg.keep}): rerun it with keep: "
+            f"{'model' if method.trains_base else 'adapter'} to export it"
+        )
     if out.is_symlink():
         raise BiotuneError(f"{out} is a symlink (to {os.readlink(out)}): export into a real folder")
     if out.exists() and not out.is_dir():
@@ -60,13 +64,16 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Pat
         raise BiotuneError(f"{out} is not empty: export into a new folder")
     for p in final.iterdir():
         if p.is_symlink():
-            raise BiotuneError(f"{p} is a symlink (to {os.readlink(p)}): an export copies only the run's own files; "
-                               "remove the link")
+            raise BiotuneError(
+                f"{p} is a symlink (to {os.readlink(p)}): an export copies only the run's own files; remove the link"
+            )
     if merge and method.trains_base:
         merge = False  # a fully fine-tuned model is already one model
     if merge and not _mergeable(final):
-        raise BiotuneError(f"{method.name} learns virtual tokens, not weight deltas: nothing to merge; export the "
-                           "adapter (without --merge)")
+        raise BiotuneError(
+            f"{method.name} learns virtual tokens, not weight deltas: nothing to merge; export the "
+            "adapter (without --merge)"
+        )
     tmp = out.with_name(out.name + ".part")
     if tmp.is_symlink() or (tmp.exists() and not tmp.is_dir()):
         raise BiotuneError(f"{tmp} is in the way (a symlink or a file): remove it")
@@ -91,7 +98,9 @@ def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Pat
 
 
 def _mergeable(final: Path) -> bool:
-    config = json.loads((final / "adapter_config.json").read_text()) if (final / "adapter_config.json").is_file() else {}
+    config = (
+        json.loads((final / "adapter_config.json").read_text()) if (final / "adapter_config.json").is_file() else {}
+    )
     return config.get("peft_type") not in ("P_TUNING", "PROMPT_TUNING", "PREFIX_TUNING")
 
 
@@ -121,24 +130,39 @@ def model_card(cfg, summary, merged: bool, method) -> str:
     base = cfg.model.path + (f" (revision {cfg.model.revision})" if cfg.model.revision else "")
     if cfg.model.random_init:
         base += " architecture, randomly initialised (random_init, seed " + str(cfg.seed) + ")"
-    kind = ("the base model with the adapter merged in" + (" (a QLoRA adapter merged into the bf16 base)"
-                                                          if method.quantized else "")) if merged else (
-        "the fully fine-tuned model" if method.trains_base else f"the {method.name} adapter (peft)")
+    kind = (
+        (
+            "the base model with the adapter merged in"
+            + (" (a QLoRA adapter merged into the bf16 base)" if method.quantized else "")
+        )
+        if merged
+        else ("the fully fine-tuned model" if method.trains_base else f"the {method.name} adapter (peft)")
+    )
     if merged or method.trains_base:
-        load = ("```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer  # or the class of the "
-                "task head\nmodel = AutoModelForCausalLM.from_pretrained(DIR)\ntokenizer = "
-                "AutoTokenizer.from_pretrained(DIR)\n```")
+        load = (
+            "```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer  # or the class of the "
+            "task head\nmodel = AutoModelForCausalLM.from_pretrained(DIR)\ntokenizer = "
+            "AutoTokenizer.from_pretrained(DIR)\n```"
+        )
     else:
-        load = ("```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM\nbase = "
-                f"AutoModelForCausalLM.from_pretrained({cfg.model.path!r})  # the base named above\nmodel = "
-                "PeftModel.from_pretrained(base, DIR)\n```")
+        load = (
+            "```python\nfrom peft import PeftModel\nfrom transformers import AutoModelForCausalLM\nbase = "
+            f"AutoModelForCausalLM.from_pretrained({cfg.model.path!r})  # the base named above\nmodel = "
+            "PeftModel.from_pretrained(base, DIR)\n```"
+        )
     params = ", ".join(f"{k}={v}" for k, v in cfg.method.params.items()) or "none"
     lines = [
-        "---", "library_name: " + ("peft" if not (merged or method.trains_base) else "transformers"),
-        "tags: [biotune, biomedical]", "---", "",
-        f"# {cfg.resolved_name()}", "",
-        f"{kind.capitalize()}, trained by biotune on **{spec.title}** ({spec.task}).", "",
-        "| | |", "|---|---|",
+        "---",
+        "library_name: " + ("peft" if not (merged or method.trains_base) else "transformers"),
+        "tags: [biotune, biomedical]",
+        "---",
+        "",
+        f"# {cfg.resolved_name()}",
+        "",
+        f"{kind.capitalize()}, trained by biotune on **{spec.title}** ({spec.task}).",
+        "",
+        "| | |",
+        "|---|---|",
         f"| base model | {base} |",
         f"| dataset | {spec.name} ({'BLURB' if spec.builtin else 'dataset file'}) |",
         f"| method | {method.name} ({params}) |",
@@ -147,7 +171,11 @@ def model_card(cfg, summary, merged: bool, method) -> str:
         f"| test ({m.get('split', cfg.eval.split)}, {m.get('n', '?')} examples) | {m.get('score', float('nan')):.2f} "
         f"{m.get('metric', '')} |",
         f"| dev (model selection) | {dev.get('score', float('nan')):.2f} on {dev.get('n', '?')} examples |",
-        f"| identity | {summary.identity_hash} |", "",
-        "Load it:", "", load, "",
+        f"| identity | {summary.identity_hash} |",
+        "",
+        "Load it:",
+        "",
+        load,
+        "",
     ]
     return "\n".join(lines)

@@ -15,7 +15,9 @@ from .models.heads import IGNORE  # the label the loss skips
 from .prompting import PromptBuilder
 
 
-def generative_features(task, tokenizer, examples: Sequence[dict], max_length: int, encoder_decoder: bool) -> list[dict]:
+def generative_features(
+    task, tokenizer, examples: Sequence[dict], max_length: int, encoder_decoder: bool
+) -> list[dict]:
     builder = PromptBuilder(tokenizer, max_length)
     end = tokenizer.eos_token_id
     features = []
@@ -27,12 +29,15 @@ def generative_features(task, tokenizer, examples: Sequence[dict], max_length: i
             features.append({"input_ids": prompt_ids, "attention_mask": [1] * len(prompt_ids), "labels": target})
         else:
             ids = prompt_ids + target
-            features.append({"input_ids": ids, "attention_mask": [1] * len(ids),
-                             "labels": [IGNORE] * len(prompt_ids) + target})
+            features.append(
+                {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [IGNORE] * len(prompt_ids) + target}
+            )
     return features
 
 
-def encoder_features(task, tokenizer, examples: Sequence[dict], head: str, labels: list[str], max_length: int) -> list[dict]:
+def encoder_features(
+    task, tokenizer, examples: Sequence[dict], head: str, labels: list[str], max_length: int
+) -> list[dict]:
     from .models.heads import HEADS
 
     h = HEADS.get(head)
@@ -40,8 +45,16 @@ def encoder_features(task, tokenizer, examples: Sequence[dict], head: str, label
 
 
 @torch.inference_mode()
-def encoder_predict(model, tokenizer, task, examples: Sequence[dict], head: str, labels: list[str],
-                    max_length: int, batch_size: int = 16) -> list:
+def encoder_predict(
+    model,
+    tokenizer,
+    task,
+    examples: Sequence[dict],
+    head: str,
+    labels: list[str],
+    max_length: int,
+    batch_size: int = 16,
+) -> list:
     """Predictions in the metric's structure: tags per original word, a label, a label set, or a score."""
     from transformers import DataCollatorWithPadding
 

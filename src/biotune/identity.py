@@ -10,7 +10,8 @@
   (speed only, tested to leave results identical) except `eval_batch_size` away from its default (padded batched
   generation in bf16 is not batch-invariant), `fused_lora` and `logits_at_answers` off (the library's paths round
   otherwise and train other weights) and `threads` where set (how a matmul's sums are split; torch's default, the
-  cores, is not keyed), each left out at the value every earlier result had, without `keep` (what a finished run leaves on disk) and without tracking (`training.report_to`, `tags`);
+  cores, is not keyed), each left out at the value every earlier result had, without `keep` (what a finished
+  run leaves on disk) and without tracking (`training.report_to`, `tags`);
   a setting added later is left out while at the default that does what runs did before it (`ADDED_LATER`), so
   adding a setting reruns nothing.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
@@ -40,9 +41,14 @@ _NOT_IDENTITY_TRAINING = {"report_to", "pause_at"}
 # Settings added after results were stored, each with the default that does what runs did before it existed:
 # left out of the identity while at that default, so adding a setting reruns nothing; any other value is part of
 # the identity like every other field. (block, field) -> default
-ADDED_LATER: dict[tuple[str, str], Any] = {("eval", "fallback_split"): None, ("eval", "max_length"): None,
-                                           ("eval", "max_new_tokens"): None, ("model", "pooler"): "checkpoint", ("model", "head_bias"): "zero",
-                                           ("training", "head_lr_scale"): 1.0}
+ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("eval", "fallback_split"): None,
+    ("eval", "max_length"): None,
+    ("eval", "max_new_tokens"): None,
+    ("model", "pooler"): "checkpoint",
+    ("model", "head_bias"): "zero",
+    ("training", "head_lr_scale"): 1.0,
+}
 PREDICTION_BATCH_DEFAULT = 8  # runtime.eval_batch_size's default (see identity())
 _FILE_HASHES: dict[tuple, str] = {}
 
@@ -203,8 +209,12 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
         # a score head computes in fp32 under bf16 (Head.full_precision) since it was found rounding BIOSSES
         # predictions to multiples of 1/64: those results, and only those, are new
         experiment["head_precision"] = "float32"
-    return {"experiment": experiment, "data": data_identity(cfg), "model": model_identity(cfg),
-            "scoring_version": SCORING_VERSION}
+    return {
+        "experiment": experiment,
+        "data": data_identity(cfg),
+        "model": model_identity(cfg),
+        "scoring_version": SCORING_VERSION,
+    }
 
 
 def hash_of(ident: dict) -> str:

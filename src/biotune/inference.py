@@ -81,11 +81,22 @@ def decode(model, ids, mask, lengths: Sequence[int], max_new_tokens: int, stops:
     if _has_virtual_tokens(model) and decoder_only:  # batched, cached, positions as in training
         return _greedy_virtual_tokens(model, ids, mask, max_new_tokens, stops, pad)
     if _is_prompt_learning(model):  # one prompt at a time: no padding between soft prompt and input
-        return [_greedy_without_cache(model, ids[r : r + 1, width - n :], mask[r : r + 1, width - n :],
-                                      max_new_tokens, stops, pad)[0] for r, n in enumerate(lengths)]
+        return [
+            _greedy_without_cache(
+                model, ids[r : r + 1, width - n :], mask[r : r + 1, width - n :], max_new_tokens, stops, pad
+            )[0]
+            for r, n in enumerate(lengths)
+        ]
     limits = {"min_new_tokens": max_new_tokens} if not stops else {}
-    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                         eos_token_id=stops or None, pad_token_id=pad, **limits)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=stops or None,
+        pad_token_id=pad,
+        **limits,
+    )
     return out[:, width:] if decoder_only else out
 
 
@@ -133,8 +144,13 @@ def _greedy_virtual_tokens(model, ids, mask, max_new_tokens: int, stops: list[in
         if finished.all() or step == max_new_tokens - 1:
             break
         full_mask = torch.cat([full_mask, torch.ones_like(full_mask[:, :1])], dim=1)
-        out = base(input_ids=token[:, None], attention_mask=full_mask, position_ids=next_pos, past_key_values=cache,
-                   use_cache=True)
+        out = base(
+            input_ids=token[:, None],
+            attention_mask=full_mask,
+            position_ids=next_pos,
+            past_key_values=cache,
+            use_cache=True,
+        )
         cache, next_pos, logits = out.past_key_values, next_pos + 1, out.logits[:, -1]
     return torch.stack(new, dim=1)
 
@@ -206,8 +222,9 @@ def option_logprobs(
     return out
 
 
-def _shared_decoder_scores(model, pad_id: int, pairs, scores: list[float], batch_size: int, desc: str,
-                           progress: bool) -> None:
+def _shared_decoder_scores(
+    model, pad_id: int, pairs, scores: list[float], batch_size: int, desc: str, progress: bool
+) -> None:
     """Decoder-only option scoring that runs each distinct input once. Scoring option o after prompt p needs
     the hidden states of p + o[:-1] (the last option token is only predicted, never read), so options that
     differ in their last token only (every single-token option: yes / no / maybe) share one pass over the
@@ -278,8 +295,9 @@ def _decoder_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]])
 def _seq2seq_batch(model, pad_id: int, batch: list[tuple[list[int], list[int]]]) -> list[float]:
     ids, mask = pad_batch([p for p, _ in batch], pad_id)
     labels, _ = pad_batch([o for _, o in batch], -100)
-    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-                   labels=labels.to(model.device)).logits
+    logits = model(
+        input_ids=ids.to(model.device), attention_mask=mask.to(model.device), labels=labels.to(model.device)
+    ).logits
     rows = [row for row, (_, o) in enumerate(batch) for _ in o]
     positions = [k for _, o in batch for k in range(len(o))]
     targets = [t for _, o in batch for t in o]

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -42,9 +41,7 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
-    atomic_write_text(
-        path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
-    )
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows))
 
 
 @contextmanager
@@ -75,9 +72,11 @@ def folder_lock(folder: str | Path, wait: float = 30.0):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise BiotuneError(f"{folder} is in use by another live process (a run, or a cell of a study "
-                                       "that still runs): wait for it to finish or stop it, or give another output "
-                                       "folder") from None
+                    raise BiotuneError(
+                        f"{folder} is in use by another live process (a run, or a cell of a study "
+                        "that still runs): wait for it to finish or stop it, or give another output "
+                        "folder"
+                    ) from None
                 time.sleep(0.2)
         yield
     finally:
@@ -99,7 +98,8 @@ def read_text(path: str | Path, binary_ok: bool = True) -> str:
         raise BiotuneError(
             f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}; it may be "
             f"{'UTF-16' if utf16 else 'Latin-1 / Windows-1252'}): save it as UTF-8, e.g. iconv -f "
-            f"{'UTF-16' if utf16 else 'CP1252'} -t UTF-8 {Path(path).name} > converted") from None
+            f"{'UTF-16' if utf16 else 'CP1252'} -t UTF-8 {Path(path).name} > converted"
+        ) from None
     if not binary_ok and "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise BiotuneError(f"{path}:{line}: not a text file (it holds NUL bytes): name the data file itself")
@@ -187,6 +187,8 @@ def disk_full_errors(where: str | Path):
         if not _disk_full(e, Path(where)):
             raise
         free = _free_bytes(Path(where)) / 1e6
-        raise BiotuneError(f"no space left on the disk of {where} ({free:.1f} MB free) while writing a checkpoint "
-                           "or a result: free space (or set keep: none, fewer training.save_total_limit) and rerun; "
-                           "it resumes from its last complete checkpoint") from None
+        raise BiotuneError(
+            f"no space left on the disk of {where} ({free:.1f} MB free) while writing a checkpoint "
+            "or a result: free space (or set keep: none, fewer training.save_total_limit) and rerun; "
+            "it resumes from its last complete checkpoint"
+        ) from None

@@ -50,8 +50,14 @@ class SharedDraw:
 
     def lookup(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
         out = self.output
-        if (out is not None and self.source is not None and self.source() is x and self.version == x._version
-                and self.key == (p, torch.is_grad_enabled()) and self.output_version == out._version):
+        if (
+            out is not None
+            and self.source is not None
+            and self.source() is x
+            and self.version == x._version
+            and self.key == (p, torch.is_grad_enabled())
+            and self.output_version == out._version
+        ):
             return out
         return None
 
@@ -64,8 +70,9 @@ class SharedDraw:
         self.source, self.output = None, None
 
 
-def drop_positions(n: int, p: float, device: torch.device | str | None = None,
-                   chunk: int | None = None) -> torch.Tensor:
+def drop_positions(
+    n: int, p: float, device: torch.device | str | None = None, chunk: int | None = None
+) -> torch.Tensor:
     """The positions (sorted int64) that independent Bernoulli(p) trials over 0..n-1 drop, drawn as geometric
     gaps: with U uniform on (0, 1], floor(log U / log(1 - p)) + 1 is the distance to the next drop. Draws `chunk`
     gaps at a time (by default the expected count plus six standard deviations, so one draw nearly always
@@ -194,8 +201,15 @@ class _LoraLinear(torch.autograd.Function):
         return grad_x, grad_xd, None, None, grad_a, grad_b, None
 
 
-def lora_linear(x: torch.Tensor, xd: torch.Tensor | None, weight: torch.Tensor, bias: torch.Tensor | None,
-                lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float) -> torch.Tensor:
+def lora_linear(
+    x: torch.Tensor,
+    xd: torch.Tensor | None,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    scaling: float,
+) -> torch.Tensor:
     """A frozen linear layer (weight, bias in x's dtype) plus a LoRA adapter that reads `xd` (x after the adapter's
     dropout; None: x itself), as one autograd node. See the module's docstring."""
     return _LoraLinear.apply(x, xd, weight, bias, lora_a, lora_b, scaling)
@@ -250,8 +264,13 @@ def fast_rms_norms(model: nn.Module) -> int:
     for module in model.modules():
         weight = getattr(module, "weight", None)
         eps = getattr(module, "variance_epsilon", None)
-        if (not isinstance(weight, torch.Tensor) or weight.dim() != 1 or not isinstance(eps, float)
-                or "forward" in vars(module) or not _same_as_rms_norm(module, weight, eps)):
+        if (
+            not isinstance(weight, torch.Tensor)
+            or weight.dim() != 1
+            or not isinstance(eps, float)
+            or "forward" in vars(module)
+            or not _same_as_rms_norm(module, weight, eps)
+        ):
             continue
         module.forward = _rms_norm_forward.__get__(module)
         count += 1
@@ -268,8 +287,12 @@ def _same_as_rms_norm(module: nn.Module, weight: torch.Tensor, eps: float) -> bo
             except Exception:  # noqa: BLE001  (not a norm that takes one tensor)
                 return False
             ours = rms_norm(probe, weight, eps)
-        if (not isinstance(expected, torch.Tensor) or expected.dtype != ours.dtype
-                or not torch.allclose(expected.float(), ours.float(), rtol=1e-2 if dtype != torch.float32 else 1e-5,
-                                      atol=1e-5)):
+        if (
+            not isinstance(expected, torch.Tensor)
+            or expected.dtype != ours.dtype
+            or not torch.allclose(
+                expected.float(), ours.float(), rtol=1e-2 if dtype != torch.float32 else 1e-5, atol=1e-5
+            )
+        ):
             return False
     return True

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
+
 # seqeval, scikit-learn and scipy are imported where a metric is computed (together over a second of imports
 # that validating a config or printing an error does not need)
 
@@ -42,8 +43,9 @@ def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> d
         }
 
 
-def entity_f1_by_type(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
-                      types: Sequence[str]) -> dict[str, float]:
+def entity_f1_by_type(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str]
+) -> dict[str, float]:
     """Typed NER: each type's entity-level F1 (conlleval entities of that type only)."""
     from seqeval.metrics.sequence_labeling import get_entities
 
@@ -159,6 +161,7 @@ def blurb_score(scores: Mapping[str, float], task_of: Mapping[str, str]) -> dict
 # gold) counts; Pearson r of summed moments; accuracy of summed hits), so a resampled score is one weighted sum
 # per resample: what makes a bootstrap over seeds and examples cheap (biotune.report.stats). Tasks give the
 # per-example rows (`Task.stats`) and score their sums (`Task.score_stats`); both are tested against the rules.
+
 
 def f1_from_counts(tp, n_pred, n_gold):
     """F1 = 2 tp / (predicted + gold), 0 where nothing is predicted or gold (= 2PR / (P + R)); vectorized."""

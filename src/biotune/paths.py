@@ -13,8 +13,10 @@ def check_name(value: str, what: str = "name") -> str:
     """`value` if it is one path segment of letters, digits and . _ + - (not starting with a dot or a dash, no
     `..`), else ValueError saying so (pydantic then names the field and the file's line)."""
     if not _SAFE.fullmatch(value) or ".." in value or len(value) > 200:
-        raise ValueError(f"{value!r}: a {what} becomes part of a folder name: use letters, digits and . _ + - "
-                         "(starting with a letter or digit, no '..', no '/'), e.g. my-study_2")
+        raise ValueError(
+            f"{value!r}: a {what} becomes part of a folder name: use letters, digits and . _ + - "
+            "(starting with a letter or digit, no '..', no '/'), e.g. my-study_2"
+        )
     return value
 
 

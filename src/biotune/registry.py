@@ -1,11 +1,11 @@
 """The one registry mechanism every extensible axis uses (datasets, task types, model families, ...).
 
-    TASKS = Registry("task type")
+TASKS = Registry("task type")
 
-    @TASKS.register("ner")
-    class NerTask: ...
+@TASKS.register("ner")
+class NerTask: ...
 
-    TASKS.get("ner")  # -> NerTask; an unknown name raises UnknownNameError listing the valid names
+TASKS.get("ner")  # -> NerTask; an unknown name raises UnknownNameError listing the valid names
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}"
-            ) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -62,7 +62,8 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 def dir_size(path: str | Path, weights_only: bool = False) -> int:
     """Bytes under `path`; `weights_only`: just the weight files (adapter or model), not tokenizer files."""
     return sum(
-        f.stat().st_size for f in Path(path).rglob("*")
+        f.stat().st_size
+        for f in Path(path).rglob("*")
         if f.is_file() and (not weights_only or f.suffix in WEIGHT_SUFFIXES)
     )
 

@@ -126,9 +126,14 @@ def provenance() -> dict:
 
     from . import __version__
 
-    out = {"biotune": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-           "peft": peft.__version__, "python": platform.python_version(),
-           "cpu_kernels": torch.backends.cpu.get_cpu_capability()}
+    out = {
+        "biotune": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+    }
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name()
     return out

@@ -26,8 +26,13 @@ TRACKERS = ("mlflow", "tensorboard", "wandb")
 def tags_of(cfg, identity_hash: str | None = None) -> dict[str, str]:
     from .data import get_spec
 
-    out = {"dataset": get_spec(cfg.dataset).name, "model": cfg.model.path, "method": cfg.method.name,
-           "seed": str(cfg.seed), "run": cfg.resolved_name()}
+    out = {
+        "dataset": get_spec(cfg.dataset).name,
+        "model": cfg.model.path,
+        "method": cfg.method.name,
+        "seed": str(cfg.seed),
+        "run": cfg.resolved_name(),
+    }
     if identity_hash:
         out["identity"] = identity_hash
     out.update({k: str(v) for k, v in cfg.tags.items()})  # a study's: study, cell

@@ -26,11 +26,21 @@ from .models.encoder import label_list
 from .models.heads import HEADS
 from .prompting import PromptBuilder
 from .resources import PeakMemory, Timer, count_parameters, dir_size, weight_bytes
-from .runtime import (attention_for, bf16_compute, dtype_name, is_main_process, pick_device, pick_dtype,
-                      provenance, set_attention, threads_for, world_size)
-from .summary import FILE as SUMMARY_FILE, RunSummary
+from .runtime import (
+    attention_for,
+    bf16_compute,
+    dtype_name,
+    is_main_process,
+    pick_device,
+    pick_dtype,
+    provenance,
+    set_attention,
+    threads_for,
+    world_size,
+)
+from .summary import FILE as SUMMARY_FILE
+from .summary import RunSummary
 from .tasks import task_for
-
 
 DEV_PREDICTIONS = "dev_predictions.jsonl"  # the kept model's dev predictions, beside the test predictions
 FOLDER_WAIT_S = 30.0  # how long a run waits for another live process to let go of its output folder (io.folder_lock)
@@ -54,8 +64,10 @@ def last_checkpoint(folder: Path) -> str | None:
 
     from .io import checkpoint_complete
 
-    ckpts = sorted((p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-                   key=lambda p: int(p.name.split("-")[-1]))
+    ckpts = sorted(
+        (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+        key=lambda p: int(p.name.split("-")[-1]),
+    )
     while ckpts:
         newest = ckpts.pop()
         problem = checkpoint_complete(newest)
@@ -120,8 +132,9 @@ class Experiment:
             load_dtype = torch.float32
         else:
             load_dtype = self.compute_dtype
-        quantization = (method.quantization_config(self.params, self.compute_dtype, self.family)
-                        if method.quantized else None)
+        quantization = (
+            method.quantization_config(self.params, self.compute_dtype, self.family) if method.quantized else None
+        )
 
         from transformers import set_seed
 
@@ -135,14 +148,17 @@ class Experiment:
             self._setup_vllm(loaded, load_dtype)
             return
         if cfg.runtime.generation == "vllm":
-            _log(f"{cfg.resolved_name()}: runtime.generation vllm applies to in-context cells; {method.name} "
-                 "predicts with transformers")
+            _log(
+                f"{cfg.resolved_name()}: runtime.generation vllm applies to in-context cells; {method.name} "
+                "predicts with transformers"
+            )
         if loaded is not None:
             model, self.tokenizer = loaded
         else:
             _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
-            model, self.tokenizer = self.family.load(cfg.model, self.spec, self.head, self.device, load_dtype,
-                                                     quantization, cfg.seed, self.attention)
+            model, self.tokenizer = self.family.load(
+                cfg.model, self.spec, self.head, self.device, load_dtype, quantization, cfg.seed, self.attention
+            )
         self.base_weight_bytes = weight_bytes(model)
         total_steps = None
         if method.trains:  # the data first: a method may need the schedule's length (AdaLoRA's budget)
@@ -185,12 +201,20 @@ class Experiment:
             self.tokenizer = self.family.load_tokenizer(cfg.model)
             path = self.family.checkpoint(cfg.model, self.tokenizer, self.head, self.spec, cfg.seed)
             self.model = vllm_generation.VllmModel(
-                str(path), dtype, cfg.seed, max_model_len=cfg.eval.max_length,
+                str(path),
+                dtype,
+                cfg.seed,
+                max_model_len=cfg.eval.max_length,
                 revision=cfg.model.revision if not cfg.model.random_init else None,
-                trust_remote_code=cfg.model.trust_remote_code)
+                trust_remote_code=cfg.model.trust_remote_code,
+            )
         self.base_weight_bytes = self.model.weight_bytes()
-        self.resources = {"trainable_params": 0, "total_params": self.base_weight_bytes // self.model.dtype.itemsize,
-                          "weight_bytes": self.base_weight_bytes, "generation": f"vllm {self.model.version}"}
+        self.resources = {
+            "trainable_params": 0,
+            "total_params": self.base_weight_bytes // self.model.dtype.itemsize,
+            "weight_bytes": self.base_weight_bytes,
+            "generation": f"vllm {self.model.version}",
+        }
 
     def build_trainer(self) -> None:
         from .trainer import TrainerInputs, build_trainer
@@ -205,15 +229,31 @@ class Experiment:
                 atomic_write_jsonl(self.out / DEV_STEPS / f"step-{step}.jsonl", rows)
             return result
 
-        self.trainer = build_trainer(TrainerInputs(
-            model=self.model, tokenizer=self.tokenizer, family=self.family, head=self.head, method=self.method,
-            params=self.params, training=t, train_features=self.train_features, dev_features=self.dev_features,
-            output_dir=self.out, seed=self.cfg.seed, run_name=self.cfg.resolved_name(), device=self.device,
-            bf16=self.use_bf16, attention=self.attention, packing=self.cfg.runtime.packing,
-            logits_at_answers=self.cfg.runtime.logits_at_answers, progress=self.progress, dev_scorer=dev_scorer,
-            callbacks=[self.mlflow_run] if self.mlflow_run else [],
-            head_modules=(*self.family.head_modules, *(("pooler",) if self.cfg.model.pooler == "identity" else ())),
-        ))
+        self.trainer = build_trainer(
+            TrainerInputs(
+                model=self.model,
+                tokenizer=self.tokenizer,
+                family=self.family,
+                head=self.head,
+                method=self.method,
+                params=self.params,
+                training=t,
+                train_features=self.train_features,
+                dev_features=self.dev_features,
+                output_dir=self.out,
+                seed=self.cfg.seed,
+                run_name=self.cfg.resolved_name(),
+                device=self.device,
+                bf16=self.use_bf16,
+                attention=self.attention,
+                packing=self.cfg.runtime.packing,
+                logits_at_answers=self.cfg.runtime.logits_at_answers,
+                progress=self.progress,
+                dev_scorer=dev_scorer,
+                callbacks=[self.mlflow_run] if self.mlflow_run else [],
+                head_modules=(*self.family.head_modules, *(("pooler",) if self.cfg.model.pooler == "identity" else ())),
+            )
+        )
 
     paused: dict | None = None  # set by train() when the run stopped at `training.pause_at`
 
@@ -236,8 +276,9 @@ class Experiment:
             set_attention(self.model, "sdpa")  # trained with eager on CPU; SDPA predicts faster (benchmarks/)
         with Timer() as t_eval, PeakMemory(self.device) as mem_eval:
             result, rows = _predict(self)
-        self.resources.update(eval_seconds=round(t_eval.seconds, 3), eval_peak_memory_bytes=mem_eval.peak_bytes,
-                              memory_kind=mem_eval.kind)
+        self.resources.update(
+            eval_seconds=round(t_eval.seconds, 3), eval_peak_memory_bytes=mem_eval.peak_bytes, memory_kind=mem_eval.kind
+        )
         self.dev = self.dev_score() if dev else None
         return result, rows
 
@@ -248,14 +289,22 @@ class Experiment:
         t = self.cfg.training
         if self.train_info.get("best_dev_score") is not None and t.select_by == "metric":
             curve = self.train_info["dev_score_curve"]
-            return {"score": self.train_info["best_dev_score"], "n": self.train_info["dev_examples"],
-                    "from": "training", "evaluations": len(curve)}
+            return {
+                "score": self.train_info["best_dev_score"],
+                "n": self.train_info["dev_examples"],
+                "from": "training",
+                "evaluations": len(curve),
+            }
         with Timer() as timer:
             result, rows = _predict(self, "dev", t.dev_limit)
         self.resources["dev_eval_seconds"] = round(self.resources.get("dev_eval_seconds", 0) + timer.seconds, 3)
         self.dev_rows = rows
-        return {"score": result["score"], "n": result["n"], "from": "prediction",
-                "n_unparsed": result.get("n_unparsed", 0)}
+        return {
+            "score": result["score"],
+            "n": result["n"],
+            "from": "prediction",
+            "n_unparsed": result.get("n_unparsed", 0),
+        }
 
     def kept_dev_rows(self) -> list[dict] | None:
         """The dev predictions behind `dev_score`: predicted now, or those of the dev evaluation whose model was
@@ -280,12 +329,22 @@ class Experiment:
         if dev_rows is not None:  # what the dev score was computed from, so it can be audited and compared
             atomic_write_jsonl(self.out / DEV_PREDICTIONS, dev_rows)
         summary = RunSummary(
-            name=cfg.resolved_name(), dataset=self.spec.name, task=self.spec.task, model=cfg.model.path,
-            family=self.family.name, method=self.method.name, seed=cfg.seed, identity_hash=self.identity_hash,
-            metrics=result, dev=getattr(self, "dev", None),
+            name=cfg.resolved_name(),
+            dataset=self.spec.name,
+            task=self.spec.task,
+            model=cfg.model.path,
+            family=self.family.name,
+            method=self.method.name,
+            seed=cfg.seed,
+            identity_hash=self.identity_hash,
+            metrics=result,
+            dev=getattr(self, "dev", None),
             blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train",
-            resources=self.resources, training=self.train_info, device=str(self.device),
-            compute_dtype=dtype_name(self.compute_dtype), versions=provenance(),
+            resources=self.resources,
+            training=self.train_info,
+            device=str(self.device),
+            compute_dtype=dtype_name(self.compute_dtype),
+            versions=provenance(),
         )
         atomic_write_text(self.out / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False))
         summary.write(self.out)  # written last: its presence means "finished"
@@ -326,8 +385,10 @@ def _run_experiment(cfg: ExperimentConfig, progress: bool, force: bool) -> RunSu
             return None
         if exp.paused is not None:  # a rung of a search: the checkpoint is kept to go on from; no result yet
             atomic_write_json(out / PAUSED, {"pause_at": cfg.training.pause_at, **exp.paused})
-            _log(f"paused at step {exp.paused['step']} of {exp.paused['total_steps']} (dev score so far "
-                 f"{exp.paused['dev_score']})")
+            _log(
+                f"paused at step {exp.paused['step']} of {exp.paused['total_steps']} (dev score so far "
+                f"{exp.paused['dev_score']})"
+            )
             return None
         summary = exp.write(*exp.predict())
         tracking.log_final(cfg, out, summary, exp.mlflow_run.run_id if exp.mlflow_run else None)
@@ -335,8 +396,7 @@ def _run_experiment(cfg: ExperimentConfig, progress: bool, force: bool) -> RunSu
     return summary
 
 
-def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, progress: bool = True,
-                        force: bool = False):
+def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, progress: bool = True, force: bool = False):
     """An in-context experiment (zero-/few-shot), predicted, scored and written as run_experiment does, with a
     model already loaded where `loaded` is given, and without the dev score (what a study's selection needs,
     `biotune eval` not). A finished result of the same identity in its folder is returned as it is; one of
@@ -383,8 +443,10 @@ def writable_folder(out: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise BiotuneError(f"cannot write in {existing} (permission denied or read-only): give an output folder "
-                           "you can write (--output-dir)")
+        raise BiotuneError(
+            f"cannot write in {existing} (permission denied or read-only): give an output folder "
+            "you can write (--output-dir)"
+        )
 
 
 def no_links(out: Path) -> None:
@@ -395,12 +457,18 @@ def no_links(out: Path) -> None:
     from .errors import BiotuneError
 
     places = [out / name for name in (*_RESULT_FILES, *_RESULT_DIRS)]
-    places += [p for d in ("checkpoints", "final", DEV_STEPS) if (out / d).is_dir() and not (out / d).is_symlink()
-               for p in (out / d).iterdir()]
+    places += [
+        p
+        for d in ("checkpoints", "final", DEV_STEPS)
+        if (out / d).is_dir() and not (out / d).is_symlink()
+        for p in (out / d).iterdir()
+    ]
     for place in places:
         if place.is_symlink():
-            raise BiotuneError(f"{place} is a symlink (to {os.readlink(place)}): a run writes and deletes there, "
-                               "so it would act outside its folder; remove the link")
+            raise BiotuneError(
+                f"{place} is a symlink (to {os.readlink(place)}): a run writes and deletes there, "
+                "so it would act outside its folder; remove the link"
+            )
 
 
 def _claim(cfg: ExperimentConfig, force: bool) -> tuple[Path, str, str]:
@@ -429,8 +497,15 @@ def tidy(out: Path, keep: str) -> None:
         shutil.rmtree(out / "final", ignore_errors=True)
 
 
-_RESULT_FILES = (SUMMARY_FILE, "predictions.jsonl", "dev_predictions.jsonl", "config.yaml", "identity.json", PAUSED,
-                 LOST_FILE)
+_RESULT_FILES = (
+    SUMMARY_FILE,
+    "predictions.jsonl",
+    "dev_predictions.jsonl",
+    "config.yaml",
+    "identity.json",
+    PAUSED,
+    LOST_FILE,
+)
 _RESULT_DIRS = ("checkpoints", "final", "dev_steps")
 
 
@@ -449,11 +524,16 @@ def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -
     started = finished or any((out / d).exists() for d in _RESULT_DIRS)
     if started and (old is None or old.get("hash") != ident_hash):
         what = "a finished result" if finished else "a half-done run (never resumed under another identity)"
-        why = (f"it differs in {describe(old['identity'], ident)}" if old is not None
-               else "its identity is unknown (written by an earlier biotune)")
+        why = (
+            f"it differs in {describe(old['identity'], ident)}"
+            if old is not None
+            else "its identity is unknown (written by an earlier biotune)"
+        )
         if not force:
-            raise BiotuneError(f"{out} holds {what} of another experiment: {why}. Rerun with --force to replace "
-                               "it, or give another --output-dir")
+            raise BiotuneError(
+                f"{out} holds {what} of another experiment: {why}. Rerun with --force to replace "
+                "it, or give another --output-dir"
+            )
         _log(f"--force: clearing {out} ({why})")
         if is_main_process():
             for name in _RESULT_FILES:
@@ -475,11 +555,15 @@ def _features(exp: Experiment, model) -> tuple[list[dict], list[dict]]:
     dev_ex = _examples(cfg.dataset, "dev", t.dev_limit, cfg.data_dir)
     if exp.family.generative:
         enc_dec = bool(model.config.is_encoder_decoder)
-        return (generative_features(task, tokenizer, train_ex, t.max_length, enc_dec),
-                generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec))
+        return (
+            generative_features(task, tokenizer, train_ex, t.max_length, enc_dec),
+            generative_features(task, tokenizer, dev_ex, t.max_length, enc_dec),
+        )
     labels = label_list(exp.spec)
-    return (encoder_features(task, tokenizer, train_ex, exp.head, labels, t.max_length),
-            encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length))
+    return (
+        encoder_features(task, tokenizer, train_ex, exp.head, labels, t.max_length),
+        encoder_features(task, tokenizer, dev_ex, exp.head, labels, t.max_length),
+    )
 
 
 def paused_at(out: Path) -> dict | None:
@@ -504,17 +588,26 @@ def _train(exp: Experiment) -> dict:
         if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
             meter.prior = {k: float(v) for k, v in json.loads(spent.read_text()).items()}
     lost = lost_work(exp.out, resume, meter.prior["train_seconds"])
-    with (Timer() as timer, PeakMemory(exp.device) as mem,
-          exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16)):
+    with (
+        Timer() as timer,
+        PeakMemory(exp.device) as mem,
+        exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16),
+    ):
         trainer.train(resume_from_checkpoint=resume)
     if pause is not None and trainer.state.global_step == pause:
         scores = [h["eval_score"] for h in trainer.state.log_history if "eval_score" in h]
-        return {"paused": {
-            "step": pause, "total_steps": trainer.state.max_steps,
-            "dev_score": _kept_score(scores, exp.method.keeps_final),
-            "dev_score_curve": [(h["step"], h["eval_score"]) for h in trainer.state.log_history if "eval_score" in h],
-            "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
-            "train_seconds_before_resume": round(meter.prior["train_seconds"], 3)}}
+        return {
+            "paused": {
+                "step": pause,
+                "total_steps": trainer.state.max_steps,
+                "dev_score": _kept_score(scores, exp.method.keeps_final),
+                "dev_score_curve": [
+                    (h["step"], h["eval_score"]) for h in trainer.state.log_history if "eval_score" in h
+                ],
+                "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
+                "train_seconds_before_resume": round(meter.prior["train_seconds"], 3),
+            }
+        }
     final = exp.out / "final"
     trainer.save_model(str(final))
     if is_main_process():
@@ -522,8 +615,9 @@ def _train(exp: Experiment) -> dict:
     # the Trainer restores its token count from the checkpoint it resumes from: this is the whole run's
     seen = trainer.state.num_input_tokens_seen
     # seconds of training steps (dev evaluations left out), the time before a resume included
-    step_seconds = max(meter.prior["train_seconds"] + timer.seconds - meter.prior["dev_eval_seconds"]
-                       - meter.eval_seconds, 1e-9)
+    step_seconds = max(
+        meter.prior["train_seconds"] + timer.seconds - meter.prior["dev_eval_seconds"] - meter.eval_seconds, 1e-9
+    )
     history = trainer.state.log_history
     return {
         "resources": {
@@ -533,7 +627,8 @@ def _train(exp: Experiment) -> dict:
             "train_seconds_before_resume": round(meter.prior["train_seconds"], 3),
             # training done past a checkpoint by a run that was then killed, redone after its resume: not in
             # train_seconds (the finished trajectory's compute), listed apart
-            "lost_seconds": lost["seconds"], "resumes": lost["resumes"],
+            "lost_seconds": lost["seconds"],
+            "resumes": lost["resumes"],
             "train_tokens": int(seen),
             "train_padded_tokens": trainer.padded_tokens,  # what the model computed on, padding included
             "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
@@ -573,8 +668,10 @@ def lost_work(out: Path, resume: str | None, at_checkpoint: float) -> dict:
         return lost
     went = json.loads(progress.read_text())
     if went.get("step", 0) > int(Path(resume).name.rsplit("-", 1)[-1]):
-        lost = {"seconds": round(lost["seconds"] + max(0.0, went["train_seconds"] - at_checkpoint), 3),
-                "resumes": lost["resumes"] + 1}
+        lost = {
+            "seconds": round(lost["seconds"] + max(0.0, went["train_seconds"] - at_checkpoint), 3),
+            "resumes": lost["resumes"] + 1,
+        }
         atomic_write_json(path, lost)
     progress.unlink()  # read once: this invocation writes its own
     return lost
@@ -595,10 +692,19 @@ def _predict(exp: Experiment, split: str | None = None, limit: int | None = None
         return evaluate_dataset(cfg, exp.model, exp.tokenizer, builder, split, limit, exp.progress)
     examples = _examples(cfg.dataset, split, limit, cfg.data_dir)
     labels = label_list(exp.spec)
-    preds = encoder_predict(exp.model, exp.tokenizer, exp.task, examples, exp.head, labels, cfg.training.max_length,
-                            cfg.runtime.eval_batch_size)
+    preds = encoder_predict(
+        exp.model,
+        exp.tokenizer,
+        exp.task,
+        examples,
+        exp.head,
+        labels,
+        cfg.training.max_length,
+        cfg.runtime.eval_batch_size,
+    )
     result = exp.task.score(examples, preds)
-    result.update(task=exp.spec.task, metric=exp.task.metric, split=split, n=len(examples), n_unparsed=0,
-                  scoring="head")
+    result.update(
+        task=exp.spec.task, metric=exp.task.metric, split=split, n=len(examples), n_unparsed=0, scoring="head"
+    )
     rows = [{"id": ex["id"], "prediction": p, "gold": exp.task.gold(ex)} for ex, p in zip(examples, preds)]
     return result, rows

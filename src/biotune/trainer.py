@@ -148,17 +148,23 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
             if now - self.written < every or not is_main_process():
                 return
             self.written = now
-            atomic_write_json(Path(args.output_dir) / PROGRESS_FILE, {
-                "step": state.global_step, "train_seconds": self.prior["train_seconds"] + now - self.began})
+            atomic_write_json(
+                Path(args.output_dir) / PROGRESS_FILE,
+                {"step": state.global_step, "train_seconds": self.prior["train_seconds"] + now - self.began},
+            )
 
         def on_save(self, args, state, control, **kw):
             import time
 
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir() and is_main_process():
-                atomic_write_json(folder / TIME_FILE, {
-                    "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
-                    "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds})
+                atomic_write_json(
+                    folder / TIME_FILE,
+                    {
+                        "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
+                        "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds,
+                    },
+                )
 
     tokens = _Meter()
     callbacks = [tokens, FiniteLoss(), *method.callbacks(run.model, run.params), *run.callbacks]
@@ -167,8 +173,14 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
     if optimizer is None and scale != 1 and run.head_modules:
         optimizer = head_scaled_optimizer(run.model, run.head_modules, args, scale)
     trainer = CountingTrainer(
-        model=run.model, args=args, train_dataset=list(train_f), eval_dataset=list(dev_f),
-        data_collator=collator, processing_class=tokenizer, callbacks=callbacks, compute_loss_func=loss_func,
+        model=run.model,
+        args=args,
+        train_dataset=list(train_f),
+        eval_dataset=list(dev_f),
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        compute_loss_func=loss_func,
         optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
     )
     trainer.biotune_tokens = tokens
@@ -176,12 +188,19 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
     trainer.patience = t.early_stopping_patience
     trainer.greater_is_better = args.greater_is_better
     trainer.selection_key = args.metric_for_best_model
-    asked = "FSDP" if os.environ.get("ACCELERATE_USE_FSDP") == "true" else (
-        "DEEPSPEED" if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" else None)
+    asked = (
+        "FSDP"
+        if os.environ.get("ACCELERATE_USE_FSDP") == "true"
+        else ("DEEPSPEED" if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" else None)
+    )
     if asked and trainer.accelerator.distributed_type.value != asked and is_main_process():
         # e.g. an FSDP config launched on CPUs: accelerate runs plain data parallelism there
-        print(f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
-              f"{trainer.accelerator.distributed_type.value}", file=sys.stderr, flush=True)
+        print(
+            f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
+            f"{trainer.accelerator.distributed_type.value}",
+            file=sys.stderr,
+            flush=True,
+        )
     return trainer
 
 
@@ -202,9 +221,18 @@ def head_scaled_optimizer(model, head_modules, args, scale: float):
     if not any(head for head, _ in groups):
         raise ValueError(f"head_lr_scale: no parameter of {head_modules} trains in this model")
     return torch.optim.AdamW(
-        [{"params": ps, "lr": args.learning_rate * (scale if head else 1.0),
-          "weight_decay": args.weight_decay if decayed else 0.0} for (head, decayed), ps in groups.items()],
-        lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
+        [
+            {
+                "params": ps,
+                "lr": args.learning_rate * (scale if head else 1.0),
+                "weight_decay": args.weight_decay if decayed else 0.0,
+            }
+            for (head, decayed), ps in groups.items()
+        ],
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+    )
 
 
 class FiniteLoss(TrainerCallback):
@@ -219,8 +247,10 @@ class FiniteLoss(TrainerCallback):
         for key in ("loss", "train_loss", "eval_loss"):
             value = (logs or {}).get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
-                raise BiotuneError(f"{key.replace('_', ' ')} became {value} at step {state.global_step}: lower the "
-                                   f"learning rate (training.learning_rate, {args.learning_rate:g} here)")
+                raise BiotuneError(
+                    f"{key.replace('_', ' ')} became {value} at step {state.global_step}: lower the "
+                    f"learning rate (training.learning_rate, {args.learning_rate:g} here)"
+                )
         return control
 
 
@@ -353,8 +383,9 @@ def answer_loss(outputs, labels, num_items_in_batch=None):
     tokens of the whole (accumulated, all-process) batch as transformers does, or of this batch."""
     targets = labels[:, 1:][:, _answer_positions(labels).to(labels.device)]
     logits = outputs.logits.float()
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                             ignore_index=IGNORE, reduction="sum")
+    loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
     if num_items_in_batch is None:
         num_items_in_batch = (targets != IGNORE).sum()
     if torch.is_tensor(num_items_in_batch):

@@ -26,17 +26,24 @@ def check_usable(device, family: str, scoring: str) -> None:
     """The one-line error for `runtime.generation: vllm` where it cannot run, naming the fix."""
     where = "runtime.generation: vllm"
     if not available():
-        raise BiotuneError(f"{where}: vLLM is not installed here (pip install 'biotune[vllm]' on a CUDA machine), "
-                           "or use runtime.generation: hf")
+        raise BiotuneError(
+            f"{where}: vLLM is not installed here (pip install 'biotune[vllm]' on a CUDA machine), "
+            "or use runtime.generation: hf"
+        )
     if device.type != "cuda":
-        raise BiotuneError(f"{where}: vLLM generates on CUDA GPUs; this run's device is {device} (use "
-                           "runtime.generation: hf)")
+        raise BiotuneError(
+            f"{where}: vLLM generates on CUDA GPUs; this run's device is {device} (use runtime.generation: hf)"
+        )
     if family != "causal":
-        raise BiotuneError(f"{where}: only decoder-only (causal) models are generated through vLLM here; this "
-                           f"model's family is {family} (use runtime.generation: hf)")
+        raise BiotuneError(
+            f"{where}: only decoder-only (causal) models are generated through vLLM here; this "
+            f"model's family is {family} (use runtime.generation: hf)"
+        )
     if scoring != "generate":
-        raise BiotuneError(f"{where}: vLLM generates answers; eval.scoring: {scoring} scores options with "
-                           "transformers (use runtime.generation: hf)")
+        raise BiotuneError(
+            f"{where}: vLLM generates answers; eval.scoring: {scoring} scores options with "
+            "transformers (use runtime.generation: hf)"
+        )
 
 
 class VllmModel:
@@ -45,8 +52,16 @@ class VllmModel:
 
     generation = "vllm"
 
-    def __init__(self, path: str, dtype, seed: int, max_model_len: int | None = None, revision: str | None = None,
-                 trust_remote_code: bool = False, gpu_memory_utilization: float = 0.85):
+    def __init__(
+        self,
+        path: str,
+        dtype,
+        seed: int,
+        max_model_len: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        gpu_memory_utilization: float = 0.85,
+    ):
         import torch
         from transformers import AutoConfig
 
@@ -61,20 +76,34 @@ class VllmModel:
         self.version = vllm.__version__
         # prompts go in as token ids and answers come back as token ids (biotune's tokenizer does both ends);
         # generation_config "vllm": vLLM's neutral defaults, not the model's sampling settings
-        self.llm = LLM(model=path, skip_tokenizer_init=True, revision=revision, dtype=names.get(dtype, "auto"),
-                       seed=seed, max_model_len=max_model_len, trust_remote_code=trust_remote_code,
-                       gpu_memory_utilization=gpu_memory_utilization, generation_config="vllm")
+        self.llm = LLM(
+            model=path,
+            skip_tokenizer_init=True,
+            revision=revision,
+            dtype=names.get(dtype, "auto"),
+            seed=seed,
+            max_model_len=max_model_len,
+            trust_remote_code=trust_remote_code,
+            gpu_memory_utilization=gpu_memory_utilization,
+            generation_config="vllm",
+        )
 
-    def greedy(self, encoded: Sequence[Sequence[int]], max_new_tokens: int, stops: Sequence[int],
-               progress: bool = True) -> list[list[int]]:
+    def greedy(
+        self, encoded: Sequence[Sequence[int]], max_new_tokens: int, stops: Sequence[int], progress: bool = True
+    ) -> list[list[int]]:
         """Greedy new token ids for each prompt (token ids): up to `max_new_tokens` or the first of `stops`
         (included, as transformers' `generate` returns it); without stops exactly `max_new_tokens`."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, stop_token_ids=list(stops) or None,
-                                ignore_eos=True,  # only `stops` end an answer, as on the transformers path
-                                skip_special_tokens=False, detokenize=False)
+        params = SamplingParams(
+            temperature=0.0,
+            max_tokens=max_new_tokens,
+            stop_token_ids=list(stops) or None,
+            ignore_eos=True,  # only `stops` end an answer, as on the transformers path
+            skip_special_tokens=False,
+            detokenize=False,
+        )
         prompts = [TokensPrompt(prompt_token_ids=list(e)) for e in encoded]
         outputs = self.llm.generate(prompts, params, use_tqdm=progress)
         return [list(o.outputs[0].token_ids) for o in outputs]

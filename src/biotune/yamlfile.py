@@ -64,8 +64,11 @@ class _Bounds:
         for child in children:
             total += self.size(child, depth + 1)
             if total > MAX_VALUES:
-                self._fail(child, f"more than {MAX_VALUES:,} values once its aliases (*name) are expanded (a YAML "
-                           "bomb?): write the values out, or use fewer aliases")
+                self._fail(
+                    child,
+                    f"more than {MAX_VALUES:,} values once its aliases (*name) are expanded (a YAML "
+                    "bomb?): write the values out, or use fewer aliases",
+                )
         self.open.discard(id(node))
         self.sizes[id(node)] = total
         return total
@@ -84,8 +87,10 @@ def load_text(text: str, source: str):
         return loader.construct_document(node), node
     except yaml.reader.ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
-        raise BiotuneError(f"{source}:{line}: not valid YAML (character U+{e.character:04X}, which YAML does not "
-                           "allow: is it a text file?)") from None
+        raise BiotuneError(
+            f"{source}:{line}: not valid YAML (character U+{e.character:04X}, which YAML does not "
+            "allow: is it a text file?)"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source

@@ -7,8 +7,21 @@ benchmark's order. Adding a built-in dataset: one more file there and its name b
 from .catalog import register
 from .dataset_file import builtin_dir, parse_dataset_file, to_spec
 
-ORDER = ("bc5-chem", "bc5-disease", "ncbi-disease", "bc2gm", "jnlpba", "ebm-pico", "chemprot", "ddi", "gad",
-         "biosses", "hoc", "pubmedqa", "bioasq")
+ORDER = (
+    "bc5-chem",
+    "bc5-disease",
+    "ncbi-disease",
+    "bc2gm",
+    "jnlpba",
+    "ebm-pico",
+    "chemprot",
+    "ddi",
+    "gad",
+    "biosses",
+    "hoc",
+    "pubmedqa",
+    "bioasq",
+)
 
 
 def _register_builtin() -> None:

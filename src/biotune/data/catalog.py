@@ -7,8 +7,8 @@ its path wherever a built-in name is accepted (`biotune eval --datasets my.yaml`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -98,8 +98,10 @@ def get_spec(ref: str) -> DatasetSpec:
         from .dataset_file import load_dataset_file
 
         return load_dataset_file(ref)
-    raise UnknownNameError(f"unknown dataset {ref!r}; valid: {', '.join(DATASETS.names())}, or a dataset file "
-                           "(my_task.yaml, see README 'Your own dataset')")
+    raise UnknownNameError(
+        f"unknown dataset {ref!r}; valid: {', '.join(DATASETS.names())}, or a dataset file "
+        "(my_task.yaml, see README 'Your own dataset')"
+    )
 
 
 def split_file(spec: DatasetSpec, split: str, data_dir: str | None = None) -> Path | None:
@@ -124,15 +126,18 @@ def load_split(ref: str, split: str, data_dir: str | None = None) -> Split:
     """Load one split of one dataset as a `Split` in its task type's schema (biotune.data.schema)."""
     spec = get_spec(ref)
     if split not in spec.files:
-        raise MissingSplitError(f"{spec.name} has no split {split!r}; splits: {', '.join(spec.files)}"
-                                + (f" (defined in {spec.definition})" if spec.definition and not spec.builtin else ""))
+        raise MissingSplitError(
+            f"{spec.name} has no split {split!r}; splits: {', '.join(spec.files)}"
+            + (f" (defined in {spec.definition})" if spec.definition and not spec.builtin else "")
+        )
     if spec.format == "hf":
         return _load(spec, spec.files[split], None)
     path = split_file(spec, split, data_dir)
     if path is None:
-        hint = spec.missing_hint or ("put the BLURB file there" if spec.root == BLURB_ROOT else
-                                     f"fix source.splits.{split} in {spec.definition}")
-        where = (", or point --data-dir / BIOTUNE_DATA at a folder that has it" if spec.root == BLURB_ROOT else "")
+        hint = spec.missing_hint or (
+            "put the BLURB file there" if spec.root == BLURB_ROOT else f"fix source.splits.{split} in {spec.definition}"
+        )
+        where = ", or point --data-dir / BIOTUNE_DATA at a folder that has it" if spec.root == BLURB_ROOT else ""
         raise MissingSplitError(
             f"{spec.name} {split} split is missing: expected {spec.path(split, data_dir)}. {hint}{where}."
         )
@@ -148,6 +153,10 @@ def _load(spec: DatasetSpec, path: str, mtime: int | None) -> Split:
         read_text(path, binary_ok=False)
     rows = FORMATS.get(spec.format)(path, spec)
     if not rows:
-        raise DataFormatError(path, None, "no examples in this file (it is empty, or a header only): fill it, or "
-                              f"leave the split out of source.splits{f' in {spec.definition}' if not spec.builtin else ''}")
+        raise DataFormatError(
+            path,
+            None,
+            "no examples in this file (it is empty, or a header only): fill it, or "
+            f"leave the split out of source.splits{f' in {spec.definition}' if not spec.builtin else ''}",
+        )
     return Split(rows, spec.schema)

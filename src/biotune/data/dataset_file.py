@@ -84,22 +84,26 @@ class SourceConfig(_Strict):
         for split, name in v.items():
             problem = url_problem(name) if is_url(name) else name_problem(name)
             if problem:
-                raise _FieldError(["source", "splits", split], f"{excerpt(name)} {problem}" if not is_url(name)
-                                  else problem)
+                raise _FieldError(
+                    ["source", "splits", split], f"{excerpt(name)} {problem}" if not is_url(name) else problem
+                )
         return v
 
     @field_validator("root")
     @classmethod
     def _root(cls, v: str | None) -> str | None:
         if v is not None and (not v.strip() or not v.isprintable()):
-            raise _FieldError(["source", "root"], "names no folder (empty, or with a control character): give a "
-                              "folder beside this file (e.g. data), or leave root out (this file's folder)")
+            raise _FieldError(
+                ["source", "root"],
+                "names no folder (empty, or with a control character): give a "
+                "folder beside this file (e.g. data), or leave root out (this file's folder)",
+            )
         if v and is_url(v) and url_problem(v):
             raise _FieldError(["source", "root"], url_problem(v))
         return v
 
     @model_validator(mode="after")
-    def _hub(self) -> "SourceConfig":
+    def _hub(self) -> SourceConfig:
         if self.format == "hf" and not self.hf:
             raise ValueError("format hf needs `hf: <org>/<dataset>` (the hub dataset id)")
         if self.hf and self.format != "hf":
@@ -141,7 +145,9 @@ class DatasetFile(_Strict):
         try:
             re.compile(v)
         except re.error as e:
-            raise ValueError(f"not a regular expression ({e}); e.g. '^(\\d+)\\.' for ids like 10076535.T44.T63")
+            raise ValueError(
+                f"not a regular expression ({e}); e.g. '^(\\d+)\\.' for ids like 10076535.T44.T63"
+            ) from None
         return v
 
     @field_validator("task")
@@ -166,29 +172,35 @@ class DatasetFile(_Strict):
         if isinstance(v, dict):
             for label, text in v.items():
                 if text is None or not str(text).strip():
-                    raise ValueError(f"label {label!r} has no verbalizer: give the answer text a model writes for "
-                                     f"it, e.g. {label!r}: {label.lower()!r}")
+                    raise ValueError(
+                        f"label {label!r} has no verbalizer: give the answer text a model writes for "
+                        f"it, e.g. {label!r}: {label.lower()!r}"
+                    )
             seen: dict[str, str] = {}
             for label, text in v.items():
                 other = seen.setdefault(" ".join(str(text).lower().split()), label)
                 if other != label:
-                    raise ValueError(f"labels {other!r} and {label!r} have the same answer text {text!r}: a model's "
-                                     f"answer could never name {label!r}; give each label its own text")
+                    raise ValueError(
+                        f"labels {other!r} and {label!r} have the same answer text {text!r}: a model's "
+                        f"answer could never name {label!r}; give each label its own text"
+                    )
         return v
 
     @model_validator(mode="after")
-    def _fits_task(self) -> "DatasetFile":
+    def _fits_task(self) -> DatasetFile:
         from biotune.tasks import TASKS, metric_choices
 
         task = TASKS.get(self.task)
         fields = SOURCE_FIELDS[task.schema]
         for key in self.fields:
             if key not in fields:
-                raise _FieldError(["fields", key], f"{key!r} is not a field of a {self.task} example; valid: "
-                                  f"{', '.join(fields)}")
+                raise _FieldError(
+                    ["fields", key], f"{key!r} is not a field of a {self.task} example; valid: {', '.join(fields)}"
+                )
         if self.task in LABELLED and not self.labels:
-            raise _FieldError(["labels"], f"a {self.task} dataset needs its labels, e.g. "
-                              "labels: {positive: yes, negative: no}")
+            raise _FieldError(
+                ["labels"], f"a {self.task} dataset needs its labels, e.g. labels: {{positive: yes, negative: no}}"
+            )
         if self.entities:
             if self.task != "ner":
                 raise _FieldError(["entities"], "typed entities are for ner datasets")
@@ -196,28 +208,40 @@ class DatasetFile(_Strict):
                 raise _FieldError(["entity"], "give either entity (one untyped kind) or entities (typed), not both")
             for t in self.entities:
                 if not re.fullmatch(r"[A-Za-z][\w.+-]*", t):
-                    raise _FieldError(["entities", t], f"{t!r}: an entity type is one word as the tags write it "
-                                      "(B-<type>), e.g. Chemical or cell_line")
+                    raise _FieldError(
+                        ["entities", t],
+                        f"{t!r}: an entity type is one word as the tags write it "
+                        "(B-<type>), e.g. Chemical or cell_line",
+                    )
             if not self.tags:
                 self.tags = ["O"] + [f"{bi}-{t}" for t in self.entities for bi in "BI"]
             for tag in self.tags:
                 if tag != "O" and (tag[:2] not in ("B-", "I-") or tag[2:] not in self.entities):
-                    raise _FieldError(["tags"], f"tag {tag!r} is not O, B-<type> or I-<type> of the entities "
-                                      f"({', '.join(self.entities)})")
+                    raise _FieldError(
+                        ["tags"],
+                        f"tag {tag!r} is not O, B-<type> or I-<type> of the entities ({', '.join(self.entities)})",
+                    )
         if self.task == "pico" and self.tags and not set(self.tags) <= {"O", "I-PAR", "I-INT", "I-OUT"}:
-            raise _FieldError(["tags"], "PICO tags are O, I-PAR, I-INT, I-OUT (EBM-NLP's); for other span types "
-                              "use task: ner with typed entities")
+            raise _FieldError(
+                ["tags"],
+                "PICO tags are O, I-PAR, I-INT, I-OUT (EBM-NLP's); for other span types "
+                "use task: ner with typed entities",
+            )
         if self.task in ("ner", "pico") and not self.tags:
             raise _FieldError(["tags"], "a token-tagging dataset needs its tag set, e.g. tags: [B, I, O]")
         if self.negative is not None and self.negative not in (self.labels or []):
             raise _FieldError(["negative"], f"{self.negative!r} is not one of the labels")
         if self.task == "relation" and self.negative is None and self.metric == "auto":
-            raise _FieldError(["negative"], "micro F1 (the relation rule) leaves out the negative label: "
-                              "name it (negative: none), or choose metric: macro_f1 or accuracy")
+            raise _FieldError(
+                ["negative"],
+                "micro F1 (the relation rule) leaves out the negative label: "
+                "name it (negative: none), or choose metric: macro_f1 or accuracy",
+            )
         valid = metric_choices(self.task)
         if self.metric != "auto" and self.metric not in valid:
-            raise _FieldError(["metric"], f"{self.metric!r} does not score a {self.task} dataset; valid: auto, "
-                              f"{', '.join(valid)}")
+            raise _FieldError(
+                ["metric"], f"{self.metric!r} does not score a {self.task} dataset; valid: auto, {', '.join(valid)}"
+            )
         return self
 
 
@@ -245,8 +269,11 @@ def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
     except ValidationError as e:
         err = e.errors()[0]
         ctx = (err.get("ctx") or {}).get("error")
-        loc = ctx.loc if isinstance(ctx, _FieldError) else [x for x in err["loc"] if not str(x).startswith(
-            ("list[", "dict["))]
+        loc = (
+            ctx.loc
+            if isinstance(ctx, _FieldError)
+            else [x for x in err["loc"] if not str(x).startswith(("list[", "dict["))]
+        )
         msg = str(ctx) if isinstance(ctx, _FieldError) else err["msg"].removeprefix("Value error, ")
         field = ".".join(str(x) for x in loc) or "(top level)"
         raise BiotuneError(f"{_where(path, root, loc)}: field '{field}': {msg}") from None
@@ -257,7 +284,8 @@ def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
             raise BiotuneError(
                 f"{_where(path, root, ['source', 'root'])}: field 'source.root': {folder} is outside the dataset "
                 f"file's folder {path.parent.resolve()}: move the data below it, or allow the folder with "
-                f"{ROOTS_ENV}={folder}")
+                f"{ROOTS_ENV}={folder}"
+            )
     return df, root
 
 
@@ -279,15 +307,34 @@ def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
     files = dict(src.splits)
     labels = df.labels or []
     return DatasetSpec(
-        name=df.name, title=df.title or df.name, task=df.task, schema=TASKS.get(df.task).schema,
-        format=src.format, files={s: files[s] for s in SPLITS if s in files},
-        labels=tuple(labels), label_names=dict(labels) if isinstance(labels, dict) else {},
-        negative=df.negative, tags=tuple(df.tags or ()), entity=df.entity,
-        entities={t: d or t for t, d in df.entities.items()}, columns=tuple(src.columns or ()),
-        header=src.header, fields=dict(df.fields), label_separator=src.label_separator,
-        instruction=df.instruction, description=df.description, missing_hint=src.missing_hint, blurb=df.blurb,
-        metric=df.metric, root=root, hf=src.hf, hf_config=src.config, hf_revision=src.revision,
-        definition=str(path.resolve()), builtin=builtin, documents=df.documents,
+        name=df.name,
+        title=df.title or df.name,
+        task=df.task,
+        schema=TASKS.get(df.task).schema,
+        format=src.format,
+        files={s: files[s] for s in SPLITS if s in files},
+        labels=tuple(labels),
+        label_names=dict(labels) if isinstance(labels, dict) else {},
+        negative=df.negative,
+        tags=tuple(df.tags or ()),
+        entity=df.entity,
+        entities={t: d or t for t, d in df.entities.items()},
+        columns=tuple(src.columns or ()),
+        header=src.header,
+        fields=dict(df.fields),
+        label_separator=src.label_separator,
+        instruction=df.instruction,
+        description=df.description,
+        missing_hint=src.missing_hint,
+        blurb=df.blurb,
+        metric=df.metric,
+        root=root,
+        hf=src.hf,
+        hf_config=src.config,
+        hf_revision=src.revision,
+        definition=str(path.resolve()),
+        builtin=builtin,
+        documents=df.documents,
         reach=() if root == BLURB_ROOT or is_url(root) else reach_of(path),
     )
 

@@ -37,11 +37,11 @@ PUBMEDQA_SPLITS = {  # file -> what of the split it holds
 # what a user does when the public copy lacks a file
 HINTS = {
     "ebmnlp": "EBM-NLP 2.0 (https://github.com/bepnye/EBM-NLP): build it with BLURB's data-generation pipeline "
-              "(https://microsoft.github.io/BLURB/sample_code/data_generation.tar.gz)",
+    "(https://microsoft.github.io/BLURB/sample_code/data_generation.tar.gz)",
     "chemprot": "ChemProt is registration-gated: register at BioCreative VI (https://biocreative.bioinformatics."
-                "udel.edu/) and build it with BLURB's data-generation pipeline",
+    "udel.edu/) and build it with BLURB's data-generation pipeline",
     "BioASQ": "BioASQ is registration-gated: register at http://participants-area.bioasq.org and build it with "
-              "BLURB's data-generation pipeline",
+    "BLURB's data-generation pipeline",
 }
 
 
@@ -84,8 +84,10 @@ def _source_url(mirror: str, source: tuple[str, str, str], path: str) -> str:
     return f"{mirror.rstrip('/')}/{repo}/{commit}/{folder}/{path}"
 
 
-_NO_NETWORK = ("no network here? Copy the BLURB files from a machine that has it and set BIOTUNE_DATA, or fetch "
-               "from a local mirror (--mirror DIR)")
+_NO_NETWORK = (
+    "no network here? Copy the BLURB files from a machine that has it and set BIOTUNE_DATA, or fetch "
+    "from a local mirror (--mirror DIR)"
+)
 
 
 def fetch(target: str | Path | None = None, mirror: str = DEFAULT_MIRROR, log=print) -> list[Outcome]:
@@ -107,8 +109,9 @@ def fetch(target: str | Path | None = None, mirror: str = DEFAULT_MIRROR, log=pr
         log(f"[{i}/{len(files)}] {rel} <- {url}")
         if not download(url, dest, hint=_NO_NETWORK):
             hint = HINTS.get(rel.split("/")[0], "")
-            outcomes.append(Outcome(rel, "missing", f"not in {source[0]} @ {source[1][:7]}" + (f"; {hint}" if hint
-                                                                                              else "")))
+            outcomes.append(
+                Outcome(rel, "missing", f"not in {source[0]} @ {source[1][:7]}" + (f"; {hint}" if hint else ""))
+            )
             continue
         if not digest_matches(dest, expected):
             dest.unlink()
@@ -126,10 +129,11 @@ def fetch(target: str | Path | None = None, mirror: str = DEFAULT_MIRROR, log=pr
 
 # -- PubMedQA: BLURB's split, regenerated ---------------------------------------------------------------------
 
+
 def _chunks(pmids: list[str], folds: int, rng: random.Random) -> list[list[str]]:
     rng.shuffle(pmids)
     size = math.ceil(len(pmids) / folds)
-    return [pmids[i * size:(i + 1) * size] if i < folds - 1 else pmids[i * size:] for i in range(folds)]
+    return [pmids[i * size : (i + 1) * size] if i < folds - 1 else pmids[i * size :] for i in range(folds)]
 
 
 def _stratified(dataset: dict, folds: int, rng: random.Random) -> list[dict]:

@@ -22,8 +22,11 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[3]  # src/biotune/data/location
 def default_candidates() -> list[Path]:
     """Where biotune looks for the BLURB files: ../shared beside the working folder or the package, then where
     `biotune data fetch` writes them."""
-    return [Path.cwd() / ".." / "shared" / "data" / "blurb", _PACKAGE_ROOT / ".." / "shared" / "data" / "blurb",
-            cache_dir() / "blurb"]
+    return [
+        Path.cwd() / ".." / "shared" / "data" / "blurb",
+        _PACKAGE_ROOT / ".." / "shared" / "data" / "blurb",
+        cache_dir() / "blurb",
+    ]
 
 
 def cache_dir() -> Path:
@@ -77,8 +80,10 @@ def url_problem(url: str) -> str | None:
     if scheme == "file":
         if os.environ.get(FILE_URLS_ENV) == "1":
             return None
-        return (f"a file:// URL reads the local disk outside the dataset's folder: put the files beside the dataset "
-                f"file (root: a folder), or for a local mirror you trust set {FILE_URLS_ENV}=1")
+        return (
+            f"a file:// URL reads the local disk outside the dataset's folder: put the files beside the dataset "
+            f"file (root: a folder), or for a local mirror you trust set {FILE_URLS_ENV}=1"
+        )
     return f"only https:// (or hf://) URLs are read, not {scheme[:20]}://"
 
 
@@ -118,8 +123,10 @@ def local_file(location: str, relative: str, reach: tuple[str, ...] = ()) -> Pat
         if not path.is_file():
             return None
         if reach and not within(path, reach):
-            raise BiotuneError(f"{path} leads (through a symlink) to {path.resolve()}, outside the dataset's folder: "
-                               f"copy the file there, or allow its folder with {ROOTS_ENV}")
+            raise BiotuneError(
+                f"{path} leads (through a symlink) to {path.resolve()}, outside the dataset's folder: "
+                f"copy the file there, or allow its folder with {ROOTS_ENV}"
+            )
         return path
     entry = cache_dir() / "data" / hashlib.sha256(location.encode()).hexdigest()[:16]
     target = entry / relative

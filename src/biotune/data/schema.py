@@ -20,8 +20,13 @@ FIELDS: dict[str, dict] = {
     "token_tagging": {"id": "str", "doc_id": "str", "tokens": ["str"], "tags": ["str"]},
     "relation": {"id": "str", "text": "str", "label": "str"},
     "sentence_pair": {"id": "str", "sentence1": "str", "sentence2": "str", "score": "float"},
-    "document_labels": {"id": "str", "sentences": ["str"], "sentence_ids": ["str"],
-                        "sentence_labels": [["str"]], "labels": ["str"]},
+    "document_labels": {
+        "id": "str",
+        "sentences": ["str"],
+        "sentence_ids": ["str"],
+        "sentence_labels": [["str"]],
+        "labels": ["str"],
+    },
     "qa": {"id": "str", "question": "str", "context": "str", "answer": "str"},
 }
 
@@ -50,8 +55,11 @@ class Split(Sequence):
     def __init__(self, rows: Iterable[dict], schema: str, _cast_rows: bool = True):
         self.schema = schema
         fields = FIELDS[schema]
-        self._rows = ([{name: _cast(row.get(name), kind) for name, kind in fields.items()} for row in rows]
-                      if _cast_rows else list(rows))
+        self._rows = (
+            [{name: _cast(row.get(name), kind) for name, kind in fields.items()} for row in rows]
+            if _cast_rows
+            else list(rows)
+        )
 
     @property
     def column_names(self) -> list[str]:

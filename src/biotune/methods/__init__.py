@@ -2,8 +2,20 @@
 lora, dora, loraplus, pissa, olora, adalora, vera, qlora, loftq, ia3, ptuning, prompt_tuning, prefix. A new method
 is one module + one import below."""
 
+# importing a module registers its methods
+from . import (  # noqa: F401
+    adalora,
+    fft,
+    ia3,
+    icl,
+    loftq,
+    lora,
+    loraplus,
+    pissa,
+    prompt_learning,
+    qlora,
+    vera,
+)
 from .base import METHODS, Method, PeftMethod
-from . import (adalora, fft, ia3, icl, loftq, lora, loraplus, pissa, prompt_learning,  # noqa: E402,F401
-               qlora, vera)  # (importing a module registers its methods)
 
 __all__ = ["METHODS", "Method", "PeftMethod"]

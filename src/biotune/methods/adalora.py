@@ -55,10 +55,20 @@ class AdaLora(PeftMethod):
         tinit = int(params.warmup_fraction * total)
         tfinal = min(int(params.final_fraction * total), total - tinit - 1)
         return AdaLoraConfig(
-            init_r=params.init_r, target_r=params.target_r, lora_alpha=params.alpha, lora_dropout=params.dropout,
-            target_modules=params.target_modules, exclude_modules=list(family.head_modules) or None,
-            tinit=tinit, tfinal=tfinal, deltaT=params.interval, beta1=params.beta1, beta2=params.beta2,
-            orth_reg_weight=params.orth_reg_weight, total_step=total, task_type=family.peft_task_type_for(head),
+            init_r=params.init_r,
+            target_r=params.target_r,
+            lora_alpha=params.alpha,
+            lora_dropout=params.dropout,
+            target_modules=params.target_modules,
+            exclude_modules=list(family.head_modules) or None,
+            tinit=tinit,
+            tfinal=tfinal,
+            deltaT=params.interval,
+            beta1=params.beta1,
+            beta2=params.beta2,
+            orth_reg_weight=params.orth_reg_weight,
+            total_step=total,
+            task_type=family.peft_task_type_for(head),
         )
 
     def apply(self, model, family, head, params, total_steps=None):

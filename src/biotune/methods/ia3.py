@@ -7,8 +7,10 @@ from pydantic import BaseModel, ConfigDict
 from .base import PeftMethod, register
 
 # peft knows the module names of many architectures; these fill in the ones it lacks
-EXTRA_TARGETS = {"glm": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
-                 "glm4": (["k_proj", "v_proj", "down_proj"], ["down_proj"])}
+EXTRA_TARGETS = {
+    "glm": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+    "glm4": (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
+}
 
 
 class IA3Params(BaseModel):
@@ -31,5 +33,6 @@ class IA3(PeftMethod):
         targets, feedforward = params.target_modules, params.feedforward_modules
         if targets is None and model.config.model_type in EXTRA_TARGETS:
             targets, feedforward = EXTRA_TARGETS[model.config.model_type]
-        return IA3Config(target_modules=targets, feedforward_modules=feedforward,
-                         task_type=family.peft_task_type_for(head))
+        return IA3Config(
+            target_modules=targets, feedforward_modules=feedforward, task_type=family.peft_task_type_for(head)
+        )

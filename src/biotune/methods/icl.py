@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .base import Method, register
 
+
 @register
 class ZeroShot(Method):
     name = "zero_shot"

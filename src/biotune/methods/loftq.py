@@ -72,8 +72,10 @@ class _Weights:
         elif (self.folder / "model.safetensors").is_file():
             self.files = None
         else:
-            raise BiotuneError(f"loftq: needs the model's full-precision weights as safetensors in {folder} "
-                               "(model.safetensors or its index); none found")
+            raise BiotuneError(
+                f"loftq: needs the model's full-precision weights as safetensors in {folder} "
+                "(model.safetensors or its index); none found"
+            )
 
     def get(self, name: str):
         from safetensors import safe_open

@@ -29,10 +29,15 @@ def lora_config(family, head, params: LoraParams, use_dora: bool = False, init_l
     from peft import LoraConfig
 
     return LoraConfig(
-        r=params.r, lora_alpha=params.alpha, lora_dropout=params.dropout, target_modules=params.target_modules,
+        r=params.r,
+        lora_alpha=params.alpha,
+        lora_dropout=params.dropout,
+        target_modules=params.target_modules,
         # a task head (encoders' classifier) trains in full through peft's modules_to_save, not through LoRA
         exclude_modules=list(family.head_modules) or None,
-        use_rslora=params.use_rslora, use_dora=use_dora, init_lora_weights=init_lora_weights,
+        use_rslora=params.use_rslora,
+        use_dora=use_dora,
+        init_lora_weights=init_lora_weights,
         task_type=family.peft_task_type_for(head),
     )
 
@@ -42,8 +47,10 @@ class Lora(PeftMethod):
     name = "lora"
     default_lr = 2e-4
     search_space = {"training.learning_rate": [1.0e-4, 3.0e-4, 1.0e-3]}
-    search_source = ("LoRA (Hu et al. 2021) and QLoRA (Dettmers et al. 2023: 2e-4 up to 13B); a LoRA's best rate is "
-                     "about 10x full fine-tuning's (Schulman et al. 2025, 'LoRA Without Regret')")
+    search_source = (
+        "LoRA (Hu et al. 2021) and QLoRA (Dettmers et al. 2023: 2e-4 up to 13B); a LoRA's best rate is "
+        "about 10x full fine-tuning's (Schulman et al. 2025, 'LoRA Without Regret')"
+    )
     params_model = LoraParams
 
     def peft_config(self, family, head, params, model, total_steps=None):

@@ -30,8 +30,13 @@ class FusedLoraLinear(Linear):
             return None
         base = self.get_base_layer()
         lora_a, lora_b = self.lora_A[name], self.lora_B[name]
-        if (type(base) is not nn.Linear or base.weight.dtype != x.dtype or base.weight.requires_grad
-                or (base.bias is not None and base.bias.requires_grad) or lora_b.bias is not None):
+        if (
+            type(base) is not nn.Linear
+            or base.weight.dtype != x.dtype
+            or base.weight.requires_grad
+            or (base.bias is not None and base.bias.requires_grad)
+            or lora_b.bias is not None
+        ):
             return None
         dropout = self.lora_dropout[name]
         if isinstance(dropout, FastDropout):

@@ -25,5 +25,11 @@ class LoraPlus(Lora):
 
         # A (and the rest that trains: a task head's weight) at the run's rate, B (and, as peft groups them, every
         # 1-d trained parameter) at lr_ratio times it; AdamW as the Trainer's own
-        return create_loraplus_optimizer(model, torch.optim.AdamW, lr=learning_rate, loraplus_lr_ratio=params.lr_ratio,
-                                         loraplus_weight_decay=weight_decay, loraplus_lr_embedding=params.embedding_lr)
+        return create_loraplus_optimizer(
+            model,
+            torch.optim.AdamW,
+            lr=learning_rate,
+            loraplus_lr_ratio=params.lr_ratio,
+            loraplus_weight_decay=weight_decay,
+            loraplus_lr_embedding=params.embedding_lr,
+        )

@@ -54,8 +54,9 @@ class _MutatedInit(Lora):
         with tempfile.TemporaryDirectory() as tmp:
             initial = Path(tmp) / "initial"
             initial.mkdir()
-            save_file({k: v.contiguous() for k, v in getattr(model, INITIAL).items()},
-                      initial / "adapter_model.safetensors")
+            save_file(
+                {k: v.contiguous() for k, v in getattr(model, INITIAL).items()}, initial / "adapter_model.safetensors"
+            )
             # peft writes the initial adapter's config (as plain LoRA) itself, loads it beside the trained one and
             # saves [A; A0], [B, -B0] (rank 2r, the same scaling) as the adapter
             model.save_pretrained(str(folder), path_initial_model_for_weight_conversion=str(initial))

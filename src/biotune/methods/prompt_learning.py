@@ -39,8 +39,10 @@ class PTuning(_SoftPrompt):
         from peft import PromptEncoderConfig
 
         return PromptEncoderConfig(
-            num_virtual_tokens=params.num_virtual_tokens, encoder_hidden_size=params.encoder_hidden_size,
-            encoder_reparameterization_type=params.encoder_type, task_type=family.peft_task_type_for(head),
+            num_virtual_tokens=params.num_virtual_tokens,
+            encoder_hidden_size=params.encoder_hidden_size,
+            encoder_reparameterization_type=params.encoder_type,
+            task_type=family.peft_task_type_for(head),
         )
 
 
@@ -54,15 +56,18 @@ class PromptTuning(_SoftPrompt):
     name = "prompt_tuning"
     default_lr = 3e-2
     search_space = {"training.learning_rate": [1.0e-2, 3.0e-2, 1.0e-1]}
-    search_source = ("prompt tuning (Lester et al. 2021) trains at 0.3 with Adafactor; with AdamW biotune's "
-                     "choice, 3e-2 and a half-decade either side")
+    search_source = (
+        "prompt tuning (Lester et al. 2021) trains at 0.3 with Adafactor; with AdamW biotune's "
+        "choice, 3e-2 and a half-decade either side"
+    )
     params_model = PromptTuningParams
 
     def peft_config(self, family, head, params, model, total_steps=None):
         from peft import PromptTuningConfig
 
-        return PromptTuningConfig(num_virtual_tokens=params.num_virtual_tokens,
-                                  task_type=family.peft_task_type_for(head))
+        return PromptTuningConfig(
+            num_virtual_tokens=params.num_virtual_tokens, task_type=family.peft_task_type_for(head)
+        )
 
 
 class PrefixParams(BaseModel):
@@ -88,6 +93,8 @@ class PrefixTuning(_SoftPrompt):
         from peft import PrefixTuningConfig
 
         return PrefixTuningConfig(
-            num_virtual_tokens=params.num_virtual_tokens, prefix_projection=params.prefix_projection,
-            encoder_hidden_size=params.encoder_hidden_size, task_type=family.peft_task_type_for(head),
+            num_virtual_tokens=params.num_virtual_tokens,
+            prefix_projection=params.prefix_projection,
+            encoder_hidden_size=params.encoder_hidden_size,
+            task_type=family.peft_task_type_for(head),
         )

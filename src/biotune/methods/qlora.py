@@ -24,7 +24,9 @@ class QLora(Lora):
         from transformers import BitsAndBytesConfig
 
         return BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=params.quant_type, bnb_4bit_use_double_quant=params.double_quant,
+            load_in_4bit=True,
+            bnb_4bit_quant_type=params.quant_type,
+            bnb_4bit_use_double_quant=params.double_quant,
             bnb_4bit_compute_dtype=compute_dtype,
             # a task head stays in full precision: it trains in full (the LM head is kept by transformers itself)
             llm_int8_skip_modules=list(family.head_modules) or None,

@@ -30,9 +30,13 @@ class Vera(PeftMethod):
         from peft import VeraConfig
 
         return VeraConfig(
-            r=params.r, d_initial=params.d_initial, vera_dropout=params.dropout, target_modules=params.target_modules,
+            r=params.r,
+            d_initial=params.d_initial,
+            vera_dropout=params.dropout,
+            target_modules=params.target_modules,
             projection_prng_key=params.projection_prng_key,
-            save_projection=params.save_projection, task_type=family.peft_task_type_for(head),
+            save_projection=params.save_projection,
+            task_type=family.peft_task_type_for(head),
         )
 
     def extra_flops(self, adapted, params):

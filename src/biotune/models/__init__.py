@@ -1,9 +1,9 @@
 """Model families, one module each, registered in FAMILIES: causal (LLaMA and alike), seq2seq (T5 / FLAN-T5 /
 UL2), glm (GLM-4), encoder (BERT-style, with task heads). Model references: aliases.py."""
 
+from . import causal, encoder, glm, seq2seq  # noqa: E402,F401  (registers the families)
 from .aliases import ALIASES, resolve
 from .base import FAMILIES, ModelFamily
-from . import causal, encoder, glm, seq2seq  # noqa: E402,F401  (registers the families)
 
 __all__ = ["ALIASES", "FAMILIES", "ModelFamily", "family_of", "resolve"]
 
@@ -22,6 +22,8 @@ def family_of(name: str) -> str:
         config = AutoConfig.from_pretrained(ref.path)
     except (OSError, ValueError) as e:
         first = first_line(e)
-        raise BiotuneError(f"cannot read the config of model {name!r} to tell its family ({first}); "
-                           "name it with --family causal|seq2seq|glm") from None
+        raise BiotuneError(
+            f"cannot read the config of model {name!r} to tell its family ({first}); "
+            "name it with --family causal|seq2seq|glm"
+        ) from None
     return next((n for n, f in FAMILIES.items() if n != "causal" and f.claims(config)), "causal")

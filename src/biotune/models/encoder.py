@@ -44,8 +44,16 @@ class EncoderFamily(ModelFamily):
 
     def claims(self, config):
         # BERT-style encoders (PubMedBERT, BioClinicalBERT, MiniLM, RoBERTa, DeBERTa, ELECTRA, ...)
-        return config.model_type in ("bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "electra",
-                                     "distilbert", "modernbert")
+        return config.model_type in (
+            "bert",
+            "roberta",
+            "xlm-roberta",
+            "deberta",
+            "deberta-v2",
+            "electra",
+            "distilbert",
+            "modernbert",
+        )
 
     @property
     def config_class(self):

@@ -15,7 +15,8 @@ A head's name is what configs (`model.head`) and identities record; `HEADS.get(n
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from biotune.registry import Registry
 
@@ -42,8 +43,11 @@ class Head:
 
     def config_kwargs(self, labels: list[str]) -> dict:
         """What the model's config needs for this head over `labels` (class names in index order)."""
-        return {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                "label2id": {label: i for i, label in enumerate(labels)}}
+        return {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
 
     def encode(self, tokenizer, x, gold, labels: list[str], max_length: int) -> dict:
         """One example's model inputs and training labels: `x` is the task's encoder input (a text, a text pair,

@@ -82,7 +82,7 @@ def known_models() -> dict[str, dict]:
 def model_config(mcfg):
     """The transformers config of the model an experiment names (offline for aliases, folders, random_init and
     the models in known_models.yaml)."""
-    from transformers import AutoConfig, CONFIG_MAPPING
+    from transformers import CONFIG_MAPPING, AutoConfig
 
     from biotune.models import FAMILIES
     from biotune.models.aliases import resolve
@@ -104,27 +104,35 @@ def model_config(mcfg):
         return AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **revision)
     except (OSError, ValueError) as e:
         first = first_line(e)
-        raise BiotuneError(f"cannot plan for model {mcfg.path!r}: its config cannot be read ({first}); plans work "
-                           "offline for aliases, local folders, random_init and the models in biotune's "
-                           f"known_models.yaml ({', '.join(known_models())})") from None
+        raise BiotuneError(
+            f"cannot plan for model {mcfg.path!r}: its config cannot be read ({first}); plans work "
+            "offline for aliases, local folders, random_init and the models in biotune's "
+            f"known_models.yaml ({', '.join(known_models())})"
+        ) from None
 
 
 def _dims(config) -> dict:
     """Shapes by the names transformers' configs use (LLaMA / GLM / BERT style, or T5's)."""
-    g = lambda *names, default=None: next((getattr(config, n) for n in names if getattr(config, n, None) is not None),
-                                          default)
+    g = lambda *names, default=None: next(
+        (getattr(config, n) for n in names if getattr(config, n, None) is not None), default
+    )
     hidden = g("hidden_size", "d_model")
     heads = g("num_attention_heads", "num_heads")
     head_dim = g("head_dim", "d_kv", default=hidden // heads)
     kv_heads = g("num_key_value_heads", default=heads)
     return {
-        "hidden": hidden, "heads": heads, "q_dim": heads * head_dim, "kv_dim": kv_heads * head_dim,
+        "hidden": hidden,
+        "heads": heads,
+        "q_dim": heads * head_dim,
+        "kv_dim": kv_heads * head_dim,
         "intermediate": g("intermediate_size", "d_ff", default=4 * hidden),
-        "layers": g("num_hidden_layers", "num_layers"), "decoder_layers": g("num_decoder_layers"),
+        "layers": g("num_hidden_layers", "num_layers"),
+        "decoder_layers": g("num_decoder_layers"),
         "vocab": g("vocab_size"),
         "hidden_dropout": float(g("hidden_dropout_prob", "dropout_rate", "hidden_dropout", default=0.0) or 0.0),
-        "attention_dropout": float(g("attention_probs_dropout_prob", "attention_dropout", "dropout_rate",
-                                     default=0.0) or 0.0),
+        "attention_dropout": float(
+            g("attention_probs_dropout_prob", "attention_dropout", "dropout_rate", default=0.0) or 0.0
+        ),
         "max_positions": g("max_position_embeddings", "n_positions"),
     }
 
@@ -133,9 +141,19 @@ def _stack(linear: int, layers: int, d: dict, causal: bool, cross_kv: int = 0, c
     h, i = d["hidden"], d["intermediate"]
     attention = (2 * d["q_dim"] + 2 * d["kv_dim"]) * h + (2 * d["q_dim"] * h if cross else 0)
     mlp = linear / max(1, layers) - attention
-    return Stack(layers=layers, hidden=h, heads=d["heads"], q_dim=d["q_dim"], kv_dim=d["kv_dim"], intermediate=i,
-                 glu=mlp > 2.5 * h * i, causal=causal, linear_params=linear, cross_kv_params=cross_kv,
-                 cross_attention=cross)
+    return Stack(
+        layers=layers,
+        hidden=h,
+        heads=d["heads"],
+        q_dim=d["q_dim"],
+        kv_dim=d["kv_dim"],
+        intermediate=i,
+        glu=mlp > 2.5 * h * i,
+        causal=causal,
+        linear_params=linear,
+        cross_kv_params=cross_kv,
+        cross_attention=cross,
+    )
 
 
 def architecture(cfg) -> Architecture:
@@ -147,16 +165,26 @@ def architecture(cfg) -> Architecture:
     family = FAMILIES.get(cfg.model.family)
     head = family.resolve_head(cfg.model, spec)
     head_kwargs = family.head_kwargs(head, spec)
-    key = json.dumps([cfg.model.model_dump(), cfg.method.model_dump(), head, head_kwargs], sort_keys=True,
-                     default=str)
+    key = json.dumps([cfg.model.model_dump(), cfg.method.model_dump(), head, head_kwargs], sort_keys=True, default=str)
     return _architecture(key)
 
 
 # a config's layer counts, by the names transformers' configs use (one stack, or T5's encoder and decoder)
 _DEPTH = ("num_hidden_layers", "num_layers", "num_decoder_layers")
 # the numbers `_measure` reads off a built model: each one the same for every layer, so affine in the depth
-_PER_DEPTH = ("total", "trainable", "head_params", "body", "enc", "cross_kv", "source", "target", "virtual",
-              "extra_train_token", "extra_call")
+_PER_DEPTH = (
+    "total",
+    "trainable",
+    "head_params",
+    "body",
+    "enc",
+    "cross_kv",
+    "source",
+    "target",
+    "virtual",
+    "extra_train_token",
+    "extra_call",
+)
 
 
 @cache
@@ -186,14 +214,25 @@ def _architecture(key: str) -> Architecture:
         encoder, decoder = _stack(m["body"], d["layers"], d, causal=False), None
     prompt_learning, virtual_kind = m["prompt_learning"], m["virtual_kind"]
     return Architecture(
-        family=family.name, total_params=m["total"], trainable_params=m["trainable"], quantizable_params=m["body"],
-        head_params=m["head_params"], vocab=d["vocab"], labels=int(getattr(config, "num_labels", 0) or 0),
+        family=family.name,
+        total_params=m["total"],
+        trainable_params=m["trainable"],
+        quantizable_params=m["body"],
+        head_params=m["head_params"],
+        vocab=d["vocab"],
+        labels=int(getattr(config, "num_labels", 0) or 0),
         token_head=HEADS.get(head).token_level,
-        decoder=decoder, encoder=encoder, virtual_tokens=m["virtual"], virtual_kind=virtual_kind,
+        decoder=decoder,
+        encoder=encoder,
+        virtual_tokens=m["virtual"],
+        virtual_kind=virtual_kind,
         generation_cached=not prompt_learning or (virtual_kind == "input" and not encoder_decoder),
-        adapter_per_token_params=m["target"], adapter_source_params=m["source"],
-        extra_train_token_flops=m["extra_train_token"], extra_call_flops=m["extra_call"],
-        hidden_dropout=d["hidden_dropout"], attention_dropout=d["attention_dropout"],
+        adapter_per_token_params=m["target"],
+        adapter_source_params=m["source"],
+        extra_train_token_flops=m["extra_train_token"],
+        extra_call_flops=m["extra_call"],
+        hidden_dropout=d["hidden_dropout"],
+        attention_dropout=d["attention_dropout"],
         position_bias=bool(getattr(config, "relative_attention_num_buckets", None)),
         max_positions=d["max_positions"],
     )
@@ -262,13 +301,27 @@ def _measure(config, family, method, head, params) -> dict:
             if p.requires_grad and not _leaf_in(name, skip | {"modules_to_save"}):
                 side = encoder_decoder and (".encoder." in f".{name}" or _cross_kv(name.split(".lora_")[0]))
                 source, target = (source + p.numel(), target) if side else (source, target + p.numel())
-    adapted = [(m.base_layer.in_features, m.base_layer.out_features) for _, m in model.named_modules()
-               if isinstance(getattr(m, "base_layer", None), torch.nn.Linear)]  # peft's tuner layers
+    adapted = [
+        (m.base_layer.in_features, m.base_layer.out_features)
+        for _, m in model.named_modules()
+        if isinstance(getattr(m, "base_layer", None), torch.nn.Linear)
+    ]  # peft's tuner layers
     extra = method.extra_flops(adapted, params)
-    return {"total": total, "trainable": trainable, "head_params": head_params, "body": sum(body.values()),
-            "enc": enc, "cross_kv": cross_kv, "source": source, "target": target, "virtual": _virtual(model),
-            "extra_train_token": extra["train_token"], "extra_call": extra["call"],
-            "prompt_learning": prompt_learning, "virtual_kind": virtual_kind}
+    return {
+        "total": total,
+        "trainable": trainable,
+        "head_params": head_params,
+        "body": sum(body.values()),
+        "enc": enc,
+        "cross_kv": cross_kv,
+        "source": source,
+        "target": target,
+        "virtual": _virtual(model),
+        "extra_train_token": extra["train_token"],
+        "extra_call": extra["call"],
+        "prompt_learning": prompt_learning,
+        "virtual_kind": virtual_kind,
+    }
 
 
 def _apply(method, model, family, head, params):
@@ -294,8 +347,9 @@ def _linears(model) -> dict[str, int]:
     """Weights of the base model's linear layers by module name (adapters and soft-prompt encoders left out)."""
     out, seen = {}, set()
     for name, module in model.named_modules():
-        if not isinstance(module, torch.nn.Linear) or any(part.startswith(("lora_", "prompt_encoder", "vera_"))
-                                                          for part in name.split(".")):
+        if not isinstance(module, torch.nn.Linear) or any(
+            part.startswith(("lora_", "prompt_encoder", "vera_")) for part in name.split(".")
+        ):
             continue
         if id(module.weight) in seen:
             continue

@@ -119,7 +119,7 @@ def activation_bytes(arch: Architecture, r: Regime, batch: int, length: int, tar
             total += s.layers * (n * per_layer + per_layer_src)
         total += n * 2 * s.hidden * r.compute_bytes  # the final norm's input and output
         if arch.position_bias:  # T5's relative position bias, heads x length x length, with its gradient
-            per_seq = s.heads * count ** 2 * r.compute_bytes
+            per_seq = s.heads * count**2 * r.compute_bytes
             total += batch * per_seq * (2 if r.trains_base else 1)
     return total
 
@@ -146,8 +146,9 @@ def kv_cache_bytes(arch: Architecture, r: Regime, batch: int, prompt: int, new: 
         return 0.0
     if arch.encoder is None:
         return 2 * d.layers * d.kv_dim * r.compute_bytes * batch * (prompt + arch.virtual_tokens + new)
-    return (2 * d.layers * d.kv_dim * r.compute_bytes * batch * (new + prompt)
-            + batch * prompt * d.hidden * r.compute_bytes)
+    return (
+        2 * d.layers * d.kv_dim * r.compute_bytes * batch * (new + prompt) + batch * prompt * d.hidden * r.compute_bytes
+    )
 
 
 def prefill_bytes(arch: Architecture, r: Regime, batch: int, prompt: int) -> float:
@@ -156,12 +157,16 @@ def prefill_bytes(arch: Architecture, r: Regime, batch: int, prompt: int) -> flo
     stack = arch.encoder or arch.decoder
     n = batch * (prompt + arch.virtual_tokens)
     per_token = 4 * stack.hidden + 2 * stack.q_dim + (3 if stack.glu else 2) * stack.intermediate
-    logits = (batch * arch.vocab * 4 if arch.decoder is not None
-              else batch * (prompt if arch.token_head else 1) * max(1, arch.labels) * 4)
+    logits = (
+        batch * arch.vocab * 4
+        if arch.decoder is not None
+        else batch * (prompt if arch.token_head else 1) * max(1, arch.labels) * 4
+    )
     return n * per_token * r.compute_bytes + logits
 
 
 # -- FLOPs --------------------------------------------------------------------------------------------------------
+
 
 def _causal_pairs(n: int, before: int, full: bool) -> float:
     """(query, key) pairs the attention of `n` causal tokens computes, with `before` keys ahead of them (a
@@ -170,8 +175,14 @@ def _causal_pairs(n: int, before: int, full: bool) -> float:
     return n * (before + n) if full else n * before + n * (n + 1) / 2
 
 
-def forward_flops(arch: Architecture, length: int, target: int, head_positions: int, full_attention: bool = False,
-                  training: bool = False) -> float:
+def forward_flops(
+    arch: Architecture,
+    length: int,
+    target: int,
+    head_positions: int,
+    full_attention: bool = False,
+    training: bool = False,
+) -> float:
     """One forward pass over one sequence: `length` input tokens (decoder-only: prompt + answer), `target`
     decoder tokens for an encoder-decoder; the head at `head_positions` positions. `full_attention`: the kernel
     computes every (query, key) pair (eager), not only the causal ones; `training`: the method's own per-token

@@ -46,15 +46,21 @@ def gpu_table() -> dict[str, dict]:
     return yaml.safe_load(resources.files("biotune.plan").joinpath("gpus.yaml").read_text(encoding="utf-8"))
 
 
-def accelerator(name: str | None = None, memory_gb: float | None = None, tflops: float | None = None,
-                bandwidth_tbs: float | None = None) -> Accelerator:
+def accelerator(
+    name: str | None = None,
+    memory_gb: float | None = None,
+    tflops: float | None = None,
+    bandwidth_tbs: float | None = None,
+) -> Accelerator:
     """A GPU of the table by name, or one described by hand (memory in GB, dense bf16 TFLOP/s)."""
     if name:
         table = gpu_table()
         key = name.lower()
         if key not in table:
-            raise BiotuneError(f"--gpu {name!r}: not in biotune's GPU table; valid: {', '.join(table)}; or describe "
-                               "it with --gpu-memory GB --gpu-tflops T")
+            raise BiotuneError(
+                f"--gpu {name!r}: not in biotune's GPU table; valid: {', '.join(table)}; or describe "
+                "it with --gpu-memory GB --gpu-tflops T"
+            )
         row = table[key]
         return Accelerator(key, row["memory_gb"] * 1e9, row["bf16_tflops"], row["fp32_tflops"], row["bandwidth_tbs"])
     if memory_gb is None or tflops is None:

@@ -76,11 +76,16 @@ def regime(cfg, acc: Accelerator) -> E.Regime:
         dtype_bytes = 4
     eager = attention_for(torch.device(acc.device_type), method.trains, cfg.model.attn_implementation) == "eager"
     return E.Regime(
-        compute_bytes=dtype_bytes, trains=method.trains, trains_base=method.trains_base, quantized=method.quantized,
+        compute_bytes=dtype_bytes,
+        trains=method.trains,
+        trains_base=method.trains_base,
+        quantized=method.quantized,
         double_quant=bool(cfg.method.params.get("double_quant", True)),
-        gradient_checkpointing=cfg.training.gradient_checkpointing, eager_attention=eager,
+        gradient_checkpointing=cfg.training.gradient_checkpointing,
+        eager_attention=eager,
         lora_dropout=float(cfg.method.params.get("dropout", 0.0) or 0.0),
-        logits_at_answers=cfg.runtime.logits_at_answers, autocast=bf16 and method.trains,
+        logits_at_answers=cfg.runtime.logits_at_answers,
+        autocast=bf16 and method.trains,
     )
 
 
@@ -153,8 +158,9 @@ def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: fl
             length, target = cap(tr.max_input()), tr.max_target()
         else:
             length, target = cap(tr.max_input() + tr.max_target()) + arch.virtual_tokens, tr.max_target()
-        act = (E.activation_bytes(arch, r, t.batch_size, length, target)
-               + E.logits_bytes(arch, r, t.batch_size, length, target))
+        act = E.activation_bytes(arch, r, t.batch_size, length, target) + E.logits_bytes(
+            arch, r, t.batch_size, length, target
+        )
         steps, _, eval_every = t.schedule(tr.n)
         examples = steps * t.batch_size * t.grad_accum * gpus if t.max_steps > 0 else tr.n * t.epochs
         per_example = [_train_flops(arch, r, i, a) for i, a in zip(tr.inputs, tr.targets)]
@@ -170,8 +176,9 @@ def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: fl
         plan.dev_seconds = plan.dev_flops / (peak_flops * speed)
         plan.dev_tokens = (sum(dl.inputs) + sum(dl.targets)) * dl.scale * evals
         if data.dev_generate is not None and arch.decoder is not None:
-            flops, secs, tokens = _generation_cost(arch, r, acc, weights, data.dev_generate,
-                                                   cfg.runtime.eval_batch_size, utilization, gpus)
+            flops, secs, tokens = _generation_cost(
+                arch, r, acc, weights, data.dev_generate, cfg.runtime.eval_batch_size, utilization, gpus
+            )
             plan.dev_flops += flops * evals
             plan.dev_seconds += secs * evals
             plan.dev_tokens += tokens * evals
@@ -180,8 +187,9 @@ def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: fl
     plan.eval_flops, plan.eval_seconds, plan.eval_tokens = flops, secs, tokens
     batch = min(cfg.runtime.eval_batch_size, test.n)
     if arch.decoder is not None:
-        gen = (E.kv_cache_bytes(arch, r, batch, test.max_input(), test.max_target())
-               + E.prefill_bytes(arch, r, batch, test.max_input()))
+        gen = E.kv_cache_bytes(arch, r, batch, test.max_input(), test.max_target()) + E.prefill_bytes(
+            arch, r, batch, test.max_input()
+        )
     else:
         gen = E.prefill_bytes(arch, r, batch, test.max_input())
     plan.activation_bytes, plan.generation_bytes = act, gen
@@ -206,8 +214,11 @@ def _train_flops(arch, r, inputs: int, answer: int, forward_only: bool = False) 
         fwd = E.forward_flops(arch, inputs, answer, answer, r.eager_attention, training=not forward_only)
     else:
         n = inputs + answer
-        head = answer if r.logits_at_answers and not arch.virtual_tokens else n + (
-            arch.virtual_tokens if arch.virtual_kind == "input" else 0)
+        head = (
+            answer
+            if r.logits_at_answers and not arch.virtual_tokens
+            else n + (arch.virtual_tokens if arch.virtual_kind == "input" else 0)
+        )
         if arch.decoder is None:
             head = n if arch.token_head else 1
         fwd = E.forward_flops(arch, n, 0, head, r.eager_attention, training=not forward_only)
@@ -231,7 +242,7 @@ def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, util
         batch_size = 1  # biotune decodes these one prompt at a time, by full forward passes
     flops = seconds = 0.0
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
+        rows = order[start : start + batch_size]
         prompts = [split.inputs[i] for i in rows]
         news = [split.targets[i] for i in rows] if arch.decoder is not None else [0 for _ in rows]
         prefill = sum(E.generation_flops(arch, p, min(1, n)) for p, n in zip(prompts, news))
@@ -284,8 +295,9 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
 
     method = METHODS.get(cfg.method.name)
     if plan.trains and not method.quantized and FAMILIES.get(cfg.model.family).generative:
-        keep = {k: v for k, v in cfg.method.params.items() if k in ("r", "alpha", "dropout", "target_modules",
-                                                                     "use_rslora")}  # LoRA's own settings
+        keep = {
+            k: v for k, v in cfg.method.params.items() if k in ("r", "alpha", "dropout", "target_modules", "use_rslora")
+        }  # LoRA's own settings
         qlora = MethodConfig(name="qlora", params=keep)
         if fits({"gradient_checkpointing": ckpt}, method=qlora):
             out.append("QLoRA" + (" with checkpointing" if ckpt else ""))
@@ -294,13 +306,15 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
     return out
 
 
-def plan_cells(cells, groups, acc: Accelerator, gpus: int = 1, utilization: float = 0.4,
-               progress=lambda items: items) -> list[tuple[str, object, Plan]]:
+def plan_cells(
+    cells, groups, acc: Accelerator, gpus: int = 1, utilization: float = 0.4, progress=lambda items: items
+) -> list[tuple[str, object, Plan]]:
     """(label, cell, plan) for a study's cells; a search's final cells (its best candidate on the other seeds,
     decided on dev later) are planned as its first candidate on those seeds."""
     todo = [(c.label, c) for c in cells]
     for g in groups:
         first = g.candidates[0]
-        todo += [(f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s)
-                                                                    for s in g.seeds[1:])]
+        todo += [
+            (f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s) for s in g.seeds[1:])
+        ]
     return [(label, c, plan_experiment(c.experiment, acc, gpus, utilization)) for label, c in progress(todo)]

@@ -21,26 +21,40 @@ def _h(seconds: float) -> str:
 def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
     where = f"{gpus} x {acc.name}" if gpus > 1 else acc.name
     flops = acc.bf16_tflops if acc.bf16 else acc.fp32_tflops
-    return (f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB, {flops:g} TFLOP/s "
-            f"{'bf16' if acc.bf16 else 'fp32'}; {acc.usable_bytes / 1e9:,.1f} GB usable after the CUDA context and "
-            f"fragmentation): compute at {utilization:.0%} of peak (QLoRA {QLORA_SPEED:.0%} of that), generation "
-            f"steps bound by compute or by reading weights and KV cache at {BANDWIDTH_EFFICIENCY:.0%} of the "
-            "bandwidth; memory is torch's peak allocation")
+    return (
+        f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB, {flops:g} TFLOP/s "
+        f"{'bf16' if acc.bf16 else 'fp32'}; {acc.usable_bytes / 1e9:,.1f} GB usable after the CUDA context and "
+        f"fragmentation): compute at {utilization:.0%} of peak (QLoRA {QLORA_SPEED:.0%} of that), generation "
+        f"steps bound by compute or by reading weights and KV cache at {BANDWIDTH_EFFICIENCY:.0%} of the "
+        "bandwidth; memory is torch's peak allocation"
+    )
 
 
 def cell_table(rows: list[tuple[str, Plan]], title: str) -> Table:
     table = Table(title=title)
-    for col in ("cell", "trainable", "peak GB", "weights + train state + activations", "fits",
-                "PFLOP train / dev / test", "hours", "what would fit / note"):
+    for col in (
+        "cell",
+        "trainable",
+        "peak GB",
+        "weights + train state + activations",
+        "fits",
+        "PFLOP train / dev / test",
+        "hours",
+        "what would fit / note",
+    ):
         table.add_column(col, overflow="fold")
     for label, p in rows:
         if p.error:
             table.add_row(label, "-", "-", "-", "?", "-", "-", p.error)
             continue
         table.add_row(
-            label, f"{p.trainable_params:,}", _gb(p.peak_bytes),
-            f"{_gb(p.weights_bytes)} + {_gb(p.state_bytes)} + {_gb(p.activation_bytes)}", "yes" if p.fits else "NO",
-            " / ".join(f"{f / 1e15:,.3g}" for f in (p.train_flops, p.dev_flops, p.eval_flops)), _h(p.seconds),
+            label,
+            f"{p.trainable_params:,}",
+            _gb(p.peak_bytes),
+            f"{_gb(p.weights_bytes)} + {_gb(p.state_bytes)} + {_gb(p.activation_bytes)}",
+            "yes" if p.fits else "NO",
+            " / ".join(f"{f / 1e15:,.3g}" for f in (p.train_flops, p.dev_flops, p.eval_flops)),
+            _h(p.seconds),
             "; ".join(p.suggestions),
         )
     return table
@@ -58,10 +72,15 @@ def summary_table(rows: list[tuple[tuple[str, str], Plan]]) -> Table:
         ok = [p for p in plans if p.error is None]
         need = sorted({s for p in ok if not p.fits for s in p.suggestions[:1]})
         unplanned = len(plans) - len(ok)
-        table.add_row(model, method, str(len(plans)), f"{sum(p.fits for p in ok)}"
-                      + (f" ({unplanned} unplanned)" if unplanned else ""),
-                      _gb(max((p.peak_bytes for p in ok), default=0)), _hours(sum(p.gpu_hours for p in ok)),
-                      "; ".join(need))
+        table.add_row(
+            model,
+            method,
+            str(len(plans)),
+            f"{sum(p.fits for p in ok)}" + (f" ({unplanned} unplanned)" if unplanned else ""),
+            _gb(max((p.peak_bytes for p in ok), default=0)),
+            _hours(sum(p.gpu_hours for p in ok)),
+            "; ".join(need),
+        )
     return table
 
 
@@ -79,7 +98,10 @@ def totals(plans: list[Plan]) -> str:
         if not p.fits:
             first[p.suggestions[0] if p.suggestions else "?"] += 1
     needs = ", ".join(f"{n} need {what}" for what, n in sorted(first.items(), key=lambda x: -x[1]))
-    line = (f"{len(plans)} cells: {len(fit)} fit, {len(ok) - len(fit)} do not" + (f" ({needs})" if needs else "")
-            + (f", {len(plans) - len(ok)} cannot be planned" if len(ok) < len(plans) else "")
-            + f"; {_hours(hours)} GPU-hours in all ({_hours(fit_hours)} for the cells that fit as they are)")
+    line = (
+        f"{len(plans)} cells: {len(fit)} fit, {len(ok) - len(fit)} do not"
+        + (f" ({needs})" if needs else "")
+        + (f", {len(plans) - len(ok)} cannot be planned" if len(ok) < len(plans) else "")
+        + f"; {_hours(hours)} GPU-hours in all ({_hours(fit_hours)} for the cells that fit as they are)"
+    )
     return line

@@ -107,9 +107,22 @@ def split_tokens(cfg, split: str, limit: int | None, purpose: str) -> SplitToken
     shots = int(cfg.method.params.get("shots", 0) or 0) if purpose == "generate" else 0
     context = (architecture(cfg).max_positions or cfg.training.max_length * 4) if purpose == "generate" else 0
     # everything the lengths depend on (models sharing a tokenizer share the measurement)
-    key = (cfg.dataset, cfg.data_dir, split, measured, purpose, tokenizer_name, family.name, cfg.model.head,
-           cfg.training.max_length, cfg.output_format, shots, cfg.eval.shot_split if shots else None,
-           context, cfg.eval.max_new_tokens)
+    key = (
+        cfg.dataset,
+        cfg.data_dir,
+        split,
+        measured,
+        purpose,
+        tokenizer_name,
+        family.name,
+        cfg.model.head,
+        cfg.training.max_length,
+        cfg.output_format,
+        shots,
+        cfg.eval.shot_split if shots else None,
+        context,
+        cfg.eval.max_new_tokens,
+    )
     if key not in _MEASURED:
         ds = load_split(cfg.dataset, split, cfg.data_dir)
         _MEASURED[key] = _measure(cfg, split, [ds[i] for i in measured], purpose, shots, context)
@@ -157,10 +170,9 @@ def _measure(cfg, split, examples, purpose, shots, context) -> tuple[tuple[int, 
 def _prompts(cfg, task, tokenizer, examples, split, shots, context):
     """Evaluation prompts as evaluate_dataset builds them, and the answers' lengths (capped as generation is)."""
     from biotune.data.catalog import load_split
+    from biotune.evaluate import answer_budget, subset_indices
     from biotune.icl import ShotSelector
     from biotune.prompting import PromptBuilder
-
-    from biotune.evaluate import answer_budget, subset_indices
 
     budget = answer_budget(task, cfg.eval)
     shots_for = [[] for _ in examples]
@@ -169,14 +181,19 @@ def _prompts(cfg, task, tokenizer, examples, split, shots, context):
         # examples spread over the split stand in for every seed's (and for kNN ones, which need the embedder)
         ds = load_split(cfg.dataset, cfg.eval.shot_split, cfg.data_dir)
         pool = ds.select(subset_indices(len(ds), 2000)).to_list()
-        selector = ShotSelector(pool, shots, task.render_input, "random", 0,
-                                exclude_same_id=cfg.eval.shot_split == split)
+        selector = ShotSelector(
+            pool, shots, task.render_input, "random", 0, exclude_same_id=cfg.eval.shot_split == split
+        )
         shots_for = selector.select_all(examples)
     builder = PromptBuilder(tokenizer, context)
     inputs, targets = [], []
     for ex, chosen in zip(examples, shots_for):
-        prompt = builder.build(task.instruction(), [(task.render_input(s), task.target(s)) for s in chosen],
-                               task.render_input(ex), reserve=budget)
+        prompt = builder.build(
+            task.instruction(),
+            [(task.render_input(s), task.target(s)) for s in chosen],
+            task.render_input(ex),
+            reserve=budget,
+        )
         inputs.append(prompt.n_tokens)
         answer = len(tokenizer(task.target(ex), add_special_tokens=False)["input_ids"]) + 1  # + end of turn
         targets.append(min(answer, budget))

@@ -24,8 +24,9 @@ def _cost(agg_row) -> float:
     return float(v) if v is not None and not (isinstance(v, float) and math.isnan(v)) else 0.0
 
 
-def needed(diff: float, seed_var: float, example_var: float, seeds: int, n: int, alpha: float = 0.05
-           ) -> tuple[int | None, int | None]:
+def needed(
+    diff: float, seed_var: float, example_var: float, seeds: int, n: int, alpha: float = 0.05
+) -> tuple[int | None, int | None]:
     """What would make a dev difference of this size significant, the rest unchanged: (dev examples, seeds);
     None where that alone would not (or there is no difference to find)."""
     from scipy import stats as st
@@ -44,8 +45,9 @@ def needed(diff: float, seed_var: float, example_var: float, seeds: int, n: int,
     return examples, more_seeds
 
 
-def dev_comparisons(dataset: str, g: pd.DataFrame, labels: list[str], best: str, samples: int, alpha: float,
-                    spec) -> dict[str, dict]:
+def dev_comparisons(
+    dataset: str, g: pd.DataFrame, labels: list[str], best: str, samples: int, alpha: float, spec
+) -> dict[str, dict]:
     """Each configuration's dev score against the best one's: from the stored dev predictions where every run has
     them (seeds and examples, as on test), else from the per-seed dev scores alone (seed variance, t with s − 1
     degrees of freedom; `basis` says which; one run a side: untestable)."""
@@ -61,9 +63,17 @@ def dev_comparisons(dataset: str, g: pd.DataFrame, labels: list[str], best: str,
             if best not in (r["a"], r["b"]):
                 continue
             other, diff, lo, hi = seen_from(r, best)
-            out[other] = {"diff": diff, "ci_low": lo, "ci_high": hi, "p_value": r["p_value"],
-                          "seed_var": r["seed_var"], "example_var": r["example_var"], "seeds": r["seeds"],
-                          "n": r["n"], "basis": "dev examples and seeds"}
+            out[other] = {
+                "diff": diff,
+                "ci_low": lo,
+                "ci_high": hi,
+                "p_value": r["p_value"],
+                "seed_var": r["seed_var"],
+                "example_var": r["example_var"],
+                "seeds": r["seeds"],
+                "n": r["n"],
+                "basis": "dev examples and seeds",
+            }
         return out
     dev = {(config_label(r.model, r.method), r.seed): r.dev_score for r in g.itertuples()}
     seeds = {c: sorted(s for (cc, s) in dev if cc == c) for c in labels}
@@ -73,15 +83,31 @@ def dev_comparisons(dataset: str, g: pd.DataFrame, labels: list[str], best: str,
         pairs = _pairs(seeds[best], seeds[other], fixed.get(best, False), fixed.get(other, False))
         d = [dev[(best, a)] - dev[(other, b)] for a, b in pairs]
         if len(d) < 2:
-            out[other] = {"diff": float(np.mean(d)) if d else math.nan, "ci_low": -math.inf, "ci_high": math.inf,
-                          "p_value": 1.0, "seed_var": 0.0, "example_var": 0.0, "seeds": len(d), "n": 0,
-                          "basis": "untestable (one run a side, no dev predictions stored)"}
+            out[other] = {
+                "diff": float(np.mean(d)) if d else math.nan,
+                "ci_low": -math.inf,
+                "ci_high": math.inf,
+                "p_value": 1.0,
+                "seed_var": 0.0,
+                "example_var": 0.0,
+                "seeds": len(d),
+                "n": 0,
+                "basis": "untestable (one run a side, no dev predictions stored)",
+            }
             continue
         mean, seed_var, _, df = stats.seed_example_variance(d, [np.zeros(2)] * len(d))
         t = stats.t_summary(mean, seed_var, 0.0, df, alpha)
-        out[other] = {"diff": mean, "ci_low": t["ci_low"], "ci_high": t["ci_high"], "p_value": t["p_value"],
-                      "seed_var": seed_var, "example_var": 0.0, "seeds": len(d), "n": 0,
-                      "basis": "per-seed dev scores only (no dev predictions stored)"}
+        out[other] = {
+            "diff": mean,
+            "ci_low": t["ci_low"],
+            "ci_high": t["ci_high"],
+            "p_value": t["p_value"],
+            "seed_var": seed_var,
+            "example_var": 0.0,
+            "seeds": len(d),
+            "n": 0,
+            "basis": "per-seed dev scores only (no dev predictions stored)",
+        }
     return out
 
 
@@ -106,9 +132,16 @@ def dev_decisions(df: pd.DataFrame, agg: pd.DataFrame, samples: int = 2000, alph
         comps = dev_comparisons(dataset, g.dropna(subset=["dev_score"]), list(dev), best, samples, alpha, spec)
         tied = [c for c, r in comps.items() if not r["p_value"] < alpha]
         recommended = min([best, *tied], key=lambda c: (cost[c], -dev[c]))
-        out[dataset] = {"best": best, "recommended": recommended, "tied": tied, "comparisons": comps,
-                        "dev": dev, "cost": cost, "task": a.task.iloc[0],
-                        "sentence": _sentence(best, recommended, tied, comps, dev, cost, alpha)}
+        out[dataset] = {
+            "best": best,
+            "recommended": recommended,
+            "tied": tied,
+            "comparisons": comps,
+            "dev": dev,
+            "cost": cost,
+            "task": a.task.iloc[0],
+            "sentence": _sentence(best, recommended, tied, comps, dev, cost, alpha),
+        }
     return out
 
 
@@ -123,16 +156,21 @@ def _sentence(best: str, rec: str, tied: list[str], comps: dict, dev: dict, cost
         return f"{best} is the only configuration with a dev score: nothing to decide on dev."
     if not tied:
         closest = min(comps, key=lambda c: comps[c]["diff"])
-        return (f"Dev decides: {best} (dev {dev[best]:.1f}) is ahead of every other configuration on dev; the "
-                f"closest, {closest}, by {_iv(comps[closest])} (95 % interval, seeds and dev examples).")
-    text = (f"Dev cannot decide: {best} (the best on dev, {dev[best]:.1f}) cannot be told apart from "
-            + ", ".join(f"{c} (dev {dev[c]:.1f}; {best} − it: {_iv(comps[c])})" for c in tied)
-            + f" at {alpha:.0%}; ")
+        return (
+            f"Dev decides: {best} (dev {dev[best]:.1f}) is ahead of every other configuration on dev; the "
+            f"closest, {closest}, by {_iv(comps[closest])} (95 % interval, seeds and dev examples)."
+        )
+    text = (
+        f"Dev cannot decide: {best} (the best on dev, {dev[best]:.1f}) cannot be told apart from "
+        + ", ".join(f"{c} (dev {dev[c]:.1f}; {best} − it: {_iv(comps[c])})" for c in tied)
+        + f" at {alpha:.0%}; "
+    )
     if rec == best:
         text += f"{best} is also the cheapest of them ({cost[best]:,.0f} s of compute) and is recommended."
     else:
-        text += (f"the cheapest of them, {rec} ({cost[rec]:,.0f} s of compute against {cost[best]:,.0f} s), is "
-                 "recommended.")
+        text += (
+            f"the cheapest of them, {rec} ({cost[rec]:,.0f} s of compute against {cost[best]:,.0f} s), is recommended."
+        )
     # what would decide between the best and the recommended one (or the closest tie)
     other = rec if rec != best else min(tied, key=lambda c: abs(comps[c]["diff"]))
     r = comps[other]
@@ -147,6 +185,10 @@ def _sentence(best: str, rec: str, tied: list[str], comps: dict, dev: dict, cost
     if r["diff"] == 0:
         return text + f" {best} and {other} score the same on dev: more dev data would not rank them."
     if ways:
-        return text + f" Telling {best} and {other} apart (a dev difference of {r['diff']:.1f}) would take " + \
-            " or ".join(ways) + "."
+        return (
+            text
+            + f" Telling {best} and {other} apart (a dev difference of {r['diff']:.1f}) would take "
+            + " or ".join(ways)
+            + "."
+        )
     return text + f" No more dev examples or seeds within reach would tell {best} and {other} apart."

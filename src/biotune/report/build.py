@@ -7,7 +7,7 @@ import html
 import io
 import itertools
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +24,16 @@ from biotune.yamlfile import read_yaml_file
 from . import stats
 
 
-def load_results(store_url: str, study: str, identities: dict | None = None,
-                 search: list[dict] | None = None) -> pd.DataFrame:
+def load_results(
+    store_url: str, study: str, identities: dict | None = None, search: list[dict] | None = None
+) -> pd.DataFrame:
     """The finished cells of a study. `identities` (grid key -> identity hash, from the study file as it is now):
     only rows of those identities, so nothing stale is reported; None: the newest finished row of each cell."""
     rows = Store(store_url).rows(study, "done")
     if identities is not None:
-        rows = [r for r in rows if identities.get((r["dataset"], r["model"], r["method"], r["seed"]))
-                == r["config_hash"]]
+        rows = [
+            r for r in rows if identities.get((r["dataset"], r["model"], r["method"], r["seed"])) == r["config_hash"]
+        ]
     else:
         newest = {}
         for r in rows:
@@ -50,23 +52,32 @@ def load_results(store_url: str, study: str, identities: dict | None = None,
         method = METHODS.get(_method_name(json.loads(r["config"])))
         peak = max(res.get("train_peak_memory_bytes") or 0, res.get("eval_peak_memory_bytes") or 0)
         metrics = json.loads(r.get("metrics") or "{}")
-        out.append({
-            "dataset": r["dataset"], "task": r["task"], "model": r["model"], "method": r["method"],
-            "seed": r["seed"], "score": r["score"], "dev_score": r.get("dev_score"),
-            "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
-            "trainable_params": res.get("trainable_params", 0),
-            "peak_memory_mb": peak / 2**20, "train_seconds": res.get("train_seconds", 0.0),
-            # training redone after kills (train.lost_work): not the configuration's cost, listed apart
-            "lost_seconds": res.get("lost_seconds") or 0.0,
-            # prediction: of test, and of dev where it is not part of training (in-context methods' dev score)
-            "eval_seconds": (res.get("eval_seconds") or 0.0) + (0.0 if method.trains else
-                                                                 res.get("dev_eval_seconds") or 0.0),
-            "n_unparsed": metrics.get("n_unparsed"),
-            "budget": _budget_of(json.loads(r["config"])) if method.trains else "–",
-            "n_test": metrics.get("n"),
-            "trains": method.trains, "deterministic": method.deterministic,
-            "output_dir": r["output_dir"],
-        })
+        out.append(
+            {
+                "dataset": r["dataset"],
+                "task": r["task"],
+                "model": r["model"],
+                "method": r["method"],
+                "seed": r["seed"],
+                "score": r["score"],
+                "dev_score": r.get("dev_score"),
+                "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
+                "trainable_params": res.get("trainable_params", 0),
+                "peak_memory_mb": peak / 2**20,
+                "train_seconds": res.get("train_seconds", 0.0),
+                # training redone after kills (train.lost_work): not the configuration's cost, listed apart
+                "lost_seconds": res.get("lost_seconds") or 0.0,
+                # prediction: of test, and of dev where it is not part of training (in-context methods' dev score)
+                "eval_seconds": (res.get("eval_seconds") or 0.0)
+                + (0.0 if method.trains else res.get("dev_eval_seconds") or 0.0),
+                "n_unparsed": metrics.get("n_unparsed"),
+                "budget": _budget_of(json.loads(r["config"])) if method.trains else "–",
+                "n_test": metrics.get("n"),
+                "trains": method.trains,
+                "deterministic": method.deterministic,
+                "output_dir": r["output_dir"],
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -108,8 +119,15 @@ def _pairs(seeds_a: list[int], seeds_b: list[int], fixed_a: bool, fixed_b: bool)
     return [(s, s) for s in seeds_a if s in seeds_b]
 
 
-def compare_runs(dataset: str, runs: dict, fixed: dict, spec, samples: int, alpha: float = 0.05,
-                 constant: tuple[float, str] | None = None) -> tuple[list[dict], list[dict]]:
+def compare_runs(
+    dataset: str,
+    runs: dict,
+    fixed: dict,
+    spec,
+    samples: int,
+    alpha: float = 0.05,
+    constant: tuple[float, str] | None = None,
+) -> tuple[list[dict], list[dict]]:
     """Every pair of configurations on one dataset's examples (`runs`: (label, seed) -> predictions by id), and each
     configuration's score with its interval: per-example sufficient statistics, resamples of the examples (of the
     documents where the dataset's ids name them: `DatasetSpec.documents`), the same resamples for every run, then
@@ -128,7 +146,9 @@ def compare_runs(dataset: str, runs: dict, fixed: dict, spec, samples: int, alph
         stats_by_run[(label, 0)] = task.stats(golds, [constant[1]] * len(ids), ids)
         fixed[label] = True
     docs = [spec.document_of(i) for i in ids]
-    clusters = [d if d is not None else f"#{i}" for d, i in zip(docs, ids)] if any(d is not None for d in docs) else None
+    clusters = (
+        [d if d is not None else f"#{i}" for d, i in zip(docs, ids)] if any(d is not None for d in docs) else None
+    )
     units = len(set(clusters)) if clusters else len(ids)
     observed, reps = stats.replicate_scores(stats_by_run, task.score_stats, samples, clusters=clusters)
     seeds: dict[str, list[int]] = {}
@@ -143,9 +163,13 @@ def compare_runs(dataset: str, runs: dict, fixed: dict, spec, samples: int, alph
         pairs = _pairs(sorted(seeds[a]), sorted(seeds[b]), fixed.get(a, False), fixed.get(b, False))
         if not pairs:
             continue
-        res = stats.seed_example_test([observed[(a, sa)] for sa, _ in pairs], [reps[(a, sa)] for sa, _ in pairs],
-                                      [observed[(b, sb)] for _, sb in pairs], [reps[(b, sb)] for _, sb in pairs],
-                                      alpha=alpha)
+        res = stats.seed_example_test(
+            [observed[(a, sa)] for sa, _ in pairs],
+            [reps[(a, sa)] for sa, _ in pairs],
+            [observed[(b, sb)] for _, sb in pairs],
+            [reps[(b, sb)] for _, sb in pairs],
+            alpha=alpha,
+        )
         rows.append({**base, "a": a, "b": b, **res})
     return rows, intervals
 
@@ -159,12 +183,28 @@ def seen_from(row, config: str) -> tuple[str, float, float, float]:
     return get("a"), -get("diff"), -get("ci_high"), -get("ci_low")
 
 
-PAIR_COLUMNS = ["dataset", "a", "b", "n", "units", "resampled", "diff", "ci_low", "ci_high", "p_value", "seeds", "df",
-                "seed_var", "example_var", "samples"]
+PAIR_COLUMNS = [
+    "dataset",
+    "a",
+    "b",
+    "n",
+    "units",
+    "resampled",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "seeds",
+    "df",
+    "seed_var",
+    "example_var",
+    "samples",
+]
 
 
-def significance(df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05,
-                 constants: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def significance(
+    df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05, constants: dict | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every pair of configurations (model / method, across models) on each dataset, and each configuration
     against the dataset's best constant answer (`constants`, from `constant_baselines`), over every seed both ran
     and every test example both predicted (`compare_runs`), then Holm-Bonferroni over all the pairs tested:
@@ -182,8 +222,9 @@ def significance(df: pd.DataFrame, samples: int = 10000, alpha: float = 0.05,
     out = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     out["p_holm"] = stats.holm(out["p_value"]) if len(out) else []
     out["significant"] = out["p_holm"] < alpha
-    return out, pd.DataFrame(intervals, columns=["dataset", "config", "n", "units", "resampled", "score", "ci_low",
-                                                 "ci_high", "seeds"])
+    return out, pd.DataFrame(
+        intervals, columns=["dataset", "config", "n", "units", "resampled", "score", "ci_low", "ci_high", "seeds"]
+    )
 
 
 def constant_baselines(df: pd.DataFrame) -> dict[str, tuple[float, str]]:
@@ -201,8 +242,9 @@ def constant_baselines(df: pd.DataFrame) -> dict[str, tuple[float, str]]:
         if not ids or not all(isinstance(x, str) for x in golds):
             continue
         task = task_for(_spec(dataset, g.output_dir))
-        best = max((float(task.score_stats(task.stats(golds, [c] * len(ids), ids).sum(axis=0))), c)
-                   for c in sorted(set(golds)))
+        best = max(
+            (float(task.score_stats(task.stats(golds, [c] * len(ids), ids).sum(axis=0))), c) for c in sorted(set(golds))
+        )
         if best[0] > 0:
             out[dataset] = best
     return out
@@ -241,7 +283,7 @@ def _read_predictions(path: str, size: int, mtime_ns: int) -> dict:
 def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    return buf.getvalue()[buf.getvalue().index("<svg"):]
+    return buf.getvalue()[buf.getvalue().index("<svg") :]
 
 
 def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
@@ -250,14 +292,22 @@ def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cost = agg.groupby(["model", "method"]).agg(trainable_params=("trainable_params", "mean"),
-                                               peak_memory_mb=("peak_memory_mb", "mean"),
-                                               train_seconds=("train_seconds", "mean")).reset_index()
+    cost = (
+        agg.groupby(["model", "method"])
+        .agg(
+            trainable_params=("trainable_params", "mean"),
+            peak_memory_mb=("peak_memory_mb", "mean"),
+            train_seconds=("train_seconds", "mean"),
+        )
+        .reset_index()
+    )
     pts = blurb.merge(cost, on=["model", "method"])
     plots = {}
-    for col, label, log in (("trainable_params", "trainable parameters", True),
-                            ("peak_memory_mb", "peak memory (MB)", False),
-                            ("train_seconds", "training time (s)", False)):
+    for col, label, log in (
+        ("trainable_params", "trainable parameters", True),
+        ("peak_memory_mb", "peak memory (MB)", False),
+        ("train_seconds", "training time (s)", False),
+    ):
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         xs = pts[col].clip(lower=1 if log else 0).to_numpy()
         ys = pts["blurb_mean"].to_numpy()
@@ -273,8 +323,9 @@ def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
             px, py = ax.transData.transform((x, y))
             stack = sum(1 for qx, qy in placed if abs(qx - px) < 40 and abs(qy - py) < 10)
             placed.append((px, py))
-            ax.annotate(f"{r['model']}/{r['method']}", (x, y), fontsize=7, xytext=(4, 4 + 9 * stack),
-                        textcoords="offset points")
+            ax.annotate(
+                f"{r['model']}/{r['method']}", (x, y), fontsize=7, xytext=(4, 4 + 9 * stack), textcoords="offset points"
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("macro score (the study's task types)")
         ax.legend(loc="lower right", fontsize=8)
@@ -302,8 +353,9 @@ def heat_maps(agg: pd.DataFrame) -> dict[str, str]:
             for j in range(table.shape[1]):
                 v = table.iat[i, j]
                 if not np.isnan(v):
-                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
-                            color="white" if v < 60 else "black")
+                    ax.text(
+                        j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white" if v < 60 else "black"
+                    )
         ax.set_title(f"{model}: test score (mean over seeds)", fontsize=9)
         maps[model] = _svg(fig)
         plt.close(fig)
@@ -322,13 +374,20 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
             fits = isinstance(r.method, str)
             tie = f"; tie with {', '.join(r.tied_with)}" if fits and r.tied_with else ""
             row[f"time {_budget(r.time_budget_s, 's')}"] = (
-                f"{r.model} / {r.method} (dev {r.dev:.1f}, test {r.score:.1f}{tie})" if fits else "nothing fits")
+                f"{r.model} / {r.method} (dev {r.dev:.1f}, test {r.score:.1f}{tie})" if fits else "nothing fits"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def answer(agg: pd.DataFrame, decisions: dict, sig: pd.DataFrame, intervals: pd.DataFrame, search: list[dict],
-           constants: dict | None = None) -> pd.DataFrame:
+def answer(
+    agg: pd.DataFrame,
+    decisions: dict,
+    sig: pd.DataFrame,
+    intervals: pd.DataFrame,
+    search: list[dict],
+    constants: dict | None = None,
+) -> pd.DataFrame:
     """The report's first table: per dataset (by task type), the configuration recommended on dev
     (`answer.dev_decisions`: the cheapest that dev cannot tell apart from the dev-best), its chosen search values,
     dev score, test score with its 95 % interval over seeds and examples, the configurations of any model it is
@@ -339,39 +398,64 @@ def answer(agg: pd.DataFrame, decisions: dict, sig: pd.DataFrame, intervals: pd.
     for dataset, dec in sorted(decisions.items(), key=lambda kv: kv[1]["task"]):
         rec = dec["recommended"]
         d = next(r for r in agg[agg.dataset == dataset].itertuples() if config_label(r.model, r.method) == rec)
-        pick = next((c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"])
-                     == (dataset, d.model, d.method)), None)
+        pick = next(
+            (
+                c
+                for c in search
+                if c["chosen"] and (c["dataset"], c["model"], c["method"]) == (dataset, d.model, d.method)
+            ),
+            None,
+        )
         edge = pick.get("edge", []) if pick else []
         if pick and len(pick.get("values") or {}) == 1:  # one field searched: its name is in the label
             edge = [e.split(": ", 1)[-1] for e in edge]
         chosen = "" if pick is None else pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
         iv = intervals[(intervals.dataset == dataset) & (intervals.config == rec)]
-        test = (f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv)
-                else f"{d.score_mean:.2f}")
+        test = (
+            f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]"
+            if len(iv)
+            else f"{d.score_mean:.2f}"
+        )
         above, below, ties, const = [], [], [], "–"
         for p in sig[sig.dataset == dataset].itertuples():
             if rec not in (p.a, p.b):
                 continue
             other, diff, lo, hi = seen_from(p, rec)
             if other.startswith(CONSTANT + " "):
-                const = (f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} (always "
-                         f"{constants[dataset][1]!r}: {constants[dataset][0]:.2f})")
+                const = (
+                    f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} (always "
+                    f"{constants[dataset][1]!r}: {constants[dataset][0]:.2f})"
+                )
                 continue
             (above if p.significant and diff > 0 else below if p.significant else ties).append(other)
-        rows.append({"task": dec["task"], "dataset": dataset, "recommended (on dev)": rec, "search chose": chosen or "–",
-                     "dev": f"{d.dev_mean:.2f}", "test [95% CI]": test, "seeds": int(d.seeds),
-                     "better than (test, Holm)": ", ".join(above) or "–",
-                     "worse than (test, Holm)": ", ".join(below) or "–",
-                     "not told apart from (test)": ", ".join(ties) or "–",
-                     "− best constant answer (test)": const})
+        rows.append(
+            {
+                "task": dec["task"],
+                "dataset": dataset,
+                "recommended (on dev)": rec,
+                "search chose": chosen or "–",
+                "dev": f"{d.dev_mean:.2f}",
+                "test [95% CI]": test,
+                "seeds": int(d.seeds),
+                "better than (test, Holm)": ", ".join(above) or "–",
+                "worse than (test, Holm)": ", ".join(below) or "–",
+                "not told apart from (test)": ", ".join(ties) or "–",
+                "− best constant answer (test)": const,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
     """(HTML, Markdown) of a DataFrame."""
     fmt = fmt or {}
-    cells = [[fmt.get(c, str)(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else "–"
-              for c, v in row.items()] for _, row in df.iterrows()]
+    cells = [
+        [
+            fmt.get(c, str)(v) if v is not None and not (isinstance(v, float) and np.isnan(v)) else "–"
+            for c, v in row.items()
+        ]
+        for _, row in df.iterrows()
+    ]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells)
     md = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
@@ -379,9 +463,16 @@ def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", md
 
 
-def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(2048, 8192, float("inf")),
-                 seconds=(300, 3600, float("inf")), samples: int = 10000, identities: dict | None = None,
-                 search: list[dict] | None = None) -> dict:
+def build_report(
+    store_url: str,
+    study: str,
+    out_dir: str | Path,
+    memory_mb=(2048, 8192, float("inf")),
+    seconds=(300, 3600, float("inf")),
+    samples: int = 10000,
+    identities: dict | None = None,
+    search: list[dict] | None = None,
+) -> dict:
     """The report of a study's final cells (`identities`: grid key -> identity hash; `search`: the candidates
     of its searches, study/search.py `summary`). It leads with the answer (per task type the method chosen on
     dev, its test score with interval, what it is significantly better than), then the heat maps and Pareto
@@ -408,84 +499,168 @@ def build_report(store_url: str, study: str, out_dir: str | Path, memory_mb=(204
     maps = heat_maps(agg)
 
     f2 = lambda v: f"{v:.2f}"  # noqa: E731
-    per_ds = agg.assign(test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)],
-                        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in
-                                  zip(agg.n_unparsed, agg.n_test)])
+    per_ds = agg.assign(
+        test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)],
+        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in zip(agg.n_unparsed, agg.n_test)],
+    )
     n_sig = int(sig["significant"].sum()) if len(sig) else 0
     folded = [
-        (f"{blurb_name[0].upper() + blurb_name[1:]} per model and method (test, mean ± std over seeds; the mean "
-         "over the task types present of each task type's mean dataset score)",
-         _table(blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(blurb.blurb_mean, blurb.blurb_std)])
-                [["model", "method", "blurb", "seeds", "task_types"]])),
-        ("Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
-         "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
-         "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
-         _table(per_ds[["task", "dataset", "model", "method", "budget", "dev_mean", "test", "seeds", "unparsed",
-                        "trainable_params", "peak_memory_mb", "train_seconds", "search_seconds", "eval_seconds",
-                        "cost_seconds", "lost_seconds"]],
-                {"dev_mean": f2, "trainable_params": lambda v: f"{int(v):,}", "peak_memory_mb": lambda v: f"{v:,.0f}",
-                 "train_seconds": lambda v: f"{v:.0f}", "search_seconds": lambda v: f"{v:.0f}",
-                 "eval_seconds": lambda v: f"{v:.0f}", "cost_seconds": lambda v: f"{v:.0f}",
-                 "lost_seconds": lambda v: f"{v:.0f}"})),
-        *([] if not search else [(
-         "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
-         "training time and the one chosen (a chosen value at the end of the range tried is marked: a value beyond "
-         "it may be better still)",
-         _table(pd.DataFrame(search, columns=["dataset", "model", "method", "candidate", "rung_scores", "dev_score",
-                                              "train_seconds", "chosen", "edge"]).rename(
-                    columns={"edge": "chosen at the range's end", "rung_scores": "dev at each rung (budget: F)"}),
-                {"dev_score": f2, "train_seconds": lambda v: f"{v:.0f}", "chosen": lambda v: "✔" if v else "",
-                 "chosen at the range's end": lambda v: "; ".join(v),
-                 "dev at each rung (budget: F)": lambda v: " → ".join(f"{f:g}: {x:.1f}" for f, x in v)
-                 if isinstance(v, list) else "–"}))]),
-        ("Seed variance per model and method (std of the test score over seeds, mean over datasets)",
-         _table(var, {"mean_seed_std": f2})),
-        (f"Every pair of configurations on a dataset, across models, and each against the best constant answer: "
-         f"{len(sig)} comparisons, {n_sig} significant after Holm-Bonferroni over all of them (the mean per-seed "
-         "difference, its variance split into a seed part and a test-example part — the examples resampled "
-         f"{samples:,} times, by document where the ids name documents — and a t reference with seeds − 1 degrees "
-         f"of freedom, calibrated by simulation; computed in {sig_seconds:.1f} s; interval: 95 % of score(a) − "
-         "score(b); * = significant after the correction)",
-         _table(sig.assign(mark=np.where(sig.significant, "*", "")).drop(columns=["significant", "samples",
-                                                                                  "seed_var", "example_var"]),
-                {"diff": f2, "ci_low": f2, "ci_high": f2, "p_value": lambda v: f"{v:.4f}", "df": lambda v: f"{v:g}",
-                 "p_holm": lambda v: f"{v:.4f}"})),
+        (
+            f"{blurb_name[0].upper() + blurb_name[1:]} per model and method (test, mean ± std over seeds; the mean "
+            "over the task types present of each task type's mean dataset score)",
+            _table(
+                blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(blurb.blurb_mean, blurb.blurb_std)])[
+                    ["model", "method", "blurb", "seeds", "task_types"]
+                ]
+            ),
+        ),
+        (
+            "Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
+            "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
+            "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
+            _table(
+                per_ds[
+                    [
+                        "task",
+                        "dataset",
+                        "model",
+                        "method",
+                        "budget",
+                        "dev_mean",
+                        "test",
+                        "seeds",
+                        "unparsed",
+                        "trainable_params",
+                        "peak_memory_mb",
+                        "train_seconds",
+                        "search_seconds",
+                        "eval_seconds",
+                        "cost_seconds",
+                        "lost_seconds",
+                    ]
+                ],
+                {
+                    "dev_mean": f2,
+                    "trainable_params": lambda v: f"{int(v):,}",
+                    "peak_memory_mb": lambda v: f"{v:,.0f}",
+                    "train_seconds": lambda v: f"{v:.0f}",
+                    "search_seconds": lambda v: f"{v:.0f}",
+                    "eval_seconds": lambda v: f"{v:.0f}",
+                    "cost_seconds": lambda v: f"{v:.0f}",
+                    "lost_seconds": lambda v: f"{v:.0f}",
+                },
+            ),
+        ),
+        *(
+            []
+            if not search
+            else [
+                (
+                    "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
+                    "training time and the one chosen (a chosen value at the end of the range tried is marked: a value beyond "
+                    "it may be better still)",
+                    _table(
+                        pd.DataFrame(
+                            search,
+                            columns=[
+                                "dataset",
+                                "model",
+                                "method",
+                                "candidate",
+                                "rung_scores",
+                                "dev_score",
+                                "train_seconds",
+                                "chosen",
+                                "edge",
+                            ],
+                        ).rename(
+                            columns={"edge": "chosen at the range's end", "rung_scores": "dev at each rung (budget: F)"}
+                        ),
+                        {
+                            "dev_score": f2,
+                            "train_seconds": lambda v: f"{v:.0f}",
+                            "chosen": lambda v: "✔" if v else "",
+                            "chosen at the range's end": lambda v: "; ".join(v),
+                            "dev at each rung (budget: F)": lambda v: (
+                                " → ".join(f"{f:g}: {x:.1f}" for f, x in v) if isinstance(v, list) else "–"
+                            ),
+                        },
+                    ),
+                )
+            ]
+        ),
+        (
+            "Seed variance per model and method (std of the test score over seeds, mean over datasets)",
+            _table(var, {"mean_seed_std": f2}),
+        ),
+        (
+            f"Every pair of configurations on a dataset, across models, and each against the best constant answer: "
+            f"{len(sig)} comparisons, {n_sig} significant after Holm-Bonferroni over all of them (the mean per-seed "
+            "difference, its variance split into a seed part and a test-example part — the examples resampled "
+            f"{samples:,} times, by document where the ids name documents — and a t reference with seeds − 1 degrees "
+            f"of freedom, calibrated by simulation; computed in {sig_seconds:.1f} s; interval: 95 % of score(a) − "
+            "score(b); * = significant after the correction)",
+            _table(
+                sig.assign(mark=np.where(sig.significant, "*", "")).drop(
+                    columns=["significant", "samples", "seed_var", "example_var"]
+                ),
+                {
+                    "diff": f2,
+                    "ci_low": f2,
+                    "ci_high": f2,
+                    "p_value": lambda v: f"{v:.4f}",
+                    "df": lambda v: f"{v:g}",
+                    "p_holm": lambda v: f"{v:.4f}",
+                },
+            ),
+        ),
     ]
-    budgets = ("Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
-               "time budget for the configuration, its search included; mean over the task type's datasets; on a "
-               "tie the cheaper pair is named, the others after it)", _table(_recommendation_grid(rec)))
+    budgets = (
+        "Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
+        "time budget for the configuration, its search included; mean over the task type's datasets; on a "
+        "tie the cheaper pair is named, the others after it)",
+        _table(_recommendation_grid(rec)),
+    )
     lead_title = "The answer"
-    lead_text = ("Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest "
-                 "one that dev cannot tell apart from the best on dev (compute: training, its search and test "
-                 "prediction). Its test score (mean over seeds, 95 % interval over seeds and test examples), the "
-                 "configurations of every model it is better or worse than after Holm-Bonferroni over every "
-                 "comparison in this report, and its difference from the best constant answer (answering one label "
-                 "for every test example; relations, QA), * where significant: a model near that constant has "
-                 "learned the majority answer, not the task. What dev could decide:")
+    lead_text = (
+        "Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest "
+        "one that dev cannot tell apart from the best on dev (compute: training, its search and test "
+        "prediction). Its test score (mean over seeds, 95 % interval over seeds and test examples), the "
+        "configurations of every model it is better or worse than after Holm-Bonferroni over every "
+        "comparison in this report, and its difference from the best constant answer (answering one label "
+        "for every test example; relations, QA), * where significant: a model near that constant has "
+        "learned the majority answer, not the task. What dev could decide:"
+    )
     lead_html, lead_md = _table(lead)
     said = [f"{d}: {dec['sentence']}" for d, dec in decisions.items()]
     lead_html += "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in said) + "</ul>"
     lead_md += "\n" + "".join(f"- {t}\n" for t in said)
     out_dir = Path(out_dir)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     fig_html = lambda svgs, cap: "".join(  # noqa: E731
-        f"<figure>{svg}<figcaption>{html.escape(cap(k))}</figcaption></figure>" for k, svg in svgs.items())
-    body = (f"<h2>{html.escape(lead_title)}</h2><p>{html.escape(lead_text)}</p>{lead_html}"
-            f"<h2>Score per dataset and method (test)</h2>{fig_html(maps, lambda k: k)}"
-            f"<h2>Cost and score (Pareto plots)</h2>"
-            f"{fig_html(plots, lambda k: 'score vs ' + k.replace('_', ' '))}"
-            f"<h2>{html.escape(budgets[0])}</h2>{budgets[1][0]}"
-            + "".join(f"<details><summary>{html.escape(t)}</summary>{h}</details>" for t, (h, _) in folded))
+        f"<figure>{svg}<figcaption>{html.escape(cap(k))}</figcaption></figure>" for k, svg in svgs.items()
+    )
+    body = (
+        f"<h2>{html.escape(lead_title)}</h2><p>{html.escape(lead_text)}</p>{lead_html}"
+        f"<h2>Score per dataset and method (test)</h2>{fig_html(maps, lambda k: k)}"
+        f"<h2>Cost and score (Pareto plots)</h2>"
+        f"{fig_html(plots, lambda k: 'score vs ' + k.replace('_', ' '))}"
+        f"<h2>{html.escape(budgets[0])}</h2>{budgets[1][0]}"
+        + "".join(f"<details><summary>{html.escape(t)}</summary>{h}</details>" for t, (h, _) in folded)
+    )
     # the cells reported are the chosen configurations' (every seed); the other search candidates are in the
     # search table only, and not-yet-run ones are neither
     searched = sum(1 for c in search if c["dev_score"] is not None)
-    counted = f"{len(df)} finished cells reported" + (f" (and {searched} search runs, none of them a result)"
-                                                       if searched else "")
+    counted = f"{len(df)} finished cells reported" + (
+        f" (and {searched} search runs, none of them a result)" if searched else ""
+    )
     lost = float(df["lost_seconds"].sum())
     if lost > 0:
         hit = int((df.lost_seconds > 0).sum())
-        counted += (f"; {lost:,.0f} s of training redone after interruptions ({hit} cell{'s' * (hit > 1)}), "
-                    "not counted in any cost")
+        counted += (
+            f"; {lost:,.0f} s of training redone after interruptions ({hit} cell{'s' * (hit > 1)}), "
+            "not counted in any cost"
+        )
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: {html.escape(study)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table{{border-collapse:collapse;margin:1em 0;font-size:14px}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
@@ -494,12 +669,24 @@ details{{margin:0.6em 0}}summary{{cursor:pointer;font-weight:600}}</style></head
 <body><h1>biotune report: {html.escape(study)}</h1>
 <p>{html.escape(counted)} · {df.dataset.nunique()} datasets · {df.model.nunique()} models · {df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store <code>{html.escape(store_url)}</code> · {stamp}</p>
 {body}</body></html>"""
-    md = (f"# biotune report: {study}\n\n{counted}; store `{store_url}`; {stamp}\n\n"
-          f"## {lead_title}\n\n{lead_text}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
-          f"## {budgets[0]}\n\n{budgets[1][1]}\n"
-          + "".join(f"<details><summary>{t}</summary>\n\n{m}\n</details>\n\n" for t, (_, m) in folded))
+    md = (
+        f"# biotune report: {study}\n\n{counted}; store `{store_url}`; {stamp}\n\n"
+        f"## {lead_title}\n\n{lead_text}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
+        f"## {budgets[0]}\n\n{budgets[1][1]}\n"
+        + "".join(f"<details><summary>{t}</summary>\n\n{m}\n</details>\n\n" for t, (_, m) in folded)
+    )
     atomic_write_text(out_dir / "report.html", page)
     atomic_write_text(out_dir / "report.md", md)
-    return {"html": str(out_dir / "report.html"), "markdown": str(out_dir / "report.md"), "cells": len(df),
-            "blurb": blurb, "aggregate": agg, "significance": sig, "intervals": intervals,
-            "recommendations": rec, "answer": lead, "decisions": decisions, "significance_seconds": sig_seconds}
+    return {
+        "html": str(out_dir / "report.html"),
+        "markdown": str(out_dir / "report.md"),
+        "cells": len(df),
+        "blurb": blurb,
+        "aggregate": agg,
+        "significance": sig,
+        "intervals": intervals,
+        "recommendations": rec,
+        "answer": lead,
+        "decisions": decisions,
+        "significance_seconds": sig_seconds,
+    }

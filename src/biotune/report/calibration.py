@@ -58,18 +58,30 @@ def _accuracy(t):
     return 100 * t[..., 0] / t[..., 1]
 
 
-def calibrate(spread: str = "moderate", effect: float = 0.0, studies: int = 1000, seeds: int = 3,
-              documents: int = 100, per_document: int = 5, samples: int = 400, alpha: float = 0.05,
-              seed: int = 0) -> Calibration:
+def calibrate(
+    spread: str = "moderate",
+    effect: float = 0.0,
+    studies: int = 1000,
+    seeds: int = 3,
+    documents: int = 100,
+    per_document: int = 5,
+    samples: int = 400,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> Calibration:
     """The share of `studies` simulated studies in which the report's test calls A and B different at `alpha`."""
     rng = np.random.default_rng(seed)
     sd = SPREADS[spread]
     hits, diffs, spreads = 0, [], []
     for i, (doc, runs) in enumerate(_studies(rng, studies, seeds, documents, per_document, sd, effect)):
         observed, reps = stats.replicate_scores(runs, _accuracy, samples, seed=i, clusters=doc)
-        r = stats.seed_example_test([observed[("a", s)] for s in range(seeds)], [reps[("a", s)] for s in range(seeds)],
-                                    [observed[("b", s)] for s in range(seeds)], [reps[("b", s)] for s in range(seeds)],
-                                    alpha=alpha)
+        r = stats.seed_example_test(
+            [observed[("a", s)] for s in range(seeds)],
+            [reps[("a", s)] for s in range(seeds)],
+            [observed[("b", s)] for s in range(seeds)],
+            [reps[("b", s)] for s in range(seeds)],
+            alpha=alpha,
+        )
         hits += r["p_value"] < alpha
         diffs.append(r["diff"])
         spreads.append(np.std([observed[("a", s)] for s in range(seeds)], ddof=1) if seeds > 1 else 0.0)
@@ -81,13 +93,17 @@ def table(studies: int = 2000, effects=(0.0, 0.3, 0.6), seeds: int = 3) -> list[
 
 
 def describe(rows: list[Calibration]) -> str:
-    lines = ["| seed spread (A's seed std) | true difference | studies | called significant at 0.05 |",
-             "|---|---|---|---|"]
+    lines = [
+        "| seed spread (A's seed std) | true difference | studies | called significant at 0.05 |",
+        "|---|---|---|---|",
+    ]
     for r in rows:
         what = "false positives" if r.effect == 0 else "power"
         se = 100 * (r.rejected * (1 - r.rejected) / r.studies) ** 0.5
-        lines.append(f"| {r.spread} ({r.seed_std:.1f} points) | {r.true_diff:+.1f} points | {r.studies} | "
-                     f"{100 * r.rejected:.1f} % ± {se:.1f} ({what}) |")
+        lines.append(
+            f"| {r.spread} ({r.seed_std:.1f} points) | {r.true_diff:+.1f} points | {r.studies} | "
+            f"{100 * r.rejected:.1f} % ± {se:.1f} ({what}) |"
+        )
     return "\n".join(lines)
 
 
@@ -99,5 +115,7 @@ if __name__ == "__main__":  # pragma: no cover
     began = time.perf_counter()
     rows = table(n)
     print(describe(rows))
-    print(f"({n} studies per row, 3 seeds, 500 test examples in 100 documents, 400 resamples each; "
-          f"{time.perf_counter() - began:.0f} s)")
+    print(
+        f"({n} studies per row, 3 seeds, 500 test examples in 100 documents, 400 resamples each; "
+        f"{time.perf_counter() - began:.0f} s)"
+    )

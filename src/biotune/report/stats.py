@@ -13,19 +13,32 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std of the test score over seeds per (dataset, model, method), the mean dev score, mean
     resources, and the cost of the configuration (training time plus its search's)."""
     g = df.groupby(["task", "dataset", "model", "method"], sort=False)
-    out = g.agg(score_mean=("score", "mean"), score_std=("score", "std"), seeds=("seed", "nunique"),
-                dev_mean=("dev_score", "mean"), trainable_params=("trainable_params", "mean"),
-                peak_memory_mb=("peak_memory_mb", "mean"), train_seconds=("train_seconds", "mean"),
-                search_seconds=("search_seconds", "first"), trains=("trains", "first"),
-                **({"budget": ("budget", "first")} if "budget" in df else {}),
-                **({"lost_seconds": ("lost_seconds", "sum")} if "lost_seconds" in df else {}),
-                **({"eval_seconds": ("eval_seconds", "mean")} if "eval_seconds" in df else {}),
-                **({"n_unparsed": ("n_unparsed", lambda v: v.sum(min_count=1)), "n_test": ("n_test", "sum")}
-                   if "n_unparsed" in df else {})).reset_index()
+    out = g.agg(
+        score_mean=("score", "mean"),
+        score_std=("score", "std"),
+        seeds=("seed", "nunique"),
+        dev_mean=("dev_score", "mean"),
+        trainable_params=("trainable_params", "mean"),
+        peak_memory_mb=("peak_memory_mb", "mean"),
+        train_seconds=("train_seconds", "mean"),
+        search_seconds=("search_seconds", "first"),
+        trains=("trains", "first"),
+        **({"budget": ("budget", "first")} if "budget" in df else {}),
+        **({"lost_seconds": ("lost_seconds", "sum")} if "lost_seconds" in df else {}),
+        **({"eval_seconds": ("eval_seconds", "mean")} if "eval_seconds" in df else {}),
+        **(
+            {"n_unparsed": ("n_unparsed", lambda v: v.sum(min_count=1)), "n_test": ("n_test", "sum")}
+            if "n_unparsed" in df
+            else {}
+        ),
+    ).reset_index()
     out["score_std"] = out["score_std"].fillna(0.0)
     # what the configuration cost: one run's training and test prediction, plus the search that chose it
-    out["cost_seconds"] = (out["train_seconds"].fillna(0) + out["search_seconds"].fillna(0)
-                           + (out["eval_seconds"].fillna(0) if "eval_seconds" in out else 0))
+    out["cost_seconds"] = (
+        out["train_seconds"].fillna(0)
+        + out["search_seconds"].fillna(0)
+        + (out["eval_seconds"].fillna(0) if "eval_seconds" in out else 0)
+    )
     return out
 
 
@@ -35,14 +48,22 @@ def blurb_scores(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, method, seed), g in df.groupby(["model", "method", "seed"], sort=False):
         task_means = g.groupby("task")["score"].mean()
-        rows.append({"model": model, "method": method, "seed": seed, "blurb": task_means.mean(),
-                     "task_types": len(task_means)})
+        rows.append(
+            {"model": model, "method": method, "seed": seed, "blurb": task_means.mean(), "task_types": len(task_means)}
+        )
     per_seed = pd.DataFrame(rows)
     if per_seed.empty:
         return per_seed
-    out = per_seed.groupby(["model", "method"], sort=False).agg(
-        blurb_mean=("blurb", "mean"), blurb_std=("blurb", "std"), seeds=("seed", "nunique"),
-        task_types=("task_types", "min")).reset_index()
+    out = (
+        per_seed.groupby(["model", "method"], sort=False)
+        .agg(
+            blurb_mean=("blurb", "mean"),
+            blurb_std=("blurb", "std"),
+            seeds=("seed", "nunique"),
+            task_types=("task_types", "min"),
+        )
+        .reset_index()
+    )
     out["blurb_std"] = out["blurb_std"].fillna(0.0)
     return out.sort_values("blurb_mean", ascending=False)
 
@@ -52,8 +73,11 @@ def seed_variance(agg: pd.DataFrame) -> pd.DataFrame:
     run with more than one seed: one row per configuration, never two models' spreads in one number."""
     multi = agg[agg["seeds"] > 1].copy()
     multi["kind"] = np.where(multi["trains"], "fine-tuning", "in-context")
-    return multi.groupby(["kind", "model", "method"]).agg(mean_seed_std=("score_std", "mean"),
-                                                          datasets=("score_std", "size")).reset_index()
+    return (
+        multi.groupby(["kind", "model", "method"])
+        .agg(mean_seed_std=("score_std", "mean"), datasets=("score_std", "size"))
+        .reset_index()
+    )
 
 
 def resample_weights(n: int, samples: int, seed: int = 0, chunk: int = 500, clusters: Sequence | None = None):
@@ -75,8 +99,9 @@ def resample_weights(n: int, samples: int, seed: int = 0, chunk: int = 500, clus
         yield drawn[:, codes].astype(np.float32)
 
 
-def replicate_scores(stats: dict, score: Callable, samples: int = 10000, seed: int = 0,
-                     clusters: Sequence | None = None) -> tuple[dict, dict]:
+def replicate_scores(
+    stats: dict, score: Callable, samples: int = 10000, seed: int = 0, clusters: Sequence | None = None
+) -> tuple[dict, dict]:
     """For every run (key -> its (n, k) per-example stats on the same n examples): the observed score and its
     score in each of `samples` example resamples (the same resamples for every run; by cluster where given)."""
     keys = list(stats)
@@ -125,12 +150,25 @@ def t_summary(mean: float, seed_var: float, example_var: float, df: int, alpha: 
     else:
         z = abs(mean) / se
         p = float(2 * (st.t.sf(z, df) if df > 0 else st.norm.sf(z)))
-    return {"ci_low": mean - crit * se, "ci_high": mean + crit * se, "p_value": min(1.0, p), "se": se,
-            "seed_var": seed_var, "example_var": example_var, "df": df if df > 0 else math.inf}
+    return {
+        "ci_low": mean - crit * se,
+        "ci_high": mean + crit * se,
+        "p_value": min(1.0, p),
+        "se": se,
+        "seed_var": seed_var,
+        "example_var": example_var,
+        "df": df if df > 0 else math.inf,
+    }
 
 
-def seed_example_test(observed_a: Sequence[float], reps_a: Sequence[np.ndarray], observed_b: Sequence[float],
-                      reps_b: Sequence[np.ndarray], seed: int = 0, alpha: float = 0.05) -> dict:
+def seed_example_test(
+    observed_a: Sequence[float],
+    reps_a: Sequence[np.ndarray],
+    observed_b: Sequence[float],
+    reps_b: Sequence[np.ndarray],
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict:
     """Configuration A vs B over paired runs (A's and B's run of one seed; a deterministic method's one run pairs
     with every seed of the other), scored on the same test examples; `reps_*`: each run's score in the same example
     resamples (`replicate_scores`). The per-seed differences' mean, with its variance split into the seed part and
@@ -145,12 +183,12 @@ def seed_example_test(observed_a: Sequence[float], reps_a: Sequence[np.ndarray],
     diffs = [a - b for a, b in zip(observed_a, observed_b)]
     reps = [np.asarray(ra, dtype=float) - np.asarray(rb, dtype=float) for ra, rb in zip(reps_a, reps_b)]
     mean, seed_var, example_var, df = seed_example_variance(diffs, reps)
-    return {"diff": mean, **t_summary(mean, seed_var, example_var, df, alpha), "seeds": s,
-            "samples": int(len(reps[0]))}
+    return {"diff": mean, **t_summary(mean, seed_var, example_var, df, alpha), "seeds": s, "samples": int(len(reps[0]))}
 
 
-def seed_example_interval(observed: Sequence[float], reps: Sequence[np.ndarray], seed: int = 0,
-                          alpha: float = 0.05) -> dict:
+def seed_example_interval(
+    observed: Sequence[float], reps: Sequence[np.ndarray], seed: int = 0, alpha: float = 0.05
+) -> dict:
     """One configuration's score over its seeds (the mean) with a (1 - alpha) interval that holds both the seed
     and the example variance, as `seed_example_test` does for a difference."""
     mean, seed_var, example_var, df = seed_example_variance(observed, reps)
@@ -172,8 +210,14 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def paired_bootstrap(score: Callable[[Sequence[int]], float], other: Callable[[Sequence[int]], float], n: int,
-                     samples: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+def paired_bootstrap(
+    score: Callable[[Sequence[int]], float],
+    other: Callable[[Sequence[int]], float],
+    n: int,
+    samples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict:
     """Paired bootstrap of score(A) - score(B) over the same n test examples of one run each, resampled with
     replacement; `score(idx)` scores a system on the examples at `idx`. The reference the stats-based test is
     checked against (tests/test_significance.py)."""
@@ -186,8 +230,13 @@ def paired_bootstrap(score: Callable[[Sequence[int]], float], other: Callable[[S
         diffs[i] = score(idx) - other(idx)
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()))
-    return {"diff": float(observed), "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p),
-            "significant": bool(lo > 0 or hi < 0)}
+    return {
+        "diff": float(observed),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "p_value": float(p),
+        "significant": bool(lo > 0 or hi < 0),
+    }
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -209,9 +258,17 @@ def recommendations(agg: pd.DataFrame, memory_mb: Sequence[float], seconds: Sequ
     others are listed in `tied_with`. Pairs without a dev score are never recommended."""
     cost = "cost_seconds" if "cost_seconds" in agg else "train_seconds"
     dev = agg["dev_mean"] if "dev_mean" in agg else pd.Series(np.nan, index=agg.index)
-    by_pair = agg.assign(dev_mean=dev).groupby(["task", "model", "method"]).agg(
-        dev=("dev_mean", lambda v: v.mean() if v.notna().all() else np.nan), score=("score_mean", "mean"),
-        peak_memory_mb=("peak_memory_mb", "max"), cost_s=(cost, "max")).reset_index()
+    by_pair = (
+        agg.assign(dev_mean=dev)
+        .groupby(["task", "model", "method"])
+        .agg(
+            dev=("dev_mean", lambda v: v.mean() if v.notna().all() else np.nan),
+            score=("score_mean", "mean"),
+            peak_memory_mb=("peak_memory_mb", "max"),
+            cost_s=(cost, "max"),
+        )
+        .reset_index()
+    )
     by_pair = by_pair[by_pair["dev"].notna()]
     rows = []
     for task, g in by_pair.groupby("task", sort=False):
@@ -220,11 +277,18 @@ def recommendations(agg: pd.DataFrame, memory_mb: Sequence[float], seconds: Sequ
                 fit = g[(g["peak_memory_mb"] <= mem) & (g["cost_s"].fillna(0) <= sec)]
                 top = fit[np.isclose(fit["dev"], fit["dev"].max())] if len(fit) else fit
                 top = top.assign(c=top["cost_s"].fillna(0)).sort_values(["peak_memory_mb", "c"])
-                rows.append({"task": task, "memory_budget_mb": mem, "time_budget_s": sec,
-                             "model": top["model"].iloc[0] if len(top) else None,
-                             "method": top["method"].iloc[0] if len(top) else None,
-                             "dev": float(top["dev"].iloc[0]) if len(top) else None,
-                             "score": float(top["score"].iloc[0]) if len(top) else None,
-                             "tied_with": [f"{m} / {k}" for m, k in zip(top["model"].iloc[1:], top["method"].iloc[1:])]})
-    return pd.DataFrame(rows, columns=["task", "memory_budget_mb", "time_budget_s", "model", "method", "dev", "score",
-                                       "tied_with"])
+                rows.append(
+                    {
+                        "task": task,
+                        "memory_budget_mb": mem,
+                        "time_budget_s": sec,
+                        "model": top["model"].iloc[0] if len(top) else None,
+                        "method": top["method"].iloc[0] if len(top) else None,
+                        "dev": float(top["dev"].iloc[0]) if len(top) else None,
+                        "score": float(top["score"].iloc[0]) if len(top) else None,
+                        "tied_with": [f"{m} / {k}" for m, k in zip(top["model"].iloc[1:], top["method"].iloc[1:])],
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["task", "memory_budget_mb", "time_budget_s", "model", "method", "dev", "score", "tied_with"]
+    )

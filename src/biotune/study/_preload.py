@@ -6,14 +6,14 @@ import logging
 
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)  # see biotune.cli.main
 
+import gc  # noqa: E402
+
 import peft  # noqa: E402, F401
 import transformers  # noqa: E402, F401
 from transformers import Trainer, TrainingArguments  # noqa: E402, F401  (the lazy imports a cell needs)
 
 import biotune.train  # noqa: E402, F401
 import biotune.trainer  # noqa: E402, F401
-
-import gc  # noqa: E402
 
 # what was imported is kept for the process's life: out of the collector's sight, so a cell's collections
 # (the Trainer runs one at every train()) do not walk it, and its pages are not written to (copy-on-write) in

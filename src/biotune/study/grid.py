@@ -31,10 +31,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from biotune.config import ExperimentConfig, field_error, validate_experiment
-from biotune.yamlfile import line_of, read_yaml_file
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
 from biotune.paths import check_name, inside
+from biotune.yamlfile import line_of, read_yaml_file
 
 from .search import SearchConfig, SearchGroup, SearchRef, candidates, nested
 
@@ -69,6 +69,7 @@ class MethodEntry(BaseModel):
 
 class ReportSettings(BaseModel):
     """What `biotune report` (and the end of `biotune study`) uses unless its options say otherwise."""
+
     model_config = ConfigDict(extra="forbid")
     memory_budgets_mb: list[float] = Field(default_factory=lambda: [2048, 8192, float("inf")])
     time_budgets_s: list[float] = Field(default_factory=lambda: [300, 3600, float("inf")])
@@ -172,8 +173,13 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-_BUDGET_FIELDS = ("training.epochs", "training.max_steps", "training.train_limit", "training.batch_size",
-                  "training.grad_accum")
+_BUDGET_FIELDS = (
+    "training.epochs",
+    "training.max_steps",
+    "training.train_limit",
+    "training.batch_size",
+    "training.grad_accum",
+)
 
 
 def budgets(cells: list[Cell]) -> dict[str, dict[str, list[str]]]:
@@ -201,10 +207,13 @@ def unequal_budgets(study: StudyConfig, cells: list[Cell]) -> str | None:
     found = {d: b for d, b in budgets(cells).items() if len(b) > 1}
     if not found:
         return None
-    said = "; ".join(f"{d}: " + ", ".join(f"{b} ({', '.join(names)})" for b, names in by.items())
-                     for d, by in found.items())
-    return (f"unequal training budgets ({said}): the methods are not compared on equal terms. Give them one "
-            "budget, or say `budgets: unequal` in the study if that is the design")
+    said = "; ".join(
+        f"{d}: " + ", ".join(f"{b} ({', '.join(names)})" for b, names in by.items()) for d, by in found.items()
+    )
+    return (
+        f"unequal training budgets ({said}): the methods are not compared on equal terms. Give them one "
+        "budget, or say `budgets: unequal` in the study if that is the design"
+    )
 
 
 def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
@@ -240,8 +249,10 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
         except BiotuneError as e:
             if d.endswith((".yaml", ".yml")):
                 fail(where, f"{d}: {e}")
-            fail(where, f"unknown dataset {d!r}; valid: blurb, {', '.join(DATASETS.names())}, or a dataset file "
-                        "(my_task.yaml)")
+            fail(
+                where,
+                f"unknown dataset {d!r}; valid: blurb, {', '.join(DATASETS.names())}, or a dataset file (my_task.yaml)",
+            )
         if spec.name in names:
             fail(where, f"two datasets are named {spec.name!r}: give one dataset file another name")
         datasets.append(spec.ref)
@@ -256,8 +267,11 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     keys = [m.key for m in methods]
     for i, k in enumerate(keys):
         if k in keys[:i]:
-            fail(["methods", i], f"{k!r} is listed twice: its cells would share one name and the report would show "
-                                 f"one; give one a label (e.g. {{name: {methods[i].name}, label: {k}_2, params: ...}})")
+            fail(
+                ["methods", i],
+                f"{k!r} is listed twice: its cells would share one name and the report would show "
+                f"one; give one a label (e.g. {{name: {methods[i].name}, label: {k}_2, params: ...}})",
+            )
     for i, m in enumerate(study.models):
         for j, k in enumerate(m.methods or []):
             if k not in keys:
@@ -272,30 +286,44 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             for f, values in grid.items():
                 if not isinstance(values, list) or not values:
                     fail(["search", axis, name, f], "a non-empty list of values to try")
-    known = {"dataset": list(dict.fromkeys(get_spec(d).name for d in datasets)), "model": names, "method": keys,
-             "seed": [str(x) for x in study.seeds]}
+    known = {
+        "dataset": list(dict.fromkeys(get_spec(d).name for d in datasets)),
+        "model": names,
+        "method": keys,
+        "seed": [str(x) for x in study.seeds],
+    }
     for axis, by_value in study.overrides.items():
         for value in by_value:
             if str(value) not in known[axis]:
                 near = difflib.get_close_matches(str(value), known[axis], n=1)
-                fail(["overrides", axis, value], f"{value!r} is not one of the study's {axis}s, so this override "
-                     "would change nothing" + (f": did you mean {near[0]!r}?" if near else
-                                               f"; the study's {axis}s: {', '.join(known[axis])}"))
+                fail(
+                    ["overrides", axis, value],
+                    f"{value!r} is not one of the study's {axis}s, so this override "
+                    "would change nothing"
+                    + (f": did you mean {near[0]!r}?" if near else f"; the study's {axis}s: {', '.join(known[axis])}"),
+                )
     search_seed = study.search.seed if study.search.seed is not None else max(study.seeds) + 1
     if study.search.seed is not None and search_seed in study.seeds:
-        fail(["search", "seed"], f"{search_seed} is one of the study's seeds: a search run would be reported as a "
-                                 "result (the winner's curse); give a seed outside `seeds`, or leave it out (default: "
-                                 "one above the highest)")
+        fail(
+            ["search", "seed"],
+            f"{search_seed} is one of the study's seeds: a search run would be reported as a "
+            "result (the winner's curse); give a seed outside `seeds`, or leave it out (default: "
+            "one above the highest)",
+        )
     if len(set(study.seeds)) != len(study.seeds):
         fail(["seeds"], f"a seed is listed twice ({study.seeds}): list each seed once")
     for name, by_method in study.search.model_method.items():
         if name not in names:
-            fail(["search", "model_method", name], f"{name!r} is not one of the study's models; valid: "
-                 f"{', '.join(names)}")
+            fail(
+                ["search", "model_method", name],
+                f"{name!r} is not one of the study's models; valid: {', '.join(names)}",
+            )
         for key, grid in by_method.items():
             if key not in keys:
-                fail(["search", "model_method", name, key], f"{key!r} is not one of the study's methods; valid: "
-                     f"{', '.join(keys)}")
+                fail(
+                    ["search", "model_method", name, key],
+                    f"{key!r} is not one of the study's methods; valid: {', '.join(keys)}",
+                )
             for f, values in grid.items():
                 if not values:
                     fail(["search", "model_method", name, key, f], "a non-empty list of values to try")
@@ -324,10 +352,16 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                     for seed in seeds:
                         cells.append(_cell(study, dataset, model, method, seed, source))
                     continue
-                group = SearchGroup((get_spec(dataset).name, model.name, method.key), list(seeds), search_seed,
-                                    grid=grid, strategy=study.search.strategy if meth.trains else "grid",
-                                    defaulted=(f"{', '.join(defaulted)}: {method.name}'s own space, "
-                                               f"{meth.search_source}") if defaulted else "")
+                group = SearchGroup(
+                    (get_spec(dataset).name, model.name, method.key),
+                    list(seeds),
+                    search_seed,
+                    grid=grid,
+                    strategy=study.search.strategy if meth.trains else "grid",
+                    defaulted=(f"{', '.join(defaulted)}: {method.name}'s own space, {meth.search_source}")
+                    if defaulted
+                    else "",
+                )
 
                 def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
                     cell = _cell(study, dataset, model, method, seed, source, values)
@@ -344,16 +378,29 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     return cells, left_out, groups
 
 
-def _cell(study: StudyConfig, dataset: str, model: ModelEntry, method: MethodEntry, seed: int, source: str,
-          candidate: dict | None = None) -> Cell:
+def _cell(
+    study: StudyConfig,
+    dataset: str,
+    model: ModelEntry,
+    method: MethodEntry,
+    seed: int,
+    source: str,
+    candidate: dict | None = None,
+) -> Cell:
     from biotune.data import get_spec
 
     ref, dataset = dataset, get_spec(dataset).name  # the config names a dataset file by its path; cells by name
     model_fields = {k: v for k, v in model.model_dump().items() if k not in ("name", "methods")}
-    data = deep_merge(study.defaults, {
-        "dataset": ref, "model": model_fields, "method": {"name": method.name, "params": method.params},
-        "seed": seed, "data_dir": study.data_dir,
-    })
+    data = deep_merge(
+        study.defaults,
+        {
+            "dataset": ref,
+            "model": model_fields,
+            "method": {"name": method.name, "params": method.params},
+            "seed": seed,
+            "data_dir": study.data_dir,
+        },
+    )
     for axis, value in (("dataset", dataset), ("model", model.name), ("method", method.key), ("seed", str(seed))):
         data = deep_merge(data, study.overrides.get(axis, {}).get(value, {}))
     if candidate:

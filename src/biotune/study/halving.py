@@ -68,7 +68,7 @@ def survivors(cands: list, rows: list[dict], rung: int, keep: float) -> list | N
         return None
     scored = [c for c in alive if scores[c.identity_hash] is not None]  # a failed candidate stops
     ranked = sorted(scored, key=lambda c: (-scores[c.identity_hash], c.search.index))
-    return ranked[:max(1, int(len(ranked) * keep + 1e-9))] if ranked else []
+    return ranked[: max(1, int(len(ranked) * keep + 1e-9))] if ranked else []
 
 
 def alive_at(cands: list, rows: list[dict], rung: int) -> list:
@@ -104,8 +104,9 @@ def grow(cands: list, rows: list[dict], grid: dict[str, list], bound: int) -> tu
                 continue
             grown = sum(1 for x in seen if (x > values[-1] if direction == "up" else x < values[0]))
             if grown >= bound:
-                notes.append(f"{name.split('.')[-1]} stopped growing {direction} at {end:.3g} (bound search.grow = "
-                             f"{bound})")
+                notes.append(
+                    f"{name.split('.')[-1]} stopped growing {direction} at {end:.3g} (bound search.grow = {bound})"
+                )
                 continue
             new = {**best.search.values, name: float(f"{beyond:.3g}")}
             if new not in tried:
@@ -133,15 +134,42 @@ def record_reached(store, study: str, group: SearchGroup, cands: list, rung: int
         last = fraction >= 1
         if row["status"] == "done" and last:
             res = json.loads(row["resources"] or "{}")
-            store.record_rung(study, group.key, c.identity_hash, c.search.values, rung, step=None,
-                              dev_score=row["dev_score"], train_seconds=res.get("train_seconds"), decision=None)
+            store.record_rung(
+                study,
+                group.key,
+                c.identity_hash,
+                c.search.values,
+                rung,
+                step=None,
+                dev_score=row["dev_score"],
+                train_seconds=res.get("train_seconds"),
+                decision=None,
+            )
         elif row["status"] == "paused" and not last and info.get("pause_at") == fraction:
-            store.record_rung(study, group.key, c.identity_hash, c.search.values, rung, step=info.get("step"),
-                              dev_score=info.get("dev_score"), train_seconds=info.get("train_seconds"),
-                              decision=None)
+            store.record_rung(
+                study,
+                group.key,
+                c.identity_hash,
+                c.search.values,
+                rung,
+                step=info.get("step"),
+                dev_score=info.get("dev_score"),
+                train_seconds=info.get("train_seconds"),
+                decision=None,
+            )
         elif row["status"] == "failed":
-            store.record_rung(study, group.key, c.identity_hash, c.search.values, rung, step=None, dev_score=None,
-                              train_seconds=None, decision="stop", note=(row["error"] or "failed")[:200])
+            store.record_rung(
+                study,
+                group.key,
+                c.identity_hash,
+                c.search.values,
+                rung,
+                step=None,
+                dev_score=None,
+                train_seconds=None,
+                decision="stop",
+                note=(row["error"] or "failed")[:200],
+            )
 
 
 def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[list], None], say: Callable) -> dict:
@@ -174,10 +202,19 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
                     add, notes = grow(cands, rows, g.grid, cfg.grow)
                     for i, values in enumerate(add):
                         cell = g.make(values, len(cands) + i, g.search_seed)
-                        store.record_rung(study.name, g.key, cell.identity_hash, values, 0, decision="added",
-                                          note="range growth: the best value was at the end of the range")
-                        say(f"search {'/'.join(g.key)}: the best value is at the end of the range; adding "
-                            + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items() if k in g.grid))
+                        store.record_rung(
+                            study.name,
+                            g.key,
+                            cell.identity_hash,
+                            values,
+                            0,
+                            decision="added",
+                            note="range growth: the best value was at the end of the range",
+                        )
+                        say(
+                            f"search {'/'.join(g.key)}: the best value is at the end of the range; adding "
+                            + ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items() if k in g.grid)
+                        )
                     for note in notes:
                         store.record_rung(study.name, g.key, f"note:{note[:24]}", {}, 0, decision="note", note=note)
                     if add:
@@ -189,8 +226,11 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
                 last = r == len(cfg.rungs) - 1
                 ahead = {c.identity_hash for c in went_on}
                 for c in alive_at(cands, rows, r):
-                    decision = (("chosen" if went_on and c.identity_hash == went_on[0].identity_hash else "stop")
-                                if last else ("continue" if c.identity_hash in ahead else "stop"))
+                    decision = (
+                        ("chosen" if went_on and c.identity_hash == went_on[0].identity_hash else "stop")
+                        if last
+                        else ("continue" if c.identity_hash in ahead else "stop")
+                    )
                     store.record_rung(study.name, g.key, c.identity_hash, c.search.values, r, decision=decision)
                 if last or not went_on:
                     done_groups[g.key] = went_on[0] if went_on else None
@@ -200,8 +240,11 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
 
 
 def _group_rows(store, study: str, group: SearchGroup) -> list[dict]:
-    return [r for r in store.rung_rows(study) if (r["dataset"], r["model"], r["method"]) == group.key
-            and r["decision"] != "note"]
+    return [
+        r
+        for r in store.rung_rows(study)
+        if (r["dataset"], r["model"], r["method"]) == group.key and r["decision"] != "note"
+    ]
 
 
 def choice(store, study: str, group: SearchGroup) -> tuple[int, dict] | None:
@@ -227,17 +270,27 @@ def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[d
     grid_values = [c.search.values for c in group.candidates]
     out = []
     for c in cands:
-        mine = sorted((r for r in rows if r["config_hash"] == c.identity_hash and r["decision"] != "added"),
-                      key=lambda r: r["rung"])
+        mine = sorted(
+            (r for r in rows if r["config_hash"] == c.identity_hash and r["decision"] != "added"),
+            key=lambda r: r["rung"],
+        )
         chosen = any(r["decision"] == "chosen" for r in mine)
         reached = [r for r in mine if r["dev_score"] is not None]
-        out.append({
-            "dataset": group.key[0], "model": group.key[1], "method": group.key[2], "candidate": c.search.label(),
-            "values": c.search.values, "added": c.search.values not in grid_values,
-            "rung_scores": [(rungs[r["rung"]], r["dev_score"]) for r in reached],
-            "dev_score": reached[-1]["dev_score"] if reached else None,
-            "reached": rungs[reached[-1]["rung"]] if reached else 0.0,
-            "train_seconds": max((r["train_seconds"] or 0.0 for r in mine), default=None),
-            "chosen": chosen, "complete": any(r["decision"] == "chosen" for r in rows),
-            "edge": (at_edge(c.search.values, [x.search.values for x in cands]) + notes) if chosen else []})
+        out.append(
+            {
+                "dataset": group.key[0],
+                "model": group.key[1],
+                "method": group.key[2],
+                "candidate": c.search.label(),
+                "values": c.search.values,
+                "added": c.search.values not in grid_values,
+                "rung_scores": [(rungs[r["rung"]], r["dev_score"]) for r in reached],
+                "dev_score": reached[-1]["dev_score"] if reached else None,
+                "reached": rungs[reached[-1]["rung"]] if reached else 0.0,
+                "train_seconds": max((r["train_seconds"] or 0.0 for r in mine), default=None),
+                "chosen": chosen,
+                "complete": any(r["decision"] == "chosen" for r in rows),
+                "edge": (at_edge(c.search.values, [x.search.values for x in cands]) + notes) if chosen else [],
+            }
+        )
     return out

@@ -12,8 +12,8 @@ from every node (a PostgreSQL URL, or SQLite on a shared file system) and so mus
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 from biotune.data.location import resolve_data_dir
@@ -32,10 +32,12 @@ def _ray_task(study_name: str, store_url: str, cell: Cell, rev: str | None, recl
 
 def _absolute(cell: Cell) -> Cell:
     """Workers may start in another folder (or on another node): pin paths before the cell leaves."""
-    exp = cell.experiment.model_copy(update={
-        "output_dir": str(Path(cell.experiment.output_dir).resolve()),
-        "data_dir": resolve_data_dir(cell.experiment.data_dir),
-    })
+    exp = cell.experiment.model_copy(
+        update={
+            "output_dir": str(Path(cell.experiment.output_dir).resolve()),
+            "data_dir": resolve_data_dir(cell.experiment.data_dir),
+        }
+    )
     return dataclasses.replace(cell, experiment=exp)
 
 
@@ -59,8 +61,9 @@ def _start(address: str | None) -> bool:
         else:  # a local Ray on this machine; small object store, the tasks pass only summaries
             ray.init(include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise BiotuneError(f"--executor ray: cannot start or join Ray ({address or 'local'}): "
-                           f"{str(e).splitlines()[0]}") from None
+        raise BiotuneError(
+            f"--executor ray: cannot start or join Ray ({address or 'local'}): {str(e).splitlines()[0]}"
+        ) from None
     return True
 
 
@@ -78,9 +81,17 @@ def ray_session(address: str | None = None):
             ray.shutdown()
 
 
-def run_on_ray(study: StudyConfig, cells: list[Cell], rev: str | None, report: Callable, describe: Callable,
-               address: str | None = None, cpus_per_cell: float = 1, gpus_per_cell: float = 0,
-               reclaim: bool = False) -> list[str]:
+def run_on_ray(
+    study: StudyConfig,
+    cells: list[Cell],
+    rev: str | None,
+    report: Callable,
+    describe: Callable,
+    address: str | None = None,
+    cpus_per_cell: float = 1,
+    gpus_per_cell: float = 0,
+    reclaim: bool = False,
+) -> list[str]:
     """Run `cells` as Ray tasks; calls report(cell, status, detail) as each ends. Returns the workers seen. Ray is
     started (or joined) here unless it runs already (`ray_session` keeps one for a whole study's batches)."""
     import ray

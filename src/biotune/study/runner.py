@@ -29,8 +29,13 @@ from .store import Store, holder_state, process_alive
 
 def git_revision() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -52,8 +57,9 @@ def _context():
     return _CONTEXT
 
 
-def _cell_process(config: dict, log_path: str, conn, environment: dict | None = None,
-                  study_pid: int | None = None) -> None:
+def _cell_process(
+    config: dict, log_path: str, conn, environment: dict | None = None, study_pid: int | None = None
+) -> None:
     """In the cell's process: the study's environment as it is now (the fork server keeps the one it started
     with), output to the cell's log file, a watch on the study's process, run the experiment, send back how it
     ended."""
@@ -83,6 +89,7 @@ def _die_with(pid: int, every: float = 0.5) -> None:
     cell again. The cell is killed where it stands, as kill -9 of the whole process group would: it resumes from
     its last complete checkpoint. (The cell is the fork server's child, so the parent-death signal would watch the
     wrong process; a thread polling the study's pid watches the right one.)"""
+
     def watch():
         while process_alive(pid):
             time.sleep(every)
@@ -101,8 +108,9 @@ def run_cell(cell: Cell) -> RunSummary | dict:
     log = out / "run.log"
     ctx = _context()
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_cell_process, args=(cell.experiment.model_dump(), str(log), send, dict(os.environ),
-                                                   os.getpid()))
+    proc = ctx.Process(
+        target=_cell_process, args=(cell.experiment.model_dump(), str(log), send, dict(os.environ), os.getpid())
+    )
     proc.start()
     send.close()
     try:
@@ -119,8 +127,11 @@ def run_cell(cell: Cell) -> RunSummary | dict:
         raise
     proc.join()
     if error is not None or proc.exitcode != 0:
-        why = error if error not in (None, "no result") else (
-            f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}")
+        why = (
+            error
+            if error not in (None, "no result")
+            else (f"killed by signal {-proc.exitcode}" if (proc.exitcode or 0) < 0 else f"exit code {proc.exitcode}")
+        )
         raise RuntimeError(f"{why} (log: {log})")
     if cell.experiment.training.pause_at is not None:
         from biotune.train import paused_at  # None once the run has finished
@@ -131,8 +142,14 @@ def run_cell(cell: Cell) -> RunSummary | dict:
     return RunSummary.read(out)
 
 
-def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = None, executor: str = "local",
-              reclaim: bool = False, **executor_options) -> dict:
+def run_study(
+    study: StudyConfig,
+    cells: list[Cell],
+    console: Console | None = None,
+    executor: str = "local",
+    reclaim: bool = False,
+    **executor_options,
+) -> dict:
     """Run the cells not yet done. `local` (default): one after another on this machine; `ray`: fanned out over
     a Ray cluster (see ray_executor.py), its workers claiming cells in and writing results to the same store.
     `reclaim`: also run the cells that workers of other machines claimed and did not finish (Store.claim).
@@ -151,16 +168,24 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
     stopped = sum(1 for state, _ in states if state == "interrupted")
     claimed = sum(1 for state, _ in states if state == "running")
     later = sum(len(g.seeds) for g in study.groups)  # each search's chosen candidate, anew on every seed
-    console.print(f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
-                  f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), "
-                  + (f"{stopped} interrupted (resumed), " if stopped else "")
-                  + (f"{claimed} claimed by a worker, " if claimed else "")
-                  + f"{len(todo) - len(stale) - stopped - claimed} new; store {study.store_url}, executor {executor}")
+    console.print(
+        f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
+        f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), "
+        + (f"{stopped} interrupted (resumed), " if stopped else "")
+        + (f"{claimed} claimed by a worker, " if claimed else "")
+        + f"{len(todo) - len(stale) - stopped - claimed} new; store {study.store_url}, executor {executor}"
+    )
     for c, why in stale:
         console.print(f"stale {escape(c.label)}: {escape(why)}")
     tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
     session = contextlib.nullcontext()
     if executor == "ray":
         from .ray_executor import ray_session
@@ -173,14 +198,19 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             """One cell ended: `done` (detail: its summary and seconds), `failed` (the error) or `skipped`."""
             if status == "paused":
                 info, seconds = detail
-                console.print(f"paused {escape(cell.label)} at step {info.get('step')} of {info.get('total_steps')}: dev "
-                              f"{info.get('dev_score')} ({seconds:.0f} s)")
+                console.print(
+                    f"paused {escape(cell.label)} at step {info.get('step')} of {info.get('total_steps')}: dev "
+                    f"{info.get('dev_score')} ({seconds:.0f} s)"
+                )
                 return
             if status == "done":
                 summary, seconds = detail
                 dev = summary.dev_score
-                console.print(f"done {escape(cell.label)}: {summary.score:.2f}"
-                              + (f" (dev {dev:.2f})" if dev is not None else "") + f" ({seconds:.0f} s)")
+                console.print(
+                    f"done {escape(cell.label)}: {summary.score:.2f}"
+                    + (f" (dev {dev:.2f})" if dev is not None else "")
+                    + f" ({seconds:.0f} s)"
+                )
                 tally["ran"] += 1
             elif status == "failed":
                 console.print(f"[red]failed[/red] {escape(cell.label)}: {escape(str(detail))}")
@@ -201,8 +231,15 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
             elif executor == "ray":
                 from .ray_executor import run_on_ray
 
-                run_on_ray(study, batch, rev, report, lambda text: progress.update(bar, description=text),
-                           reclaim=reclaim, **executor_options)
+                run_on_ray(
+                    study,
+                    batch,
+                    rev,
+                    report,
+                    lambda text: progress.update(bar, description=text),
+                    reclaim=reclaim,
+                    **executor_options,
+                )
             else:
                 raise BiotuneError(f"unknown executor {executor!r}; valid: local, ray")
 
@@ -231,15 +268,20 @@ def run_study(study: StudyConfig, cells: list[Cell], console: Console | None = N
 
     tally["disk_bytes"] = dir_size(study.out) if study.out.is_dir() else 0
     if pending:
-        console.print("[red]searches without a winner[/red] (a candidate did not finish): "
-                      + ", ".join("/".join(k) for k in tally["pending"]))
+        console.print(
+            "[red]searches without a winner[/red] (a candidate did not finish): "
+            + ", ".join("/".join(k) for k in tally["pending"])
+        )
     held = store.held_elsewhere(study.name)
     tally["held_elsewhere"] = len(held)
     if held:
         workers = sorted({r["worker"] for r in held})
-        console.print(f"{len(held)} cells claimed by workers of other machines ({', '.join(workers[:3])}"
-                      + (", ..." if len(workers) > 3 else "") + f"; the oldest since {held[0]['started_at']}) are "
-                      "left to them: if none of them runs this study any more, rerun with --reclaim")
+        console.print(
+            f"{len(held)} cells claimed by workers of other machines ({', '.join(workers[:3])}"
+            + (", ..." if len(workers) > 3 else "")
+            + f"; the oldest since {held[0]['started_at']}) are "
+            "left to them: if none of them runs this study any more, rerun with --reclaim"
+        )
     return tally
 
 
@@ -251,8 +293,9 @@ def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
 
     store = existing_store(study.store_url)
     done = store.done(study.name) if store is not None else {}
-    return final_cells([c for c in cells if c.search is None], study.groups, done,
-                       lambda g: choice(store, study.name, g))[0]
+    return final_cells(
+        [c for c in cells if c.search is None], study.groups, done, lambda g: choice(store, study.name, g)
+    )[0]
 
 
 @contextlib.contextmanager
@@ -282,8 +325,9 @@ class StudyInterrupted(KeyboardInterrupt):
     """Ctrl-C during a study: the cell that was running (its label) is recorded as interrupted."""
 
 
-def run_claimed(study_name: str, store: Store, cell: Cell, rev: str | None, reclaim: bool = False
-                ) -> tuple[str, object]:
+def run_claimed(
+    study_name: str, store: Store, cell: Cell, rev: str | None, reclaim: bool = False
+) -> tuple[str, object]:
     """Claim a cell in the store, run it, record how it ended there. Returns (status, detail) as `report` takes."""
     if not store.claim(study_name, cell.key, cell.identity_hash, reclaim=reclaim):
         return "skipped", None
@@ -319,12 +363,30 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
     from biotune.identity import describe
 
     done = store.done(study_name) if store is not None else {}
-    stopped = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
-                for r in store.rows(study_name, "interrupted")} if store is not None else set())
-    paused = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
-               for r in store.rows(study_name, "paused")} if store is not None else set())
-    running = ({((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r
-                for r in store.rows(study_name, "running")} if store is not None else {})
+    stopped = (
+        {
+            ((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
+            for r in store.rows(study_name, "interrupted")
+        }
+        if store is not None
+        else set()
+    )
+    paused = (
+        {
+            ((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
+            for r in store.rows(study_name, "paused")
+        }
+        if store is not None
+        else set()
+    )
+    running = (
+        {
+            ((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r
+            for r in store.rows(study_name, "running")
+        }
+        if store is not None
+        else {}
+    )
     current = {(c.key, c.identity_hash) for c in cells}
     out = []
     for c in cells:
@@ -340,16 +402,32 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
             r = running[(c.key, c.identity_hash)]
             holder = holder_state(r["worker"])
             if holder == "gone":
-                out.append(("interrupted", f"its worker {r['worker']} ended without finishing it (killed?); "
-                                           "resumes from its last checkpoint"))
+                out.append(
+                    (
+                        "interrupted",
+                        f"its worker {r['worker']} ended without finishing it (killed?); "
+                        "resumes from its last checkpoint",
+                    )
+                )
             else:
-                out.append(("running", f"claimed by {r['worker']} since {r['started_at']}" + (
-                    " (a worker of another machine: if it no longer runs, --reclaim runs the cell here)"
-                    if holder == "unknown" else "")))
+                out.append(
+                    (
+                        "running",
+                        f"claimed by {r['worker']} since {r['started_at']}"
+                        + (
+                            " (a worker of another machine: if it no longer runs, --reclaim runs the cell here)"
+                            if holder == "unknown"
+                            else ""
+                        ),
+                    )
+                )
         elif replaced:
             old = json.loads(replaced[0]["config"] or "{}")
-            why = (describe(old, c.identity) if "scoring_version" in old
-                   else "its result was written by an earlier biotune, before identities")
+            why = (
+                describe(old, c.identity)
+                if "scoring_version" in old
+                else "its result was written by an earlier biotune, before identities"
+            )
             out.append(("stale", why))
         else:
             out.append(("new", ""))

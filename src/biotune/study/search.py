@@ -52,8 +52,9 @@ class SearchConfig(BaseModel):
     @classmethod
     def _rungs(cls, v: list[float]) -> list[float]:
         if not v or v[-1] != 1 or any(not 0 < x <= 1 for x in v) or any(a >= b for a, b in zip(v, v[1:])):
-            raise ValueError(f"{v}: increasing fractions of the training budget in (0, 1], the last 1 "
-                             "(e.g. [0.25, 1.0])")
+            raise ValueError(
+                f"{v}: increasing fractions of the training budget in (0, 1], the last 1 (e.g. [0.25, 1.0])"
+            )
         return v
 
     @field_validator("grid")
@@ -136,8 +137,9 @@ def chosen(group: SearchGroup, done: dict[tuple, list[dict]]) -> tuple[int | Non
     return best, scores
 
 
-def final_cells(fixed: list, groups: list[SearchGroup], done: dict[tuple, list[dict]],
-                halving_choice: Callable | None = None) -> tuple[list, list]:
+def final_cells(
+    fixed: list, groups: list[SearchGroup], done: dict[tuple, list[dict]], halving_choice: Callable | None = None
+) -> tuple[list, list]:
     """(the study's final cells: the cells without a search, and for every finished search its chosen candidate
     run anew on every reported seed; the groups still searching). `halving_choice(group)`: (index, values) an
     adaptive search chose (halving.choice), or None."""
@@ -161,8 +163,11 @@ def at_edge(values: dict[str, Any], tried: list[dict[str, Any]]) -> list[str]:
     that a value beyond it, never tried, may be better still."""
     out = []
     for name, value in values.items():
-        seen = sorted({t[name] for t in tried if name in t}, key=float) if all(
-            isinstance(t.get(name), int | float) and not isinstance(t.get(name), bool) for t in tried) else []
+        seen = (
+            sorted({t[name] for t in tried if name in t}, key=float)
+            if all(isinstance(t.get(name), int | float) and not isinstance(t.get(name), bool) for t in tried)
+            else []
+        )
         if len(seen) < 3:
             continue
         if value == seen[-1]:
@@ -182,8 +187,18 @@ def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[di
         for i, (c, score) in enumerate(zip(g.candidates, scores)):
             row = _row(c, done)
             res = json.loads(row["resources"] or "{}") if row else {}
-            rows.append({"dataset": g.key[0], "model": g.key[1], "method": g.key[2], "candidate": c.search.label(),
-                         "values": c.search.values, "dev_score": score, "train_seconds": res.get("train_seconds"),
-                         "chosen": best == i, "complete": best is not None,
-                         "edge": at_edge(c.search.values, tried) if best == i else []})
+            rows.append(
+                {
+                    "dataset": g.key[0],
+                    "model": g.key[1],
+                    "method": g.key[2],
+                    "candidate": c.search.label(),
+                    "values": c.search.values,
+                    "dev_score": score,
+                    "train_seconds": res.get("train_seconds"),
+                    "chosen": best == i,
+                    "complete": best is not None,
+                    "edge": at_edge(c.search.values, tried) if best == i else [],
+                }
+            )
     return rows

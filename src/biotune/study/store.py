@@ -10,12 +10,28 @@ from __future__ import annotations
 import json
 import os
 import socket
-from datetime import datetime, timezone
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, String, Table, Text, UniqueConstraint,
-                        create_engine, event, inspect, insert, select, text, update)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from biotune.errors import BiotuneError
@@ -23,7 +39,8 @@ from biotune.summary import RunSummary
 
 metadata = MetaData()
 results = Table(
-    "results", metadata,
+    "results",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("study", String(200), nullable=False),
     Column("dataset", String(100), nullable=False),
@@ -50,7 +67,8 @@ results = Table(
 # an adaptive search's record (study/halving.py): each candidate's dev score at each rung it reached and what was
 # decided there (continue, stop, chosen); a candidate added by range growth has its row before it runs
 rungs = Table(
-    "search_rungs", metadata,
+    "search_rungs",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("study", String(200), nullable=False),
     Column("dataset", String(100), nullable=False),
@@ -71,7 +89,7 @@ _COLUMNS = [c.name for c in results.columns]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def worker_id() -> str:
@@ -134,11 +152,15 @@ class Store:
             where = self.path or self.url
             low = cause.lower()
             if "locked" in low or "busy" in low:
-                fix = ("another process holds its lock (another `biotune study` writing it, or a program reading "
-                       "it in a write transaction): let it finish or stop it, then rerun")
+                fix = (
+                    "another process holds its lock (another `biotune study` writing it, or a program reading "
+                    "it in a write transaction): let it finish or stop it, then rerun"
+                )
             elif "not a database" in low or "malformed" in low or "corrupt" in low:
-                fix = ("it is damaged: restore it from a copy, or recover its rows (sqlite3 FILE .recover), or "
-                       "give the study another `store:`; biotune wrote nothing to it")
+                fix = (
+                    "it is damaged: restore it from a copy, or recover its rows (sqlite3 FILE .recover), or "
+                    "give the study another `store:`; biotune wrote nothing to it"
+                )
             elif "full" in low or "no space" in low:
                 fix = "its disk is full: free space and rerun (the finished cells are kept)"
             else:
@@ -148,8 +170,14 @@ class Store:
     # -- cells -------------------------------------------------------------------------------------
     def _where(self, study: str, key: tuple, identity: str):
         dataset, model, method, seed = key
-        return ((results.c.study == study) & (results.c.dataset == dataset) & (results.c.model == model)
-                & (results.c.method == method) & (results.c.seed == seed) & (results.c.config_hash == identity))
+        return (
+            (results.c.study == study)
+            & (results.c.dataset == dataset)
+            & (results.c.model == model)
+            & (results.c.method == method)
+            & (results.c.seed == seed)
+            & (results.c.config_hash == identity)
+        )
 
     def claim(self, study: str, key: tuple, identity: str, worker: str | None = None, reclaim: bool = False) -> bool:
         """Take a cell (its grid key and identity hash) to run: True if this worker should run it (no row, or a
@@ -163,9 +191,19 @@ class Store:
             row = conn.execute(select(results.c.status, results.c.worker).where(where)).first()
             if row is None:
                 try:
-                    conn.execute(insert(results).values(study=study, dataset=dataset, model=model, method=method,
-                                                        seed=seed, config_hash=identity, status="running",
-                                                        worker=worker, started_at=_now()))
+                    conn.execute(
+                        insert(results).values(
+                            study=study,
+                            dataset=dataset,
+                            model=model,
+                            method=method,
+                            seed=seed,
+                            config_hash=identity,
+                            status="running",
+                            worker=worker,
+                            started_at=_now(),
+                        )
+                    )
                 except IntegrityError:
                     return False  # another worker inserted it first
                 return True
@@ -175,24 +213,51 @@ class Store:
                 holder = holder_state(row.worker)
                 if holder == "alive" or (holder == "unknown" and not reclaim):
                     return False
-            conn.execute(update(results).where(where).values(status="running", worker=worker, started_at=_now(),
-                                                            error=None))
+            conn.execute(
+                update(results).where(where).values(status="running", worker=worker, started_at=_now(), error=None)
+            )
             return True
 
-    def finish(self, study: str, key: tuple, identity: str, summary: RunSummary, identity_doc: dict,
-               git_rev: str | None, output_dir: str | None = None):
+    def finish(
+        self,
+        study: str,
+        key: tuple,
+        identity: str,
+        summary: RunSummary,
+        identity_doc: dict,
+        git_rev: str | None,
+        output_dir: str | None = None,
+    ):
         values = dict(
-            status="done", task=summary.task, score=summary.score, dev_score=summary.dev_score,
-            metrics=json.dumps(summary.metrics), resources=json.dumps(summary.resources),
-            config=json.dumps(identity_doc, default=str), versions=json.dumps(summary.versions),
-            git_rev=git_rev, output_dir=output_dir, finished_at=_now(), error=None,
+            status="done",
+            task=summary.task,
+            score=summary.score,
+            dev_score=summary.dev_score,
+            metrics=json.dumps(summary.metrics),
+            resources=json.dumps(summary.resources),
+            config=json.dumps(identity_doc, default=str),
+            versions=json.dumps(summary.versions),
+            git_rev=git_rev,
+            output_dir=output_dir,
+            finished_at=_now(),
+            error=None,
         )
         self._update(study, key, identity, values)
 
     def pause(self, study: str, key: tuple, identity: str, info: dict):
         """Stopped at a rung of an adaptive search (`paused.json`): claimable again to go on from there."""
-        self._update(study, key, identity, dict(status="paused", dev_score=info.get("dev_score"),
-                                                metrics=json.dumps(info), finished_at=_now(), error=None))
+        self._update(
+            study,
+            key,
+            identity,
+            dict(
+                status="paused",
+                dev_score=info.get("dev_score"),
+                metrics=json.dumps(info),
+                finished_at=_now(),
+                error=None,
+            ),
+        )
 
     # -- adaptive search ---------------------------------------------------------------------------
     def rung_rows(self, study: str) -> list[dict]:
@@ -203,13 +268,29 @@ class Store:
     def record_rung(self, study: str, group: tuple, identity: str, candidate: dict, rung: int, **values):
         """Insert or update one candidate's row at one rung (idempotent: a rerun writes the same values)."""
         dataset, model, method = group
-        where = ((rungs.c.study == study) & (rungs.c.dataset == dataset) & (rungs.c.model == model)
-                 & (rungs.c.method == method) & (rungs.c.config_hash == identity) & (rungs.c.rung == rung))
+        where = (
+            (rungs.c.study == study)
+            & (rungs.c.dataset == dataset)
+            & (rungs.c.model == model)
+            & (rungs.c.method == method)
+            & (rungs.c.config_hash == identity)
+            & (rungs.c.rung == rung)
+        )
         with self._errors("record a search rung"), self.engine.begin() as conn:
             if conn.execute(select(rungs.c.id).where(where)).first() is None:
-                conn.execute(insert(rungs).values(study=study, dataset=dataset, model=model, method=method,
-                                                  config_hash=identity, candidate=json.dumps(candidate), rung=rung,
-                                                  decided_at=_now(), **values))
+                conn.execute(
+                    insert(rungs).values(
+                        study=study,
+                        dataset=dataset,
+                        model=model,
+                        method=method,
+                        config_hash=identity,
+                        candidate=json.dumps(candidate),
+                        rung=rung,
+                        decided_at=_now(),
+                        **values,
+                    )
+                )
             else:
                 conn.execute(update(rungs).where(where).values(decided_at=_now(), **values))
 

@@ -1,8 +1,18 @@
 """Task types, one module each (prompt, target, parse, score). Adding one: a new module whose class is
 decorated `@TASKS.register("<name>")`, imported below."""
 
+from . import doc_classification, ner, pico, qa, relation, similarity  # noqa: E402,F401  (registers)
 from .base import SCORING_VERSION, TASKS, ChoiceQuery, Parsed, Task, output_format_for, task_for
 from .metric_registry import METRICS, metric_choices
-from . import doc_classification, ner, pico, qa, relation, similarity  # noqa: E402,F401  (registers)
 
-__all__ = ["SCORING_VERSION", "TASKS", "METRICS", "metric_choices", "ChoiceQuery", "Parsed", "Task", "output_format_for", "task_for"]
+__all__ = [
+    "SCORING_VERSION",
+    "TASKS",
+    "METRICS",
+    "metric_choices",
+    "ChoiceQuery",
+    "Parsed",
+    "Task",
+    "output_format_for",
+    "task_for",
+]

@@ -21,7 +21,6 @@ from typing import Any
 from biotune.data.catalog import DatasetSpec
 from biotune.registry import Registry
 
-
 # Bumped whenever a metric, a prompt, a target format or a parser changes what a run scores: part of every result's
 # identity (biotune.identity), so results scored the old way are rerun, never mixed with new ones.
 # 1: the first BLURB-exact rules; 2: PICO macro F1 over the classes present, mentions placed by occurrence.
@@ -166,6 +165,7 @@ def output_format_for(spec: DatasetSpec, requested: str = "auto") -> str | None:
 
 
 # -- helpers shared by the parsers ------------------------------------------------------------------
+
 
 def clean_output(text: str) -> str:
     """Generated text up to the end of the answer: strips whitespace and anything after a blank line."""

@@ -56,8 +56,9 @@ class DocClassificationTask(Task):
             p_doc.setdefault(d, set()).update(set(p) & labels)
         if len(g_doc) != len(ids):
             raise ValueError("stats need one row per document: union the rows of a document first")
-        return np.array([(len(g_doc[d] & p_doc[d]), len(p_doc[d]), len(g_doc[d])) for d in g_doc],
-                        dtype=float).reshape(-1, 3)
+        return np.array([(len(g_doc[d] & p_doc[d]), len(p_doc[d]), len(g_doc[d])) for d in g_doc], dtype=float).reshape(
+            -1, 3
+        )
 
     def score_stats(self, totals):
         return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])

@@ -111,8 +111,9 @@ def is_none(item: str) -> bool:
     return _BULLET.sub("", item).strip().strip("\"'`.").strip().lower() in NONE_WORDS
 
 
-def place(items: Sequence[str], tokens: Sequence[str], taken: list[bool],
-          strip_period: bool = True) -> tuple[list[tuple[int, int]], int, int]:
+def place(
+    items: Sequence[str], tokens: Sequence[str], taken: list[bool], strip_period: bool = True
+) -> tuple[list[tuple[int, int]], int, int]:
     """Spans for the output items that don't overlap spans already `taken` (updated in place), longest item
     first. Returns (spans, mentions, not found): a none-word the sentence does not have is no mention."""
     spans, n_mentions, not_found = [], 0, 0
@@ -132,6 +133,7 @@ def place(items: Sequence[str], tokens: Sequence[str], taken: list[bool],
 
 # -- the inline format ---------------------------------------------------------------------------------------
 
+
 def inline_text(tokens: Sequence[str], labelled: Sequence[tuple[int, int, str]]) -> str:
     """The sentence with each (start, end, marker) span written as <marker>tokens</marker>."""
     starts = {s: (e, m) for s, e, m in labelled}
@@ -147,7 +149,9 @@ def inline_text(tokens: Sequence[str], labelled: Sequence[tuple[int, int, str]])
     return " ".join(out)
 
 
-def parse_inline(text: str, tokens: Sequence[str], markers: Sequence[str]) -> tuple[list[tuple[int, int, str]], int, int]:
+def parse_inline(
+    text: str, tokens: Sequence[str], markers: Sequence[str]
+) -> tuple[list[tuple[int, int, str]], int, int]:
     """(start, end, marker) spans of a rewritten sentence, the number of marked mentions, and how many of them
     matched no tokens. Where the rewritten text equals the sentence (whitespace aside) each mark lands exactly
     where it was written; otherwise each marked text is looked up and the occurrence nearest to where it was
@@ -157,7 +161,7 @@ def parse_inline(text: str, tokens: Sequence[str], markers: Sequence[str]) -> tu
     plain_parts, marks, pos = [], [], 0  # marks: (char start, char end in the plain text, marker, text)
     cursor = 0
     for m in pattern.finditer(text):
-        before = _norm(text[pos:m.start()])
+        before = _norm(text[pos : m.start()])
         plain_parts.append(before)
         cursor += len(before)
         inner = _norm(m.group(2))

@@ -16,8 +16,8 @@ Adding a metric: one more entry here with the task types it fits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

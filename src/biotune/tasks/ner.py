@@ -36,11 +36,15 @@ class NerTask(TokenTaggingTask):
         if self.types:
             kinds = "; ".join(f"{t} ({d})" if d != t else t for t, d in self.types.items())
             if self.output_format == "inline":
-                return (f"Rewrite the sentence exactly as it is, with every mention of these entity types marked as "
-                        f"<type>mention</type>: {kinds}.")
-            return (f"Extract every mention of these entity types from the sentence: {kinds}. Copy each mention "
-                    "exactly as it is written in the sentence, write it as '<type>: <mention>' and separate mentions "
-                    "with '; '. If there is none, answer 'none'.")
+                return (
+                    f"Rewrite the sentence exactly as it is, with every mention of these entity types marked as "
+                    f"<type>mention</type>: {kinds}."
+                )
+            return (
+                f"Extract every mention of these entity types from the sentence: {kinds}. Copy each mention "
+                "exactly as it is written in the sentence, write it as '<type>: <mention>' and separate mentions "
+                "with '; '. If there is none, answer 'none'."
+            )
         if self.output_format == "inline":
             return (
                 f"Rewrite the sentence exactly as it is, with every {self.spec.entity} mention marked as "

@@ -98,8 +98,9 @@ class PicoTask(TokenTaggingTask):
         from biotune.metrics import f1_from_counts
 
         t = np.asarray(totals, dtype=float)
-        f1 = np.stack([f1_from_counts(t[..., 3 * i], t[..., 3 * i + 1], t[..., 3 * i + 2])
-                       for i in range(len(CLASSES))], axis=-1)
+        f1 = np.stack(
+            [f1_from_counts(t[..., 3 * i], t[..., 3 * i + 1], t[..., 3 * i + 2]) for i in range(len(CLASSES))], axis=-1
+        )
         present = np.stack([t[..., 3 * i + 1] + t[..., 3 * i + 2] > 0 for i in range(len(CLASSES))], axis=-1)
         n = present.sum(-1)
         return 100 * np.divide((f1 * present).sum(-1), n, out=np.zeros(n.shape), where=n > 0)

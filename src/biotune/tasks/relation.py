@@ -51,8 +51,9 @@ class RelationTask(Task):
         import numpy as np
 
         neg = self.spec.negative
-        return np.array([(g == p != neg, p != neg, g != neg) for g, p in zip(golds, predictions)],
-                        dtype=float).reshape(-1, 3)
+        return np.array([(g == p != neg, p != neg, g != neg) for g, p in zip(golds, predictions)], dtype=float).reshape(
+            -1, 3
+        )
 
     def score_stats(self, totals):
         return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])

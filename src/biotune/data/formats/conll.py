@@ -23,9 +23,7 @@ def read(path, spec) -> list[dict]:
 
     def flush():
         if tokens:
-            rows.append(
-                {"id": str(len(rows)), "doc_id": doc_id, "tokens": tokens.copy(), "tags": tags.copy()}
-            )
+            rows.append({"id": str(len(rows)), "doc_id": doc_id, "tokens": tokens.copy(), "tags": tags.copy()})
             tokens.clear()
             tags.clear()
 
@@ -48,8 +46,14 @@ def read(path, spec) -> list[dict]:
                 )
             token, tag = parts
             if tag not in allowed:
-                read_as = "" if "\t" in line else (f" (read {excerpt(line)} as token {excerpt(token)}, tag {excerpt(tag)}: expected "
-                                                  "'token<TAB>tag', or whitespace-separated columns, the tag last)")
+                read_as = (
+                    ""
+                    if "\t" in line
+                    else (
+                        f" (read {excerpt(line)} as token {excerpt(token)}, tag {excerpt(tag)}: expected "
+                        "'token<TAB>tag', or whitespace-separated columns, the tag last)"
+                    )
+                )
                 raise DataFormatError(
                     path, lineno, f"unknown tag {excerpt(tag)}; {spec.name} uses {sorted(allowed)}{read_as}"
                 )

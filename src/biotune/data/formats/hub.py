@@ -49,12 +49,16 @@ def read(split_name, spec) -> list[dict]:
         ds = datasets.load_dataset(source, spec.hf_config, split=split_name, revision=spec.hf_revision)
     except ValueError as e:
         if "split" in str(e).lower():
-            raise MissingSplitError(f"{spec.name}: hub dataset {spec.hf} has no split {split_name!r} ({e}); fix "
-                                    f"source.splits in {spec.definition}") from None
+            raise MissingSplitError(
+                f"{spec.name}: hub dataset {spec.hf} has no split {split_name!r} ({e}); fix "
+                f"source.splits in {spec.definition}"
+            ) from None
         raise BiotuneError(f"{spec.name}: cannot read hub dataset {spec.hf}: {e}") from None
     except Exception as e:  # no network, unknown id, gated
-        raise BiotuneError(f"{spec.name}: cannot read hub dataset {spec.hf} ({type(e).__name__}: {e}); without "
-                           f"network, point ${MIRROR_VAR} at a folder holding {spec.hf}/") from None
+        raise BiotuneError(
+            f"{spec.name}: cannot read hub dataset {spec.hf} ({type(e).__name__}: {e}); without "
+            f"network, point ${MIRROR_VAR} at a folder holding {spec.hf}/"
+        ) from None
     where = f"{spec.hf}[{split_name}]"
     check_columns(spec, ds.column_names, where, None)
     convert = {c: f for c in ds.column_names if (f := _names(ds.features[c]))}

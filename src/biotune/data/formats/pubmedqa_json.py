@@ -26,7 +26,9 @@ def read(path, spec) -> list[dict]:
             raise DataFormatError(path, None, f"entry {excerpt(pmid)} lacks field {e}") from None
         if answer not in spec.labels:
             raise DataFormatError(
-                path, None, f"entry {excerpt(pmid)}: unknown final_decision {excerpt(answer)}; expected {list(spec.labels)}"
+                path,
+                None,
+                f"entry {excerpt(pmid)}: unknown final_decision {excerpt(answer)}; expected {list(spec.labels)}",
             )
         rows.append({"id": str(pmid), "question": question, "context": " ".join(contexts), "answer": answer})
     return rows

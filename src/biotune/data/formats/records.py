@@ -24,9 +24,13 @@ def check_columns(spec, available: Iterable[str], path, line: int | None) -> Non
     for field, column in columns_needed(spec).items():
         if column not in available:
             how = f"fields.{field} maps it to {column!r}" if field in spec.fields else f"the {field} field"
-            raise DataFormatError(path, line, f"no column {excerpt(column)} ({how}; dataset file {spec.definition}); the "
-                                  f"columns are: {', '.join(c[:30] for c in available[:12]) or 'none'}"
-                                  f"{' ...' if len(available) > 12 else ''}. Fix fields.{field}")
+            raise DataFormatError(
+                path,
+                line,
+                f"no column {excerpt(column)} ({how}; dataset file {spec.definition}); the "
+                f"columns are: {', '.join(c[:30] for c in available[:12]) or 'none'}"
+                f"{' ...' if len(available) > 12 else ''}. Fix fields.{field}",
+            )
 
 
 def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
@@ -50,7 +54,9 @@ def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
             bad(f"{len(tokens)} tokens but {len(tags)} tags")
         for t in tags:
             if t not in spec.tags:
-                bad(f"unknown tag {excerpt(t)}; {spec.name} uses {list(spec.tags)} (fix the file or the dataset's tags)")
+                bad(
+                    f"unknown tag {excerpt(t)}; {spec.name} uses {list(spec.tags)} (fix the file or the dataset's tags)"
+                )
         out.update(doc_id=str(get("doc_id") or ""), tokens=tokens, tags=tags)
     elif schema == "relation":
         out.update(text=str(get("text")), label=_label(get("label"), spec, bad))
@@ -68,8 +74,12 @@ def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
             raw = [x.strip() for x in raw.split(spec.label_separator) if x.strip()]
         labels = {_label(x, spec, bad) for x in _strings(raw, "labels", bad)}
         text = str(get("text"))
-        out.update(sentences=[text], sentence_ids=[out["id"]], sentence_labels=[sorted(labels)],
-                   labels=[x for x in spec.labels if x in labels])
+        out.update(
+            sentences=[text],
+            sentence_ids=[out["id"]],
+            sentence_labels=[sorted(labels)],
+            labels=[x for x in spec.labels if x in labels],
+        )
     else:
         raise ValueError(f"no record mapping for schema {schema!r}")
     return out
@@ -84,6 +94,8 @@ def _strings(value, what: str, bad) -> list[str]:
 def _label(value, spec, bad) -> str:
     label = str(value).strip() if value is not None else ""
     if label not in spec.labels:
-        bad(f"unknown label {excerpt(label)}; {spec.name} has labels {list(spec.labels)} (add it to the dataset file's "
-            "labels, with its answer text)")
+        bad(
+            f"unknown label {excerpt(label)}; {spec.name} has labels {list(spec.labels)} (add it to the dataset file's "
+            "labels, with its answer text)"
+        )
     return label

@@ -25,13 +25,17 @@ def _rows(path, spec, lines, kind: str):
             check_columns(spec, [c for c in columns if c != "_"], path, 1)
             continue
         if not columns:
-            raise DataFormatError(path, lineno, f"no column names: set header: true (the first line names them) or "
-                                  f"columns: [...] in {spec.definition}")
+            raise DataFormatError(
+                path,
+                lineno,
+                f"no column names: set header: true (the first line names them) or columns: [...] in {spec.definition}",
+            )
         if rows == [] and not spec.header:
             check_columns(spec, [c for c in columns if c != "_"], path, lineno)
         if len(parts) != len(columns):
-            raise DataFormatError(path, lineno, f"expected {len(columns)} {kind} columns ({', '.join(columns)}), got "
-                                  f"{len(parts)}")
+            raise DataFormatError(
+                path, lineno, f"expected {len(columns)} {kind} columns ({', '.join(columns)}), got {len(parts)}"
+            )
         record = {c: v.strip() for c, v in zip(columns, parts) if c != "_"}
         rows.append(to_example(record, spec, len(rows), path, lineno))
     return rows
