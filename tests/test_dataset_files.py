@@ -538,10 +538,10 @@ def test_a_study_cell_sees_the_environment_of_the_moment(examples, tmp_path, mon
     cell starts (here: the hub mirror, set after the fork server was started)."""
     import os
 
-    from biotune.study.runner import _context
+    from biotune.study.cell_run import process_context
 
     monkeypatch.delenv("BIOTUNE_HF_MIRROR", raising=False)
-    started = _context().Process(target=os.getpid)  # the fork server runs from here on (if it did not already)
+    started = process_context().Process(target=os.getpid)  # the fork server runs from here on (if it did not already)
     started.start()
     started.join()
     study = tmp_path / "study.yaml"

@@ -9,7 +9,7 @@ import yaml
 
 from biotune.config import validate_experiment
 from biotune.errors import BiotuneError
-from biotune.evaluate import EvalConfig, run_eval
+from biotune.eval_run import EvalConfig, run_eval
 from biotune.models import FAMILIES, family_of
 from biotune.train import run_experiment
 from test_engine import TINY

@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 
 from biotune.errors import BiotuneError
 from biotune.study import halving
+from biotune.study.cell_run import StudyInterrupted
 from biotune.study.grid import load_study
-from biotune.study.runner import StudyInterrupted, run_study
+from biotune.study.runner import run_study
 from biotune.study.search import SearchRef
 from biotune.study.store import Store
 from biotune.train import run_experiment

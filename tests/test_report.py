@@ -264,7 +264,7 @@ def test_the_best_constant_answer_is_scored_on_the_examples_every_run_predicted(
 
     import pandas as pd
 
-    from biotune.report.build import constant_baselines
+    from biotune.report.compare import constant_baselines
 
     golds = {"a": "1", "b": "1", "c": "0", "d": "1", "e": "0"}
     for run, ids in (("r1", "abcde"), ("r2", "abcd")):  # e: predicted by one run only, left out

@@ -10,7 +10,7 @@ import pytest
 
 from biotune.data import get_spec, load_split
 from biotune.report import stats
-from biotune.report.build import significance
+from biotune.report.compare import significance
 from biotune.tasks import task_for
 
 

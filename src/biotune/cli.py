@@ -202,7 +202,7 @@ def eval_cmd(
     experiment per dataset, as `biotune run` runs it; prints a table and the BLURB score."""
     from datetime import datetime
 
-    from .evaluate import EvalConfig, run_eval
+    from .eval_run import EvalConfig, run_eval
 
     if output_dir is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -392,7 +392,7 @@ def study_cmd(
         if executor == "ray"
         else {}
     )
-    from .study.runner import StudyInterrupted
+    from .study.cell_run import StudyInterrupted
 
     try:
         result = run_study(study, cells, executor=executor, reclaim=reclaim, **options)

@@ -1,109 +1,19 @@
-"""`biotune eval`: zero-/few-shot evaluation of a generative model (causal, seq2seq, GLM) on BLURB datasets and
-dataset files, through the same code as the zero-/few-shot cells of `biotune run` and studies: one experiment per
-dataset (method zero_shot or few_shot, the `eval:` settings of an experiment file), the model loaded once.
-
-dataset (data/) -> shots (icl.py) -> prompt (prompting.py) -> generate or score options (inference.py)
--> parse + score (tasks/) -> per dataset the run's files (`<out>/<dataset>/`: predictions.jsonl, metrics.json,
-config.yaml, identity.json) and the table of all (`<out>/metrics.json`: settings, per-dataset metrics, BLURB).
-"""
+"""The prediction step of zero-/few-shot and generative cells: a dataset's examples (data/) -> shots (icl.py) ->
+prompt (prompting.py) -> generate or score options (inference.py) -> parse + score (tasks/) -> prediction rows and
+metrics. `biotune run` (train.py) and `biotune eval` (eval_run.py) both predict through `evaluate_dataset`."""
 
 from __future__ import annotations
 
 import sys
-import time
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from . import inference, metrics
-from .data import DATASETS, get_spec, load_split
-from .errors import BiotuneError, MissingSplitError
+from . import inference
+from .data import get_spec, load_split
 from .icl import ShotSelector
-from .io import atomic_write_json
 from .prompting import PromptBuilder
 from .tasks import output_format_for, task_for
 
 Split = Literal["train", "dev", "test"]
-
-
-class EvalConfig(BaseModel):
-    """What `biotune eval` is asked for (also what its `metrics.json` records under "settings"): a model and
-    datasets, turned into one experiment per dataset (`experiment`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "smollm2-135m"
-    family: str = "auto"  # causal, seq2seq, glm; auto: from the model's config (biotune.models.family_of)
-    datasets: list[str] = Field(default_factory=lambda: ["all"])
-    split: Split = "test"
-    shots: int = Field(0, ge=0)
-    selection: Literal["random", "knn"] = "random"
-    shot_split: Split = "train"
-    fallback_split: Split | None = None  # used (and flagged) where `split` / `shot_split` is missing
-    seed: int = 0
-    limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
-    scoring: Literal["generate", "likelihood"] = "generate"
-    # NER / PICO: how mentions are written (biotune.tasks.mentions): list, inline, or auto (the task's default)
-    output_format: Literal["auto", "list", "inline"] = "auto"
-    max_length: int | None = Field(None, ge=64)
-    max_new_tokens: int | None = Field(None, ge=1)  # cap on a generated answer's tokens (default: the task's)
-    device: str = "auto"
-    dtype: str = "auto"
-    data_dir: str | None = None
-    output_dir: str = "runs/eval"
-    progress: bool = True
-    force: bool = False  # replace results of another identity in the output folder
-
-    @field_validator("datasets")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        if names in (["all"], ["blurb"]):
-            return [n for n, s in DATASETS.items() if s.blurb]
-        if not names:
-            raise ValueError("no dataset given")
-        out = []
-        for n in names:  # built-in names or dataset files
-            try:
-                out.append(get_spec(n).ref)  # raises, listing the valid names
-            except BiotuneError as e:
-                raise ValueError(str(e)) from None
-        return out
-
-    def experiment(self, dataset: str, family: str):
-        """The experiment that evaluates `dataset`: what `biotune run` of the same file would run."""
-        from .config import validate_experiment
-
-        method = (
-            {"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}}
-            if self.shots
-            else {"name": "zero_shot"}
-        )
-        return validate_experiment(
-            {
-                "dataset": dataset,
-                "model": {"path": self.model, "family": family, "dtype": self.dtype},
-                "method": method,
-                "seed": self.seed,
-                "eval": {
-                    "split": self.split,
-                    "limit": self.limit,
-                    "scoring": self.scoring,
-                    "shot_split": self.shot_split,
-                    "fallback_split": self.fallback_split,
-                    "max_length": self.max_length,
-                    "max_new_tokens": self.max_new_tokens,
-                },
-                "runtime": {"eval_batch_size": self.batch_size},
-                "output_format": self.output_format,
-                "data_dir": self.data_dir,
-                "device": self.device,
-                "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
-            },
-            source="biotune eval",
-        )
 
 
 def answer_budget(task, settings) -> int:
@@ -283,57 +193,3 @@ def _row(ex, task, prompt, output, parsed, shots, p) -> dict:
         "shot_ids": [s["id"] for s in shots][p.n_dropped :],
         "input_truncated": p.input_truncated,
     }
-
-
-def run_eval(cfg: EvalConfig) -> dict:
-    """One experiment per dataset (EvalConfig.experiment), each predicted and written as `biotune run` does it,
-    the model loaded once; a finished result of the same identity in the output folder is kept (an interrupted
-    evaluation resumes at the next dataset). Then the table of all, with the BLURB score."""
-    from .models import family_of
-    from .runtime import provenance
-    from .train import evaluate_experiment
-
-    started = time.time()
-    out_dir = Path(cfg.output_dir)
-    family = family_of(cfg.model) if cfg.family == "auto" else cfg.family
-    loaded = None
-    results, skipped, specs, runs = {}, {}, {}, {}
-    settings = None
-    for i, dataset in enumerate(cfg.datasets, 1):
-        spec = get_spec(dataset)
-        name = spec.name  # results and prediction folders by name (a dataset file's too)
-        _log(f"[{i}/{len(cfg.datasets)}] {name}")
-        t0 = time.perf_counter()
-        experiment = cfg.experiment(dataset, family)
-        try:
-            summary, loaded = evaluate_experiment(experiment, loaded, progress=cfg.progress, force=cfg.force)
-        except MissingSplitError as e:
-            if len(cfg.datasets) == 1:
-                raise
-            _log(f"  skipped: {e}")
-            skipped[name] = str(e)
-            continue
-        result = dict(summary.metrics)
-        result["eval_seconds"] = round(time.perf_counter() - t0, 3)  # this dataset: prompts, inference, scoring
-        results[name], specs[name], runs[name] = result, spec, name
-        settings = settings or {"device": summary.device, "dtype": summary.compute_dtype, "family": family}
-        if loaded is not None:  # the prompt budget (a resumed evaluation that reused every result loaded nothing)
-            settings["max_length"] = prompt_budget(loaded[0], experiment)
-    if not results:
-        raise BiotuneError("no dataset could be evaluated: " + " | ".join(skipped.values()))
-
-    blurb = metrics.blurb_score(
-        {n: r["score"] for n, r in results.items() if specs[n].blurb}, {n: specs[n].task for n in results}
-    )
-    summary = {
-        "settings": {**cfg.model_dump(), "datasets": cfg.datasets, **settings},
-        "datasets": results,
-        "runs": runs,  # per dataset the folder (under this one) with its predictions and the run's metrics.json
-        "blurb": {**blurb, "complete": blurb["n_task_types"] == 6 and not skipped},
-        "skipped": skipped,
-        "versions": provenance(),
-        "started_at": datetime.fromtimestamp(started, UTC).isoformat(),
-        "elapsed_s": round(time.time() - started, 2),
-    }
-    atomic_write_json(out_dir / "metrics.json", summary)
-    return summary

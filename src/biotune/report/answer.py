@@ -2,11 +2,11 @@
 
 The recommendation is the *cheapest* configuration (model / method) that dev cannot tell apart from the best one
 on dev: each configuration's dev score is compared with the best's by the report's test (seeds and dev examples,
-`build.compare_runs`, unadjusted: a tie is kept whenever dev does not exclude it), and among the best and those
+`compare.compare_runs`, unadjusted: a tie is kept whenever dev does not exclude it), and among the best and those
 it cannot be told from, the one with the least compute (training, its search and test prediction) is named. When
 dev cannot decide, the answer says so in words, with the dev difference's interval and what would decide it
 (about how many dev examples, or seeds). Its test score is then compared with every other configuration, across
-models, and with the best constant answer (`build.significance`, Holm over every comparison in the report).
+models, and with the best constant answer (`compare.significance`, Holm over every comparison in the report).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .compare import compare_runs, config_label, dataset_spec, paired_runs, runs_of, seen_from
 
 
 def _cost(agg_row) -> float:
@@ -51,11 +52,10 @@ def dev_comparisons(
     """Each configuration's dev score against the best one's: from the stored dev predictions where every run has
     them (seeds and examples, as on test), else from the per-seed dev scores alone (seed variance, t with s − 1
     degrees of freedom; `basis` says which; one run a side: untestable)."""
-    from .build import _pairs, _runs, compare_runs, config_label, seen_from
 
     g = g[[config_label(m, k) in labels for m, k in zip(g.model, g.method)]]
     fixed = {config_label(r.model, r.method): bool(r.deterministic) for r in g.itertuples()}
-    runs = _runs(g, "dev")
+    runs = runs_of(g, "dev")
     out: dict[str, dict] = {}
     if len(runs) == len(g) and runs:
         rows, _ = compare_runs(dataset, runs, fixed, spec, samples, alpha)
@@ -80,7 +80,7 @@ def dev_comparisons(
     for other in labels:
         if other == best:
             continue
-        pairs = _pairs(seeds[best], seeds[other], fixed.get(best, False), fixed.get(other, False))
+        pairs = paired_runs(seeds[best], seeds[other], fixed.get(best, False), fixed.get(other, False))
         d = [dev[(best, a)] - dev[(other, b)] for a, b in pairs]
         if len(d) < 2:
             out[other] = {
@@ -114,7 +114,6 @@ def dev_comparisons(
 def dev_decisions(df: pd.DataFrame, agg: pd.DataFrame, samples: int = 2000, alpha: float = 0.05) -> dict[str, dict]:
     """Per dataset: the best configuration on dev, those dev cannot tell apart from it, the recommended one (the
     cheapest of them) and the sentence that says so."""
-    from .build import _spec, config_label
 
     out = {}
     for dataset, g in df.groupby("dataset", sort=False):
@@ -128,7 +127,7 @@ def dev_decisions(df: pd.DataFrame, agg: pd.DataFrame, samples: int = 2000, alph
         dev = dict(zip(a.label, a.dev_mean))
         top = max(dev.values())
         best = min((c for c in dev if dev[c] == top), key=lambda c: cost[c])
-        spec = _spec(dataset, g.output_dir)
+        spec = dataset_spec(dataset, g.output_dir)
         comps = dev_comparisons(dataset, g.dropna(subset=["dev_score"]), list(dev), best, samples, alpha, spec)
         tied = [c for c, r in comps.items() if not r["p_value"] < alpha]
         recommended = min([best, *tied], key=lambda c: (cost[c], -dev[c]))

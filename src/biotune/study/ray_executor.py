@@ -19,11 +19,11 @@ from pathlib import Path
 from biotune.data.location import resolve_data_dir
 from biotune.errors import BiotuneError
 
+from .cell_run import run_claimed
 from .grid import Cell, StudyConfig
 
 
 def _ray_task(study_name: str, store_url: str, cell: Cell, rev: str | None, reclaim: bool = False):
-    from .runner import run_claimed
     from .store import Store, worker_id
 
     status, detail = run_claimed(study_name, Store(store_url), cell, rev, reclaim)
