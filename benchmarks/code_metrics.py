@@ -7,7 +7,8 @@ longest functions, and source lines — measured from the source alone (no impor
 An import inside a function counts as biotune's own when it names biotune (absolute or relative). Cycles: the
 strongly connected components (more than one module) of the graph whose edges are every import of one biotune
 module by another, at module level or inside a function; an import inside a function "closes a cycle" when its two
-modules lie in one component. A package's `__init__` is a module of its own.
+modules lie in one component. A package's `__init__` is a module of its own; imports under `if TYPE_CHECKING:` (type
+hints only) are left out.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class _Walk:
                 self.visit(child, True, name)
             elif isinstance(child, ast.ClassDef):
                 self.visit(child, in_function, f"{qual}.{child.name}" if qual else child.name)
+            elif isinstance(child, ast.If) and ast.unparse(child.test).endswith("TYPE_CHECKING"):
+                continue  # imports for type hints only: never run, no dependency at run time
             elif isinstance(child, ast.Import | ast.ImportFrom):
                 targets = _targets(child, self.module, self.is_package, self.known)
                 self.edges[self.module].update(targets)

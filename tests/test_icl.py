@@ -10,7 +10,7 @@ from biotune.prompting import PromptBuilder, messages, render
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from biotune.models.causal import load_tokenizer
+    from biotune.models.gguf import load_tokenizer
 
     return load_tokenizer(resolve("smollm2-135m"))
 

@@ -45,7 +45,7 @@ def test_pickled_weights_are_never_loaded(tmp_path, data_dir):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from biotune.models.aliases import resolve
-    from biotune.models.causal import materialize
+    from biotune.models.gguf import materialize
 
     tokenizer = AutoTokenizer.from_pretrained(materialize(resolve("smollm2-135m")))
     config = LlamaConfig(**{k: v for k, v in TINY_LLAMA["random_init"].items()}, vocab_size=len(tokenizer))

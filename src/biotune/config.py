@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import BiotuneError
-from .yamlfile import line_of, load_text, read_yaml_file
+from .fields import ConfigFieldError, field_error, known_name
+from .yamlfile import load_text, read_yaml_file
 
 Split = Literal["train", "dev", "test"]
 
@@ -54,7 +55,7 @@ class ModelConfig(_Strict):
     def _family(cls, v: str) -> str:
         from .models import FAMILIES
 
-        return _known(FAMILIES, v)
+        return known_name(FAMILIES, v)
 
 
 class MethodConfig(_Strict):
@@ -66,7 +67,7 @@ class MethodConfig(_Strict):
     def _method(cls, v: str) -> str:
         from .methods import METHODS
 
-        return _known(METHODS, v)
+        return known_name(METHODS, v)
 
 
 class TrainingConfig(_Strict):
@@ -344,24 +345,6 @@ def _keep(keep: str, method) -> str:
     return keep
 
 
-def _known(registry, name: str) -> str:
-    from .errors import UnknownNameError
-
-    try:
-        registry.get(name)
-    except UnknownNameError as e:
-        raise ValueError(str(e)) from None  # pydantic then names the field
-    return name
-
-
-class ConfigFieldError(ValueError):
-    """A cross-field problem; `field` is the dotted path to report."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-
-
 def load_experiment(path: str | Path, overrides: dict | None = None) -> ExperimentConfig:
     path = Path(path)
     data, root = read_yaml_file(path, "experiment", "dataset, model, method")
@@ -397,25 +380,6 @@ def parse_overrides(items: list[str]) -> dict:
             raise BiotuneError(f"--set {item!r}: expected FIELD=VALUE, e.g. --set training.max_steps=20")
         out[key.strip()] = load_text(value, f"--set {key.strip()}")[0]
     return out
-
-
-_UNION_MEMBERS = {"MethodEntry", "ModelEntry", "str", "int", "float", "bool"}
-
-
-def field_error(e: ValidationError, source: str, root=None) -> BiotuneError:
-    """One line for the first problem of a config or study file: `file:line: field 'a.b': what is wrong`."""
-    err = e.errors()[0]
-    # a union's member is named in the location (methods.0.MethodEntry.label): not a field of the file
-    loc = [x for x in err["loc"] if x not in _UNION_MEMBERS]
-    ctx_error = (err.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, ConfigFieldError):
-        loc, msg = ctx_error.field.split("."), str(ctx_error)
-    else:
-        msg = err["msg"].removeprefix("Value error, ")
-    line = line_of(root, loc) if root is not None else None
-    where = f"{source}:{line}" if line else source
-    field = ".".join(str(x) for x in loc) or "(top level)"
-    return BiotuneError(f"{where}: field '{field}': {msg}")
 
 
 def validate_experiment(data: dict, source: str = "<config>", root=None) -> ExperimentConfig:

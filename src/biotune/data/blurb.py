@@ -4,8 +4,8 @@ benchmark's order. Adding a built-in dataset: one more file there and its name b
 ../shared/docs/blurb.md and the data folder's SOURCES.md.
 """
 
-from .catalog import register
 from .dataset_file import builtin_dir, parse_dataset_file, to_spec
+from .spec import register
 
 ORDER = (
     "bc5-chem",

@@ -33,21 +33,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biotune.errors import BiotuneError, excerpt
+from biotune.fields import known_name
 
-from .catalog import BLURB_ROOT, DATASETS, SPLITS, DatasetSpec
 from .location import ROOTS_ENV, data_roots, is_url, name_problem, url_problem, within
+from .schema import SOURCE_FIELDS
+from .spec import BLURB_ROOT, DATASETS, SPLITS, DatasetSpec
 
 Split = Literal["train", "dev", "test"]
 
 # the schema fields a source column can map onto, per schema (id / doc_id optional: numbered when absent)
-SOURCE_FIELDS = {
-    "token_tagging": ("id", "doc_id", "tokens", "tags"),
-    "relation": ("id", "text", "label"),
-    "sentence_pair": ("id", "sentence1", "sentence2", "score"),
-    "document_labels": ("id", "text", "labels"),
-    "qa": ("id", "question", "context", "answer"),
-}
-OPTIONAL_FIELDS = ("id", "doc_id")
 LABELLED = ("relation", "qa", "doc_classification")  # task types with a closed label set
 
 
@@ -70,11 +64,10 @@ class SourceConfig(_Strict):
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
-        from biotune.config import _known
 
         from .formats import FORMATS
 
-        return _known(FORMATS, v)
+        return known_name(FORMATS, v)
 
     @field_validator("splits")
     @classmethod
@@ -153,10 +146,9 @@ class DatasetFile(_Strict):
     @field_validator("task")
     @classmethod
     def _task(cls, v: str) -> str:
-        from biotune.config import _known
         from biotune.tasks import TASKS
 
-        return _known(TASKS, v)
+        return known_name(TASKS, v)
 
     @field_validator("labels", mode="before")
     @classmethod

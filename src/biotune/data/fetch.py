@@ -67,7 +67,7 @@ def checksums() -> dict[str, str]:
 
 def blurb_files() -> list[str]:
     """Every file the built-in dataset files read, relative to the data folder."""
-    from .catalog import BLURB_ROOT, DATASETS
+    from .spec import BLURB_ROOT, DATASETS
 
     return [f for _, spec in DATASETS.items() if spec.root == BLURB_ROOT for f in spec.files.values()]
 

@@ -30,6 +30,17 @@ FIELDS: dict[str, dict] = {
     "qa": {"id": "str", "question": "str", "context": "str", "answer": "str"},
 }
 
+# the fields a dataset file maps from its source's columns (`fields:`), per schema; a document_labels source gives
+# the document's text and labels, which a reader expands into the schema's fields
+SOURCE_FIELDS = {
+    "token_tagging": ("id", "doc_id", "tokens", "tags"),
+    "relation": ("id", "text", "label"),
+    "sentence_pair": ("id", "sentence1", "sentence2", "score"),
+    "document_labels": ("id", "text", "labels"),
+    "qa": ("id", "question", "context", "answer"),
+}
+OPTIONAL_FIELDS = ("id", "doc_id")
+
 
 def _cast(value, kind):
     if value is None:

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 from biotune.data.location import cache_dir
 from biotune.errors import BiotuneError, first_line
+from biotune.fields import ConfigFieldError
 from biotune.registry import Registry
 
-from .aliases import ModelRef, resolve
+from .aliases import resolve
 from .cache import save_model_folder
+from .gguf import materialize
 
 if TYPE_CHECKING:
     import torch
@@ -82,7 +84,6 @@ class ModelFamily:
         return getattr(mcfg, "head", None) or self.head_for(spec.task)  # a study's model entry may leave it out
 
     def check_head(self, head: str | None, task: str) -> None:
-        from biotune.config import ConfigFieldError
 
         if head is None:
             return
@@ -204,9 +205,3 @@ FAMILIES: Registry[ModelFamily] = Registry("model family")
 def register(family_class):
     FAMILIES.add(family_class.name, family_class())
     return family_class
-
-
-def materialize(ref: ModelRef) -> str:
-    from .causal import materialize as materialize_gguf
-
-    return materialize_gguf(ref)

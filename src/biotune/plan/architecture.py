@@ -98,7 +98,7 @@ def model_config(mcfg):
     revision = {"revision": mcfg.revision} if mcfg.revision else {}
     try:
         if ref.gguf_file:  # the model folder a run loads (de-quantized once): reading the GGUF's fields takes seconds
-            from biotune.models.base import materialize
+            from biotune.models.gguf import materialize
 
             return AutoConfig.from_pretrained(materialize(ref))
         return AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **revision)

@@ -16,10 +16,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from biotune.data.catalog import DatasetSpec
 from biotune.registry import Registry
+
+if TYPE_CHECKING:
+    from biotune.data.spec import DatasetSpec
 
 # Bumped whenever a metric, a prompt, a target format or a parser changes what a run scores: part of every result's
 # identity (biotune.identity), so results scored the old way are rerun, never mixed with new ones.

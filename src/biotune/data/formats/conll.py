@@ -8,7 +8,7 @@ import re
 
 from biotune.errors import DataFormatError, excerpt
 
-from . import FORMATS
+from .registry import FORMATS
 
 _DOC_ID = re.compile(r"-DOCSTART-\s*\(?([^)\s]*)\)?")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from biotune.errors import DataFormatError, excerpt
 
-from . import FORMATS
+from .registry import FORMATS
 
 
 def doc_id_of(sentence_id: str) -> str:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from biotune.errors import BiotuneError, MissingSplitError
 
-from . import FORMATS
 from .records import check_columns, to_example
+from .registry import FORMATS
 
 MIRROR_VAR = "BIOTUNE_HF_MIRROR"
 

@@ -6,8 +6,8 @@ import json
 
 from biotune.errors import DataFormatError
 
-from . import FORMATS
 from .records import to_example
+from .registry import FORMATS
 
 
 @FORMATS.register("jsonl")

@@ -6,7 +6,7 @@ import json
 
 from biotune.errors import DataFormatError, excerpt
 
-from . import FORMATS
+from .registry import FORMATS
 
 
 @FORMATS.register("pubmedqa_json")

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from biotune.data.schema import OPTIONAL_FIELDS, SOURCE_FIELDS
 from biotune.errors import DataFormatError, excerpt
-
-_OPTIONAL = ("id", "doc_id")
 
 
 def columns_needed(spec) -> dict[str, str]:
     """schema field -> source column the reader must find (optional fields left out)."""
-    from biotune.data.dataset_file import SOURCE_FIELDS
-
-    return {f: spec.fields.get(f, f) for f in SOURCE_FIELDS[spec.schema] if f not in _OPTIONAL}
+    return {f: spec.fields.get(f, f) for f in SOURCE_FIELDS[spec.schema] if f not in OPTIONAL_FIELDS}
 
 
 def check_columns(spec, available: Iterable[str], path, line: int | None) -> None:
@@ -37,7 +34,7 @@ def to_example(rec: dict, spec, index: int, path, line: int | None) -> dict:
     def get(field: str):
         column = spec.fields.get(field, field)
         if column not in rec:
-            if field in _OPTIONAL:
+            if field in OPTIONAL_FIELDS:
                 return None
             check_columns(spec, rec.keys(), path, line)
         return rec[column]

@@ -11,8 +11,8 @@ import csv
 
 from biotune.errors import DataFormatError
 
-from . import FORMATS
 from .records import check_columns, to_example
+from .registry import FORMATS
 
 
 def _rows(path, spec, lines, kind: str):
