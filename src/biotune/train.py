@@ -111,6 +111,18 @@ class Experiment:
         self.compute_dtype = torch.bfloat16 if self.use_bf16 else torch.float32
         self.train_info: dict = {}
         self.identity_hash: str | None = None  # set by run_experiment (biotune.identity)
+        # what the phases make: setup (the model, its tokenizer, attention kernel, features and resources), the
+        # Trainer (build_trainer), where a search's rung stopped training (train), the kept model's dev score and
+        # the dev predictions made for it (predict, dev_score)
+        self.model = self.tokenizer = self.trainer = None
+        self.attention: str | None = None
+        self.base_weight_bytes = 0
+        self.train_features: list[dict] = []
+        self.dev_features: list[dict] = []
+        self.resources: dict = {}
+        self.paused: dict | None = None
+        self.dev: dict | None = None
+        self.dev_rows: list[dict] | None = None
         # the MLflow run the Trainer opens, when the run reports to MLflow (biotune.tracking)
         self.mlflow_run = None
         if "mlflow" in cfg.training.report_to and is_main_process():
@@ -255,8 +267,6 @@ class Experiment:
             )
         )
 
-    paused: dict | None = None  # set by train() when the run stopped at `training.pause_at`
-
     def train(self) -> None:
         if self.method.trains:
             info = _train(self)
@@ -309,7 +319,7 @@ class Experiment:
     def kept_dev_rows(self) -> list[dict] | None:
         """The dev predictions behind `dev_score`: predicted now, or those of the dev evaluation whose model was
         kept (the best on dev; the last where the method keeps its final model), as training wrote them."""
-        if getattr(self, "dev_rows", None) is not None:
+        if self.dev_rows is not None:
             return self.dev_rows
         curve = self.train_info.get("dev_score_curve") or []
         if not curve:
@@ -325,7 +335,7 @@ class Experiment:
     def write(self, result: dict, rows: list[dict]) -> RunSummary:
         cfg = self.cfg
         atomic_write_jsonl(self.out / "predictions.jsonl", rows)
-        dev_rows = self.kept_dev_rows() if getattr(self, "dev", None) is not None else None
+        dev_rows = self.kept_dev_rows() if self.dev is not None else None
         if dev_rows is not None:  # what the dev score was computed from, so it can be audited and compared
             atomic_write_jsonl(self.out / DEV_PREDICTIONS, dev_rows)
         summary = RunSummary(
@@ -338,7 +348,7 @@ class Experiment:
             seed=cfg.seed,
             identity_hash=self.identity_hash,
             metrics=result,
-            dev=getattr(self, "dev", None),
+            dev=self.dev,
             blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train",
             resources=self.resources,
             training=self.train_info,
