@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import (
+    DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from .io import atomic_write_json
 from .models.heads import IGNORE
@@ -55,32 +61,64 @@ class TrainerInputs:
 
 
 def build_trainer(run: TrainerInputs) -> CountingTrainer:
-    from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding, TrainerCallback, TrainingArguments
+    """The Trainer of a run: its collator and loss (collator_for), arguments (training_arguments), callbacks
+    (time, a finite loss, the method's own), optimizer (the method's, or the head at its own rate) and dev scorer."""
+    t, method = run.training, run.method
+    collator, loss_func = collator_for(run)
+    args = training_arguments(run)
+    meter = TimeMeter()
+    callbacks = [meter, FiniteLoss(), *method.callbacks(run.model, run.params), *run.callbacks]
+    optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
+    scale = t.head_lr_scale or 1.0
+    if optimizer is None and scale != 1 and run.head_modules:
+        optimizer = head_scaled_optimizer(run.model, run.head_modules, args, scale)
+    trainer = CountingTrainer(
+        model=run.model,
+        args=args,
+        train_dataset=list(run.train_features),
+        eval_dataset=list(run.dev_features),
+        data_collator=collator,
+        processing_class=run.tokenizer,
+        callbacks=callbacks,
+        compute_loss_func=loss_func,
+        optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
+        meter=meter,
+        dev_scorer=run.dev_scorer if t.select_by == "metric" else None,
+        patience=t.early_stopping_patience,
+    )
+    _say_unapplied_parallelism(trainer, run.device)
+    return trainer
 
-    t, tokenizer, method = run.training, run.tokenizer, run.method
-    train_f, dev_f = run.train_features, run.dev_features
-    loss_func = None
-    if run.family.generative:
-        if packs(run.packing, run.attention, run.model, method):
-            from transformers import DataCollatorWithFlattening
 
-            # every example's first label is -100 already (the prompt is never a target), so the separator the
-            # collator writes there changes nothing; FlashAttention-2 reads the boundaries as cu_seq_lens
-            collator = DataCollatorWithFlattening(return_flash_attn_kwargs=run.attention == "flash_attention_2")
-        else:
-            collator = DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE)
-        if run.logits_at_answers and answer_logits_supported(run.model, method):
-            collator, loss_func = _AnswerPositions(collator), answer_loss
-    else:
+def collator_for(run: TrainerInputs) -> tuple[Callable, Callable | None]:
+    """The batch collator of the run's family (decoder batches padded or packed, encoder batches with the head's
+    labels) and the loss computed from it where it is biotune's (the answer positions' logits only), else None."""
+    if not run.family.generative:
         from .models.heads import HEADS
 
-        collator = _EncoderCollator(DataCollatorWithPadding(tokenizer), HEADS.get(run.head))
+        return _EncoderCollator(DataCollatorWithPadding(run.tokenizer), HEADS.get(run.head)), None
+    if packs(run.packing, run.attention, run.model, run.method):
+        from transformers import DataCollatorWithFlattening
 
-    total_steps, every, eval_every = t.schedule(len(train_f))
+        # every example's first label is -100 already (the prompt is never a target), so the separator the
+        # collator writes there changes nothing; FlashAttention-2 reads the boundaries as cu_seq_lens
+        collator = DataCollatorWithFlattening(return_flash_attn_kwargs=run.attention == "flash_attention_2")
+    else:
+        collator = DataCollatorForSeq2Seq(run.tokenizer, padding="longest", label_pad_token_id=IGNORE)
+    if run.logits_at_answers and answer_logits_supported(run.model, run.method):
+        return _AnswerPositions(collator), answer_loss
+    return collator, None
+
+
+def training_arguments(run: TrainerInputs) -> TrainingArguments:
+    """The Trainer's arguments for the run: its schedule, dev evaluations and checkpoints, the kept checkpoint's
+    rule, precision and device."""
+    t, method = run.training, run.method
+    total_steps, every, eval_every = t.schedule(len(run.train_features))
     # one dev evaluation, at the last step: the best checkpoint is the final model, and a checkpoint there would
     # save nothing to resume from, so none is written (for full fine-tuning that is weights + optimizer state)
     single_eval = eval_every >= total_steps and every >= total_steps
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(run.output_dir / "checkpoints"),
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size,
@@ -117,91 +155,73 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
         ddp_backend="gloo" if run.device.type == "cpu" and world_size() > 1 else None,
     )
 
-    class _Meter(TrainerCallback):
-        """Dev-evaluation time in this process, and the training time so far written into each checkpoint
-        (`TIME_FILE`), so a resumed run's cost includes the time spent before the stop (the tokens seen come back
-        with the Trainer's own state)."""
 
-        eval_seconds = 0.0
-        prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
-        began = 0.0
-        written = 0.0  # when PROGRESS_FILE was last written
+class TimeMeter(TrainerCallback):
+    """Dev-evaluation time in this process, and the training time so far written into each checkpoint
+    (`TIME_FILE`), so a resumed run's cost includes the time spent before the stop (the tokens seen come back
+    with the Trainer's own state)."""
 
-        def on_train_begin(self, args, state, control, **kw):
-            import time
+    def __init__(self):
+        self.eval_seconds = 0.0
+        self.prior = {"train_seconds": 0.0, "dev_eval_seconds": 0.0}  # from the checkpoint resumed from
+        self.began = 0.0
+        self.written = 0.0  # when PROGRESS_FILE was last written
 
-            self.began = time.perf_counter()
+    def on_train_begin(self, args, state, control, **kw):
+        import time
 
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
+        self.began = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):
-            self._progress(args, state, every=PROGRESS_EVERY_S)
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        self.eval_seconds += (metrics or {}).get("eval_runtime", 0.0)
 
-        def on_train_end(self, args, state, control, **kw):
-            self._progress(args, state, every=0.0)  # a kill before the result loses what followed the checkpoint
+    def on_step_end(self, args, state, control, **kw):
+        self._progress(args, state, every=PROGRESS_EVERY_S)
 
-        def _progress(self, args, state, every: float) -> None:
-            import time
+    def on_train_end(self, args, state, control, **kw):
+        self._progress(args, state, every=0.0)  # a kill before the result loses what followed the checkpoint
 
-            now = time.perf_counter()
-            if now - self.written < every or not is_main_process():
-                return
-            self.written = now
+    def _progress(self, args, state, every: float) -> None:
+        import time
+
+        now = time.perf_counter()
+        if now - self.written < every or not is_main_process():
+            return
+        self.written = now
+        atomic_write_json(
+            Path(args.output_dir) / PROGRESS_FILE,
+            {"step": state.global_step, "train_seconds": self.prior["train_seconds"] + now - self.began},
+        )
+
+    def on_save(self, args, state, control, **kw):
+        import time
+
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir() and is_main_process():
             atomic_write_json(
-                Path(args.output_dir) / PROGRESS_FILE,
-                {"step": state.global_step, "train_seconds": self.prior["train_seconds"] + now - self.began},
+                folder / TIME_FILE,
+                {
+                    "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
+                    "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds,
+                },
             )
 
-        def on_save(self, args, state, control, **kw):
-            import time
 
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir() and is_main_process():
-                atomic_write_json(
-                    folder / TIME_FILE,
-                    {
-                        "train_seconds": self.prior["train_seconds"] + time.perf_counter() - self.began,
-                        "dev_eval_seconds": self.prior["dev_eval_seconds"] + self.eval_seconds,
-                    },
-                )
-
-    tokens = _Meter()
-    callbacks = [tokens, FiniteLoss(), *method.callbacks(run.model, run.params), *run.callbacks]
-    optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
-    scale = t.head_lr_scale or 1.0
-    if optimizer is None and scale != 1 and run.head_modules:
-        optimizer = head_scaled_optimizer(run.model, run.head_modules, args, scale)
-    trainer = CountingTrainer(
-        model=run.model,
-        args=args,
-        train_dataset=list(train_f),
-        eval_dataset=list(dev_f),
-        data_collator=collator,
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        compute_loss_func=loss_func,
-        optimizers=(optimizer, None),  # None: the Trainer's own (AdamW; the schedule from the arguments)
-    )
-    trainer.biotune_tokens = tokens
-    trainer.dev_scorer = run.dev_scorer if t.select_by == "metric" else None
-    trainer.patience = t.early_stopping_patience
-    trainer.greater_is_better = args.greater_is_better
-    trainer.selection_key = args.metric_for_best_model
+def _say_unapplied_parallelism(trainer, device) -> None:
+    """A word where the accelerate config asked for a kind of parallelism the Trainer did not apply (an FSDP config
+    launched on CPUs runs as plain data parallelism)."""
     asked = (
         "FSDP"
         if os.environ.get("ACCELERATE_USE_FSDP") == "true"
         else ("DEEPSPEED" if os.environ.get("ACCELERATE_USE_DEEPSPEED") == "true" else None)
     )
     if asked and trainer.accelerator.distributed_type.value != asked and is_main_process():
-        # e.g. an FSDP config launched on CPUs: accelerate runs plain data parallelism there
         print(
-            f"{asked} was asked for (accelerate config) but is not applied on {run.device.type}: training runs as "
+            f"{asked} was asked for (accelerate config) but is not applied on {device.type}: training runs as "
             f"{trainer.accelerator.distributed_type.value}",
             file=sys.stderr,
             flush=True,
         )
-    return trainer
 
 
 def head_scaled_optimizer(model, head_modules, args, scale: float):
@@ -281,12 +301,15 @@ class CountingTrainer(Trainer):
     and scoring as test) as `eval_score`, what the kept checkpoint is chosen by; with `patience`, training stops
     after that many evaluations in a row without a better value of the selection metric."""
 
-    padded_tokens = 0
-    dev_scorer = None
-    patience: int | None = None
-    greater_is_better = False
-    selection_key = "eval_loss"
-    stopped_early_at: int | None = None
+    def __init__(self, *args, meter: TimeMeter, dev_scorer=None, patience: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.biotune_tokens = meter  # training and dev-evaluation time (and the resumed run's before it)
+        self.dev_scorer = dev_scorer
+        self.patience = patience
+        self.greater_is_better = self.args.greater_is_better
+        self.selection_key = self.args.metric_for_best_model
+        self.padded_tokens = 0
+        self.stopped_early_at: int | None = None
 
     def evaluate(self, *args, **kwargs):
         metrics = super().evaluate(*args, **kwargs)  # dev loss
