@@ -14,7 +14,7 @@ import pandas as pd
 from biotune.errors import BiotuneError
 from biotune.io import atomic_write_text
 from biotune.methods import METHODS
-from biotune.study.store import Store
+from biotune.study.store import Store, group_key, row_key
 
 from . import stats
 from .answer import dev_decisions
@@ -28,13 +28,11 @@ def load_results(
     only rows of those identities, so nothing stale is reported; None: the newest finished row of each cell."""
     rows = Store(store_url).rows(study, "done")
     if identities is not None:
-        rows = [
-            r for r in rows if identities.get((r["dataset"], r["model"], r["method"], r["seed"])) == r["config_hash"]
-        ]
+        rows = [r for r in rows if identities.get(row_key(r)) == r["config_hash"]]
     else:
         newest = {}
         for r in rows:
-            newest[(r["dataset"], r["model"], r["method"], r["seed"])] = r
+            newest[row_key(r)] = r
         rows = list(newest.values())
     if not rows:
         raise BiotuneError(f"no finished cells of study {study!r} (as the study file defines them now) in {store_url}")
@@ -58,7 +56,7 @@ def load_results(
                 "seed": r["seed"],
                 "score": r["score"],
                 "dev_score": r.get("dev_score"),
-                "search_seconds": search_cost.get((r["dataset"], r["model"], r["method"]), 0.0),
+                "search_seconds": search_cost.get(group_key(r), 0.0),
                 "trainable_params": res.get("trainable_params", 0),
                 "peak_memory_mb": peak / 2**20,
                 "train_seconds": res.get("train_seconds", 0.0),

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 
 from .search import SearchGroup, SearchRef, at_edge
+from .store import group_key, row_key
 
 
 def rung_cell(cell, fraction: float):
@@ -123,7 +124,7 @@ def record_reached(store, study: str, group: SearchGroup, cands: list, rung: int
     last), and a candidate that failed as reached with no score (it stops)."""
     rows = _group_rows(store, study, group)
     have = {(r["config_hash"], r["rung"]) for r in rows if r["decision"] != "added"}
-    results = {((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r for r in store.rows(study)}
+    results = {(row_key(r), r["config_hash"]): r for r in store.rows(study)}
     for c in alive_at(cands, rows, rung):
         if (c.identity_hash, rung) in have:
             continue
@@ -240,11 +241,7 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
 
 
 def _group_rows(store, study: str, group: SearchGroup) -> list[dict]:
-    return [
-        r
-        for r in store.rung_rows(study)
-        if (r["dataset"], r["model"], r["method"]) == group.key and r["decision"] != "note"
-    ]
+    return [r for r in store.rung_rows(study) if group_key(r) == group.key and r["decision"] != "note"]
 
 
 def choice(store, study: str, group: SearchGroup) -> tuple[int, dict] | None:
@@ -263,7 +260,7 @@ def choice(store, study: str, group: SearchGroup) -> tuple[int, dict] | None:
 def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[dict]:
     """One row per candidate: its values, dev score at each rung reached, where it stopped, its training time (the
     compute of its trajectory: every rung it trained), and whether it was chosen."""
-    all_rows = [r for r in store.rung_rows(study) if (r["dataset"], r["model"], r["method"]) == group.key]
+    all_rows = [r for r in store.rung_rows(study) if group_key(r) == group.key]
     rows = [r for r in all_rows if r["decision"] != "note"]
     notes = [r["note"] for r in all_rows if r["decision"] == "note"]
     cands = candidates(group, rows)

@@ -19,7 +19,7 @@ from biotune.errors import BiotuneError
 from .cell_run import run_claimed
 from .grid import Cell, StudyConfig
 from .ray_executor import ray_session, run_on_ray
-from .store import Store, holder_state
+from .store import Store, holder_state, row_key
 
 
 def git_revision() -> str | None:
@@ -228,28 +228,11 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
 
     done = store.done(study_name) if store is not None else {}
     stopped = (
-        {
-            ((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
-            for r in store.rows(study_name, "interrupted")
-        }
-        if store is not None
-        else set()
+        {(row_key(r), r["config_hash"]) for r in store.rows(study_name, "interrupted")} if store is not None else set()
     )
-    paused = (
-        {
-            ((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"])
-            for r in store.rows(study_name, "paused")
-        }
-        if store is not None
-        else set()
-    )
+    paused = {(row_key(r), r["config_hash"]) for r in store.rows(study_name, "paused")} if store is not None else set()
     running = (
-        {
-            ((r["dataset"], r["model"], r["method"], r["seed"]), r["config_hash"]): r
-            for r in store.rows(study_name, "running")
-        }
-        if store is not None
-        else {}
+        {(row_key(r), r["config_hash"]): r for r in store.rows(study_name, "running")} if store is not None else {}
     )
     current = {(c.key, c.identity_hash) for c in cells}
     out = []

@@ -121,6 +121,16 @@ def holder_state(worker: str | None) -> str:
         return "gone"
 
 
+def row_key(row) -> tuple[str, str, str, int]:
+    """A stored row's grid key, as a study's cell has it (`Cell.key`): (dataset, model, method, seed)."""
+    return row["dataset"], row["model"], row["method"], row["seed"]
+
+
+def group_key(row) -> tuple[str, str, str]:
+    """A stored row's (dataset, model, method): its configuration, a search's group (`SearchGroup.key`)."""
+    return row["dataset"], row["model"], row["method"]
+
+
 class Store:
     """`timeout`: seconds a write waits for another process's lock before it fails (with a clear error)."""
 
@@ -323,7 +333,7 @@ class Store:
         """Grid key (dataset, model, method, seed) -> its finished rows, newest first (one per identity)."""
         out: dict[tuple, list[dict]] = {}
         for r in sorted(self.rows(study, "done"), key=lambda r: r["id"], reverse=True):
-            out.setdefault((r["dataset"], r["model"], r["method"], r["seed"]), []).append(r)
+            out.setdefault(row_key(r), []).append(r)
         return out
 
     def dataframe(self, study: str | None = None):
