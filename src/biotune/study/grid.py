@@ -229,19 +229,37 @@ def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
 
 def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str], list[SearchGroup]]:
     """The grid's cells (every experiment validated; a searched (dataset, model, method) contributes its
-    candidates, on the search seed), the (model, method) pairs left out as not fitting, and the search groups."""
-    from biotune.methods import METHODS
-    from biotune.models import FAMILIES
+    candidates, on the search seed), the (model, method) pairs left out as not fitting, and the search groups.
+    Named steps: the datasets, the axes' names, the search block, the overrides and the search seed are checked,
+    each with a one-line error naming the study file's line and field; then the grid is laid out."""
+    fail = _Fail(source, root)
+    datasets = _datasets(study, source, fail)
+    methods = study.method_entries()
+    _check_axes(study, methods, fail)
+    _check_search(study, [m.name for m in study.models], [m.key for m in methods], fail)
+    _check_overrides(study, datasets, methods, fail)
+    return _lay_out(study, datasets, methods, _search_seed(study, fail), source)
 
-    def fail(field: list, msg: str):
-        line = line_of(root, field) if root is not None else None
-        raise BiotuneError(f"{source}{f':{line}' if line else ''}: field '{'.'.join(map(str, field))}': {msg}")
 
+class _Fail:
+    """Raises the one-line error of a study file's field: `file:line: field 'a.b': what is wrong`."""
+
+    def __init__(self, source: str, root):
+        self.source, self.root = source, root
+
+    def __call__(self, field: list, msg: str):
+        line = line_of(self.root, field) if self.root is not None else None
+        where = f"{self.source}{f':{line}' if line else ''}"
+        raise BiotuneError(f"{where}: field '{'.'.join(map(str, field))}': {msg}")
+
+
+def _datasets(study: StudyConfig, source: str, fail: _Fail) -> list[str]:
+    """The study's datasets as the cells' configs name them (built-in names, dataset files made absolute)."""
     from biotune.config import dataset_ref
     from biotune.data import DATASETS, get_spec
 
     base = Path(source).parent if Path(source).is_file() else Path.cwd()
-    datasets, names = [], []  # as the cells' configs name them (built-in names, dataset files made absolute)
+    datasets, names = [], []
     for i, d in enumerate(study.dataset_names()):
         where = ["datasets", i] if isinstance(study.datasets, list) else ["datasets"]
         try:
@@ -257,10 +275,18 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             fail(where, f"two datasets are named {spec.name!r}: give one dataset file another name")
         datasets.append(spec.ref)
         names.append(spec.name)
+    return datasets
+
+
+def _check_axes(study: StudyConfig, methods: list, fail: _Fail) -> None:
+    """Model families and methods that exist, each method key and model name once, a model's methods among the
+    study's."""
+    from biotune.methods import METHODS
+    from biotune.models import FAMILIES
+
     for i, m in enumerate(study.models):
         if m.family not in FAMILIES:
             fail(["models", i, "family"], f"unknown model family {m.family!r}; valid: {', '.join(FAMILIES.names())}")
-    methods = study.method_entries()
     for i, m in enumerate(methods):
         if m.name not in METHODS:
             fail(["methods", i], f"unknown method {m.name!r}; valid: {', '.join(METHODS.names())}")
@@ -279,6 +305,10 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     names = [m.name for m in study.models]
     if len(set(names)) != len(names):
         fail(["models"], "two models share a name; give each a distinct `name`")
+
+
+def _check_search(study: StudyConfig, names: list[str], keys: list[str], fail: _Fail) -> None:
+    """The search block names the study's models and methods, each with values to try."""
     for axis, known in (("model", names), ("method", keys)):
         for name, grid in getattr(study.search, axis).items():
             if name not in known:
@@ -286,32 +316,6 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
             for f, values in grid.items():
                 if not isinstance(values, list) or not values:
                     fail(["search", axis, name, f], "a non-empty list of values to try")
-    known = {
-        "dataset": list(dict.fromkeys(get_spec(d).name for d in datasets)),
-        "model": names,
-        "method": keys,
-        "seed": [str(x) for x in study.seeds],
-    }
-    for axis, by_value in study.overrides.items():
-        for value in by_value:
-            if str(value) not in known[axis]:
-                near = difflib.get_close_matches(str(value), known[axis], n=1)
-                fail(
-                    ["overrides", axis, value],
-                    f"{value!r} is not one of the study's {axis}s, so this override "
-                    "would change nothing"
-                    + (f": did you mean {near[0]!r}?" if near else f"; the study's {axis}s: {', '.join(known[axis])}"),
-                )
-    search_seed = study.search.seed if study.search.seed is not None else max(study.seeds) + 1
-    if study.search.seed is not None and search_seed in study.seeds:
-        fail(
-            ["search", "seed"],
-            f"{search_seed} is one of the study's seeds: a search run would be reported as a "
-            "result (the winner's curse); give a seed outside `seeds`, or leave it out (default: "
-            "one above the highest)",
-        )
-    if len(set(study.seeds)) != len(study.seeds):
-        fail(["seeds"], f"a seed is listed twice ({study.seeds}): list each seed once")
     for name, by_method in study.search.model_method.items():
         if name not in names:
             fail(
@@ -328,6 +332,53 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                 if not values:
                     fail(["search", "model_method", name, key, f], "a non-empty list of values to try")
 
+
+def _check_overrides(study: StudyConfig, datasets: list[str], methods: list, fail: _Fail) -> None:
+    """Each override names a value of its axis (an override naming nothing would change nothing)."""
+    from biotune.data import get_spec
+
+    known = {
+        "dataset": list(dict.fromkeys(get_spec(d).name for d in datasets)),
+        "model": [m.name for m in study.models],
+        "method": [m.key for m in methods],
+        "seed": [str(x) for x in study.seeds],
+    }
+    for axis, by_value in study.overrides.items():
+        for value in by_value:
+            if str(value) not in known[axis]:
+                near = difflib.get_close_matches(str(value), known[axis], n=1)
+                fail(
+                    ["overrides", axis, value],
+                    f"{value!r} is not one of the study's {axis}s, so this override "
+                    "would change nothing"
+                    + (f": did you mean {near[0]!r}?" if near else f"; the study's {axis}s: {', '.join(known[axis])}"),
+                )
+
+
+def _search_seed(study: StudyConfig, fail: _Fail) -> int:
+    """The seed search candidates run on: `search.seed`, never a reported seed (default: one above the highest)."""
+    search_seed = study.search.seed if study.search.seed is not None else max(study.seeds) + 1
+    if study.search.seed is not None and search_seed in study.seeds:
+        fail(
+            ["search", "seed"],
+            f"{search_seed} is one of the study's seeds: a search run would be reported as a "
+            "result (the winner's curse); give a seed outside `seeds`, or leave it out (default: "
+            "one above the highest)",
+        )
+    if len(set(study.seeds)) != len(study.seeds):
+        fail(["seeds"], f"a seed is listed twice ({study.seeds}): list each seed once")
+    return search_seed
+
+
+def _lay_out(
+    study: StudyConfig, datasets: list[str], methods: list, search_seed: int, source: str
+) -> tuple[list[Cell], list[str], list[SearchGroup]]:
+    """Per dataset, model and method that fits it: its cells on every seed (one for a deterministic method), or,
+    where something is searched, its search group's candidates on the search seed."""
+    from biotune.data import get_spec
+    from biotune.methods import METHODS
+    from biotune.models import FAMILIES
+
     cells, left_out, groups = [], [], []
     for dataset in datasets:
         for model in study.models:
@@ -343,39 +394,46 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
                         left_out.append(pair)
                     continue
                 seeds = study.seeds[:1] if meth.deterministic else study.seeds
-                # the method's own space, where the study has a search block at all
-                space = meth.search_space if "search" in study.model_fields_set else {}
-                grid = study.search.grid_for(model.name, method.key, meth.trains, space)
-                named = study.search.grid_for(model.name, method.key, meth.trains)
-                defaulted = sorted(f.split(".")[-1] for f in grid if f not in named)
-                if not grid:
-                    for seed in seeds:
-                        cells.append(_cell(study, dataset, model, method, seed, source))
+                group = _search_group(study, dataset, model, method, meth, seeds, search_seed, source)
+                if group is None:
+                    cells += [_cell(study, dataset, model, method, seed, source) for seed in seeds]
                     continue
-                group = SearchGroup(
-                    (get_spec(dataset).name, model.name, method.key),
-                    list(seeds),
-                    search_seed,
-                    grid=grid,
-                    strategy=study.search.strategy if meth.trains else "grid",
-                    defaulted=(f"{', '.join(defaulted)}: {method.name}'s own space, {meth.search_source}")
-                    if defaulted
-                    else "",
-                )
-
-                def make(values, index, seed, dataset=dataset, model=model, method=method, group=group):
-                    cell = _cell(study, dataset, model, method, seed, source, values)
-                    cell.search = SearchRef(group.key, values, index, final=True)
-                    return cell
-
-                group.make = make
-                for i, values in enumerate(candidates(grid)):
-                    cell = _cell(study, dataset, model, method, search_seed, source, values)
-                    cell.search = SearchRef(group.key, values, i)
-                    group.candidates.append(cell)
                 cells += group.candidates
                 groups.append(group)
     return cells, left_out, groups
+
+
+def _search_group(study, dataset, model, method, meth, seeds, search_seed, source) -> SearchGroup | None:
+    """The search of (dataset, model, method) with its candidates, or None where nothing is searched."""
+    from biotune.data import get_spec
+
+    # the method's own space, where the study has a search block at all
+    space = meth.search_space if "search" in study.model_fields_set else {}
+    grid = study.search.grid_for(model.name, method.key, meth.trains, space)
+    if not grid:
+        return None
+    named = study.search.grid_for(model.name, method.key, meth.trains)
+    defaulted = sorted(f.split(".")[-1] for f in grid if f not in named)
+    group = SearchGroup(
+        (get_spec(dataset).name, model.name, method.key),
+        list(seeds),
+        search_seed,
+        grid=grid,
+        strategy=study.search.strategy if meth.trains else "grid",
+        defaulted=f"{', '.join(defaulted)}: {method.name}'s own space, {meth.search_source}" if defaulted else "",
+    )
+
+    def make(values, index, seed):
+        cell = _cell(study, dataset, model, method, seed, source, values)
+        cell.search = SearchRef(group.key, values, index, final=True)
+        return cell
+
+    group.make = make
+    for i, values in enumerate(candidates(grid)):
+        cell = _cell(study, dataset, model, method, search_seed, source, values)
+        cell.search = SearchRef(group.key, values, i)
+        group.candidates.append(cell)
+    return group
 
 
 def _cell(
