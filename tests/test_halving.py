@@ -143,9 +143,9 @@ def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_
     run_study(study, cells)
     want = _decisions(study)
 
-    from biotune.study import runner
+    from biotune.study import executors
 
-    real = runner.run_claimed
+    real = executors.run_claimed
 
     def stop_at_the_last_rung(name, store, cell, *args, **kw):
         if cell.search is not None and cell.experiment.training.pause_at is None:
@@ -153,10 +153,10 @@ def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_
         return real(name, store, cell, *args, **kw)
 
     study2, cells2, _ = load_study(_adaptive(tmp_path, data_dir, "killed", grow=0))
-    monkeypatch.setattr(runner, "run_claimed", stop_at_the_last_rung)
+    monkeypatch.setattr(executors, "run_claimed", stop_at_the_last_rung)
     with pytest.raises(StudyInterrupted):
         run_study(study2, cells2)
-    monkeypatch.setattr(runner, "run_claimed", real)
+    monkeypatch.setattr(executors, "run_claimed", real)
     assert all(r["rung"] == 0 for r in Store(study2.store_url).rung_rows("t"))
     tally = run_study(study2, cells2)
     assert _decisions(study2) == want and not tally["pending"]

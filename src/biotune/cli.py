@@ -385,8 +385,10 @@ def study_cmd(
             out.print("left out (the method does not fit the model): " + ", ".join(left_out))
         out.print(f"store: {study.store_url}")
         return
-    if executor not in ("local", "ray"):
-        raise BiotuneError(f"--executor {executor!r}: valid: local, ray")
+    from .study.executors import EXECUTORS
+
+    if executor not in EXECUTORS:
+        raise BiotuneError(f"--executor {executor!r}: valid: {', '.join(EXECUTORS.names())}")
     options = (
         {"address": ray_address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}
         if executor == "ray"

@@ -8,17 +8,19 @@ import json
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from biotune.errors import BiotuneError
+from biotune.resources import dir_size
 
-from .cell_run import run_claimed
+from .executors import EXECUTORS
 from .grid import Cell, StudyConfig
-from .ray_executor import ray_session, run_on_ray
+from .halving import choice, run_halving
+from .search import final_cells
 from .store import Store, holder_state, row_key
 
 
@@ -44,18 +46,34 @@ def run_study(
     reclaim: bool = False,
     **executor_options,
 ) -> dict:
-    """Run the cells not yet done. `local` (default): one after another on this machine; `ray`: fanned out over
-    a Ray cluster (see ray_executor.py), its workers claiming cells in and writing results to the same store.
-    `reclaim`: also run the cells that workers of other machines claimed and did not finish (Store.claim).
+    """Run the cells not yet done. `executor` (study/executors.py): `local` (default), one after another on this
+    machine; `ray`, fanned out over a Ray cluster, its workers claiming cells in and writing results to the same
+    store. `reclaim`: also run the cells that workers of other machines claimed and did not finish (Store.claim).
 
     With a `search:` block, two phases: the cells without a search and every search candidate (the search seed,
-    scored on dev), then the chosen candidate of each search anew on every reported seed. Returns the tally, with
-    `final_cells` (what the report shows) and `pending` (searches still without a winner: a candidate failed)."""
-    from .search import final_cells
-
+    scored on dev; an adaptive search rung by rung), then the chosen candidate of each search anew on every
+    reported seed. Returns the tally, with `final_cells` (what the report shows) and `pending` (searches still
+    without a winner: a candidate failed)."""
     console = console or Console(stderr=True)
     store = Store(study.store_url)
-    rev = git_revision()
+    runner = EXECUTORS.get(executor)(study, store, git_revision(), reclaim, **executor_options)
+    todo, tally = _plan(study, cells, store, console, executor)
+    with runner.session(), _Progress(console, tally, len(cells) - len(todo)) as shown:
+
+        def run(batch: list[Cell]) -> None:
+            with stop_signals():
+                runner.run(batch, shown.report, shown.describe)
+
+        _run_searched_and_fixed(study, store, todo, run, console)
+        finals, pending = _run_chosen(study, cells, store, run, shown, tally, console)
+    tally["final_cells"] = finals
+    tally["pending"] = [g.key for g in pending]
+    _say_after(study, store, tally, console)
+    return tally
+
+
+def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console, executor: str):
+    """What is left to run (the cells not done), said in one line with what is stale and why; the tally."""
     states = cell_states(store, study.name, cells)
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
     stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
@@ -72,92 +90,100 @@ def run_study(
     for c, why in stale:
         console.print(f"stale {escape(c.label)}: {escape(why)}")
     tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
-    columns = [
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    ]
-    session = contextlib.nullcontext()
-    if executor == "ray":
-        session = ray_session(executor_options.get("address"))
-    with session, Progress(*columns, console=console, transient=False) as progress:
-        bar = progress.add_task("cells", total=len(cells) + later, completed=len(cells) - len(todo))
+    return todo, tally
 
-        def report(cell: Cell, status: str, detail) -> None:
-            """One cell ended: `done` (detail: its summary and seconds), `failed` (the error) or `skipped`."""
-            if status == "paused":
-                info, seconds = detail
-                console.print(
-                    f"paused {escape(cell.label)} at step {info.get('step')} of {info.get('total_steps')}: dev "
-                    f"{info.get('dev_score')} ({seconds:.0f} s)"
-                )
-                return
-            if status == "done":
-                summary, seconds = detail
-                dev = summary.dev_score
-                console.print(
-                    f"done {escape(cell.label)}: {summary.score:.2f}"
-                    + (f" (dev {dev:.2f})" if dev is not None else "")
-                    + f" ({seconds:.0f} s)"
-                )
-                tally["ran"] += 1
-            elif status == "failed":
-                console.print(f"[red]failed[/red] {escape(cell.label)}: {escape(str(detail))}")
-                tally["failed"] += 1
-            else:
-                tally["skipped"] += 1  # another worker has it, or finished it meanwhile
-            progress.advance(bar)
 
-        def run(batch: list[Cell]) -> None:
-            with stop_signals():
-                run_batch(batch)
+class _Progress:
+    """The study's progress bar and its tally: each cell's end said in one line (`report`), the running cell's
+    label shown beside the bar (`describe`)."""
 
-        def run_batch(batch: list[Cell]) -> None:
-            if executor == "local":
-                for cell in batch:
-                    progress.update(bar, description=escape(cell.label))
-                    report(cell, *run_claimed(study.name, store, cell, rev, reclaim))
-            elif executor == "ray":
-                run_on_ray(
-                    study,
-                    batch,
-                    rev,
-                    report,
-                    lambda text: progress.update(bar, description=text),
-                    reclaim=reclaim,
-                    **executor_options,
-                )
-            else:
-                raise BiotuneError(f"unknown executor {executor!r}; valid: local, ray")
+    def __init__(self, console: Console, tally: dict, done: int):
+        self.console, self.tally = console, tally
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        ]
+        self.progress = Progress(*columns, console=console, transient=False)
+        self.bar = self.progress.add_task("cells", total=tally["cells"], completed=done)
 
-        adaptive = [g for g in study.groups if g.strategy == "halving"]
-        searched = {c.identity_hash for g in adaptive for c in g.candidates}
-        run([c for c in todo if c.identity_hash not in searched])  # adaptive searches run rung by rung, below
-        if adaptive:
-            from .halving import choice, run_halving
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
 
-            run_halving(study, store, adaptive, run, lambda text: console.print(escape(text)))
-        fixed = [c for c in cells if c.search is None]
-        done = store.done(study.name)
-        finals, pending = final_cells(fixed, study.groups, done, lambda g: choice(store, study.name, g))
-        for g in study.groups:
-            if g not in pending:
-                best = next(c for c in finals if c.search and c.search.group == g.key)
-                console.print(f"search {'/'.join(g.key)}: chose {best.search.label()} (best dev score)")
-        chosen_later = [c for c in finals if c.search is not None and c.search.final]
-        batch = [c for c in chosen_later if not any(r["config_hash"] == c.identity_hash for r in done.get(c.key, []))]
-        tally["already_done"] += len(chosen_later) - len(batch)
-        progress.update(bar, completed=progress.tasks[0].completed + len(chosen_later) - len(batch))
-        run(batch)
-    tally["final_cells"] = finals
-    tally["pending"] = [g.key for g in pending]
-    from biotune.resources import dir_size
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
 
+    def describe(self, text: str) -> None:
+        self.progress.update(self.bar, description=escape(text))
+
+    def skip(self, n: int) -> None:
+        """`n` cells found done already (a search's chosen candidate run before)."""
+        self.progress.update(self.bar, completed=self.progress.tasks[0].completed + n)
+
+    def report(self, cell: Cell, status: str, detail) -> None:
+        """One cell ended: `done` (detail: its summary and seconds), `paused` at a search's rung, `failed` (the
+        error) or `skipped` (another worker has it, or finished it meanwhile)."""
+        say = self.console.print
+        if status == "paused":
+            info, seconds = detail
+            say(
+                f"paused {escape(cell.label)} at step {info.get('step')} of {info.get('total_steps')}: dev "
+                f"{info.get('dev_score')} ({seconds:.0f} s)"
+            )
+            return
+        if status == "done":
+            summary, seconds = detail
+            dev = summary.dev_score
+            say(
+                f"done {escape(cell.label)}: {summary.score:.2f}"
+                + (f" (dev {dev:.2f})" if dev is not None else "")
+                + f" ({seconds:.0f} s)"
+            )
+            self.tally["ran"] += 1
+        elif status == "failed":
+            say(f"[red]failed[/red] {escape(cell.label)}: {escape(str(detail))}")
+            self.tally["failed"] += 1
+        else:
+            self.tally["skipped"] += 1
+        self.progress.advance(self.bar)
+
+
+def _run_searched_and_fixed(study: StudyConfig, store: Store, todo: list[Cell], run: Callable, console) -> None:
+    """The first phase: the cells without a search and the exhaustive searches' candidates, then the adaptive
+    searches rung by rung (study/halving.py)."""
+    adaptive = [g for g in study.groups if g.strategy == "halving"]
+    searched = {c.identity_hash for g in adaptive for c in g.candidates}
+    run([c for c in todo if c.identity_hash not in searched])
+    if adaptive:
+        run_halving(study, store, adaptive, run, lambda text: console.print(escape(text)))
+
+
+def _run_chosen(study: StudyConfig, cells: list[Cell], store: Store, run: Callable, shown: _Progress, tally, console):
+    """The second phase: each finished search's chosen candidate anew on every reported seed. Returns the final
+    cells and the searches still without a winner."""
+    fixed = [c for c in cells if c.search is None]
+    done = store.done(study.name)
+    finals, pending = final_cells(fixed, study.groups, done, lambda g: choice(store, study.name, g))
+    for g in study.groups:
+        if g not in pending:
+            best = next(c for c in finals if c.search and c.search.group == g.key)
+            console.print(f"search {'/'.join(g.key)}: chose {best.search.label()} (best dev score)")
+    chosen_later = [c for c in finals if c.search is not None and c.search.final]
+    batch = [c for c in chosen_later if not any(r["config_hash"] == c.identity_hash for r in done.get(c.key, []))]
+    tally["already_done"] += len(chosen_later) - len(batch)
+    shown.skip(len(chosen_later) - len(batch))
+    run(batch)
+    return finals, pending
+
+
+def _say_after(study: StudyConfig, store: Store, tally: dict, console: Console) -> None:
+    """The study's disk use, searches without a winner, cells left to other machines' workers."""
     tally["disk_bytes"] = dir_size(study.out) if study.out.is_dir() else 0
-    if pending:
+    if tally["pending"]:
         console.print(
             "[red]searches without a winner[/red] (a candidate did not finish): "
             + ", ".join("/".join(k) for k in tally["pending"])
@@ -172,14 +198,11 @@ def run_study(
             + f"; the oldest since {held[0]['started_at']}) are "
             "left to them: if none of them runs this study any more, rerun with --reclaim"
         )
-    return tally
 
 
 def final_study_cells(study: StudyConfig, cells: list[Cell]) -> list[Cell]:
     """The cells a report shows: those without a search, and each finished search's chosen candidate on every
     seed (as the store has them now)."""
-    from .halving import choice
-    from .search import final_cells
 
     store = existing_store(study.store_url)
     done = store.done(study.name) if store is not None else {}
