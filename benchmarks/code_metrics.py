@@ -2,7 +2,7 @@
 longest functions, and source lines — measured from the source alone (no import is run).
 
     python benchmarks/code_metrics.py              # a table on stdout
-    python benchmarks/code_metrics.py --json FILE  # and the numbers as JSON
+    python benchmarks/code_metrics.py --json benchmarks/code-metrics/<commit>.json  # and the numbers as JSON
 
 An import inside a function counts as biotune's own when it names biotune (absolute or relative). Cycles: the
 strongly connected components (more than one module) of the graph whose edges are every import of one biotune

@@ -104,7 +104,7 @@ def write_kit(kit: Path) -> Path:
     """The files the check reads that the GPU machine lacks: GAD and the SmolLM2 tokenizer."""
     from biotune.data import resolve_data_dir
     from biotune.models.aliases import resolve
-    from biotune.models.base import materialize
+    from biotune.models.gguf import materialize
 
     data = Path(resolve_data_dir()) / "GAD"
     (kit / "blurb" / "GAD").mkdir(parents=True, exist_ok=True)

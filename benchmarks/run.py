@@ -182,7 +182,7 @@ def model_dir() -> str:
     """The packaged SmolLM2 as a plain HF folder (biotune's de-quantized cache), so both sides load the same
     weights with from_pretrained."""
     from biotune.models import resolve
-    from biotune.models.causal import materialize
+    from biotune.models.gguf import materialize
 
     return materialize(resolve("smollm2-135m"))
 

@@ -161,7 +161,7 @@ def test_a_split_is_cast_exactly_as_datasets_casts_it_on_every_blurb_split(data_
         return datasets.Value("float64" if kind == "float" else "string")
 
     compared = 0
-    for spec in DATASETS.values():
+    for _name, spec in DATASETS.items():
         typed = datasets.Features({f: feature(k) for f, k in FIELDS[spec.schema].items()})
         for split in spec.files:
             if not split_exists(spec, split, str(data_dir)):

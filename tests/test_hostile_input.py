@@ -447,3 +447,13 @@ def test_export_copies_no_symlink_and_refuses_a_symlinked_or_file_target(tmp_pat
         export_run(run, secret)
     assert not list(tmp_path.glob("*.part")) and not list(target.iterdir())
     assert export_run(run, tmp_path / "ok").is_dir()
+
+
+def test_a_url_with_any_character_in_its_path_is_sent_percent_encoded():
+    """A dataset file's URL root or split name may hold any character; http.client takes ASCII only (a fuzzed
+    split named '¡' ended in a UnicodeEncodeError traceback)."""
+    from biotune.data.location import _ascii_url
+
+    assert _ascii_url("https://example.org/data/¡ dev.conll") == "https://example.org/data/%C2%A1%20dev.conll"
+    assert _ascii_url("https://example.org/a%20b.tsv?x=ü") == "https://example.org/a%20b.tsv?x=%C3%BC"
+    assert _ascii_url("https://bücher.example/x.tsv") == "https://xn--bcher-kva.example/x.tsv"

@@ -43,111 +43,27 @@ def evaluate_dataset(
 ):
     """Predicts and scores the experiment `cfg`'s dataset with a generative model as it is: `split` (default
     `eval.split`), its first `limit` examples (default `eval.limit`), with the shots `method.params` ask for
-    (in-context methods) drawn from `eval.shot_split`. Returns (metrics dict, prediction rows)."""
+    (in-context methods) drawn from `eval.shot_split`. Returns (metrics dict, prediction rows). Steps: the
+    examples, their shots (`_shots`), then the answers generated and parsed (`_generated`) or the options scored
+    (`_chosen`), then the task's score."""
     name, settings = cfg.dataset, cfg.eval
-    n_shots = int(cfg.method.params.get("shots", 0))
-    selection = cfg.method.params.get("selection", "random")
-    batch_size = cfg.runtime.eval_batch_size
     spec = get_spec(name)
     task = task_for(spec, output_format_for(spec, cfg.output_format or "auto"))
     eval_split = _split_to_use(cfg, spec, split or settings.split)
     split_data = load_split(name, eval_split, cfg.data_dir)
     examples = [split_data[i] for i in subset_indices(len(split_data), settings.limit if split is None else limit)]
-
-    shots_for = [[] for _ in examples]
-    shot_split = _split_to_use(cfg, spec, settings.shot_split) if n_shots else None
-    if n_shots:
-        pool = load_split(name, shot_split, cfg.data_dir)
-        embedder = None
-        if selection == "knn":  # on the model's device, loaded once per process
-            from .models.embedder import shared_embedder
-
-            embedder = shared_embedder(str(model.device))
-        selector = ShotSelector(
-            pool,
-            n_shots,
-            task.render_input,
-            selection,
-            cfg.seed,
-            embedder=embedder,
-            exclude_same_id=shot_split == eval_split,
-        )
-        shots_for = selector.select_all(examples)
-
+    shot_split, shots_for = _shots(cfg, spec, task, examples, eval_split, model)
     queries = task.choice_queries() if settings.scoring == "likelihood" else None
     scoring = "likelihood" if queries else "generate"
-    rows, predictions = [], []
-    n_dropped = n_truncated = n_unparsed = 0
-
+    run = _Predicted()
+    answer = dict(model=model, tokenizer=tokenizer, builder=builder, spec=spec, task=task, progress=progress)
     if scoring == "generate":
-        budget = answer_budget(task, settings)
-        prompts = [
-            builder.build(
-                task.instruction(),
-                [(task.render_input(s), task.target(s)) for s in shots],
-                task.render_input(ex),
-                reserve=budget,
-            )
-            for ex, shots in zip(examples, shots_for)
-        ]
-        outputs = inference.generate(
-            model,
-            tokenizer,
-            [p.text for p in prompts],
-            budget,
-            batch_size,
-            desc=spec.name,
-            progress=progress,
+        _generated(
+            run, examples, shots_for, budget=answer_budget(task, settings), batch=cfg.runtime.eval_batch_size, **answer
         )
-        for ex, shots, prompt, out in zip(examples, shots_for, prompts, outputs):
-            parsed = task.parse(out, ex)
-            predictions.append(parsed.value)
-            rows.append(_row(ex, task, prompt.text, out, parsed, shots, prompt))
-            n_dropped += prompt.n_dropped
-            n_truncated += prompt.input_truncated
-            n_unparsed += not parsed.ok
     else:
-        reserve = max(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for q in queries for o in q.options)
-        per_example = [
-            [
-                builder.build(
-                    q.instruction,
-                    [(task.render_input(s), q.answer(s)) for s in shots],
-                    task.render_input(ex),
-                    reserve=reserve,
-                )
-                for q in queries
-            ]
-            for ex, shots in zip(examples, shots_for)
-        ]
-        requests = [(p.text, q.options) for prompts in per_example for p, q in zip(prompts, queries)]
-        scores = inference.option_logprobs(model, tokenizer, requests, batch_size, desc=spec.name, progress=progress)
-        k = 0
-        for ex, shots, prompts in zip(examples, shots_for, per_example):
-            chosen, option_scores = [], []
-            for q in queries:
-                s = scores[k]
-                k += 1
-                chosen.append(q.options[max(range(len(s)), key=s.__getitem__)])
-                option_scores.append(dict(zip(q.options, s)))
-            parsed = task.from_choices(ex, chosen)
-            predictions.append(parsed.value)
-            row = _row(
-                ex,
-                task,
-                [p.text for p in prompts] if len(prompts) > 1 else prompts[0].text,
-                "; ".join(chosen),
-                parsed,
-                shots,
-                prompts[0],
-            )
-            row["option_scores"] = option_scores if len(option_scores) > 1 else option_scores[0]
-            rows.append(row)
-            n_dropped += sum(p.n_dropped for p in prompts)
-            n_truncated += any(p.input_truncated for p in prompts)
-            n_unparsed += not parsed.ok
-
-    result = task.score(examples, predictions)
+        _chosen(run, examples, shots_for, queries, batch=cfg.runtime.eval_batch_size, **answer)
+    result = task.score(examples, run.predictions)
     result.update(
         task=spec.task,
         metric=task.metric,
@@ -156,12 +72,107 @@ def evaluate_dataset(
         blurb_comparable=eval_split == "test",
         n=len(examples),
         n_total=len(split_data),
-        n_unparsed=n_unparsed,
-        n_shots_dropped=n_dropped,
-        n_inputs_truncated=n_truncated,
+        n_unparsed=run.n_unparsed,
+        n_shots_dropped=run.n_dropped,
+        n_inputs_truncated=run.n_truncated,
         scoring=scoring,
     )
-    return result, rows
+    return result, run.rows
+
+
+class _Predicted:
+    """What the prediction step collects: a prediction and a row per example, and what the prompts dropped or cut
+    and how many answers did not parse."""
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.predictions: list = []
+        self.n_dropped = self.n_truncated = self.n_unparsed = 0
+
+    def add(self, row: dict, parsed, dropped: int, truncated: bool) -> None:
+        self.rows.append(row)
+        self.predictions.append(parsed.value)
+        self.n_dropped += dropped
+        self.n_truncated += truncated
+        self.n_unparsed += not parsed.ok
+
+
+def _shots(cfg, spec, task, examples: list[dict], eval_split: str, model) -> tuple[str | None, list[list[dict]]]:
+    """(the split the shots come from, each example's shots): none for zero-shot; `method.params.shots` of them,
+    drawn at random or by kNN (MiniLM embeddings, on the model's device), never the example itself."""
+    n_shots = int(cfg.method.params.get("shots", 0))
+    if not n_shots:
+        return None, [[] for _ in examples]
+    selection = cfg.method.params.get("selection", "random")
+    shot_split = _split_to_use(cfg, spec, cfg.eval.shot_split)
+    pool = load_split(cfg.dataset, shot_split, cfg.data_dir)
+    embedder = None
+    if selection == "knn":  # on the model's device, loaded once per process
+        from .models.embedder import shared_embedder
+
+        embedder = shared_embedder(str(model.device))
+    selector = ShotSelector(
+        pool,
+        n_shots,
+        task.render_input,
+        selection,
+        cfg.seed,
+        embedder=embedder,
+        exclude_same_id=shot_split == eval_split,
+    )
+    return shot_split, selector.select_all(examples)
+
+
+def _generated(run: _Predicted, examples, shots_for, *, model, tokenizer, builder, spec, task, progress, budget, batch):
+    """Each example's answer generated (at most `budget` tokens) and parsed by the task."""
+    prompts = [
+        builder.build(
+            task.instruction(),
+            [(task.render_input(s), task.target(s)) for s in shots],
+            task.render_input(ex),
+            reserve=budget,
+        )
+        for ex, shots in zip(examples, shots_for)
+    ]
+    outputs = inference.generate(
+        model, tokenizer, [p.text for p in prompts], budget, batch, desc=spec.name, progress=progress
+    )
+    for ex, shots, prompt, out in zip(examples, shots_for, prompts, outputs):
+        parsed = task.parse(out, ex)
+        run.add(
+            _row(ex, task, prompt.text, out, parsed, shots, prompt), parsed, prompt.n_dropped, prompt.input_truncated
+        )
+
+
+def _chosen(run: _Predicted, examples, shots_for, queries, *, model, tokenizer, builder, spec, task, progress, batch):
+    """Each example's options scored by their log-likelihood (one prompt per question the task asks), the most
+    likely chosen, and the choices turned into the task's prediction."""
+    reserve = max(len(tokenizer(o, add_special_tokens=False)["input_ids"]) for q in queries for o in q.options)
+    per_example = [
+        [
+            builder.build(
+                q.instruction,
+                [(task.render_input(s), q.answer(s)) for s in shots],
+                task.render_input(ex),
+                reserve=reserve,
+            )
+            for q in queries
+        ]
+        for ex, shots in zip(examples, shots_for)
+    ]
+    requests = [(p.text, q.options) for prompts in per_example for p, q in zip(prompts, queries)]
+    scores = iter(inference.option_logprobs(model, tokenizer, requests, batch, desc=spec.name, progress=progress))
+    for ex, shots, prompts in zip(examples, shots_for, per_example):
+        chosen, option_scores = [], []
+        for q in queries:
+            s = next(scores)
+            chosen.append(q.options[max(range(len(s)), key=s.__getitem__)])
+            option_scores.append(dict(zip(q.options, s)))
+        parsed = task.from_choices(ex, chosen)
+        text = [p.text for p in prompts] if len(prompts) > 1 else prompts[0].text
+        row = _row(ex, task, text, "; ".join(chosen), parsed, shots, prompts[0])
+        row["option_scores"] = option_scores if len(option_scores) > 1 else option_scores[0]
+        run.add(row, parsed, sum(p.n_dropped for p in prompts), any(p.input_truncated for p in prompts))
 
 
 def _split_to_use(cfg, spec, split: str) -> str:

@@ -167,6 +167,18 @@ def download(url: str, dest: Path, hint: str | None = None) -> bool:
 NO_NETWORK_HINT = "no network here? Fetch the file elsewhere and point the dataset's source.root at a local copy"
 
 
+def _ascii_url(url: str) -> str:
+    """`url` with its path and query percent-encoded as UTF-8 (what is encoded already stays as it is) and an
+    international host name in IDNA."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.encode("idna").decode("ascii") if not parts.netloc.isascii() else parts.netloc
+    return urlunsplit(
+        (parts.scheme, host, quote(parts.path, safe="/%"), quote(parts.query, safe="=&%"), parts.fragment)
+    )
+
+
 def _http_fetch(url: str, dest: Path, timeout: float = 60, hint: str = NO_NETWORK_HINT) -> bool:
     """Download `url` to `dest` (the standard library, no extra dependency); False on 404, a one-line error when
     the host cannot be reached."""
@@ -174,13 +186,14 @@ def _http_fetch(url: str, dest: Path, timeout: float = 60, hint: str = NO_NETWOR
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as src, open(dest, "wb") as dst:
+        # a split or folder name may hold any character: sent percent-encoded (http.client takes ASCII only)
+        with urllib.request.urlopen(_ascii_url(url), timeout=timeout) as src, open(dest, "wb") as dst:
             shutil.copyfileobj(src, dst)
         return True
     except urllib.error.HTTPError as e:
         if e.code == 404:
             return False
         raise BiotuneError(f"cannot fetch {url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, UnicodeError) as e:
         reason = getattr(e, "reason", e)
         raise BiotuneError(f"cannot fetch {url} ({reason}): {hint}") from None
