@@ -671,6 +671,8 @@ def lost_work(out: Path, resume: str | None, at_checkpoint: float) -> dict:
     lost work is not seen; a pause at a search's rung stops at its checkpoint and loses nothing."""
     from .trainer import PROGRESS_FILE
 
+    if not is_main_process():  # the main process alone reads, counts and writes (its resources are the result's)
+        return {"seconds": 0.0, "resumes": 0}
     path = out / LOST_FILE
     lost = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "resumes": 0}
     progress = out / "checkpoints" / PROGRESS_FILE
