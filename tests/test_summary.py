@@ -46,3 +46,41 @@ def test_an_older_file_reads_and_a_newer_ones_fields_are_kept(tmp_path):
     assert s.dev_score is None and s.task is None and s.versions == {}
     assert s["written_by_a_later_version"] == [1, 2] and "written_by_a_later_version" in s
     assert s.as_json()["written_by_a_later_version"] == [1, 2]
+
+
+def test_only_a_blurb_datasets_official_test_split_is_marked_blurb_comparable(tmp_path):
+    """A user's dataset file is never comparable to published BLURB numbers, whatever its split is called (it was
+    marked comparable when its split was named test)."""
+    import json
+
+    import yaml
+
+    from biotune.config import validate_experiment
+    from biotune.train import Experiment
+
+    (tmp_path / "test.jsonl").write_text(json.dumps({"id": "1", "text": "a b", "label": "yes"}) + "\n")
+    (tmp_path / "mine.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "mine",
+                "task": "relation",
+                "labels": ["yes", "no"],
+                "negative": "no",
+                "source": {"format": "jsonl", "splits": {"test": "test.jsonl"}},
+            }
+        )
+    )
+
+    def written(dataset, name):
+        cfg = validate_experiment(
+            {
+                "dataset": dataset,
+                "model": {"family": "causal", "path": "smollm2-135m"},
+                "method": {"name": "zero_shot"},
+                "output_dir": str(tmp_path / name),
+            }
+        )
+        return Experiment(cfg, progress=False).write({"score": 50.0, "n": 1}, [])
+
+    assert written(str(tmp_path / "mine.yaml"), "mine").blurb_comparable is False
+    assert written("gad", "gad").blurb_comparable is True

@@ -580,7 +580,7 @@ def print_summary(summary: dict) -> None:
         table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-", "-")
     out.print(table)
     if not all(r["blurb_comparable"] for r in summary["datasets"].values()):
-        out.print("* not the BLURB test split: not comparable to published BLURB numbers")
+        out.print("* not comparable to published BLURB numbers: not a BLURB dataset, or not its test split")
     b = summary["blurb"]
     note = (
         ""

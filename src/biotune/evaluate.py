@@ -69,7 +69,7 @@ def evaluate_dataset(
         metric=task.metric,
         split=eval_split,
         shot_split=shot_split,
-        blurb_comparable=eval_split == "test",
+        blurb_comparable=eval_split == "test" and spec.blurb,  # a user's dataset never is
         n=len(examples),
         n_total=len(split_data),
         n_unparsed=run.n_unparsed,

@@ -29,7 +29,7 @@ class RunSummary(BaseModel):
     identity_hash: str | None = None
     metrics: dict[str, Any]  # the evaluated split's score (x100) and its parts, n, n_unparsed, split
     dev: dict[str, Any] | None = None  # the kept model's dev score (model selection): score, n, from
-    blurb_comparable: bool = True  # the official test split, trained on the official train split
+    blurb_comparable: bool = True  # a BLURB dataset's official test split, trained on its official train split
     resources: dict[str, Any] = Field(default_factory=dict)  # parameters, seconds, tokens, peak memory, bytes
     training: dict[str, Any] | None = None  # loss and dev-score curves, kept step, resumed_from (None: no training)
     device: str | None = None

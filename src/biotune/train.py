@@ -349,7 +349,7 @@ class Experiment:
             identity_hash=self.identity_hash,
             metrics=result,
             dev=self.dev,
-            blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train",
+            blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train" and self.spec.blurb,
             resources=self.resources,
             training=self.train_info,
             device=str(self.device),
