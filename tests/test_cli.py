@@ -80,3 +80,11 @@ def test_bad_eval_input_is_one_clear_line_and_writes_nothing(args, needles, tmp_
     r = biotune(*args, "--output-dir", str(out)) if args[0] == "eval" else biotune(*args)
     assert_clean_error(r, *needles)
     assert not out.exists()
+
+
+def test_a_typed_ner_datasets_f1_per_type_is_printed_beside_the_micro_f1():
+    from biotune.cli import per_type
+
+    metrics = {"score": 55.0, "f1": 0.55, "precision": 0.6, "f1_CHEMICAL": 71.2, "f1_GENE-N": 40.1}
+    assert per_type(metrics) == "CHEMICAL 71.20 · GENE-N 40.10"
+    assert per_type({"score": 55.0, "f1": 0.55}) == ""
