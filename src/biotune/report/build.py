@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -273,6 +274,309 @@ def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", md
 
 
+@dataclass
+class ReportData:
+    """Everything a study's report says, computed once from its store (`compute_report`); the sections and the
+    HTML and Markdown renderers only format it."""
+
+    study: str
+    store_url: str
+    samples: int
+    search: list[dict]
+    df: pd.DataFrame  # one row per final cell (load_results)
+    agg: pd.DataFrame  # per configuration and dataset (stats.aggregate)
+    blurb: pd.DataFrame
+    blurb_name: str  # "BLURB score" only over all 6 task types
+    var: pd.DataFrame
+    constants: dict
+    sig: pd.DataFrame
+    intervals: pd.DataFrame
+    sig_seconds: float
+    rec: pd.DataFrame
+    decisions: dict
+    lead: pd.DataFrame  # the answer table
+    plots: dict[str, str]
+    maps: dict[str, str]
+    stamp: str
+
+    def counted(self) -> str:
+        """What the report rests on, in one line: the cells reported, the search runs (never results), training
+        redone after interruptions (never in a cost)."""
+        searched = sum(1 for c in self.search if c["dev_score"] is not None)
+        out = f"{len(self.df)} finished cells reported" + (
+            f" (and {searched} search runs, none of them a result)" if searched else ""
+        )
+        lost = float(self.df["lost_seconds"].sum())
+        if lost > 0:
+            hit = int((self.df.lost_seconds > 0).sum())
+            out += (
+                f"; {lost:,.0f} s of training redone after interruptions ({hit} cell{'s' * (hit > 1)}), "
+                "not counted in any cost"
+            )
+        return out
+
+
+def compute_report(
+    store_url: str,
+    study: str,
+    memory_mb=(2048, 8192, float("inf")),
+    seconds=(300, 3600, float("inf")),
+    samples: int = 10000,
+    identities: dict | None = None,
+    search: list[dict] | None = None,
+) -> ReportData:
+    """The numbers of a study's report: its final cells, aggregates, macro score, seed spread, every comparison
+    (with the constant answer), the dev decisions and the answer, the budget table and the plots."""
+    import time
+
+    search = search or []
+    df = load_results(store_url, study, identities, search)
+    agg = stats.aggregate(df)
+    blurb = stats.blurb_scores(df)
+    started = time.perf_counter()
+    constants = constant_baselines(df)
+    sig, intervals = significance(df, samples, constants=constants)
+    sig_seconds = time.perf_counter() - started
+    decisions = dev_decisions(df, agg, samples=min(samples, 2000))
+    n_types = int(blurb.task_types.max()) if len(blurb) else 0
+    return ReportData(
+        study=study,
+        store_url=store_url,
+        samples=samples,
+        search=search,
+        df=df,
+        agg=agg,
+        blurb=blurb,
+        blurb_name="BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types",
+        var=stats.seed_variance(agg),
+        constants=constants,
+        sig=sig,
+        intervals=intervals,
+        sig_seconds=sig_seconds,
+        rec=stats.recommendations(agg, memory_mb, seconds),
+        decisions=decisions,
+        lead=answer(agg, decisions, sig, intervals, search, constants),
+        plots=pareto_plots(agg, blurb),
+        maps=heat_maps(agg),
+        stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+
+
+@dataclass
+class Section:
+    """One part of the report: a title, a paragraph, a table (with its column formats), figures (SVG by caption)
+    and sentences; `folded` ones follow the others, folded away in the HTML."""
+
+    title: str
+    text: str = ""
+    table: pd.DataFrame | None = None
+    formats: dict = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    sentences: list[str] = field(default_factory=list)
+    folded: bool = False
+
+
+LEAD_TEXT = (
+    "Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest "
+    "one that dev cannot tell apart from the best on dev (compute: training, its search and test "
+    "prediction). Its test score (mean over seeds, 95 % interval over seeds and test examples), the "
+    "configurations of every model it is better or worse than after Holm-Bonferroni over every "
+    "comparison in this report, and its difference from the best constant answer (answering one label "
+    "for every test example; relations, QA), * where significant: a model near that constant has "
+    "learned the majority answer, not the task. What dev could decide:"
+)
+PER_DATASET_COLUMNS = [
+    "task",
+    "dataset",
+    "model",
+    "method",
+    "budget",
+    "dev_mean",
+    "test",
+    "seeds",
+    "unparsed",
+    "trainable_params",
+    "peak_memory_mb",
+    "train_seconds",
+    "search_seconds",
+    "eval_seconds",
+    "cost_seconds",
+    "lost_seconds",
+]
+SEARCH_COLUMNS = [
+    "dataset",
+    "model",
+    "method",
+    "candidate",
+    "rung_scores",
+    "dev_score",
+    "train_seconds",
+    "chosen",
+    "edge",
+]
+
+
+def _f2(v) -> str:
+    return f"{v:.2f}"
+
+
+def _seconds(v) -> str:
+    return f"{v:.0f}"
+
+
+def sections(d: ReportData) -> list[Section]:
+    """The report's sections, in order: the one list a new section is added to."""
+    per_ds = d.agg.assign(
+        test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(d.agg.score_mean, d.agg.score_std)],
+        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in zip(d.agg.n_unparsed, d.agg.n_test)],
+    )
+    n_sig = int(d.sig["significant"].sum()) if len(d.sig) else 0
+    out = [
+        Section(
+            "The answer",
+            LEAD_TEXT,
+            d.lead,
+            sentences=[f"{ds}: {dec['sentence']}" for ds, dec in d.decisions.items()],
+        ),
+        Section("Score per dataset and method (test)", figures={k: svg for k, svg in d.maps.items()}),
+        Section(
+            "Cost and score (Pareto plots)",
+            figures={"score vs " + k.replace("_", " "): svg for k, svg in d.plots.items()},
+        ),
+        Section(
+            "Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
+            "time budget for the configuration, its search included; mean over the task type's datasets; on a "
+            "tie the cheaper pair is named, the others after it)",
+            table=_recommendation_grid(d.rec),
+        ),
+        Section(
+            f"{d.blurb_name[0].upper() + d.blurb_name[1:]} per model and method (test, mean ± std over seeds; the "
+            "mean over the task types present of each task type's mean dataset score)",
+            table=d.blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(d.blurb.blurb_mean, d.blurb.blurb_std)])[
+                ["model", "method", "blurb", "seeds", "task_types"]
+            ],
+            folded=True,
+        ),
+        Section(
+            "Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
+            "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
+            "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
+            table=per_ds[PER_DATASET_COLUMNS],
+            formats={
+                "dev_mean": _f2,
+                "trainable_params": lambda v: f"{int(v):,}",
+                "peak_memory_mb": lambda v: f"{v:,.0f}",
+                **{c: _seconds for c in PER_DATASET_COLUMNS if c.endswith("_seconds")},
+            },
+            folded=True,
+        ),
+    ]
+    if d.search:
+        out.append(
+            Section(
+                "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
+                "training time and the one chosen (a chosen value at the end of the range tried is marked: a value "
+                "beyond it may be better still)",
+                table=pd.DataFrame(d.search, columns=SEARCH_COLUMNS).rename(
+                    columns={"edge": "chosen at the range's end", "rung_scores": "dev at each rung (budget: F)"}
+                ),
+                formats={
+                    "dev_score": _f2,
+                    "train_seconds": _seconds,
+                    "chosen": lambda v: "✔" if v else "",
+                    "chosen at the range's end": lambda v: "; ".join(v),
+                    "dev at each rung (budget: F)": lambda v: (
+                        " → ".join(f"{f:g}: {x:.1f}" for f, x in v) if isinstance(v, list) else "–"
+                    ),
+                },
+                folded=True,
+            )
+        )
+    out += [
+        Section(
+            "Seed variance per model and method (std of the test score over seeds, mean over datasets)",
+            table=d.var,
+            formats={"mean_seed_std": _f2},
+            folded=True,
+        ),
+        Section(
+            f"Every pair of configurations on a dataset, across models, and each against the best constant answer: "
+            f"{len(d.sig)} comparisons, {n_sig} significant after Holm-Bonferroni over all of them (the mean "
+            "per-seed difference, its variance split into a seed part and a test-example part — the examples "
+            f"resampled {d.samples:,} times, by document where the ids name documents — and a t reference with "
+            f"seeds − 1 degrees of freedom, calibrated by simulation; computed in {d.sig_seconds:.1f} s; interval: "
+            "95 % of score(a) − score(b); * = significant after the correction)",
+            table=d.sig.assign(mark=np.where(d.sig.significant, "*", "")).drop(
+                columns=["significant", "samples", "seed_var", "example_var"]
+            ),
+            formats={
+                "diff": _f2,
+                "ci_low": _f2,
+                "ci_high": _f2,
+                "p_value": lambda v: f"{v:.4f}",
+                "df": lambda v: f"{v:g}",
+                "p_holm": lambda v: f"{v:.4f}",
+            },
+            folded=True,
+        ),
+    ]
+    return out
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f3f3f3}figure{display:inline-block;margin:0.5em}svg{max-width:100%;height:auto}
+details{margin:0.6em 0}summary{cursor:pointer;font-weight:600}"""
+
+
+def render_html(d: ReportData, parts: list[Section]) -> str:
+    """A self-contained page (inline SVG, no script, nothing fetched)."""
+
+    def body(sec: Section) -> str:
+        out = f"<p>{html.escape(sec.text)}</p>" if sec.text else ""
+        out += "".join(
+            f"<figure>{svg}<figcaption>{html.escape(cap)}</figcaption></figure>" for cap, svg in sec.figures.items()
+        )
+        if sec.table is not None:
+            out += _table(sec.table, sec.formats)[0]
+        if sec.sentences:
+            out += "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in sec.sentences) + "</ul>"
+        return out
+
+    shown = "".join(f"<h2>{html.escape(s.title)}</h2>{body(s)}" for s in parts if not s.folded)
+    folded = "".join(
+        f"<details><summary>{html.escape(s.title)}</summary>{body(s)}</details>" for s in parts if s.folded
+    )
+    df = d.df
+    facts = (
+        f"{html.escape(d.counted())} · {df.dataset.nunique()} datasets · {df.model.nunique()} models · "
+        f"{df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store "
+        f"<code>{html.escape(d.store_url)}</code> · {d.stamp}"
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: '
+        f"{html.escape(d.study)}</title>\n<style>{STYLE}</style></head>\n<body><h1>biotune report: "
+        f"{html.escape(d.study)}</h1>\n<p>{facts}</p>\n{shown}{folded}</body></html>"
+    )
+
+
+def render_markdown(d: ReportData, parts: list[Section]) -> str:
+    """The same sections as Markdown (figures: named, in report.html)."""
+
+    def body(sec: Section) -> str:
+        out = f"{sec.text}\n\n" if sec.text else ""
+        if sec.figures:
+            out += "Figures: see report.html.\n\n"
+        if sec.table is not None:
+            out += _table(sec.table, sec.formats)[1] + "\n"
+        out += "".join(f"- {t}\n" for t in sec.sentences)
+        return out
+
+    shown = "".join(f"## {s.title}\n\n{body(s)}\n" for s in parts if not s.folded)
+    folded = "".join(f"<details><summary>{s.title}</summary>\n\n{body(s)}</details>\n\n" for s in parts if s.folded)
+    return f"# biotune report: {d.study}\n\n{d.counted()}; store `{d.store_url}`; {d.stamp}\n\n{shown}{folded}"
+
+
 def build_report(
     store_url: str,
     study: str,
@@ -284,217 +588,24 @@ def build_report(
     search: list[dict] | None = None,
 ) -> dict:
     """The report of a study's final cells (`identities`: grid key -> identity hash; `search`: the candidates
-    of its searches, study/search.py `summary`). It leads with the answer (per task type the method chosen on
-    dev, its test score with interval, what it is significantly better than), then the heat maps and Pareto
-    plots; the complete tables follow, folded."""
-    import time
-
-    search = search or []
-    df = load_results(store_url, study, identities, search)
-    agg = stats.aggregate(df)
-    blurb = stats.blurb_scores(df)
-    var = stats.seed_variance(agg)
-    started = time.perf_counter()
-    constants = constant_baselines(df)
-    sig, intervals = significance(df, samples, constants=constants)
-    sig_seconds = time.perf_counter() - started
-    rec = stats.recommendations(agg, memory_mb, seconds)
-    decisions = dev_decisions(df, agg, samples=min(samples, 2000))
-    lead = answer(agg, decisions, sig, intervals, search, constants)
-    n_types = int(blurb.task_types.max()) if len(blurb) else 0
-    blurb_name = "BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types"
-    plots = pareto_plots(agg, blurb)
-    maps = heat_maps(agg)
-
-    f2 = lambda v: f"{v:.2f}"  # noqa: E731
-    per_ds = agg.assign(
-        test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(agg.score_mean, agg.score_std)],
-        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in zip(agg.n_unparsed, agg.n_test)],
-    )
-    n_sig = int(sig["significant"].sum()) if len(sig) else 0
-    folded = [
-        (
-            f"{blurb_name[0].upper() + blurb_name[1:]} per model and method (test, mean ± std over seeds; the mean "
-            "over the task types present of each task type's mean dataset score)",
-            _table(
-                blurb.assign(blurb=[f"{m:.2f} ± {s:.2f}" for m, s in zip(blurb.blurb_mean, blurb.blurb_std)])[
-                    ["model", "method", "blurb", "seeds", "task_types"]
-                ]
-            ),
-        ),
-        (
-            "Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
-            "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
-            "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
-            _table(
-                per_ds[
-                    [
-                        "task",
-                        "dataset",
-                        "model",
-                        "method",
-                        "budget",
-                        "dev_mean",
-                        "test",
-                        "seeds",
-                        "unparsed",
-                        "trainable_params",
-                        "peak_memory_mb",
-                        "train_seconds",
-                        "search_seconds",
-                        "eval_seconds",
-                        "cost_seconds",
-                        "lost_seconds",
-                    ]
-                ],
-                {
-                    "dev_mean": f2,
-                    "trainable_params": lambda v: f"{int(v):,}",
-                    "peak_memory_mb": lambda v: f"{v:,.0f}",
-                    "train_seconds": lambda v: f"{v:.0f}",
-                    "search_seconds": lambda v: f"{v:.0f}",
-                    "eval_seconds": lambda v: f"{v:.0f}",
-                    "cost_seconds": lambda v: f"{v:.0f}",
-                    "lost_seconds": lambda v: f"{v:.0f}",
-                },
-            ),
-        ),
-        *(
-            []
-            if not search
-            else [
-                (
-                    "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
-                    "training time and the one chosen (a chosen value at the end of the range tried is marked: a value beyond "
-                    "it may be better still)",
-                    _table(
-                        pd.DataFrame(
-                            search,
-                            columns=[
-                                "dataset",
-                                "model",
-                                "method",
-                                "candidate",
-                                "rung_scores",
-                                "dev_score",
-                                "train_seconds",
-                                "chosen",
-                                "edge",
-                            ],
-                        ).rename(
-                            columns={"edge": "chosen at the range's end", "rung_scores": "dev at each rung (budget: F)"}
-                        ),
-                        {
-                            "dev_score": f2,
-                            "train_seconds": lambda v: f"{v:.0f}",
-                            "chosen": lambda v: "✔" if v else "",
-                            "chosen at the range's end": lambda v: "; ".join(v),
-                            "dev at each rung (budget: F)": lambda v: (
-                                " → ".join(f"{f:g}: {x:.1f}" for f, x in v) if isinstance(v, list) else "–"
-                            ),
-                        },
-                    ),
-                )
-            ]
-        ),
-        (
-            "Seed variance per model and method (std of the test score over seeds, mean over datasets)",
-            _table(var, {"mean_seed_std": f2}),
-        ),
-        (
-            f"Every pair of configurations on a dataset, across models, and each against the best constant answer: "
-            f"{len(sig)} comparisons, {n_sig} significant after Holm-Bonferroni over all of them (the mean per-seed "
-            "difference, its variance split into a seed part and a test-example part — the examples resampled "
-            f"{samples:,} times, by document where the ids name documents — and a t reference with seeds − 1 degrees "
-            f"of freedom, calibrated by simulation; computed in {sig_seconds:.1f} s; interval: 95 % of score(a) − "
-            "score(b); * = significant after the correction)",
-            _table(
-                sig.assign(mark=np.where(sig.significant, "*", "")).drop(
-                    columns=["significant", "samples", "seed_var", "example_var"]
-                ),
-                {
-                    "diff": f2,
-                    "ci_low": f2,
-                    "ci_high": f2,
-                    "p_value": lambda v: f"{v:.4f}",
-                    "df": lambda v: f"{v:g}",
-                    "p_holm": lambda v: f"{v:.4f}",
-                },
-            ),
-        ),
-    ]
-    budgets = (
-        "Best model/method per task type under budgets, chosen on dev (rows: peak-memory budget; columns: "
-        "time budget for the configuration, its search included; mean over the task type's datasets; on a "
-        "tie the cheaper pair is named, the others after it)",
-        _table(_recommendation_grid(rec)),
-    )
-    lead_title = "The answer"
-    lead_text = (
-        "Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest "
-        "one that dev cannot tell apart from the best on dev (compute: training, its search and test "
-        "prediction). Its test score (mean over seeds, 95 % interval over seeds and test examples), the "
-        "configurations of every model it is better or worse than after Holm-Bonferroni over every "
-        "comparison in this report, and its difference from the best constant answer (answering one label "
-        "for every test example; relations, QA), * where significant: a model near that constant has "
-        "learned the majority answer, not the task. What dev could decide:"
-    )
-    lead_html, lead_md = _table(lead)
-    said = [f"{d}: {dec['sentence']}" for d, dec in decisions.items()]
-    lead_html += "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in said) + "</ul>"
-    lead_md += "\n" + "".join(f"- {t}\n" for t in said)
+    of its searches, study/search.py `summary`), written as report.html and report.md. It leads with the answer
+    (per dataset the configuration chosen on dev, its test score with interval, what it is better or worse
+    than), then the heat maps and Pareto plots and the budget table; the complete tables follow, folded."""
+    d = compute_report(store_url, study, memory_mb, seconds, samples, identities, search)
+    parts = sections(d)
     out_dir = Path(out_dir)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    fig_html = lambda svgs, cap: "".join(  # noqa: E731
-        f"<figure>{svg}<figcaption>{html.escape(cap(k))}</figcaption></figure>" for k, svg in svgs.items()
-    )
-    body = (
-        f"<h2>{html.escape(lead_title)}</h2><p>{html.escape(lead_text)}</p>{lead_html}"
-        f"<h2>Score per dataset and method (test)</h2>{fig_html(maps, lambda k: k)}"
-        f"<h2>Cost and score (Pareto plots)</h2>"
-        f"{fig_html(plots, lambda k: 'score vs ' + k.replace('_', ' '))}"
-        f"<h2>{html.escape(budgets[0])}</h2>{budgets[1][0]}"
-        + "".join(f"<details><summary>{html.escape(t)}</summary>{h}</details>" for t, (h, _) in folded)
-    )
-    # the cells reported are the chosen configurations' (every seed); the other search candidates are in the
-    # search table only, and not-yet-run ones are neither
-    searched = sum(1 for c in search if c["dev_score"] is not None)
-    counted = f"{len(df)} finished cells reported" + (
-        f" (and {searched} search runs, none of them a result)" if searched else ""
-    )
-    lost = float(df["lost_seconds"].sum())
-    if lost > 0:
-        hit = int((df.lost_seconds > 0).sum())
-        counted += (
-            f"; {lost:,.0f} s of training redone after interruptions ({hit} cell{'s' * (hit > 1)}), "
-            "not counted in any cost"
-        )
-    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>biotune report: {html.escape(study)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-table{{border-collapse:collapse;margin:1em 0;font-size:14px}}th,td{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-th{{background:#f3f3f3}}figure{{display:inline-block;margin:0.5em}}svg{{max-width:100%;height:auto}}
-details{{margin:0.6em 0}}summary{{cursor:pointer;font-weight:600}}</style></head>
-<body><h1>biotune report: {html.escape(study)}</h1>
-<p>{html.escape(counted)} · {df.dataset.nunique()} datasets · {df.model.nunique()} models · {df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store <code>{html.escape(store_url)}</code> · {stamp}</p>
-{body}</body></html>"""
-    md = (
-        f"# biotune report: {study}\n\n{counted}; store `{store_url}`; {stamp}\n\n"
-        f"## {lead_title}\n\n{lead_text}\n\n{lead_md}\nHeat maps and Pareto plots: see report.html.\n\n"
-        f"## {budgets[0]}\n\n{budgets[1][1]}\n"
-        + "".join(f"<details><summary>{t}</summary>\n\n{m}\n</details>\n\n" for t, (_, m) in folded)
-    )
-    atomic_write_text(out_dir / "report.html", page)
-    atomic_write_text(out_dir / "report.md", md)
+    atomic_write_text(out_dir / "report.html", render_html(d, parts))
+    atomic_write_text(out_dir / "report.md", render_markdown(d, parts))
     return {
         "html": str(out_dir / "report.html"),
         "markdown": str(out_dir / "report.md"),
-        "cells": len(df),
-        "blurb": blurb,
-        "aggregate": agg,
-        "significance": sig,
-        "intervals": intervals,
-        "recommendations": rec,
-        "answer": lead,
-        "decisions": decisions,
-        "significance_seconds": sig_seconds,
+        "cells": len(d.df),
+        "blurb": d.blurb,
+        "aggregate": d.agg,
+        "significance": d.sig,
+        "intervals": d.intervals,
+        "recommendations": d.rec,
+        "answer": d.lead,
+        "decisions": d.decisions,
+        "significance_seconds": d.sig_seconds,
     }
