@@ -257,3 +257,83 @@ def test_only_a_score_head_under_bf16_puts_its_precision_in_the_identity(tmp_pat
     assert ident("biosses", True).get("head_precision") == "float32"
     assert "head_precision" not in ident("biosses", False)
     assert "head_precision" not in ident("gad", True)  # class heads: results and identities as before
+
+
+def test_the_cosine_head_scores_a_pair_as_the_cosine_of_its_mean_pooled_sentences_times_the_scale():
+    from transformers import BertConfig, BertModel
+
+    from biotune.models.biencoder import BertBiEncoderForSimilarity
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
+    )
+    model = BertBiEncoderForSimilarity.from_config(config).eval()
+    model.config.similarity_scale = 4.0
+    a, b = torch.randint(1, 100, (3, 7)), torch.randint(1, 100, (3, 5))
+    mask_a, mask_b = torch.ones_like(a), torch.ones_like(b)
+    mask_a[0, 4:] = 0  # a padded first sentence: its padding is left out of the mean
+    with torch.no_grad():
+        out = model(
+            input_ids=a,
+            attention_mask=mask_a,
+            input_ids_b=b,
+            attention_mask_b=mask_b,
+            labels=torch.tensor([4.0, 0.0, 2.0]),
+        )
+        body = model.bert
+        assert isinstance(body, BertModel) and body.pooler is None
+
+        def mean(ids, mask):
+            h = body(input_ids=ids, attention_mask=mask).last_hidden_state
+            return (h * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+
+        cosine = torch.nn.functional.cosine_similarity(mean(a, mask_a), mean(b, mask_b), dim=-1)
+    assert torch.allclose(out.logits.squeeze(-1), 4 * cosine, atol=1e-5)
+    assert out.loss == pytest.approx(float(((cosine - torch.tensor([1.0, 0.0, 0.5])) ** 2).mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["fft", "lora"])
+def test_the_cosine_head_trains_and_predicts_biosses_pairs_on_a_bert(tmp_path, method):
+    """`model.head: cosine_similarity` (the bi-encoder alternative for similarity): its scale set from the
+    training scores, a full fine-tune and a LoRA run, one score per test pair."""
+    import json
+
+    from biotune.config import validate_experiment
+    from biotune.train import run_experiment
+
+    cfg = validate_experiment(
+        {
+            "dataset": "biosses",
+            "model": {
+                "family": "encoder",
+                "path": "minilm",
+                "head": "cosine_similarity",
+                "random_init": {
+                    "hidden_size": 64,
+                    "intermediate_size": 128,
+                    "num_hidden_layers": 2,
+                    "num_attention_heads": 4,
+                    "max_position_embeddings": 512,
+                },
+            },
+            "method": {"name": method},
+            "training": {"max_steps": 4, "batch_size": 4, "train_limit": 8, "dev_limit": 4, "max_length": 64},
+            "eval": {"limit": 6},
+            "output_dir": str(tmp_path / method),
+        }
+    )
+    assert (cfg.model.pooler, cfg.training.head_lr_scale) == ("checkpoint", 1.0)  # no pooler, no new weights
+    summary = run_experiment(cfg, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / method / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(isinstance(r["prediction"], float) for r in rows)
+    assert all(abs(r["prediction"]) <= 4.0 + 1e-6 for r in rows)  # cosine x the largest training score
+    assert summary["dev"]["from"] == "training" and summary["training"]["steps"] == 4
+    with pytest.raises(Exception, match="cosine_similarity"):  # a similarity head only
+        validate_experiment(
+            {
+                "dataset": "gad",
+                "model": {"family": "encoder", "path": "minilm", "head": "cosine_similarity"},
+                "method": {"name": "fft"},
+            }
+        )

@@ -56,17 +56,14 @@ def encoder_predict(
     batch_size: int = 16,
 ) -> list:
     """Predictions in the metric's structure: tags per original word, a label, a label set, or a score."""
-    from transformers import DataCollatorWithPadding
-
     from .models.heads import HEADS
 
     h = HEADS.get(head)
     feats = encoder_features(task, tokenizer, examples, head, labels, max_length)
-    collate = DataCollatorWithPadding(tokenizer)
     out = []
     for start in range(0, len(feats), batch_size):
         chunk = feats[start : start + batch_size]
-        batch = collate([{k: v for k, v in f.items() if k != "labels"} for f in chunk])
+        batch = h.pad(tokenizer, [{k: v for k, v in f.items() if k != "labels"} for f in chunk])
         logits = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu()
         for row, ex in enumerate(examples[start : start + batch_size]):
             starts = h.word_starts(tokenizer, task.encoder_input(ex), max_length)

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from transformers import (
     DataCollatorForSeq2Seq,
-    DataCollatorWithPadding,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -96,7 +95,7 @@ def collator_for(run: TrainerInputs) -> tuple[Callable, Callable | None]:
     if not run.family.generative:
         from .models.heads import HEADS
 
-        return _EncoderCollator(DataCollatorWithPadding(run.tokenizer), HEADS.get(run.head)), None
+        return _EncoderCollator(run.tokenizer, HEADS.get(run.head)), None
     if packs(run.packing, run.attention, run.model, run.method):
         from transformers import DataCollatorWithFlattening
 
@@ -417,11 +416,11 @@ def answer_loss(outputs, labels, num_items_in_batch=None):
 
 
 class _EncoderCollator:
-    def __init__(self, pad, head):
-        self.pad, self.head = pad, head
+    def __init__(self, tokenizer, head):
+        self.tokenizer, self.head = tokenizer, head
 
     def __call__(self, features):
         labels = [f["labels"] for f in features]
-        batch = self.pad([{k: v for k, v in f.items() if k != "labels"} for f in features])
+        batch = self.head.pad(self.tokenizer, [{k: v for k, v in f.items() if k != "labels"} for f in features])
         batch["labels"] = self.head.batch_labels(labels, batch["input_ids"].shape[1])
         return batch

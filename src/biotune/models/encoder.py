@@ -71,7 +71,7 @@ class EncoderFamily(ModelFamily):
         pooler output varies 5.6x less across documents than the first token's, and a linear probe on it scores
         7.8 micro F1 on dev against 51.2 on the first token's), and fine-tuning from it stays at the label prior.
         Elsewhere 'checkpoint': BERT's pooler as pretrained, what published fine-tuning recipes use."""
-        if HEADS.get(head).token_level or mcfg.random_init:
+        if not HEADS.get(head).reads_pooler or mcfg.random_init:
             return "checkpoint"
         folder = _local_folder(mcfg)
         if folder is None:
@@ -85,12 +85,14 @@ class EncoderFamily(ModelFamily):
         return "checkpoint" if pooling.get("pooling_mode_cls_token") else "identity"
 
     def init_head(self, model, head: str, targets: list) -> None:
-        """`model.head_bias: prior`: the new classifier's bias set from the training targets (Head.prior_bias)."""
-        import torch
+        """`model.head_bias: prior`: the head set from the training targets before any input is read (Head.init:
+        a new classifier's bias, the cosine head's scale)."""
+        HEADS.get(head).init(model, targets)
 
-        bias = model.classifier.bias
-        with torch.no_grad():
-            bias.copy_(HEADS.get(head).prior_bias(targets, bias.shape[0]).to(bias.dtype))
+    def check_head(self, head: str | None, task: str) -> None:
+        if head == "cosine_similarity" and task == "similarity":
+            return  # the bi-encoder alternative to the regression head (models/biencoder.py)
+        super().check_head(head, task)
 
     def load(self, mcfg, spec, head, device, dtype, quantization=None, seed=0, attn_implementation=None):
         model, tokenizer = super().load(mcfg, spec, head, device, dtype, quantization, seed, attn_implementation)

@@ -35,6 +35,7 @@ class Head:
     # its layers compute in fp32 even where the model computes in bf16 (ModelFamily.precise_head): a continuous
     # output rounded to bf16 keeps 8 significant bits (a similarity score near 3 comes out a multiple of 1/64)
     full_precision = False
+    reads_pooler = False  # a sequence-level head on BERT's pooler (model.pooler decides what that pooler is)
 
     def auto_class(self):
         from transformers import AutoModelForSequenceClassification
@@ -65,6 +66,20 @@ class Head:
         import torch
 
         return torch.tensor(labels)
+
+    def pad(self, tokenizer, features: list[dict]) -> dict:
+        """A batch of encoded examples (without their labels) padded to tensors."""
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer)(features)
+
+    def init(self, model, targets: list) -> None:
+        """`model.head_bias: prior`: the new classifier's bias set from the training targets (`prior_bias`)."""
+        import torch
+
+        bias = model.classifier.bias
+        with torch.no_grad():
+            bias.copy_(self.prior_bias(targets, bias.shape[0]).to(bias.dtype))
 
     def word_starts(self, tokenizer, x, max_length: int) -> Sequence[int | None]:
         """Token heads: per word of `x`, the position of its first piece (None where max_length cut it off);
@@ -158,6 +173,7 @@ def _first_pieces(word_ids) -> list[tuple[int, int]]:
 @register
 class SequenceClassification(Head):
     name = "sequence_classification"
+    reads_pooler = True
 
     def config_kwargs(self, labels):
         return {**super().config_kwargs(labels), "problem_type": "single_label_classification"}
@@ -166,6 +182,7 @@ class SequenceClassification(Head):
 @register
 class MultiLabel(Head):
     name = "multi_label"
+    reads_pooler = True
 
     def config_kwargs(self, labels):
         return {**super().config_kwargs(labels), "problem_type": "multi_label_classification"}
@@ -194,6 +211,7 @@ class MultiLabel(Head):
 @register
 class Regression(Head):
     name = "regression"
+    reads_pooler = True
     # measured on BIOSSES (64 training pairs, 30 epochs, lr 5e-5): dev Pearson 85.2 at 1x, 33.2 at 10x (both on 16
     # dev pairs): a score head keeps the body's rate
     fft_lr_scale = 1.0
@@ -218,3 +236,55 @@ class Regression(Head):
         import torch
 
         return torch.tensor([sum(targets) / len(targets)])
+
+
+@register
+class CosineSimilarity(Head):
+    """Similarity as the cosine of the two sentences' mean-pooled embeddings (models/biencoder.py): for
+    sentence-transformers checkpoints, which were trained for exactly this."""
+
+    name = "cosine_similarity"
+    fft_lr_scale = 1.0  # nothing new: every weight is the checkpoint's
+    soft_prompts_fit = False  # two inputs per example
+    peft_task_type = "FEATURE_EXTRACTION"
+
+    def auto_class(self):
+        from .biencoder import BertBiEncoderForSimilarity
+
+        return BertBiEncoderForSimilarity
+
+    def config_kwargs(self, labels):
+        return {"num_labels": 1}
+
+    def encode(self, tokenizer, x, gold, labels, max_length):
+        a, b = (dict(tokenizer(text, truncation=True, max_length=max_length)) for text in x)
+        return {
+            "input_ids": a["input_ids"],
+            "attention_mask": a["attention_mask"],
+            "input_ids_b": b["input_ids"],
+            "attention_mask_b": b["attention_mask"],
+            "labels": float(gold),
+        }
+
+    def pad(self, tokenizer, features):
+        first = Head.pad(
+            self, tokenizer, [{"input_ids": f["input_ids"], "attention_mask": f["attention_mask"]} for f in features]
+        )
+        second = Head.pad(
+            self,
+            tokenizer,
+            [{"input_ids": f["input_ids_b"], "attention_mask": f["attention_mask_b"]} for f in features],
+        )
+        return {**first, "input_ids_b": second["input_ids"], "attention_mask_b": second["attention_mask"]}
+
+    def batch_labels(self, labels, width):
+        import torch
+
+        return torch.tensor(labels, dtype=torch.float)
+
+    def decode(self, logits, labels, word_starts=()):
+        return float(logits[0])
+
+    def init(self, model, targets):
+        """The cosine's scale: the training scores' largest magnitude (BIOSSES: 4), kept in the model's config."""
+        model.config.similarity_scale = max(abs(float(t)) for t in targets) or 1.0
