@@ -64,7 +64,8 @@ def test_each_head_builds_its_transformers_class_and_config():
     assert HEADS.get("regression").config_kwargs(labels) == {"num_labels": 1, "problem_type": "regression"}
     assert HEADS.get("multi_label").config_kwargs(labels)["problem_type"] == "multi_label_classification"
     assert HEADS.get("sequence_classification").config_kwargs(labels)["id2label"] == {0: "O", 1: "B", 2: "I"}
-    assert [n for n, h in HEADS.items() if not h.soft_prompts_fit] == ["token_classification"]
+    # soft prompts pad logits, not labels, of token heads; the cosine head reads two inputs per example
+    assert [n for n, h in HEADS.items() if not h.soft_prompts_fit] == ["token_classification", "cosine_similarity"]
     assert {n for n, h in HEADS.items() if h.token_level} == {"lm", "token_classification"}
 
 
