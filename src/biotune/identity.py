@@ -33,7 +33,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig
+from .config import ExperimentConfig, RuntimeConfig
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
 # tracking: where the curves go, not what they are; pause_at: how far one invocation trains (a search's rung)
@@ -49,7 +49,17 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
     ("model", "head_bias"): "zero",
     ("training", "head_lr_scale"): 1.0,
 }
-PREDICTION_BATCH_DEFAULT = 8  # runtime.eval_batch_size's default (see identity())
+# The runtime settings found to change results (tests/test_identity_real.py, SmolLM2 in bf16 unless said), part of
+# the identity away from their defaults:
+# - eval_batch_size: batched greedy generation over padded rows is not batch-invariant (22 of 100 LoRA answers
+#   differed between batch 8 and 16);
+# - fused_lora off: peft's LoRA forward rounds the adapter's sum otherwise (dev loss 2.765 -> 2.818, 1 of 6 answers);
+# - logits_at_answers off: the LM head over every position sums the loss otherwise (2.765 -> 2.796; in fp32
+#   2.6232388 -> 2.6232419): other weights are trained;
+# - packing where set: one packed row, the same loss up to rounding (auto, machine-chosen, is left out);
+# - threads where set: a matmul's sums are split by thread (1 thread against torch's 2: 1 of 6 answers). torch's
+#   default (the cores, or what Ray sets in its workers) is left out, so a study and its cells agree on an identity.
+RUNTIME_KEYED = ("eval_batch_size", "fused_lora", "logits_at_answers", "packing", "threads")
 _FILE_HASHES: dict[tuple, str] = {}
 
 
@@ -183,28 +193,10 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
     for (block, field), default in ADDED_LATER.items():
         if experiment.get(block, {}).get(field, default) == default:
             experiment.get(block, {}).pop(field, None)
-    if cfg.runtime.eval_batch_size != PREDICTION_BATCH_DEFAULT:
-        # batched greedy generation over padded rows is not batch-invariant in bf16 (SmolLM2 LoRA: 22 of 100 test
-        # answers differed between batch 8 and 16): the prediction batch decides results, so it is part of the
-        # identity — left out at the default every earlier result used, so adding it reruns nothing
-        experiment["eval_batch_size"] = cfg.runtime.eval_batch_size
-    # the library's paths instead of the fast ones: peft's LoRA forward (another rounding of the adapter's sum in
-    # bf16: a LoRA-trained SmolLM2's dev loss 2.765 -> 2.818 and one of 6 answers) and the LM head over every
-    # position (the loss summed otherwise: that dev loss 2.765 -> 2.796 in bf16, 2.6232388 -> 2.6232419 in fp32)
-    # train other weights (tests/test_identity_real.py): results of their own; the defaults keep every identity
-    for name in ("fused_lora", "logits_at_answers"):
-        if not getattr(cfg.runtime, name):
-            experiment[name] = False
-    if cfg.runtime.packing != "auto":
-        # one packed row instead of padded ones: the same loss up to float rounding, which trains other weights;
-        # `auto` (packed where the kernel is FlashAttention-2) is left out with the other machine-chosen settings
-        experiment["packing"] = cfg.runtime.packing
-    if cfg.runtime.threads is not None:
-        # a matmul's sums are split by thread: one thread instead of torch's 2 moved one of 6 answers of a bf16
-        # SmolLM2 (tests/test_identity_real.py). torch's default (the cores, or what an executor such as Ray sets
-        # in its workers) is left out, so a study and its cells agree on a cell's identity: set runtime.threads
-        # to pin it across machines
-        experiment["threads"] = cfg.runtime.threads
+    for name in RUNTIME_KEYED:  # each a result of its own away from its default; every earlier result had it
+        value = getattr(cfg.runtime, name)
+        if value != RuntimeConfig.model_fields[name].default:
+            experiment[name] = value
     precision = resolved_precision(cfg.device, cfg.training.bf16, cfg.model.dtype)
     experiment["training"]["bf16"], experiment["model"]["dtype"] = precision["bf16"], precision["dtype"]
     spec = get_spec(cfg.dataset)
