@@ -302,8 +302,9 @@ def run_cmd(
         str(r.get("train_tokens_per_s", "-")),
     )
     out.print(table)
-    if per_type(m):
-        out.print(f"{m['metric']} per entity type: {per_type(m)}", soft_wrap=True)
+    types = per_type(m)
+    if types:
+        out.print(f"{m['metric']} per entity type: {types}", soft_wrap=True)
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
 
 
@@ -588,8 +589,9 @@ def print_summary(summary: dict) -> None:
         table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-", "-")
     out.print(table)
     for name, r in summary["datasets"].items():
-        if per_type(r):
-            out.print(f"{name}: {r['metric']} per entity type: {per_type(r)}", soft_wrap=True)
+        types = per_type(r)
+        if types:
+            out.print(f"{name}: {r['metric']} per entity type: {types}", soft_wrap=True)
     if not all(r["blurb_comparable"] for r in summary["datasets"].values()):
         out.print("* not comparable to published BLURB numbers: not a BLURB dataset, or not its test split")
     b = summary["blurb"]

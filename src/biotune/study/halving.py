@@ -135,42 +135,20 @@ def record_reached(store, study: str, group: SearchGroup, cands: list, rung: int
         last = fraction >= 1
         if row["status"] == "done" and last:
             res = json.loads(row["resources"] or "{}")
-            store.record_rung(
-                study,
-                group.key,
-                c.identity_hash,
-                c.search.values,
-                rung,
-                step=None,
-                dev_score=row["dev_score"],
-                train_seconds=res.get("train_seconds"),
-                decision=None,
-            )
+            reached = {"step": None, "dev_score": row["dev_score"], "train_seconds": res.get("train_seconds")}
         elif row["status"] == "paused" and not last and info.get("pause_at") == fraction:
-            store.record_rung(
-                study,
-                group.key,
-                c.identity_hash,
-                c.search.values,
-                rung,
-                step=info.get("step"),
-                dev_score=info.get("dev_score"),
-                train_seconds=info.get("train_seconds"),
-                decision=None,
-            )
+            reached = {k: info.get(k) for k in ("step", "dev_score", "train_seconds")}
         elif row["status"] == "failed":
-            store.record_rung(
-                study,
-                group.key,
-                c.identity_hash,
-                c.search.values,
-                rung,
-                step=None,
-                dev_score=None,
-                train_seconds=None,
-                decision="stop",
-                note=(row["error"] or "failed")[:200],
-            )
+            reached = {
+                "step": None,
+                "dev_score": None,
+                "train_seconds": None,
+                "decision": "stop",
+                "note": (row["error"] or "failed")[:200],
+            }
+        else:
+            continue
+        store.record_rung(study, group.key, c.identity_hash, c.search.values, rung, **{"decision": None, **reached})
 
 
 def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[list], None], say: Callable) -> dict:
