@@ -15,6 +15,26 @@ if _WORKERS > 1:
 
 from biotune.data.location import default_candidates  # noqa: E402 (after the thread count is set)
 
+# The tiny random-init models most tests train: the real architectures, built by transformers, in seconds. Widths
+# are multiples of 64: bitsandbytes' 4-bit CPU kernels work in blocks of 64.
+TINY_LLAMA_INIT = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 1024,
+}
+TINY_BERT_INIT = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": 512,
+}
+TINY_LLAMA = {"family": "causal", "path": "smollm2-135m", "random_init": TINY_LLAMA_INIT}
+TINY_BERT = {"family": "encoder", "path": "minilm", "random_init": TINY_BERT_INIT}
+
 SHARED_DATA = next((p.resolve() for p in default_candidates() if p.is_dir()), None)
 
 

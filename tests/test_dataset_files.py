@@ -20,22 +20,10 @@ from biotune.data.dataset_file import load_dataset_file
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
 from biotune.tasks import task_for
-from conftest import cli_here, once
+from conftest import TINY_BERT_INIT, TINY_LLAMA, cli_here, once
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "configs" / "datasets"
-TINY_LLAMA = {
-    "family": "causal",
-    "path": "smollm2-135m",
-    "random_init": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-    },
-}
 TRAINING = {
     "max_steps": 2,
     "batch_size": 2,
@@ -442,13 +430,7 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
         TINY_LLAMA,
         family="encoder",
         path="minilm",
-        random_init={
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "max_position_embeddings": 512,
-        },
+        random_init=TINY_BERT_INIT,
     )
     for name, file in files.items():
         for kind, model, method in (("lora", TINY_LLAMA, "lora"), ("encoder", bert, "fft")):

@@ -11,20 +11,10 @@ from biotune.config import validate_experiment
 from biotune.methods import METHODS
 from biotune.models import FAMILIES
 from biotune.train import Experiment
+from conftest import TINY_BERT_INIT, TINY_LLAMA_INIT
 
-# widths are multiples of 64: bitsandbytes' 4-bit CPU kernels work in blocks of 64
 TINY = {
-    "causal": {
-        "path": "smollm2-135m",
-        "random_init": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-        },
-    },
+    "causal": {"path": "smollm2-135m", "random_init": TINY_LLAMA_INIT},
     "seq2seq": {
         "path": "smollm2-135m",
         "random_init": {
@@ -53,13 +43,7 @@ TINY = {
     "encoder": {
         "path": "minilm",
         "head_bias": "zero",
-        "random_init": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "max_position_embeddings": 512,
-        },
+        "random_init": TINY_BERT_INIT,
     },
 }
 DATASET = {"causal": "gad", "seq2seq": "gad", "glm": "gad", "encoder": "gad"}

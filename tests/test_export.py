@@ -15,19 +15,8 @@ from biotune.errors import BiotuneError
 from biotune.export import export_run
 from biotune.io import read_jsonl
 from biotune.train import run_experiment
+from conftest import TINY_LLAMA
 
-TINY_LLAMA = {
-    "family": "causal",
-    "path": "smollm2-135m",
-    "random_init": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-    },
-}
 TRAINING = {"max_steps": 3, "batch_size": 2, "train_limit": 6, "dev_limit": 2, "learning_rate": 0.01, "max_length": 192}
 
 

@@ -10,6 +10,7 @@ from biotune.models import FAMILIES
 from biotune.models.encoder import label_list
 from biotune.models.heads import HEADS, IGNORE
 from biotune.tasks import task_for
+from conftest import TINY_BERT
 
 
 def _logits_for(head, enc, labels):
@@ -306,18 +307,7 @@ def test_the_cosine_head_trains_and_predicts_biosses_pairs_on_a_bert(tmp_path, m
     cfg = validate_experiment(
         {
             "dataset": "biosses",
-            "model": {
-                "family": "encoder",
-                "path": "minilm",
-                "head": "cosine_similarity",
-                "random_init": {
-                    "hidden_size": 64,
-                    "intermediate_size": 128,
-                    "num_hidden_layers": 2,
-                    "num_attention_heads": 4,
-                    "max_position_embeddings": 512,
-                },
-            },
+            "model": {**TINY_BERT, "head": "cosine_similarity"},
             "method": {"name": method},
             "training": {"max_steps": 4, "batch_size": 4, "train_limit": 8, "dev_limit": 4, "max_length": 64},
             "eval": {"limit": 6},

@@ -14,6 +14,7 @@ from biotune.config import validate_experiment
 from biotune.io import read_jsonl
 from biotune.resources import weight_bytes
 from biotune.train import Experiment
+from conftest import TINY_LLAMA
 
 
 @pytest.mark.model
@@ -76,18 +77,7 @@ def test_qlora_base_is_4bit_smaller_and_trains(tmp_path, data_dir):
 
 RESUME = {
     "dataset": "gad",
-    "model": {
-        "family": "causal",
-        "path": "smollm2-135m",
-        "random_init": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 1024,
-        },
-    },
+    "model": TINY_LLAMA,
     "method": {"name": "lora"},
     "training": {
         "max_steps": 30,

@@ -13,6 +13,7 @@ from biotune.report.build import build_report
 from biotune.study.grid import load_study
 from biotune.study.runner import run_study
 from biotune.study.store import Store
+from conftest import TINY_BERT_INIT
 
 
 def _accuracy(correct):
@@ -152,13 +153,7 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
                         "name": "tiny-bert",
                         "family": "encoder",
                         "path": "minilm",
-                        "random_init": {
-                            "hidden_size": 64,
-                            "intermediate_size": 128,
-                            "num_hidden_layers": 2,
-                            "num_attention_heads": 4,
-                            "max_position_embeddings": 512,
-                        },
+                        "random_init": TINY_BERT_INIT,
                     }
                 ],
                 "methods": ["lora", "fft"],

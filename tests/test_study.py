@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+import conftest
 from biotune.study.grid import load_study
 from biotune.study.runner import run_study
 from biotune.study.store import Store
@@ -17,19 +18,7 @@ from biotune.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TINY_LLAMA = {
-    "name": "tiny-llama",
-    "family": "causal",
-    "path": "smollm2-135m",
-    "random_init": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-    },
-}
+TINY_LLAMA = {"name": "tiny-llama", **conftest.TINY_LLAMA}
 MINILM = {"name": "minilm", "family": "encoder", "path": "minilm"}
 
 

@@ -8,22 +8,11 @@ import pytest
 from biotune.config import ExperimentConfig
 from biotune.identity import hash_of, identity
 from biotune.train import run_experiment
+from conftest import TINY_LLAMA
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
 
-TINY_LLAMA = {
-    "family": "causal",
-    "path": "smollm2-135m",
-    "random_init": {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-    },
-}
 TRAINING = {
     "max_steps": 4,
     "batch_size": 2,
