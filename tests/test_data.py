@@ -153,7 +153,8 @@ def test_a_split_is_cast_exactly_as_datasets_casts_it_on_every_blurb_split(data_
     import datasets
 
     from biotune.data.catalog import FORMATS, split_file
-    from biotune.data.schema import FIELDS, Split
+    from biotune.data.schema import Split
+    from biotune.tasks import TASKS
 
     def feature(kind):
         if isinstance(kind, list):
@@ -162,12 +163,13 @@ def test_a_split_is_cast_exactly_as_datasets_casts_it_on_every_blurb_split(data_
 
     compared = 0
     for _name, spec in DATASETS.items():
-        typed = datasets.Features({f: feature(k) for f, k in FIELDS[spec.schema].items()})
+        fields = TASKS.get(spec.task).fields
+        typed = datasets.Features({f: feature(k) for f, k in fields.items()})
         for split in spec.files:
             if not split_exists(spec, split, str(data_dir)):
                 continue
             rows = FORMATS.get(spec.format)(str(split_file(spec, split, str(data_dir))), spec)
-            assert Split(rows, spec.schema).to_list() == datasets.Dataset.from_list(rows, features=typed).to_list()
+            assert Split(rows, fields, spec.schema).to_list() == datasets.Dataset.from_list(rows, features=typed).to_list()
             compared += 1
     assert compared == 38  # every split in ../shared (EBM PICO train is missing)
     ds = load_split("gad", "dev", str(data_dir))

@@ -21,11 +21,12 @@ def known_name(registry, name: str) -> str:
 
 
 class ConfigFieldError(ValueError):
-    """A cross-field problem; `field` is the dotted path to report."""
+    """A cross-field problem; `field` is the dotted path to report, or the path's parts (a key with a dot in it)."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str | list | tuple, message: str):
         super().__init__(message)
-        self.field = field
+        self.loc = list(field) if isinstance(field, (list, tuple)) else field.split(".")
+        self.field = ".".join(str(x) for x in self.loc)
 
 
 _UNION_MEMBERS = {"MethodEntry", "ModelEntry", "str", "int", "float", "bool"}
@@ -38,7 +39,7 @@ def field_error(e: ValidationError, source: str, root=None) -> BiotuneError:
     loc = [x for x in err["loc"] if x not in _UNION_MEMBERS]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ConfigFieldError):
-        loc, msg = ctx_error.field.split("."), str(ctx_error)
+        loc, msg = ctx_error.loc, str(ctx_error)
     else:
         msg = err["msg"].removeprefix("Value error, ")
     line = line_of(root, loc) if root is not None else None

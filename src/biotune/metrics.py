@@ -164,27 +164,54 @@ def blurb_score(scores: Mapping[str, float], task_of: Mapping[str, str]) -> dict
 
 
 def f1_from_counts(tp, n_pred, n_gold):
-    """F1 = 2 tp / (predicted + gold), 0 where nothing is predicted or gold (= 2PR / (P + R)); vectorized."""
+    """F1 = 2PR / (P + R) (= 2 tp / (predicted + gold)), each 0 where its denominator is 0; vectorized. Computed in
+    seqeval's order of operations (conlleval's, and the P / R / F of relation and HoC), so a score equals the rule's
+    to the last bit."""
+    tp, n_pred, n_gold = (np.asarray(x, dtype=float) for x in (tp, n_pred, n_gold))
+    p = np.divide(tp, n_pred, out=np.zeros(np.broadcast(tp, n_pred).shape), where=n_pred > 0)
+    r = np.divide(tp, n_gold, out=np.zeros(np.broadcast(tp, n_gold).shape), where=n_gold > 0)
+    den = p + r
+    return np.divide(2 * p * r, den, out=np.zeros_like(den), where=den > 0)
+
+
+def dice_f1_from_counts(tp, n_pred, n_gold):
+    """F1 as 2 tp / (predicted + gold), 0 where both are 0: scikit-learn's order of operations (its F-beta at beta 1,
+    which EBM PICO's word-level rule uses), equal to it to the last bit; vectorized."""
     tp, den = np.asarray(tp, dtype=float), np.asarray(n_pred, dtype=float) + np.asarray(n_gold, dtype=float)
     return np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
 
 
-def entity_counts(gold: Sequence[str], pred: Sequence[str]) -> tuple[int, int, int]:
-    """(tp, predicted, gold) entities of one sentence, by seqeval's (conlleval) entity rules."""
+def entity_counts(gold: Sequence[str], pred: Sequence[str], types: Sequence[str] = ()) -> tuple[int, ...]:
+    """(tp, predicted, gold) entities of one sentence, by seqeval's (conlleval) entity rules; then the same three
+    counts for each of `types` (typed NER: a type's own F1)."""
     from seqeval.metrics.sequence_labeling import get_entities
 
     g, p = set(get_entities(list(gold))), set(get_entities(list(pred)))
-    return len(g & p), len(p), len(g)
+    counts = [len(g & p), len(p), len(g)]
+    for t in types:
+        gt, pt = {x for x in g if x[0] == t}, {x for x in p if x[0] == t}
+        counts += [len(gt & pt), len(pt), len(gt)]
+    return tuple(counts)
 
 
-def pearson_from_moments(m):
-    """Pearson r from summed moments (n, Σx, Σy, Σx², Σy², Σxy) on the last axis; 0 where undefined."""
+def _pearson_parts(m):
     m = np.asarray(m, dtype=float)
     n, sx, sy, sxx, syy, sxy = (m[..., i] for i in range(6))
     vx, vy = n * sxx - sx * sx, n * syy - sy * sy
     den = np.sqrt(np.clip(vx, 0, None) * np.clip(vy, 0, None))
     ok = (den > 1e-12 * np.maximum(1.0, n * n)) & (n >= 2)
-    return np.divide(n * sxy - sx * sy, den, out=np.zeros_like(den), where=ok)
+    return n * sxy - sx * sy, den, ok
+
+
+def pearson_from_moments(m):
+    """Pearson r from summed moments (n, Σx, Σy, Σx², Σy², Σxy) on the last axis; 0 where undefined."""
+    num, den, ok = _pearson_parts(m)
+    return np.divide(num, den, out=np.zeros_like(den), where=ok)
+
+
+def pearson_defined(m):
+    """Whether Pearson r is defined for summed moments: two values or more, neither side constant."""
+    return _pearson_parts(m)[2]
 
 
 def _check_aligned(gold, pred) -> None:

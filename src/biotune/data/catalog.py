@@ -12,6 +12,7 @@ from pathlib import Path
 
 from biotune.errors import DataFormatError, MissingSplitError, UnknownNameError
 from biotune.io import read_text
+from biotune.tasks import TASKS
 
 from .dataset_file import load_dataset_file
 from .formats import FORMATS
@@ -55,7 +56,7 @@ def split_exists(spec: DatasetSpec, split: str, data_dir: str | None = None) -> 
 
 
 def load_split(ref: str, split: str, data_dir: str | None = None) -> Split:
-    """Load one split of one dataset as a `Split` in its task type's schema (biotune.data.schema)."""
+    """Load one split of one dataset as a `Split` in its task type's fields (biotune.data.schema)."""
     spec = get_spec(ref)
     if split not in spec.files:
         raise MissingSplitError(
@@ -91,4 +92,4 @@ def _load(spec: DatasetSpec, path: str, mtime: int | None) -> Split:
             "no examples in this file (it is empty, or a header only): fill it, or "
             f"leave the split out of source.splits{f' in {spec.definition}' if not spec.builtin else ''}",
         )
-    return Split(rows, spec.schema)
+    return Split(rows, TASKS.get(spec.task).fields, spec.schema)

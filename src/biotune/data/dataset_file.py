@@ -33,16 +33,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from biotune.errors import BiotuneError, excerpt
-from biotune.fields import known_name
+from biotune.fields import ConfigFieldError, known_name
+from biotune.tasks import TASKS, metric_choices
+from biotune.yamlfile import line_of, read_yaml_file
 
 from .location import ROOTS_ENV, data_roots, is_url, name_problem, url_problem, within
-from .schema import SOURCE_FIELDS
 from .spec import BLURB_ROOT, DATASETS, SPLITS, DatasetSpec
 
 Split = Literal["train", "dev", "test"]
-
-# the schema fields a source column can map onto, per schema (id / doc_id optional: numbered when absent)
-LABELLED = ("relation", "qa", "doc_classification")  # task types with a closed label set
 
 
 class _Strict(BaseModel):
@@ -77,7 +75,7 @@ class SourceConfig(_Strict):
         for split, name in v.items():
             problem = url_problem(name) if is_url(name) else name_problem(name)
             if problem:
-                raise _FieldError(
+                raise ConfigFieldError(
                     ["source", "splits", split], f"{excerpt(name)} {problem}" if not is_url(name) else problem
                 )
         return v
@@ -86,13 +84,13 @@ class SourceConfig(_Strict):
     @classmethod
     def _root(cls, v: str | None) -> str | None:
         if v is not None and (not v.strip() or not v.isprintable()):
-            raise _FieldError(
+            raise ConfigFieldError(
                 ["source", "root"],
                 "names no folder (empty, or with a control character): give a "
                 "folder beside this file (e.g. data), or leave root out (this file's folder)",
             )
         if v and is_url(v) and url_problem(v):
-            raise _FieldError(["source", "root"], url_problem(v))
+            raise ConfigFieldError(["source", "root"], url_problem(v))
         return v
 
     @model_validator(mode="after")
@@ -146,8 +144,6 @@ class DatasetFile(_Strict):
     @field_validator("task")
     @classmethod
     def _task(cls, v: str) -> str:
-        from biotune.tasks import TASKS
-
         return known_name(TASKS, v)
 
     @field_validator("labels", mode="before")
@@ -180,80 +176,31 @@ class DatasetFile(_Strict):
 
     @model_validator(mode="after")
     def _fits_task(self) -> DatasetFile:
-        from biotune.tasks import TASKS, metric_choices
-
         task = TASKS.get(self.task)
-        fields = SOURCE_FIELDS[task.schema]
         for key in self.fields:
-            if key not in fields:
-                raise _FieldError(
-                    ["fields", key], f"{key!r} is not a field of a {self.task} example; valid: {', '.join(fields)}"
+            if key not in task.source_fields:
+                raise ConfigFieldError(
+                    ["fields", key],
+                    f"{key!r} is not a field of a {self.task} example; valid: {', '.join(task.source_fields)}",
                 )
-        if self.task in LABELLED and not self.labels:
-            raise _FieldError(
-                ["labels"], f"a {self.task} dataset needs its labels, e.g. labels: {{positive: yes, negative: no}}"
-            )
-        if self.entities:
-            if self.task != "ner":
-                raise _FieldError(["entities"], "typed entities are for ner datasets")
-            if self.entity:
-                raise _FieldError(["entity"], "give either entity (one untyped kind) or entities (typed), not both")
-            for t in self.entities:
-                if not re.fullmatch(r"[A-Za-z][\w.+-]*", t):
-                    raise _FieldError(
-                        ["entities", t],
-                        f"{t!r}: an entity type is one word as the tags write it "
-                        "(B-<type>), e.g. Chemical or cell_line",
-                    )
-            if not self.tags:
-                self.tags = ["O"] + [f"{bi}-{t}" for t in self.entities for bi in "BI"]
-            for tag in self.tags:
-                if tag != "O" and (tag[:2] not in ("B-", "I-") or tag[2:] not in self.entities):
-                    raise _FieldError(
-                        ["tags"],
-                        f"tag {tag!r} is not O, B-<type> or I-<type> of the entities ({', '.join(self.entities)})",
-                    )
-        if self.task == "pico" and self.tags and not set(self.tags) <= {"O", "I-PAR", "I-INT", "I-OUT"}:
-            raise _FieldError(
-                ["tags"],
-                "PICO tags are O, I-PAR, I-INT, I-OUT (EBM-NLP's); for other span types "
-                "use task: ner with typed entities",
-            )
-        if self.task in ("ner", "pico") and not self.tags:
-            raise _FieldError(["tags"], "a token-tagging dataset needs its tag set, e.g. tags: [B, I, O]")
+        task.check_file(self)  # what the task type itself needs of a dataset file
         if self.negative is not None and self.negative not in (self.labels or []):
-            raise _FieldError(["negative"], f"{self.negative!r} is not one of the labels")
-        if self.task == "relation" and self.negative is None and self.metric == "auto":
-            raise _FieldError(
-                ["negative"],
-                "micro F1 (the relation rule) leaves out the negative label: "
-                "name it (negative: none), or choose metric: macro_f1 or accuracy",
-            )
+            raise ConfigFieldError(["negative"], f"{self.negative!r} is not one of the labels")
         valid = metric_choices(self.task)
         if self.metric != "auto" and self.metric not in valid:
-            raise _FieldError(
+            raise ConfigFieldError(
                 ["metric"], f"{self.metric!r} does not score a {self.task} dataset; valid: auto, {', '.join(valid)}"
             )
         return self
 
 
-class _FieldError(ValueError):
-    def __init__(self, loc: list, message: str):
-        super().__init__(message)
-        self.loc = loc
-
-
 def _where(path: Path, root, loc: list) -> str:
-    from biotune.yamlfile import line_of
-
     line = line_of(root, loc) if root is not None else None
     return f"{path}:{line}" if line else str(path)
 
 
 def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
     """The validated file and its YAML node tree (for line numbers); BiotuneError naming file:line and field."""
-    from biotune.yamlfile import read_yaml_file
-
     path = Path(path)
     data, root = read_yaml_file(path, "dataset", "name, task, source")
     try:
@@ -263,10 +210,10 @@ def parse_dataset_file(path: str | Path) -> tuple[DatasetFile, object]:
         ctx = (err.get("ctx") or {}).get("error")
         loc = (
             ctx.loc
-            if isinstance(ctx, _FieldError)
+            if isinstance(ctx, ConfigFieldError)
             else [x for x in err["loc"] if not str(x).startswith(("list[", "dict["))]
         )
-        msg = str(ctx) if isinstance(ctx, _FieldError) else err["msg"].removeprefix("Value error, ")
+        msg = str(ctx) if isinstance(ctx, ConfigFieldError) else err["msg"].removeprefix("Value error, ")
         field = ".".join(str(x) for x in loc) or "(top level)"
         raise BiotuneError(f"{_where(path, root, loc)}: field '{field}': {msg}") from None
     local = df.source.root != BLURB_ROOT and not (df.source.root and is_url(df.source.root))
@@ -287,8 +234,6 @@ def reach_of(path: Path) -> tuple[str, ...]:
 
 
 def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
-    from biotune.tasks import TASKS
-
     src = df.source
     if src.root == BLURB_ROOT:
         root = BLURB_ROOT

@@ -1,45 +1,11 @@
-"""Typed example schemas, one per kind of input. Every split loads as a `Split` (a read-only sequence of example
-dicts) in one of these, with each field cast to its type as `datasets.Features` would cast it (tested equal on
-every BLURB split): a run needs no `datasets` (or pyarrow) for local files, only for hub datasets.
-
-| schema          | task types   | fields                                                              |
-|-----------------|--------------|---------------------------------------------------------------------|
-| token_tagging   | ner, pico    | id, doc_id, tokens: [str], tags: [str]                              |
-| relation        | relation     | id, text (entities marked, e.g. @GENE$), label                      |
-| sentence_pair   | similarity   | id, sentence1, sentence2, score (float)                             |
-| document_labels | doc_class.   | id (doc id), sentences, sentence_ids, sentence_labels, labels (set) |
-| qa              | qa           | id, question, context, answer                                       |
+"""A split's examples in their task type's fields (`Split`: a read-only sequence of example dicts), each field cast
+to its type as `datasets.Features` would cast it (tested equal on every BLURB split): a run needs no `datasets` (or
+pyarrow) for local files, only for hub datasets. Each task type declares its fields (`Task.fields`,
+biotune.tasks): token_tagging (ner, pico), relation, sentence_pair (similarity), document_labels
+(doc_classification), qa.
 """
 
 from collections.abc import Iterable, Sequence
-
-SCHEMA_NAMES = ("token_tagging", "relation", "sentence_pair", "document_labels", "qa")
-
-# field -> type: "str", "float", ["str"] (a list of strings), [["str"]] (a list of lists of strings)
-FIELDS: dict[str, dict] = {
-    "token_tagging": {"id": "str", "doc_id": "str", "tokens": ["str"], "tags": ["str"]},
-    "relation": {"id": "str", "text": "str", "label": "str"},
-    "sentence_pair": {"id": "str", "sentence1": "str", "sentence2": "str", "score": "float"},
-    "document_labels": {
-        "id": "str",
-        "sentences": ["str"],
-        "sentence_ids": ["str"],
-        "sentence_labels": [["str"]],
-        "labels": ["str"],
-    },
-    "qa": {"id": "str", "question": "str", "context": "str", "answer": "str"},
-}
-
-# the fields a dataset file maps from its source's columns (`fields:`), per schema; a document_labels source gives
-# the document's text and labels, which a reader expands into the schema's fields
-SOURCE_FIELDS = {
-    "token_tagging": ("id", "doc_id", "tokens", "tags"),
-    "relation": ("id", "text", "label"),
-    "sentence_pair": ("id", "sentence1", "sentence2", "score"),
-    "document_labels": ("id", "text", "labels"),
-    "qa": ("id", "question", "context", "answer"),
-}
-OPTIONAL_FIELDS = ("id", "doc_id")
 
 
 def _cast(value, kind):
@@ -63,9 +29,8 @@ class Split(Sequence):
     """One split's examples in a schema: `len`, `split[i]` (a fresh dict), `split["field"]` (a column), iteration,
     `select(indices)`, `to_list()`, `column_names` — the part of `datasets.Dataset` biotune uses."""
 
-    def __init__(self, rows: Iterable[dict], schema: str, _cast_rows: bool = True):
-        self.schema = schema
-        fields = FIELDS[schema]
+    def __init__(self, rows: Iterable[dict], fields: dict, schema: str = "", _cast_rows: bool = True):
+        self.fields, self.schema = fields, schema  # field -> type (a task type's `fields`); their name
         self._rows = (
             [{name: _cast(row.get(name), kind) for name, kind in fields.items()} for row in rows]
             if _cast_rows
@@ -74,22 +39,22 @@ class Split(Sequence):
 
     @property
     def column_names(self) -> list[str]:
-        return list(FIELDS[self.schema])
+        return list(self.fields)
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def __getitem__(self, i):
         if isinstance(i, str):  # a column: every example's value of that field
-            if i not in FIELDS[self.schema]:
-                raise KeyError(f"{i!r}: the {self.schema} schema's fields are {', '.join(FIELDS[self.schema])}")
+            if i not in self.fields:
+                raise KeyError(f"{i!r}: the {self.schema} schema's fields are {', '.join(self.fields)}")
             return [_fresh(row[i]) for row in self._rows]
         if isinstance(i, slice):
             return self.select(range(len(self))[i])
         return {k: _fresh(v) for k, v in self._rows[i].items()}
 
     def select(self, indices: Iterable[int]) -> "Split":
-        return Split((self._rows[i] for i in indices), self.schema, _cast_rows=False)
+        return Split((self._rows[i] for i in indices), self.fields, self.schema, _cast_rows=False)
 
     def to_list(self) -> list[dict]:
         return [self[i] for i in range(len(self))]

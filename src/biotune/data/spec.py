@@ -22,7 +22,7 @@ class DatasetSpec:
     name: str  # CLI name, e.g. "bc5-chem"
     title: str  # as BLURB names it, e.g. "BC5-chem"
     task: str  # task type: ner, pico, relation, similarity, doc_classification, qa
-    schema: str  # one of schema.SCHEMA_NAMES (the task type's)
+    schema: str  # the name of the task type's example fields (Task.schema)
     format: str  # key of FORMATS
     files: dict[str, str]  # split -> path relative to the root (a hub dataset: the hub's split name)
     labels: tuple[str, ...] = ()  # label set (relation, qa, doc classification) in file spelling

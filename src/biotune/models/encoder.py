@@ -1,11 +1,7 @@
-"""BERT-style encoders (PubMedBERT, BioClinicalBERT, MiniLM) with a task head: the paper's baselines.
-
-| task type          | head                    | output                       |
-|--------------------|-------------------------|------------------------------|
-| ner, pico          | token_classification    | one tag per word (1st piece) |
-| relation, qa       | sequence_classification | one label                    |
-| doc_classification | multi_label             | a label set (sigmoid > 0.5)  |
-| similarity         | regression              | a score                      |
+"""BERT-style encoders (PubMedBERT, BioClinicalBERT, MiniLM) with a task head: the paper's baselines. A task type
+names its head (`Task.encoder_head`: token_classification for ner and pico, one tag per word; sequence_classification
+for relation and qa; multi_label for doc_classification, a label set; regression for similarity) and the head's
+classes (`Task.head_labels`); the heads are biotune.models.heads.
 """
 
 from __future__ import annotations
@@ -13,24 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from biotune.tasks import TASKS
+
 from .base import ModelFamily, register
 from .heads import HEADS
 
-HEAD_OF_TASK = {
-    "ner": "token_classification",
-    "pico": "token_classification",
-    "relation": "sequence_classification",
-    "qa": "sequence_classification",
-    "doc_classification": "multi_label",
-    "similarity": "regression",
-}
-
 
 def label_list(spec) -> list[str]:
-    """Class names of the head, in index order."""
-    if spec.task in ("ner", "pico"):
-        return ["O"] + [t for t in spec.tags if t != "O"]
-    return list(spec.labels)
+    """Class names of the head, in index order (the task type's)."""
+    return TASKS.get(spec.task).head_labels(spec)
 
 
 @register
@@ -62,7 +49,7 @@ class EncoderFamily(ModelFamily):
         return BertConfig
 
     def head_for(self, task: str) -> str:
-        return HEAD_OF_TASK[task]
+        return TASKS.get(task).encoder_head
 
     def pooler_for(self, mcfg, head: str) -> str:
         """'identity' where a sequence-level head would read a pooler the checkpoint never trained: a BERT whose

@@ -1,14 +1,21 @@
-"""What every task type provides. A task type is a small object with four verbs:
+"""What every task type provides. A task type is one module: a class registered in TASKS that owns everything about
+its kind of example, from the dataset file to the score:
 
-    prompt pieces  instruction() + render_input(example)   what a generative model reads
-                   (encoder_input(example): what an encoder reads)
-    target(example)                                        the answer text fine-tuning trains on / shots show
-    parse(text, example) -> Parsed                         generated text back to the metric's structure
-    score(examples, predictions) -> dict                   the dataset's official BLURB rule (x100);
-                                                           score_gold(golds, predictions, ids) from files
+    data      fields (example field -> type), source_fields (what a dataset file maps from its columns),
+              labelled (a closed label set), check_file(df) (its own checks of a dataset file),
+              from_record(get, spec, bad) (one source record -> the example's fields)
+    encoder   encoder_head (biotune.models.heads) and head_labels(spec) (the head's classes in index order)
+    prompt    instruction() + render_input(example): what a generative model reads;
+              encoder_input(example): what an encoder reads
+    target(example)                      the answer text fine-tuning trains on / shots show
+    parse(text, example) -> Parsed       generated text back to the metric's structure
+    score     one path: per-example counts (stats) summed, then the score (score_stats) and its parts (details),
+              by the dataset's official BLURB rule (x100) or the metric its dataset file chose (metric_registry)
 
 Label-choice task types (relation, QA, HoC labels) also give `choice_queries()`: questions whose answer is one
 of a few option texts, so a model can be scored by option log-likelihood instead of free generation.
+
+Adding a task type: its module, decorated `@TASKS.register("<name>")`, and one import line in tasks/__init__.py.
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from biotune.errors import excerpt
+from biotune.fields import ConfigFieldError
+from biotune.metrics import f1_from_counts
 from biotune.registry import Registry
+
+from .metric_registry import METRICS, Metric
 
 if TYPE_CHECKING:
     from biotune.data.spec import DatasetSpec
@@ -48,16 +62,42 @@ class Task:
     """Base of the task types; subclasses register in TASKS under their task-type name."""
 
     name = ""
-    schema = ""  # the example schema its datasets load into (biotune.data.schema)
-    metric = ""  # human-readable name of the official metric
+    schema = ""  # the name of its example structure (task types with the same fields share it)
+    fields: dict[str, Any] = {}  # example field -> type: "str", "float", ["str"] (a list), [["str"]] (of lists)
+    source_fields: tuple[str, ...] = ()  # the fields a dataset file maps from its source's columns (`fields:`)
+    labelled = False  # a closed label set: a dataset file must give `labels:`
+    encoder_head = ""  # the head an encoder gets for it (biotune.models.heads)
+    typed_entities = False  # a dataset file may name typed entities (`entities:`)
+    rule = ""  # its BLURB rule, as a report names the metric
     max_new_tokens = 16
 
     def __init__(self, spec: DatasetSpec):
         self.spec = spec
-        if spec.metric != "auto":  # a dataset file's own metric instead of the BLURB rule
-            from .metric_registry import bind
+        # the metric a dataset file chose instead of the BLURB rule (None: the rule)
+        self.chosen_metric: Metric | None = None if spec.metric == "auto" else METRICS.get(spec.metric)
 
-            bind(self, spec.metric)
+    # -- the dataset file --------------------------------------------------------------------------
+    @classmethod
+    def check_file(cls, df) -> None:
+        """Checks of a dataset file (biotune.data.dataset_file.DatasetFile) that only this task type needs; a
+        problem raises ConfigFieldError naming the field."""
+        if df.entities and not cls.typed_entities:
+            raise ConfigFieldError(["entities"], "typed entities are for ner datasets")
+        if cls.labelled and not df.labels:
+            raise ConfigFieldError(
+                ["labels"], f"a {cls.name} dataset needs its labels, e.g. labels: {{positive: yes, negative: no}}"
+            )
+
+    @classmethod
+    def from_record(cls, get: Callable[[str], Any], spec: DatasetSpec, bad: Callable[[str], None]) -> dict:
+        """One source record's example fields (all but `id`): `get(field)` reads the column the field maps to,
+        `bad(message)` raises the error naming the file and line."""
+        raise NotImplementedError
+
+    @classmethod
+    def head_labels(cls, spec: DatasetSpec) -> list[str]:
+        """The encoder head's classes in index order."""
+        return list(spec.labels)
 
     # -- prompt ------------------------------------------------------------------------------------
     def instruction(self) -> str:
@@ -84,22 +124,52 @@ class Task:
         """What an encoder reads: a word list (token tagging), a text, or a (text, text) pair."""
         raise NotImplementedError
 
+    # -- score: score_stats(stats(...).sum(axis=0)), one path for a run, a predictions file and a resample --------
+    @property
+    def metric(self) -> str:
+        """The metric's name as a report writes it."""
+        return self.chosen_metric.title if self.chosen_metric else self.rule
+
     def score(self, examples: Sequence[dict], predictions: Sequence[Any]) -> dict:
-        """Returns at least {"score": x100 official metric}."""
+        """At least {"score": the metric x100}, and its parts (precision, recall, a type's F1, ...)."""
         return self.score_gold([self.gold(e) for e in examples], predictions, [e["id"] for e in examples])
 
     def score_gold(self, golds: Sequence[Any], predictions: Sequence[Any], ids: Sequence[str]) -> dict:
         """The same from gold answers (as `gold` gives them) and example ids: what a predictions file holds."""
-        raise NotImplementedError
+        golds, predictions, ids = self.units(golds, predictions, ids)
+        totals = self.stats(golds, predictions, ids).sum(axis=0)
+        score = float(self.score_stats(totals))
+        if self.chosen_metric:
+            return {"score": score, self.chosen_metric.name: score}
+        return {"score": score, **self.rule_details(totals)}
 
-    # -- sufficient statistics (biotune.metrics): score = score_stats(stats.sum(axis=0)) -----------------------
-    def stats(self, golds: Sequence[Any], predictions: Sequence[Any], ids: Sequence[str]):
-        """One row of counts per example (an (n, k) array) whose column sums determine the score."""
-        raise NotImplementedError
+    def units(self, golds, predictions, ids):
+        """The scored units: the examples themselves (doc classification: the rows of one document unioned)."""
+        return golds, predictions, ids
+
+    def stats(self, golds: Sequence[Any], predictions: Sequence[Any], ids: Sequence[str]) -> np.ndarray:
+        """One row of counts per unit (an (n, k) array) whose column sums determine the score
+        (biotune.metrics: sufficient statistics)."""
+        if self.chosen_metric:
+            return self.chosen_metric.stats(self, golds, predictions)
+        return self.rule_stats(golds, predictions, ids)
 
     def score_stats(self, totals):
         """The score (x100) from summed stats; vectorized over leading axes (one row per resample)."""
+        if self.chosen_metric:
+            return self.chosen_metric.score_stats(self, totals)
+        return self.rule_score(totals)
+
+    # the BLURB rule of the task type
+    def rule_stats(self, golds, predictions, ids) -> np.ndarray:
         raise NotImplementedError
+
+    def rule_score(self, totals):
+        raise NotImplementedError
+
+    def rule_details(self, totals) -> dict:
+        """The score's parts from the summed stats of the whole split."""
+        return {}
 
     # -- option log-likelihood ---------------------------------------------------------------------
     def choice_queries(self) -> list[ChoiceQuery] | None:
@@ -116,6 +186,9 @@ class TokenTaggingTask(Task):
     `output_format` (biotune.tasks.mentions): `list` (the mentions) or `inline` (the sentence, mentions marked)."""
 
     schema = "token_tagging"
+    fields = {"id": "str", "doc_id": "str", "tokens": ["str"], "tags": ["str"]}
+    source_fields = ("id", "doc_id", "tokens", "tags")
+    encoder_head = "token_classification"
     default_output_format = "list"
 
     def __init__(self, spec: DatasetSpec, output_format: str | None = None):
@@ -126,6 +199,28 @@ class TokenTaggingTask(Task):
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output format {self.output_format!r}; valid: {', '.join(OUTPUT_FORMATS)}")
 
+    @classmethod
+    def check_file(cls, df) -> None:
+        super().check_file(df)
+        if not df.tags:
+            raise ConfigFieldError(["tags"], "a token-tagging dataset needs its tag set, e.g. tags: [B, I, O]")
+
+    @classmethod
+    def from_record(cls, get, spec, bad) -> dict:
+        tokens, tags = record_strings(get("tokens"), "tokens", bad), record_strings(get("tags"), "tags", bad)
+        if len(tokens) != len(tags):
+            bad(f"{len(tokens)} tokens but {len(tags)} tags")
+        for t in tags:
+            if t not in spec.tags:
+                bad(
+                    f"unknown tag {excerpt(t)}; {spec.name} uses {list(spec.tags)} (fix the file or the dataset's tags)"
+                )
+        return {"doc_id": str(get("doc_id") or ""), "tokens": tokens, "tags": tags}
+
+    @classmethod
+    def head_labels(cls, spec) -> list[str]:
+        return ["O"] + [t for t in spec.tags if t != "O"]
+
     def render_input(self, example: dict) -> str:
         return " ".join(example["tokens"])
 
@@ -134,18 +229,6 @@ class TokenTaggingTask(Task):
 
     def gold(self, example: dict) -> list[str]:
         return list(example["tags"])
-
-    def stats(self, golds, predictions, ids):
-        import numpy as np
-
-        from biotune.metrics import entity_counts
-
-        return np.array([entity_counts(g, p) for g, p in zip(golds, predictions)], dtype=float).reshape(-1, 3)
-
-    def score_stats(self, totals):
-        from biotune.metrics import f1_from_counts
-
-        return 100 * f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
 
 
 TASKS: Registry[type[Task]] = Registry("task type")
@@ -182,3 +265,34 @@ def find_first_option(text: str, options: Sequence[str]) -> str | None:
         if m and (best_pos is None or m.start() < best_pos):
             best, best_pos = option, m.start()
     return best
+
+
+# -- helpers shared by the record mappings ----------------------------------------------------------
+
+
+def record_strings(value, what: str, bad) -> list[str]:
+    """A record's list of strings (tokens, tags, labels); `bad` when it is not a list."""
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        bad(f"{what} must be a list, got {type(value).__name__} {excerpt(value)}")
+    return [str(v) for v in value]
+
+
+def record_label(value, spec, bad) -> str:
+    """A record's label, which must be one of the dataset's labels."""
+    label = str(value).strip() if value is not None else ""
+    if label not in spec.labels:
+        bad(
+            f"unknown label {excerpt(label)}; {spec.name} has labels {list(spec.labels)} (add it to the dataset file's "
+            "labels, with its answer text)"
+        )
+    return label
+
+
+def prf_details(totals) -> dict:
+    """Precision, recall and F1 (x100) of summed (tp, predicted, gold) counts in the first three columns."""
+    tp, n_pred, n_gold = (float(totals[i]) for i in range(3))
+    return {
+        "precision": 100 * (tp / n_pred if n_pred else 0.0),
+        "recall": 100 * (tp / n_gold if n_gold else 0.0),
+        "f1": float(100 * f1_from_counts(tp, n_pred, n_gold)),
+    }

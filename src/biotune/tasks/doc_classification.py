@@ -3,9 +3,21 @@ micro F1 over (document, label) cells after the union per document."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from biotune import metrics
 
-from .base import TASKS, ChoiceQuery, Parsed, Task, clean_output, find_first_option
+from .base import (
+    TASKS,
+    ChoiceQuery,
+    Parsed,
+    Task,
+    clean_output,
+    find_first_option,
+    prf_details,
+    record_label,
+    record_strings,
+)
 from .mentions import NONE_WORDS
 
 
@@ -13,7 +25,18 @@ from .mentions import NONE_WORDS
 class DocClassificationTask(Task):
     name = "doc_classification"
     schema = "document_labels"
-    metric = "document-level micro F1"
+    fields = {
+        "id": "str",  # the document's id
+        "sentences": ["str"],
+        "sentence_ids": ["str"],
+        "sentence_labels": [["str"]],
+        "labels": ["str"],  # the document's label set
+    }
+    # a source gives a document's text and labels, which become one sentence with the document's labels
+    source_fields = ("id", "text", "labels")
+    labelled = True
+    encoder_head = "multi_label"
+    rule = "document-level micro F1"
     max_new_tokens = 48
 
     def default_instruction(self) -> str:
@@ -22,6 +45,19 @@ class DocClassificationTask(Task):
             + "; ".join(self.spec.labels)
             + "? Answer with the matching hallmarks separated by '; ', or 'none'."
         )
+
+    @classmethod
+    def from_record(cls, get, spec, bad) -> dict:
+        raw = get("labels")
+        if isinstance(raw, str):
+            raw = [x.strip() for x in raw.split(spec.label_separator) if x.strip()]
+        labels = {record_label(x, spec, bad) for x in record_strings(raw, "labels", bad)}
+        return {
+            "sentences": [str(get("text"))],
+            "sentence_ids": [str(get("id"))],
+            "sentence_labels": [sorted(labels)],
+            "labels": [x for x in spec.labels if x in labels],
+        }
 
     def render_input(self, example: dict) -> str:
         return " ".join(example["sentences"])
@@ -41,27 +77,38 @@ class DocClassificationTask(Task):
     def gold(self, example: dict) -> list[str]:
         return list(example["labels"])
 
-    def score_gold(self, golds, predictions, ids) -> dict:
-        m = metrics.doc_label_micro_f1(ids, golds, predictions, self.spec.labels)
-        return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
-
-    def stats(self, golds, predictions, ids):
-        """Per document (rows sharing an id are unioned first, as the rule does): (tp, predicted, gold) cells."""
-        import numpy as np
-
-        labels = set(self.spec.labels)
+    def units(self, golds, predictions, ids):
+        """One unit per document: the rows sharing an id (e.g. the sentences of one abstract) unioned, gold and
+        predicted labels each, as the rule does."""
+        if len(set(ids)) == len(ids):
+            return golds, predictions, ids
+        if not (len(ids) == len(golds) == len(predictions)):
+            raise ValueError("doc_ids, gold and pred must have the same length")
         g_doc, p_doc = {}, {}
         for d, g, p in zip(ids, golds, predictions):
-            g_doc.setdefault(d, set()).update(set(g) & labels)
-            p_doc.setdefault(d, set()).update(set(p) & labels)
-        if len(g_doc) != len(ids):
-            raise ValueError("stats need one row per document: union the rows of a document first")
-        return np.array([(len(g_doc[d] & p_doc[d]), len(p_doc[d]), len(g_doc[d])) for d in g_doc], dtype=float).reshape(
-            -1, 3
-        )
+            g_doc.setdefault(d, set()).update(g)
+            p_doc.setdefault(d, set()).update(p)
+        docs = list(g_doc)
+        return [sorted(g_doc[d]) for d in docs], [sorted(p_doc[d]) for d in docs], docs
 
-    def score_stats(self, totals):
+    def rule_stats(self, golds, predictions, ids):
+        """Per document: (tp, predicted, gold) (document, label) cells, labels outside the dataset's ignored."""
+        if not (len(ids) == len(golds) == len(predictions)):
+            raise ValueError("doc_ids, gold and pred must have the same length")
+        if len(set(ids)) != len(ids):
+            raise ValueError("stats need one row per document: union the rows of a document first (units)")
+        labels = set(self.spec.labels)
+        rows = []
+        for g, p in zip(golds, predictions):
+            g, p = set(g) & labels, set(p) & labels
+            rows.append((len(g & p), len(p), len(g)))
+        return np.array(rows, dtype=float).reshape(-1, 3)
+
+    def rule_score(self, totals):
         return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
+
+    def rule_details(self, totals) -> dict:
+        return prf_details(totals)
 
     # option log-likelihood: one yes/no question per hallmark
     def choice_queries(self) -> list[ChoiceQuery]:

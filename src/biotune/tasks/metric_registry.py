@@ -6,10 +6,11 @@
 | macro_f1   | relation, qa              | unweighted mean over the dataset's labels of each label's F1     |
 | spearman   | similarity                | Spearman's rank correlation (Pearson r of average ranks)         |
 
-`auto` (the default) keeps the task type's BLURB rule. Each metric gives what the task types give
-(biotune.tasks.base): `score_gold`, and per-example sufficient statistics (`stats`, `score_stats`) for the
-bootstrap. Spearman's ranks are taken over the whole split, so a resample's score is Pearson r of those ranks:
-the whole split's score is exact, a resample's is Spearman's rho up to re-ranking inside the resample.
+`auto` (the default) keeps the task type's BLURB rule. A task holds the metric its dataset chose
+(`Task.chosen_metric`) and scores by it on its one path (biotune.tasks.base): per-example sufficient statistics
+(`stats`), summed, then the score (`score_stats`), for a run, a predictions file and a bootstrap resample alike.
+Spearman's ranks are taken over the whole split, so a resample's score is Pearson r of those ranks: the whole
+split's score is exact, a resample's is Spearman's rho up to re-ranking inside the resample.
 
 Adding a metric: one more entry here with the task types it fits.
 """
@@ -78,18 +79,3 @@ def _spearman(task, t):
 METRICS.add("accuracy", Metric("accuracy", "accuracy", ("relation", "qa"), _accuracy_stats, _accuracy))
 METRICS.add("macro_f1", Metric("macro_f1", "macro F1 over the labels", ("relation", "qa"), _macro_stats, _macro))
 METRICS.add("spearman", Metric("spearman", "Spearman rho", ("similarity",), _spearman_stats, _spearman))
-
-
-def bind(task, name: str) -> None:
-    """Make `task` score by metric `name` (its score, its per-example statistics, its report title)."""
-    m = METRICS.get(name)
-
-    def score_gold(golds, predictions, ids):
-        totals = m.stats(task, golds, predictions).sum(axis=0)
-        value = float(m.score_stats(task, totals))
-        return {"score": value, name: value}
-
-    task.metric = m.title
-    task.score_gold = score_gold
-    task.stats = lambda golds, predictions, ids: m.stats(task, golds, predictions)
-    task.score_stats = lambda totals: m.score_stats(task, totals)

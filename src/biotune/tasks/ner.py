@@ -10,9 +10,14 @@ biotune.tasks.mentions.
 
 from __future__ import annotations
 
-from biotune import metrics
+import re
 
-from .base import TASKS, Parsed, TokenTaggingTask, clean_output
+import numpy as np
+
+from biotune import metrics
+from biotune.fields import ConfigFieldError
+
+from .base import TASKS, Parsed, TokenTaggingTask, clean_output, prf_details
 from .mentions import inline_text, mentions_text, parse_inline, place, spans_from_tags, split_mentions
 
 MARK = "e"
@@ -21,7 +26,32 @@ MARK = "e"
 @TASKS.register("ner")
 class NerTask(TokenTaggingTask):
     name = "ner"
-    metric = "entity-level micro F1"
+    rule = "entity-level micro F1"
+    typed_entities = True
+
+    @classmethod
+    def check_file(cls, df) -> None:
+        if df.entities:  # typed: the tags default to O and B- / I- of each type
+            if df.entity:
+                raise ConfigFieldError(
+                    ["entity"], "give either entity (one untyped kind) or entities (typed), not both"
+                )
+            for t in df.entities:
+                if not re.fullmatch(r"[A-Za-z][\w.+-]*", t):
+                    raise ConfigFieldError(
+                        ["entities", t],
+                        f"{t!r}: an entity type is one word as the tags write it "
+                        "(B-<type>), e.g. Chemical or cell_line",
+                    )
+            if not df.tags:
+                df.tags = ["O"] + [f"{bi}-{t}" for t in df.entities for bi in "BI"]
+            for tag in df.tags:
+                if tag != "O" and (tag[:2] not in ("B-", "I-") or tag[2:] not in df.entities):
+                    raise ConfigFieldError(
+                        ["tags"],
+                        f"tag {tag!r} is not O, B-<type> or I-<type> of the entities ({', '.join(df.entities)})",
+                    )
+        super().check_file(df)
 
     @property
     def max_new_tokens(self) -> int:
@@ -116,10 +146,20 @@ class NerTask(TokenTaggingTask):
             tags[s:e] = [f"B-{kind}"] + [f"I-{kind}"] * (e - s - 1)
         return Parsed(tags, bool(answer) and (n_mentions == 0 or not_found < n_mentions))
 
-    def score_gold(self, golds, predictions, ids) -> dict:
-        m = metrics.entity_f1(golds, predictions)
-        out = {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
-        if self.types:  # each type's F1 beside the micro F1 over all
-            for t, f1 in metrics.entity_f1_by_type(golds, predictions, list(self.types)).items():
-                out[f"f1_{t}"] = 100 * f1
+    def rule_stats(self, golds, predictions, ids):
+        """Per sentence: entities (tp, predicted, gold), then the same for each type of a typed dataset."""
+        types = list(self.types)
+        for i, (g, p) in enumerate(zip(golds, predictions)):
+            if len(g) != len(p):
+                raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
+        rows = [metrics.entity_counts(g, p, types) for g, p in zip(golds, predictions)]
+        return np.array(rows, dtype=float).reshape(-1, 3 * (1 + len(types)))
+
+    def rule_score(self, totals):
+        return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
+
+    def rule_details(self, totals) -> dict:
+        out = prf_details(totals)
+        for i, t in enumerate(self.types, start=1):  # each type's F1 beside the micro F1 over all
+            out[f"f1_{t}"] = float(100 * metrics.f1_from_counts(*totals[3 * i : 3 * i + 3]))
         return out

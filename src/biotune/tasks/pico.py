@@ -8,7 +8,10 @@ Output formats: biotune.tasks.mentions.
 
 from __future__ import annotations
 
-from biotune import metrics
+import numpy as np
+
+from biotune.fields import ConfigFieldError
+from biotune.metrics import dice_f1_from_counts
 
 from .base import TASKS, Parsed, TokenTaggingTask
 from .mentions import inline_text, mentions_text, parse_inline, place, spans_from_tags, split_mentions
@@ -20,7 +23,17 @@ MARKS = {"I-PAR": "P", "I-INT": "I", "I-OUT": "O"}  # the inline format's marker
 @TASKS.register("pico")
 class PicoTask(TokenTaggingTask):
     name = "pico"
-    metric = "word-level macro F1 (P, I, O)"
+    rule = "word-level macro F1 (P, I, O)"
+
+    @classmethod
+    def check_file(cls, df) -> None:
+        if df.tags and not set(df.tags) <= {"O", *CLASSES}:
+            raise ConfigFieldError(
+                ["tags"],
+                "PICO tags are O, I-PAR, I-INT, I-OUT (EBM-NLP's); for other span types "
+                "use task: ner with typed entities",
+            )
+        super().check_file(df)
 
     @property
     def max_new_tokens(self) -> int:
@@ -80,31 +93,36 @@ class PicoTask(TokenTaggingTask):
         ok = n_lines > 0 and (n_mentions == 0 or n_not_found < n_mentions)
         return Parsed(tags, ok)
 
-    def stats(self, golds, predictions, ids):
+    def rule_stats(self, golds, predictions, ids):
         """Per sentence and class (P, I, O): words (tp, predicted, gold)."""
-        import numpy as np
-
         rows = []
         for g, p in zip(golds, predictions):
+            if len(g) != len(p):
+                raise ValueError(f"{len(g)} gold tags but {len(p)} predicted")
             row = []
             for c in CLASSES:
                 row += [sum(a == c and b == c for a, b in zip(g, p)), sum(b == c for b in p), sum(a == c for a in g)]
             rows.append(row)
         return np.array(rows, dtype=float).reshape(-1, 3 * len(CLASSES))
 
-    def score_stats(self, totals):
-        import numpy as np
-
-        from biotune.metrics import f1_from_counts
-
+    @staticmethod
+    def _per_class(totals):
+        """Each class's F1 and whether it occurs in gold or prediction (the macro mean runs over those)."""
         t = np.asarray(totals, dtype=float)
         f1 = np.stack(
-            [f1_from_counts(t[..., 3 * i], t[..., 3 * i + 1], t[..., 3 * i + 2]) for i in range(len(CLASSES))], axis=-1
+            [dice_f1_from_counts(*(t[..., 3 * i + j] for j in range(3))) for i in range(len(CLASSES))], axis=-1
         )
         present = np.stack([t[..., 3 * i + 1] + t[..., 3 * i + 2] > 0 for i in range(len(CLASSES))], axis=-1)
+        return f1, present
+
+    def rule_score(self, totals):
+        f1, present = self._per_class(totals)
         n = present.sum(-1)
         return 100 * np.divide((f1 * present).sum(-1), n, out=np.zeros(n.shape), where=n > 0)
 
-    def score_gold(self, golds, predictions, ids) -> dict:
-        word = metrics.word_macro_f1(golds, predictions, CLASSES)
-        return {"score": 100 * word["f1"], **{k: 100 * v if isinstance(v, float) else v for k, v in word.items()}}
+    def rule_details(self, totals) -> dict:
+        f1, present = self._per_class(totals)
+        out = {f"f1_{c}": float(100 * f1[i]) for i, c in enumerate(CLASSES) if present[i]}
+        out["f1"] = float(self.rule_score(totals))
+        out["n_classes"] = int(present.sum())
+        return out

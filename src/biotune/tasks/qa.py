@@ -3,9 +3,9 @@ scored by accuracy."""
 
 from __future__ import annotations
 
-from biotune import metrics
+import numpy as np
 
-from .base import TASKS, ChoiceQuery, Parsed, Task, clean_output, find_first_option
+from .base import TASKS, ChoiceQuery, Parsed, Task, clean_output, find_first_option, record_label
 
 UNPARSED = "<unparsed>"
 
@@ -14,7 +14,11 @@ UNPARSED = "<unparsed>"
 class QaTask(Task):
     name = "qa"
     schema = "qa"
-    metric = "accuracy"
+    fields = {"id": "str", "question": "str", "context": "str", "answer": "str"}
+    source_fields = ("id", "question", "context", "answer")
+    labelled = True
+    encoder_head = "sequence_classification"
+    rule = "accuracy"
     max_new_tokens = 4
 
     def default_instruction(self) -> str:
@@ -22,6 +26,14 @@ class QaTask(Task):
             "Answer the biomedical research question using the context. "
             f"Answer with one word: {', '.join(self.spec.labels)}."
         )
+
+    @classmethod
+    def from_record(cls, get, spec, bad) -> dict:
+        return {
+            "question": str(get("question")),
+            "context": str(get("context")),
+            "answer": record_label(get("answer"), spec, bad),
+        }
 
     def render_input(self, example: dict) -> str:
         return f"Question: {example['question']}\nContext: {example['context']}"
@@ -39,20 +51,17 @@ class QaTask(Task):
     def gold(self, example: dict) -> str:
         return example["answer"]
 
-    def score_gold(self, golds, predictions, ids) -> dict:
-        m = metrics.accuracy(golds, predictions)
-        return {"score": 100 * m["accuracy"], "accuracy": 100 * m["accuracy"]}
-
-    def stats(self, golds, predictions, ids):
-        import numpy as np
-
+    def rule_stats(self, golds, predictions, ids):
+        if len(golds) != len(predictions):
+            raise ValueError(f"{len(golds)} gold answers but {len(predictions)} predictions")
         return np.array([(g == p, 1) for g, p in zip(golds, predictions)], dtype=float).reshape(-1, 2)
 
-    def score_stats(self, totals):
-        import numpy as np
-
+    def rule_score(self, totals):
         t = np.asarray(totals, dtype=float)
         return 100 * np.divide(t[..., 0], t[..., 1], out=np.zeros(t.shape[:-1]), where=t[..., 1] > 0)
+
+    def rule_details(self, totals) -> dict:
+        return {"accuracy": float(self.rule_score(totals))}
 
     def choice_queries(self) -> list[ChoiceQuery]:
         return [ChoiceQuery(self.instruction(), list(self.spec.labels), self.target)]

@@ -3,9 +3,12 @@ micro F1 without the negative class."""
 
 from __future__ import annotations
 
-from biotune import metrics
+import numpy as np
 
-from .base import TASKS, ChoiceQuery, Parsed, Task, clean_output, find_first_option
+from biotune import metrics
+from biotune.fields import ConfigFieldError
+
+from .base import TASKS, ChoiceQuery, Parsed, Task, clean_output, find_first_option, prf_details, record_label
 
 UNPARSED = "<unparsed>"  # never a gold label, and not the negative one: an unparsed output is a wrong positive
 
@@ -14,8 +17,26 @@ UNPARSED = "<unparsed>"  # never a gold label, and not the negative one: an unpa
 class RelationTask(Task):
     name = "relation"
     schema = "relation"
-    metric = "micro F1, negative class excluded"
+    fields = {"id": "str", "text": "str", "label": "str"}  # text: the entities marked, e.g. @GENE$
+    source_fields = ("id", "text", "label")
+    labelled = True
+    encoder_head = "sequence_classification"
+    rule = "micro F1, negative class excluded"
     max_new_tokens = 6
+
+    @classmethod
+    def check_file(cls, df) -> None:
+        super().check_file(df)
+        if df.negative is None and df.metric == "auto":
+            raise ConfigFieldError(
+                ["negative"],
+                "micro F1 (the relation rule) leaves out the negative label: "
+                "name it (negative: none), or choose metric: macro_f1 or accuracy",
+            )
+
+    @classmethod
+    def from_record(cls, get, spec, bad) -> dict:
+        return {"text": str(get("text")), "label": record_label(get("label"), spec, bad)}
 
     def _verbal(self) -> dict[str, str]:
         return {label: self.spec.label_names.get(label, label) for label in self.spec.labels}
@@ -43,20 +64,18 @@ class RelationTask(Task):
     def gold(self, example: dict) -> str:
         return example["label"]
 
-    def score_gold(self, golds, predictions, ids) -> dict:
-        m = metrics.relation_micro_f1(golds, predictions, self.spec.negative)
-        return {"score": 100 * m["f1"], **{k: 100 * v for k, v in m.items()}}
-
-    def stats(self, golds, predictions, ids):
-        import numpy as np
-
+    def rule_stats(self, golds, predictions, ids):
+        if len(golds) != len(predictions):
+            raise ValueError(f"{len(golds)} gold labels but {len(predictions)} predictions")
         neg = self.spec.negative
-        return np.array([(g == p != neg, p != neg, g != neg) for g, p in zip(golds, predictions)], dtype=float).reshape(
-            -1, 3
-        )
+        rows = [(g == p != neg, p != neg, g != neg) for g, p in zip(golds, predictions)]
+        return np.array(rows, dtype=float).reshape(-1, 3)
 
-    def score_stats(self, totals):
+    def rule_score(self, totals):
         return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
+
+    def rule_details(self, totals) -> dict:
+        return prf_details(totals)
 
     def choice_queries(self) -> list[ChoiceQuery]:
         return [ChoiceQuery(self.instruction(), list(self._verbal().values()), self.target)]

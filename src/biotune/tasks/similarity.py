@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from biotune import metrics
+from biotune.errors import excerpt
 
 from .base import TASKS, Parsed, Task, clean_output
 
@@ -17,7 +20,10 @@ _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 class SimilarityTask(Task):
     name = "similarity"
     schema = "sentence_pair"
-    metric = "Pearson r"
+    fields = {"id": "str", "sentence1": "str", "sentence2": "str", "score": "float"}
+    source_fields = ("id", "sentence1", "sentence2", "score")
+    encoder_head = "regression"
+    rule = "Pearson r"
     max_new_tokens = 6
 
     def default_instruction(self) -> str:
@@ -25,6 +31,14 @@ class SimilarityTask(Task):
             "Rate how similar in meaning the two sentences are, from 0 (no relation) to 4 (equivalent). "
             "Answer with the number only."
         )
+
+    @classmethod
+    def from_record(cls, get, spec, bad) -> dict:
+        try:
+            score = float(get("score"))
+        except (TypeError, ValueError):
+            bad(f"score {excerpt(get('score'))} is not a number")
+        return {"sentence1": str(get("sentence1")), "sentence2": str(get("sentence2")), "score": score}
 
     def render_input(self, example: dict) -> str:
         return f"Sentence 1: {example['sentence1']}\nSentence 2: {example['sentence2']}"
@@ -44,15 +58,20 @@ class SimilarityTask(Task):
     def gold(self, example: dict) -> float:
         return float(example["score"])
 
-    def score_gold(self, golds, predictions, ids) -> dict:
-        m = metrics.pearson(golds, predictions)
-        return {"score": 100 * m["pearson"], "pearson": 100 * m["pearson"], "pearson_undefined": m["undefined"]}
-
-    def stats(self, golds, predictions, ids):
-        import numpy as np
-
+    def rule_stats(self, golds, predictions, ids):
+        """Per pair: the moments (1, x, y, x², y², xy) of gold x and prediction y, each taken about its mean over
+        the pairs given (Pearson r does not change under a shift; the sums then stay well conditioned)."""
+        if len(golds) != len(predictions):
+            raise ValueError(f"{len(golds)} gold scores but {len(predictions)} predictions")
         x, y = np.asarray(golds, dtype=float), np.asarray(predictions, dtype=float)
+        if len(x):
+            x, y = x - x.mean(), y - y.mean()
         return np.stack([np.ones_like(x), x, y, x * x, y * y, x * y], axis=1).reshape(-1, 6)
 
-    def score_stats(self, totals):
+    def rule_score(self, totals):
         return 100 * metrics.pearson_from_moments(totals)
+
+    def rule_details(self, totals) -> dict:
+        r = float(self.rule_score(totals))
+        # a constant prediction (or gold) leaves r undefined: reported as 0 and flagged
+        return {"pearson": r, "pearson_undefined": bool(not metrics.pearson_defined(totals))}
