@@ -88,3 +88,20 @@ def test_a_typed_ner_datasets_f1_per_type_is_printed_beside_the_micro_f1():
     metrics = {"score": 55.0, "f1": 0.55, "precision": 0.6, "f1_CHEMICAL": 71.2, "f1_GENE-N": 40.1}
     assert per_type(metrics) == "CHEMICAL 71.20 · GENE-N 40.10"
     assert per_type({"score": 55.0, "f1": 0.55}) == ""
+
+
+def test_eval_options_are_the_settings_models_fields_described_once():
+    """`biotune eval`'s options are EvalConfig's fields (with an experiment's `eval:` settings, EvalSettings):
+    each with the field's own description and default, none defined twice."""
+    from typer.testing import CliRunner
+
+    from biotune.cli import app
+    from biotune.config import EvalConfig, EvalSettings
+
+    result = CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "400", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    assert set(EvalSettings.model_fields) < set(EvalConfig.model_fields)
+    for name, field in EvalConfig.model_fields.items():
+        assert f"--{name.replace('_', '-')} " in result.output, name
+        if name not in ("output_dir", "data_dir"):  # the command says where its default output and data lie
+            assert field.description in " ".join(result.output.split()), name

@@ -169,7 +169,8 @@ def test_a_split_is_cast_exactly_as_datasets_casts_it_on_every_blurb_split(data_
             if not split_exists(spec, split, str(data_dir)):
                 continue
             rows = FORMATS.get(spec.format)(str(split_file(spec, split, str(data_dir))), spec)
-            assert Split(rows, fields, spec.schema).to_list() == datasets.Dataset.from_list(rows, features=typed).to_list()
+            want = datasets.Dataset.from_list(rows, features=typed).to_list()
+            assert Split(rows, fields, spec.schema).to_list() == want
             compared += 1
     assert compared == 38  # every split in ../shared (EBM PICO train is missing)
     ds = load_split("gad", "dev", str(data_dir))

@@ -6,8 +6,10 @@ Errors a user can fix (BiotuneError, invalid settings) print one line and exit 2
 from __future__ import annotations
 
 import errno
+import inspect
 import json
 import sys
+import typing
 from typing import Optional
 
 import click
@@ -17,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .config import EvalConfig
 from .errors import BiotuneError
 
 app = typer.Typer(
@@ -153,86 +156,59 @@ def data_show(
         out.print_json(json.dumps({**ex, "target": task.target(ex)}, ensure_ascii=False))
 
 
-@app.command("eval")
-def eval_cmd(
-    model: str = typer.Option("smollm2-135m", help="Alias (smollm2-135m), local folder or hub id."),
-    family: str = typer.Option(
-        "auto", help="causal, seq2seq (T5 / FLAN-T5 / UL2) or glm; auto: from the model's config."
-    ),
-    datasets: str = typer.Option("all", help="Comma-separated dataset names or dataset files (my.yaml), or 'all'."),
-    split: str = typer.Option("test", help="Split to evaluate: train, dev or test."),
-    shots: int = typer.Option(0, help="Number of in-context examples (0 = zero-shot)."),
-    selection: str = typer.Option("random", help="Shot selection: random or knn (nearest by MiniLM embedding)."),
-    shot_split: str = typer.Option("train", help="Split the shots are drawn from."),
-    fallback_split: Optional[str] = typer.Option(
-        None,
-        help=(
-            "Where the evaluated or shot split is missing (EBM PICO train here), use this split instead; such results "
-            "are flagged as not comparable to BLURB."
-        ),
-    ),
-    seed: int = typer.Option(0, help="Seed for shot selection."),
-    limit: Optional[int] = typer.Option(None, help="Evaluate N examples per dataset, spread evenly over the split."),
-    batch_size: int = typer.Option(8, help="Batch size."),
-    scoring: str = typer.Option(
-        "generate", help="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."
-    ),
-    output_format: str = typer.Option(
-        "auto",
-        help="NER / PICO: how mentions are written: list ('a; b'), inline (the sentence with <e>a</e> marked) or auto.",
-    ),
-    max_length: Optional[int] = typer.Option(None, help="Prompt + answer token budget (default: the model's context)."),
-    max_new_tokens: Optional[int] = typer.Option(
-        None,
-        help="Cap on a generated answer's tokens (default: the task's own budget, e.g. 96 for an NER mention list).",
-    ),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
-    dtype: str = typer.Option("auto", help="auto, float32, bfloat16, float16."),
-    data_dir: Optional[str] = DATA_DIR,
-    output_dir: Optional[str] = typer.Option(
-        None,
-        "--output-dir",
-        "-o",
-        help="Where predictions and metrics go (default: runs/eval-<model>-<shots>shot-<time>).",
-    ),
-    progress: bool = typer.Option(True, help="Show progress bars."),
-    force: bool = typer.Option(False, "--force", help="Replace results of another evaluation in the output folder."),
-) -> None:
+def options_of(model, **given) -> list[inspect.Parameter]:
+    """The command-line options of a settings model, one per field, from the field's type, default and description
+    (its one definition); `given`: a field's own typer.Option (a short name, another default). A choice of words
+    is read as text and checked by the model; a list as comma-separated text."""
+    params = []
+    own = [n for n in model.model_fields if n in vars(model).get("__annotations__", {})]  # then the inherited ones
+    for name in own + [n for n in model.model_fields if n not in own]:
+        field = model.model_fields[name]
+        kind, optional = field.annotation, False
+        if type(None) in typing.get_args(kind):
+            kind, optional = next(a for a in typing.get_args(kind) if a is not type(None)), True
+        if typing.get_origin(kind) in (typing.Literal, list):
+            kind = str
+        default = given.get(name) or typer.Option(
+            None if field.default_factory else field.default, help=field.description
+        )
+        annotation = Optional[kind] if optional or field.default_factory else kind
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation))
+    return params
+
+
+def eval_cmd(**options) -> None:
     """Zero-/few-shot evaluation of a generative model (causal, seq2seq, GLM) on BLURB: one zero_shot / few_shot
     experiment per dataset, as `biotune run` runs it; prints a table and the BLURB score."""
     from datetime import datetime
 
-    from .eval_run import EvalConfig, run_eval
+    from .eval_run import run_eval
 
-    if output_dir is None:
+    options["datasets"] = [d.strip() for d in (options["datasets"] or "all").split(",") if d.strip()]
+    if options["output_dir"] is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        output_dir = f"runs/eval-{model.replace('/', '_')}-{shots}shot-{stamp}"
-    cfg = EvalConfig(
-        model=model,
-        family=family,
-        datasets=[d.strip() for d in datasets.split(",") if d.strip()],
-        split=split,
-        shots=shots,
-        selection=selection,
-        shot_split=shot_split,
-        fallback_split=fallback_split,
-        seed=seed,
-        limit=limit,
-        batch_size=batch_size,
-        scoring=scoring,
-        output_format=output_format,
-        max_length=max_length,
-        max_new_tokens=max_new_tokens,
-        device=device,
-        dtype=dtype,
-        data_dir=data_dir,
-        output_dir=output_dir,
-        progress=progress,
-        force=force,
-    )
+        options["output_dir"] = f"runs/eval-{options['model'].replace('/', '_')}-{options['shots']}shot-{stamp}"
+    cfg = EvalConfig(**options)
     summary = run_eval(cfg)
     print_summary(summary)
-    out.print(f"predictions and metrics written to {output_dir}/")
+    out.print(f"predictions and metrics written to {cfg.output_dir}/")
+
+
+eval_cmd.__signature__ = inspect.Signature(
+    options_of(
+        EvalConfig,
+        datasets=typer.Option("all", help=EvalConfig.model_fields["datasets"].description),
+        data_dir=DATA_DIR,
+        output_dir=typer.Option(
+            None,
+            "--output-dir",
+            "-o",
+            help="Where predictions and metrics go (default: runs/eval-<model>-<shots>shot-<time>).",
+        ),
+        force=typer.Option(False, "--force", help=EvalConfig.model_fields["force"].description),
+    )
+)
+app.command("eval")(eval_cmd)
 
 
 @app.command("run")

@@ -152,17 +152,29 @@ class TrainingConfig(_Strict):
 
 
 class EvalSettings(_Strict):
-    """How the evaluated split is predicted and scored: the one settings model of evaluation (`biotune eval`
-    makes one experiment per dataset with it)."""
+    """How the evaluated split is predicted and scored: the one settings model of evaluation (an experiment's
+    `eval:`; `biotune eval`'s options are these fields and EvalConfig's, each described once)."""
 
-    split: Split = "test"
-    limit: int | None = Field(None, ge=1)
-    scoring: Literal["generate", "likelihood"] = "generate"
-    shot_split: Split = "train"  # where few_shot draws its shots (shots, selection: method.params)
-    fallback_split: Split | None = None  # used (and flagged) where `split` / `shot_split` is missing
-    max_length: int | None = Field(None, ge=64)  # prompt + answer token budget (default: the model's context)
-    # tokens a generated answer may take (default: the task's, e.g. 96 for an NER mention list): a cap for cost
-    max_new_tokens: int | None = Field(None, ge=1)
+    split: Split = Field("test", description="Split to evaluate: train, dev or test.")
+    limit: int | None = Field(None, ge=1, description="Evaluate N examples per dataset, spread evenly over the split.")
+    scoring: Literal["generate", "likelihood"] = Field(
+        "generate", description="generate (free text, parsed) or likelihood (most likely option; label-choice tasks)."
+    )
+    shot_split: Split = Field("train", description="Split the shots are drawn from.")
+    fallback_split: Split | None = Field(
+        None,
+        description="Where the evaluated or shot split is missing (EBM PICO train here), use this split instead; such "
+        "results are flagged as not comparable to BLURB.",
+    )
+    max_length: int | None = Field(
+        None, ge=64, description="Prompt + answer token budget (default: the model's context)."
+    )
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on a generated answer's tokens (default: the task's own budget, e.g. 96 for an NER mention "
+        "list): a cap for cost.",
+    )
 
 
 class RuntimeConfig(_Strict):
@@ -389,3 +401,79 @@ def validate_experiment(data: dict, source: str = "<config>", root=None) -> Expe
         raise field_error(e, source, root) from None
     except BiotuneError as e:  # unknown names raised by the registries inside validators
         raise BiotuneError(f"{source}: {e}") from None
+
+
+class EvalConfig(EvalSettings):
+    """What `biotune eval` is asked for (also what its `metrics.json` records under "settings"): a model and
+    datasets, turned into one experiment per dataset (`experiment`), with the evaluation settings of an experiment's
+    `eval:` (EvalSettings). The command's options are built from these fields (biotune.cli)."""
+
+    model: str = Field("smollm2-135m", description="Alias (smollm2-135m), local folder or hub id.")
+    family: str = Field(
+        "auto", description="causal, seq2seq (T5 / FLAN-T5 / UL2) or glm; auto: from the model's config."
+    )
+    datasets: list[str] = Field(
+        default_factory=lambda: ["all"],
+        description="Comma-separated dataset names or dataset files (my.yaml), or 'all'.",
+    )
+    shots: int = Field(0, ge=0, description="Number of in-context examples (0 = zero-shot).")
+    selection: Literal["random", "knn"] = Field(
+        "random", description="Shot selection: random or knn (nearest by MiniLM embedding)."
+    )
+    seed: int = Field(0, description="Seed for shot selection.")
+    batch_size: int = Field(8, ge=1, description="Batch size.")
+    output_format: Literal["auto", "list", "inline"] = Field(
+        "auto",
+        description="NER / PICO: how mentions are written: list ('a; b'), inline (the sentence with <e>a</e> marked) "
+        "or auto.",
+    )
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N.")
+    dtype: str = Field("auto", description="auto, float32, bfloat16, float16.")
+    data_dir: str | None = Field(
+        None, description="Folder with the BLURB files (default: $BIOTUNE_DATA or ../shared/data/blurb)."
+    )
+    output_dir: str = Field("runs/eval", description="Where predictions and metrics go.")
+    progress: bool = Field(True, description="Show progress bars.")
+    force: bool = Field(False, description="Replace results of another evaluation in the output folder.")
+
+    @field_validator("datasets")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        from .data import DATASETS, get_spec
+
+        if names in (["all"], ["blurb"]):
+            return [n for n, s in DATASETS.items() if s.blurb]
+        if not names:
+            raise ValueError("no dataset given")
+        out = []
+        for n in names:  # built-in names or dataset files
+            try:
+                out.append(get_spec(n).ref)  # raises, listing the valid names
+            except BiotuneError as e:
+                raise ValueError(str(e)) from None
+        return out
+
+    def experiment(self, dataset: str, family: str) -> ExperimentConfig:
+        """The experiment that evaluates `dataset`: what `biotune run` of the same file would run."""
+        from .data import get_spec
+
+        method = (
+            {"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}}
+            if self.shots
+            else {"name": "zero_shot"}
+        )
+        return validate_experiment(
+            {
+                "dataset": dataset,
+                "model": {"path": self.model, "family": family, "dtype": self.dtype},
+                "method": method,
+                "seed": self.seed,
+                "eval": {name: getattr(self, name) for name in EvalSettings.model_fields},
+                "runtime": {"eval_batch_size": self.batch_size},
+                "output_format": self.output_format,
+                "data_dir": self.data_dir,
+                "device": self.device,
+                "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
+            },
+            source="biotune eval",
+        )

@@ -11,12 +11,10 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import metrics
-from .data import DATASETS, get_spec
+from .config import EvalConfig
+from .data import get_spec
 from .errors import BiotuneError, MissingSplitError
 from .evaluate import prompt_budget
 from .io import atomic_write_json
@@ -24,89 +22,9 @@ from .models import family_of
 from .runtime import provenance
 from .train import evaluate_experiment
 
-Split = Literal["train", "dev", "test"]
-
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-class EvalConfig(BaseModel):
-    """What `biotune eval` is asked for (also what its `metrics.json` records under "settings"): a model and
-    datasets, turned into one experiment per dataset (`experiment`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "smollm2-135m"
-    family: str = "auto"  # causal, seq2seq, glm; auto: from the model's config (biotune.models.family_of)
-    datasets: list[str] = Field(default_factory=lambda: ["all"])
-    split: Split = "test"
-    shots: int = Field(0, ge=0)
-    selection: Literal["random", "knn"] = "random"
-    shot_split: Split = "train"
-    fallback_split: Split | None = None  # used (and flagged) where `split` / `shot_split` is missing
-    seed: int = 0
-    limit: int | None = Field(None, ge=1)
-    batch_size: int = Field(8, ge=1)
-    scoring: Literal["generate", "likelihood"] = "generate"
-    # NER / PICO: how mentions are written (biotune.tasks.mentions): list, inline, or auto (the task's default)
-    output_format: Literal["auto", "list", "inline"] = "auto"
-    max_length: int | None = Field(None, ge=64)
-    max_new_tokens: int | None = Field(None, ge=1)  # cap on a generated answer's tokens (default: the task's)
-    device: str = "auto"
-    dtype: str = "auto"
-    data_dir: str | None = None
-    output_dir: str = "runs/eval"
-    progress: bool = True
-    force: bool = False  # replace results of another identity in the output folder
-
-    @field_validator("datasets")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        if names in (["all"], ["blurb"]):
-            return [n for n, s in DATASETS.items() if s.blurb]
-        if not names:
-            raise ValueError("no dataset given")
-        out = []
-        for n in names:  # built-in names or dataset files
-            try:
-                out.append(get_spec(n).ref)  # raises, listing the valid names
-            except BiotuneError as e:
-                raise ValueError(str(e)) from None
-        return out
-
-    def experiment(self, dataset: str, family: str):
-        """The experiment that evaluates `dataset`: what `biotune run` of the same file would run."""
-        from .config import validate_experiment
-
-        method = (
-            {"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}}
-            if self.shots
-            else {"name": "zero_shot"}
-        )
-        return validate_experiment(
-            {
-                "dataset": dataset,
-                "model": {"path": self.model, "family": family, "dtype": self.dtype},
-                "method": method,
-                "seed": self.seed,
-                "eval": {
-                    "split": self.split,
-                    "limit": self.limit,
-                    "scoring": self.scoring,
-                    "shot_split": self.shot_split,
-                    "fallback_split": self.fallback_split,
-                    "max_length": self.max_length,
-                    "max_new_tokens": self.max_new_tokens,
-                },
-                "runtime": {"eval_batch_size": self.batch_size},
-                "output_format": self.output_format,
-                "data_dir": self.data_dir,
-                "device": self.device,
-                "output_dir": str(Path(self.output_dir) / get_spec(dataset).name),
-            },
-            source="biotune eval",
-        )
 
 
 def run_eval(cfg: EvalConfig) -> dict:
