@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import fields as dataclass_fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -234,6 +235,9 @@ def reach_of(path: Path) -> tuple[str, ...]:
 
 
 def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
+    """The resolved dataset a validated file describes. A field the spec shares with the file (or its `source:`)
+    by name is taken as the file gives it (lists as tuples); what differs is resolved here: where the files lie,
+    the splits in order, the labels' answer texts, the hub's names, the task type's schema."""
     src = df.source
     if src.root == BLURB_ROOT:
         root = BLURB_ROOT
@@ -241,39 +245,29 @@ def to_spec(df: DatasetFile, path: Path, builtin: bool = False) -> DatasetSpec:
         root = src.root.rstrip("/")
     else:
         root = str((path.parent / (src.root or ".")).resolve())
-    files = dict(src.splits)
     labels = df.labels or []
-    return DatasetSpec(
-        name=df.name,
-        title=df.title or df.name,
-        task=df.task,
-        schema=TASKS.get(df.task).schema,
-        format=src.format,
-        files={s: files[s] for s in SPLITS if s in files},
-        labels=tuple(labels),
-        label_names=dict(labels) if isinstance(labels, dict) else {},
-        negative=df.negative,
-        tags=tuple(df.tags or ()),
-        entity=df.entity,
-        entities={t: d or t for t, d in df.entities.items()},
-        columns=tuple(src.columns or ()),
-        header=src.header,
-        fields=dict(df.fields),
-        label_separator=src.label_separator,
-        instruction=df.instruction,
-        description=df.description,
-        missing_hint=src.missing_hint,
-        blurb=df.blurb,
-        metric=df.metric,
-        root=root,
-        hf=src.hf,
-        hf_config=src.config,
-        hf_revision=src.revision,
-        definition=str(path.resolve()),
-        builtin=builtin,
-        documents=df.documents,
-        reach=() if root == BLURB_ROOT or is_url(root) else reach_of(path),
-    )
+    resolved = {
+        "title": df.title or df.name,
+        "schema": TASKS.get(df.task).schema,
+        "files": {s: src.splits[s] for s in SPLITS if s in src.splits},
+        "labels": tuple(labels),
+        "label_names": dict(labels) if isinstance(labels, dict) else {},
+        "entities": {t: d or t for t, d in df.entities.items()},
+        "root": root,
+        "hf_config": src.config,
+        "hf_revision": src.revision,
+        "definition": str(path.resolve()),
+        "builtin": builtin,
+        "reach": () if root == BLURB_ROOT or is_url(root) else reach_of(path),
+    }
+    shared = {f.name for f in dataclass_fields(DatasetSpec)} - set(resolved)
+    given = {
+        name: tuple(value) if isinstance(value, list) else value
+        for part in (src, df)  # the file's own fields over its source's
+        for name, value in part.model_dump().items()
+        if name in shared and value is not None
+    }
+    return DatasetSpec(**given, **resolved)
 
 
 def load_dataset_file(path: str | Path) -> DatasetSpec:
