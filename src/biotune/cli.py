@@ -336,39 +336,7 @@ def study_cmd(
     if warning:
         out.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if dry_run:
-        from .study.runner import cell_states, existing_store
-
-        states = cell_states(existing_store(study.store_url), study.name, cells)
-        table = Table(title=f"study {study.name}: {len(cells)} cells")
-        for col in ("#", "dataset", "model", "method", "seed", "state", "identity", "output"):
-            table.add_column(col)
-        for i, (c, (state, _why)) in enumerate(zip(cells, states), 1):
-            method = c.method + (f" [{c.search.label()}]" if c.search else "")
-            table.add_row(
-                str(i), c.dataset, c.model, method, str(c.seed), state, c.identity_hash, c.experiment.output_dir
-            )
-        out.print(table)
-        for c, (state, why) in zip(cells, states):
-            if state in ("stale", "running"):
-                out.print(f"{state} {c.label}: {why}", soft_wrap=True)
-        counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
-        out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
-        for g in study.groups:
-            how = (
-                "every candidate its whole budget"
-                if g.strategy == "grid"
-                else f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
-                f"each rung, the range growing at its edge up to {study.search.grow} values"
-            )
-            out.print(
-                f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
-                f"({how}; scored on dev); the best then runs seeds {g.seeds} anew"
-                + (f"; {g.defaulted}" if g.defaulted else ""),
-                soft_wrap=True,
-            )
-        if left_out:
-            out.print("left out (the method does not fit the model): " + ", ".join(left_out))
-        out.print(f"store: {study.store_url}")
+        _print_dry_run(study, cells, left_out)
         return
     from .study.executors import EXECUTORS
 
@@ -389,6 +357,49 @@ def study_cmd(
             "resume it from its last checkpoint"
         )
         raise typer.Exit(130) from None
+    _print_study_result(study, result)
+    if report:
+        _write_report(study, result["final_cells"])
+    if result["failed"]:
+        raise typer.Exit(1)
+
+
+def _print_dry_run(study, cells, left_out) -> None:
+    """The grid a study would run: each cell's state and identity, each search's plan, the store."""
+    from .study.runner import cell_states, existing_store
+
+    states = cell_states(existing_store(study.store_url), study.name, cells)
+    table = Table(title=f"study {study.name}: {len(cells)} cells")
+    for col in ("#", "dataset", "model", "method", "seed", "state", "identity", "output"):
+        table.add_column(col)
+    for i, (c, (state, _why)) in enumerate(zip(cells, states), 1):
+        method = c.method + (f" [{c.search.label()}]" if c.search else "")
+        table.add_row(str(i), c.dataset, c.model, method, str(c.seed), state, c.identity_hash, c.experiment.output_dir)
+    out.print(table)
+    for c, (state, why) in zip(cells, states):
+        if state in ("stale", "running"):
+            out.print(f"{state} {c.label}: {why}", soft_wrap=True)
+    counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
+    out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
+    for g in study.groups:
+        how = (
+            "every candidate its whole budget"
+            if g.strategy == "grid"
+            else f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
+            f"each rung, the range growing at its edge up to {study.search.grow} values"
+        )
+        out.print(
+            f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
+            f"({how}; scored on dev); the best then runs seeds {g.seeds} anew"
+            + (f"; {g.defaulted}" if g.defaulted else ""),
+            soft_wrap=True,
+        )
+    if left_out:
+        out.print("left out (the method does not fit the model): " + ", ".join(left_out))
+    out.print(f"store: {study.store_url}")
+
+
+def _print_study_result(study, result: dict) -> None:
     out.print(
         f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
         f"{result['skipped']} taken by another worker; results in {study.store_url}"
@@ -397,10 +408,6 @@ def study_cmd(
         f"disk: {result['disk_bytes'] / 1e6:,.1f} MB in {study.out}/ (checkpoints deleted once a cell's result "
         "is written; trained weights kept as each cell's `keep` says)"
     )
-    if report:
-        _write_report(study, result["final_cells"])
-    if result["failed"]:
-        raise typer.Exit(1)
 
 
 def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) -> None:
