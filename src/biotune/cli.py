@@ -8,8 +8,13 @@ from __future__ import annotations
 import errno
 import inspect
 import json
+import logging
+import os
 import sys
+import tempfile
 import typing
+from datetime import datetime
+from pathlib import Path
 from typing import Optional
 
 import click
@@ -19,8 +24,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .config import EvalConfig
+from .config import EvalConfig, load_experiment, parse_overrides
+from .data import DATASETS, SPLITS, get_spec, load_split, resolve_data_dir, split_exists
+from .data.fetch import default_target, fetch
 from .errors import BiotuneError
+from .export import export_run
+from .io import atomic_write_text
+from .study.grid import load_study, unequal_budgets
+from .study.search import summary
+from .tasks import task_for
 
 app = typer.Typer(
     help="biotune: which way of adapting a language model to a biomedical task works best.",
@@ -59,10 +71,6 @@ def data_list(
 ) -> None:
     """Every dataset with its task type, metric and split sizes (and which splits are missing): the BLURB
     datasets, and the dataset files of --include."""
-    from pathlib import Path
-
-    from .data import DATASETS, SPLITS, get_spec, load_split, resolve_data_dir, split_exists
-    from .tasks import task_for
 
     specs = [spec for _, spec in DATASETS.items()]
     for item in include:
@@ -117,7 +125,6 @@ def data_fetch(
 ) -> None:
     """Fetch the BLURB files from public copies (the files BLURB's pipeline wrote, as KeBioLM commits them;
     PubMedQA from its repository, with BLURB's split regenerated) and verify each against biotune's checksums."""
-    from .data.fetch import default_target, fetch
 
     target = to or str(default_target())
     outcomes = fetch(target, mirror, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -147,8 +154,6 @@ def data_show(
 ) -> None:
     """Print the first N examples of a split (NAME: a dataset or a dataset file), with the answer text a generative
     model is trained to write."""
-    from .data import get_spec, load_split
-    from .tasks import task_for
 
     task = task_for(get_spec(name))
     ds = load_split(name, split, data_dir)
@@ -180,7 +185,6 @@ def options_of(model, **given) -> list[inspect.Parameter]:
 def eval_cmd(**options) -> None:
     """Zero-/few-shot evaluation of a generative model (causal, seq2seq, GLM) on BLURB: one zero_shot / few_shot
     experiment per dataset, as `biotune run` runs it; prints a table and the BLURB score."""
-    from datetime import datetime
 
     from .eval_run import run_eval
 
@@ -228,7 +232,6 @@ def run_cmd(
     utilization: float = UTILIZATION_OPTION,
 ) -> None:
     """Train (or not, for zero-/few-shot) and score one experiment; rerun to resume after a kill."""
-    from .config import load_experiment, parse_overrides
 
     overrides = parse_overrides(set_)
     if output_dir:
@@ -325,7 +328,6 @@ def study_cmd(
     ),
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
-    from .study.grid import load_study, unequal_budgets
     from .study.runner import run_study
 
     study, cells, left_out = load_study(study_file)
@@ -463,7 +465,6 @@ def report_cmd(
     samples: Optional[int] = typer.Option(None, help="Bootstrap resamples (default: report.bootstrap_samples)."),
 ) -> None:
     """Write report.html (self-contained: tables, Pareto plots, significance, recommendations) and report.md."""
-    from .study.grid import load_study
     from .study.runner import final_study_cells
 
     study, cells, _ = load_study(study_file)
@@ -481,7 +482,6 @@ def _write_report(
     except ValueError:
         raise BiotuneError("--memory-budgets / --time-budgets: comma-separated numbers or inf") from None
     from .study import halving
-    from .study.search import summary
     from .study.store import Store
 
     store = Store(study.store_url)
@@ -514,7 +514,6 @@ def export_cmd(
 ) -> None:
     """Export a run's trained weights: the adapter as a standard peft folder (or the fully fine-tuned model), or
     with --merge the base model with the adapter merged in; safetensors, tokenizer and a model card."""
-    from .export import export_run
 
     path = export_run(run_dir, out_dir, merge)
     out.print(f"exported to {path}/ ({', '.join(sorted(p.name for p in path.iterdir()))})")
@@ -532,7 +531,6 @@ def results_export(
     study: Optional[str] = typer.Option(None, help="Only this study."),
 ) -> None:
     """Export the results store (one row per cell, metrics and resources as columns)."""
-    from .io import atomic_write_text
     from .study.store import Store
 
     if fmt not in ("csv", "parquet"):
@@ -541,9 +539,6 @@ def results_export(
     if fmt == "csv":
         atomic_write_text(output, df.to_csv(index=False))
     else:
-        import os
-        import tempfile
-
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(output)), suffix=".parquet")
         os.close(fd)
         df.to_parquet(tmp, index=False)
@@ -601,7 +596,7 @@ def _usage_errors() -> tuple:
     """click's usage errors, and typer's own copies of them (typer >= 0.22 vendors click as typer._click, whose
     exceptions are not click's: without them an unknown option ended in a traceback)."""
     try:
-        from typer._click.exceptions import ClickException as TyperClickException
+        from typer._click.exceptions import ClickException as TyperClickException  # noqa: PLC0415  (typer >= 0.22 only)
     except ImportError:
         return (click.ClickException,)
     return (click.ClickException, TyperClickException)
@@ -617,7 +612,6 @@ def _printable(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import logging
 
     # bitsandbytes warns at import, on every CPU with AVX512-BF16, that its optional hub-downloaded CPU 4-bit kernel
     # (the `kernels` package) is absent; its built-in kernel is what runs. Not a user error: keep stderr for those.

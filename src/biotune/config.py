@@ -17,8 +17,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .data import DATASETS, get_spec
+from .data.catalog import is_dataset_file
 from .errors import BiotuneError
 from .fields import ConfigFieldError, field_error, known_name
+from .methods import METHODS
+from .models import FAMILIES
+from .models.heads import HEADS
+from .paths import check_name
+from .tasks import output_format_for
 from .yamlfile import load_text, read_yaml_file
 
 Split = Literal["train", "dev", "test"]
@@ -53,7 +60,6 @@ class ModelConfig(_Strict):
     @field_validator("family")
     @classmethod
     def _family(cls, v: str) -> str:
-        from .models import FAMILIES
 
         return known_name(FAMILIES, v)
 
@@ -65,7 +71,6 @@ class MethodConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _method(cls, v: str) -> str:
-        from .methods import METHODS
 
         return known_name(METHODS, v)
 
@@ -269,15 +274,12 @@ class ExperimentConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        from .paths import check_name
 
         return v if v is None else check_name(v, "run name")
 
     @field_validator("dataset")
     @classmethod
     def _dataset(cls, v: str) -> str:
-        from .data import get_spec
-        from .data.catalog import is_dataset_file
 
         try:
             get_spec(v)  # a built-in name, or a dataset file (read and checked here)
@@ -287,10 +289,6 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _fits(self) -> ExperimentConfig:
-        from .data import get_spec
-        from .methods import METHODS
-        from .models import FAMILIES
-        from .tasks import output_format_for
 
         family = FAMILIES.get(self.model.family)
         method = METHODS.get(self.method.name)
@@ -327,8 +325,6 @@ class ExperimentConfig(_Strict):
         if method.trains and self.training.learning_rate is None:
             self.training.learning_rate = method.default_lr
         if self.training.head_lr_scale is None:
-            from .models.heads import HEADS
-
             self.training.head_lr_scale = (
                 HEADS.get(head).fft_lr_scale if method.trains_base and not family.generative else 1.0
             )
@@ -336,7 +332,6 @@ class ExperimentConfig(_Strict):
         return self
 
     def resolved_name(self) -> str:
-        from .data import get_spec
 
         dataset = get_spec(self.dataset).name
         return self.name or f"{dataset}-{self.model.path.split('/')[-1]}-{self.method.name}-s{self.seed}"
@@ -376,7 +371,6 @@ def load_experiment(path: str | Path, overrides: dict | None = None) -> Experime
 def dataset_ref(value, base: Path):
     """A dataset as a config names it: a built-in name as it is, a dataset file relative to `base` (the folder of
     the file that names it) made absolute."""
-    from .data.catalog import is_dataset_file
 
     if isinstance(value, str) and is_dataset_file(value) and not Path(value).is_absolute():
         return str((base / value).resolve())
@@ -439,7 +433,6 @@ class EvalConfig(EvalSettings):
     @field_validator("datasets")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        from .data import DATASETS, get_spec
 
         if names in (["all"], ["blurb"]):
             return [n for n, s in DATASETS.items() if s.blurb]
@@ -455,7 +448,6 @@ class EvalConfig(EvalSettings):
 
     def experiment(self, dataset: str, family: str) -> ExperimentConfig:
         """The experiment that evaluates `dataset`: what `biotune run` of the same file would run."""
-        from .data import get_spec
 
         method = (
             {"name": "few_shot", "params": {"shots": self.shots, "selection": self.selection}}

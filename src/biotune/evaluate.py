@@ -10,6 +10,7 @@ from typing import Literal
 from . import inference
 from .data import get_spec, load_split
 from .icl import ShotSelector
+from .identity import _or_fallback
 from .prompting import PromptBuilder
 from .tasks import output_format_for, task_for
 
@@ -178,7 +179,6 @@ def _chosen(run: _Predicted, examples, shots_for, queries, *, model, tokenizer, 
 def _split_to_use(cfg, spec, split: str) -> str:
     """`split`, or the fallback split when `split` is missing and the user allowed a fallback (the same choice
     as the identity's, biotune.identity.splits_read)."""
-    from .identity import _or_fallback
 
     chosen = _or_fallback(cfg, split)
     if chosen != split:

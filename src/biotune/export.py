@@ -20,15 +20,18 @@ import os
 import shutil
 from pathlib import Path
 
+from .config import validate_experiment
+from .data import get_spec
 from .errors import BiotuneError
+from .methods import METHODS
+from .models import FAMILIES
+from .summary import RunSummary
+from .yamlfile import read_yaml_file
 
 _LEAVE_OUT = {"training_args.bin", "README.md"}
 
 
 def _read_run(run_dir: Path):
-    from .config import validate_experiment
-    from .summary import RunSummary
-    from .yamlfile import read_yaml_file
 
     if not RunSummary.exists(run_dir) or not (run_dir / "config.yaml").is_file():
         raise BiotuneError(
@@ -42,7 +45,6 @@ def _read_run(run_dir: Path):
 
 def export_run(run_dir: str | Path, out: str | Path, merge: bool = False) -> Path:
     """Write the run's weights to `out` (must not exist or be empty); returns `out`."""
-    from .methods import METHODS
     from .train import writable_folder
 
     run_dir, out = Path(run_dir), Path(out)
@@ -108,9 +110,6 @@ def _merge(cfg, method, final: Path, out: Path) -> None:
     import torch
     from peft import PeftModel
 
-    from .data import get_spec
-    from .models import FAMILIES
-
     family = FAMILIES.get(cfg.model.family)
     spec = get_spec(cfg.dataset)
     head = family.resolve_head(cfg.model, spec)
@@ -123,7 +122,6 @@ def _merge(cfg, method, final: Path, out: Path) -> None:
 
 
 def model_card(cfg, summary, merged: bool, method) -> str:
-    from .data import get_spec
 
     spec = get_spec(cfg.dataset)
     m, dev = summary.metrics, summary.dev or {}

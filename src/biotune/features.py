@@ -11,7 +11,10 @@ from collections.abc import Sequence
 
 import torch
 
-from .models.heads import IGNORE  # the label the loss skips
+from .models.heads import (
+    HEADS,
+    IGNORE,  # the label the loss skips
+)
 from .prompting import PromptBuilder
 
 
@@ -38,7 +41,6 @@ def generative_features(
 def encoder_features(
     task, tokenizer, examples: Sequence[dict], head: str, labels: list[str], max_length: int
 ) -> list[dict]:
-    from .models.heads import HEADS
 
     h = HEADS.get(head)
     return [h.encode(tokenizer, task.encoder_input(ex), task.gold(ex), labels, max_length) for ex in examples]
@@ -56,7 +58,6 @@ def encoder_predict(
     batch_size: int = 16,
 ) -> list:
     """Predictions in the metric's structure: tags per original word, a label, a label set, or a score."""
-    from .models.heads import HEADS
 
     h = HEADS.get(head)
     feats = encoder_features(task, tokenizer, examples, head, labels, max_length)

@@ -34,6 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExperimentConfig, RuntimeConfig
+from .data import get_spec, split_exists
+from .data.catalog import load_split, split_file
+from .data.location import cache_dir
+from .io import atomic_write_json
+from .methods import METHODS
+from .models import FAMILIES
+from .models.aliases import resolve
+from .models.heads import HEADS
+from .tasks import SCORING_VERSION
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
 # tracking: where the curves go, not what they are; pause_at: how far one invocation trains (a search's rung)
@@ -97,7 +106,6 @@ def folder_sha256(folder: str | Path) -> str:
 
 
 def _cache_file() -> Path:
-    from .data.location import cache_dir
 
     return cache_dir() / "file-hashes.json"
 
@@ -110,7 +118,6 @@ def _disk_cache() -> dict:
 
 
 def _save_disk_cache(cache: dict) -> None:
-    from .io import atomic_write_json
 
     try:
         atomic_write_json(_cache_file(), cache)
@@ -120,7 +127,6 @@ def _save_disk_cache(cache: dict) -> None:
 
 def splits_read(cfg: ExperimentConfig) -> list[str]:
     """The splits of the dataset a run reads, in a fixed order."""
-    from .methods import METHODS
 
     method = METHODS.get(cfg.method.name)
     splits = {_or_fallback(cfg, cfg.eval.split)}
@@ -133,7 +139,6 @@ def splits_read(cfg: ExperimentConfig) -> list[str]:
 
 def _or_fallback(cfg: ExperimentConfig, split: str) -> str:
     """The split evaluation reads: `eval.fallback_split` where `split` is missing and the fallback is there."""
-    from .data import get_spec, split_exists
 
     fallback = cfg.eval.fallback_split
     if fallback and fallback != split:
@@ -145,8 +150,6 @@ def _or_fallback(cfg: ExperimentConfig, split: str) -> str:
 
 def data_identity(cfg: ExperimentConfig) -> dict[str, str]:
     """split -> SHA-256 of its file ('missing' where the split is not there: the run itself then fails)."""
-    from .data import get_spec
-    from .data.catalog import load_split, split_file
 
     spec = get_spec(cfg.dataset)
     out = {}
@@ -163,7 +166,6 @@ def data_identity(cfg: ExperimentConfig) -> dict[str, str]:
 
 
 def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
-    from .models.aliases import resolve
 
     m = cfg.model
 
@@ -182,11 +184,7 @@ def model_identity(cfg: ExperimentConfig) -> dict[str, Any]:
 
 
 def identity(cfg: ExperimentConfig) -> dict[str, Any]:
-    from .data import get_spec
-    from .models import FAMILIES
-    from .models.heads import HEADS
     from .runtime import resolved_precision  # torch: on first use, as the other heavy imports here
-    from .tasks import SCORING_VERSION
 
     exclude = {**{k: True for k in _NOT_IDENTITY}, "training": _NOT_IDENTITY_TRAINING}
     experiment = json.loads(json.dumps(cfg.model_dump(exclude=exclude), default=str))

@@ -9,11 +9,14 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .errors import BiotuneError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -52,14 +55,12 @@ def folder_lock(folder: str | Path, wait: float = 30.0):
     still writes into. A holder that is going away (an orphan stops within a second of its study) is waited for up
     to `wait` seconds; after that, one line says so. Where flock does not exist (Windows) the block runs
     unlocked."""
-    from .errors import BiotuneError
 
     try:
-        import fcntl
+        import fcntl  # noqa: PLC0415  (POSIX only)
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    import time
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,6 @@ def read_text(path: str | Path, binary_ok: bool = True) -> str:
     """A text file a user gave, as UTF-8 (a byte-order mark dropped), or one line (BiotuneError) naming the file,
     the line of the first byte that is not UTF-8 and how to convert it; with `binary_ok` False, a file holding NUL
     bytes (a binary file, or a system file such as /proc/self/environ) is refused too."""
-    from .errors import BiotuneError
 
     data = Path(path).read_bytes()
     try:
@@ -177,7 +177,6 @@ def disk_full_errors(where: str | Path):
     """A full disk while a checkpoint or a result is written: one line (BiotuneError) naming where and the fix.
     What was being written is not left half-done: results are written atomically, and a checkpoint counts only
     when complete (checkpoint_complete)."""
-    from .errors import BiotuneError
 
     try:
         yield

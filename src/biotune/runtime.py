@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 
 import torch
 
+from . import __version__
 from .errors import BiotuneError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -119,12 +121,9 @@ def provenance() -> dict:
     and the kernels — the instruction set torch's CPU kernels dispatch to, and the GPU when one is present. fp32
     full fine-tuning is not bitwise portable between instruction sets (forcing this AVX512 machine's kernels to
     AVX2 changed the fair study's FFT run from its 10th step), so a reader must be able to see where each came from."""
-    import platform
 
     import peft
     import transformers
-
-    from . import __version__
 
     out = {
         "biotune": __version__,

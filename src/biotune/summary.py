@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .io import atomic_write_json
+
 FILE = "metrics.json"
 
 
@@ -54,7 +56,6 @@ class RunSummary(BaseModel):
         return (Path(run_dir) / FILE).is_file()
 
     def write(self, run_dir: str | Path) -> None:
-        from .io import atomic_write_json
 
         atomic_write_json(Path(run_dir) / FILE, self.as_json())
 

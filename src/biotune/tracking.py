@@ -20,11 +20,12 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from .data import get_spec
+
 TRACKERS = ("mlflow", "tensorboard", "wandb")
 
 
 def tags_of(cfg, identity_hash: str | None = None) -> dict[str, str]:
-    from .data import get_spec
 
     out = {
         "dataset": get_spec(cfg.dataset).name,

@@ -8,18 +8,32 @@ the checkpoints, keep the trained weights as `keep` says.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import torch
 import yaml
 
+from . import tracking, vllm_generation
 from .config import ExperimentConfig
 from .data import get_spec, load_split
+from .errors import BiotuneError
 from .evaluate import evaluate_dataset, prompt_budget, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
-from .io import atomic_write_json, atomic_write_jsonl, atomic_write_text, disk_full_errors, folder_lock
+from .identity import describe, hash_of, identity, splits_read
+from .io import (
+    atomic_write_json,
+    atomic_write_jsonl,
+    atomic_write_text,
+    checkpoint_complete,
+    disk_full_errors,
+    folder_lock,
+    read_jsonl,
+)
 from .methods import METHODS
 from .models import FAMILIES
 from .models.encoder import label_list
@@ -60,9 +74,6 @@ def output_dir(cfg: ExperimentConfig) -> Path:
 def last_checkpoint(folder: Path) -> str | None:
     """The newest complete checkpoint (biotune.io.checkpoint_complete); incomplete ones after it (a kill or a full
     disk while it was written, a truncated file) are removed, so training resumes from the one before."""
-    import shutil
-
-    from .io import checkpoint_complete
 
     ckpts = sorted(
         (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
@@ -82,7 +93,6 @@ def last_checkpoint(folder: Path) -> str | None:
 def check_data(cfg: ExperimentConfig) -> None:
     """Read every split the run reads (cached): a missing split or a malformed line fails here, with its one-line
     error, before any model is loaded or anything written."""
-    from .identity import splits_read
 
     for split in splits_read(cfg):
         load_split(cfg.dataset, split, cfg.data_dir)
@@ -202,7 +212,6 @@ class Experiment:
     def _setup_vllm(self, loaded: tuple | None, dtype: torch.dtype) -> None:
         """An in-context cell whose answers vLLM generates (biotune.vllm_generation): the tokenizer as for
         transformers, the engine on the model's folder (a random-init model's cached folder too)."""
-        from . import vllm_generation
 
         cfg = self.cfg
         vllm_generation.check_usable(self.device, self.family.name, cfg.eval.scoring)
@@ -328,7 +337,6 @@ class Experiment:
         # the first evaluation with the best score: the one the Trainer keeps (it replaces its best only on a gain)
         step = curve[-1][0] if self.method.keeps_final else curve[scores.index(max(scores))][0]
         path = self.out / DEV_STEPS / f"step-{step}.jsonl"
-        from .io import read_jsonl
 
         return read_jsonl(path) if path.is_file() else None
 
@@ -380,7 +388,6 @@ def _run_experiment(cfg: ExperimentConfig, progress: bool, force: bool) -> RunSu
         if is_main_process():
             tidy(out, cfg.keep)  # a run killed between its result and its tidying
         return RunSummary.read(out)
-    from . import tracking
 
     reached = paused_at(out)
     if cfg.training.pause_at is not None and reached is not None and reached["pause_at"] >= cfg.training.pause_at:
@@ -430,7 +437,6 @@ def evaluate_experiment(cfg: ExperimentConfig, loaded: tuple | None = None, prog
 def _held(cfg: ExperimentConfig):
     """The run's output folder checked (a folder this process can write, with no symlink where biotune writes or
     deletes) and locked for this process (io.folder_lock); its data checked first, so bad data writes nothing."""
-    import contextlib
 
     check_data(cfg)
     out = output_dir(cfg)
@@ -441,9 +447,6 @@ def _held(cfg: ExperimentConfig):
 
 def writable_folder(out: Path) -> None:
     """A one-line error unless `out` is (or can be made) a folder this process writes in."""
-    import os
-
-    from .errors import BiotuneError
 
     if out.exists() and not out.is_dir():
         raise BiotuneError(f"{out} is a file, not a folder: name a folder for the run's output (--output-dir)")
@@ -462,9 +465,6 @@ def writable_folder(out: Path) -> None:
 def no_links(out: Path) -> None:
     """A one-line error where a run folder holds a symlink where a run writes or deletes (its result files,
     checkpoints, weights): it would send writes and deletions out of the folder."""
-    import os
-
-    from .errors import BiotuneError
 
     places = [out / name for name in (*_RESULT_FILES, *_RESULT_DIRS)]
     places += [
@@ -484,7 +484,6 @@ def no_links(out: Path) -> None:
 def _claim(cfg: ExperimentConfig, force: bool) -> tuple[Path, str, str]:
     """The run's output folder claimed for its identity (claim_folder), inside `_held`, which has checked every
     split the run reads: (folder, identity hash, 'finished' | 'resume' | 'new')."""
-    from .identity import hash_of, identity
 
     out = output_dir(cfg)
     ident = identity(cfg)
@@ -497,7 +496,6 @@ def tidy(out: Path, keep: str) -> None:
     """After the result is written: the checkpoints go (they only served to resume), with the dev predictions of
     every evaluation (the kept one is in dev_predictions.jsonl), and the trained weights (`final/`) unless `keep`
     says to keep them. Predictions, metrics, config and identity stay."""
-    import shutil
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     shutil.rmtree(out / DEV_STEPS, ignore_errors=True)
@@ -523,10 +521,6 @@ def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -
     """Make `out` this identity's folder: 'finished' (its result is there), 'resume' (a half-done run of it) or
     'new'. Another identity's result or checkpoints there: BiotuneError naming what differs, or with `force`
     cleared first. Only the main process writes."""
-    import shutil
-
-    from .errors import BiotuneError
-    from .identity import describe
 
     held = out / "identity.json"
     old = json.loads(held.read_text()) if held.is_file() else None

@@ -6,8 +6,11 @@ what to train; this module says how the Trainer is put together."""
 
 from __future__ import annotations
 
+import inspect
+import math
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from .errors import BiotuneError
 from .io import atomic_write_json
 from .models.heads import IGNORE
 from .runtime import is_main_process, world_size
@@ -167,7 +171,6 @@ class TimeMeter(TrainerCallback):
         self.written = 0.0  # when PROGRESS_FILE was last written
 
     def on_train_begin(self, args, state, control, **kw):
-        import time
 
         self.began = time.perf_counter()
 
@@ -181,7 +184,6 @@ class TimeMeter(TrainerCallback):
         self._progress(args, state, every=0.0)  # a kill before the result loses what followed the checkpoint
 
     def _progress(self, args, state, every: float) -> None:
-        import time
 
         now = time.perf_counter()
         if now - self.written < every or not is_main_process():
@@ -193,7 +195,6 @@ class TimeMeter(TrainerCallback):
         )
 
     def on_save(self, args, state, control, **kw):
-        import time
 
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.is_dir() and is_main_process():
@@ -259,9 +260,6 @@ class FiniteLoss(TrainerCallback):
     with one line naming the step: nothing is predicted or written as a result from such weights."""
 
     def on_log(self, args, state, control, logs=None, **kw):
-        import math
-
-        from .errors import BiotuneError
 
         for key in ("loss", "train_loss", "eval_loss"):
             value = (logs or {}).get(key)
@@ -374,7 +372,6 @@ def answer_logits_supported(model, method) -> bool:
     """Decoder-only models whose forward takes `logits_to_keep` (transformers' causal LMs), without virtual
     tokens in front of the input (which would shift the positions), trained by a method whose loss is the
     language-model loss alone."""
-    import inspect
 
     if model.config.is_encoder_decoder or method.virtual_tokens or method.loss_in_forward:
         return False

@@ -35,9 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from biotune.errors import BiotuneError, excerpt
 from biotune.fields import ConfigFieldError, known_name
+from biotune.paths import check_name
 from biotune.tasks import TASKS, metric_choices
 from biotune.yamlfile import line_of, read_yaml_file
 
+from .formats import FORMATS
 from .location import ROOTS_ENV, data_roots, is_url, name_problem, url_problem, within
 from .spec import BLURB_ROOT, DATASETS, SPLITS, DatasetSpec
 
@@ -63,8 +65,6 @@ class SourceConfig(_Strict):
     @field_validator("format")
     @classmethod
     def _format(cls, v: str) -> str:
-
-        from .formats import FORMATS
 
         return known_name(FORMATS, v)
 
@@ -127,7 +127,6 @@ class DatasetFile(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        from biotune.paths import check_name
 
         return check_name(v, "dataset name")
 

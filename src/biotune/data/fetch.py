@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .location import cache_dir, download, is_url
+from .spec import BLURB_ROOT, DATASETS
 
 DEFAULT_MIRROR = "https://raw.githubusercontent.com"
 KEBIOLM = ("hieunguyen7337/KeBioLM", "bc7c3667c786236252ba5b26b3b921197465b7a3", "data")
@@ -67,7 +68,6 @@ def checksums() -> dict[str, str]:
 
 def blurb_files() -> list[str]:
     """Every file the built-in dataset files read, relative to the data folder."""
-    from .spec import BLURB_ROOT, DATASETS
 
     return [f for _, spec in DATASETS.items() if spec.root == BLURB_ROOT for f in spec.files.values()]
 

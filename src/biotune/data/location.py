@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import urllib.error
+import urllib.request
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from biotune.errors import BiotuneError
 
@@ -170,7 +173,6 @@ NO_NETWORK_HINT = "no network here? Fetch the file elsewhere and point the datas
 def _ascii_url(url: str) -> str:
     """`url` with its path and query percent-encoded as UTF-8 (what is encoded already stays as it is) and an
     international host name in IDNA."""
-    from urllib.parse import quote, urlsplit, urlunsplit
 
     parts = urlsplit(url)
     host = parts.netloc.encode("idna").decode("ascii") if not parts.netloc.isascii() else parts.netloc
@@ -182,8 +184,6 @@ def _ascii_url(url: str) -> str:
 def _http_fetch(url: str, dest: Path, timeout: float = 60, hint: str = NO_NETWORK_HINT) -> bool:
     """Download `url` to `dest` (the standard library, no extra dependency); False on 404, a one-line error when
     the host cannot be reached."""
-    import urllib.error
-    import urllib.request
 
     try:
         # a split or folder name may hold any character: sent percent-encoded (http.client takes ASCII only)

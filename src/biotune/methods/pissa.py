@@ -6,6 +6,9 @@ any peft user load."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pydantic import Field
 
 from .base import register
@@ -44,8 +47,6 @@ class _MutatedInit(Lora):
         return model
 
     def finish(self, model, params, folder):
-        import tempfile
-        from pathlib import Path
 
         from safetensors.torch import load_file, save_file
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from biotune.models.heads import HEADS
+
 from .base import PeftMethod, register
 
 
@@ -15,7 +17,6 @@ class _SoftPrompt(PeftMethod):
     virtual_tokens = True
 
     def fits(self, family, head=None) -> bool:
-        from biotune.models.heads import HEADS
 
         return head is None or HEADS.get(head).soft_prompts_fit
 

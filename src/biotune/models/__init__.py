@@ -1,6 +1,8 @@
 """Model families, one module each, registered in FAMILIES: causal (LLaMA and alike), seq2seq (T5 / FLAN-T5 /
 UL2), glm (GLM-4), encoder (BERT-style, with task heads). Model references: aliases.py."""
 
+from biotune.errors import BiotuneError, first_line
+
 from . import causal, encoder, glm, seq2seq  # noqa: E402,F401  (registers the families)
 from .aliases import ALIASES, resolve
 from .base import FAMILIES, ModelFamily
@@ -11,7 +13,6 @@ __all__ = ["ALIASES", "FAMILIES", "ModelFamily", "family_of", "resolve"]
 def family_of(name: str) -> str:
     """The family of a model (alias, folder or hub id) from its config: the first family that claims it (an
     encoder-decoder, GLM, a BERT-style encoder), else causal (decoder-only LMs; GGUF files are those)."""
-    from biotune.errors import BiotuneError, first_line
 
     ref = resolve(name)
     if ref.gguf_file:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import types
 from typing import TYPE_CHECKING
 
 from biotune.data.location import cache_dir
@@ -47,7 +48,6 @@ class ModelFamily:
         compute in fp32 with autocast off, their inputs cast to their weights' dtype (fp32 for a head that trains):
         what a head whose output is the prediction needs under bf16 (Head.full_precision). Returns how many
         modules were changed."""
-        import types
 
         import torch
 

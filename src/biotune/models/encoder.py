@@ -11,6 +11,7 @@ from pathlib import Path
 
 from biotune.tasks import TASKS
 
+from .aliases import resolve
 from .base import ModelFamily, register
 from .heads import HEADS
 
@@ -97,7 +98,6 @@ class EncoderFamily(ModelFamily):
 def _local_folder(mcfg) -> Path | None:
     """The checkpoint's folder on this machine: an alias's or a local path's, or a hub model's cached snapshot
     (None where it is neither: the hub is not asked from here)."""
-    from .aliases import resolve
 
     path = Path(resolve(mcfg.path).path)
     if path.is_dir():

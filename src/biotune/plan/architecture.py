@@ -19,7 +19,13 @@ from importlib import resources
 import torch
 import yaml
 
+from biotune.config import MethodConfig, ModelConfig
+from biotune.data import get_spec
 from biotune.errors import BiotuneError, first_line
+from biotune.methods import METHODS
+from biotune.models import FAMILIES
+from biotune.models.aliases import resolve
+from biotune.models.heads import HEADS
 
 
 @dataclass(frozen=True)
@@ -83,9 +89,6 @@ def model_config(mcfg):
     """The transformers config of the model an experiment names (offline for aliases, folders, random_init and
     the models in known_models.yaml)."""
     from transformers import CONFIG_MAPPING, AutoConfig
-
-    from biotune.models import FAMILIES
-    from biotune.models.aliases import resolve
 
     family = FAMILIES.get(mcfg.family)
     if mcfg.random_init:  # built as the run builds it (vocabulary and special tokens from the tokenizer)
@@ -158,8 +161,6 @@ def _stack(linear: int, layers: int, d: dict, causal: bool, cross_kv: int = 0, c
 
 def architecture(cfg) -> Architecture:
     """The Architecture of an experiment's model with its method applied (cached by what decides it)."""
-    from biotune.data import get_spec
-    from biotune.models import FAMILIES
 
     spec = get_spec(cfg.dataset)
     family = FAMILIES.get(cfg.model.family)
@@ -189,10 +190,6 @@ _PER_DEPTH = (
 
 @cache
 def _architecture(key: str) -> Architecture:
-    from biotune.config import MethodConfig, ModelConfig
-    from biotune.methods import METHODS
-    from biotune.models import FAMILIES
-    from biotune.models.heads import HEADS
 
     mdump, method_dump, head, head_kwargs = json.loads(key)
     mcfg, mconf = ModelConfig(**mdump), MethodConfig(**method_dump)

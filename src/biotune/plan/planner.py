@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from biotune.config import MethodConfig
 from biotune.errors import MissingSplitError
+from biotune.methods import METHODS
+from biotune.models import FAMILIES
 
 from . import estimate as E
 from .architecture import Architecture, architecture
@@ -66,7 +69,6 @@ def regime(cfg, acc: Accelerator) -> E.Regime:
     """How the run `cfg` holds and computes its model on `acc` (dtype, attention kernel, what trains)."""
     import torch
 
-    from biotune.methods import METHODS
     from biotune.runtime import attention_for
 
     method = METHODS.get(cfg.method.name)
@@ -98,7 +100,6 @@ class _Data:
 
 
 def _data(cfg, method) -> _Data:
-    from biotune.models import FAMILIES
 
     generative = FAMILIES.get(cfg.model.family).generative
     t = cfg.training
@@ -115,7 +116,6 @@ def _data(cfg, method) -> _Data:
 def plan_experiment(cfg, acc: Accelerator, gpus: int = 1, utilization: float = 0.4, suggest: bool = True) -> Plan:
     """The estimate for one experiment on `gpus` accelerators like `acc` (more than one: FSDP, the weights,
     gradients and optimizer state sharded, data parallel)."""
-    from biotune.methods import METHODS
 
     method = METHODS.get(cfg.method.name)
     plan = Plan(cfg.resolved_name(), cfg.method.name, method.trains, gpus=gpus)
@@ -289,9 +289,6 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
         if n > gpus and fits({}, n=n):
             out.append(f"FSDP over {n} GPUs")
             break
-    from biotune.config import MethodConfig
-    from biotune.methods import METHODS
-    from biotune.models import FAMILIES
 
     method = METHODS.get(cfg.method.name)
     if plan.trains and not method.quantized and FAMILIES.get(cfg.model.family).generative:

@@ -17,6 +17,15 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlparse
 
+from biotune.config import ModelConfig
+from biotune.data import get_spec
+from biotune.data.catalog import load_split
+from biotune.icl import ShotSelector
+from biotune.models import FAMILIES
+from biotune.models.aliases import ALIASES
+from biotune.prompting import PromptBuilder
+from biotune.tasks import task_for
+
 SAMPLE = int(os.environ.get("BIOTUNE_PLAN_SAMPLE", 400))  # examples measured per split (the rest scaled)
 PROXY = {True: "smollm2-135m", False: "minilm"}  # generative -> proxy tokenizer
 
@@ -62,9 +71,6 @@ def _hub_reachable() -> bool:
 @cache
 def tokenizer_for(model_json: str, generative: bool):
     """(tokenizer, name of what was loaded: the model's own, or 'proxy: ...')."""
-    from biotune.config import ModelConfig
-    from biotune.models import FAMILIES
-    from biotune.models.aliases import ALIASES
 
     mcfg = ModelConfig.model_validate_json(model_json)
     family = FAMILIES.get(mcfg.family)
@@ -94,9 +100,7 @@ def tokenizer_for(model_json: str, generative: bool):
 def split_tokens(cfg, split: str, limit: int | None, purpose: str) -> SplitTokens:
     """Token lengths of `split` as the run `cfg` reads it for `purpose`: train (training features), dev_loss
     (the same features on dev), generate (evaluation prompts and the answers a trained model writes)."""
-    from biotune.data.catalog import load_split
     from biotune.evaluate import subset_indices
-    from biotune.models import FAMILIES
 
     from .architecture import architecture
 
@@ -135,16 +139,12 @@ _MEASURED: dict = {}
 
 @cache
 def _length(ref: str, split: str, data_dir: str | None) -> int:
-    from biotune.data.catalog import load_split
 
     return len(load_split(ref, split, data_dir))
 
 
 def _measure(cfg, split, examples, purpose, shots, context) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    from biotune.data import get_spec
     from biotune.features import encoder_features, generative_features
-    from biotune.models import FAMILIES
-    from biotune.tasks import task_for
 
     spec = get_spec(cfg.dataset)
     family = FAMILIES.get(cfg.model.family)
@@ -169,10 +169,7 @@ def _measure(cfg, split, examples, purpose, shots, context) -> tuple[tuple[int, 
 
 def _prompts(cfg, task, tokenizer, examples, split, shots, context):
     """Evaluation prompts as evaluate_dataset builds them, and the answers' lengths (capped as generation is)."""
-    from biotune.data.catalog import load_split
     from biotune.evaluate import answer_budget, subset_indices
-    from biotune.icl import ShotSelector
-    from biotune.prompting import PromptBuilder
 
     budget = answer_budget(task, cfg.eval)
     shots_for = [[] for _ in examples]

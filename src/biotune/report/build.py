@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biotune.config import TrainingConfig
 from biotune.errors import BiotuneError
 from biotune.io import atomic_write_text
 from biotune.methods import METHODS
@@ -79,7 +81,6 @@ def load_results(
 
 def _budget_of(config: dict) -> str:
     """A stored run's training budget in words (TrainingConfig.budget), '' where its config cannot say."""
-    from biotune.config import TrainingConfig
 
     try:
         return TrainingConfig.model_validate((config.get("experiment") or config)["training"]).budget()
@@ -327,7 +328,6 @@ def compute_report(
 ) -> ReportData:
     """The numbers of a study's report: its final cells, aggregates, macro score, seed spread, every comparison
     (with the constant answer), the dev decisions and the answer, the budget table and the plots."""
-    import time
 
     search = search or []
     df = load_results(store_url, study, identities, search)

@@ -30,9 +30,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from biotune.config import ExperimentConfig, field_error, validate_experiment
+from biotune.config import ExperimentConfig, dataset_ref, field_error, validate_experiment
+from biotune.data import DATASETS, get_spec
 from biotune.errors import BiotuneError
 from biotune.identity import hash_of, identity
+from biotune.methods import METHODS
+from biotune.models import FAMILIES
 from biotune.paths import check_name, inside
 from biotune.yamlfile import line_of, read_yaml_file
 
@@ -123,7 +126,6 @@ class StudyConfig(BaseModel):
         return [MethodEntry(name=m) if isinstance(m, str) else m for m in self.methods]
 
     def dataset_names(self) -> list[str]:
-        from biotune.data import DATASETS
 
         if self.datasets in ("blurb", "all", ["blurb"], ["all"]):
             return [n for n, s in DATASETS.items() if s.blurb]
@@ -185,7 +187,6 @@ _BUDGET_FIELDS = (
 def budgets(cells: list[Cell]) -> dict[str, dict[str, list[str]]]:
     """dataset -> training budget (TrainingConfig.budget) -> the 'model / method' configurations trained on it
     (a search over the budget's own fields left out: its candidates differ on purpose)."""
-    from biotune.methods import METHODS
 
     out: dict = {}
     for c in cells:
@@ -255,8 +256,6 @@ class _Fail:
 
 def _datasets(study: StudyConfig, source: str, fail: _Fail) -> list[str]:
     """The study's datasets as the cells' configs name them (built-in names, dataset files made absolute)."""
-    from biotune.config import dataset_ref
-    from biotune.data import DATASETS, get_spec
 
     base = Path(source).parent if Path(source).is_file() else Path.cwd()
     datasets, names = [], []
@@ -281,8 +280,6 @@ def _datasets(study: StudyConfig, source: str, fail: _Fail) -> list[str]:
 def _check_axes(study: StudyConfig, methods: list, fail: _Fail) -> None:
     """Model families and methods that exist, each method key and model name once, a model's methods among the
     study's."""
-    from biotune.methods import METHODS
-    from biotune.models import FAMILIES
 
     for i, m in enumerate(study.models):
         if m.family not in FAMILIES:
@@ -335,7 +332,6 @@ def _check_search(study: StudyConfig, names: list[str], keys: list[str], fail: _
 
 def _check_overrides(study: StudyConfig, datasets: list[str], methods: list, fail: _Fail) -> None:
     """Each override names a value of its axis (an override naming nothing would change nothing)."""
-    from biotune.data import get_spec
 
     known = {
         "dataset": list(dict.fromkeys(get_spec(d).name for d in datasets)),
@@ -375,9 +371,6 @@ def _lay_out(
 ) -> tuple[list[Cell], list[str], list[SearchGroup]]:
     """Per dataset, model and method that fits it: its cells on every seed (one for a deterministic method), or,
     where something is searched, its search group's candidates on the search seed."""
-    from biotune.data import get_spec
-    from biotune.methods import METHODS
-    from biotune.models import FAMILIES
 
     cells, left_out, groups = [], [], []
     for dataset in datasets:
@@ -405,7 +398,6 @@ def _lay_out(
 
 def _search_group(study, dataset, model, method, meth, seeds, search_seed, source) -> SearchGroup | None:
     """The search of (dataset, model, method) with its candidates, or None where nothing is searched."""
-    from biotune.data import get_spec
 
     # the method's own space, where the study has a search block at all
     space = meth.search_space if "search" in study.model_fields_set else {}
@@ -445,7 +437,6 @@ def _cell(
     source: str,
     candidate: dict | None = None,
 ) -> Cell:
-    from biotune.data import get_spec
 
     ref, dataset = dataset, get_spec(dataset).name  # the config names a dataset file by its path; cells by name
     model_fields = {k: v for k, v in model.model_dump().items() if k not in ("name", "methods")}
@@ -463,7 +454,6 @@ def _cell(
         data = deep_merge(data, study.overrides.get(axis, {}).get(value, {}))
     if candidate:
         data = deep_merge(data, nested(candidate))
-    from biotune.methods import METHODS
 
     if data.get("keep", "auto") == "auto" and METHODS.get(method.name).trains_base:
         data["keep"] = "none"  # a study keeps no fully fine-tuned model unless told (keep: model)

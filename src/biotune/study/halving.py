@@ -23,6 +23,7 @@ is a few lines over the store this study already keeps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -34,7 +35,6 @@ from .store import group_key, row_key
 def rung_cell(cell, fraction: float):
     """The candidate cell set to stop at `fraction` of its budget (the last rung: no stop). The identity and
     folder are the candidate's own: a rung is how far one invocation trains, not another experiment."""
-    import dataclasses
 
     pause = None if fraction >= 1 else fraction
     training = cell.experiment.training.model_copy(update={"pause_at": pause})

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from biotune.identity import describe
 from biotune.resources import dir_size
 
 from .executors import EXECUTORS
@@ -247,7 +248,6 @@ def cell_states(store: Store | None, study_name: str, cells: list[Cell]) -> list
     of another machine), 'stale' (finished rows of its grid key under identities no cell of the grid has any more:
     the result it replaces; `why` names what changed since the newest of them) or 'new'. `store` None: nothing
     run yet."""
-    from biotune.identity import describe
 
     done = store.done(study_name) if store is not None else {}
     stopped = (

@@ -32,6 +32,7 @@ from biotune.fields import ConfigFieldError
 from biotune.metrics import f1_from_counts
 from biotune.registry import Registry
 
+from .mentions import OUTPUT_FORMATS
 from .metric_registry import METRICS, Metric
 
 if TYPE_CHECKING:
@@ -192,7 +193,6 @@ class TokenTaggingTask(Task):
     default_output_format = "list"
 
     def __init__(self, spec: DatasetSpec, output_format: str | None = None):
-        from .mentions import OUTPUT_FORMATS
 
         super().__init__(spec)
         self.output_format = output_format or self.default_output_format
