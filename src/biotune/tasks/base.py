@@ -231,6 +231,17 @@ class TokenTaggingTask(Task):
         return list(example["tags"])
 
 
+class MicroF1Rule:
+    """A rule scored by micro F1 of summed (tp, predicted, gold) counts in the first three columns of its stats
+    (entities, relations, (document, label) cells), with precision and recall beside it."""
+
+    def rule_score(self, totals):
+        return 100 * f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
+
+    def rule_details(self, totals) -> dict:
+        return prf_details(totals)
+
+
 TASKS: Registry[type[Task]] = Registry("task type")
 
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from biotune import metrics
-
 from .base import (
     TASKS,
     ChoiceQuery,
+    MicroF1Rule,
     Parsed,
     Task,
     clean_output,
     find_first_option,
-    prf_details,
     record_label,
     record_strings,
 )
@@ -22,7 +20,7 @@ from .mentions import NONE_WORDS
 
 
 @TASKS.register("doc_classification")
-class DocClassificationTask(Task):
+class DocClassificationTask(MicroF1Rule, Task):
     name = "doc_classification"
     schema = "document_labels"
     fields = {
@@ -103,12 +101,6 @@ class DocClassificationTask(Task):
             g, p = set(g) & labels, set(p) & labels
             rows.append((len(g & p), len(p), len(g)))
         return np.array(rows, dtype=float).reshape(-1, 3)
-
-    def rule_score(self, totals):
-        return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
-
-    def rule_details(self, totals) -> dict:
-        return prf_details(totals)
 
     # option log-likelihood: one yes/no question per hallmark
     def choice_queries(self) -> list[ChoiceQuery]:

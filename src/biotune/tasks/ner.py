@@ -17,14 +17,14 @@ import numpy as np
 from biotune import metrics
 from biotune.fields import ConfigFieldError
 
-from .base import TASKS, Parsed, TokenTaggingTask, clean_output, prf_details
+from .base import TASKS, MicroF1Rule, Parsed, TokenTaggingTask, clean_output
 from .mentions import inline_text, mentions_text, parse_inline, place, spans_from_tags, split_mentions
 
 MARK = "e"
 
 
 @TASKS.register("ner")
-class NerTask(TokenTaggingTask):
+class NerTask(MicroF1Rule, TokenTaggingTask):
     name = "ner"
     rule = "entity-level micro F1"
     typed_entities = True
@@ -155,11 +155,8 @@ class NerTask(TokenTaggingTask):
         rows = [metrics.entity_counts(g, p, types) for g, p in zip(golds, predictions)]
         return np.array(rows, dtype=float).reshape(-1, 3 * (1 + len(types)))
 
-    def rule_score(self, totals):
-        return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
-
     def rule_details(self, totals) -> dict:
-        out = prf_details(totals)
+        out = super().rule_details(totals)
         for i, t in enumerate(self.types, start=1):  # each type's F1 beside the micro F1 over all
             out[f"f1_{t}"] = float(100 * metrics.f1_from_counts(*totals[3 * i : 3 * i + 3]))
         return out

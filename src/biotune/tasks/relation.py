@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from biotune import metrics
 from biotune.fields import ConfigFieldError
 
-from .base import TASKS, ChoiceQuery, Parsed, Task, clean_output, find_first_option, prf_details, record_label
+from .base import (
+    TASKS,
+    ChoiceQuery,
+    MicroF1Rule,
+    Parsed,
+    Task,
+    clean_output,
+    find_first_option,
+    record_label,
+)
 
 UNPARSED = "<unparsed>"  # never a gold label, and not the negative one: an unparsed output is a wrong positive
 
 
 @TASKS.register("relation")
-class RelationTask(Task):
+class RelationTask(MicroF1Rule, Task):
     name = "relation"
     schema = "relation"
     fields = {"id": "str", "text": "str", "label": "str"}  # text: the entities marked, e.g. @GENE$
@@ -70,12 +78,6 @@ class RelationTask(Task):
         neg = self.spec.negative
         rows = [(g == p != neg, p != neg, g != neg) for g, p in zip(golds, predictions)]
         return np.array(rows, dtype=float).reshape(-1, 3)
-
-    def rule_score(self, totals):
-        return 100 * metrics.f1_from_counts(totals[..., 0], totals[..., 1], totals[..., 2])
-
-    def rule_details(self, totals) -> dict:
-        return prf_details(totals)
 
     def choice_queries(self) -> list[ChoiceQuery]:
         return [ChoiceQuery(self.instruction(), list(self._verbal().values()), self.target)]
