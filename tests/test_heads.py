@@ -82,8 +82,9 @@ def test_a_mean_pooled_sentence_encoders_pooler_starts_as_the_identity_for_seque
             dataset=dataset, model={"family": "encoder", "path": "minilm", **model}, method={"name": "fft"}
         )
 
-    for dataset in ("hoc", "biosses", "gad", "bioasq"):  # multi_label, regression, sequence_classification
+    for dataset in ("hoc", "gad", "bioasq"):  # multi_label, sequence_classification
         assert pooler(dataset).model.pooler == "identity"
+    assert pooler("biosses", head="regression").model.pooler == "identity"
     assert pooler("ncbi-disease").model.pooler == "checkpoint"  # a token head reads no pooler
     assert pooler("hoc", pooler="checkpoint").model.pooler == "checkpoint"  # said explicitly: kept
     tiny = {
@@ -243,11 +244,12 @@ def test_only_a_score_head_under_bf16_puts_its_precision_in_the_identity(tmp_pat
     from biotune.identity import identity
 
     def ident(dataset, bf16):
+        head = {"head": "regression"} if dataset == "biosses" else {}  # the score head (not the cosine one)
         return identity(
             validate_experiment(
                 {
                     "dataset": dataset,
-                    "model": {"family": "encoder", "path": "minilm"},
+                    "model": {"family": "encoder", "path": "minilm", **head},
                     "method": {"name": "fft"},
                     "training": {"bf16": bf16},
                     "device": "cpu",
@@ -328,3 +330,28 @@ def test_the_cosine_head_trains_and_predicts_biosses_pairs_on_a_bert(tmp_path, m
                 "method": {"name": "fft"},
             }
         )
+
+
+def test_a_mean_pooled_sentence_encoder_gets_the_cosine_head_on_similarity_and_its_identity_says_so():
+    """all-MiniLM-L6-v2 (sentence-transformers, mean pooling) on BIOSSES: the cosine head by default, recorded in
+    the config and the identity; a checkpoint without sentence pooling, a soft-prompt method (which the cosine head
+    does not fit) and other task types keep their heads, and their identities as before (no `head` key)."""
+    from biotune.config import ExperimentConfig
+    from biotune.identity import identity
+
+    def config(dataset, method="fft", **model):
+        return ExperimentConfig(
+            dataset=dataset, model={"family": "encoder", "path": "minilm", **model}, method={"name": method}
+        )
+
+    chosen = config("biosses")
+    assert chosen.model.head == "cosine_similarity" and chosen.model.pooler == "checkpoint"
+    assert identity(chosen)["experiment"]["model"]["head"] == "cosine_similarity"
+    assert config("biosses", method="lora").model.head == "cosine_similarity"
+    assert config("biosses", method="ptuning").model.head == "regression"  # two inputs: no soft prompt fits
+    assert config("biosses", head="regression").model.head == "regression"  # asked for: kept
+    tiny = {"num_hidden_layers": 1, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    assert config("biosses", random_init=tiny).model.head is None  # no checkpoint: the task's regression head
+    for dataset in ("gad", "hoc", "ncbi-disease"):
+        assert config(dataset).model.head is None
+        assert identity(config(dataset))["experiment"]["model"].get("head") is None

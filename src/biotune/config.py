@@ -303,6 +303,9 @@ class ExperimentConfig(_Strict):
             )
         family.check_head(self.model.head, task)  # raises ConfigFieldError("model.head", ...)
         head = family.resolve_head(self.model, spec)
+        if self.model.head is None and head != family.head_for(task):  # chosen for this checkpoint: recorded
+            self.model.head = head if method.fits(family, head) else family.head_for(task)
+            head = self.model.head
         if self.model.pooler == "auto":
             self.model.pooler = family.pooler_for(self.model, head)
         if self.model.head_bias == "auto":
