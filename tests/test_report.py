@@ -1,6 +1,7 @@
 """The report: bootstrap on hand-made cases with known answers, Pareto fronts, and a report built from a real
 small study whose numbers equal the store's."""
 
+import html
 import json
 import re
 from pathlib import Path
@@ -195,9 +196,12 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     for want in _by(rows).values():
         cell = f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}"
         assert cell in page and cell in md
-    assert page.count("<svg") == 4  # the heat map of the one model, three Pareto plots
+    # the heat map of the one model, score against compute per dataset (2), learning curves per dataset (2), the
+    # macro score against each of three costs
+    assert page.count("<svg") == 8
     # it leads with the answer, decided on dev; the long tables are folded
-    assert page.index("The answer") < page.index("<svg") < page.index("<details>")
+    assert page.index("The answer") < page.index("What this ran on") < page.index("<svg") < page.index("<details>")
+    _check_structure(page, md, result)
     assert set(result["answer"]["task"]) == {"relation", "similarity"}
     assert not re.search(r"""(src|href)=["']https?://""", page)
     sig = result["significance"]
@@ -244,6 +248,65 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
         agg.set_index(["dataset", "method"]).loc[("gad", "lora")].cost_seconds
     )
     assert "12 s of training redone after interruptions (1 cell), not counted" in (study.out / "report.md").read_text()
+
+
+def _svg_texts(svg: str) -> list[tuple[float, float, str, float, str]]:
+    """(x, y, anchor, font size, text) of every text of a figure (matplotlib writes text as <text> here)."""
+    out = []
+    for attrs, text in re.findall(r"<text([^>]*)>([^<]*)</text>", svg):
+        at = re.search(r'\bx="([-0-9.e]+)" y="([-0-9.e]+)"', attrs) or re.search(
+            r"translate\(([-0-9.e]+) ([-0-9.e]+)\)", attrs
+        )  # a rotated label is placed by its transform
+        x, y = float(at.group(1)), float(at.group(2))
+        anchor = re.search(r"text-anchor: (\w+)", attrs)
+        size = float(re.search(r"font-size: ([0-9.]+)px", attrs).group(1))
+        out.append((x, y, anchor.group(1) if anchor else "start", size, text))
+    return out
+
+
+def _check_structure(page: str, md: str, result: dict) -> None:
+    """What a reader needs of the report's structure: its sections (in the Markdown too), a legend on every
+    figure but the heat maps (a colour bar there), no text outside a figure's box, one colour per method across
+    figures, and the examples where the recommendation and the best alternative disagree."""
+    from biotune.report.figures import method_colour
+
+    for title in (
+        "The answer",
+        "What this ran on",
+        "Score per dataset and method (test)",
+        "Score against compute, per dataset",
+        "Learning curves",
+        "against each cost",
+        "Best model/method per task type under budgets",
+    ):
+        assert title in page and title in md, title
+    svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
+    for svg in svgs:
+        width, height = (float(re.search(rf'{k}="([0-9.]+)pt"', svg).group(1)) for k in ("width", "height"))
+        texts = _svg_texts(svg)
+        assert texts
+        for x, y, anchor, size, text in texts:
+            end = x + (0.6 * size * len(text) if anchor == "start" else 0)  # DejaVu Sans: about 0.6 em a character
+            assert 0 <= x <= width and 0 <= y <= height + 1 and end <= width + 12, (text, x, y, width, height)
+        words = {t for *_, t in texts}
+        if "test score (×100)" in words:  # a heat map: its colour bar says what the colours are
+            continue
+        assert {"lora", "fft"} <= words, "a legend naming the methods"
+        assert "tiny-bert" in words or "range over seeds" in words
+    # a method's colour is the same in every figure: lora's in the cost plots and the macro-score plots
+    lora, fft = method_colour("lora"), method_colour("fft")
+    assert lora != fft
+    with_lora = [svg for svg in svgs if lora in svg]
+    assert len(with_lora) >= 5 and all(fft in svg for svg in with_lora)
+    # a point's full name is its hover text
+    assert "<title>tiny-bert / lora: " in page
+    # where the recommended configuration and the best alternative answer differently, those examples are listed
+    for dataset, x in result["disagreements"].items():
+        assert f"answer differently on {dataset}" in page
+        if x["differ"]:
+            assert len(x["rows"]) == min(x["differ"], 20) and x["rows"]["input"].str.len().min() > 0
+            first = x["rows"].iloc[0]
+            assert html.escape(str(first["input"])) in page
 
 
 def _by(rows):

@@ -156,7 +156,8 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
     ]
     sig = pd.DataFrame(columns=["dataset", "a", "b", "diff", "ci_low", "ci_high", "significant"])
     intervals = pd.DataFrame(columns=["dataset", "config", "score", "ci_low", "ci_high"])
-    lead = answer(agg, decisions, sig, intervals, search)
+    lead, verdicts = answer(agg, decisions, sig, intervals, search)
+    assert "its search chose learning_rate=0.001 (the highest tried)" in verdicts["b"]
     assert lead.set_index("dataset")["search chose"].to_dict() == {
         "a": "learning_rate=0.0001",
         "b": "learning_rate=0.001 (the highest tried)",

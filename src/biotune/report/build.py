@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,10 +17,11 @@ from biotune.errors import BiotuneError
 from biotune.io import atomic_write_text
 from biotune.methods import METHODS
 from biotune.study.store import Store, group_key, row_key
+from biotune.tasks import task_for
 
-from . import stats
+from . import examples, figures, stats
 from .answer import dev_decisions
-from .compare import CONSTANT, config_label, constant_baselines, seen_from, significance
+from .compare import CONSTANT, config_label, constant_baselines, dataset_spec, seen_from, significance
 
 
 def load_results(
@@ -62,6 +62,7 @@ def load_results(
                 "search_seconds": search_cost.get(group_key(r), 0.0),
                 "trainable_params": res.get("trainable_params", 0),
                 "peak_memory_mb": peak / 2**20,
+                "memory_kind": res.get("memory_kind") or "",
                 "train_seconds": res.get("train_seconds", 0.0),
                 # training redone after kills (train.lost_work): not the configuration's cost, listed apart
                 "lost_seconds": res.get("lost_seconds") or 0.0,
@@ -92,86 +93,28 @@ def _method_name(config: dict) -> str:
     return (config.get("experiment") or config)["method"]["name"]  # an identity, or an earlier store's config
 
 
-def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    return buf.getvalue()[buf.getvalue().index("<svg") :]
+MEMORY_KINDS = {"cpu_peak_rss": "CPU RSS", "cuda_max_allocated": "GPU peak allocated"}
 
 
-def pareto_plots(agg: pd.DataFrame, blurb: pd.DataFrame) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cost = (
-        agg.groupby(["model", "method"])
-        .agg(
-            trainable_params=("trainable_params", "mean"),
-            peak_memory_mb=("peak_memory_mb", "mean"),
-            train_seconds=("train_seconds", "mean"),
-        )
-        .reset_index()
-    )
-    pts = blurb.merge(cost, on=["model", "method"])
-    plots = {}
-    for col, label, log in (
-        ("trainable_params", "trainable parameters", True),
-        ("peak_memory_mb", "peak memory (MB)", False),
-        ("train_seconds", "training time (s)", False),
-    ):
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        xs = pts[col].clip(lower=1 if log else 0).to_numpy()
-        ys = pts["blurb_mean"].to_numpy()
-        for (_, r), x, y in zip(pts.iterrows(), xs, ys):
-            ax.errorbar(x, y, yerr=r["blurb_std"], fmt="o", capsize=3)
-        front = stats.pareto_front(list(zip(xs, ys)))
-        ax.plot(xs[front], ys[front], "--", color="grey", label="Pareto front")
-        if log:
-            ax.set_xscale("symlog", linthresh=1)
-        ax.autoscale_view()
-        placed: list[tuple[float, float]] = []  # labels of points that (nearly) coincide are stacked, not overlaid
-        for (_, r), x, y in zip(pts.iterrows(), xs, ys):
-            px, py = ax.transData.transform((x, y))
-            stack = sum(1 for qx, qy in placed if abs(qx - px) < 40 and abs(qy - py) < 10)
-            placed.append((px, py))
-            ax.annotate(
-                f"{r['model']}/{r['method']}", (x, y), fontsize=7, xytext=(4, 4 + 9 * stack), textcoords="offset points"
-            )
-        ax.set_xlabel(label)
-        ax.set_ylabel("macro score (the study's task types)")
-        ax.legend(loc="lower right", fontsize=8)
-        ax.grid(alpha=0.3)
-        plots[col] = _svg(fig)
-        plt.close(fig)
-    return plots
-
-
-def heat_maps(agg: pd.DataFrame) -> dict[str, str]:
-    """Per model: datasets x methods, the mean test score in each cell (SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    maps = {}
-    for model, g in agg.groupby("model", sort=False):
-        table = g.pivot_table(index="dataset", columns="method", values="score_mean", sort=False)
-        fig, ax = plt.subplots(figsize=(1.4 + 1.1 * table.shape[1], 0.9 + 0.45 * table.shape[0]))
-        ax.imshow(table.to_numpy(dtype=float), cmap="viridis", aspect="auto", vmin=0, vmax=100)
-        ax.set_xticks(range(table.shape[1]), table.columns, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(table.shape[0]), table.index, fontsize=8)
-        for i in range(table.shape[0]):
-            for j in range(table.shape[1]):
-                v = table.iat[i, j]
-                if not np.isnan(v):
-                    ax.text(
-                        j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color="white" if v < 60 else "black"
-                    )
-        ax.set_title(f"{model}: test score (mean over seeds)", fontsize=9)
-        maps[model] = _svg(fig)
-        plt.close(fig)
-    return maps
+def run_details(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """From each final cell's metrics.json: its training curves (dataset, model, method, seed, kind, step, value;
+    kind: loss or dev_score) and what it ran on (device, precision, library versions), in words."""
+    rows, ran = [], {}
+    for r in df.itertuples():
+        path = Path(r.output_dir) / "metrics.json"
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        training = m.get("training") or {}
+        for kind, key in (("loss", "loss_curve"), ("dev_score", "dev_score_curve")):
+            for step, value in training.get(key) or []:
+                rows.append((r.dataset, r.model, r.method, r.seed, kind, step, value))
+        versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
+        where = f"{m.get('device', '?')} in {m.get('compute_dtype', '?')}"
+        ran.setdefault(where, set()).add(versions)
+    curves = pd.DataFrame(rows, columns=["dataset", "model", "method", "seed", "kind", "step", "value"])
+    return curves, [f"{where} ({'; '.join(sorted(v))})" for where, v in ran.items()]
 
 
 def _budget(v: float, unit: str) -> str:
@@ -192,6 +135,20 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
+
+
+def _number(row, name: str) -> float:
+    v = getattr(row, name, 0)
+    return 0.0 if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def _count(n: float) -> str:
+    n = float(n)
+    return "0" if n == 0 else f"{n / 1e6:,.1f} M" if n >= 1e6 else f"{n / 1e3:,.1f} k" if n >= 1e3 else f"{n:,.0f}"
+
+
 def answer(
     agg: pd.DataFrame,
     decisions: dict,
@@ -199,14 +156,16 @@ def answer(
     intervals: pd.DataFrame,
     search: list[dict],
     constants: dict | None = None,
-) -> pd.DataFrame:
-    """The report's first table: per dataset (by task type), the configuration recommended on dev
-    (`answer.dev_decisions`: the cheapest that dev cannot tell apart from the dev-best), its chosen search values,
-    dev score, test score with its 95 % interval over seeds and examples, the configurations of any model it is
-    better or worse than on test after Holm over every comparison in the report, and its difference from the best
-    constant answer where a dataset has one."""
-    constants = constants or {}
-    rows = []
+    metric_of: dict | None = None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The report's first screen: per dataset (by task type), the configuration recommended on dev
+    (`answer.dev_decisions`: the cheapest that dev cannot tell apart from the dev-best), its test score with its
+    95 % interval over seeds and examples and the metric's name, its cost (compute per run: training, its search
+    and prediction; peak memory of the kind measured; trainable parameters) and its difference from the best
+    constant answer, as a table; and the same in one sentence per dataset with what it is better or worse than on
+    test after Holm over every comparison in the report, and the values its search chose."""
+    constants, metric_of = constants or {}, metric_of or {}
+    rows, verdicts = [], {}
     for dataset, dec in sorted(decisions.items(), key=lambda kv: kv[1]["task"]):
         rec = dec["recommended"]
         d = next(r for r in agg[agg.dataset == dataset].itertuples() if config_label(r.model, r.method) == rec)
@@ -223,39 +182,58 @@ def answer(
             edge = [e.split(": ", 1)[-1] for e in edge]
         chosen = "" if pick is None else pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
         iv = intervals[(intervals.dataset == dataset) & (intervals.config == rec)]
-        test = (
-            f"{iv.score.iloc[0]:.2f} [{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]"
-            if len(iv)
-            else f"{d.score_mean:.2f}"
-        )
-        above, below, ties, const = [], [], [], "–"
+        interval = f"[{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv) else ""
+        score = iv.score.iloc[0] if len(iv) else d.score_mean
+        above, below, ties, const, const_words = [], [], [], "–", ""
         for p in sig[sig.dataset == dataset].itertuples():
             if rec not in (p.a, p.b):
                 continue
             other, diff, lo, hi = seen_from(p, rec)
             if other.startswith(CONSTANT + " "):
-                const = (
-                    f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} (always "
-                    f"{constants[dataset][1]!r}: {constants[dataset][0]:.2f})"
+                value, label = constants[dataset]
+                const = f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} vs always {label!r}"
+                verdict = "significant" if p.significant else "not significant"
+                const_words = (
+                    f" Against answering {label!r} every time ({value:.2f}): {diff:+.2f} [{lo:.2f}, {hi:.2f}], "
+                    f"{verdict}."
                 )
                 continue
             (above if p.significant and diff > 0 else below if p.significant else ties).append(other)
+        search_s, train_s, eval_s = (_number(d, k) for k in ("search_seconds", "train_seconds", "eval_seconds"))
+        memory, trainable = _number(d, "peak_memory_mb"), _number(d, "trainable_params")
+        kind = MEMORY_KINDS.get(getattr(d, "memory_kind", ""), "peak")
+        metric = metric_of.get(dataset, "score")
         rows.append(
             {
                 "task": dec["task"],
                 "dataset": dataset,
+                "metric": metric,
                 "recommended (on dev)": rec,
                 "search chose": chosen or "–",
-                "dev": f"{d.dev_mean:.2f}",
-                "test [95% CI]": test,
-                "seeds": int(d.seeds),
-                "better than (test, Holm)": ", ".join(above) or "–",
-                "worse than (test, Holm)": ", ".join(below) or "–",
-                "not told apart from (test)": ", ".join(ties) or "–",
-                "− best constant answer (test)": const,
+                "test [95 % CI]": f"{score:.2f} {interval}".strip(),
+                "compute per run": _duration(train_s + search_s + eval_s),
+                "peak memory": f"{memory:,.0f} MB {kind}",
+                "trainable": _count(trainable),
+                "vs best constant (test)": const,
             }
         )
-    return pd.DataFrame(rows)
+        parts = [
+            f"{rec}: {score:.2f} {metric} {interval} on test over {int(d.seeds)} seed{'s' * (d.seeds > 1)}".replace(
+                "  ", " "
+            )
+            + (f", its search chose {chosen}" if chosen else "")
+            + f"; {_duration(train_s + search_s + eval_s)} of compute per run (training {_duration(train_s)}, its "
+            f"search {_duration(search_s)}, prediction {_duration(eval_s)}), {memory:,.0f} MB peak memory "
+            f"({kind}), {_count(trainable)} trainable parameters."
+        ]
+        if above:
+            parts.append(f" Better on test than {', '.join(above)} (Holm).")
+        if below:
+            parts.append(f" Worse on test than {', '.join(below)} (Holm).")
+        if ties:
+            parts.append(f" Not told apart on test from {', '.join(ties)}.")
+        verdicts[dataset] = "".join(parts) + const_words
+    return pd.DataFrame(rows), verdicts
 
 
 def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
@@ -269,10 +247,18 @@ def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
         for _, row in df.iterrows()
     ]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=n' if _numeric(v) else ''}>{html.escape(v)}</td>" for v in row) + "</tr>"
+        for row in cells
+    )
     md = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
-    md += "".join("| " + " | ".join(row) + " |\n" for row in cells)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>", md
+    md += "".join("| " + " | ".join(v.replace("|", "\\|").replace("\n", " ") for v in row) + " |\n" for row in cells)
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>', md
+
+
+def _numeric(text: str) -> bool:
+    """A number, an interval or a size: kept on one line."""
+    return bool(text) and (text[0].isdigit() or text[0] in "+-−[") and len(text) < 48
 
 
 @dataclass
@@ -296,8 +282,15 @@ class ReportData:
     rec: pd.DataFrame
     decisions: dict
     lead: pd.DataFrame  # the answer table
-    plots: dict[str, str]
-    maps: dict[str, str]
+    verdicts: dict[str, str]  # the answer per dataset, in words
+    metric_of: dict[str, str]  # dataset -> its metric's name
+    plots: dict[str, str]  # the macro score against each cost (SVG)
+    maps: dict[str, str]  # per model, the heat map (SVG)
+    costs: dict[str, str]  # per dataset, score against total compute (SVG)
+    curves: dict[str, str]  # per dataset, training loss and dev score against the step (SVG)
+    disagree: dict[str, dict]  # per dataset, where the recommendation and the best alternative differ
+    unparsed: pd.DataFrame
+    ran_on: list[str]
     stamp: str
 
     def counted(self) -> str:
@@ -317,6 +310,20 @@ class ReportData:
         return out
 
 
+def not_above_constant(sig: pd.DataFrame) -> set:
+    """(dataset, model, method) of each configuration that is not significantly better than its dataset's best
+    constant answer on test (Holm over the report's comparisons)."""
+    out = set()
+    for p in sig.itertuples():
+        for side, other in ((p.a, p.b), (p.b, p.a)):
+            if other.startswith(CONSTANT + " ") and not side.startswith(CONSTANT + " "):
+                _, diff, _, _ = seen_from(p, side)
+                if not (p.significant and diff > 0):
+                    model, method = side.split(" / ", 1)
+                    out.add((p.dataset, model, method))
+    return out
+
+
 def compute_report(
     store_url: str,
     study: str,
@@ -327,18 +334,27 @@ def compute_report(
     search: list[dict] | None = None,
 ) -> ReportData:
     """The numbers of a study's report: its final cells, aggregates, macro score, seed spread, every comparison
-    (with the constant answer), the dev decisions and the answer, the budget table and the plots."""
+    (with the constant answer), the dev decisions and the answer, the budget table, the examples behind it and
+    the figures."""
 
     search = search or []
     df = load_results(store_url, study, identities, search)
     agg = stats.aggregate(df)
+    agg["memory_kind"] = [
+        df[(df.dataset == r.dataset) & (df.model == r.model) & (df.method == r.method)].memory_kind.iloc[0]
+        for r in agg.itertuples()
+    ]
     blurb = stats.blurb_scores(df)
     started = time.perf_counter()
     constants = constant_baselines(df)
     sig, intervals = significance(df, samples, constants=constants)
     sig_seconds = time.perf_counter() - started
     decisions = dev_decisions(df, agg, samples=min(samples, 2000))
+    metric_of = {ds: task_for(dataset_spec(ds, g.output_dir)).metric for ds, g in df.groupby("dataset", sort=False)}
     n_types = int(blurb.task_types.max()) if len(blurb) else 0
+    blurb_name = "BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types"
+    lead, verdicts = answer(agg, decisions, sig, intervals, search, constants, metric_of)
+    curves, ran_on = run_details(df)
     return ReportData(
         study=study,
         store_url=store_url,
@@ -347,7 +363,7 @@ def compute_report(
         df=df,
         agg=agg,
         blurb=blurb,
-        blurb_name="BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types",
+        blurb_name=blurb_name,
         var=stats.seed_variance(agg),
         constants=constants,
         sig=sig,
@@ -355,9 +371,16 @@ def compute_report(
         sig_seconds=sig_seconds,
         rec=stats.recommendations(agg, memory_mb, seconds),
         decisions=decisions,
-        lead=answer(agg, decisions, sig, intervals, search, constants),
-        plots=pareto_plots(agg, blurb),
-        maps=heat_maps(agg),
+        lead=lead,
+        verdicts=verdicts,
+        metric_of=metric_of,
+        plots=figures.score_against_cost(agg, blurb, stats.blurb_per_seed(df), blurb_name),
+        maps=figures.heat_maps(agg, metric_of, not_above_constant(sig)),
+        costs=figures.cost_per_dataset(agg, intervals, constants, metric_of),
+        curves=figures.learning_curves(curves, metric_of),
+        disagree=examples.disagreements(df, agg, decisions),
+        unparsed=examples.unparsed(df),
+        ran_on=ran_on,
         stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
 
@@ -377,13 +400,12 @@ class Section:
 
 
 LEAD_TEXT = (
-    "Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest "
-    "one that dev cannot tell apart from the best on dev (compute: training, its search and test "
-    "prediction). Its test score (mean over seeds, 95 % interval over seeds and test examples), the "
-    "configurations of every model it is better or worse than after Holm-Bonferroni over every "
-    "comparison in this report, and its difference from the best constant answer (answering one label "
-    "for every test example; relations, QA), * where significant: a model near that constant has "
-    "learned the majority answer, not the task. What dev could decide:"
+    "Per dataset, the configuration (model / method) recommended on dev, never on test: the cheapest one that dev "
+    "cannot tell apart from the best on dev. Test: mean over seeds, 95 % interval over seeds and test examples. "
+    "Compute per run: training (its dev evaluations included) + its share of the search + prediction. Against the "
+    "best constant answer (answering one label for every test example; relations, QA): * where significant after "
+    "Holm over every comparison in this report; a model near that constant has learned the majority answer, not "
+    "the task."
 )
 PER_DATASET_COLUMNS = [
     "task",
@@ -424,6 +446,41 @@ def _seconds(v) -> str:
     return f"{v:.0f}"
 
 
+def _ran_on(d: ReportData) -> list[str]:
+    budgets = sorted({b for b in d.agg.get("budget", pd.Series(dtype=str)).dropna() if b and b != "–"})
+    kinds = sorted({MEMORY_KINDS.get(k, k) for k in d.agg.memory_kind if k})
+    return [
+        *(f"Ran on {line}." for line in d.ran_on),
+        f"Training budgets: {'; '.join(budgets) or 'none (in-context methods only)'}.",
+        f"Seeds {sorted(d.df.seed.unique().tolist())}; test splits as each dataset gives them "
+        f"({', '.join(f'{ds} {int(n):,}' for ds, n in d.agg.groupby('dataset', sort=False).n_test.max().items())} "
+        "examples, summed over seeds in the per-dataset table).",
+        f"Peak memory is {', '.join(kinds) or 'not measured'}: CPU RSS is the whole process's resident memory "
+        "(weights, activations, the Python heap), so it orders methods less sharply than a GPU's allocated peak.",
+    ]
+
+
+def _disagreement_sections(d: ReportData) -> list[Section]:
+    out = []
+    for dataset, x in d.disagree.items():
+        sa, sb = x["seeds"]
+        seeds = f"seed {sa}" if sa == sb else f"seeds {sa} and {sb}"
+        out.append(
+            Section(
+                f"Where {x['recommended']} and {x['alternative']} answer differently on {dataset} (test, {seeds}): "
+                f"{x['differ']:,} of {x['n']:,} examples",
+                text=(
+                    f"Of those, {x['recommended']} is right on {x['right'][0]:,} and {x['alternative']} (the best "
+                    f"other configuration on dev) on {x['right'][1]:,}; ✔ marks the right answer. "
+                    + (f"The first {len(x['rows'])}:" if x["differ"] > len(x["rows"]) else "")
+                ),
+                table=x["rows"] if len(x["rows"]) else None,
+                folded=True,
+            )
+        )
+    return out
+
+
 def sections(d: ReportData) -> list[Section]:
     """The report's sections, in order: the one list a new section is added to."""
     per_ds = d.agg.assign(
@@ -436,11 +493,42 @@ def sections(d: ReportData) -> list[Section]:
             "The answer",
             LEAD_TEXT,
             d.lead,
-            sentences=[f"{ds}: {dec['sentence']}" for ds, dec in d.decisions.items()],
+            sentences=[
+                f"{ds}: {d.verdicts[ds]} On dev: {d.decisions[ds]['sentence']}"
+                for ds in d.lead.dataset
+                if ds in d.verdicts
+            ],
         ),
-        Section("Score per dataset and method (test)", figures={k: svg for k, svg in d.maps.items()}),
+        Section("What this ran on", sentences=_ran_on(d)),
         Section(
-            "Cost and score (Pareto plots)",
+            "Score per dataset and method (test)",
+            "Each cell: the mean test score over seeds ± their std, on one colour scale; ▽: not significantly better "
+            "than the dataset's best constant answer.",
+            figures=dict(d.maps),
+        ),
+        Section(
+            "Score against compute, per dataset",
+            "Each configuration's test score (bars: 95 % interval over seeds and test examples) against the compute "
+            "one run of it took (training + its search + prediction); the dashed line is the Pareto front, the "
+            "dotted one the best constant answer. Hover a point for its numbers.",
+            figures=dict(d.costs),
+        ),
+    ]
+    if d.curves:
+        out.append(
+            Section(
+                "Learning curves",
+                "Training loss and dev score against the optimizer step for each trained configuration that was "
+                "reported: the mean over its seeds (line) and their range (band).",
+                figures=dict(d.curves),
+            )
+        )
+    out += [
+        Section(
+            f"{d.blurb_name[0].upper() + d.blurb_name[1:]} against each cost",
+            "Per model / method: the mean over seeds (bars: ± std over seeds; dots: each seed) against its "
+            "trainable parameters, its peak memory and its compute summed over the datasets; dashed: the Pareto "
+            "front. Colour: method (the same in every figure and report); marker: model.",
             figures={"score vs " + k.replace("_", " "): svg for k, svg in d.plots.items()},
         ),
         Section(
@@ -449,6 +537,17 @@ def sections(d: ReportData) -> list[Section]:
             "tie the cheaper pair is named, the others after it)",
             table=_recommendation_grid(d.rec),
         ),
+        *_disagreement_sections(d),
+    ]
+    if len(d.unparsed):
+        out.append(
+            Section(
+                "Unparsed answers (scored as wrong predictions): a few of each configuration's, from one seed",
+                table=d.unparsed,
+                folded=True,
+            )
+        )
+    out += [
         Section(
             f"{d.blurb_name[0].upper() + d.blurb_name[1:]} per model and method (test, mean ± std over seeds; the "
             "mean over the task types present of each task type's mean dataset score)",
@@ -523,10 +622,21 @@ def sections(d: ReportData) -> list[Section]:
     return out
 
 
-STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}figure{display:inline-block;margin:0.5em}svg{max-width:100%;height:auto}
-details{margin:0.6em 0}summary{cursor:pointer;font-weight:600}"""
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1220px;margin:1.2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em;margin:0.3em 0}h2{font-size:1.25em;margin:1.1em 0 0.4em}p,li{line-height:1.4}
+table{border-collapse:collapse;margin:0.6em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}td.n{white-space:nowrap}
+figure{display:inline-block;margin:0.4em;vertical-align:top;max-width:100%}svg{max-width:100%;height:auto}
+details{margin:0.5em 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}
+ul.answer li{margin:0.35em 0}"""
+
+
+def _lead(sentence: str) -> str:
+    """A sentence whose first words up to ': ' name what it is about, those words in bold."""
+    head, sep, rest = sentence.partition(": ")
+    if sep and len(head) < 60:
+        return f"<b>{html.escape(head)}</b>: {html.escape(rest)}"
+    return html.escape(sentence)
 
 
 def render_html(d: ReportData, parts: list[Section]) -> str:
@@ -540,7 +650,7 @@ def render_html(d: ReportData, parts: list[Section]) -> str:
         if sec.table is not None:
             out += _table(sec.table, sec.formats)[0]
         if sec.sentences:
-            out += "<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in sec.sentences) + "</ul>"
+            out += '<ul class="answer">' + "".join(f"<li>{_lead(t)}</li>" for t in sec.sentences) + "</ul>"
         return out
 
     shown = "".join(f"<h2>{html.escape(s.title)}</h2>{body(s)}" for s in parts if not s.folded)
@@ -607,5 +717,6 @@ def build_report(
         "recommendations": d.rec,
         "answer": d.lead,
         "decisions": d.decisions,
+        "disagreements": d.disagree,
         "significance_seconds": d.sig_seconds,
     }

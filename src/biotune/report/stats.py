@@ -42,16 +42,22 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def blurb_scores(df: pd.DataFrame) -> pd.DataFrame:
-    """BLURB score per (model, method, seed) over the datasets present (macro over task types), then mean and
-    std over seeds. `task_types` says how many of the 6 were present."""
+def blurb_per_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """The macro score of each (model, method, seed): the mean over the task types present of each task type's
+    mean dataset score; `task_types` says how many of BLURB's 6 were present."""
     rows = []
     for (model, method, seed), g in df.groupby(["model", "method", "seed"], sort=False):
         task_means = g.groupby("task")["score"].mean()
         rows.append(
             {"model": model, "method": method, "seed": seed, "blurb": task_means.mean(), "task_types": len(task_means)}
         )
-    per_seed = pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["model", "method", "seed", "blurb", "task_types"])
+
+
+def blurb_scores(df: pd.DataFrame) -> pd.DataFrame:
+    """BLURB score per (model, method, seed) over the datasets present (macro over task types), then mean and
+    std over seeds. `task_types` says how many of the 6 were present."""
+    per_seed = blurb_per_seed(df)
     if per_seed.empty:
         return per_seed
     out = (

@@ -70,6 +70,7 @@ class Task:
     encoder_head = ""  # the head an encoder gets for it (biotune.models.heads)
     typed_entities = False  # a dataset file may name typed entities (`entities:`)
     rule = ""  # its BLURB rule, as a report names the metric
+    gold_field = ""  # the example field that holds its gold answer (what `gold` reads)
     max_new_tokens = 16
 
     def __init__(self, spec: DatasetSpec):
@@ -116,6 +117,14 @@ class Task:
     # -- output ------------------------------------------------------------------------------------
     def parse(self, text: str, example: dict) -> Parsed:
         raise NotImplementedError
+
+    def answer_text(self, value: Any, example: dict) -> str:
+        """A gold answer or a prediction (in the metric's structure, as `gold` gives it) written as the answer
+        text: what a report shows a reader."""
+        try:
+            return self.target({**example, self.gold_field: value})
+        except (KeyError, TypeError, ValueError):
+            return str(value)
 
     def gold(self, example: dict) -> Any:
         """The gold answer in the metric's structure (also what an encoder head is trained on)."""
@@ -190,6 +199,7 @@ class TokenTaggingTask(Task):
     fields = {"id": "str", "doc_id": "str", "tokens": ["str"], "tags": ["str"]}
     source_fields = ("id", "doc_id", "tokens", "tags")
     encoder_head = "token_classification"
+    gold_field = "tags"
     default_output_format = "list"
 
     def __init__(self, spec: DatasetSpec, output_format: str | None = None):

@@ -34,6 +34,7 @@ class DocClassificationTask(MicroF1Rule, Task):
     source_fields = ("id", "text", "labels")
     labelled = True
     encoder_head = "multi_label"
+    gold_field = "labels"
     rule = "document-level micro F1"
     max_new_tokens = 48
 

@@ -18,6 +18,7 @@ class QaTask(Task):
     source_fields = ("id", "question", "context", "answer")
     labelled = True
     encoder_head = "sequence_classification"
+    gold_field = "answer"
     rule = "accuracy"
     max_new_tokens = 4
 

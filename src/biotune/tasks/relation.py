@@ -29,6 +29,7 @@ class RelationTask(MicroF1Rule, Task):
     source_fields = ("id", "text", "label")
     labelled = True
     encoder_head = "sequence_classification"
+    gold_field = "label"
     rule = "micro F1, negative class excluded"
     max_new_tokens = 6
 

@@ -23,6 +23,7 @@ class SimilarityTask(Task):
     fields = {"id": "str", "sentence1": "str", "sentence2": "str", "score": "float"}
     source_fields = ("id", "sentence1", "sentence2", "score")
     encoder_head = "regression"
+    gold_field = "score"
     rule = "Pearson r"
     max_new_tokens = 6
 
