@@ -268,3 +268,17 @@ def test_a_model_and_method_search_names_known_models_and_methods(tmp_path):
         path.write_text(yaml.safe_dump({**base, "search": {"model_method": grid}}))
         with pytest.raises(BiotuneError, match=needle):
             load_study(path)
+
+
+def test_the_readme_key_reference_is_the_config_models_and_every_key_has_a_meaning():
+    """README's "Every key" section is generated from the typed config models (biotune.reference): equal to them,
+    one row per field of every block, none without a meaning."""
+    from biotune.reference import END, SECTIONS, START, reference_markdown, rows
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = START + readme.split(START, 1)[1].split(END, 1)[0] + END
+    assert section == reference_markdown(), "README key reference drifted: python -m biotune.reference README.md"
+    for _, model, prefix in SECTIONS:
+        for name, _kind, _default, meaning in rows(model):
+            assert f"| `{prefix}{name}` |" in section
+            assert meaning.strip(), f"{model.__name__}.{name} has no meaning: a description or a comment beside it"

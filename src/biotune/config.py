@@ -65,7 +65,10 @@ class ModelConfig(_Strict):
 
 
 class MethodConfig(_Strict):
+    # the method's name (biotune.methods)
     name: str
+    # the method's own parameters (e.g. lora: r, alpha, dropout, target_modules; few_shot: shots, selection); every
+    # default written out in the run's config.yaml
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -76,29 +79,40 @@ class MethodConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
+    # passes over the training examples
     epochs: float = Field(3.0, gt=0)
     max_steps: int = -1  # > 0 overrides epochs
     learning_rate: float | None = Field(None, gt=0)  # default: the method's published default
+    # examples per optimizer step and process (times grad_accum)
     batch_size: int = Field(8, ge=1)
+    # batches accumulated into one optimizer step
     grad_accum: int = Field(1, ge=1)
+    # optimizer steps of linear learning-rate warm-up
     warmup_steps: int = Field(0, ge=0)
+    # AdamW's decoupled weight decay
     weight_decay: float = Field(0.0, ge=0)
     # the learning rate of a task head the checkpoint does not have (an encoder's classifier, and its pooler where
     # it starts as the identity), as a multiple of learning_rate. None: resolved, 10 for full fine-tuning of an
     # encoder's classification head (it then trains at 2e-4, as every PEFT method trains it; heads.Head.fft_lr_scale),
     # 1 elsewhere (a score head too)
     head_lr_scale: float | None = Field(None, gt=0)
+    # transformers' scheduler name: linear, cosine, constant, constant_with_warmup, ...
     lr_scheduler: str = "linear"
     bf16: bool | Literal["auto"] = "auto"  # auto: where the hardware supports it
+    # recompute activations in the backward pass: less memory, more time
     gradient_checkpointing: bool = False
     eval_steps: int | None = Field(None, ge=1)  # None: once per epoch (or every save when max_steps is set)
+    # checkpoint interval (default: the dev evaluations'); a multiple of eval_steps
     save_steps: int | None = Field(None, ge=1)
+    # checkpoints kept on disk while training (the best one always among them)
     save_total_limit: int = Field(2, ge=1)
+    # steps between training-loss records (the report's learning curves)
     logging_steps: int = Field(10, ge=1)
     # batches of similar lengths (less padding); off = plain random order
     group_by_length: bool = True
     max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
     train_split: Split = "train"  # another split here makes the result not comparable to BLURB
+    # training examples used (the first N of a fixed shuffle), default: all
     train_limit: int | None = Field(None, ge=1)
     dev_limit: int | None = Field(None, ge=1)  # dev examples (spread over the split) for dev loss and dev score
     # the checkpoint kept: the best dev score by the dataset's own metric (generative models: greedy generation on
@@ -226,19 +240,29 @@ _RUNTIME_ALIASES = {
 
 
 class ExperimentConfig(_Strict):
+    # the run's name: its folder under runs/ (letters, digits, . _ + -); default: from the dataset, model and method
     name: str | None = None
+    # a BLURB dataset's name (biotune data list) or a dataset file (my.yaml, README "Your own dataset")
     dataset: str
+    # the model and how it is loaded (below)
     model: ModelConfig
+    # the adaptation method (zero_shot, few_shot, fft, lora, qlora, ...: README "Methods") and its params
     method: MethodConfig
+    # seeds the training order, initialisation and shot selection
     seed: int = 0
+    # how a method that trains does it (below; ignored by in-context methods)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    # how the evaluated split is predicted and scored (below)
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    # settings that change only speed (below)
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
     # NER / PICO: how a generative model writes mentions (biotune.tasks.mentions): list or inline; auto: the task
     # type's default (resolved when the file is read; other task types: none)
     output_format: Literal["auto", "list", "inline"] | None = "auto"
+    # the folder with the BLURB files (default: $BIOTUNE_DATA, else ../shared/data/blurb)
     data_dir: str | None = None
     output_dir: str | None = None  # default: runs/<name>
+    # auto (a GPU where there is one, else the CPU), cpu, cuda, cuda:N
     device: str = "auto"
     # what a finished run keeps beside its predictions, metrics and config (checkpoints are always deleted once
     # the result is written): adapter (adapter methods: the trained adapter, and an encoder's head), model

@@ -44,7 +44,9 @@ from .search import SearchConfig, SearchGroup, SearchRef, candidates, nested
 
 class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())  # the rest are ModelConfig fields
+    # how the study and its report name the model
     name: str
+    # causal, seq2seq, glm or encoder
     family: str
     methods: list[str] | None = None  # only these of the study's methods (by key) for this model
 
@@ -56,8 +58,10 @@ class ModelEntry(BaseModel):
 
 class MethodEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # the method's name
     name: str
     label: str | None = None  # to run one method twice with other params (e.g. few_shot_knn)
+    # its parameters, as an experiment's method.params
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("label")
@@ -74,23 +78,34 @@ class ReportSettings(BaseModel):
     """What `biotune report` (and the end of `biotune study`) uses unless its options say otherwise."""
 
     model_config = ConfigDict(extra="forbid")
+    # peak-memory budgets of the recommendation table (MB; .inf: none)
     memory_budgets_mb: list[float] = Field(default_factory=lambda: [2048, 8192, float("inf")])
+    # compute budgets of the recommendation table (seconds, a configuration's search included)
     time_budgets_s: list[float] = Field(default_factory=lambda: [300, 3600, float("inf")])
     bootstrap_samples: int = Field(10000, ge=100)  # resamples of seeds and test examples per comparison
 
 
 class StudyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # the study's name: its rows in the store and its folder (default output_dir runs/<name>)
     name: str
+    # dataset names or dataset files, or blurb / all (every BLURB dataset)
     datasets: list[str] | str
+    # the models (below): each a name plus the keys of an experiment's model block
     models: list[ModelEntry]
+    # the methods, each a name or a block (below)
     methods: list[MethodEntry | str]
+    # the seeds every reported configuration runs (a search runs its candidates on a seed of its own)
     seeds: list[int] = Field(default_factory=lambda: [0])
+    # experiment keys every cell gets (training:, eval:, runtime:, keep:, ...)
     defaults: dict[str, Any] = Field(default_factory=dict)
+    # experiment keys for some cells: {dataset|model|method|seed: {<name>: {<keys>}}}, applied in that order
     overrides: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
     store: str | None = None  # SQLAlchemy URL; default sqlite:///<output_dir>/results.sqlite
     output_dir: str | None = None  # default runs/<name>
+    # the folder with the BLURB files, for every cell
     data_dir: str | None = None
+    # what the report uses (below)
     report: ReportSettings = Field(default_factory=ReportSettings)
     search: SearchConfig = Field(default_factory=SearchConfig)  # model selection on dev (study/search.py)
     # equal: the methods of a dataset are meant to train on the same budget (epochs over the same examples), and

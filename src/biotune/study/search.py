@@ -33,9 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 class SearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    # experiment key -> values every trained configuration is searched over (e.g. training.learning_rate: [1e-4, 3e-4])
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    # per model name: key -> values, over the grid's
     model: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    # per method key: key -> values, over the grid's (also for methods that do not train: method.params.shots)
     method: dict[str, dict[str, list[Any]]] = Field(default_factory=dict)
+    # per model and method: key -> values, over all the above
     model_method: dict[str, dict[str, dict[str, list[Any]]]] = Field(default_factory=dict)
     seed: int | None = None  # the candidates' seed; default: one above the study's highest (never a reported seed)
     # halving (study/halving.py): candidates compared at each rung, the better `keep` go on from their checkpoints,
