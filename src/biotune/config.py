@@ -112,7 +112,7 @@ class TrainingConfig(_Strict):
     group_by_length: bool = True
     max_length: int = Field(512, ge=16)  # tokens per training example (prompt + answer)
     train_split: Split = "train"  # another split here makes the result not comparable to BLURB
-    # training examples used (the first N of a fixed shuffle), default: all
+    # training examples used, spread evenly over the split (default: all)
     train_limit: int | None = Field(None, ge=1)
     dev_limit: int | None = Field(None, ge=1)  # dev examples (spread over the split) for dev loss and dev score
     # the checkpoint kept: the best dev score by the dataset's own metric (generative models: greedy generation on
@@ -240,13 +240,13 @@ _RUNTIME_ALIASES = {
 
 
 class ExperimentConfig(_Strict):
-    # the run's name: its folder under runs/ (letters, digits, . _ + -); default: from the dataset, model and method
+    # the run's name, its folder under runs/ (letters, digits, . _ + -); default: <dataset>-<model>-<method>-s<seed>
     name: str | None = None
     # a BLURB dataset's name (biotune data list) or a dataset file (my.yaml, README "Your own dataset")
     dataset: str
     # the model and how it is loaded (below)
     model: ModelConfig
-    # the adaptation method (zero_shot, few_shot, fft, lora, qlora, ...: README "Methods") and its params
+    # the adaptation method (zero_shot, few_shot, fft, lora, qlora, ...: the 16 of biotune.methods) and its params
     method: MethodConfig
     # seeds the training order, initialisation and shot selection
     seed: int = 0
