@@ -355,3 +355,29 @@ def test_a_mean_pooled_sentence_encoder_gets_the_cosine_head_on_similarity_and_i
     for dataset in ("gad", "hoc", "ncbi-disease"):
         assert config(dataset).model.head is None
         assert identity(config(dataset))["experiment"]["model"].get("head") is None
+
+
+def test_loading_says_in_one_line_which_head_was_created_and_warns_of_anything_else(capfd):
+    """transformers' load report (a table of missing keys) is replaced by one line: a new task head is expected;
+    other missing or unused weights are still said, as a warning. On the real MiniLM: the classifier is new."""
+    from biotune.config import ExperimentConfig
+    from biotune.models import FAMILIES
+
+    encoder = FAMILIES.get("encoder")
+    line = encoder.describe_loading("multi_label", {"missing_keys": ["classifier.weight", "classifier.bias"]})
+    assert line.startswith("a new multi_label head (classifier.bias, classifier.weight) was created")
+    odd = encoder.describe_loading(
+        "multi_label", {"missing_keys": ["classifier.bias", "bert.encoder.layer.0.output.dense.weight"]}
+    )
+    assert "warning: weights not in the checkpoint, initialised at random: bert.encoder.layer.0" in odd
+    assert encoder.describe_loading("multi_label", {"missing_keys": [], "unexpected_keys": []}) == ""
+
+    import torch
+
+    from biotune.data import get_spec
+
+    cfg = ExperimentConfig(dataset="hoc", model={"family": "encoder", "path": "minilm"}, method={"name": "fft"})
+    encoder.load(cfg.model, get_spec("hoc"), "multi_label", torch.device("cpu"), None)
+    err = capfd.readouterr().err
+    assert "a new multi_label head (classifier.bias, classifier.weight) was created" in err
+    assert "LOAD REPORT" not in err and "MISSING" not in err

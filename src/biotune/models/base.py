@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import types
 from typing import TYPE_CHECKING
 
@@ -181,12 +182,34 @@ class ModelFamily:
                 AutoConfig.from_pretrained(ref.path, trust_remote_code=mcfg.trust_remote_code, **revision)
             tokenizer = self.load_tokenizer(mcfg)
             path = self.checkpoint(mcfg, tokenizer, head, spec, seed)
-            model = self.auto_class(head).from_pretrained(path, **kwargs)
+            model, info = _quiet_load(self.auto_class(head), path, kwargs)
         except (OSError, ValueError) as e:
             raise BiotuneError(self.explain_load_error(mcfg, e)) from None
+        say = self.describe_loading(head, info)
+        if say:
+            print(say, file=sys.stderr, flush=True)
         if quantization is None:
             model.to(device)
         return model, tokenizer
+
+    def describe_loading(self, head: str, info: dict) -> str:
+        """One line about weights the checkpoint did not have or did not use: a new task head (`head_modules`) is
+        expected and said plainly; anything else is listed as a warning. Empty where every weight was loaded."""
+        missing, unexpected = sorted(info.get("missing_keys") or ()), sorted(info.get("unexpected_keys") or ())
+        new_head = [k for k in missing if k.split(".")[0] in self.head_modules]
+        other = [k for k in missing if k not in new_head]
+        parts = []
+        if new_head:
+            parts.append(
+                f"a new {head} head ({', '.join(new_head)}) was created and is trained from scratch: expected, the "
+                "checkpoint has no head for this task"
+            )
+        if other:
+            parts.append(f"warning: weights not in the checkpoint, initialised at random: {', '.join(other)}")
+        if unexpected:
+            shown = ", ".join(unexpected[:6]) + (f" and {len(unexpected) - 6} more" if len(unexpected) > 6 else "")
+            parts.append(f"checkpoint weights this model does not use: {shown}")
+        return "; ".join(parts)
 
     def explain_load_error(self, mcfg, e: Exception) -> str:
         first = first_line(e)
@@ -205,3 +228,16 @@ FAMILIES: Registry[ModelFamily] = Registry("model family")
 def register(family_class):
     FAMILIES.add(family_class.name, family_class())
     return family_class
+
+
+def _quiet_load(auto_class, path: str, kwargs: dict):
+    """`from_pretrained` with its loading information, transformers' own load report (a table of missing and
+    unexpected keys, logged as a warning) left out: `describe_loading` says it in one line."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return auto_class.from_pretrained(path, output_loading_info=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(before)
