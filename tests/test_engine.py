@@ -2,6 +2,7 @@
 transformers architectures (LLaMA, T5, GLM, BERT) trained on real BLURB examples."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -240,3 +241,19 @@ def test_soft_prompt_generation_decodes_what_the_model_predicts(method, tmp_path
         assert text == tok.decode(new, skip_special_tokens=True)
     with exp.model.disable_adapter():
         assert inference.generate(exp.model, tok, prompts, 8, progress=False) != got  # the soft prompt matters
+
+
+def test_without_progress_bars_training_and_prediction_say_a_plain_line_a_minute(tmp_path, monkeypatch, capfd):
+    """`--no-progress` (a log file): no bars, but training and test prediction each print plain lines (here every
+    step, the minute shortened) with the count done, the rate and the time left, so a log shows the run is alive."""
+    from biotune import progress
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)
+    exp = Experiment(experiment_config("causal", "lora", tmp_path), progress=False)
+    exp.setup()
+    exp.train()
+    exp.predict()
+    err = capfd.readouterr().err
+    assert re.search(r"training: step \d+/8 \(\d+ %\), [0-9.]+ steps/s, about \d+ s left", err), err[-2000:]
+    assert re.search(r"gad: \d+/\d+ ex \(\d+ %\), [0-9.]+ ex/s, about \d+ s left", err), err[-2000:]  # dev scoring
+    assert "it/s]" not in err  # no tqdm bar

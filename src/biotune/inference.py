@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
+
+from .progress import Progress
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +59,7 @@ def generate(
         new = model.greedy(encoded, max_new_tokens, stops, progress=progress)
         return [tokenizer.decode(n, skip_special_tokens=True) for n in new]
     device = model.device
-    with tqdm(total=len(prompts), desc=desc, unit="ex", disable=not progress, leave=False) as bar:
+    with Progress(len(prompts), desc, "ex", progress) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             # left padding: every prompt ends where generation starts
@@ -209,7 +210,7 @@ def option_logprobs(
     else:
         order = _length_order([len(p) + len(o) for _, p, o in pairs])
         score_batch = _seq2seq_batch if model.config.is_encoder_decoder else _decoder_batch
-        with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
+        with Progress(len(pairs), desc, "opt", progress) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = [(pairs[i][1], pairs[i][2]) for i in idx]
@@ -244,7 +245,7 @@ def _shared_decoder_scores(
     order = _length_order([len(s) for s in unique])
     body = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
     head = model.get_output_embeddings()
-    with tqdm(total=len(pairs), desc=desc, unit="opt", disable=not progress, leave=False) as bar:
+    with Progress(len(pairs), desc, "opt", progress) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             ids, mask = pad_batch([unique[j] for j in idx], pad_id)

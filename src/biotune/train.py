@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from transformers.utils import logging as hf_logging
 
 from . import tracking, vllm_generation
 from .config import ExperimentConfig
@@ -145,6 +146,8 @@ class Experiment:
         which leave it as it is) and applies the method; for a method that trains, builds the Trainer."""
         cfg, method = self.cfg, self.method
         check_data(cfg)  # fail early on splits that are missing or malformed, before a model is loaded
+        # transformers' own bars (loading weights) follow biotune's: none in a log (biotune.progress prints lines)
+        (hf_logging.enable_progress_bar if self.progress else hf_logging.disable_progress_bar)()
         # trained weights stay fp32 (bf16 autocast computes); weights that never train (in-context methods, the
         # frozen base under an adapter, the non-4-bit part of a QLoRA base) are stored in the compute dtype:
         # cast once here, not by autocast in every op, and half the memory

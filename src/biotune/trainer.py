@@ -24,6 +24,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from . import progress
 from .errors import BiotuneError
 from .io import atomic_write_json
 from .models.heads import IGNORE
@@ -71,6 +72,8 @@ def build_trainer(run: TrainerInputs) -> CountingTrainer:
     args = training_arguments(run)
     meter = TimeMeter()
     callbacks = [meter, FiniteLoss(), *method.callbacks(run.model, run.params), *run.callbacks]
+    if not run.progress and is_main_process():
+        callbacks.append(PlainProgress())  # no bar: a line a minute, so a log shows the run is alive
     optimizer = method.optimizer(run.model, run.params, args.learning_rate, args.weight_decay)
     scale = t.head_lr_scale or 1.0
     if optimizer is None and scale != 1 and run.head_modules:
@@ -157,6 +160,27 @@ def training_arguments(run: TrainerInputs) -> TrainingArguments:
         # several processes on CPU (accelerate launch --cpu): gloo; on GPUs the default (nccl)
         ddp_backend="gloo" if run.device.type == "cpu" and world_size() > 1 else None,
     )
+
+
+class PlainProgress(TrainerCallback):
+    """Training without a progress bar: a plain line to stderr at most once a minute (step, rate, time left)."""
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.began = self.said = time.perf_counter()
+        self.first = state.global_step  # a resumed run counts its rate from here
+
+    def on_step_end(self, args, state, control, **kw):
+        now = time.perf_counter()
+        if now - self.said >= progress.PLAIN_EVERY_S and state.global_step < state.max_steps:
+            self.said = now
+            rate = (state.global_step - self.first) / (now - self.began)
+            left = f", about {progress.duration((state.max_steps - state.global_step) / rate)} left" if rate else ""
+            print(
+                f"training: step {state.global_step:,}/{state.max_steps:,} "
+                f"({100 * state.global_step / state.max_steps:.0f} %), {rate:.2f} steps/s{left}",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 class TimeMeter(TrainerCallback):
