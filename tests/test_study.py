@@ -283,3 +283,28 @@ def test_ray_executor_fans_cells_out_to_workers_that_write_the_store(tmp_path, d
         assert row["score"] == summary["metrics"]["score"]
     again = run_study(study, cells)
     assert again["ran"] == 0 and again["already_done"] == 3
+
+
+def test_a_study_adopts_finished_runs_of_the_same_identity_instead_of_training_again(tmp_path, data_dir):
+    """Runs made with `biotune run` (here: each cell's own experiment, written elsewhere) are taken by a study that
+    names their folder in `adopt:`: recorded done with where they came from, the same scores, nothing trained;
+    a cell without such a run is run as usual."""
+    from biotune.train import run_experiment
+
+    runs = tmp_path / "runs"
+    path = write_study(tmp_path, seeds=[0, 1], data_dir=str(data_dir), adopt=[str(runs)])
+    study, cells, _ = load_study(path)
+    made = {}
+    for cell in cells[:1]:  # seed 0 was run on its own before the study
+        summary = run_experiment(cell.experiment.model_copy(update={"output_dir": str(runs / "mine")}), progress=False)
+        made[cell.key] = summary
+    assert made[cells[0].key].identity_hash == cells[0].identity_hash  # the folder it ran in is not in the identity
+    tally = run_study(study, cells)
+    assert tally["adopted"] == 1 and tally["ran"] == 1
+    rows = {(r["seed"]): r for r in Store(study.store_url).rows("t", "done")}
+    adopted = json.loads(rows[0]["resources"])
+    assert adopted["adopted_from"] == str(runs / "mine")
+    assert rows[0]["score"] == made[cells[0].key].score
+    out = Path(cells[0].experiment.output_dir)
+    assert (out / "predictions.jsonl").read_text() == (runs / "mine" / "predictions.jsonl").read_text()
+    assert not (out / "checkpoints").exists() and "adopted_from" not in json.loads(rows[1]["resources"])

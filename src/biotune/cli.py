@@ -30,6 +30,7 @@ from .data.fetch import default_target, fetch
 from .errors import BiotuneError
 from .export import export_run
 from .io import atomic_write_text
+from .study.adopt import finished_runs
 from .study.grid import load_study, unequal_budgets
 from .study.search import summary
 from .tasks import task_for
@@ -396,6 +397,14 @@ def _print_dry_run(study, cells, left_out) -> None:
             + (f"; {g.defaulted}" if g.defaulted else ""),
             soft_wrap=True,
         )
+    if study.adopt:
+        runs = finished_runs(study.adopt)
+        taken = [c for c, (state, _) in zip(cells, states) if state != "done" and c.identity_hash in runs]
+        out.print(
+            f"adopt: {len(runs)} finished runs in {', '.join(study.adopt)}; {len(taken)} cells take theirs instead "
+            "of running" + (f" ({', '.join(c.label for c in taken)})" if taken else ""),
+            soft_wrap=True,
+        )
     if left_out:
         out.print("left out (the method does not fit the model): " + ", ".join(left_out))
     out.print(f"store: {study.store_url}")
@@ -403,7 +412,9 @@ def _print_dry_run(study, cells, left_out) -> None:
 
 def _print_study_result(study, result: dict) -> None:
     out.print(
-        f"{result['ran']} cells run, {result['already_done']} already done, {result['failed']} failed, "
+        f"{result['ran']} cells run, "
+        + (f"{result['adopted']} adopted from finished runs, " if result.get("adopted") else "")
+        + f"{result['already_done']} already done, {result['failed']} failed, "
         f"{result['skipped']} taken by another worker; results in {study.store_url}"
     )
     out.print(

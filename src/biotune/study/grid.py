@@ -111,6 +111,9 @@ class StudyConfig(BaseModel):
     # equal: the methods of a dataset are meant to train on the same budget (epochs over the same examples), and
     # a study where they do not is warned about; unequal: the study says it gives them different budgets
     budgets: Literal["equal", "unequal"] = "equal"
+    # folders of finished runs (`biotune run` folders, or folders holding them): a cell whose identity one of them has
+    # takes its result instead of running (study/adopt.py); relative to where biotune runs
+    adopt: list[str] = Field(default_factory=list)
     _groups: list = PrivateAttr(default_factory=list)  # the search groups of the expanded grid (load_study)
 
     @property

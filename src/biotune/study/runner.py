@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from biotune.identity import describe
 from biotune.resources import dir_size
 
+from .adopt import adopt, finished_runs
 from .executors import EXECUTORS
 from .grid import Cell, StudyConfig
 from .halving import choice, run_halving
@@ -57,11 +58,14 @@ def run_study(
     without a winner: a candidate failed)."""
     console = console or Console(stderr=True)
     store = Store(study.store_url)
-    runner = EXECUTORS.get(executor)(study, store, git_revision(), reclaim, **executor_options)
+    rev = git_revision()
+    runner = EXECUTORS.get(executor)(study, store, rev, reclaim, **executor_options)
     todo, tally = _plan(study, cells, store, console, executor)
+    finished = finished_runs(study.adopt)
     with runner.session(), _Progress(console, tally, len(cells) - len(todo)) as shown:
 
         def run(batch: list[Cell]) -> None:
+            batch = adopt(study, store, batch, finished, rev, shown.adopted) if finished else batch
             with stop_signals():
                 runner.run(batch, shown.report, shown.describe)
 
@@ -90,7 +94,14 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     )
     for c, why in stale:
         console.print(f"stale {escape(c.label)}: {escape(why)}")
-    tally = {"cells": len(cells) + later, "ran": 0, "failed": 0, "skipped": 0, "already_done": len(cells) - len(todo)}
+    tally = {
+        "cells": len(cells) + later,
+        "ran": 0,
+        "adopted": 0,
+        "failed": 0,
+        "skipped": 0,
+        "already_done": len(cells) - len(todo),
+    }
     return todo, tally
 
 
@@ -120,6 +131,12 @@ class _Progress:
 
     def describe(self, text: str) -> None:
         self.progress.update(self.bar, description=escape(text))
+
+    def adopted(self, line: str) -> None:
+        """A cell took a finished run's result (study/adopt.py)."""
+        self.console.print(escape(line))
+        self.tally["adopted"] += 1
+        self.progress.advance(self.bar)
 
     def skip(self, n: int) -> None:
         """`n` cells found done already (a search's chosen candidate run before)."""
