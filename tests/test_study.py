@@ -75,9 +75,10 @@ def test_grid_expansion_overrides_and_left_out_pairs(tmp_path):
             "minilm x zero_shot (sequence_classification)",
             "minilm x few_shot (sequence_classification)",
             "minilm x few_shot_knn (sequence_classification)",
-            "minilm x zero_shot (regression)",
-            "minilm x few_shot (regression)",
-            "minilm x few_shot_knn (regression)",
+            # a sentence-transformers MiniLM on a similarity dataset gets the cosine head (models/encoder.py)
+            "minilm x zero_shot (cosine_similarity)",
+            "minilm x few_shot (cosine_similarity)",
+            "minilm x few_shot_knn (cosine_similarity)",
         ]
     )
     by_id = {c.cell_id: c.experiment for c in cells}
