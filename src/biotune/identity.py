@@ -33,6 +33,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import tasks
 from .config import ExperimentConfig, RuntimeConfig
 from .data import get_spec, split_exists
 from .data.catalog import load_split, split_file
@@ -42,7 +43,6 @@ from .methods import METHODS
 from .models import FAMILIES
 from .models.aliases import resolve
 from .models.heads import HEADS
-from . import tasks
 
 _NOT_IDENTITY = {"name", "output_dir", "data_dir", "runtime", "keep", "tags"}
 # tracking: where the curves go, not what they are; pause_at: how far one invocation trains (a search's rung)
