@@ -136,6 +136,8 @@ def _recommendation_grid(rec: pd.DataFrame) -> pd.DataFrame:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
 
 
@@ -452,9 +454,9 @@ def _ran_on(d: ReportData) -> list[str]:
     return [
         *(f"Ran on {line}." for line in d.ran_on),
         f"Training budgets: {'; '.join(budgets) or 'none (in-context methods only)'}.",
-        f"Seeds {sorted(d.df.seed.unique().tolist())}; test splits as each dataset gives them "
-        f"({', '.join(f'{ds} {int(n):,}' for ds, n in d.agg.groupby('dataset', sort=False).n_test.max().items())} "
-        "examples, summed over seeds in the per-dataset table).",
+        f"Seeds {sorted(d.df.seed.unique().tolist())}; test examples per run: "
+        + ", ".join(f"{ds} {int(n):,}" for ds, n in d.df.groupby("dataset", sort=False).n_test.max().dropna().items())
+        + ".",
         f"Peak memory is {', '.join(kinds) or 'not measured'}: CPU RSS is the whole process's resident memory "
         "(weights, activations, the Python heap), so it orders methods less sharply than a GPU's allocated peak.",
     ]
@@ -631,6 +633,10 @@ details{margin:0.5em 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x
 ul.answer li{margin:0.35em 0}"""
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
 def _lead(sentence: str) -> str:
     """A sentence whose first words up to ': ' name what it is about, those words in bold."""
     head, sep, rest = sentence.partition(": ")
@@ -659,8 +665,8 @@ def render_html(d: ReportData, parts: list[Section]) -> str:
     )
     df = d.df
     facts = (
-        f"{html.escape(d.counted())} · {df.dataset.nunique()} datasets · {df.model.nunique()} models · "
-        f"{df.method.nunique()} methods · seeds {sorted(df.seed.unique().tolist())} · store "
+        f"{html.escape(d.counted())} · {_n(df.dataset.nunique(), 'dataset')} · {_n(df.model.nunique(), 'model')} · "
+        f"{_n(df.method.nunique(), 'method')} · seeds {sorted(df.seed.unique().tolist())} · store "
         f"<code>{html.escape(d.store_url)}</code> · {d.stamp}"
     )
     return (
