@@ -151,6 +151,40 @@ def _count(n: float) -> str:
     return "0" if n == 0 else f"{n / 1e6:,.1f} M" if n >= 1e6 else f"{n / 1e3:,.1f} k" if n >= 1e3 else f"{n:,.0f}"
 
 
+def _search_choice(search: list[dict], dataset: str, model: str, method: str) -> str:
+    """The values a configuration's search chose, with the ends of the range they sit at ('' without a search)."""
+    pick = next(
+        (c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"]) == (dataset, model, method)),
+        None,
+    )
+    if pick is None:
+        return ""
+    edge = pick.get("edge", [])
+    if len(pick.get("values") or {}) == 1:  # one field searched: its name is in the label
+        edge = [e.split(": ", 1)[-1] for e in edge]
+    return pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
+
+
+def _versus(sig: pd.DataFrame, dataset: str, rec: str, constants: dict) -> tuple[list, list, list, str, str]:
+    """What the recommended configuration is better than, worse than and not told apart from on test (Holm), and
+    its difference from the best constant answer (for the table, and in words)."""
+    above, below, ties, const, const_words = [], [], [], "–", ""
+    for p in sig[sig.dataset == dataset].itertuples():
+        if rec not in (p.a, p.b):
+            continue
+        other, diff, lo, hi = seen_from(p, rec)
+        if other.startswith(CONSTANT + " "):
+            value, label = constants[dataset]
+            const = f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} vs always {label!r}"
+            verdict = "significant" if p.significant else "not significant"
+            const_words = (
+                f" Against answering {label!r} every time ({value:.2f}): {diff:+.2f} [{lo:.2f}, {hi:.2f}], {verdict}."
+            )
+            continue
+        (above if p.significant and diff > 0 else below if p.significant else ties).append(other)
+    return above, below, ties, const, const_words
+
+
 def answer(
     agg: pd.DataFrame,
     decisions: dict,
@@ -171,36 +205,11 @@ def answer(
     for dataset, dec in sorted(decisions.items(), key=lambda kv: kv[1]["task"]):
         rec = dec["recommended"]
         d = next(r for r in agg[agg.dataset == dataset].itertuples() if config_label(r.model, r.method) == rec)
-        pick = next(
-            (
-                c
-                for c in search
-                if c["chosen"] and (c["dataset"], c["model"], c["method"]) == (dataset, d.model, d.method)
-            ),
-            None,
-        )
-        edge = pick.get("edge", []) if pick else []
-        if pick and len(pick.get("values") or {}) == 1:  # one field searched: its name is in the label
-            edge = [e.split(": ", 1)[-1] for e in edge]
-        chosen = "" if pick is None else pick["candidate"] + (f" ({'; '.join(edge)})" if edge else "")
+        chosen = _search_choice(search, dataset, d.model, d.method)
         iv = intervals[(intervals.dataset == dataset) & (intervals.config == rec)]
         interval = f"[{iv.ci_low.iloc[0]:.2f}, {iv.ci_high.iloc[0]:.2f}]" if len(iv) else ""
         score = iv.score.iloc[0] if len(iv) else d.score_mean
-        above, below, ties, const, const_words = [], [], [], "–", ""
-        for p in sig[sig.dataset == dataset].itertuples():
-            if rec not in (p.a, p.b):
-                continue
-            other, diff, lo, hi = seen_from(p, rec)
-            if other.startswith(CONSTANT + " "):
-                value, label = constants[dataset]
-                const = f"{diff:+.2f} [{lo:.2f}, {hi:.2f}]{' *' if p.significant else ''} vs always {label!r}"
-                verdict = "significant" if p.significant else "not significant"
-                const_words = (
-                    f" Against answering {label!r} every time ({value:.2f}): {diff:+.2f} [{lo:.2f}, {hi:.2f}], "
-                    f"{verdict}."
-                )
-                continue
-            (above if p.significant and diff > 0 else below if p.significant else ties).append(other)
+        above, below, ties, const, const_words = _versus(sig, dataset, rec, constants)
         search_s, train_s, eval_s = (_number(d, k) for k in ("search_seconds", "train_seconds", "eval_seconds"))
         memory, trainable = _number(d, "peak_memory_mb"), _number(d, "trainable_params")
         kind = MEMORY_KINDS.get(getattr(d, "memory_kind", ""), "peak")
@@ -484,13 +493,14 @@ def _disagreement_sections(d: ReportData) -> list[Section]:
 
 
 def sections(d: ReportData) -> list[Section]:
-    """The report's sections, in order: the one list a new section is added to."""
-    per_ds = d.agg.assign(
-        test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(d.agg.score_mean, d.agg.score_std)],
-        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in zip(d.agg.n_unparsed, d.agg.n_test)],
-    )
-    n_sig = int(d.sig["significant"].sum()) if len(d.sig) else 0
-    out = [
+    """The report's sections, in order: the answer first, then the figures, then the examples and the full tables
+    (folded); a new section is one entry in one of these lists."""
+    return [*_answer_sections(d), *_figure_sections(d), *_example_sections(d), *_table_sections(d)]
+
+
+def _answer_sections(d: ReportData) -> list[Section]:
+    """The first screen: the answer per dataset, in a table and in words, and what the study ran on."""
+    return [
         Section(
             "The answer",
             LEAD_TEXT,
@@ -502,6 +512,12 @@ def sections(d: ReportData) -> list[Section]:
             ],
         ),
         Section("What this ran on", sentences=_ran_on(d)),
+    ]
+
+
+def _figure_sections(d: ReportData) -> list[Section]:
+    """The heat maps, score against compute, learning curves, the macro score against each cost, the budgets."""
+    out = [
         Section(
             "Score per dataset and method (test)",
             "Each cell: the mean test score over seeds ± their std, on one colour scale; ▽: not significantly better "
@@ -539,8 +555,14 @@ def sections(d: ReportData) -> list[Section]:
             "tie the cheaper pair is named, the others after it)",
             table=_recommendation_grid(d.rec),
         ),
-        *_disagreement_sections(d),
     ]
+    return out
+
+
+def _example_sections(d: ReportData) -> list[Section]:
+    """The test examples behind the numbers, folded: where the recommendation and the best alternative disagree,
+    and unparsed answers."""
+    out = _disagreement_sections(d)
     if len(d.unparsed):
         out.append(
             Section(
@@ -549,7 +571,17 @@ def sections(d: ReportData) -> list[Section]:
                 folded=True,
             )
         )
-    out += [
+    return out
+
+
+def _table_sections(d: ReportData) -> list[Section]:
+    """The full tables, folded: macro score, per dataset, the search, seed spread, every comparison."""
+    per_ds = d.agg.assign(
+        test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(d.agg.score_mean, d.agg.score_std)],
+        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in zip(d.agg.n_unparsed, d.agg.n_test)],
+    )
+    n_sig = int(d.sig["significant"].sum()) if len(d.sig) else 0
+    out = [
         Section(
             f"{d.blurb_name[0].upper() + d.blurb_name[1:]} per model and method (test, mean ± std over seeds; the "
             "mean over the task types present of each task type's mean dataset score)",
