@@ -162,6 +162,32 @@ def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_
     assert _decisions(study2) == want and not tally["pending"]
 
 
+def test_candidates_that_failed_are_tried_again_by_the_next_run_of_the_study(tmp_path, data_dir, monkeypatch):
+    """A candidate's failure stops it for the run it failed in (every candidate failing: no winner, said); the next
+    run of the study tries them again, as any failed cell, and reaches the decisions of a study that never failed."""
+    small = {"grow": 0, "rates": (1e-4, 1e-2), "steps": 4}
+    clean, cells, _ = load_study(_adaptive(tmp_path, data_dir, "clean", **small))
+    run_study(clean, cells)
+
+    from biotune.study import executors
+
+    real = executors.run_claimed
+
+    def broken_environment(name, store, cell, *args, **kw):
+        if cell.search is None or not store.claim(name, cell.key, cell.identity_hash):
+            return real(name, store, cell, *args, **kw)
+        store.fail(name, cell.key, cell.identity_hash, "ImportError: a module changed under the study")
+        return "failed", "ImportError"
+
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "broken", **small))
+    monkeypatch.setattr(executors, "run_claimed", broken_environment)
+    first = run_study(study, cells)
+    assert first["pending"] and all(r["decision"] == "stop" for r in Store(study.store_url).rung_rows("t"))
+    monkeypatch.setattr(executors, "run_claimed", real)
+    again = run_study(study, cells)
+    assert not again["pending"] and _decisions(study) == _decisions(clean)
+
+
 def test_the_ray_executor_makes_the_same_decisions_as_the_local_one(tmp_path, data_dir):
     pytest.importorskip("ray")
     small = {"grow": 0, "rates": (1e-4, 1e-2), "steps": 4}

@@ -156,6 +156,7 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
     {group key: the chosen candidate cell, or None while a search is incomplete (a cell claimed elsewhere)}."""
     cfg = study.search
     done_groups: dict = {}
+    retry_failed(store, study.name, groups, say)
     for r, fraction in enumerate(cfg.rungs):
         while True:
             batch = []
@@ -216,6 +217,30 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
             if not grew:
                 break
     return {g.key: done_groups.get(g.key) for g in groups}
+
+
+def retry_failed(store, study: str, groups: list[SearchGroup], say: Callable) -> None:
+    """A candidate that failed stops its search's rung for the run of the study it failed in (so the search can end
+    without it); a later run of the study tries it again, as it does any failed cell, while its search has not
+    chosen: its failure's record at that rung is forgotten, and the rung is decided anew once it has run."""
+    status = {(row_key(r), r["config_hash"]): r["status"] for r in store.rows(study)}
+    for g in groups:
+        rows = _group_rows(store, study, g)
+        if any(r["decision"] == "chosen" for r in rows):
+            continue
+        cands = {c.identity_hash: c for c in candidates(g, rows)}
+        failed = [
+            r
+            for r in rows
+            if r["dev_score"] is None
+            and r["decision"] == "stop"
+            and r["config_hash"] in cands
+            and status.get((cands[r["config_hash"]].key, r["config_hash"])) == "failed"
+        ]
+        for r in failed:
+            store.forget_rung(study, g.key, r["config_hash"], r["rung"])
+        if failed:
+            say(f"search {'/'.join(g.key)}: trying again {len(failed)} candidate run(s) that failed before")
 
 
 def _group_rows(store, study: str, group: SearchGroup) -> list[dict]:

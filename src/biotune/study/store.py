@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    delete,
     event,
     insert,
     inspect,
@@ -303,6 +304,20 @@ class Store:
                 )
             else:
                 conn.execute(update(rungs).where(where).values(decided_at=_now(), **values))
+
+    def forget_rung(self, study: str, group: tuple, identity: str, rung: int) -> None:
+        """Remove one candidate's record at one rung (a failure retried by a later run of the study)."""
+        dataset, model, method = group
+        where = (
+            (rungs.c.study == study)
+            & (rungs.c.dataset == dataset)
+            & (rungs.c.model == model)
+            & (rungs.c.method == method)
+            & (rungs.c.config_hash == identity)
+            & (rungs.c.rung == rung)
+        )
+        with self._errors("update a search rung"), self.engine.begin() as conn:
+            conn.execute(delete(rungs).where(where))
 
     def fail(self, study: str, key: tuple, identity: str, error: str):
         self._update(study, key, identity, dict(status="failed", error=error[-4000:], finished_at=_now()))
