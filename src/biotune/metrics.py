@@ -43,24 +43,6 @@ def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> d
         }
 
 
-def entity_f1_by_type(
-    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], types: Sequence[str]
-) -> dict[str, float]:
-    """Typed NER: each type's entity-level F1 (conlleval entities of that type only)."""
-    from seqeval.metrics.sequence_labeling import get_entities
-
-    _check_aligned(gold, pred)
-    out = {}
-    for t in types:
-        tp = n_pred = n_gold = 0
-        for g, p in zip(gold, pred):
-            ge = {x for x in get_entities(list(g)) if x[0] == t}
-            pe = {x for x in get_entities(list(p)) if x[0] == t}
-            tp, n_pred, n_gold = tp + len(ge & pe), n_pred + len(pe), n_gold + len(ge)
-        out[t] = _prf(tp, n_pred, n_gold)["f1"]
-    return out
-
-
 def word_macro_f1(
     gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], classes: Sequence[str]
 ) -> dict[str, float]:

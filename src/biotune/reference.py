@@ -56,8 +56,7 @@ def field_comments(cls: type) -> dict[str, str]:
             continue
         name = text.split(":", 1)[0].strip() if ":" in text and not text.startswith(("def ", "@", "class ")) else ""
         if name.isidentifier() and name in getattr(cls, "model_fields", {}):
-            trailing = comments.get(i, "") if not text.startswith("#") else ""
-            out[name] = " ".join(x for x in (*block, trailing) if x and not x.startswith("noqa"))
+            out[name] = " ".join(x for x in (*block, comments.get(i, "")) if x and not x.startswith("noqa"))
         block = []
     return out
 

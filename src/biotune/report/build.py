@@ -351,10 +351,6 @@ def compute_report(
     search = search or []
     df = load_results(store_url, study, identities, search)
     agg = stats.aggregate(df)
-    agg["memory_kind"] = [
-        df[(df.dataset == r.dataset) & (df.model == r.model) & (df.method == r.method)].memory_kind.iloc[0]
-        for r in agg.itertuples()
-    ]
     blurb = stats.blurb_scores(df)
     started = time.perf_counter()
     constants = constant_baselines(df)

@@ -21,6 +21,7 @@ from . import stats
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+from matplotlib.lines import Line2D  # noqa: E402
 
 STYLE = {"svg.fonttype": "none", "svg.hashsalt": "biotune", "font.size": 9}
 MARKERS = "osD^vP*Xph"
@@ -62,8 +63,6 @@ def _svg(fig, titles: dict[str, str] | None = None) -> str:
 
 def _legend(ax, methods, markers: dict[str, str], extra=()) -> None:
     """Colour = method, marker = model (and any extra handles), outside the axes on the right."""
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], color=method_colour(m), marker="s", ls="", label=m) for m in dict.fromkeys(methods)]
     if len(markers) > 1 or extra:
         handles += [Line2D([], [], color="#333", marker=k, ls="", mfc="none", label=m) for m, k in markers.items()]
@@ -122,8 +121,6 @@ def score_against_cost(agg: pd.DataFrame, blurb: pd.DataFrame, per_seed: pd.Data
             ax.set_xlabel(label)
             ax.set_ylabel(score_name)
             ax.grid(alpha=0.3)
-            from matplotlib.lines import Line2D
-
             _legend(
                 ax,
                 pts.method,
@@ -175,8 +172,6 @@ def heat_maps(agg: pd.DataFrame, metric_of: dict[str, str], below_constant: set)
 def cost_per_dataset(agg: pd.DataFrame, intervals: pd.DataFrame, constants: dict, metric_of: dict) -> dict[str, str]:
     """Per dataset: each configuration's test score (95 % interval over seeds and examples) against its total
     compute (training + its search + prediction), the Pareto front, and the best constant answer as a line."""
-    from matplotlib.lines import Line2D
-
     out = {}
     markers = model_markers(agg.model)
     for dataset, g in agg.groupby("dataset", sort=False):
@@ -245,8 +240,6 @@ def learning_curves(curves: pd.DataFrame, metric_of: dict) -> dict[str, str]:
                 ax.set_xlabel("step")
                 ax.set_ylabel(label)
                 ax.grid(alpha=0.3)
-            from matplotlib.lines import Line2D
-
             _legend(
                 axes[1],
                 g.method,

@@ -24,6 +24,7 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         search_seconds=("search_seconds", "first"),
         trains=("trains", "first"),
         **({"budget": ("budget", "first")} if "budget" in df else {}),
+        **({"memory_kind": ("memory_kind", "first")} if "memory_kind" in df else {}),
         **({"lost_seconds": ("lost_seconds", "sum")} if "lost_seconds" in df else {}),
         **({"eval_seconds": ("eval_seconds", "mean")} if "eval_seconds" in df else {}),
         **(

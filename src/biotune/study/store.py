@@ -279,14 +279,7 @@ class Store:
     def record_rung(self, study: str, group: tuple, identity: str, candidate: dict, rung: int, **values):
         """Insert or update one candidate's row at one rung (idempotent: a rerun writes the same values)."""
         dataset, model, method = group
-        where = (
-            (rungs.c.study == study)
-            & (rungs.c.dataset == dataset)
-            & (rungs.c.model == model)
-            & (rungs.c.method == method)
-            & (rungs.c.config_hash == identity)
-            & (rungs.c.rung == rung)
-        )
+        where = _rung_where(study, group, identity, rung)
         with self._errors("record a search rung"), self.engine.begin() as conn:
             if conn.execute(select(rungs.c.id).where(where)).first() is None:
                 conn.execute(
@@ -307,17 +300,8 @@ class Store:
 
     def forget_rung(self, study: str, group: tuple, identity: str, rung: int) -> None:
         """Remove one candidate's record at one rung (a failure retried by a later run of the study)."""
-        dataset, model, method = group
-        where = (
-            (rungs.c.study == study)
-            & (rungs.c.dataset == dataset)
-            & (rungs.c.model == model)
-            & (rungs.c.method == method)
-            & (rungs.c.config_hash == identity)
-            & (rungs.c.rung == rung)
-        )
         with self._errors("update a search rung"), self.engine.begin() as conn:
-            conn.execute(delete(rungs).where(where))
+            conn.execute(delete(rungs).where(_rung_where(study, group, identity, rung)))
 
     def fail(self, study: str, key: tuple, identity: str, error: str):
         self._update(study, key, identity, dict(status="failed", error=error[-4000:], finished_at=_now()))
@@ -362,6 +346,19 @@ class Store:
                         r[f"{col}.{k}"] = v
             r.pop("config", None)
         return pd.DataFrame(rows)
+
+
+def _rung_where(study: str, group: tuple, identity: str, rung: int):
+    """The search_rungs row of one candidate (its group and identity) at one rung."""
+    dataset, model, method = group
+    return (
+        (rungs.c.study == study)
+        & (rungs.c.dataset == dataset)
+        & (rungs.c.model == model)
+        & (rungs.c.method == method)
+        & (rungs.c.config_hash == identity)
+        & (rungs.c.rung == rung)
+    )
 
 
 def _upgrade(engine) -> None:
