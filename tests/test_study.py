@@ -1,5 +1,6 @@
 """The study: grid expansion and overrides, the results store (reruns, concurrent workers), bad study files."""
 
+import io
 import json
 import multiprocessing as mp
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from rich.console import Console
 
 import conftest
 from biotune.study.grid import load_study
@@ -128,7 +130,16 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     path = write_study(tmp_path, methods=["zero_shot", "lora"], seeds=[0, 1], data_dir=str(data_dir))
     study, cells, _ = load_study(path)
     assert len(cells) == 3  # zero_shot once, lora per seed
-    first = run_study(study, cells)
+    log = io.StringIO()  # as in a log file (--no-progress): no bar, a plain line as each cell starts
+    first = run_study(study, cells, console=Console(file=log, width=200), progress=False)
+    starts = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]
+    assert [line.split(",")[0] for line in starts] == [
+        "study: 0/3 cells (0 %)",
+        "study: 1/3 cells (33 %)",
+        "study: 2/3 cells (67 %)",
+    ]
+    assert all("; now gad__" in line for line in starts) and "left" in starts[-1]  # a rate once a cell is done
+    assert "━" not in log.getvalue()  # no bar drawn
     assert {k: first[k] for k in ("cells", "ran", "failed", "skipped", "already_done")} == {
         "cells": 3,
         "ran": 3,

@@ -305,6 +305,10 @@ def study_cmd(
     cpus_per_cell: float = typer.Option(1, help="With --executor ray: CPUs each cell reserves (its torch threads)."),
     gpus_per_cell: float = typer.Option(0, help="With --executor ray: GPUs each cell reserves."),
     report: bool = typer.Option(True, help="Write the report (biotune report) when the cells are done."),
+    progress: bool = typer.Option(
+        True,
+        help="A live progress bar; --no-progress (a log file): a plain line as each cell starts, with the time left.",
+    ),
     plan: bool = typer.Option(
         False,
         "--plan",
@@ -353,7 +357,7 @@ def study_cmd(
     from .study.cell_run import StudyInterrupted
 
     try:
-        result = run_study(study, cells, executor=executor, reclaim=reclaim, **options)
+        result = run_study(study, cells, executor=executor, reclaim=reclaim, progress=progress, **options)
     except StudyInterrupted as e:
         out.print(
             f"interrupted: {e} recorded as interrupted in {study.store_url}; rerun the same command to "

@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from biotune.identity import describe
+from biotune.progress import plain_line
 from biotune.resources import dir_size
 
 from .adopt import adopt, finished_runs
@@ -46,6 +48,7 @@ def run_study(
     console: Console | None = None,
     executor: str = "local",
     reclaim: bool = False,
+    progress: bool = True,
     **executor_options,
 ) -> dict:
     """Run the cells not yet done. `executor` (study/executors.py): `local` (default), one after another on this
@@ -55,14 +58,15 @@ def run_study(
     With a `search:` block, two phases: the cells without a search and every search candidate (the search seed,
     scored on dev; an adaptive search rung by rung), then the chosen candidate of each search anew on every
     reported seed. Returns the tally, with `final_cells` (what the report shows) and `pending` (searches still
-    without a winner: a candidate failed)."""
+    without a winner: a candidate failed). `progress`: a live bar; else (a log file) a plain line as each cell
+    starts, with the count done and the time left."""
     console = console or Console(stderr=True)
     store = Store(study.store_url)
     rev = git_revision()
     runner = EXECUTORS.get(executor)(study, store, rev, reclaim, **executor_options)
     todo, tally = _plan(study, cells, store, console, executor)
     finished = finished_runs(study.adopt)
-    with runner.session(), _Progress(console, tally, len(cells) - len(todo)) as shown:
+    with runner.session(), _Progress(console, tally, len(cells) - len(todo), progress) as shown:
 
         def run(batch: list[Cell]) -> None:
             batch = adopt(study, store, batch, finished, rev, shown.adopted) if finished else batch
@@ -106,41 +110,62 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
 
 
 class _Progress:
-    """The study's progress bar and its tally: each cell's end said in one line (`report`), the running cell's
-    label shown beside the bar (`describe`)."""
+    """The study's progress and its tally: each cell's end said in one line (`report`), the running cell's label
+    shown beside a live bar (`describe`), or without one (`shown` false: a log) said in a plain line with the
+    cells done, the rate and the time left (progress.plain_line)."""
 
-    def __init__(self, console: Console, tally: dict, done: int):
+    def __init__(self, console: Console, tally: dict, done: int, shown: bool = True):
         self.console, self.tally = console, tally
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        ]
-        self.progress = Progress(*columns, console=console, transient=False)
-        self.bar = self.progress.add_task("cells", total=tally["cells"], completed=done)
+        self.done, self.began_with, self.began = done, done, time.perf_counter()
+        self.progress = None
+        if shown:
+            columns = [
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            ]
+            self.progress = Progress(*columns, console=console, transient=False)
+            self.bar = self.progress.add_task("cells", total=tally["cells"], completed=done)
 
     def __enter__(self):
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
+        return self.progress.__exit__(*exc) if self.progress is not None else None
+
+    def _advance(self, n: int = 1) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress.update(self.bar, completed=self.done)
 
     def describe(self, text: str) -> None:
-        self.progress.update(self.bar, description=escape(text))
+        if self.progress is not None:
+            self.progress.update(self.bar, description=escape(text))
+            return
+        # the rate counts this run's cells only (those done before it took no time here)
+        line = plain_line(
+            "study",
+            self.done - self.began_with,
+            self.tally["cells"] - self.began_with,
+            "cells",
+            time.perf_counter() - self.began,
+        )
+        self.console.print(escape(f"{line}; now {text}"), soft_wrap=True)
 
     def adopted(self, line: str) -> None:
         """A cell took a finished run's result (study/adopt.py)."""
         self.console.print(escape(line))
         self.tally["adopted"] += 1
-        self.progress.advance(self.bar)
+        self._advance()
 
     def skip(self, n: int) -> None:
         """`n` cells found done already (a search's chosen candidate run before)."""
-        self.progress.update(self.bar, completed=self.progress.tasks[0].completed + n)
+        self._advance(n)
 
     def report(self, cell: Cell, status: str, detail) -> None:
         """One cell ended: `done` (detail: its summary and seconds), `paused` at a search's rung, `failed` (the
@@ -167,7 +192,7 @@ class _Progress:
             self.tally["failed"] += 1
         else:
             self.tally["skipped"] += 1
-        self.progress.advance(self.bar)
+        self._advance()
 
 
 def _run_searched_and_fixed(study: StudyConfig, store: Store, todo: list[Cell], run: Callable, console) -> None:
