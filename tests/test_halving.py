@@ -129,6 +129,19 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     # a stopped candidate stays paused at its rung: its training is the search's cost, never a result
     stopped = [r for r in Store(study.store_url).rows("t") if r["status"] == "paused"]
     assert len(stopped) == len(at0) - 1
+    # training redone after kills is said per candidate, apart from its training time: none here (each paused run
+    # says so), and a stopped candidate's, once its run says some
+    assert all(json.loads(r["metrics"])["lost_seconds"] == 0.0 for r in stopped)
+    table = halving.summary(Store(study.store_url), "t", study.groups[0], study.search.rungs)
+    assert len(table) == len(at0) and all(row["lost_seconds"] == 0.0 for row in table)
+    with Store(study.store_url).engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE results SET metrics = json_set(metrics, '$.lost_seconds', 7.5) WHERE config_hash = ?",
+            (stopped[0]["config_hash"],),
+        )
+    table = halving.summary(Store(study.store_url), "t", study.groups[0], study.search.rungs)
+    lost = {row["candidate"]: row["lost_seconds"] for row in table}
+    assert sorted(lost.values()) == [0.0] * (len(table) - 1) + [7.5]
     # the search's compute: the stopped candidates' first quarter and the survivor's whole run
     finals = tally["final_cells"]
     assert (

@@ -213,6 +213,7 @@ def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_eve
     md = (study.out / "report.md").read_text()
     searched = md.split("Search on dev", 1)[1].split("</details>", 1)[0]  # the search's own table
     assert searched.count("✔") == 1  # the one chosen candidate
+    assert "lost_seconds" in searched and "training redone after interruptions (lost" in searched
     # its head counts what it reports: zero-shot and the chosen LoRA on 2 seeds; the 4 search runs apart
     assert "3 finished cells reported (and 4 search runs, none of them a result)" in md
     assert all(state == "done" for state, _ in cell_states(Store(study.store_url), "t", cells))

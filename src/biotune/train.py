@@ -148,69 +148,84 @@ class Experiment:
         check_data(cfg)  # fail early on splits that are missing or malformed, before a model is loaded
         # transformers' own bars (loading weights) follow biotune's: none in a log (biotune.progress prints lines)
         (hf_logging.enable_progress_bar if self.progress else hf_logging.disable_progress_bar)()
-        # trained weights stay fp32 (bf16 autocast computes); weights that never train (in-context methods, the
-        # frozen base under an adapter, the non-4-bit part of a QLoRA base) are stored in the compute dtype:
-        # cast once here, not by autocast in every op, and half the memory
-        if not method.trains:
-            load_dtype = pick_dtype(self.device, cfg.model.dtype)
-        elif method.trains_base:
-            load_dtype = torch.float32
-        else:
-            load_dtype = self.compute_dtype
-        quantization = (
-            method.quantization_config(self.params, self.compute_dtype, self.family) if method.quantized else None
-        )
-
-        from transformers import set_seed
-
-        if self.device.type == "cpu":  # the default again after a cell that set its own (cells share a process)
-            torch.set_num_threads(threads_for(cfg.runtime.threads))
-        set_seed(cfg.seed)
-        self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
         if loaded is not None and method.trains:
             raise ValueError("a loaded model is reused by in-context methods only")
+        self._seed()
+        self.attention = attention_for(self.device, method.trains, cfg.model.attn_implementation)
         if cfg.runtime.generation == "vllm" and not method.trains:
-            self._setup_vllm(loaded, load_dtype)
+            self._setup_vllm(loaded, self._load_dtype())
             return
         if cfg.runtime.generation == "vllm":
             _log(
                 f"{cfg.resolved_name()}: runtime.generation vllm applies to in-context cells; {method.name} "
                 "predicts with transformers"
             )
+        model = self._load() if loaded is None else loaded[0]
         if loaded is not None:
-            model, self.tokenizer = loaded
-        else:
-            _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
-            model, self.tokenizer = self.family.load(
-                cfg.model, self.spec, self.head, self.device, load_dtype, quantization, cfg.seed, self.attention
-            )
+            self.tokenizer = loaded[1]
         self.base_weight_bytes = weight_bytes(model)
+        self.model = self._adapt(model)
+        self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
+        if method.trains:
+            self.build_trainer()
+
+    def _seed(self) -> None:
+        """The run's seed, and on a CPU its threads (the default again after a cell that set its own: cells share
+        a process)."""
+        from transformers import set_seed
+
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads_for(self.cfg.runtime.threads))
+        set_seed(self.cfg.seed)
+
+    def _load_dtype(self) -> torch.dtype:
+        """What the weights are loaded in. Trained weights stay fp32 (bf16 autocast computes); weights that never
+        train (in-context methods, the frozen base under an adapter, the non-4-bit part of a QLoRA base) are
+        stored in the compute dtype: cast once here, not by autocast in every op, and half the memory."""
+        if not self.method.trains:
+            return pick_dtype(self.device, self.cfg.model.dtype)
+        return torch.float32 if self.method.trains_base else self.compute_dtype
+
+    def _load(self):
+        """The model with its head, on the device, quantized where the method is (QLoRA); sets the tokenizer."""
+        cfg, method = self.cfg, self.method
+        quantization = (
+            method.quantization_config(self.params, self.compute_dtype, self.family) if method.quantized else None
+        )
+        _log(f"{cfg.resolved_name()}: loading {cfg.model.path} ({self.family.name}) on {self.device}")
+        model, self.tokenizer = self.family.load(
+            cfg.model, self.spec, self.head, self.device, self._load_dtype(), quantization, cfg.seed, self.attention
+        )
+        return model
+
+    def _adapt(self, model):
+        """The method applied to `model`: for a method that trains, its features made first (a method may need
+        the schedule's length: AdaLoRA's budget) and its trainable weights in fp32; in-context, frozen."""
+        cfg, method = self.cfg, self.method
         total_steps = None
-        if method.trains:  # the data first: a method may need the schedule's length (AdaLoRA's budget)
+        if method.trains:
             self.train_features, self.dev_features = _features(self, model)
             total_steps = cfg.training.schedule(len(self.train_features))[0]
             if cfg.model.head_bias == "prior":
                 self.family.init_head(model, self.head, [f["labels"] for f in self.train_features])
         else:
             model.requires_grad_(False)  # in-context methods train nothing
-        self.model = method.apply(model, self.family, self.head, self.params, total_steps)
+        model = method.apply(model, self.family, self.head, self.params, total_steps)
         if method.trains and self.device.type == "cpu":  # speed only (runtime block): the same results
             if cfg.runtime.fast_norms:
                 from .kernels import fast_rms_norms
 
-                fast_rms_norms(self.model)
+                fast_rms_norms(model)
             if cfg.runtime.fused_lora:
                 from .methods.lora_layer import fuse_lora_layers
 
-                fuse_lora_layers(self.model)
-        for p in self.model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
+                fuse_lora_layers(model)
+        for p in model.parameters():  # what trains does so in fp32 (adapters, soft prompts, a copied head)
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
         if self.use_bf16 and HEADS.get(self.head).full_precision:  # a score head's output is its prediction
-            self.family.precise_head(self.model)
-        self.resources = {**count_parameters(self.model), "weight_bytes": self.base_weight_bytes}
-        if method.trains:
-            self.build_trainer()
+            self.family.precise_head(model)
+        return model
 
     def _setup_vllm(self, loaded: tuple | None, dtype: torch.dtype) -> None:
         """An in-context cell whose answers vLLM generates (biotune.vllm_generation): the tokenizer as for
@@ -580,70 +595,107 @@ def paused_at(out: Path) -> dict | None:
 
 
 def _train(exp: Experiment) -> dict:
-    from .trainer import TIME_FILE, PauseAt, parallelism
+    """Train from where the run last stopped (its last checkpoint) to its end or to a search's rung: what it
+    reached at the rung (`paused`), else what its training was (resources, curves, the kept model's dev score)."""
+    from .trainer import PauseAt
 
     trainer = exp.trainer
-    resume = last_checkpoint(exp.out / "checkpoints")
     pause = exp.cfg.training.pause_step(len(exp.train_features))
     if pause is not None:
         trainer.add_callback(PauseAt(pause))
-    meter = trainer.biotune_tokens
-    if resume:
-        _log(f"resuming from {resume}")
-
-        spent = Path(resume) / TIME_FILE
-        if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
-            meter.prior = {k: float(v) for k, v in json.loads(spent.read_text()).items()}
-    lost = lost_work(exp.out, resume, meter.prior["train_seconds"])
+    resume, lost = _resume_point(exp)
     with (
         Timer() as timer,
         PeakMemory(exp.device) as mem,
         exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16),
     ):
         trainer.train(resume_from_checkpoint=resume)
+    spent = {  # the whole trajectory's: the seconds before a resume included
+        "train_seconds": round(trainer.biotune_tokens.prior["train_seconds"] + timer.seconds, 3),
+        "train_seconds_before_resume": round(trainer.biotune_tokens.prior["train_seconds"], 3),
+    }
     if pause is not None and trainer.state.global_step == pause:
-        scores = [h["eval_score"] for h in trainer.state.log_history if "eval_score" in h]
-        return {
-            "paused": {
-                "step": pause,
-                "total_steps": trainer.state.max_steps,
-                "dev_score": _kept_score(scores, exp.method.keeps_final),
-                "dev_score_curve": [
-                    (h["step"], h["eval_score"]) for h in trainer.state.log_history if "eval_score" in h
-                ],
-                "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
-                "train_seconds_before_resume": round(meter.prior["train_seconds"], 3),
-            }
-        }
+        return {"paused": _reached(trainer, pause, exp.method.keeps_final, spent, lost)}
     final = exp.out / "final"
     trainer.save_model(str(final))
     if is_main_process():
         exp.method.finish(exp.model, exp.params, final)
+    return {
+        "resources": _training_resources(trainer, spent, timer.seconds, lost, mem.peak_bytes, final),
+        **_training_record(exp, resume),
+    }
+
+
+def _resume_point(exp: Experiment) -> tuple[str | None, dict]:
+    """The checkpoint this run goes on from (None: from the start), the training seconds spent before it restored
+    into the Trainer's meter, and the work earlier invocations lost past their last checkpoint (lost_work)."""
+    from .trainer import TIME_FILE
+
+    meter = exp.trainer.biotune_tokens
+    resume = last_checkpoint(exp.out / "checkpoints")
+    if resume:
+        _log(f"resuming from {resume}")
+        spent = Path(resume) / TIME_FILE
+        if spent.is_file():  # written after the checkpoint itself: absent if killed in between (then 0)
+            meter.prior = {k: float(v) for k, v in json.loads(spent.read_text()).items()}
+    return resume, lost_work(exp.out, resume, meter.prior["train_seconds"])
+
+
+def _curve(history: list[dict], key: str) -> list[tuple]:
+    """(step, value) of each entry of the Trainer's log history that has `key`."""
+    return [(h["step"], h[key]) for h in history if key in h]
+
+
+def _reached(trainer, pause: int, keeps_final: bool, spent: dict, lost: dict) -> dict:
+    """Where a run stopped at a search's rung: its step, the kept model's dev score so far, its curve, its time."""
+    curve = _curve(trainer.state.log_history, "eval_score")
+    return {
+        "step": pause,
+        "total_steps": trainer.state.max_steps,
+        "dev_score": _kept_score([score for _, score in curve], keeps_final),
+        "dev_score_curve": curve,
+        **spent,
+        "lost_seconds": lost["seconds"],  # redone after kills, over the run's resumes so far
+    }
+
+
+def _training_resources(trainer, spent: dict, seconds: float, lost: dict, peak_bytes, final: Path) -> dict:
+    """What a finished training cost: its time (dev evaluations included, and apart), tokens, memory, the
+    adapter's size, how it ran in parallel, and the work lost to kills, listed apart."""
+    from .trainer import parallelism
+
+    meter = trainer.biotune_tokens
     # the Trainer restores its token count from the checkpoint it resumes from: this is the whole run's
     seen = trainer.state.num_input_tokens_seen
     # seconds of training steps (dev evaluations left out), the time before a resume included
     step_seconds = max(
-        meter.prior["train_seconds"] + timer.seconds - meter.prior["dev_eval_seconds"] - meter.eval_seconds, 1e-9
+        meter.prior["train_seconds"] + seconds - meter.prior["dev_eval_seconds"] - meter.eval_seconds, 1e-9
     )
+    return {
+        # wall time of training, dev evaluations included, with the time before a resume (the cost)
+        "train_seconds": spent["train_seconds"],
+        "dev_eval_seconds": round(meter.prior["dev_eval_seconds"] + meter.eval_seconds, 3),
+        "train_seconds_before_resume": spent["train_seconds_before_resume"],
+        # training done past a checkpoint by a run that was then killed, redone after its resume: not in
+        # train_seconds (the finished trajectory's compute), listed apart
+        "lost_seconds": lost["seconds"],
+        "resumes": lost["resumes"],
+        "train_tokens": int(seen),
+        "train_padded_tokens": trainer.padded_tokens,  # what the model computed on, padding included
+        "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
+        "train_peak_memory_bytes": peak_bytes,
+        "adapter_bytes": dir_size(final, weights_only=True) if is_main_process() else None,
+        "processes": world_size(),  # peak memory is this (the main) process's
+        "parallelism": parallelism(trainer),  # as accelerate applied it (an FSDP config on CPUs runs DDP)
+    }
+
+
+def _training_record(exp: Experiment, resume: str | None) -> dict:
+    """What a finished training was: its size, schedule, where it resumed, which checkpoint it kept and why, and
+    its curves (training loss, dev loss and score per evaluation)."""
+    trainer = exp.trainer
     history = trainer.state.log_history
     return {
-        "resources": {
-            # wall time of training, dev evaluations included, with the time before a resume (the cost)
-            "train_seconds": round(meter.prior["train_seconds"] + timer.seconds, 3),
-            "dev_eval_seconds": round(meter.prior["dev_eval_seconds"] + meter.eval_seconds, 3),
-            "train_seconds_before_resume": round(meter.prior["train_seconds"], 3),
-            # training done past a checkpoint by a run that was then killed, redone after its resume: not in
-            # train_seconds (the finished trajectory's compute), listed apart
-            "lost_seconds": lost["seconds"],
-            "resumes": lost["resumes"],
-            "train_tokens": int(seen),
-            "train_padded_tokens": trainer.padded_tokens,  # what the model computed on, padding included
-            "train_tokens_per_s": round(seen / step_seconds, 2),  # non-pad tokens per second of training steps
-            "train_peak_memory_bytes": mem.peak_bytes,
-            "adapter_bytes": dir_size(final, weights_only=True) if is_main_process() else None,
-            "processes": world_size(),  # peak memory is this (the main) process's
-            "parallelism": parallelism(trainer),  # as accelerate applied it (an FSDP config on CPUs runs DDP)
-        },
         "train_examples": len(exp.train_features),
         "dev_examples": len(trainer.eval_dataset),
         "steps": trainer.state.global_step,
@@ -655,9 +707,9 @@ def _train(exp: Experiment) -> dict:
         # the kept model's: the best evaluation's, or the last one's where the method keeps the final model
         "best_dev_score": _kept_score([h["eval_score"] for h in history if "eval_score" in h], exp.method.keeps_final),
         "stopped_early_at": trainer.stopped_early_at,
-        "loss_curve": [(h["step"], h["loss"]) for h in history if "loss" in h],
-        "dev_loss_curve": [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h],
-        "dev_score_curve": [(h["step"], h["eval_score"]) for h in history if "eval_score" in h],
+        "loss_curve": _curve(history, "loss"),
+        "dev_loss_curve": _curve(history, "eval_loss"),
+        "dev_score_curve": _curve(history, "eval_score"),
     }
 
 

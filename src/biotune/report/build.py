@@ -42,7 +42,7 @@ def load_results(
     # a searched configuration also cost its search: every candidate's training time (none is a result)
     search_cost: dict = {}
     for c in search or []:
-        k = (c["dataset"], c["model"], c["method"])
+        k = group_key(c)
         search_cost[k] = search_cost.get(k, 0.0) + (c["train_seconds"] or 0.0)
     out = []
     for r in rows:
@@ -154,7 +154,7 @@ def _count(n: float) -> str:
 def _search_choice(search: list[dict], dataset: str, model: str, method: str) -> str:
     """The values a configuration's search chose, with the ends of the range they sit at ('' without a search)."""
     pick = next(
-        (c for c in search if c["chosen"] and (c["dataset"], c["model"], c["method"]) == (dataset, model, method)),
+        (c for c in search if c["chosen"] and group_key(c) == (dataset, model, method)),
         None,
     )
     if pick is None:
@@ -311,9 +311,10 @@ class ReportData:
         out = f"{len(self.df)} finished cells reported" + (
             f" (and {searched} search runs, none of them a result)" if searched else ""
         )
-        lost = float(self.df["lost_seconds"].sum())
+        lost_by_run = [*self.df["lost_seconds"], *(c.get("lost_seconds") or 0.0 for c in self.search)]
+        lost = float(sum(lost_by_run))
         if lost > 0:
-            hit = int((self.df.lost_seconds > 0).sum())
+            hit = sum(x > 0 for x in lost_by_run)
             out += (
                 f"; {lost:,.0f} s of training redone after interruptions ({hit} cell{'s' * (hit > 1)}), "
                 "not counted in any cost"
@@ -440,6 +441,7 @@ SEARCH_COLUMNS = [
     "rung_scores",
     "dev_score",
     "train_seconds",
+    "lost_seconds",
     "chosen",
     "edge",
 ]
@@ -604,14 +606,16 @@ def _table_sections(d: ReportData) -> list[Section]:
         out.append(
             Section(
                 "Search on dev: every candidate (on the search seed: these runs are never results), its dev score, "
-                "training time and the one chosen (a chosen value at the end of the range tried is marked: a value "
-                "beyond it may be better still)",
+                "training time (the compute of its trajectory), training redone after interruptions (lost: not "
+                "counted in any cost) and the one chosen (a chosen value at the end of the range tried is marked: a "
+                "value beyond it may be better still)",
                 table=pd.DataFrame(d.search, columns=SEARCH_COLUMNS).rename(
                     columns={"edge": "chosen at the range's end", "rung_scores": "dev at each rung (budget: F)"}
                 ),
                 formats={
                     "dev_score": _f2,
                     "train_seconds": _seconds,
+                    "lost_seconds": lambda v: _seconds(v) if v else "–",
                     "chosen": lambda v: "✔" if v else "",
                     "chosen at the range's end": lambda v: "; ".join(v),
                     "dev at each rung (budget: F)": lambda v: (

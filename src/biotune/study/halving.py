@@ -268,6 +268,7 @@ def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[d
     notes = [r["note"] for r in all_rows if r["decision"] == "note"]
     cands = candidates(group, rows)
     grid_values = [c.search.values for c in group.candidates]
+    lost = _lost_seconds(store, study, group)
     out = []
     for c in cands:
         mine = sorted(
@@ -288,9 +289,22 @@ def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[d
                 "dev_score": reached[-1]["dev_score"] if reached else None,
                 "reached": rungs[reached[-1]["rung"]] if reached else 0.0,
                 "train_seconds": max((r["train_seconds"] or 0.0 for r in mine), default=None),
+                "lost_seconds": lost.get(c.identity_hash, 0.0),
                 "chosen": chosen,
                 "complete": any(r["decision"] == "chosen" for r in rows),
                 "edge": (at_edge(c.search.values, [x.search.values for x in cands]) + notes) if chosen else [],
             }
         )
+    return out
+
+
+def _lost_seconds(store, study: str, group: SearchGroup) -> dict[str, float]:
+    """Each candidate's training redone after kills (identity -> seconds), as its run last said it: paused at a
+    rung (paused.json) or done (resources). Not in its training time: listed apart, as for every cell."""
+    out = {}
+    for r in store.rows(study):
+        if group_key(r) != group.key or r["status"] not in ("paused", "done"):
+            continue
+        said = json.loads((r["metrics"] if r["status"] == "paused" else r["resources"]) or "{}")
+        out[r["config_hash"]] = float(said.get("lost_seconds") or 0.0)
     return out

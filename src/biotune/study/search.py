@@ -200,6 +200,7 @@ def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[di
                     "values": c.search.values,
                     "dev_score": score,
                     "train_seconds": res.get("train_seconds"),
+                    "lost_seconds": res.get("lost_seconds") or 0.0,
                     "chosen": best == i,
                     "complete": best is not None,
                     "edge": at_edge(c.search.values, tried) if best == i else [],
