@@ -1,5 +1,6 @@
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,10 @@ if _WORKERS > 1:
     _THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
     os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
     torch.set_num_threads(_THREADS)
+
+# biotune's cache (file hashes, this machine's measured matmul peak) in a folder of the test run's own: a peak
+# measured while tests load the cores must not become the user's
+os.environ["BIOTUNE_CACHE"] = tempfile.mkdtemp(prefix="biotune-test-cache-")
 
 from biotune.data.location import default_candidates  # noqa: E402 (after the thread count is set)
 

@@ -269,10 +269,62 @@ def test_plan_demo_and_one_experiment():
     assert "plan for custom (24 GB, 100 TFLOP/s bf16" in r.stdout and "yes" in r.stdout
 
 
-def test_plan_without_a_gpu_is_a_one_line_error():
-    r = _biotune("study", "configs/demo.yaml", "--plan")
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "--plan needs a GPU: --gpu NAME" in r.stderr
+def test_plan_without_a_gpu_named_is_for_this_machine_its_peak_measured_once(tmp_path, monkeypatch):
+    """No GPU here: `--plan` alone plans `study` and `run` for this CPU, its matmul peak measured the first time
+    and read from the cache after (the second plan measures nothing)."""
+    import json
+
+    from biotune.plan import machine
+
+    monkeypatch.setenv("BIOTUNE_CACHE", str(tmp_path))
+    machine.this_machine.cache_clear()
+    r = _biotune("study", "configs/demo.yaml", "--plan", sample=50)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "plan for this CPU (" in r.stdout and "matmul peak measured here" in r.stdout
+    total = r.stdout.strip().splitlines()[-1]
+    assert "0 do not" in total and "cannot be planned" not in total, total
+    peaks = json.loads((tmp_path / machine.PEAK_FILE).read_text())
+    ((key, peak),) = peaks.items()
+    assert key.startswith(f"cpu|{machine.cpu_name()}|") and peak["fp32_tflops"] > 0
+
+    def measured_again(*a, **k):
+        raise AssertionError("the peak is measured once per machine")
+
+    monkeypatch.setattr(machine, "matmul_peak", measured_again)
+    machine.this_machine.cache_clear()
+    r = _biotune("run", "configs/causal/smollm2-135m_lora.yaml", "--plan")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "plan for this CPU (" in r.stdout and "yes" in r.stdout
+    machine.this_machine.cache_clear()
+
+
+def test_a_gpu_is_found_in_the_table_by_the_name_cuda_gives_it():
+    from biotune.plan.machine import table_gpu
+
+    assert table_gpu("NVIDIA H100 80GB HBM3", 85e9) == "h100-sxm"
+    assert table_gpu("NVIDIA H100 PCIe", 85e9) == "h100-pcie"
+    assert table_gpu("NVIDIA A100-SXM4-40GB", 42e9) == "a100-40gb"
+    assert table_gpu("NVIDIA A100-SXM4-80GB", 85e9) == "a100-80gb"
+    assert table_gpu("NVIDIA GeForce RTX 4090", 25e9) == "rtx-4090"
+    assert table_gpu("NVIDIA L4", 24e9) == "l4" and table_gpu("NVIDIA L40S", 48e9) == "l40s"
+    assert table_gpu("NVIDIA B300", 280e9) is None  # measured instead
+
+
+def test_a_run_says_its_plan_before_it_starts_and_its_time_against_the_plan_when_it_ends(tmp_path):
+    import re
+
+    r = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "run", "--no-progress")
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    before = next(i for i, line in enumerate(lines) if line.startswith("plan on this CPU ("))
+    assert re.search(r"about \d+ s \(training \d+ s, prediction \d+ s\), [0-9.]+ GB peak memory", lines[before])
+    after = lines[-1]
+    assert re.fullmatch(
+        r"planned \d+ s, took \d+ s \([+-]\d+ %: training \d+ s → \d+ s, prediction \d+ s → \d+ s\)", after
+    ), after
+    # a finished run is not planned again: it only reads its result
+    again = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "run", "--no-progress")
+    assert "plan on" not in again.stdout and "planned" not in again.stdout
 
 
 @pytest.mark.parametrize(

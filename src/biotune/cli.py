@@ -33,6 +33,7 @@ from .io import atomic_write_text
 from .study.adopt import finished_runs
 from .study.grid import load_study, unequal_budgets
 from .study.search import summary
+from .summary import RunSummary
 from .tasks import task_for
 
 app = typer.Typer(
@@ -46,7 +47,12 @@ app.add_typer(data_app, name="data")
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 GPU_OPTION = typer.Option(
-    None, "--gpu", help="With --plan: a GPU of biotune's table (a100-80gb, h100-sxm, h200, l40s, rtx-4090, ...)."
+    None,
+    "--gpu",
+    help=(
+        "With --plan: a GPU of biotune's table (a100-80gb, h100-sxm, h200, l40s, rtx-4090, ...); without it (and "
+        "without --gpu-memory) the plan is for this machine: its GPU, else this CPU (its matmul peak measured once)."
+    ),
 )
 GPU_MEMORY_OPTION = typer.Option(
     None, "--gpu-memory", help="With --plan, for a GPU not in the table: its memory in GB."
@@ -252,6 +258,7 @@ def run_cmd(
     from .train import output_dir as out_of
     from .train import run_experiment
 
+    planned = None if RunSummary.exists(out_of(cfg)) else _estimate(cfg)
     summary = run_experiment(cfg, progress=progress, force=force)
     if summary is None:  # a non-main process of a multi-process run: the main one reports
         return
@@ -286,6 +293,27 @@ def run_cmd(
     if types:
         out.print(f"{m['metric']} per entity type: {types}", soft_wrap=True)
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
+    if planned is not None:
+        from .plan.render import after_run
+
+        out.print(after_run(planned, r), soft_wrap=True)
+
+
+def _estimate(cfg):
+    """The run's plan on this machine (the visible GPU, else this CPU), said in one line before it starts; its
+    time is set against the run's when it ends. None where no plan can be made (said): the run goes on."""
+    from .plan import plan_experiment
+    from .plan.machine import this_machine
+    from .plan.render import before_run
+
+    try:
+        acc = this_machine()
+        p = plan_experiment(cfg, acc, suggest=False)
+    except Exception as e:  # noqa: BLE001  (an estimate never stops the run it is for)
+        out.print(f"plan: none ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})")
+        return None
+    out.print(before_run(p, acc), soft_wrap=True)
+    return None if p.error else p
 
 
 def per_type(metrics: dict) -> str:
@@ -461,6 +489,10 @@ def _plan_target(gpu, gpu_memory, gpu_tflops, gpus: int, utilization: float):
         raise BiotuneError(f"--gpus {gpus}: expected 1 or more")
     if not 0 < utilization <= 1:
         raise BiotuneError(f"--utilization {utilization}: expected a fraction of the peak, in (0, 1], e.g. 0.4")
+    if gpu is None and gpu_memory is None and gpu_tflops is None:  # the machine it runs on
+        from .plan.machine import this_machine
+
+        return this_machine(), gpus, utilization
     return accelerator(gpu, gpu_memory, gpu_tflops), gpus, utilization
 
 

@@ -10,6 +10,7 @@ BENCHMARKS.md.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from biotune.config import MethodConfig
@@ -109,6 +110,9 @@ def _data(cfg, method) -> _Data:
         dev_loss = split_tokens(cfg, "dev", t.dev_limit, "dev_loss")
         if t.select_by == "metric":
             dev_gen = split_tokens(cfg, "dev", t.dev_limit, "generate") if generative else dev_loss
+    else:  # an in-context run predicts dev once for its dev score (where the dataset has a dev split)
+        with contextlib.suppress(MissingSplitError):
+            dev_gen = split_tokens(cfg, "dev", t.dev_limit, "generate")
     test = split_tokens(cfg, cfg.eval.split, cfg.eval.limit, "generate")
     return _Data(train, dev_loss, dev_gen, test)
 
@@ -182,6 +186,10 @@ def _fill(plan: Plan, cfg, acc, arch, r, data: _Data, gpus: int, utilization: fl
             plan.dev_flops += flops * evals
             plan.dev_seconds += secs * evals
             plan.dev_tokens += tokens * evals
+    elif data.dev_generate is not None:  # in-context: dev predicted once
+        plan.dev_flops, plan.dev_seconds, plan.dev_tokens = _generation_cost(
+            arch, r, acc, weights, data.dev_generate, cfg.runtime.eval_batch_size, utilization, gpus
+        )
     test = data.test
     flops, secs, tokens = _generation_cost(arch, r, acc, weights, test, cfg.runtime.eval_batch_size, utilization, gpus)
     plan.eval_flops, plan.eval_seconds, plan.eval_tokens = flops, secs, tokens

@@ -6,7 +6,10 @@ from collections import defaultdict
 
 from rich.table import Table
 
+from biotune.progress import duration
+
 from .gpus import Accelerator
+from .machine import took
 from .planner import BANDWIDTH_EFFICIENCY, QLORA_SPEED, Plan
 
 
@@ -21,6 +24,14 @@ def _h(seconds: float) -> str:
 def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
     where = f"{gpus} x {acc.name}" if gpus > 1 else acc.name
     flops = acc.bf16_tflops if acc.bf16 else acc.fp32_tflops
+    if acc.device_type == "cpu":
+        return (
+            f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB of memory; matmul peak measured here: {flops:.3g} "
+            f"TFLOP/s {'bf16' if acc.bf16 else 'fp32'}): compute at {utilization:.0%} of that peak (QLoRA "
+            f"{QLORA_SPEED:.0%} of that), generation bound by its compute; memory is torch's peak allocation (the "
+            "process adds about 0.5 GB of libraries). A CPU reaches a varying share of its peak: each run prints "
+            "its time against this plan when it ends"
+        )
     return (
         f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB, {flops:g} TFLOP/s "
         f"{'bf16' if acc.bf16 else 'fp32'}; {acc.usable_bytes / 1e9:,.1f} GB usable after the CUDA context and "
@@ -105,3 +116,39 @@ def totals(plans: list[Plan]) -> str:
         + f"; {_hours(hours)} GPU-hours in all ({_hours(fit_hours)} for the cells that fit as they are)"
     )
     return line
+
+
+def _parts(p: Plan) -> tuple[float, float]:
+    """The plan's (training with its dev evaluations, prediction: test, and dev for an in-context run)."""
+    if p.trains:
+        return p.train_seconds + p.dev_seconds, p.eval_seconds
+    return 0.0, p.eval_seconds + p.dev_seconds
+
+
+def before_run(p: Plan, acc: Accelerator) -> str:
+    """One line before a run: what the plan expects of it on this machine."""
+    if p.error:
+        return f"plan: none ({p.error})"
+    train, predict = _parts(p)
+    parts = ([f"training {duration(train)}"] if p.trains else []) + [f"prediction {duration(predict)}"]
+    return (
+        f"plan on {acc.name}: about {duration(p.seconds)} ({', '.join(parts)}), {_gb(p.peak_bytes)} GB peak "
+        + ("memory" if acc.device_type == "cpu" else "GPU memory")
+        + ("" if p.fits else "; it does not fit: " + ("; ".join(p.suggestions) or "see biotune run --plan"))
+    )
+
+
+def after_run(p: Plan, resources: dict) -> str:
+    """One line after a run: its time against the plan, in all and per part ('planned 21 min, took 24 min')."""
+    train = float(resources.get("train_seconds") or 0.0)  # its dev evaluations included, as in the plan
+    predict = float(resources.get("eval_seconds") or 0.0)
+    if not p.trains:
+        predict += float(resources.get("dev_eval_seconds") or 0.0)
+    plan_train, plan_predict = _parts(p)
+    parts = [f"training {duration(plan_train)} → {duration(train)}"] if p.trains else []
+    parts.append(f"prediction {duration(plan_predict)} → {duration(predict)}")
+    return (
+        f"planned {duration(p.seconds)}, took {duration(train + predict)} ({took(p.seconds, train + predict)}: "
+        + ", ".join(parts)
+        + ")"
+    )

@@ -17,10 +17,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from biotune.identity import describe
-from biotune.progress import plain_line
+from biotune.progress import duration, plain_line
 from biotune.resources import dir_size
 
 from .adopt import adopt, finished_runs
+from .eta import Planned, TimeLeft, work_left
 from .executors import EXECUTORS
 from .grid import Cell, StudyConfig
 from .halving import choice, run_halving
@@ -66,7 +67,8 @@ def run_study(
     runner = EXECUTORS.get(executor)(study, store, rev, reclaim, **executor_options)
     todo, tally = _plan(study, cells, store, console, executor)
     finished = finished_runs(study.adopt)
-    with runner.session(), _Progress(console, tally, len(cells) - len(todo), progress) as shown:
+    left = _time_left(study, store, todo, console) if todo else None
+    with runner.session(), _Progress(console, tally, len(cells) - len(todo), progress, left) as shown:
 
         def run(batch: list[Cell]) -> None:
             batch = adopt(study, store, batch, finished, rev, shown.adopted) if finished else batch
@@ -79,6 +81,18 @@ def run_study(
     tally["pending"] = [g.key for g in pending]
     _say_after(study, store, tally, console)
     return tally
+
+
+def _time_left(study: StudyConfig, store: Store, todo: list[Cell], console: Console) -> TimeLeft | None:
+    """The plan of the work left on this machine, said in one line; None where it cannot be made (said)."""
+    try:
+        planned = Planned()
+        left = work_left(study, store, todo, planned)
+    except Exception as e:  # noqa: BLE001  (an estimate never stops the study)
+        console.print(f"plan: none ({type(e).__name__}: {escape(str(e).strip()[:200])})")
+        return None
+    console.print(f"plan on {escape(planned.acc.name)}: about {duration(left)} of cells to run", soft_wrap=True)
+    return TimeLeft(study, left, planned)
 
 
 def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console, executor: str):
@@ -114,8 +128,8 @@ class _Progress:
     shown beside a live bar (`describe`), or without one (`shown` false: a log) said in a plain line with the
     cells done, the rate and the time left (progress.plain_line)."""
 
-    def __init__(self, console: Console, tally: dict, done: int, shown: bool = True):
-        self.console, self.tally = console, tally
+    def __init__(self, console: Console, tally: dict, done: int, shown: bool = True, left: TimeLeft | None = None):
+        self.console, self.tally, self.left = console, tally, left
         self.done, self.began_with, self.began = done, done, time.perf_counter()
         self.progress = None
         if shown:
@@ -145,17 +159,26 @@ class _Progress:
 
     def describe(self, text: str) -> None:
         if self.progress is not None:
-            self.progress.update(self.bar, description=escape(text))
+            eta = f" · {self.left.text().split(' (')[0]}" if self.left is not None and self.left.ran else ""
+            self.progress.update(self.bar, description=escape(text + eta))
             return
-        # the rate counts this run's cells only (those done before it took no time here)
-        line = plain_line(
-            "study",
-            self.done - self.began_with,
-            self.tally["cells"] - self.began_with,
-            "cells",
-            time.perf_counter() - self.began,
-        )
-        self.console.print(escape(f"{line}; now {text}"), soft_wrap=True)
+        total = self.tally["cells"]
+        head = f"study: {self.done:,}/{total:,} cells ({100 * self.done / max(total, 1):.0f} %)"
+        if self.left is not None:
+            head += f", {self.left.text()}"
+        else:  # no plan: the rate of this run's cells (those done before it took no time here)
+            head = plain_line(
+                "study",
+                self.done - self.began_with,
+                total - self.began_with,
+                "cells",
+                time.perf_counter() - self.began,
+            )
+        self.console.print(escape(f"{head}; now {text}"), soft_wrap=True)
+
+    def _ended(self, cell: Cell, seconds: float | None) -> None:
+        if self.left is not None:
+            self.left.ended(cell, seconds)
 
     def adopted(self, line: str) -> None:
         """A cell took a finished run's result (study/adopt.py)."""
@@ -171,6 +194,7 @@ class _Progress:
         """One cell ended: `done` (detail: its summary and seconds), `paused` at a search's rung, `failed` (the
         error) or `skipped` (another worker has it, or finished it meanwhile)."""
         say = self.console.print
+        self._ended(cell, detail[1] if status in ("paused", "done") else None)
         if status == "paused":
             info, seconds = detail
             say(

@@ -1,0 +1,100 @@
+"""A study's time left: the plan of the work still to do on this machine (biotune.plan), corrected by how the
+cells run so far compare with their plan. An adaptive search counts what halving will run: every candidate to
+the first rung, the share `keep` of them to each next one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from biotune.plan import plan_experiment
+from biotune.plan.machine import this_machine
+from biotune.progress import duration
+
+from .grid import Cell, StudyConfig
+from .halving import candidates
+from .store import Store, group_key, row_key
+
+
+class Planned:
+    """Planned seconds of a cell at its full budget on this machine, by identity (None: it cannot be planned)."""
+
+    def __init__(self):
+        self.acc = this_machine()
+        self.known: dict[str, float | None] = {}
+
+    def __call__(self, cell: Cell) -> float | None:
+        if cell.identity_hash not in self.known:
+            try:
+                plan = plan_experiment(cell.experiment, self.acc, suggest=False)
+                self.known[cell.identity_hash] = None if plan.error else plan.seconds
+            except Exception:  # noqa: BLE001  (an estimate never stops the study)
+                self.known[cell.identity_hash] = None
+        return self.known[cell.identity_hash]
+
+
+def share(study: StudyConfig, cell: Cell) -> float:
+    """The part of its full budget one run of `cell` trains: a rung's step for an adaptive search's candidate
+    (from the rung before to this one), else all of it."""
+    if cell.search is None or cell.search.final or study.search is None or study.search.strategy != "halving":
+        return 1.0
+    rungs = study.search.rungs
+    f = cell.experiment.training.pause_at or 1.0
+    before = max((r for r in rungs if r < f), default=0.0)
+    return f - before
+
+
+def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Callable[[Cell], float | None]) -> float:
+    """Planned seconds of what the study still has to run: the cells not done, each search's final cells not
+    done, and for an adaptive search the rungs its candidates have not reached (as many as halving keeps)."""
+    adaptive = {g.key: g for g in study.groups if g.strategy == "halving"}
+    in_halving = {c.identity_hash for g in adaptive.values() for c in g.candidates}
+    left = sum(planned(c) or 0.0 for c in todo if c.identity_hash not in in_halving)
+    done = {row_key(r) for r in store.rows(study.name) if r["status"] == "done"}
+    for g in study.groups:
+        first = g.candidates[0] if g.candidates else None
+        if first is None:
+            continue
+        left += sum(planned(first) or 0.0 for s in g.seeds if (*g.key, s) not in done)
+    rung_rows = store.rung_rows(study.name) if adaptive else []
+    for key, g in adaptive.items():
+        rows = [r for r in rung_rows if group_key(r) == key and r["decision"] != "note"]
+        if any(r["decision"] == "chosen" for r in rows):
+            continue
+        cands = candidates(g, rows)
+        reached = {(r["config_hash"], r["rung"]) for r in rows if r["decision"] != "added"}
+        before, n = 0.0, len(cands)
+        for i, f in enumerate(study.search.rungs):
+            runs = n if i == 0 else max(1, math.ceil(n * study.search.keep**i))
+            runs -= sum(1 for c in cands if (c.identity_hash, i) in reached)
+            left += max(0, runs) * (planned(cands[0]) or 0.0) * (f - before)
+            before = f
+    return left
+
+
+class TimeLeft:
+    """The study's time left as cells end: the planned work left, times how long the cells run so far took
+    against their plan."""
+
+    def __init__(self, study: StudyConfig, left: float, planned: Callable[[Cell], float | None]):
+        self.study, self.left, self.planned = study, left, planned
+        self.ran_planned = self.ran_took = 0.0
+        self.ran = 0
+
+    def ended(self, cell: Cell, seconds: float | None) -> None:
+        """A cell ended (`seconds`: what this run of it took; None: found done or run elsewhere)."""
+        p = (self.planned(cell) or 0.0) * share(self.study, cell)
+        self.left = max(0.0, self.left - p)
+        if seconds is not None and p > 0:
+            self.ran_planned += p
+            self.ran_took += seconds
+            self.ran += 1
+
+    def text(self) -> str:
+        if not self.ran:
+            return f"about {duration(self.left)} left (the plan)"
+        ratio = self.ran_took / self.ran_planned
+        return (
+            f"about {duration(self.left * ratio)} left (the plan x {ratio:.2g}, as the {self.ran} "
+            f"cell{'s' * (self.ran > 1)} run so far took)"
+        )
