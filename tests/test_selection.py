@@ -3,6 +3,7 @@ disagree, early stopping on the dev metric, and a study's `search:` choosing the
 running it on every seed."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -214,6 +215,10 @@ def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_eve
     searched = md.split("Search on dev", 1)[1].split("</details>", 1)[0]  # the search's own table
     assert searched.count("✔") == 1  # the one chosen candidate
     assert "lost_seconds" in searched and "training redone after interruptions (lost" in searched
+    # the learning curves draw each candidate's dev score beside the reported cells', its values on hover
+    page = (study.out / "report.html").read_text()
+    hovers = re.findall(r"<title>search candidate tiny-llama / lora \[([^]]+)\]( \(chosen\))?: dev", page)
+    assert len(hovers) == 4 and sum(bool(chosen) for _, chosen in hovers) == 1, hovers
     # its head counts what it reports: zero-shot and the chosen LoRA on 2 seeds; the 4 search runs apart
     assert "3 finished cells reported (and 4 search runs, none of them a result)" in md
     assert all(state == "done" for state, _ in cell_states(Store(study.store_url), "t", cells))

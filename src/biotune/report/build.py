@@ -117,6 +117,29 @@ def run_details(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return curves, [f"{where} ({'; '.join(sorted(v))})" for where, v in ran.items()]
 
 
+def search_curves(store_url: str, study: str, search: list[dict]) -> pd.DataFrame:
+    """Each search candidate's dev score against the step, as far as it trained (dataset, model, method,
+    candidate, chosen, step, value): a candidate stopped at a rung says it in its paused row, one that finished
+    in its metrics.json."""
+    rows = []
+    if not search:
+        return pd.DataFrame(rows, columns=["dataset", "model", "method", "candidate", "chosen", "step", "value"])
+    stored = {r["config_hash"]: r for r in Store(store_url).rows(study) if r["status"] in ("paused", "done")}
+    for c in search:
+        r = stored.get(c.get("identity"))
+        if r is None:
+            continue
+        if r["status"] == "paused":
+            curve = json.loads(r["metrics"] or "{}").get("dev_score_curve") or []
+        else:
+            try:
+                curve = json.loads((Path(r["output_dir"]) / "metrics.json").read_text())["training"]["dev_score_curve"]
+            except (OSError, ValueError, KeyError, TypeError):
+                curve = []
+        rows += [(*group_key(c), c["candidate"], bool(c["chosen"]), step, value) for step, value in curve]
+    return pd.DataFrame(rows, columns=["dataset", "model", "method", "candidate", "chosen", "step", "value"])
+
+
 def _budget(v: float, unit: str) -> str:
     return "any" if v == float("inf") else f"≤ {v:,.0f} {unit}"
 
@@ -385,7 +408,7 @@ def compute_report(
         plots=figures.score_against_cost(agg, blurb, stats.blurb_per_seed(df), blurb_name),
         maps=figures.heat_maps(agg, metric_of, not_above_constant(sig)),
         costs=figures.cost_per_dataset(agg, intervals, constants, metric_of),
-        curves=figures.learning_curves(curves, metric_of),
+        curves=figures.learning_curves(curves, metric_of, search_curves(store_url, study, search)),
         disagree=examples.disagreements(df, agg, decisions),
         unparsed=examples.unparsed(df),
         ran_on=ran_on,
@@ -535,7 +558,9 @@ def _figure_sections(d: ReportData) -> list[Section]:
             Section(
                 "Learning curves",
                 "Training loss and dev score against the optimizer step for each trained configuration that was "
-                "reported: the mean over its seeds (line) and their range (band).",
+                "reported: the mean over its seeds (line) and their range (band); beside them, faint and dotted, "
+                "each search candidate's dev score as far as it trained (on the search seed; a candidate halving "
+                "stopped ends at its rung; its values on hover).",
                 figures=dict(d.curves),
             )
         )

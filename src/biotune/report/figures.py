@@ -215,14 +215,18 @@ def cost_per_dataset(agg: pd.DataFrame, intervals: pd.DataFrame, constants: dict
     return out
 
 
-def learning_curves(curves: pd.DataFrame, metric_of: dict) -> dict[str, str]:
+def learning_curves(curves: pd.DataFrame, metric_of: dict, candidates: pd.DataFrame | None = None) -> dict[str, str]:
     """Per dataset: each trained configuration's training loss and dev score against the step, the mean over its
-    seeds as a line and their range as a band (`curves`: dataset, model, method, seed, kind, step, value)."""
+    seeds as a line and their range as a band (`curves`: dataset, model, method, seed, kind, step, value); with
+    `candidates` (dataset, model, method, candidate, chosen, step, value), each search candidate's dev score,
+    faint and dotted, its values on hover."""
     out = {}
     if curves.empty:
         return out
     markers = model_markers(curves.model)
     for dataset, g in curves.groupby("dataset", sort=False):
+        titles: dict[str, str] = {}
+        cands = candidates[candidates.dataset == dataset] if candidates is not None else pd.DataFrame()
         with plt.rc_context(STYLE):
             fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
             for ax, kind, label in (
@@ -240,12 +244,20 @@ def learning_curves(curves: pd.DataFrame, metric_of: dict) -> dict[str, str]:
                 ax.set_xlabel("step")
                 ax.set_ylabel(label)
                 ax.grid(alpha=0.3)
-            _legend(
-                axes[1],
-                g.method,
-                {m: k for m, k in markers.items() if m in set(g.model)},
-                extra=[Line2D([], [], color="#999", lw=6, alpha=0.3, label="range over seeds")],
-            )
+            for i, ((model, method, name, chosen), c) in enumerate(
+                cands.groupby(["model", "method", "candidate", "chosen"], sort=False) if len(cands) else []
+            ):
+                c = c.sort_values("step")
+                gid = f"candidate-{dataset}-{i}"
+                axes[1].plot(c.step, c.value, ":", color=method_colour(method), lw=1.0, alpha=0.5, gid=gid)
+                titles[gid] = (
+                    f"search candidate {model} / {method} [{name}]{' (chosen)' if chosen else ''}: dev "
+                    f"{c.value.iloc[-1]:.2f} at step {int(c.step.iloc[-1])}"
+                )
+            extra = [Line2D([], [], color="#999", lw=6, alpha=0.3, label="range over seeds")]
+            if titles:
+                extra.append(Line2D([], [], color="#777", lw=1.0, ls=":", label="search candidate"))
+            _legend(axes[1], g.method, {m: k for m, k in markers.items() if m in set(g.model)}, extra=extra)
             fig.suptitle(f"{dataset}: mean over seeds (line), range (band)", fontsize=9)
-            out[dataset] = _svg(fig)
+            out[dataset] = _svg(fig, titles)
     return out

@@ -283,6 +283,7 @@ def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[d
                 "model": group.key[1],
                 "method": group.key[2],
                 "candidate": c.search.label(),
+                "identity": c.identity_hash,
                 "values": c.search.values,
                 "added": c.search.values not in grid_values,
                 "rung_scores": [(rungs[r["rung"]], r["dev_score"]) for r in reached],

@@ -197,6 +197,7 @@ def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[di
                     "model": g.key[1],
                     "method": g.key[2],
                     "candidate": c.search.label(),
+                    "identity": c.identity_hash,
                     "values": c.search.values,
                     "dev_score": score,
                     "train_seconds": res.get("train_seconds"),
