@@ -96,6 +96,26 @@ def test_the_fair_rerun_searches_adaptively_with_one_budget_and_fresh_seeds():
             assert first % every == 0 and 0.25 * total <= first < 0.4 * total
 
 
+def test_the_encoder_baseline_covers_every_blurb_dataset_with_a_training_split_at_full_size():
+    """configs/studies/encoder-baseline.yaml: MiniLM fully fine-tuned on the 12 BLURB datasets with a training
+    split here (EBM PICO has none), full training, dev and test splits, fp32 on every machine kind, the learning
+    rate searched by halving on dev and the best epoch kept on dev, 3 fresh seeds."""
+    from biotune.data import DATASETS
+    from biotune.study.grid import load_study
+
+    study, cells, _ = load_study(Path(__file__).resolve().parents[1] / "configs" / "studies" / "encoder-baseline.yaml")
+    assert set(study.datasets) == set(DATASETS.names()) - {"ebm-pico"} and len(study.datasets) == 12
+    assert {g.strategy for g in study.groups} == {"halving"} and len(study.groups) == 12
+    assert {g.search_seed for g in study.groups} == {3} and study.seeds == [0, 1, 2]
+    for c in cells:
+        t, e = c.experiment.training, c.experiment
+        assert t.train_limit is None and t.dev_limit is None and e.eval.limit is None and t.max_steps == -1
+        assert t.bf16 is False and t.select_by == "metric" and t.eval_steps is None  # dev at every epoch
+        assert e.model.family == "encoder" and e.method.name == "fft"
+    epochs = {c.dataset: c.experiment.training.epochs for c in cells}
+    assert epochs["biosses"] == 30 and epochs["hoc"] == epochs["pubmedqa"] == 10 and epochs["bc2gm"] == 3
+
+
 def test_configs_are_laid_out_by_family_model_method():
     assert len(EXPERIMENTS) >= 30
     for path in EXPERIMENTS:

@@ -249,8 +249,11 @@ def test_plan_paper_grid_on_one_80gb_gpu():
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
     total = out.strip().splitlines()[-1]
-    assert total.startswith("1378 cells: ") and "GPU-hours in all" in total, total
-    assert "102 cannot be planned" in total  # EBM PICO's training cells (and its few-shot cells' shots)
+    # 910 cells to run now (candidates on the search seed, cells without a search) and each search's winner on
+    # the 3 reported seeds (234 searches), its candidates counted at the share of the budget halving gives them
+    assert total.startswith("1612 cells: ") and "GPU-hours in all" in total, total
+    assert "counted at the share of their budget halving runs" in total
+    assert "120 cannot be planned" in total  # EBM PICO's training cells (and its few-shot cells' shots)
     assert "need FSDP over" in total
     for model in ("llama-3-8b", "flan-t5-xl", "glm-4-9b", "flan-ul2", "pubmedbert", "bioclinicalbert"):
         assert model in out
@@ -296,6 +299,19 @@ def test_plan_without_a_gpu_named_is_for_this_machine_its_peak_measured_once(tmp
     assert r.returncode == 0, r.stderr[-2000:]
     assert "plan for this CPU (" in r.stdout and "yes" in r.stdout
     machine.this_machine.cache_clear()
+
+
+def test_halving_s_expected_share_of_the_budget():
+    from biotune.plan.planner import expected_share
+
+    # 3 candidates to a quarter, 1 of them on to the end: (3 x 0.25 + 1 x 0.75) / 3
+    assert expected_share([0.25, 1.0], 0.34, 3) == pytest.approx(0.5)
+    # 9 candidates, rungs at 1/9, 1/3, 1 keeping a third: 9 x 1/9 + 3 x 2/9 + 1 x 2/3, over 9
+    assert expected_share([1 / 9, 1 / 3, 1.0], 1 / 3, 9) == pytest.approx((1 + 2 / 3 + 2 / 3) / 9)
+    # as halving keeps them: a third of 5 rounds down to 1; half of 5 to 2
+    assert expected_share([0.5, 1.0], 1 / 3, 5) == pytest.approx((5 * 0.5 + 1 * 0.5) / 5)
+    assert expected_share([0.5, 1.0], 0.5, 5) == pytest.approx((5 * 0.5 + 2 * 0.5) / 5)
+    assert expected_share([1.0], 0.5, 4) == 1.0  # one rung: every candidate its whole budget
 
 
 def test_a_gpu_is_found_in_the_table_by_the_name_cuda_gives_it():

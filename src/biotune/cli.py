@@ -471,14 +471,16 @@ def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) ->
         lambda items: track(
             items, description="planning", console=Console(stderr=True), disable=not sys.stderr.isatty()
         ),
+        study.search,
     )
+    unit = "GPU-hours" if acc.device_type == "cuda" else "hours"
     out.print(cell_table([(label, p) for label, _, p in rows], f"plan: study {study.name}"))
-    out.print(summary_table([((c.model, c.method), p) for _, c, p in rows]))
+    out.print(summary_table([((c.model, c.method), p) for _, c, p in rows], unit))
     notes = sorted({n for _, _, p in rows for n in p.notes if "tokenizer" in n})  # the rest are per cell
     for note in notes:
         out.print(f"note: {note}", soft_wrap=True)
     out.print(assumptions(acc, gpus, utilization), soft_wrap=True)
-    out.print(totals([p for _, _, p in rows]), soft_wrap=True)
+    out.print(totals([p for _, _, p in rows], unit), soft_wrap=True)
 
 
 def _plan_target(gpu, gpu_memory, gpu_tflops, gpus: int, utilization: float):

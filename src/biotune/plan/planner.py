@@ -17,6 +17,7 @@ from biotune.config import MethodConfig
 from biotune.errors import MissingSplitError
 from biotune.methods import METHODS
 from biotune.models import FAMILIES
+from biotune.study.search import rung_sizes
 
 from . import estimate as E
 from .architecture import Architecture, architecture
@@ -56,6 +57,7 @@ class Plan:
     suggestions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # the cell could not be planned (e.g. a split is missing)
+    share: float = 1.0  # the part of its budget the cell is expected to run (an adaptive search's candidate: < 1)
 
     @property
     def seconds(self) -> float:
@@ -63,7 +65,8 @@ class Plan:
 
     @property
     def gpu_hours(self) -> float:
-        return self.seconds * self.gpus / 3600
+        """Accelerator-hours expected (its share of the budget): GPU-hours, or hours of this CPU."""
+        return self.seconds * self.share * self.gpus / 3600
 
 
 def regime(cfg, acc: Accelerator) -> E.Regime:
@@ -312,14 +315,34 @@ def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: floa
 
 
 def plan_cells(
-    cells, groups, acc: Accelerator, gpus: int = 1, utilization: float = 0.4, progress=lambda items: items
+    cells,
+    groups,
+    acc: Accelerator,
+    gpus: int = 1,
+    utilization: float = 0.4,
+    progress=lambda items: items,
+    search=None,
 ) -> list[tuple[str, object, Plan]]:
-    """(label, cell, plan) for a study's cells; a search's final cells (its best candidate on the other seeds,
-    decided on dev later) are planned as its first candidate on those seeds."""
+    """(label, cell, plan) for a study's cells; a search's final cells (its best candidate, decided on dev later,
+    anew on every reported seed) are planned as its first candidate on those seeds. An adaptive search's candidate
+    (`search`: the study's search block) is expected to run the share of its budget halving gives it on average."""
     todo = [(c.label, c) for c in cells]
     for g in groups:
         first = g.candidates[0]
-        todo += [
-            (f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s) for s in g.seeds[1:])
-        ]
-    return [(label, c, plan_experiment(c.experiment, acc, gpus, utilization)) for label, c in progress(todo)]
+        todo += [(f"{c.cell_id} [best of the search]", c) for c in (g.make(first.search.values, 0, s) for s in g.seeds)]
+    halving = {g.key: len(g.candidates) for g in groups if g.strategy == "halving"}
+    out = []
+    for label, c in progress(todo):
+        plan = plan_experiment(c.experiment, acc, gpus, utilization)
+        if c.search is not None and not c.search.final and c.search.group in halving and search is not None:
+            plan.share = expected_share(search.rungs, search.keep, halving[c.search.group])
+        out.append((label, c, plan))
+    return out
+
+
+def expected_share(rungs: list[float], keep: float, n: int) -> float:
+    """The average part of its budget each of `n` candidates trains under successive halving: all of them to the
+    first rung, those it keeps on to each next one (study.search.rung_sizes)."""
+    sizes = rung_sizes(n, rungs, keep)
+    steps = [f - before for f, before in zip(rungs, [0.0, *rungs[:-1]])]
+    return sum(k * step for k, step in zip(sizes, steps)) / n

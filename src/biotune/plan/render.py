@@ -26,8 +26,9 @@ def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
     flops = acc.bf16_tflops if acc.bf16 else acc.fp32_tflops
     if acc.device_type == "cpu":
         return (
-            f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB of memory; matmul peak measured here: {flops:.3g} "
-            f"TFLOP/s {'bf16' if acc.bf16 else 'fp32'}): compute at {utilization:.0%} of that peak (QLoRA "
+            f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB of memory; matmul peak measured here: "
+            f"{acc.fp32_tflops:.3g} TFLOP/s fp32" + (f", {acc.bf16_tflops:.3g} bf16" if acc.bf16 else "") + "): "
+            f"compute at {utilization:.0%} of the peak in the run's dtype (QLoRA "
             f"{QLORA_SPEED:.0%} of that), generation bound by its compute; memory is torch's peak allocation (the "
             "process adds about 0.5 GB of libraries). A CPU reaches a varying share of its peak: each run prints "
             "its time against this plan when it ends"
@@ -71,13 +72,14 @@ def cell_table(rows: list[tuple[str, Plan]], title: str) -> Table:
     return table
 
 
-def summary_table(rows: list[tuple[tuple[str, str], Plan]]) -> Table:
-    """Per (model, method): cells, how many fit, the largest peak, GPU-hours, what the others need."""
+def summary_table(rows: list[tuple[tuple[str, str], Plan]], unit: str = "GPU-hours") -> Table:
+    """Per (model, method): cells, how many fit, the largest peak, GPU-hours (`unit`: hours of a CPU), what the
+    others need."""
     groups: dict = defaultdict(list)
     for key, p in rows:
         groups[key].append(p)
     table = Table(title="by model and method")
-    for col in ("model", "method", "cells", "fit", "max peak GB", "GPU-hours", "cells that do not fit need"):
+    for col in ("model", "method", "cells", "fit", "max peak GB", unit, "cells that do not fit need"):
         table.add_column(col, overflow="fold")
     for (model, method), plans in groups.items():
         ok = [p for p in plans if p.error is None]
@@ -99,7 +101,7 @@ def _hours(h: float) -> str:
     return f"{h:,.1f}" if h >= 10 else f"{h:.3g}"
 
 
-def totals(plans: list[Plan]) -> str:
+def totals(plans: list[Plan], unit: str = "GPU-hours") -> str:
     ok = [p for p in plans if p.error is None]
     fit = [p for p in ok if p.fits]
     hours = sum(p.gpu_hours for p in ok)
@@ -113,7 +115,12 @@ def totals(plans: list[Plan]) -> str:
         f"{len(plans)} cells: {len(fit)} fit, {len(ok) - len(fit)} do not"
         + (f" ({needs})" if needs else "")
         + (f", {len(plans) - len(ok)} cannot be planned" if len(ok) < len(plans) else "")
-        + f"; {_hours(hours)} GPU-hours in all ({_hours(fit_hours)} for the cells that fit as they are)"
+        + f"; {_hours(hours)} {unit} in all ({_hours(fit_hours)} for the cells that fit as they are)"
+        + (
+            "; an adaptive search's candidates counted at the share of their budget halving runs on average"
+            if any(p.share < 1 for p in ok)
+            else ""
+        )
     )
     return line
 

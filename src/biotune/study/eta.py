@@ -4,7 +4,6 @@ the first rung, the share `keep` of them to each next one."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from biotune.plan import plan_experiment
@@ -13,6 +12,7 @@ from biotune.progress import duration
 
 from .grid import Cell, StudyConfig
 from .halving import candidates
+from .search import rung_sizes
 from .store import Store, group_key, row_key
 
 
@@ -63,9 +63,9 @@ def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Calla
             continue
         cands = candidates(g, rows)
         reached = {(r["config_hash"], r["rung"]) for r in rows if r["decision"] != "added"}
-        before, n = 0.0, len(cands)
-        for i, f in enumerate(study.search.rungs):
-            runs = n if i == 0 else max(1, math.ceil(n * study.search.keep**i))
+        before = 0.0
+        sizes = rung_sizes(len(cands), study.search.rungs, study.search.keep)
+        for i, (f, runs) in enumerate(zip(study.search.rungs, sizes)):
             runs -= sum(1 for c in cands if (c.identity_hash, i) in reached)
             left += max(0, runs) * (planned(cands[0]) or 0.0) * (f - before)
             before = f

@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Callable
 
-from .search import SearchGroup, SearchRef, at_edge
+from .search import SearchGroup, SearchRef, at_edge, kept
 from .store import group_key, row_key
 
 
@@ -69,7 +69,7 @@ def survivors(cands: list, rows: list[dict], rung: int, keep: float) -> list | N
         return None
     scored = [c for c in alive if scores[c.identity_hash] is not None]  # a failed candidate stops
     ranked = sorted(scored, key=lambda c: (-scores[c.identity_hash], c.search.index))
-    return ranked[: max(1, int(len(ranked) * keep + 1e-9))] if ranked else []
+    return ranked[: kept(len(ranked), keep)]
 
 
 def alive_at(cands: list, rows: list[dict], rung: int) -> list:

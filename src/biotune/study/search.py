@@ -80,6 +80,20 @@ class SearchConfig(BaseModel):
         return {k: v for k, v in out.items() if v}
 
 
+def kept(n: int, keep: float) -> int:
+    """How many of `n` candidates scored at a rung successive halving keeps for the next: the share `keep`,
+    rounded down, at least one."""
+    return max(1, int(n * keep + 1e-9)) if n else 0
+
+
+def rung_sizes(n: int, rungs: list[float], keep: float) -> list[int]:
+    """How many of `n` candidates train to each rung when none fails: all to the first, then `kept` of those."""
+    sizes = [n]
+    for _ in rungs[1:]:
+        sizes.append(kept(sizes[-1], keep))
+    return sizes
+
+
 def nested(values: dict[str, Any]) -> dict:
     """{'training.learning_rate': 1e-4} -> {'training': {'learning_rate': 1e-4}}"""
     out: dict = {}
