@@ -14,9 +14,12 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
     torch.set_num_threads(_THREADS)
 
-# biotune's cache (file hashes, this machine's measured matmul peak) in a folder of the test run's own: a peak
-# measured while tests load the cores must not become the user's
-os.environ["BIOTUNE_CACHE"] = tempfile.mkdtemp(prefix="biotune-test-cache-")
+# this machine's matmul peak (biotune.plan.machine) in a file of the test run's own: a peak measured while tests load
+# the cores must not become the user's
+os.environ["BIOTUNE_PEAK_FILE"] = os.path.join(tempfile.gettempdir(), "biotune-test-peak.json")
+# runs and studies do not plan before they start (a few seconds each, hundreds of short runs here); the tests of
+# the estimate turn it on
+os.environ["BIOTUNE_ESTIMATE"] = "0"
 
 from biotune.data.location import default_candidates  # noqa: E402 (after the thread count is set)
 

@@ -142,6 +142,14 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     table = halving.summary(Store(study.store_url), "t", study.groups[0], study.search.rungs)
     lost = {row["candidate"]: row["lost_seconds"] for row in table}
     assert sorted(lost.values()) == [0.0] * (len(table) - 1) + [7.5]
+    # what halving saved against training every starting candidate to the end, in the report's search section
+    from biotune.report.build import search_savings
+
+    saved = search_savings(table)
+    assert "(1 finished search," in saved and "each of the 3 starting candidates to the end" in saved, saved
+    spent = sum(row["train_seconds"] for row in table)
+    full = next(row["train_seconds"] for row in table if row["reached"] == 1.0)
+    assert f"cost {100 * spent / (3 * full):.0f} % of that" in saved and spent < 3 * full
     # the search's compute: the stopped candidates' first quarter and the survivor's whole run
     finals = tally["final_cells"]
     assert (

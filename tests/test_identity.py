@@ -111,7 +111,7 @@ def test_editing_a_result_field_reruns_exactly_the_affected_cells_and_keeps_hist
     assert (tally["ran"], tally["already_done"]) == (1, 1)
     rows = Store(study.store_url).rows("t", "done")
     assert len(rows) == 3  # the old lora row stays, as history
-    from biotune.report.build import load_results
+    from biotune.report.data import load_results
 
     reported = load_results(study.store_url, "t", {c.key: c.identity_hash for c in cells})
     assert len(reported) == 2

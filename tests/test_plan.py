@@ -279,6 +279,7 @@ def test_plan_without_a_gpu_named_is_for_this_machine_its_peak_measured_once(tmp
 
     from biotune.plan import machine
 
+    monkeypatch.delenv("BIOTUNE_PEAK_FILE")  # the default place: the cache folder
     monkeypatch.setenv("BIOTUNE_CACHE", str(tmp_path))
     machine.this_machine.cache_clear()
     r = _biotune("study", "configs/demo.yaml", "--plan", sample=50)
@@ -329,7 +330,8 @@ def test_a_gpu_is_found_in_the_table_by_the_name_cuda_gives_it():
 def test_a_run_says_its_plan_before_it_starts_and_its_time_against_the_plan_when_it_ends(tmp_path):
     import re
 
-    r = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "run", "--no-progress")
+    on = {"BIOTUNE_ESTIMATE": "1"}
+    r = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "run", "--no-progress", env=on)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.splitlines()
     before = next(i for i, line in enumerate(lines) if line.startswith("plan on this CPU ("))
@@ -339,7 +341,7 @@ def test_a_run_says_its_plan_before_it_starts_and_its_time_against_the_plan_when
         r"planned \d+ s, took \d+ s \([+-]\d+ %: training \d+ s → \d+ s, prediction \d+ s → \d+ s\)", after
     ), after
     # a finished run is not planned again: it only reads its result
-    again = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "run", "--no-progress")
+    again = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "run", "--no-progress", env=on)
     assert "plan on" not in again.stdout and "planned" not in again.stdout
 
 

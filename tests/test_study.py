@@ -127,10 +127,11 @@ def test_bad_study_file_is_a_clear_error_and_writes_nothing(tmp_path, fields, ne
     assert not (tmp_path / "study").exists()
 
 
-def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_dir):
+def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_dir, monkeypatch):
     path = write_study(tmp_path, methods=["zero_shot", "lora"], seeds=[0, 1], data_dir=str(data_dir))
     study, cells, _ = load_study(path)
     assert len(cells) == 3  # zero_shot once, lora per seed
+    monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
     log = io.StringIO()  # as in a log file (--no-progress): no bar, a plain line as each cell starts
     first = run_study(study, cells, console=Console(file=log, width=200), progress=False)
     starts = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]

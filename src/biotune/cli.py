@@ -303,9 +303,11 @@ def _estimate(cfg):
     """The run's plan on this machine (the visible GPU, else this CPU), said in one line before it starts; its
     time is set against the run's when it ends. None where no plan can be made (said): the run goes on."""
     from .plan import plan_experiment
-    from .plan.machine import this_machine
+    from .plan.machine import estimates_on, this_machine
     from .plan.render import before_run
 
+    if not estimates_on():
+        return None
     try:
         acc = this_machine()
         p = plan_experiment(cfg, acc, suggest=False)

@@ -1,15 +1,18 @@
 """The machine a plan is made for when no GPU is named (`--plan` alone, and the estimate `biotune run` and
 `biotune study` print before they start): the visible GPU — from the GPU table where its name is there, else
 measured — or this CPU, its matmul peak measured once and cached (`$BIOTUNE_CACHE/machine-peak.json`, keyed by
-processor, threads and torch version: a new torch or another thread count measures again)."""
+processor, threads and torch version: a new torch or another thread count measures again; `$BIOTUNE_PEAK_FILE`
+names another file)."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from functools import cache
+from pathlib import Path
 
 import psutil
 import torch
@@ -75,7 +78,7 @@ def cpu_name() -> str:
 def measured_peak(device: str, name: str) -> dict:
     """This device's matmul peak, measured the first time and then read from the cache."""
     key = f"{device}|{name}|{torch.get_num_threads()} threads|torch {torch.__version__}"
-    path = cache_dir() / PEAK_FILE
+    path = Path(os.environ.get("BIOTUNE_PEAK_FILE") or cache_dir() / PEAK_FILE)
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -98,6 +101,12 @@ def table_gpu(name: str, memory_bytes: float) -> str | None:
     pcie = "pcie" in words
     rows.sort(key=lambda kr: (("pcie" in kr[0]) != pcie, abs(kr[1]["memory_gb"] * 1e9 - memory_bytes)))
     return rows[0][0]
+
+
+def estimates_on() -> bool:
+    """Whether `biotune run` and `biotune study` plan before they start (`BIOTUNE_ESTIMATE=0`: they do not, e.g. in
+    a test suite of many short runs); `--plan` always plans."""
+    return os.environ.get("BIOTUNE_ESTIMATE", "1") != "0"
 
 
 @cache

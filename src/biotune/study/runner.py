@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from biotune.identity import describe
+from biotune.plan.machine import estimates_on
 from biotune.progress import duration, plain_line
 from biotune.resources import dir_size
 
@@ -84,7 +85,10 @@ def run_study(
 
 
 def _time_left(study: StudyConfig, store: Store, todo: list[Cell], console: Console) -> TimeLeft | None:
-    """The plan of the work left on this machine, said in one line; None where it cannot be made (said)."""
+    """The plan of the work left on this machine, said in one line; None where it cannot be made (said) or is
+    not wanted (BIOTUNE_ESTIMATE=0)."""
+    if not estimates_on():
+        return None
     try:
         planned = Planned()
         left = work_left(study, store, todo, planned)
