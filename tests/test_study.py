@@ -143,7 +143,11 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     assert all("; now gad__" in line for line in starts)
     # the time left: the plan of the work left on this machine, then corrected by how the cells run so far took
     assert re.search(r"^plan on this CPU \(.*\): about \d+ s of cells to run$", log.getvalue(), re.M)
-    assert "left (the plan);" in starts[0] and "left (the plan x " in starts[1] and "as the 2 cells run" in starts[2]
+    assert (
+        "left (the plan);" in starts[0]
+        and "left (the plan x " in starts[1]
+        and "as the 2 cells ended so far" in starts[2]
+    )
     assert "━" not in log.getvalue()  # no bar drawn
     assert {k: first[k] for k in ("cells", "ran", "failed", "skipped", "already_done")} == {
         "cells": 3,

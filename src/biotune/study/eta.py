@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from biotune.methods import METHODS
 from biotune.plan import plan_experiment
 from biotune.plan.machine import this_machine
 from biotune.progress import duration
@@ -81,13 +82,26 @@ class TimeLeft:
         self.ran_planned = self.ran_took = 0.0
         self.ran = 0
 
-    def ended(self, cell: Cell, seconds: float | None) -> None:
-        """A cell ended (`seconds`: what this run of it took; None: found done or run elsewhere)."""
-        p = (self.planned(cell) or 0.0) * share(self.study, cell)
-        self.left = max(0.0, self.left - p)
-        if seconds is not None and p > 0:
-            self.ran_planned += p
-            self.ran_took += seconds
+    def ended(self, cell: Cell, status: str, detail) -> None:
+        """A cell ended, as the executor reports it (runner._Progress.report). The plan's correction compares
+        the compute the cell's run records for its whole trajectory (a resumed or already finished run included)
+        with the plan of that trajectory; a cell that failed or was skipped only leaves the work left."""
+        full = self.planned(cell) or 0.0
+        self.left = max(0.0, self.left - full * share(self.study, cell))
+        if full <= 0 or status not in ("paused", "done"):
+            return
+        if status == "paused":  # detail: (paused.json's info, seconds); trained to its rung
+            info = detail[0]
+            took, planned = info.get("train_seconds"), full * (cell.experiment.training.pause_at or 1.0)
+        else:  # detail: (its RunSummary, seconds)
+            r = detail[0].resources
+            took = (r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0)
+            if not METHODS.get(cell.experiment.method.name).trains:
+                took += r.get("dev_eval_seconds") or 0.0  # an in-context run's dev prediction (planned as dev)
+            planned = full
+        if took:
+            self.ran_planned += planned
+            self.ran_took += took
             self.ran += 1
 
     def text(self) -> str:
@@ -96,5 +110,5 @@ class TimeLeft:
         ratio = self.ran_took / self.ran_planned
         return (
             f"about {duration(self.left * ratio)} left (the plan x {ratio:.2g}, as the {self.ran} "
-            f"cell{'s' * (self.ran > 1)} run so far took)"
+            f"cell{'s' * (self.ran > 1)} ended so far took)"
         )

@@ -180,9 +180,9 @@ class _Progress:
             )
         self.console.print(escape(f"{head}; now {text}"), soft_wrap=True)
 
-    def _ended(self, cell: Cell, seconds: float | None) -> None:
+    def _ended(self, cell: Cell, status: str, detail) -> None:
         if self.left is not None:
-            self.left.ended(cell, seconds)
+            self.left.ended(cell, status, detail)
 
     def adopted(self, line: str) -> None:
         """A cell took a finished run's result (study/adopt.py)."""
@@ -198,7 +198,7 @@ class _Progress:
         """One cell ended: `done` (detail: its summary and seconds), `paused` at a search's rung, `failed` (the
         error) or `skipped` (another worker has it, or finished it meanwhile)."""
         say = self.console.print
-        self._ended(cell, detail[1] if status in ("paused", "done") else None)
+        self._ended(cell, status, detail)
         if status == "paused":
             info, seconds = detail
             say(
