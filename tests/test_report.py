@@ -138,6 +138,47 @@ def test_recommendation_is_decided_on_dev_never_on_test():
     assert cheap.method == "fft"
 
 
+MEASURE = """<script>
+document.querySelectorAll("details").forEach(d => { d.open = true; });
+const page = document.documentElement;
+const wide = [...document.querySelectorAll("table")].filter(
+  t => !t.closest(".scroll") && t.getBoundingClientRect().right > page.clientWidth + 1);
+document.body.setAttribute("data-page-overflow", String(page.scrollWidth - page.clientWidth));
+document.body.setAttribute("data-wide-tables", String(wide.length));
+</script>"""
+
+
+def _check_fits_1280_px(report: Path, tmp_path: Path) -> None:
+    """The page, every folded section opened, in headless Chromium 1,280 px wide: no horizontal scrolling of the
+    page, and no table wider than the page outside a scrolling box (the long tables scroll in their own)."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no Chromium here to lay the page out")
+    measured = tmp_path / "measured.html"
+    measured.write_text(report.read_text().replace("</body>", MEASURE + "</body>"))
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1280,800",
+            "--dump-dom",
+            measured.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    overflow = re.search(r'data-page-overflow="(-?\d+)"', dom)
+    assert overflow, dom[-500:]
+    assert int(overflow.group(1)) <= 0, "the page scrolls sideways at 1,280 px"
+    assert re.search(r'data-wide-tables="(\d+)"', dom).group(1) == "0", "a table is cut at 1,280 px"
+
+
 def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     import yaml
 
@@ -202,6 +243,7 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     # it leads with the answer, decided on dev; the long tables are folded
     assert page.index("The answer") < page.index("What this ran on") < page.index("<svg") < page.index("<details>")
     _check_structure(page, md, result)
+    _check_fits_1280_px(study.out / "report.html", tmp_path)
     assert set(result["answer"]["task"]) == {"relation", "similarity"}
     assert not re.search(r"""(src|href)=["']https?://""", page)
     sig = result["significance"]
