@@ -139,42 +139,14 @@ def run_measured(cmd: list[str], log: Path, env: dict | None = None) -> dict:
 
 # -- peak matmul throughput -----------------------------------------------------------------------------
 def matmul_peak(seconds: float = 5.0, n: int = 2048) -> dict:
+    """This machine's dense matmul peak (biotune.plan.machine.matmul_peak, the planner's own measurement), longer
+    and on larger matrices than the planner's, bf16 measured on a small matrix even where it is emulated."""
     import torch
+
+    from biotune.plan.machine import matmul_peak as measure
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    n = 8192 if device == "cuda" else n
-    out = {"n": n, "device": device}
-    from biotune.runtime import cpu_has_bf16
-
-    emulated = device == "cpu" and not cpu_has_bf16()
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        # bf16 without hardware support (AVX2-only CPUs) runs ~1000x slower: a smaller matrix measures it in
-        # seconds instead of minutes (it is no ceiling there; MFU uses the fp32 peak)
-        n = 512 if emulated and name == "bf16" else out["n"]
-        a = torch.randn(n, n, dtype=dtype, device=device)
-        b = torch.randn(n, n, dtype=dtype, device=device)
-        for _ in range(3):  # warm-up
-            torch.matmul(a, b)
-        _sync(device)
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            torch.matmul(a, b)
-            count += 1
-            if device == "cuda" and count % 10 == 0:
-                _sync(device)
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        out[f"{name}_tflops"] = round(2 * n**3 * count / elapsed / 1e12, 4)
-        if n != out["n"]:
-            out[f"{name}_n"] = n
-    return out
-
-
-def _sync(device):
-    import torch
-
-    if device == "cuda":
-        torch.cuda.synchronize()
+    return measure(device, seconds, None if device == "cuda" else n, slow_bf16=True)
 
 
 # -- LoRA training ---------------------------------------------------------------------------------------

@@ -312,7 +312,7 @@ def _estimate(cfg):
         acc = this_machine()
         p = plan_experiment(cfg, acc, suggest=False)
     except Exception as e:  # noqa: BLE001  (an estimate never stops the run it is for)
-        out.print(f"plan: none ({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})")
+        out.print(f"plan: none ({type(e).__name__}: {escape((str(e).strip().splitlines() or [''])[0])})")
         return None
     out.print(before_run(p, acc), soft_wrap=True)
     return None if p.error else p

@@ -17,7 +17,7 @@ from biotune.config import MethodConfig
 from biotune.errors import MissingSplitError
 from biotune.methods import METHODS
 from biotune.models import FAMILIES
-from biotune.study.search import rung_sizes
+from biotune.study.search import rung_sizes, rung_steps
 
 from . import estimate as E
 from .architecture import Architecture, architecture
@@ -343,6 +343,4 @@ def plan_cells(
 def expected_share(rungs: list[float], keep: float, n: int) -> float:
     """The average part of its budget each of `n` candidates trains under successive halving: all of them to the
     first rung, those it keeps on to each next one (study.search.rung_sizes)."""
-    sizes = rung_sizes(n, rungs, keep)
-    steps = [f - before for f, before in zip(rungs, [0.0, *rungs[:-1]])]
-    return sum(k * step for k, step in zip(sizes, steps)) / n
+    return sum(k * step for k, step in zip(rung_sizes(n, rungs, keep), rung_steps(rungs))) / n

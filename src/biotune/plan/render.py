@@ -145,12 +145,19 @@ def before_run(p: Plan, acc: Accelerator) -> str:
     )
 
 
-def after_run(p: Plan, resources: dict) -> str:
-    """One line after a run: its time against the plan, in all and per part ('planned 21 min, took 24 min')."""
+def measured_parts(resources: dict, trains: bool) -> tuple[float, float]:
+    """A finished run's recorded (training with its dev evaluations, prediction: test, and dev for an in-context
+    run), counted as a plan counts them (`_parts`)."""
     train = float(resources.get("train_seconds") or 0.0)  # its dev evaluations included, as in the plan
     predict = float(resources.get("eval_seconds") or 0.0)
-    if not p.trains:
+    if not trains:
         predict += float(resources.get("dev_eval_seconds") or 0.0)
+    return train, predict
+
+
+def after_run(p: Plan, resources: dict) -> str:
+    """One line after a run: its time against the plan, in all and per part ('planned 21 min, took 24 min')."""
+    train, predict = measured_parts(resources, p.trains)
     plan_train, plan_predict = _parts(p)
     parts = [f"training {duration(plan_train)} → {duration(train)}"] if p.trains else []
     parts.append(f"prediction {duration(plan_predict)} → {duration(predict)}")

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from biotune.methods import METHODS
 from biotune.plan import plan_experiment
 from biotune.plan.machine import this_machine
+from biotune.plan.render import measured_parts
 from biotune.progress import duration
 
 from .grid import Cell, StudyConfig
 from .halving import candidates
-from .search import rung_sizes
+from .search import rung_sizes, rung_steps
 from .store import Store, group_key, row_key
 
 
@@ -40,9 +41,7 @@ def share(study: StudyConfig, cell: Cell) -> float:
     if cell.search is None or cell.search.final or study.search is None or study.search.strategy != "halving":
         return 1.0
     rungs = study.search.rungs
-    f = cell.experiment.training.pause_at or 1.0
-    before = max((r for r in rungs if r < f), default=0.0)
-    return f - before
+    return dict(zip(rungs, rung_steps(rungs)))[cell.experiment.training.pause_at or 1.0]
 
 
 def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Callable[[Cell], float | None]) -> float:
@@ -64,12 +63,10 @@ def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Calla
             continue
         cands = candidates(g, rows)
         reached = {(r["config_hash"], r["rung"]) for r in rows if r["decision"] != "added"}
-        before = 0.0
         sizes = rung_sizes(len(cands), study.search.rungs, study.search.keep)
-        for i, (f, runs) in enumerate(zip(study.search.rungs, sizes)):
+        for i, (runs, step) in enumerate(zip(sizes, rung_steps(study.search.rungs))):
             runs -= sum(1 for c in cands if (c.identity_hash, i) in reached)
-            left += max(0, runs) * (planned(cands[0]) or 0.0) * (f - before)
-            before = f
+            left += max(0, runs) * (planned(cands[0]) or 0.0) * step
     return left
 
 
@@ -94,10 +91,7 @@ class TimeLeft:
             info = detail[0]
             took, planned = info.get("train_seconds"), full * (cell.experiment.training.pause_at or 1.0)
         else:  # detail: (its RunSummary, seconds)
-            r = detail[0].resources
-            took = (r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0)
-            if not METHODS.get(cell.experiment.method.name).trains:
-                took += r.get("dev_eval_seconds") or 0.0  # an in-context run's dev prediction (planned as dev)
+            took = sum(measured_parts(detail[0].resources, METHODS.get(cell.experiment.method.name).trains))
             planned = full
         if took:
             self.ran_planned += planned

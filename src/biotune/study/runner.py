@@ -93,7 +93,7 @@ def _time_left(study: StudyConfig, store: Store, todo: list[Cell], console: Cons
         planned = Planned()
         left = work_left(study, store, todo, planned)
     except Exception as e:  # noqa: BLE001  (an estimate never stops the study)
-        console.print(f"plan: none ({type(e).__name__}: {escape(str(e).strip()[:200])})")
+        console.print(f"plan: none ({type(e).__name__}: {escape((str(e).strip().splitlines() or [''])[0])})")
         return None
     console.print(f"plan on {escape(planned.acc.name)}: about {duration(left)} of cells to run", soft_wrap=True)
     return TimeLeft(study, left, planned)
@@ -167,9 +167,8 @@ class _Progress:
             self.progress.update(self.bar, description=escape(text + eta))
             return
         total = self.tally["cells"]
-        head = f"study: {self.done:,}/{total:,} cells ({100 * self.done / max(total, 1):.0f} %)"
         if self.left is not None:
-            head += f", {self.left.text()}"
+            head = f"study: {self.done:,}/{total:,} cells ({100 * self.done / max(total, 1):.0f} %), {self.left.text()}"
         else:  # no plan: the rate of this run's cells (those done before it took no time here)
             head = plain_line(
                 "study",

@@ -94,6 +94,11 @@ def rung_sizes(n: int, rungs: list[float], keep: float) -> list[int]:
     return sizes
 
 
+def rung_steps(rungs: list[float]) -> list[float]:
+    """The part of the budget trained from the rung before to each rung: [0.25, 1.0] -> [0.25, 0.75]."""
+    return [f - before for f, before in zip(rungs, [0.0, *rungs[:-1]])]
+
+
 def nested(values: dict[str, Any]) -> dict:
     """{'training.learning_rate': 1e-4} -> {'training': {'learning_rate': 1e-4}}"""
     out: dict = {}
