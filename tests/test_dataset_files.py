@@ -212,6 +212,52 @@ def test_typed_ner_is_prompted_parsed_and_scored_per_type(tmp_path):
     assert task.score_stats(task.stats([ex["tags"]], [pred.value], ["0"]).sum(axis=0)) == pytest.approx(s["score"])
 
 
+def test_an_answer_cut_at_the_cap_keeps_its_complete_mentions(tmp_path):
+    """An answer that ran to the token cap ends inside its last item: the items before the cut are placed as
+    they would be in a finished answer, the cut item names no span and adds nothing."""
+    spec = _typed(
+        tmp_path,
+        "Aspirin B-Chemical\ncaused O\nsevere B-Disease\nheadache I-Disease\nand O\n"
+        "naproxen B-Chemical\nrash B-Disease\n\n",
+    )
+    [ex] = load_split(spec.ref, "test").to_list()
+    task = task_for(spec, "list")
+    cut = task.parse("Chemical: Aspirin; Disease: severe headache; Chemical: napro", ex)
+    assert cut.ok
+    assert cut.value == ["B-Chemical", "O", "B-Disease", "I-Disease", "O", "O", "O"]
+    inline = task_for(spec, "inline").parse(
+        "<Chemical>Aspirin</Chemical> caused <Disease>severe headache</Disease> and <Chem", ex
+    )
+    assert inline.value == cut.value
+
+
+def test_strict_iob2_is_a_metric_option_equal_to_seqevals_strict_mode(tmp_path):
+    """`metric: strict_entity_f1` scores NER by strict IOB2 (seqeval's strict mode): a stray I- starts no entity,
+    where conlleval's rule (BLURB's, the default) starts one."""
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "test.conll").write_text("a O\n\n")
+    (tmp_path / "s.yaml").write_text(
+        "name: s\ntask: ner\nsource: {format: conll, root: d, splits: {test: test.conll}}\n"
+        "entities: {Chemical: a drug, Disease: a disease}\nmetric: strict_entity_f1\n"
+    )
+    strict = task_for(load_dataset_file(tmp_path / "s.yaml"), "list")
+    conll = task_for(_typed(tmp_path, "a O\n\n"), "list")
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+    golds = [list(rng.choice(tags, 12, p=[0.5, 0.15, 0.1, 0.15, 0.1])) for _ in range(30)]
+    preds = [[t if rng.random() < 0.7 else rng.choice(tags) for t in g] for g in golds]
+    ids = [str(i) for i in range(30)]
+    expected = 100 * f1_score(golds, preds, mode="strict", scheme=IOB2)
+    assert strict.score_gold(golds, preds, ids)["score"] == pytest.approx(expected)
+    assert strict.score_stats(strict.stats(golds, preds, ids).sum(axis=0)) == pytest.approx(expected)
+    assert conll.score_gold(golds, preds, ids)["score"] == pytest.approx(100 * f1_score(golds, preds))
+    assert conll.score_gold(golds, preds, ids)["score"] != pytest.approx(expected)  # stray I- tags decide points
+    assert strict.metric == "entity-level micro F1, strict IOB2"
+
+
 def test_typed_tags_train_an_encoder_head(tmp_path):
     from biotune.models.encoder import label_list
 

@@ -152,3 +152,8 @@ def test_max_new_tokens_caps_the_answers_and_enters_the_identity_only_when_set(t
         assert full_text.startswith(capped_text.rstrip("\ufffd"))
     n_tokens = [len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers["full"]]
     assert max(n_tokens) > 10 and all(len(c) < len(f) for c, f in zip(answers["capped"], answers["full"]))
+    # every capped answer ran to its cap: counted apart (the row says so), never as unparsed, the cap recorded
+    rows = read_jsonl(tmp_path / "capped" / "ncbi-disease" / "predictions.jsonl")
+    metrics = json.loads((tmp_path / "capped" / "ncbi-disease" / "metrics.json").read_text())["metrics"]
+    assert [r["at_cap"] for r in rows] == [True, True]
+    assert metrics["n_truncated"] == 2 and metrics["max_new_tokens"] == 5 and metrics["n_unparsed"] == 0

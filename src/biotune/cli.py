@@ -292,6 +292,8 @@ def run_cmd(
     types = per_type(m)
     if types:
         out.print(f"{m['metric']} per entity type: {types}", soft_wrap=True)
+    if answers_line(m):
+        out.print(answers_line(m), soft_wrap=True)
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
     if planned is not None:
         from .plan.render import after_run
@@ -316,6 +318,21 @@ def _estimate(cfg):
         return None
     out.print(before_run(p, acc), soft_wrap=True)
     return None if p.error else p
+
+
+def answers_line(metrics: dict) -> str:
+    """For generated answers: how many did not parse and how many ran to the token cap ('' for heads and option
+    scoring): a cut answer is scored on the items complete before the cut, and a raised cap lets it finish."""
+    if "n_truncated" not in metrics:
+        return ""
+    n, cut = metrics.get("n", 0), metrics["n_truncated"]
+    line = f"answers: {metrics.get('n_unparsed', 0)} of {n} unparsed"
+    if cut:
+        line += (
+            f", {cut} of {n} cut at the {metrics.get('max_new_tokens')}-token cap (scored on their complete items; "
+            "eval.max_new_tokens raises the cap)"
+        )
+    return line
 
 
 def per_type(metrics: dict) -> str:
@@ -600,7 +617,7 @@ def results_export(
 def print_summary(summary: dict) -> None:
     s = summary["settings"]
     table = Table(title=f"{s['model']} · {s['shots']}-shot · {s['scoring']} · {s['split']} split · seed {s['seed']}")
-    for col in ("dataset", "task type", "metric", "split", "score", "n", "unparsed", "shots dropped"):
+    for col in ("dataset", "task type", "metric", "split", "score", "n", "unparsed", "cut at cap", "shots dropped"):
         table.add_column(col, justify="left" if col in ("dataset", "task type", "metric", "split") else "right")
     for name, r in summary["datasets"].items():
         split = r["split"] + (f" (shots: {r['shot_split']})" if r["shot_split"] and r["shot_split"] != "train" else "")
@@ -612,15 +629,18 @@ def print_summary(summary: dict) -> None:
             f"{r['score']:.2f}",
             str(r["n"]),
             str(r["n_unparsed"]),
+            str(r.get("n_truncated", "-")),
             str(r["n_shots_dropped"]),
         )
     for name in summary["skipped"]:
-        table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-", "-")
+        table.add_row(name, "", "skipped (split missing)", "-", "-", "-", "-", "-", "-")
     out.print(table)
     for name, r in summary["datasets"].items():
         types = per_type(r)
         if types:
             out.print(f"{name}: {r['metric']} per entity type: {types}", soft_wrap=True)
+        if r.get("n_truncated"):
+            out.print(f"{name}: {answers_line(r)}", soft_wrap=True)
     if not all(r["blurb_comparable"] for r in summary["datasets"].values()):
         out.print("* not comparable to published BLURB numbers: not a BLURB dataset, or not its test split")
     b = summary["blurb"]

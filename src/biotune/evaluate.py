@@ -75,27 +75,32 @@ def evaluate_dataset(
         n_total=len(split_data),
         n_unparsed=run.n_unparsed,
         n_shots_dropped=run.n_dropped,
-        n_inputs_truncated=run.n_truncated,
+        n_inputs_truncated=run.n_inputs_cut,
         scoring=scoring,
     )
+    if scoring == "generate":  # answers that ran to the token cap: scored on their complete items, not unparsed
+        result.update(n_truncated=run.n_at_cap, max_new_tokens=answer_budget(task, settings))
     return result, run.rows
 
 
 class _Predicted:
-    """What the prediction step collects: a prediction and a row per example, and what the prompts dropped or cut
-    and how many answers did not parse."""
+    """What the prediction step collects: a prediction and a row per example, what the prompts dropped or cut, how
+    many answers ran to the token cap (`at_cap`: cut, perhaps inside an item) and how many of the others did not
+    parse. A cut answer keeps the complete items before the cut (the parsers place each item on its own) and is
+    counted apart from the unparsed."""
 
     def __init__(self):
         self.rows: list[dict] = []
         self.predictions: list = []
-        self.n_dropped = self.n_truncated = self.n_unparsed = 0
+        self.n_dropped = self.n_inputs_cut = self.n_unparsed = self.n_at_cap = 0
 
-    def add(self, row: dict, parsed, dropped: int, truncated: bool) -> None:
+    def add(self, row: dict, parsed, dropped: int, input_cut: bool, at_cap: bool = False) -> None:
         self.rows.append(row)
         self.predictions.append(parsed.value)
         self.n_dropped += dropped
-        self.n_truncated += truncated
-        self.n_unparsed += not parsed.ok
+        self.n_inputs_cut += input_cut
+        self.n_at_cap += at_cap
+        self.n_unparsed += not parsed.ok and not at_cap
 
 
 def _shots(cfg, spec, task, examples: list[dict], eval_split: str, model) -> tuple[str | None, list[list[dict]]]:
@@ -135,14 +140,14 @@ def _generated(run: _Predicted, examples, shots_for, *, model, tokenizer, builde
         )
         for ex, shots in zip(examples, shots_for)
     ]
-    outputs = inference.generate(
+    answers = inference.generate_answers(
         model, tokenizer, [p.text for p in prompts], budget, batch, desc=spec.name, progress=progress
     )
-    for ex, shots, prompt, out in zip(examples, shots_for, prompts, outputs):
+    for ex, shots, prompt, (out, at_cap) in zip(examples, shots_for, prompts, answers):
         parsed = task.parse(out, ex)
-        run.add(
-            _row(ex, task, prompt.text, out, parsed, shots, prompt), parsed, prompt.n_dropped, prompt.input_truncated
-        )
+        row = _row(ex, task, prompt.text, out, parsed, shots, prompt)
+        row["at_cap"] = at_cap
+        run.add(row, parsed, prompt.n_dropped, prompt.input_truncated, at_cap)
 
 
 def _chosen(run: _Predicted, examples, shots_for, queries, *, model, tokenizer, builder, spec, task, progress, batch):

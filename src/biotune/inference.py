@@ -7,6 +7,7 @@ order the requests came in.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -39,7 +40,14 @@ def stop_token_ids(tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-@torch.inference_mode()
+class Answer(NamedTuple):
+    """A generated answer: its text, and whether it ran to the token cap without an end token (then it may be cut
+    in the middle of an item: biotune.tasks parses what is complete)."""
+
+    text: str
+    at_cap: bool
+
+
 def generate(
     model,
     tokenizer,
@@ -50,14 +58,32 @@ def generate(
     progress: bool = True,
 ) -> list[str]:
     """Greedy continuation of each prompt, up to `max_new_tokens` or an end-of-turn token."""
+    return [a.text for a in generate_answers(model, tokenizer, prompts, max_new_tokens, batch_size, desc, progress)]
+
+
+@torch.inference_mode()
+def generate_answers(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 8,
+    desc: str = "generate",
+    progress: bool = True,
+) -> list[Answer]:
+    """`generate`, each answer with whether it hit the cap (no stop token among its new tokens)."""
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = _length_order([len(e) for e in encoded])
-    outputs: list[str] = [""] * len(prompts)
     pad = tokenizer.pad_token_id
     stops = stop_token_ids(tokenizer)
+
+    def answer(new_ids) -> Answer:
+        ids = [int(t) for t in new_ids]
+        return Answer(tokenizer.decode(ids, skip_special_tokens=True), not any(t in stops for t in ids))
+
     if getattr(model, "generation", None) == "vllm":  # biotune.vllm_generation: the engine batches by itself
-        new = model.greedy(encoded, max_new_tokens, stops, progress=progress)
-        return [tokenizer.decode(n, skip_special_tokens=True) for n in new]
+        return [answer(n) for n in model.greedy(encoded, max_new_tokens, stops, progress=progress)]
+    outputs: list[Answer] = [Answer("", False)] * len(prompts)
     device = model.device
     with Progress(len(prompts), desc, "ex", progress) as bar:
         for start in range(0, len(order), batch_size):
@@ -67,7 +93,7 @@ def generate(
             ids, mask = ids.to(device), mask.to(device)
             new = decode(model, ids, mask, [len(encoded[i]) for i in idx], max_new_tokens, stops, pad)
             for row, i in enumerate(idx):
-                outputs[i] = tokenizer.decode(new[row], skip_special_tokens=True)
+                outputs[i] = answer(new[row].tolist() if hasattr(new[row], "tolist") else new[row])
             bar.update(len(idx))
     return outputs
 

@@ -163,17 +163,30 @@ def dice_f1_from_counts(tp, n_pred, n_gold):
     return np.divide(2 * tp, den, out=np.zeros_like(den), where=den > 0)
 
 
-def entity_counts(gold: Sequence[str], pred: Sequence[str], types: Sequence[str] = ()) -> tuple[int, ...]:
-    """(tp, predicted, gold) entities of one sentence, by seqeval's (conlleval) entity rules; then the same three
-    counts for each of `types` (typed NER: a type's own F1)."""
-    from seqeval.metrics.sequence_labeling import get_entities
-
-    g, p = set(get_entities(list(gold))), set(get_entities(list(pred)))
+def entity_counts(
+    gold: Sequence[str], pred: Sequence[str], types: Sequence[str] = (), strict: bool = False
+) -> tuple[int, ...]:
+    """(tp, predicted, gold) entities of one sentence, by seqeval's entity rules: conlleval's (BLURB's: an `I-`
+    after `O` or after another type starts an entity), or with `strict` IOB2's (seqeval's strict mode: such an
+    `I-` starts none, so a span counts only when it begins with `B-`); then the same three counts for each of
+    `types` (typed NER: a type's own F1)."""
+    g, p = _entities(gold, strict), _entities(pred, strict)
     counts = [len(g & p), len(p), len(g)]
     for t in types:
         gt, pt = {x for x in g if x[0] == t}, {x for x in p if x[0] == t}
         counts += [len(gt & pt), len(pt), len(gt)]
     return tuple(counts)
+
+
+def _entities(tags: Sequence[str], strict: bool) -> set[tuple[str, int, int]]:
+    """(type, start, end) of each entity of one tag sequence ('_' as the type of untyped B / I tags)."""
+    if strict:
+        from seqeval.scheme import IOB2, Entities
+
+        return {(e.tag, e.start, e.end) for e in Entities([list(tags)], IOB2).entities[0]}
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    return set(get_entities(list(tags)))
 
 
 def _pearson_parts(m):

@@ -341,6 +341,7 @@ class Experiment:
             "n": result["n"],
             "from": "prediction",
             "n_unparsed": result.get("n_unparsed", 0),
+            **({"n_truncated": result["n_truncated"]} if "n_truncated" in result else {}),
         }
 
     def kept_dev_rows(self) -> list[dict] | None:

@@ -509,11 +509,25 @@ def _example_sections(d: ReportData) -> list[Section]:
     return out
 
 
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    """A column, or NaN throughout where the runs predate it."""
+    return df[name] if name in df else pd.Series(float("nan"), index=df.index)
+
+
+def _unparsed_cell(unparsed, cut, n) -> str:
+    """'257 of 940', with '; 216 cut at the cap' where answers ran to the token cap."""
+    if pd.isna(unparsed):
+        return "–"
+    return f"{int(unparsed)} of {int(n)}" + (f"; {int(cut)} cut at the cap" if not pd.isna(cut) and cut else "")
+
+
 def _table_sections(d: ReportData) -> list[Section]:
     """The full tables, folded: macro score, per dataset, the search, seed spread, every comparison."""
     per_ds = d.agg.assign(
         test=[f"{m:.2f} ± {s:.2f}" for m, s in zip(d.agg.score_mean, d.agg.score_std)],
-        unparsed=[("–" if pd.isna(u) else f"{int(u)} of {int(n)}") for u, n in zip(d.agg.n_unparsed, d.agg.n_test)],
+        unparsed=[
+            _unparsed_cell(u, c, n) for u, c, n in zip(d.agg.n_unparsed, _col(d.agg, "n_truncated"), d.agg.n_test)
+        ],
     )
     n_sig = int(d.sig["significant"].sum()) if len(d.sig) else 0
     out = [
@@ -526,7 +540,8 @@ def _table_sections(d: ReportData) -> list[Section]:
             folded=True,
         ),
         Section(
-            "Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds; cost = training "
+            "Per dataset (dev mean; test mean ± std over seeds; unparsed answers over all seeds, and those cut at the "
+            "token cap, scored on their complete items; cost = training "
             "(its dev evaluations included) + its search + prediction (test, and dev for in-context methods), "
             "seconds; lost: training redone after a kill, over all seeds, not part of the cost)",
             table=per_ds[PER_DATASET_COLUMNS],

@@ -60,6 +60,8 @@ def load_results(
                 "eval_seconds": (res.get("eval_seconds") or 0.0)
                 + (0.0 if method.trains else res.get("dev_eval_seconds") or 0.0),
                 "n_unparsed": metrics.get("n_unparsed"),
+                # generated answers that ran to the token cap (scored on their complete items; runs before it: NaN)
+                "n_truncated": metrics.get("n_truncated"),
                 "budget": _budget_of(json.loads(r["config"])) if method.trains else "–",
                 "n_test": metrics.get("n"),
                 "trains": method.trains,

@@ -28,7 +28,11 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         **({"lost_seconds": ("lost_seconds", "sum")} if "lost_seconds" in df else {}),
         **({"eval_seconds": ("eval_seconds", "mean")} if "eval_seconds" in df else {}),
         **(
-            {"n_unparsed": ("n_unparsed", lambda v: v.sum(min_count=1)), "n_test": ("n_test", "sum")}
+            {
+                "n_unparsed": ("n_unparsed", lambda v: v.sum(min_count=1)),
+                "n_test": ("n_test", "sum"),
+                **({"n_truncated": ("n_truncated", lambda v: v.sum(min_count=1))} if "n_truncated" in df else {}),
+            }
             if "n_unparsed" in df
             else {}
         ),

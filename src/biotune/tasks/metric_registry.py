@@ -5,6 +5,7 @@
 | accuracy   | relation, qa              | share of examples whose label is right                           |
 | macro_f1   | relation, qa              | unweighted mean over the dataset's labels of each label's F1     |
 | spearman   | similarity                | Spearman's rank correlation (Pearson r of average ranks)         |
+| strict_entity_f1 | ner                 | entity-level micro F1 by strict IOB2 (an entity must begin with B-) |
 
 `auto` (the default) keeps the task type's BLURB rule. A task holds the metric its dataset chose
 (`Task.chosen_metric`) and scores by it on its one path (biotune.tasks.base): per-example sufficient statistics
@@ -64,6 +65,17 @@ def _macro(task, t):
     return 100 * metrics.f1_from_counts(per[..., 0], per[..., 1], per[..., 2]).mean(axis=-1)
 
 
+def _strict_entity_stats(task, golds, preds):
+    types = list(task.types)
+    rows = [metrics.entity_counts(g, p, types, strict=True) for g, p in zip(golds, preds)]
+    return np.array(rows, dtype=float).reshape(-1, 3 * (1 + len(types)))
+
+
+def _micro_f1(task, t):
+    t = np.asarray(t, dtype=float)
+    return 100 * metrics.f1_from_counts(t[..., 0], t[..., 1], t[..., 2])
+
+
 def _spearman_stats(task, golds, preds):
     from scipy.stats import rankdata
 
@@ -79,3 +91,7 @@ def _spearman(task, t):
 METRICS.add("accuracy", Metric("accuracy", "accuracy", ("relation", "qa"), _accuracy_stats, _accuracy))
 METRICS.add("macro_f1", Metric("macro_f1", "macro F1 over the labels", ("relation", "qa"), _macro_stats, _macro))
 METRICS.add("spearman", Metric("spearman", "Spearman rho", ("similarity",), _spearman_stats, _spearman))
+METRICS.add(
+    "strict_entity_f1",
+    Metric("strict_entity_f1", "entity-level micro F1, strict IOB2", ("ner",), _strict_entity_stats, _micro_f1),
+)
