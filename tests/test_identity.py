@@ -179,6 +179,72 @@ def test_run_refuses_a_folder_of_another_identity(tmp_path):
     assert json.loads((tmp_path / "run" / "identity.json").read_text())["hash"] == forced["identity_hash"]
 
 
+def _untrimmed(cfg) -> dict:
+    """The identity an in-context run had before its identity left out the training settings it never reads."""
+    old = identity(cfg)
+    full = json.loads(json.dumps(cfg.training.model_dump(exclude={"report_to", "pause_at"}), default=str))
+    old["experiment"]["training"] = {**full, **old["experiment"]["training"]}
+    return old
+
+
+def test_an_in_context_result_is_one_identity_whatever_its_training_block(tmp_path):
+    """A method that trains nothing reads no learning rate, epochs, batch or schedule: runs with two training
+    blocks predict the same answers, example by example, under one identity; a trained method's differ."""
+    shots = {"name": "few_shot", "params": {"shots": 1}}
+    a = experiment(tmp_path, "a", method=shots)
+    b = experiment(
+        tmp_path,
+        "b",
+        method=shots,
+        training={**TINY["training"], "learning_rate": 0.5, "epochs": 7, "batch_size": 1, "warmup_steps": 3},
+    )
+    assert identity_hash(a) == identity_hash(b)
+    assert set(identity(a)["experiment"]["training"]) == {"bf16", "dev_limit", "train_split"}
+    ra, rb = run_experiment(a, progress=False), run_experiment(b, progress=False)
+    assert (tmp_path / "a" / "predictions.jsonl").read_text() == (tmp_path / "b" / "predictions.jsonl").read_text()
+    assert ra["metrics"] == rb["metrics"] and ra["dev"] == rb["dev"]
+    lora = [
+        experiment(tmp_path, n, training={**TINY["training"], "learning_rate": lr})
+        for n, lr in (("c", 0.1), ("d", 0.2))
+    ]
+    assert identity_hash(lora[0]) != identity_hash(lora[1])
+
+
+def test_an_in_context_result_stored_under_its_untrimmed_identity_is_kept_not_rerun(tmp_path, data_dir):
+    """Results written before the trim: the store moves them to the identity this biotune computes (the hash
+    before kept), so a study finds them done and reports them; a run folder's identity.json is read the same way."""
+    from biotune.identity import hash_of
+
+    path = write_study(tmp_path, methods=[{"name": "few_shot", "params": {"shots": 1}}], data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    run_study(study, cells)
+    [cell] = cells
+    store = Store(study.store_url)
+    [row] = store.rows("t", "done")
+    old = _untrimmed(cell.experiment)
+    assert hash_of(old) != cell.identity_hash
+    with store.engine.begin() as conn:  # the row as an earlier biotune wrote it
+        from sqlalchemy import text
+
+        conn.execute(
+            text("UPDATE results SET config = :c, config_hash = :h WHERE id = :i"),
+            {"c": json.dumps(old), "h": hash_of(old), "i": row["id"]},
+        )
+    assert states(path) == {cell.label: "done"}  # the store, opened, moved it
+    [moved] = Store(study.store_url).rows("t", "done")
+    assert moved["config_hash"] == cell.identity_hash
+    assert json.loads(moved["resources"])["identity_before"] == hash_of(old)
+    assert run_study(study, cells)["ran"] == 0
+
+    out = tmp_path / "run"
+    cfg = experiment(tmp_path, "run", method={"name": "few_shot", "params": {"shots": 1}})
+    first = run_experiment(cfg, progress=False)
+    (out / "identity.json").write_text(json.dumps({"hash": hash_of(_untrimmed(cfg)), "identity": _untrimmed(cfg)}))
+    again = run_experiment(cfg, progress=False)  # the same result: reused, not refused as another experiment's
+    assert again.as_json() == first.as_json()
+    assert json.loads((out / "identity.json").read_text())["hash"] == identity_hash(cfg)
+
+
 def test_a_half_done_run_of_another_identity_is_never_resumed(tmp_path):
     cfg = experiment(tmp_path, "half", training={**TINY["training"], "save_steps": 1})
     out = tmp_path / "half"

@@ -6,6 +6,8 @@ fused kernel (`runtime.fused_lora: false`: this test's dev loss 2.765 -> 2.818 a
 LM head over every position (`logits_at_answers: false`: the dev loss 2.765 -> 2.796 in bf16, 2.6232388 -> 2.6232419
 in fp32; the rounding trains other weights) and the CPU thread count where set (`runtime.threads: 1` against torch's
 2 here: one answer of 6, bf16; torch's default is not keyed, so a study and its cells agree on an identity).
+A 3-shot cell reads nothing of the training block but its precision, dev examples and train split name
+(identity.UNTRAINED_READS): another learning rate, step count, batch or length leaves its answers equal.
 Measured on an Intel Xeon with AVX512-BF16. Free-text NER answers, so a different rounding anywhere shows in the
 generated text."""
 
@@ -84,5 +86,17 @@ def test_runtime_settings_outside_the_identity_leave_smollm2s_3_shot_answers_equ
     assert identity_hash(cfg) == base["identity_hash"]
     evaluate_experiment(cfg, progress=False)
     assert _answers(tmp_path, "free") == want
+    # nor does any training setting it never reads (identity.UNTRAINED_READS): out of its identity
+    untrained = _config(tmp_path, "untrained", shots, "machine")
+    untrained = untrained.model_copy(
+        update={
+            "training": untrained.training.model_copy(
+                update={"learning_rate": 0.3, "max_steps": 40, "batch_size": 1, "max_length": 64, "warmup_steps": 5}
+            )
+        }
+    )
+    assert identity_hash(untrained) == base["identity_hash"]
+    evaluate_experiment(untrained, progress=False)
+    assert _answers(tmp_path, "untrained") == want
     for switch in KEYED:
         assert identity_hash(_config(tmp_path, "keyed", shots, "machine", switch)) != base["identity_hash"], switch

@@ -13,7 +13,10 @@
   `packing` where set (another summation order), each left out at the value every earlier result had, without `keep`
   (what a finished run leaves on disk) and without tracking (`training.report_to`, `tags`); a setting added later is
   left out while at the default that does what runs did before it (`ADDED_LATER`), so adding a setting reruns
-  nothing.
+  nothing; for a method that trains nothing (zero-shot, in-context) only what it reads of `training:`
+  (`UNTRAINED_READS`: precision, dev examples, train split name). `upgrade(stored)` names a stored identity as this
+  biotune does where the change is exact (an in-context result stored with its whole training block): the store
+  and run folders read earlier results through it, so they are neither rerun nor dropped as stale.
 - `data`: the SHA-256 of each file the run reads (train split, dev, evaluated split, shot split), so an edited
   file reruns its cells and a moved data folder does not; for a user's dataset file also the file itself
   (`definition`: columns, labels, metric decide results too), for a hub dataset the examples as read.
@@ -69,6 +72,12 @@ ADDED_LATER: dict[tuple[str, str], Any] = {
 # - threads where set: a matmul's sums are split by thread (1 thread against torch's 2: 1 of 6 answers). torch's
 #   default (the cores, or what Ray sets in its workers) is left out, so a study and its cells agree on an identity.
 RUNTIME_KEYED = ("eval_batch_size", "fused_lora", "logits_at_answers", "packing", "threads")
+# What a method that trains nothing (zero-shot, in-context) reads of the `training:` block: the precision it computes
+# in, how many dev examples its dev score predicts, and the split its result's BLURB flag names. Its other fields
+# (learning rate, epochs, batch, schedule, ...) decide no prediction of it (tests/test_identity.py runs it with
+# another training block, example by example), so they are no part of its identity: changing a study's training
+# defaults reruns no in-context cell.
+UNTRAINED_READS = ("bf16", "dev_limit", "train_split")
 _FILE_HASHES: dict[tuple, str] = {}
 
 
@@ -197,6 +206,7 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
             experiment[name] = value
     precision = resolved_precision(cfg.device, cfg.training.bf16, cfg.model.dtype)
     experiment["training"]["bf16"], experiment["model"]["dtype"] = precision["bf16"], precision["dtype"]
+    _trim_untrained(experiment)
     spec = get_spec(cfg.dataset)
     experiment["dataset"] = spec.name  # a dataset file by its name: moving it reruns nothing
     if precision["bf16"] and HEADS.get(FAMILIES.get(cfg.model.family).resolve_head(cfg.model, spec)).full_precision:
@@ -209,6 +219,30 @@ def identity(cfg: ExperimentConfig) -> dict[str, Any]:
         "model": model_identity(cfg),
         "scoring_version": tasks.SCORING_VERSION,  # read when asked (a test bumps it)
     }
+
+
+def _trim_untrained(experiment: dict) -> bool:
+    """A method that trains nothing keeps only what it reads of `training:` (UNTRAINED_READS); True if this
+    removed anything."""
+    training = experiment.get("training")
+    name = (experiment.get("method") or {}).get("name", "")
+    if name not in METHODS or METHODS.get(name).trains or not isinstance(training, dict):
+        return False
+    kept = {k: v for k, v in training.items() if k in UNTRAINED_READS}
+    if kept == training:
+        return False
+    experiment["training"] = kept
+    return True
+
+
+def upgrade(stored: dict) -> dict:
+    """A stored identity as this biotune computes it, where the change is exact: an in-context result written
+    before its identity left out the training settings it never read is the same result under the trimmed
+    identity. Anything else is returned as it is (a changed parser, data or model is a new result)."""
+    if "experiment" not in stored:
+        return stored
+    experiment = json.loads(json.dumps(stored["experiment"]))
+    return {**stored, "experiment": experiment} if _trim_untrained(experiment) else stored
 
 
 def hash_of(ident: dict) -> str:

@@ -25,7 +25,7 @@ from .data import get_spec, load_split
 from .errors import BiotuneError
 from .evaluate import evaluate_dataset, prompt_budget, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
-from .identity import describe, hash_of, identity, splits_read
+from .identity import describe, hash_of, identity, splits_read, upgrade
 from .io import (
     atomic_write_json,
     atomic_write_jsonl,
@@ -543,6 +543,10 @@ def claim_folder(out: Path, ident: dict, ident_hash: str, force: bool = False) -
 
     held = out / "identity.json"
     old = json.loads(held.read_text()) if held.is_file() else None
+    if old is not None and old.get("hash") != ident_hash and hash_of(upgrade(old.get("identity") or {})) == ident_hash:
+        old = {"hash": ident_hash, "identity": ident}  # the same result, as this biotune names it (identity.upgrade)
+        if is_main_process():
+            atomic_write_json(held, old)
     finished = RunSummary.exists(out)
     started = finished or any((out / d).exists() for d in _RESULT_DIRS)
     if started and (old is None or old.get("hash") != ident_hash):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from biotune.identity import hash_of, upgrade
 from biotune.summary import FILE, RunSummary
 
 from .grid import Cell, StudyConfig
@@ -30,6 +31,10 @@ def finished_runs(folders: list[str]) -> dict[str, Path]:
         for run in (folder, *(sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else ())):
             try:
                 identity = json.loads((run / FILE).read_text()).get("identity_hash")
+                held = run / "identity.json"
+                stored = json.loads(held.read_text()).get("identity") if held.is_file() else None
+                if stored and upgrade(stored) is not stored:  # the same result, named otherwise now
+                    identity = hash_of(upgrade(stored))
             except (OSError, ValueError):
                 continue
             if identity and (run / "predictions.jsonl").is_file():

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from biotune.errors import BiotuneError
+from biotune.identity import hash_of, upgrade
 from biotune.summary import RunSummary
 
 metadata = MetaData()
@@ -147,6 +148,7 @@ class Store:
             with self._errors("open"):
                 _upgrade(self.engine)
                 metadata.create_all(self.engine)
+                _rekey(self.engine)
         except BiotuneError:
             raise
         except (SQLAlchemyError, OSError, ModuleNotFoundError) as e:
@@ -380,6 +382,32 @@ def _upgrade(engine) -> None:
                 if isinstance(r.get(col), str):
                     r[col] = datetime.fromisoformat(r[col])
             conn.execute(insert(results).values(**r))
+
+
+def _rekey(engine) -> None:
+    """Finished rows whose identity this biotune computes otherwise with the same meaning (biotune.identity.upgrade:
+    an in-context result's identity without the training settings it never read) move to that identity, the
+    hash before kept in their resources (`identity_before`): the same result, so it is neither rerun nor dropped
+    as stale. A row whose new identity another row of its cell already has stays as it is (history)."""
+    with engine.begin() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(results).where(results.c.status == "done"))]
+        taken = {(*row_key(r), r["study"], r["config_hash"]) for r in rows}
+        for r in rows:
+            try:
+                stored = json.loads(r["config"] or "{}")
+            except ValueError:
+                continue
+            new = upgrade(stored)
+            key = (*row_key(r), r["study"], hash_of(new))
+            if new is stored or key in taken:
+                continue
+            resources = {**json.loads(r["resources"] or "{}"), "identity_before": r["config_hash"]}
+            conn.execute(
+                update(results)
+                .where(results.c.id == r["id"])
+                .values(config=json.dumps(new, default=str), config_hash=key[-1], resources=json.dumps(resources))
+            )
+            taken.add(key)
 
 
 def _serialize_sqlite_writers(engine, timeout: float = 60) -> None:
