@@ -146,7 +146,7 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     assert (
         "left (the plan);" in starts[0]
         and "left (the plan x " in starts[1]
-        and "as the 2 cells ended so far" in starts[2]
+        and "as the 2 cells finished so far" in starts[2]
     )
     assert "━" not in log.getvalue()  # no bar drawn
     assert {k: first[k] for k in ("cells", "ran", "failed", "skipped", "already_done")} == {
@@ -167,6 +167,13 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     second = run_study(study, cells)
     assert second["ran"] == 0 and second["already_done"] == 3
     assert len(store.rows("t")) == 3
+    # a study resumed with one more seed: its first time left is corrected by the cells finished before
+    path = write_study(tmp_path, methods=["zero_shot", "lora"], seeds=[0, 1, 2], data_dir=str(data_dir))
+    study, cells, _ = load_study(path)
+    log = io.StringIO()
+    assert run_study(study, cells, console=Console(file=log, width=200), progress=False)["ran"] == 1
+    [start] = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]
+    assert "left (the plan x " in start and "as the 3 cells finished so far" in start, start
 
 
 def test_results_export(tmp_path, data_dir):

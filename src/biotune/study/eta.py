@@ -4,6 +4,7 @@ the first rung, the share `keep` of them to each next one."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from biotune.methods import METHODS
@@ -79,6 +80,19 @@ class TimeLeft:
         self.ran_planned = self.ran_took = 0.0
         self.ran = 0
 
+    def already(self, cells: list[Cell], store: Store) -> None:
+        """The correction starts from the cells of `cells` an earlier invocation finished (their recorded compute
+        against their plan), so a resumed study's first line is corrected too."""
+        done = {r["config_hash"]: r for r in store.rows(self.study.name, "done")}
+        for cell in cells:
+            row, full = done.get(cell.identity_hash), None
+            if row is None or not (full := self.planned(cell)):
+                continue
+            resources = json.loads(row["resources"] or "{}")
+            took = sum(measured_parts(resources, METHODS.get(cell.experiment.method.name).trains))
+            if took:
+                self.ran_planned, self.ran_took, self.ran = self.ran_planned + full, self.ran_took + took, self.ran + 1
+
     def ended(self, cell: Cell, status: str, detail) -> None:
         """A cell ended, as the executor reports it (runner._Progress.report). The plan's correction compares
         the compute the cell's run records for its whole trajectory (a resumed or already finished run included)
@@ -104,5 +118,5 @@ class TimeLeft:
         ratio = self.ran_took / self.ran_planned
         return (
             f"about {duration(self.left * ratio)} left (the plan x {ratio:.2g}, as the {self.ran} "
-            f"cell{'s' * (self.ran > 1)} ended so far took)"
+            f"cell{'s' * (self.ran > 1)} finished so far took)"
         )

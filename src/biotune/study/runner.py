@@ -68,7 +68,7 @@ def run_study(
     runner = EXECUTORS.get(executor)(study, store, rev, reclaim, **executor_options)
     todo, tally = _plan(study, cells, store, console, executor)
     finished = finished_runs(study.adopt)
-    left = _time_left(study, store, todo, console) if todo else None
+    left = _time_left(study, store, todo, console, cells) if todo else None
     with runner.session(), _Progress(console, tally, len(cells) - len(todo), progress, left) as shown:
 
         def run(batch: list[Cell]) -> None:
@@ -84,7 +84,9 @@ def run_study(
     return tally
 
 
-def _time_left(study: StudyConfig, store: Store, todo: list[Cell], console: Console) -> TimeLeft | None:
+def _time_left(
+    study: StudyConfig, store: Store, todo: list[Cell], console: Console, cells: list[Cell]
+) -> TimeLeft | None:
     """The plan of the work left on this machine, said in one line; None where it cannot be made (said) or is
     not wanted (BIOTUNE_ESTIMATE=0)."""
     if not estimates_on():
@@ -96,7 +98,12 @@ def _time_left(study: StudyConfig, store: Store, todo: list[Cell], console: Cons
         console.print(f"plan: none ({type(e).__name__}: {escape((str(e).strip().splitlines() or [''])[0])})")
         return None
     console.print(f"plan on {escape(planned.acc.name)}: about {duration(left)} of cells to run", soft_wrap=True)
-    return TimeLeft(study, left, planned)
+    time_left = TimeLeft(study, left, planned)
+    try:
+        time_left.already([c for c in cells if c not in todo], store)
+    except Exception:  # noqa: BLE001  (an estimate never stops the study; the plan alone is said then)
+        pass
+    return time_left
 
 
 def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console, executor: str):
