@@ -88,14 +88,7 @@ def _shapes(name: str) -> dict:
 SHAPES = {
     "smollm2-135m": lambda: _shapes("HuggingFaceTB/SmolLM2-135M-Instruct"),
     "llama-3-8b": lambda: _shapes("meta-llama/Meta-Llama-3-8B-Instruct"),
-    "tiny": lambda: {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 1024,
-    },
+    "tiny": lambda: dict(importlib.import_module("biotune.models.tiny").LLAMA),  # the test suite's shape
 }
 METHODS = ("lora", "qlora", "fft")
 

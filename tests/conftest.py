@@ -22,24 +22,12 @@ os.environ["BIOTUNE_PEAK_FILE"] = os.path.join(tempfile.gettempdir(), "biotune-t
 os.environ["BIOTUNE_ESTIMATE"] = "0"
 
 from biotune.data.location import default_candidates  # noqa: E402 (after the thread count is set)
+from biotune.models import tiny  # noqa: E402
 
-# The tiny random-init models most tests train: the real architectures, built by transformers, in seconds. Widths
-# are multiples of 64: bitsandbytes' 4-bit CPU kernels work in blocks of 64.
-TINY_LLAMA_INIT = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 1024,
-}
-TINY_BERT_INIT = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "max_position_embeddings": 512,
-}
+# The tiny random-init models most tests train: the real architectures, built by transformers, in seconds
+# (biotune.models.tiny: their one home)
+TINY_LLAMA_INIT = tiny.LLAMA
+TINY_BERT_INIT = tiny.BERT
 TINY_LLAMA = {"family": "causal", "path": "smollm2-135m", "random_init": TINY_LLAMA_INIT}
 TINY_BERT = {"family": "encoder", "path": "minilm", "random_init": TINY_BERT_INIT}
 

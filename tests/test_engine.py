@@ -10,35 +10,14 @@ from torch import nn
 
 from biotune.config import validate_experiment
 from biotune.methods import METHODS
-from biotune.models import FAMILIES
+from biotune.models import FAMILIES, tiny
 from biotune.train import Experiment
 from conftest import TINY_BERT_INIT, TINY_LLAMA_INIT
 
 TINY = {
     "causal": {"path": "smollm2-135m", "random_init": TINY_LLAMA_INIT},
-    "seq2seq": {
-        "path": "smollm2-135m",
-        "random_init": {
-            "d_model": 64,
-            "d_ff": 128,
-            "num_layers": 2,
-            "num_decoder_layers": 2,
-            "num_heads": 4,
-            "d_kv": 16,
-        },
-    },
-    "glm": {
-        "path": "smollm2-135m",
-        "random_init": {
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "max_position_embeddings": 1024,
-        },
-    },
+    "seq2seq": {"path": "smollm2-135m", "random_init": tiny.T5},
+    "glm": {"path": "smollm2-135m", "random_init": tiny.GLM},
     # head_bias zero: these tests check that a method's parameters lower the training loss in 8 steps; a head that
     # starts at the label prior (the default, tested in test_heads.py) already starts at the loss they would reach
     "encoder": {
