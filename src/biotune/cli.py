@@ -554,9 +554,8 @@ def _write_report(
 
     store = Store(study.store_url)
     searched = summary([g for g in study.groups if g.strategy == "grid"], store.done(study.name))
-    for g in study.groups:
-        if g.strategy == "halving":
-            searched += halving.summary(store, study.name, g, study.search.rungs)
+    adaptive = [g for g in study.groups if g.strategy == "halving"]
+    searched += halving.summaries(store, study.name, adaptive, study.search.rungs) if adaptive else []
     result = build_report(
         study.store_url,
         study.name,

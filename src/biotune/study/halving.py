@@ -261,14 +261,31 @@ def choice(store, study: str, group: SearchGroup) -> tuple[int, dict] | None:
 
 
 def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[dict]:
-    """One row per candidate: its values, dev score at each rung reached, where it stopped, its training time (the
-    compute of its trajectory: every rung it trained), and whether it was chosen."""
-    all_rows = [r for r in store.rung_rows(study) if group_key(r) == group.key]
+    """One row per candidate of one search (`summaries` of one group)."""
+    return summaries(store, study, [group], rungs)
+
+
+def summaries(store, study: str, groups: list[SearchGroup], rungs: list[float]) -> list[dict]:
+    """One row per candidate of each adaptive search in `groups`: its values, dev score at each rung reached,
+    where it stopped, its training time (the compute of its trajectory: every rung it trained), the training
+    redone after kills, and whether it was chosen. The store is read once for all of them."""
+    rung_rows, results = store.rung_rows(study), store.rows(study)
+    out = []
+    for group in groups:
+        out += _candidates_table(
+            [r for r in rung_rows if group_key(r) == group.key],
+            _lost_seconds([r for r in results if group_key(r) == group.key]),
+            group,
+            rungs,
+        )
+    return out
+
+
+def _candidates_table(all_rows: list[dict], lost: dict[str, float], group: SearchGroup, rungs) -> list[dict]:
     rows = [r for r in all_rows if r["decision"] != "note"]
     notes = [r["note"] for r in all_rows if r["decision"] == "note"]
     cands = candidates(group, rows)
     grid_values = [c.search.values for c in group.candidates]
-    lost = _lost_seconds(store, study, group)
     out = []
     for c in cands:
         mine = sorted(
@@ -299,12 +316,13 @@ def summary(store, study: str, group: SearchGroup, rungs: list[float]) -> list[d
     return out
 
 
-def _lost_seconds(store, study: str, group: SearchGroup) -> dict[str, float]:
-    """Each candidate's training redone after kills (identity -> seconds), as its run last said it: paused at a
-    rung (paused.json) or done (resources). Not in its training time: listed apart, as for every cell."""
+def _lost_seconds(results: list[dict]) -> dict[str, float]:
+    """Each candidate's training redone after kills (identity -> seconds), from its search's stored rows, as its
+    run last said it: paused at a rung (paused.json) or done (resources). Not in its training time: listed apart,
+    as for every cell."""
     out = {}
-    for r in store.rows(study):
-        if group_key(r) != group.key or r["status"] not in ("paused", "done"):
+    for r in results:
+        if r["status"] not in ("paused", "done"):
             continue
         said = json.loads((r["metrics"] if r["status"] == "paused" else r["resources"]) or "{}")
         out[r["config_hash"]] = float(said.get("lost_seconds") or 0.0)
