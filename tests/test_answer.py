@@ -9,8 +9,8 @@ import pytest
 
 from biotune.report import stats
 from biotune.report.answer import dev_decisions, needed
-from biotune.report.build import answer
 from biotune.report.compare import constant_baselines, significance
+from biotune.report.verdict import answer
 
 
 def _write(folder, name, ids, golds, preds):

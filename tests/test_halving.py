@@ -143,7 +143,7 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     lost = {row["candidate"]: row["lost_seconds"] for row in table}
     assert sorted(lost.values()) == [0.0] * (len(table) - 1) + [7.5]
     # what halving saved against training every starting candidate to the end, in the report's search section
-    from biotune.report.build import search_savings
+    from biotune.report.verdict import search_savings
 
     saved = search_savings(table)
     assert "(1 finished search," in saved and "each of the 3 starting candidates to the end" in saved, saved

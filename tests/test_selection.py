@@ -126,7 +126,7 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
     """Two datasets of one task type, each searched: each row shows the value chosen on its own dev set."""
     import pandas as pd
 
-    from biotune.report.build import answer
+    from biotune.report.verdict import answer
 
     agg = pd.DataFrame(
         [
