@@ -313,7 +313,7 @@ def test_ray_executor_fans_cells_out_to_workers_that_write_the_store(tmp_path, d
     assert again["ran"] == 0 and again["already_done"] == 3
 
 
-def test_a_study_adopts_finished_runs_of_the_same_identity_instead_of_training_again(tmp_path, data_dir):
+def test_a_study_adopts_finished_runs_of_the_same_identity_instead_of_training_again(tmp_path, data_dir, monkeypatch):
     """Runs made with `biotune run` (here: each cell's own experiment, written elsewhere) are taken by a study that
     names their folder in `adopt:`: recorded done with where they came from, the same scores, nothing trained;
     a cell without such a run is run as usual."""
@@ -327,8 +327,13 @@ def test_a_study_adopts_finished_runs_of_the_same_identity_instead_of_training_a
         summary = run_experiment(cell.experiment.model_copy(update={"output_dir": str(runs / "mine")}), progress=False)
         made[cell.key] = summary
     assert made[cells[0].key].identity_hash == cells[0].identity_hash  # the folder it ran in is not in the identity
-    tally = run_study(study, cells)
+    monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
+    log = io.StringIO()
+    tally = run_study(study, cells, console=Console(file=log, width=200), progress=False)
     assert tally["adopted"] == 1 and tally["ran"] == 1
+    # the adopted run's recorded compute corrects the plan before the cell that runs starts
+    [start] = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]
+    assert "as the 1 cell finished so far took" in start, start
     rows = {(r["seed"]): r for r in Store(study.store_url).rows("t", "done")}
     adopted = json.loads(rows[0]["resources"])
     assert adopted["adopted_from"] == str(runs / "mine")

@@ -18,7 +18,8 @@ def _gb(b: float) -> str:
 
 
 def _h(seconds: float) -> str:
-    return f"{seconds / 3600:,.2f}" if seconds >= 36 else f"{seconds:,.0f} s"
+    """A cell's planned time, in the unit that reads ('8 s', '12 min', '2.4 h')."""
+    return duration(seconds)
 
 
 def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
@@ -51,7 +52,7 @@ def cell_table(rows: list[tuple[str, Plan]], title: str) -> Table:
         "weights + train state + activations",
         "fits",
         "PFLOP train / dev / test",
-        "hours",
+        "time",
         "what would fit / note",
     ):
         table.add_column(col, overflow="fold")

@@ -142,9 +142,7 @@ def _answer_sections(d: ReportData) -> list[Section]:
             LEAD_TEXT,
             d.lead,
             sentences=[
-                f"{ds}: {d.verdicts[ds]} On dev: {d.decisions[ds]['sentence']}"
-                for ds in d.lead.dataset
-                if ds in d.verdicts
+                f"{ds}: {d.verdicts[ds]} {d.decisions[ds]['sentence']}" for ds in d.lead.dataset if ds in d.verdicts
             ],
         ),
         Section("What this ran on", sentences=_ran_on(d)),

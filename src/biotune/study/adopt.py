@@ -63,5 +63,9 @@ def adopt(
         summary = RunSummary.read(out)
         summary.resources = {**summary.resources, "adopted_from": str(source)}
         store.finish(study.name, cell.key, cell.identity_hash, summary, cell.identity, rev, str(out))
-        say(f"adopted {cell.label} from {source}: {summary.score:.2f} (identity {cell.identity_hash}, not run again)")
+        say(
+            f"adopted {cell.label} from {source}: {summary.score:.2f} (identity {cell.identity_hash}, not run again)",
+            cell,
+            summary,
+        )
     return rest

@@ -190,9 +190,11 @@ class _Progress:
         if self.left is not None:
             self.left.ended(cell, status, detail)
 
-    def adopted(self, line: str) -> None:
-        """A cell took a finished run's result (study/adopt.py)."""
+    def adopted(self, line: str, cell: Cell, summary) -> None:
+        """A cell took a finished run's result (study/adopt.py): no longer work left, and its run's recorded
+        compute corrects the plan as a cell run here would."""
         self.console.print(escape(line))
+        self._ended(cell, "done", (summary, 0.0))
         self.tally["adopted"] += 1
         self._advance()
 
