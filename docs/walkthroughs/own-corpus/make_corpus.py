@@ -1,8 +1,9 @@
 """The corpus of the own-corpus walkthrough (issue "The first hour with your own corpus"): a typed NER corpus in a
 user's layout, not a file biotune ships. Its text: BC5CDR's training abstracts (the only typed biomedical NER text
-on this offline machine: BLURB's BC5-chem and BC5-disease files tag the same sentences, one type each), re-split by
-block of 10 running sentences into this corpus's own train / dev / test (600 / 150 / 200 sentences, seeded), written as JSONL with its
-own field names and type names (DRUG, DISEASE-OR-SYMPTOM: hyphenated, as a user's may be).
+on this offline machine: BLURB's BC5-chem and BC5-disease files tag the same sentences, one type each), re-split
+by blocks of 10 running sentences into this corpus's own train / dev / test (600 / 150 / 200 sentences, seeded),
+written as JSONL with its own field names and type names (DRUG, DISEASE-OR-SYMPTOM: hyphenated, as a user's may
+be).
 
     python docs/walkthroughs/own-corpus/make_corpus.py --blurb ../shared/data/blurb --out /tmp/walk/data
 """
