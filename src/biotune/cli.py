@@ -292,8 +292,9 @@ def run_cmd(
     types = per_type(m)
     if types:
         out.print(f"{m['metric']} per entity type: {types}", soft_wrap=True)
-    if answers_line(m):
-        out.print(answers_line(m), soft_wrap=True)
+    answers = answers_line(m)
+    if answers:
+        out.print(answers, soft_wrap=True)
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
     if planned is not None:
         from .plan.render import after_run

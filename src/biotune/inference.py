@@ -77,8 +77,7 @@ def generate_answers(
     pad = tokenizer.pad_token_id
     stops = stop_token_ids(tokenizer)
 
-    def answer(new_ids) -> Answer:
-        ids = [int(t) for t in new_ids]
+    def answer(ids: list[int]) -> Answer:
         return Answer(tokenizer.decode(ids, skip_special_tokens=True), not any(t in stops for t in ids))
 
     if getattr(model, "generation", None) == "vllm":  # biotune.vllm_generation: the engine batches by itself
@@ -93,7 +92,7 @@ def generate_answers(
             ids, mask = ids.to(device), mask.to(device)
             new = decode(model, ids, mask, [len(encoded[i]) for i in idx], max_new_tokens, stops, pad)
             for row, i in enumerate(idx):
-                outputs[i] = answer(new[row].tolist() if hasattr(new[row], "tolist") else new[row])
+                outputs[i] = answer(new[row].tolist())
             bar.update(len(idx))
     return outputs
 

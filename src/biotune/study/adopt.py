@@ -33,8 +33,9 @@ def finished_runs(folders: list[str]) -> dict[str, Path]:
                 identity = json.loads((run / FILE).read_text()).get("identity_hash")
                 held = run / "identity.json"
                 stored = json.loads(held.read_text()).get("identity") if held.is_file() else None
-                if stored and upgrade(stored) is not stored:  # the same result, named otherwise now
-                    identity = hash_of(upgrade(stored))
+                current = upgrade(stored) if stored else None
+                if current is not stored:  # the same result, named otherwise now
+                    identity = hash_of(current)
             except (OSError, ValueError):
                 continue
             if identity and (run / "predictions.jsonl").is_file():

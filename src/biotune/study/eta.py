@@ -85,13 +85,9 @@ class TimeLeft:
         against their plan), so a resumed study's first line is corrected too."""
         done = {r["config_hash"]: r for r in store.rows(self.study.name, "done")}
         for cell in cells:
-            row, full = done.get(cell.identity_hash), None
-            if row is None or not (full := self.planned(cell)):
-                continue
-            resources = json.loads(row["resources"] or "{}")
-            took = sum(measured_parts(resources, METHODS.get(cell.experiment.method.name).trains))
-            if took:
-                self.ran_planned, self.ran_took, self.ran = self.ran_planned + full, self.ran_took + took, self.ran + 1
+            row = done.get(cell.identity_hash)
+            if row is not None and (full := self.planned(cell)):
+                self._count(full, _recorded(cell, json.loads(row["resources"] or "{}")))
 
     def ended(self, cell: Cell, status: str, detail) -> None:
         """A cell ended, as the executor reports it (runner._Progress.report). The plan's correction compares
@@ -102,11 +98,12 @@ class TimeLeft:
         if full <= 0 or status not in ("paused", "done"):
             return
         if status == "paused":  # detail: (paused.json's info, seconds); trained to its rung
-            info = detail[0]
-            took, planned = info.get("train_seconds"), full * (cell.experiment.training.pause_at or 1.0)
+            self._count(full * (cell.experiment.training.pause_at or 1.0), detail[0].get("train_seconds"))
         else:  # detail: (its RunSummary, seconds)
-            took = sum(measured_parts(detail[0].resources, METHODS.get(cell.experiment.method.name).trains))
-            planned = full
+            self._count(full, _recorded(cell, detail[0].resources))
+
+    def _count(self, planned: float, took: float | None) -> None:
+        """One run's planned and recorded seconds into the correction (a run that recorded none is left out)."""
         if took:
             self.ran_planned += planned
             self.ran_took += took
@@ -120,3 +117,8 @@ class TimeLeft:
             f"about {duration(self.left * ratio)} left (the plan x {ratio:.2g}, as the {self.ran} "
             f"cell{'s' * (self.ran > 1)} finished so far took)"
         )
+
+
+def _recorded(cell: Cell, resources: dict) -> float:
+    """The compute a finished run of `cell` records, counted as its plan counts it (plan.render.measured_parts)."""
+    return sum(measured_parts(resources, METHODS.get(cell.experiment.method.name).trains))

@@ -147,12 +147,16 @@ class NerTask(MicroF1Rule, TokenTaggingTask):
         return Parsed(tags, bool(answer) and (n_mentions == 0 or not_found < n_mentions))
 
     def rule_stats(self, golds, predictions, ids):
-        """Per sentence: entities (tp, predicted, gold), then the same for each type of a typed dataset."""
+        return self.entity_stats(golds, predictions)
+
+    def entity_stats(self, golds, predictions, strict: bool = False) -> np.ndarray:
+        """Per sentence: entities (tp, predicted, gold), then the same for each type of a typed dataset; by
+        conlleval's chunking rule (BLURB's), or strict IOB2's (metric `strict_entity_f1`)."""
         types = list(self.types)
         for i, (g, p) in enumerate(zip(golds, predictions)):
             if len(g) != len(p):
                 raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
-        rows = [metrics.entity_counts(g, p, types) for g, p in zip(golds, predictions)]
+        rows = [metrics.entity_counts(g, p, types, strict=strict) for g, p in zip(golds, predictions)]
         return np.array(rows, dtype=float).reshape(-1, 3 * (1 + len(types)))
 
     def rule_details(self, totals) -> dict:
