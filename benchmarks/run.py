@@ -602,12 +602,49 @@ def render_markdown() -> str:
         "\n\n".join(_plan_rows(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("plan-check-*.json")))
         or "(run benchmarks/plan_check.py)",
     )
+    head = head.replace(
+        "CALIBRATION",
+        "\n\n".join(
+            _calibration_rows(json.loads(p.read_text()), p.name)
+            for p in sorted(RESULTS.glob("plan-calibration-*.json"))
+        )
+        or "(run benchmarks/plan_calibration.py)",
+    )
     rows = [
         _table(json.loads(p.read_text()), p.name)
         for p in sorted(RESULTS.glob("*.json"))
-        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-")) and not p.stem.endswith("-quick")
+        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-", "plan-calibration-"))
+        and not p.stem.endswith("-quick")
     ]
     return head + "\n".join(rows)
+
+
+def _calibration_rows(res: dict, name: str) -> str:
+    """The plan corrected by a machine's own finished runs (benchmarks/plan_calibration.py): per model, method and
+    part, how far the planner's time and the corrected time were from the time taken (a factor: x1.5 is 1.5 times
+    too long or too short)."""
+    m = res["machine"]
+    x = lambda e: f"x{2**e:.2f}" if e is not None else "-"  # noqa: E731
+    lines = [
+        f"*{m['cpu']} ({m['cores']} cores, {machine_kind(m)}), study `{res['study']}`, `{res['command']}` — "
+        f"`benchmarks/results/{name}`*",
+        "",
+        "| model / method / part | cells | took / planned (median) | planner off by (median) | cells corrected | "
+        "corrected off by (median) | worst |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, r in res["summary"].items():
+        lines.append(
+            f"| {key} | {r['cells']} | {r['plan_median_x']} | {x(r['plan_median_abs_log2'])} | {r['corrected_cells']} | "
+            f"{x(r['corrected_median_abs_log2'])} | {x(r['corrected_worst_abs_log2'])} |"
+        )
+    a = res["all"]
+    lines += [
+        "",
+        f"Over the {a['parts']} parts that had earlier runs to learn from: the planner alone off by "
+        f"{x(a['plan_median_abs_log2'])} (median), corrected {x(a['corrected_median_abs_log2'])}.",
+    ]
+    return "\n".join(lines)
 
 
 def _plan_rows(res: dict, name: str) -> str:

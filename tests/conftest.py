@@ -17,6 +17,9 @@ if _WORKERS > 1:
 # this machine's matmul peak (biotune.plan.machine) in a file of the test run's own: a peak measured while tests load
 # the cores must not become the user's
 os.environ["BIOTUNE_PEAK_FILE"] = os.path.join(tempfile.gettempdir(), "biotune-test-peak.json")
+# what runs took against their plan (biotune.plan.calibration) in a file of each test's own (the fixture below):
+# a test's plan is the planner's arithmetic alone unless the test teaches it
+os.environ["BIOTUNE_CALIBRATION_FILE"] = os.path.join(tempfile.gettempdir(), "biotune-test-calibration.json")
 # runs and studies do not plan before they start (a few seconds each, hundreds of short runs here); the tests of
 # the estimate turn it on
 os.environ["BIOTUNE_ESTIMATE"] = "0"
@@ -46,6 +49,15 @@ def _no_hub(monkeypatch):
     """No test may reach a model or data hub."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _own_calibration(monkeypatch, tmp_path_factory, request):
+    """Each test's runs teach a plan-correction file of the test's own (biotune.plan.calibration)."""
+    import hashlib
+
+    name = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setenv("BIOTUNE_CALIBRATION_FILE", str(tmp_path_factory.getbasetemp() / f"calibration-{name}.json"))
 
 
 def pytest_collection_finish(session):

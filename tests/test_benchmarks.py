@@ -5,6 +5,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -22,8 +24,9 @@ def test_benchmarks_md_is_rendered_from_the_committed_results():
 def test_committed_results_hold_both_sides_of_every_comparison():
     results = [
         p
-        for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them:
-        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-"))  # --quick runs: not committed
+        for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them (--quick runs:
+        # not committed)
+        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-", "plan-calibration-"))
         and not p.stem.endswith("-quick")
     ]
     assert results
@@ -117,3 +120,28 @@ def test_planner_check_results_are_consistent():
             assert row["error_pct"]["peak_memory"] == round(
                 100 * (p["peak_plus_baseline_bytes"] - m["peak_rss_bytes"]) / m["peak_rss_bytes"], 1
             ), case
+
+
+def test_committed_plan_calibration_summaries_follow_from_their_cells():
+    """benchmarks/plan_calibration.py's per-kind medians, recomputed from the cells it lists."""
+    import math
+    import statistics
+
+    paths = list((ROOT / "benchmarks" / "results").glob("plan-calibration-*.json"))
+    assert paths
+    for path in paths:
+        res = json.loads(path.read_text())
+        err = lambda a, b: abs(math.log2(a / b))  # noqa: E731
+        for key, summary in res["summary"].items():
+            cells = [c for c in res["cells"] if f"{c['model']} {c['method']} {c['part']}" == key]
+            learned = [c for c in cells if c["correction"]]
+            assert summary["cells"] == len(cells) and summary["corrected_cells"] == len(learned)
+            assert summary["plan_median_x"] == pytest.approx(
+                statistics.median(c["took"] / c["planned"] for c in cells), abs=0.01
+            )
+            if learned:
+                got = statistics.median(err(c["corrected"], c["took"]) for c in learned)
+                assert summary["corrected_median_abs_log2"] == pytest.approx(got, abs=0.01)
+        learned = [c for c in res["cells"] if c["correction"]]
+        assert res["all"]["parts"] == len(learned)
+        assert res["all"]["corrected_median_abs_log2"] < res["all"]["plan_median_abs_log2"]

@@ -14,6 +14,7 @@ import yaml
 from rich.console import Console
 
 import conftest
+from biotune.plan import calibration
 from biotune.study.grid import load_study
 from biotune.study.runner import run_study
 from biotune.study.store import Store
@@ -132,6 +133,7 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     study, cells, _ = load_study(path)
     assert len(cells) == 3  # zero_shot once, lora per seed
     monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
+    monkeypatch.setattr(calibration, "MIN_SECONDS", 0.0)  # tiny cells' seconds teach the plan here
     log = io.StringIO()  # as in a log file (--no-progress): no bar, a plain line as each cell starts
     first = run_study(study, cells, console=Console(file=log, width=200), progress=False)
     starts = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]
@@ -157,6 +159,15 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
         "already_done": 0,
     }
     assert len(first["final_cells"]) == 3 and first["pending"] == []
+    # each cell that ran on this machine taught its plan here its time, per part (zero-shot: prediction alone)
+    [learned] = json.loads(calibration.path().read_text()).values()
+    parts = {}
+    for e in learned:
+        parts.setdefault(e["id"], set()).add(e["part"])
+    assert parts == {
+        c.identity_hash: {"prediction"} if c.experiment.method.name == "zero_shot" else {"training", "prediction"}
+        for c in cells
+    }
     store = Store(study.store_url)
     rows = store.rows("t")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}

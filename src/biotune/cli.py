@@ -5,6 +5,7 @@ Errors a user can fix (BiotuneError, invalid settings) print one line and exit 2
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import inspect
 import json
@@ -297,9 +298,13 @@ def run_cmd(
         out.print(answers, soft_wrap=True)
     out.print(f"predictions, metrics and resources written to {out_of(cfg)}/")
     if planned is not None:
+        from .plan.machine import this_machine
+        from .plan.planner import learn
         from .plan.render import after_run
 
         out.print(after_run(planned, r), soft_wrap=True)
+        with contextlib.suppress(OSError):  # the plan's cache cannot be written: later plans stay uncorrected
+            learn(planned, cfg, this_machine(), summary.identity_hash or str(out_of(cfg)), r)
 
 
 def _estimate(cfg):
@@ -496,7 +501,8 @@ def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) ->
     unit = "GPU-hours" if acc.device_type == "cuda" else "hours"
     out.print(cell_table([(label, p) for label, _, p in rows], f"plan: study {study.name}"))
     out.print(summary_table([((c.model, c.method), p) for _, c, p in rows], unit))
-    notes = sorted({n for _, _, p in rows for n in p.notes if "tokenizer" in n})  # the rest are per cell
+    # the rest are per cell; a correction is per model and method
+    notes = sorted({n for _, _, p in rows for n in p.notes if "tokenizer" in n or n.startswith("time corrected")})
     for note in notes:
         out.print(f"note: {note}", soft_wrap=True)
     out.print(assumptions(acc, gpus, utilization), soft_wrap=True)

@@ -2,6 +2,7 @@
 each cell needs (peak accelerator memory, FLOPs, time, GPU-hours), whether it fits, and what would.
 
 architecture.py  shapes and parameter counts of the real model (built on the meta device, method applied)
+calibration.py   the plan corrected by the runs that finished on this machine
 tokens.py        token counts of the data the cell reads, with the run's own formatting
 estimate.py      the arithmetic (bytes, FLOPs), pure functions of numbers
 planner.py       one experiment's plan, suggestions, a study's plans

@@ -26,6 +26,7 @@ class Accelerator:
     fp32_tflops: float
     bandwidth_tbs: float | None = None  # None: generation counted as compute-bound only
     device_type: str = "cuda"  # cpu: this machine (training attention is eager there, as biotune runs it)
+    here: bool = False  # the machine this process runs on (its plans learn from the runs that finish here)
 
     @property
     def bf16(self) -> bool:

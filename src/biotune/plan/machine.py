@@ -123,10 +123,13 @@ def this_machine() -> Accelerator:
                 row["bf16_tflops"],
                 row["fp32_tflops"],
                 row["bandwidth_tbs"],
+                here=True,
             )
         peak = measured_peak("cuda", props.name)
         bf16 = peak["bf16_tflops"] if torch.cuda.is_bf16_supported() else None
-        return Accelerator(f"this GPU ({props.name}, measured)", props.total_memory, bf16, peak["fp32_tflops"])
+        return Accelerator(
+            f"this GPU ({props.name}, measured)", props.total_memory, bf16, peak["fp32_tflops"], here=True
+        )
     name = cpu_name()
     peak = measured_peak("cpu", name)
     # bf16 only where the CPU computes it natively and faster than fp32 (else biotune trains in fp32 there)
@@ -139,6 +142,7 @@ def this_machine() -> Accelerator:
         peak["fp32_tflops"],
         None,
         "cpu",
+        here=True,
     )
 
 

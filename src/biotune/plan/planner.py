@@ -19,6 +19,7 @@ from biotune.methods import METHODS
 from biotune.models import FAMILIES
 from biotune.study.search import rung_sizes, rung_steps
 
+from . import calibration
 from . import estimate as E
 from .architecture import Architecture, architecture
 from .gpus import Accelerator
@@ -58,6 +59,8 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     error: str | None = None  # the cell could not be planned (e.g. a split is missing)
     share: float = 1.0  # the part of its budget the cell is expected to run (an adaptive search's candidate: < 1)
+    # the factors this machine's finished runs put on its time, per part (biotune.plan.calibration); none elsewhere
+    corrections: dict[str, calibration.Correction] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -67,6 +70,58 @@ class Plan:
     def gpu_hours(self) -> float:
         """Accelerator-hours expected (its share of the budget): GPU-hours, or hours of this CPU."""
         return self.seconds * self.share * self.gpus / 3600
+
+    def parts(self) -> dict[str, float]:
+        """Its seconds per part: training with its dev evaluations; prediction (test, and dev for an in-context
+        run)."""
+        if self.trains:
+            return {"training": self.train_seconds + self.dev_seconds, "prediction": self.eval_seconds}
+        return {"training": 0.0, "prediction": self.eval_seconds + self.dev_seconds}
+
+    def uncorrected_parts(self) -> dict[str, float]:
+        """`parts` as the planner's arithmetic alone gives them, before this machine's corrections."""
+        return {k: v / (self.corrections[k].factor if k in self.corrections else 1.0) for k, v in self.parts().items()}
+
+    def correct(self, found: dict[str, calibration.Correction]) -> None:
+        """Multiply each part's seconds by its correction (a part the plan does not have is left out)."""
+        for part, c in found.items():
+            if part == "training" and self.trains:
+                self.train_seconds *= c.factor
+                self.dev_seconds *= c.factor
+            elif part == "prediction":
+                self.eval_seconds *= c.factor
+                if not self.trains:
+                    self.dev_seconds *= c.factor
+            else:
+                continue
+            self.corrections[part] = c
+        if self.corrections:
+            self.notes.append(
+                "time corrected by what runs that finished on this machine took against their plan: "
+                + ", ".join(c.words(part) for part, c in self.corrections.items())
+            )
+
+
+def measured_parts(resources: dict, trains: bool) -> dict[str, float]:
+    """A finished run's recorded seconds per part, counted as a plan counts them (`Plan.parts`)."""
+    train = float(resources.get("train_seconds") or 0.0)  # its dev evaluations included, as in the plan
+    predict = float(resources.get("eval_seconds") or 0.0)
+    if not trains:
+        predict += float(resources.get("dev_eval_seconds") or 0.0)
+    return {"training": train if trains else 0.0, "prediction": predict}
+
+
+def learn(plan: Plan, cfg, acc: Accelerator, run_id: str, resources: dict, fraction: float = 1.0) -> None:
+    """A run that finished on this machine (`acc`, the one it was planned for) teaches later plans its time
+    against this plan (`fraction`: the part of the budget it trained, a search candidate paused at a rung: its
+    training alone)."""
+    if not acc.here or plan.error:
+        return
+    planned = plan.uncorrected_parts()
+    took = measured_parts(resources, plan.trains)
+    if fraction < 1.0:
+        planned = {"training": planned["training"] * fraction}
+    calibration.record(acc, calibration.Kind.of(cfg), run_id, planned, took)
 
 
 def regime(cfg, acc: Accelerator) -> E.Regime:
@@ -136,6 +191,8 @@ def plan_experiment(cfg, acc: Accelerator, gpus: int = 1, utilization: float = 0
     r = regime(cfg, acc)
     plan.total_params, plan.trainable_params = arch.total_params, arch.trainable_params
     _fill(plan, cfg, acc, arch, r, data, gpus, utilization)
+    if acc.here and gpus == 1:  # this machine, as its finished runs found it
+        plan.correct(calibration.corrections(acc, calibration.Kind.of(cfg)))
     generative = arch.decoder is not None
     _, tok = tokenizer_for(cfg.model.model_dump_json(), generative)
     if tok.startswith("proxy"):

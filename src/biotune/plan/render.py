@@ -10,7 +10,7 @@ from biotune.progress import duration
 
 from .gpus import Accelerator
 from .machine import took
-from .planner import BANDWIDTH_EFFICIENCY, QLORA_SPEED, Plan
+from .planner import BANDWIDTH_EFFICIENCY, QLORA_SPEED, Plan, measured_parts
 
 
 def _gb(b: float) -> str:
@@ -32,7 +32,8 @@ def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
             f"compute at {utilization:.0%} of the peak in the run's dtype (QLoRA "
             f"{QLORA_SPEED:.0%} of that), generation bound by its compute; memory is torch's peak allocation (the "
             "process adds about 0.5 GB of libraries). A CPU reaches a varying share of its peak: each run prints "
-            "its time against this plan when it ends"
+            "its time against this plan when it ends, and later plans here are corrected by it (notes say by "
+            "how much; biotune.plan.calibration)"
         )
     return (
         f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB, {flops:g} TFLOP/s "
@@ -126,44 +127,34 @@ def totals(plans: list[Plan], unit: str = "GPU-hours") -> str:
     return line
 
 
-def _parts(p: Plan) -> tuple[float, float]:
-    """The plan's (training with its dev evaluations, prediction: test, and dev for an in-context run)."""
-    if p.trains:
-        return p.train_seconds + p.dev_seconds, p.eval_seconds
-    return 0.0, p.eval_seconds + p.dev_seconds
-
-
 def before_run(p: Plan, acc: Accelerator) -> str:
     """One line before a run: what the plan expects of it on this machine."""
     if p.error:
         return f"plan: none ({p.error})"
-    train, predict = _parts(p)
-    parts = ([f"training {duration(train)}"] if p.trains else []) + [f"prediction {duration(predict)}"]
+    planned = p.parts()
+    parts = ([f"training {duration(planned['training'])}"] if p.trains else []) + [
+        f"prediction {duration(planned['prediction'])}"
+    ]
+    corrected = (
+        "; corrected by this machine's finished runs: " + ", ".join(c.words(k) for k, c in p.corrections.items())
+        if p.corrections
+        else ""
+    )
     return (
         f"plan on {acc.name}: about {duration(p.seconds)} ({', '.join(parts)}), {_gb(p.peak_bytes)} GB peak "
         + ("memory" if acc.device_type == "cpu" else "GPU memory")
         + ("" if p.fits else "; it does not fit: " + ("; ".join(p.suggestions) or "see biotune run --plan"))
+        + corrected
     )
-
-
-def measured_parts(resources: dict, trains: bool) -> tuple[float, float]:
-    """A finished run's recorded (training with its dev evaluations, prediction: test, and dev for an in-context
-    run), counted as a plan counts them (`_parts`)."""
-    train = float(resources.get("train_seconds") or 0.0)  # its dev evaluations included, as in the plan
-    predict = float(resources.get("eval_seconds") or 0.0)
-    if not trains:
-        predict += float(resources.get("dev_eval_seconds") or 0.0)
-    return train, predict
 
 
 def after_run(p: Plan, resources: dict) -> str:
     """One line after a run: its time against the plan, in all and per part ('planned 21 min, took 24 min')."""
-    train, predict = measured_parts(resources, p.trains)
-    plan_train, plan_predict = _parts(p)
-    parts = [f"training {duration(plan_train)} → {duration(train)}"] if p.trains else []
-    parts.append(f"prediction {duration(plan_predict)} → {duration(predict)}")
-    return (
-        f"planned {duration(p.seconds)}, took {duration(train + predict)} ({took(p.seconds, train + predict)}: "
-        + ", ".join(parts)
-        + ")"
-    )
+    ran, planned = measured_parts(resources, p.trains), p.parts()
+    parts = [
+        f"{k} {duration(planned[k])} → {duration(ran[k])}"
+        for k in ("training", "prediction")
+        if p.trains or k != "training"
+    ]
+    total = sum(ran.values())
+    return f"planned {duration(p.seconds)}, took {duration(total)} ({took(p.seconds, total)}: " + ", ".join(parts) + ")"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from biotune.methods import METHODS
 from biotune.plan import plan_experiment
 from biotune.plan.machine import this_machine
-from biotune.plan.render import measured_parts
+from biotune.plan.planner import Plan, learn, measured_parts
 from biotune.progress import duration
 
 from .grid import Cell, StudyConfig
@@ -24,16 +24,20 @@ class Planned:
 
     def __init__(self):
         self.acc = this_machine()
-        self.known: dict[str, float | None] = {}
+        self.known: dict[str, Plan | None] = {}
 
-    def __call__(self, cell: Cell) -> float | None:
+    def plan(self, cell: Cell) -> Plan | None:
         if cell.identity_hash not in self.known:
             try:
                 plan = plan_experiment(cell.experiment, self.acc, suggest=False)
-                self.known[cell.identity_hash] = None if plan.error else plan.seconds
+                self.known[cell.identity_hash] = None if plan.error else plan
             except Exception:  # noqa: BLE001  (an estimate never stops the study)
                 self.known[cell.identity_hash] = None
         return self.known[cell.identity_hash]
+
+    def __call__(self, cell: Cell) -> float | None:
+        plan = self.plan(cell)
+        return None if plan is None else plan.seconds
 
 
 def share(study: StudyConfig, cell: Cell) -> float:
@@ -73,10 +77,11 @@ def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Calla
 
 class TimeLeft:
     """The study's time left as cells end: the planned work left, times how long the cells run so far took
-    against their plan."""
+    against their plan. Where the cells run on this machine (`learn`), each one that ends also teaches later plans
+    here its time (biotune.plan.calibration)."""
 
-    def __init__(self, study: StudyConfig, left: float, planned: Callable[[Cell], float | None]):
-        self.study, self.left, self.planned = study, left, planned
+    def __init__(self, study: StudyConfig, left: float, planned: Planned, learn: bool = False):
+        self.study, self.left, self.planned, self.learn = study, left, planned, learn
         self.ran_planned = self.ran_took = 0.0
         self.ran = 0
 
@@ -98,9 +103,20 @@ class TimeLeft:
         if full <= 0 or status not in ("paused", "done"):
             return
         if status == "paused":  # detail: (paused.json's info, seconds); trained to its rung
-            self._count(full * (cell.experiment.training.pause_at or 1.0), detail[0].get("train_seconds"))
+            fraction = cell.experiment.training.pause_at or 1.0
+            self._count(full * fraction, detail[0].get("train_seconds"))
+            self._teach(cell, f"{cell.identity_hash}@{fraction}", detail[0], fraction)
         else:  # detail: (its RunSummary, seconds)
             self._count(full, _recorded(cell, detail[0].resources))
+            self._teach(cell, cell.identity_hash, detail[0].resources)
+
+    def _teach(self, cell: Cell, run_id: str, resources: dict, fraction: float = 1.0) -> None:
+        plan = self.planned.plan(cell)
+        if self.learn and plan is not None:
+            try:
+                learn(plan, cell.experiment, self.planned.acc, run_id, resources, fraction)
+            except OSError:  # the cache cannot be written: the study goes on uncorrected
+                pass
 
     def _count(self, planned: float, took: float | None) -> None:
         """One run's planned and recorded seconds into the correction (a run that recorded none is left out)."""
@@ -120,5 +136,5 @@ class TimeLeft:
 
 
 def _recorded(cell: Cell, resources: dict) -> float:
-    """The compute a finished run of `cell` records, counted as its plan counts it (plan.render.measured_parts)."""
-    return sum(measured_parts(resources, METHODS.get(cell.experiment.method.name).trains))
+    """The compute a finished run of `cell` records, counted as its plan counts it (plan.planner.measured_parts)."""
+    return sum(measured_parts(resources, METHODS.get(cell.experiment.method.name).trains).values())

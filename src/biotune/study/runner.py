@@ -68,7 +68,7 @@ def run_study(
     runner = EXECUTORS.get(executor)(study, store, rev, reclaim, **executor_options)
     todo, tally = _plan(study, cells, store, console, executor)
     finished = finished_runs(study.adopt)
-    left = _time_left(study, store, todo, console, cells) if todo else None
+    left = _time_left(study, store, todo, console, cells, executor == "local") if todo else None
     with runner.session(), _Progress(console, tally, len(cells) - len(todo), progress, left) as shown:
 
         def run(batch: list[Cell]) -> None:
@@ -85,10 +85,10 @@ def run_study(
 
 
 def _time_left(
-    study: StudyConfig, store: Store, todo: list[Cell], console: Console, cells: list[Cell]
+    study: StudyConfig, store: Store, todo: list[Cell], console: Console, cells: list[Cell], here: bool
 ) -> TimeLeft | None:
     """The plan of the work left on this machine, said in one line; None where it cannot be made (said) or is
-    not wanted (BIOTUNE_ESTIMATE=0)."""
+    not wanted (BIOTUNE_ESTIMATE=0). `here`: the cells run on this machine, so each teaches later plans here."""
     if not estimates_on():
         return None
     try:
@@ -98,7 +98,7 @@ def _time_left(
         console.print(f"plan: none ({type(e).__name__}: {escape((str(e).strip().splitlines() or [''])[0])})")
         return None
     console.print(f"plan on {escape(planned.acc.name)}: about {duration(left)} of cells to run", soft_wrap=True)
-    time_left = TimeLeft(study, left, planned)
+    time_left = TimeLeft(study, left, planned, learn=here)
     try:
         time_left.already([c for c in cells if c not in todo], store)
     except Exception:  # noqa: BLE001  (an estimate never stops the study; the plan alone is said then)
