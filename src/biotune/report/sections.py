@@ -53,6 +53,23 @@ LEAD_TEXT = (
     "Holm over every comparison in this report; a model near that constant has learned the majority answer, not "
     "the task."
 )
+
+
+def lead_text(d: ReportData) -> str:
+    """LEAD_TEXT, and what a significant difference takes here: the comparisons Holm covers and the seeds."""
+    sig = d.sig
+    if sig is None or not len(sig):
+        return LEAD_TEXT
+    seeds = sorted({int(s) for s in sig.seeds.dropna()})
+    span = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
+    return LEAD_TEXT + (
+        f" Significance: {len(sig)} comparisons here (every pair of configurations per dataset, and each against "
+        f"the constant), each a t over {span} paired seed differences with the example variance within seeds; "
+        "Holm over all of them, so with few seeds only large, steady differences survive (each difference not told "
+        "apart is given with its p before and after Holm)."
+    )
+
+
 PER_DATASET_COLUMNS = [
     "task",
     "dataset",
@@ -139,7 +156,7 @@ def _answer_sections(d: ReportData) -> list[Section]:
     return [
         Section(
             "The answer",
-            LEAD_TEXT,
+            lead_text(d),
             d.lead,
             sentences=[
                 f"{ds}: {d.verdicts[ds]} {d.decisions[ds]['sentence']}" for ds in d.lead.dataset if ds in d.verdicts
