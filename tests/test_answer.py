@@ -163,3 +163,30 @@ def test_significance_resamples_documents_where_the_ids_name_them(tmp_path, spec
     sig, _ = significance(pd.DataFrame(rows), samples=200)
     assert sig.units.tolist() == [units]
     assert sig.resampled.tolist() == ["documents" if spec_name == "chemprot" else "examples"]
+
+
+def test_a_configuration_not_told_apart_is_named_with_its_numbers_and_the_lead_says_what_holm_covers(tmp_path):
+    """A difference Holm does not let through is given with its size, interval and p before and after Holm (a large
+    one then reads as large, not as equal); the answer's lead counts the comparisons and the seeds each t has."""
+    import re
+    from types import SimpleNamespace
+
+    from biotune.report.sections import LEAD_TEXT, lead_text
+
+    df, agg = _study(tmp_path, {("llm", "lora"): (0.8, 0.8, 1000.0), ("bert", "fft"): (0.8, 0.81, 100.0)}, 300)
+    constants = constant_baselines(df)
+    sig, intervals = significance(df, samples=1000, constants=constants)
+    _, verdicts = answer(agg, dev_decisions(df, agg, samples=1000), sig, intervals, [], constants)
+    pair = sig[(sig.a == "llm / lora") & (sig.b == "bert / fft")].iloc[0]
+    assert not pair["significant"]
+    rec = "bert / fft" if "bert / fft: " in verdicts["gad"] else "llm / lora"
+    other, diff, lo, hi = ("llm / lora", -pair["diff"], -pair["ci_high"], -pair["ci_low"])
+    if rec == "llm / lora":
+        other, diff, lo, hi = "bert / fft", pair["diff"], pair["ci_low"], pair["ci_high"]
+    said = re.search(rf"Not told apart on test from {re.escape(other)} \(([^)]*)\)", verdicts["gad"])
+    assert said, verdicts["gad"]
+    assert said[1] == f"{diff:+.2f} [{lo:.2f}, {hi:.2f}], p {pair['p_value']:.2g}, {pair['p_holm']:.2g} after Holm"
+    lead = lead_text(SimpleNamespace(sig=sig))
+    assert lead.startswith(LEAD_TEXT) and f"Significance: {len(sig)} comparisons here" in lead
+    assert "each a t over 3 paired seed differences" in lead
+    assert lead_text(SimpleNamespace(sig=sig.iloc[:0])) == LEAD_TEXT
