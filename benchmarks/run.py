@@ -613,7 +613,7 @@ def render_markdown() -> str:
     rows = [
         _table(json.loads(p.read_text()), p.name)
         for p in sorted(RESULTS.glob("*.json"))
-        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-", "plan-calibration-"))
+        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-", "plan-calibration-", "report-open-"))
         and not p.stem.endswith("-quick")
     ]
     return head + "\n".join(rows)

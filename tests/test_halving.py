@@ -3,6 +3,7 @@ goes on from its checkpoint to the model an uninterrupted run gives, a killed se
 decisions, the range grows at its edge up to its bound, and the Ray executor decides as the local one does."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -126,9 +127,14 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     assert resumed["metrics"] == straight["metrics"] and resumed["dev"]["score"] == straight["dev"]["score"]
     a, b = (load_file(f"{d}/final/adapter_model.safetensors") for d in (out, tmp_path / "straight"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    # a stopped candidate stays paused at its rung: its training is the search's cost, never a result
+    # a stopped candidate stays paused at its rung: its training is the search's cost, never a result; its
+    # checkpoints, only there to go on from, are deleted once the rule stops it (paused.json stays)
     stopped = [r for r in Store(study.store_url).rows("t") if r["status"] == "paused"]
     assert len(stopped) == len(at0) - 1
+    folders = {c.identity_hash: Path(c.experiment.output_dir) for c in halving.candidates(study.groups[0], rows)}
+    for r in stopped:
+        assert (folders[r["config_hash"]] / "paused.json").is_file()
+        assert not (folders[r["config_hash"]] / "checkpoints").exists()
     # training redone after kills is said per candidate, apart from its training time: none here (each paused run
     # says so), and a stopped candidate's, once its run says some
     assert all(json.loads(r["metrics"])["lost_seconds"] == 0.0 for r in stopped)

@@ -26,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 from .search import SearchGroup, SearchRef, at_edge, kept
 from .store import group_key, row_key
@@ -157,6 +159,12 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
     cfg = study.search
     done_groups: dict = {}
     retry_failed(store, study.name, groups, say)
+    freed = 0
+    for g in groups:  # candidates stopped by an earlier run of the study
+        rows = _group_rows(store, study.name, g)
+        freed += release_stopped(candidates(g, rows), rows)
+    if freed:
+        say(f"search: {freed / 1e6:,.0f} MB of stopped candidates' checkpoints deleted")
     for r, fraction in enumerate(cfg.rungs):
         while True:
             batch = []
@@ -212,11 +220,27 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
                         else ("continue" if c.identity_hash in ahead else "stop")
                     )
                     store.record_rung(study.name, g.key, c.identity_hash, c.search.values, r, decision=decision)
+                release_stopped(cands, _group_rows(store, study.name, g))
                 if last or not went_on:
                     done_groups[g.key] = went_on[0] if went_on else None
             if not grew:
                 break
     return {g.key: done_groups.get(g.key) for g in groups}
+
+
+def release_stopped(cands: list, rows: list[dict]) -> int:
+    """Delete the checkpoints of the candidates the rule stopped (a dev score at their rung and the decision 'stop',
+    which is final: a stopped candidate never trains on); they only served to go on from. Their paused.json, dev
+    steps and log stay (the search table reads the store). A candidate stopped because its run failed keeps its
+    checkpoint: the next run of the study tries it again from there (`retry_failed`). Returns the bytes freed."""
+    stopped = {r["config_hash"] for r in rows if r["decision"] == "stop" and r["dev_score"] is not None}
+    freed = 0
+    for c in cands:
+        folder = Path(c.experiment.output_dir) / "checkpoints"
+        if c.identity_hash in stopped and folder.is_dir():
+            freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+    return freed
 
 
 def retry_failed(store, study: str, groups: list[SearchGroup], say: Callable) -> None:
