@@ -26,10 +26,12 @@ from run import RESULTS, machine, machine_slug  # noqa: E402
 
 PAGE = """<!doctype html><html><head><title>waiting</title><script>const t0 = performance.now();</script></head>
 <body><iframe src="{src}" style="width:1280px;height:800px"
-onload="document.title = 'LOADED ' + (performance.now() - t0).toFixed(1)"></iframe></body></html>"""
+onload="var d = this.contentDocument; document.title = 'LOADED ' + (performance.now() - t0).toFixed(1) + ' SVG '
++ (d ? d.querySelectorAll('svg').length : -1)"></iframe></body></html>"""
 
 
-def open_ms(report: Path, browser: str) -> float:
+def open_ms(report: Path, browser: str) -> tuple[float, int]:
+    """Milliseconds to the report's load event, and the SVG figures its document holds then (proof it loaded)."""
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "open.html"
         page.write_text(PAGE.format(src=report.resolve().as_uri()))
@@ -47,10 +49,10 @@ def open_ms(report: Path, browser: str) -> float:
             text=True,
             timeout=120,
         ).stdout
-    found = re.search(r"<title>LOADED ([0-9.]+)</title>", out)
-    if not found:
-        raise SystemExit(f"{report}: the frame's load event was not seen")
-    return float(found[1])
+    found = re.search(r"<title>LOADED ([0-9.]+) SVG (-?[0-9]+)</title>", out)
+    if not found or int(found[2]) < 0:
+        raise SystemExit(f"{report}: the frame's load event was not seen, or its document could not be read")
+    return float(found[1]), int(found[2])
 
 
 def main() -> None:
@@ -63,13 +65,15 @@ def main() -> None:
         raise SystemExit("no Chromium found")
     rows = []
     for report in args.reports:
-        times = [open_ms(report, browser) for _ in range(args.repeat)]
+        runs = [open_ms(report, browser) for _ in range(args.repeat)]
+        times = [t for t, _ in runs]
         cells = re.search(r"(\d+) finished cells reported", report.read_text())
         rows.append(
             {
                 "report": str(report),
                 "bytes": report.stat().st_size,
                 "cells": int(cells[1]) if cells else None,
+                "svg_figures": runs[0][1],
                 "open_ms": [round(t) for t in times],
                 "median_ms": round(statistics.median(times)),
             }
