@@ -59,9 +59,21 @@ def test_the_last_runs_count_a_run_recorded_again_replaces_itself_and_short_part
     known = json.loads(calibration.path().read_text())[calibration.machine_key(HERE)]
     assert len(known) == 5 + calibration.KEEP and known[-1]["id"] == "run13" and known[-1]["took"] == 200.0
     assert sum(e["id"] == "run13" for e in known) == 1
-    # a part shorter than MIN_SECONDS (mostly loading and set-up) or planned at nothing teaches nothing
-    assert calibration.record(HERE, SMOL_LORA, "short", {"training": 1.0, "prediction": 0.0}, {"training": 4.9}) == 0
-    assert calibration.record(HERE, SMOL_LORA, "ok", {"training": 1.0, "prediction": 2.0}, {"training": 5.0}) == 1
+    # a part planned under MIN_PLANNED (mostly loading and set-up, which the planner does not model) teaches nothing
+    short = {"training": calibration.MIN_PLANNED - 1, "prediction": 0.0}
+    assert calibration.record(HERE, SMOL_LORA, "short", short, {"training": 60.0, "prediction": 9.0}) == 0
+    ok = {"training": calibration.MIN_PLANNED, "prediction": 2.0}
+    assert calibration.record(HERE, SMOL_LORA, "ok", ok, {"training": 60.0, "prediction": 9.0}) == 1
+
+
+def test_the_runs_nearest_in_size_decide():
+    """Small runs carry a fixed cost the planner does not model: a long run's plan is corrected by the long runs."""
+    _runs(HERE, SMOL_LORA, [3.0] * 6, planned=40.0)  # short runs, slowed by loading and set-up
+    _runs(HERE, SMOL_LORA, [1.0] * calibration.KEEP, planned=4000.0, start=6)
+    _runs(HERE, SMOL_LORA, [3.0] * 6, planned=40.0, start=20)
+    near = lambda seconds: calibration.correction(HERE, SMOL_LORA, "training", near=seconds).factor  # noqa: E731
+    assert near(3000.0) == 1.0 and near(50.0) == 3.0
+    assert calibration.correction(HERE, SMOL_LORA, "training").factor == 3.0  # no size given: the last KEEP
 
 
 def test_a_plan_for_this_machine_is_corrected_per_part_and_a_plan_for_another_machine_is_not():
@@ -93,7 +105,8 @@ def test_a_plan_for_this_machine_is_corrected_per_part_and_a_plan_for_another_ma
     assert set(icl.corrections) == {"prediction"} and icl.corrections["prediction"].basis == f"{kind.model} gad"
 
 
-def test_a_finished_run_teaches_its_uncorrected_plan_and_a_paused_candidate_its_training_to_the_rung():
+def test_a_finished_run_teaches_its_uncorrected_plan_and_a_paused_candidate_its_training_to_the_rung(monkeypatch):
+    monkeypatch.setattr(calibration, "MIN_PLANNED", 0.0)  # the 8B plan's test prediction on this GPU is short
     cfg = _cfg()
     _runs(HERE, Kind.of(cfg), [3.0], "training", planned=50.0, start=100)
     plan = plan_experiment(cfg, HERE, suggest=False)  # already corrected x3 for training
@@ -116,7 +129,7 @@ def test_a_finished_run_teaches_its_uncorrected_plan_and_a_paused_candidate_its_
 def test_a_run_on_this_machine_teaches_the_next_runs_plan(tmp_path, monkeypatch):
     """End to end through `biotune run`: the first run records its time against its plan; the plan the second
     one prints is the planner's, times what the first took against it."""
-    monkeypatch.setattr(calibration, "MIN_SECONDS", 0.0)  # a tiny run's seconds teach here
+    monkeypatch.setattr(calibration, "MIN_PLANNED", 0.0)  # a tiny run's seconds teach here
     on = {"BIOTUNE_ESTIMATE": "1"}
     first = cli_here("run", "configs/causal/tiny-llama_lora.yaml", "-o", tmp_path / "a", "--no-progress", env=on)
     assert first.returncode == 0, first.stderr[-2000:]

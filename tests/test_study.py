@@ -133,7 +133,7 @@ def test_study_runs_cells_into_the_store_and_a_rerun_skips_them(tmp_path, data_d
     study, cells, _ = load_study(path)
     assert len(cells) == 3  # zero_shot once, lora per seed
     monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
-    monkeypatch.setattr(calibration, "MIN_SECONDS", 0.0)  # tiny cells' seconds teach the plan here
+    monkeypatch.setattr(calibration, "MIN_PLANNED", 0.0)  # tiny cells' seconds teach the plan here
     log = io.StringIO()  # as in a log file (--no-progress): no bar, a plain line as each cell starts
     first = run_study(study, cells, console=Console(file=log, width=200), progress=False)
     starts = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]

@@ -7,8 +7,8 @@ model, dataset and run size. Measured on a 2-core Xeon: the walkthrough's small 
 1.4-2.9x to predict NCBI-disease (entity lists). So every run that finishes on this machine (`biotune run`, a
 study's cells run here) records its time against its plan, per part (training with its dev evaluations;
 prediction), and later plans on this machine are multiplied by what runs of the closest kind took: the median
-ratio of the last KEEP runs of the same model, method and dataset; else model and dataset; model and method;
-model; family. A plan made for another machine (`--gpu NAME`, a GPU described by hand) is never corrected.
+ratio of the KEEP runs nearest in size of the same model, method and dataset; else model and dataset; model and
+method; model; family. A plan made for another machine (`--gpu NAME`, a GPU described by hand) is never corrected.
 
 The ratios live in `$BIOTUNE_CACHE/plan-calibration.json` (default `~/.cache/biotune`; `$BIOTUNE_CALIBRATION_FILE`
 names another file), keyed by the machine (its name as the planner gives it, threads and torch version), one entry
@@ -17,6 +17,7 @@ per run and part (a run recorded again replaces its entry). Delete the file to s
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -31,7 +32,10 @@ from biotune.io import atomic_write_json
 
 FILE = "plan-calibration.json"
 KEEP = 9  # the runs a ratio is the median of: enough to outvote one run slowed by something beside it
-MIN_SECONDS = 5.0  # a part that took less is mostly fixed cost (loading, set-up), not learned from
+# a part planned shorter is mostly fixed cost the planner does not model (loading, set-up: 10-20 s here), so its
+# ratio would not carry over to a longer run (the demo's 4 s MiniLM training took 15 s, 3.6x; the fair rerun's 23 s
+# one 1.2x): not learned from
+MIN_PLANNED = 30.0
 PARTS = ("training", "prediction")
 
 
@@ -99,7 +103,7 @@ def _locked():
 
 def record(acc, kind: Kind, run_id: str, planned: dict[str, float], took: dict[str, float]) -> int:
     """A finished run's time against its uncorrected plan, per part ({'training': s, 'prediction': s}); parts
-    planned at zero or taking under MIN_SECONDS are left out. Returns the number of parts recorded."""
+    planned under MIN_PLANNED seconds are left out. Returns the number of parts recorded."""
     entries = [
         {
             "id": run_id,
@@ -113,7 +117,7 @@ def record(acc, kind: Kind, run_id: str, planned: dict[str, float], took: dict[s
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         for part in PARTS
-        if planned.get(part, 0) > 0 and took.get(part, 0) >= MIN_SECONDS
+        if planned.get(part, 0) >= max(MIN_PLANNED, 1e-9) and took.get(part, 0) > 0
     ]
     if not entries:
         return 0
@@ -127,10 +131,15 @@ def record(acc, kind: Kind, run_id: str, planned: dict[str, float], took: dict[s
     return len(entries)
 
 
-def correction(acc, kind: Kind, part: str, known: dict | None = None) -> Correction | None:
-    """The factor for `part` of a plan of `kind` on `acc`: the median ratio (took / planned) of the last KEEP
-    runs of the closest kind (module docstring); None where no run of the family finished here."""
-    runs = [e for e in (known if known is not None else _read()).get(machine_key(acc), []) if e.get("part") == part]
+def correction(acc, kind: Kind, part: str, known: dict | None = None, near: float | None = None) -> Correction | None:
+    """The factor for `part` of a plan of `kind` on `acc`: the median ratio (took / planned) of KEEP runs of the
+    closest kind (module docstring) — those nearest in planned time to `near` (the part's own plan), else the last;
+    None where no run of the family finished here."""
+    runs = [
+        e
+        for e in (known if known is not None else _read()).get(machine_key(acc), [])
+        if e.get("part") == part and e.get("planned", 0) >= max(MIN_PLANNED, 1e-9)
+    ]
     k = kind
     levels = (
         (("model", "method", "dataset"), f"{k.model} {k.method} {k.dataset}"),
@@ -140,15 +149,19 @@ def correction(acc, kind: Kind, part: str, known: dict | None = None) -> Correct
         (("family",), f"{k.family}-family"),
     )
     for fields, basis in levels:
-        chosen = [e for e in runs if all(e.get(f) == getattr(k, f) for f in fields) and e["planned"] > 0][-KEEP:]
+        chosen = [e for e in runs if all(e.get(f) == getattr(k, f) for f in fields)]
+        if near and near > 0:  # the nearest in size (a stable sort: among equals, the later run last)
+            chosen = sorted(chosen, key=lambda e: -abs(math.log(e["planned"] / near)))
+        chosen = chosen[-KEEP:]
         if chosen:
             factor = statistics.median(e["took"] / e["planned"] for e in chosen)
             return Correction(factor, len(chosen), basis)
     return None
 
 
-def corrections(acc, kind: Kind) -> dict[str, Correction]:
-    """Both parts' corrections for a plan of `kind` on this machine (only those learned)."""
+def corrections(acc, kind: Kind, planned: dict[str, float] | None = None) -> dict[str, Correction]:
+    """Both parts' corrections for a plan of `kind` on this machine (only those learned), each from the runs
+    nearest in size to the part's own plan (`planned`, seconds per part)."""
     known = _read()
-    found = {part: correction(acc, kind, part, known) for part in PARTS}
+    found = {part: correction(acc, kind, part, known, (planned or {}).get(part)) for part in PARTS}
     return {part: c for part, c in found.items() if c is not None}

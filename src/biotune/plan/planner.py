@@ -192,7 +192,7 @@ def plan_experiment(cfg, acc: Accelerator, gpus: int = 1, utilization: float = 0
     plan.total_params, plan.trainable_params = arch.total_params, arch.trainable_params
     _fill(plan, cfg, acc, arch, r, data, gpus, utilization)
     if acc.here and gpus == 1:  # this machine, as its finished runs found it
-        plan.correct(calibration.corrections(acc, calibration.Kind.of(cfg)))
+        plan.correct(calibration.corrections(acc, calibration.Kind.of(cfg), plan.parts()))
     generative = arch.decoder is not None
     _, tok = tokenizer_for(cfg.model.model_dump_json(), generative)
     if tok.startswith("proxy"):
