@@ -61,10 +61,15 @@ class Correction:
 
     factor: float
     runs: int
-    basis: str  # 'smollm2-135m lora', 'smollm2-135m', 'causal models'
+    basis: str  # the level it came from: 'smollm2-135m lora gad', 'smollm2-135m gad', ..., 'causal-family'
 
     def words(self, part: str) -> str:
         return f"{part} x{self.factor:.2g} ({self.runs} {self.basis} run{'s' * (self.runs > 1)})"
+
+
+def _learns(planned: float) -> bool:
+    """Whether a part planned at `planned` seconds teaches (and is read): MIN_PLANNED or more, and not zero."""
+    return planned >= max(MIN_PLANNED, 1e-9)
 
 
 def path() -> Path:
@@ -117,7 +122,7 @@ def record(acc, kind: Kind, run_id: str, planned: dict[str, float], took: dict[s
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         for part in PARTS
-        if planned.get(part, 0) >= max(MIN_PLANNED, 1e-9) and took.get(part, 0) > 0
+        if _learns(planned.get(part, 0)) and took.get(part, 0) > 0
     ]
     if not entries:
         return 0
@@ -138,9 +143,9 @@ def correction(acc, kind: Kind, part: str, known: dict | None = None, near: floa
     runs = [
         e
         for e in (known if known is not None else _read()).get(machine_key(acc), [])
-        if e.get("part") == part and e.get("planned", 0) >= max(MIN_PLANNED, 1e-9)
+        if e.get("part") == part and _learns(e.get("planned", 0))
     ]
-    k = kind
+    k = kind  # short: the five levels below
     levels = (
         (("model", "method", "dataset"), f"{k.model} {k.method} {k.dataset}"),
         (("model", "dataset"), f"{k.model} {k.dataset}"),

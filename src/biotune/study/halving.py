@@ -160,8 +160,9 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
     done_groups: dict = {}
     retry_failed(store, study.name, groups, say)
     freed = 0
+    every = [r for r in store.rung_rows(study.name) if r["decision"] != "note"]  # read once for every search
     for g in groups:  # candidates stopped by an earlier run of the study
-        rows = _group_rows(store, study.name, g)
+        rows = [r for r in every if group_key(r) == g.key]
         freed += release_stopped(candidates(g, rows), rows)
     if freed:
         say(f"search: {freed / 1e6:,.0f} MB of stopped candidates' checkpoints deleted")
