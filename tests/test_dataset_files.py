@@ -332,6 +332,11 @@ def _bad(tmp_path, change, csv_text="sentence,label\nA @GENE$ and @DISEASE$,pos\
         (lambda d: d["source"].update(format="xlsx"), None, ["bad.yaml:", "field 'source.format'", "unknown format"]),
         (lambda d: d.update(fields={"txt": "sentence"}), None, ["field 'fields.txt'", "valid: id, text, label"]),
         (
+            lambda d: d.update(published={"BERT-base": 8452}),
+            None,
+            ["bad.yaml:", "field 'published'", "'BERT-base': 8452.0 is not a score x100", "e.g. 84.52"],
+        ),
+        (
             lambda d: d.update(fields={"text": "sentense"}),
             None,
             ["test.csv:1:", "no column 'sentense'", "fields.text", "columns are: sentence, label"],

@@ -223,3 +223,30 @@ def test_the_ray_executor_makes_the_same_decisions_as_the_local_one(tmp_path, da
     on_ray, cells, _ = load_study(_adaptive(tmp_path, data_dir, "ray", **small))
     run_study(on_ray, cells, executor="ray", cpus_per_cell=1)
     assert _decisions(on_ray) == _decisions(local) and len(_decisions(local)) == 3  # 2 at rung 1, 1 at rung 2
+
+
+@pytest.mark.parametrize("order", ["dataset", "phase"])
+def test_a_study_lands_whole_datasets_in_turn_or_runs_each_phase_over_all(tmp_path, data_dir, order):
+    """order: dataset (the default) finishes a dataset's search and chosen runs before the next dataset starts, so a
+    long study stopped anywhere has whole datasets; phase runs each rung over every dataset at once (for Ray)."""
+    import io
+
+    import yaml
+    from rich.console import Console
+
+    path = _adaptive(tmp_path, data_dir, order, grow=0, rates=(1e-4, 1e-2), steps=4)
+    study_yaml = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**study_yaml, "datasets": ["gad", "biosses"], "order": order}, sort_keys=False))
+    study, cells, _ = load_study(path)
+    out = io.StringIO()
+    tally = run_study(study, cells, console=Console(file=out, width=300), progress=False)
+    assert tally["failed"] == 0 and not tally["pending"]
+    lines = out.getvalue().splitlines()
+    ran = [line.split()[1].split("__")[0] for line in lines if line.startswith(("done ", "paused "))]
+    # per dataset: 2 candidates to the first rung, the better one on to the end, the chosen rate on seed 0 anew
+    assert sorted(ran) == ["biosses"] * 4 + ["gad"] * 4
+    if order == "dataset":
+        assert ran == ["gad"] * 4 + ["biosses"] * 4
+    else:
+        assert ran == ["gad", "gad", "biosses", "biosses", "gad", "biosses", "gad", "biosses"]
+    assert sorted(c.dataset for c in tally["final_cells"]) == ["biosses", "gad"]

@@ -237,6 +237,13 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     for want in _by(rows).values():
         cell = f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}"
         assert cell in page and cell in md
+    # the study's table, on the first screen: each cell of each dataset's row, PubMedBERT's published score beside
+    table = md.split("## The study's table")[1].split("\n## ")[0]
+    for (dataset, _), want in _by(rows).items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {table_task(dataset)} | {dataset} |"))
+        assert f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}" in row
+        assert {"gad": "| 82.34 |", "biosses": "| 92.30 |"}[dataset] in row
+    assert "The study's table" not in md.split("<details>")[-1]  # shown, not folded
     # the heat map of the one model, score against compute per dataset (2), learning curves per dataset (2), the
     # macro score against each of three costs
     assert page.count("<svg") == 8
@@ -315,13 +322,14 @@ def _check_structure(page: str, md: str, result: dict) -> None:
     for title in (
         "The answer",
         "What this ran on",
+        "The study's table",
         "Score per dataset and method (test)",
         "Score against compute, per dataset",
         "Learning curves",
         "against each cost",
         "Best model/method per task type under budgets",
     ):
-        assert title in page and title in md, title
+        assert html.escape(title) in page and title in md, title
     svgs = re.findall(r"<svg.*?</svg>", page, flags=re.S)
     for svg in svgs:
         width, height = (float(re.search(rf'{k}="([0-9.]+)pt"', svg).group(1)) for k in ("width", "height"))
@@ -349,6 +357,12 @@ def _check_structure(page: str, md: str, result: dict) -> None:
             assert len(x["rows"]) == min(x["differ"], 20) and x["rows"]["input"].str.len().min() > 0
             first = x["rows"].iloc[0]
             assert html.escape(str(first["input"])) in page
+
+
+def table_task(dataset: str) -> str:
+    from biotune.data import get_spec
+
+    return get_spec(dataset).task
 
 
 def _by(rows):

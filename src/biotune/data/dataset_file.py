@@ -17,6 +17,7 @@ labels with the words an LLM writes for them, and its metric. The 13 BLURB datas
     metric: auto                      # auto (the task type's BLURB rule) or one of biotune.tasks.METRICS
     documents: '^([0-9]+)[.]'         # optional: the document an example id comes from (significance resamples them)
     blurb: false                      # counts toward the BLURB-style macro score
+    published: {"our 2024 paper": 81.0}  # optional: published test scores (x100), shown beside a study's table
 
 Errors name this file, the line and the field, and say the fix. Reading a split checks every line of its file
 (the reader names file:line).
@@ -123,6 +124,9 @@ class DatasetFile(_Strict):
     # a regular expression on an example's id whose first group (else the whole match) names the document the
     # example comes from: the report's significance tests resample documents, not sentences, where it is given
     documents: str = ""
+    # published test scores of named systems on this dataset (name -> score x100, by this dataset's metric): shown
+    # beside its row in a study's table, never part of a result (the BLURB files: PubMedBERT's, from the BLURB paper)
+    published: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -139,6 +143,14 @@ class DatasetFile(_Strict):
             raise ValueError(
                 f"not a regular expression ({e}); e.g. '^(\\d+)\\.' for ids like 10076535.T44.T63"
             ) from None
+        return v
+
+    @field_validator("published")
+    @classmethod
+    def _published(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, score in v.items():
+            if not -100 <= score <= 100:
+                raise ValueError(f"{name!r}: {score} is not a score x100 (-100 to 100); e.g. 84.52, not 0.8452")
         return v
 
     @field_validator("task")

@@ -47,6 +47,7 @@ class DatasetSpec:
     definition: str | None = None  # the dataset file this spec was read from
     builtin: bool = False  # shipped with biotune (named by its name, not its file)
     documents: str = ""  # regex on an example id: its first group (else the match) names the example's document
+    published: dict[str, float] = field(default_factory=dict)  # system -> its published test score (x100)
     reach: tuple[str, ...] = ()  # a user's local files: the folders they must lie in, symlinks followed
 
     def document_of(self, example_id: str) -> str | None:

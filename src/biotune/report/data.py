@@ -37,7 +37,8 @@ def load_results(
     out = []
     for r in rows:
         res = json.loads(r["resources"] or "{}")
-        method = METHODS.get(_method_name(json.loads(r["config"])))
+        config = json.loads(r["config"])
+        method = METHODS.get(_method_name(config))
         peak = max(res.get("train_peak_memory_bytes") or 0, res.get("eval_peak_memory_bytes") or 0)
         metrics = json.loads(r.get("metrics") or "{}")
         out.append(
@@ -62,9 +63,11 @@ def load_results(
                 "n_unparsed": metrics.get("n_unparsed"),
                 # generated answers that ran to the token cap (scored on their complete items; runs before it: NaN)
                 "n_truncated": metrics.get("n_truncated"),
-                "budget": _budget_of(json.loads(r["config"])) if method.trains else "–",
+                "budget": _budget_of(config) if method.trains else "–",
                 "n_test": metrics.get("n"),
                 "trains": method.trains,
+                "trains_base": method.trains_base,  # full fine-tuning: every base weight trains
+                "family": _family_of(config),
                 "deterministic": method.deterministic,
                 "output_dir": r["output_dir"],
             }
@@ -78,6 +81,14 @@ def _budget_of(config: dict) -> str:
     try:
         return TrainingConfig.model_validate((config.get("experiment") or config)["training"]).budget()
     except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def _family_of(config: dict) -> str:
+    """A stored run's model family (causal, seq2seq, glm, encoder), '' where its config cannot say."""
+    try:
+        return (config.get("experiment") or config)["model"]["family"] or ""
+    except (KeyError, TypeError):
         return ""
 
 

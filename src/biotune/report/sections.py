@@ -10,6 +10,7 @@ import pandas as pd
 
 from .compute import ReportData
 from .data import MEMORY_KINDS
+from .table import TABLE_TEXT, findings, published_gaps, study_table
 from .verdict import search_savings
 
 
@@ -163,6 +164,12 @@ def _answer_sections(d: ReportData) -> list[Section]:
             ],
         ),
         Section("What this ran on", sentences=_ran_on(d)),
+        Section("The study's table", TABLE_TEXT, study_table(d), sentences=published_gaps(d)),
+        *(
+            [Section("The paper's findings as questions, answered by this table", sentences=answers)]
+            if (answers := findings(d))
+            else []
+        ),
     ]
 
 

@@ -63,6 +63,7 @@ class MethodEntry(BaseModel):
     label: str | None = None  # to run one method twice with other params (e.g. few_shot_knn)
     # its parameters, as an experiment's method.params
     params: dict[str, Any] = Field(default_factory=dict)
+    datasets: list[str] | None = None  # only these of the study's datasets (by name) for this method
 
     @field_validator("label")
     @classmethod
@@ -114,6 +115,10 @@ class StudyConfig(BaseModel):
     # folders of finished runs (`biotune run` folders, or folders holding them): a cell whose identity one of them has
     # takes its result instead of running (study/adopt.py); relative to where biotune runs
     adopt: list[str] = Field(default_factory=list)
+    # dataset: each dataset's cells, searches and chosen runs before the next dataset's, so a long study lands whole
+    # datasets as it goes; phase: every dataset's cells, then each search rung over all datasets, then every chosen
+    # run (the most work at once, for --executor ray)
+    order: Literal["dataset", "phase"] = "dataset"
     _groups: list = PrivateAttr(default_factory=list)  # the search groups of the expanded grid (load_study)
 
     @property
@@ -254,7 +259,7 @@ def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list
     fail = _Fail(source, root)
     datasets = _datasets(study, source, fail)
     methods = study.method_entries()
-    _check_axes(study, methods, fail)
+    _check_axes(study, methods, fail, [get_spec(d).name for d in datasets])
     _check_search(study, [m.name for m in study.models], [m.key for m in methods], fail)
     _check_overrides(study, datasets, methods, fail)
     return _lay_out(study, datasets, methods, _search_seed(study, fail), source)
@@ -295,9 +300,9 @@ def _datasets(study: StudyConfig, source: str, fail: _Fail) -> list[str]:
     return datasets
 
 
-def _check_axes(study: StudyConfig, methods: list, fail: _Fail) -> None:
-    """Model families and methods that exist, each method key and model name once, a model's methods among the
-    study's."""
+def _check_axes(study: StudyConfig, methods: list, fail: _Fail, dataset_names: list[str]) -> None:
+    """Model families and methods that exist, each method key and model name once, a model's methods and a
+    method's datasets among the study's."""
 
     for i, m in enumerate(study.models):
         if m.family not in FAMILIES:
@@ -313,6 +318,13 @@ def _check_axes(study: StudyConfig, methods: list, fail: _Fail) -> None:
                 f"{k!r} is listed twice: its cells would share one name and the report would show "
                 f"one; give one a label (e.g. {{name: {methods[i].name}, label: {k}_2, params: ...}})",
             )
+    for i, m in enumerate(methods):
+        for j, d in enumerate(m.datasets or []):
+            if d not in dataset_names:
+                fail(
+                    ["methods", i, "datasets", j],
+                    f"{d!r} is not one of the study's datasets; valid: {', '.join(dataset_names)}",
+                )
     for i, m in enumerate(study.models):
         for j, k in enumerate(m.methods or []):
             if k not in keys:
@@ -397,6 +409,8 @@ def _lay_out(
             head = family.resolve_head(model, get_spec(dataset))
             for method in methods:
                 if model.methods is not None and method.key not in model.methods:
+                    continue
+                if method.datasets is not None and get_spec(dataset).name not in method.datasets:
                     continue
                 meth = METHODS.get(method.name)
                 if not meth.fits(family, head):

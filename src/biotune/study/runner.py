@@ -76,8 +76,11 @@ def run_study(
             with stop_signals():
                 runner.run(batch, shown.report, shown.describe)
 
-        _run_searched_and_fixed(study, store, todo, run, console)
-        finals, pending = _run_chosen(study, cells, store, run, shown, tally, console)
+        finals, pending = [], []
+        for part, part_todo, groups in _parts(study, cells, todo):
+            _run_searched_and_fixed(study, groups, store, part_todo, run, console)
+            f, p = _run_chosen(study, groups, part, store, run, shown, tally, console)
+            finals, pending = finals + f, pending + p
     tally["final_cells"] = finals
     tally["pending"] = [g.key for g in pending]
     _say_after(study, store, tally, console)
@@ -231,23 +234,39 @@ class _Progress:
         self._advance()
 
 
-def _run_searched_and_fixed(study: StudyConfig, store: Store, todo: list[Cell], run: Callable, console) -> None:
+def _parts(study: StudyConfig, cells: list[Cell], todo: list[Cell]):
+    """What runs together, in turn: each dataset's cells, todo and searches (study.order: dataset), or the whole
+    grid at once (phase)."""
+    if study.order == "phase":
+        yield cells, todo, study.groups
+        return
+    for dataset in dict.fromkeys(c.dataset for c in cells):
+        yield (
+            [c for c in cells if c.dataset == dataset],
+            [c for c in todo if c.dataset == dataset],
+            [g for g in study.groups if g.key[0] == dataset],
+        )
+
+
+def _run_searched_and_fixed(study: StudyConfig, groups: list, store: Store, todo: list[Cell], run: Callable, console):
     """The first phase: the cells without a search and the exhaustive searches' candidates, then the adaptive
     searches rung by rung (study/halving.py)."""
-    adaptive = [g for g in study.groups if g.strategy == "halving"]
+    adaptive = [g for g in groups if g.strategy == "halving"]
     searched = {c.identity_hash for g in adaptive for c in g.candidates}
     run([c for c in todo if c.identity_hash not in searched])
     if adaptive:
         run_halving(study, store, adaptive, run, lambda text: console.print(escape(text)))
 
 
-def _run_chosen(study: StudyConfig, cells: list[Cell], store: Store, run: Callable, shown: _Progress, tally, console):
+def _run_chosen(
+    study: StudyConfig, groups: list, cells: list[Cell], store: Store, run: Callable, shown: _Progress, tally, console
+):
     """The second phase: each finished search's chosen candidate anew on every reported seed. Returns the final
     cells and the searches still without a winner."""
     fixed = [c for c in cells if c.search is None]
     done = store.done(study.name)
-    finals, pending = final_cells(fixed, study.groups, done, lambda g: choice(store, study.name, g))
-    for g in study.groups:
+    finals, pending = final_cells(fixed, groups, done, lambda g: choice(store, study.name, g))
+    for g in groups:
         if g not in pending:
             best = next(c for c in finals if c.search and c.search.group == g.key)
             console.print(f"search {'/'.join(g.key)}: chose {best.search.label()} (best dev score)")
