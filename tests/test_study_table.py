@@ -111,6 +111,7 @@ def _report() -> SimpleNamespace:
         blurb=blurb,
         blurb_name="macro score over 2 of BLURB's 6 task types",
         constants={"gad": (68.96, "1")},
+        datasets=["gad", "hoc"],
         metric_of={"gad": "micro F1", "hoc": "micro F1"},
     )
 
@@ -196,3 +197,19 @@ def test_no_question_is_asked_where_the_study_lacks_a_side_of_it():
     keep = d.agg.model == "enc"
     d.agg, d.df = d.agg[keep], d.df[d.df.model == "enc"]
     assert findings(d) == []
+
+
+def test_a_dataset_of_the_study_not_finished_yet_has_its_row_saying_so():
+    d = _report()
+    d.datasets = ["gad", "ncbi-disease", "hoc"]
+    table = study_table(d)
+    assert list(table.dataset[:3]) == ["gad", "ncbi-disease", "hoc"]  # the study's order, by task type
+    ncbi = table.set_index("dataset").loc["ncbi-disease"]
+    assert ncbi["metric"] == "not finished yet" and ncbi[_label(0)] == "–"
+    assert ncbi["PubMedBERT-base (published)"] == "87.82"
+    # the published macro covers the datasets with results only: the same ones as every configuration's
+    macro = table.set_index("dataset").loc["macro score over 2 of BLURB's 6 task types"]
+    assert macro["PubMedBERT-base (published)"] == f"{(82.34 + 82.32) / 2:.2f}"
+    # one dataset: its gap, no median
+    d.agg = d.agg[d.agg.dataset == "gad"]
+    assert published_gaps(d)[0] == "llm / lora against PubMedBERT-base (published): -12.34 on gad."

@@ -572,6 +572,8 @@ def _write_report(
         samples or study.report.bootstrap_samples,
         identities={c.key: c.identity_hash for c in cells},
         search=searched,
+        # every dataset of the study, finished or not: the table has a row for each
+        datasets=list(dict.fromkeys([c.dataset for c in cells] + [g.key[0] for g in study.groups])),
     )
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 

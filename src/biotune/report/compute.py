@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from biotune.data import get_spec
 from biotune.tasks import task_for
 
 from . import examples, figures, stats
@@ -48,6 +49,7 @@ class ReportData:
     disagree: dict[str, dict]  # per dataset, where the recommendation and the best alternative differ
     unparsed: pd.DataFrame
     ran_on: list[str]
+    datasets: list[str]  # the study's datasets by name, finished or not (the table has a row for each)
     stamp: str
 
     def counted(self) -> str:
@@ -90,6 +92,7 @@ def compute_report(
     samples: int = 10000,
     identities: dict | None = None,
     search: list[dict] | None = None,
+    datasets: list[str] | None = None,
 ) -> ReportData:
     """The numbers of a study's report: its final cells, aggregates, macro score, seed spread, every comparison
     (with the constant answer), the dev decisions and the answer, the budget table, the examples behind it and
@@ -135,5 +138,6 @@ def compute_report(
         disagree=examples.disagreements(df, agg, decisions),
         unparsed=examples.unparsed(df),
         ran_on=ran_on,
+        datasets=[get_spec(x).name for x in datasets or []] or list(dict.fromkeys(df.dataset)),
         stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from biotune.data import DATASETS
+from biotune.data import DATASETS, get_spec
 from biotune.errors import BiotuneError
 
 from .compare import config_label, dataset_spec, seen_from
@@ -82,9 +82,10 @@ def study_table(d: ReportData) -> pd.DataFrame:
     agg, sig = d.agg, d.sig
     configs = _configs(agg)
     specs = _specs(d)
-    refs = _references(specs)
+    unfinished = {name: get_spec(name) for name in d.datasets if name not in specs}
+    refs = _references({**specs, **unfinished})
     below = not_above_constant(sig)
-    rows = []
+    rows = {}
     for dataset, g in agg.groupby("dataset", sort=False):
         labels = [config_label(m, me) for m, me in zip(g.model, g.method)]
         means = dict(zip(labels, g.score_mean))
@@ -104,13 +105,19 @@ def study_table(d: ReportData) -> pd.DataFrame:
             if (dataset, r.model, r.method) in below:
                 mark += AT_CONSTANT
             row[label] = f"{r.score_mean:.2f} ± {r.score_std:.2f}" + (f" {mark}" if mark else "")
-        rows.append({**row, **_published_cells(specs[dataset].published, refs)})
-    order = list(dict.fromkeys(r["task"] for r in rows))
-    missing = [{**r, **_published_cells(r.pop("published"), refs)} for r in _missing_blurb_rows(specs)]
-    rows = sorted(rows + missing, key=lambda r: order.index(r["task"]) if r["task"] in order else len(order))
-    rows += _summary_rows(d, configs, specs, refs)
+        rows[dataset] = {**row, **_published_cells(specs[dataset].published, refs)}
+    for name, spec in unfinished.items():
+        rows[name] = {"task": spec.task, "dataset": name, "metric": "not finished yet"}
+        rows[name].update(_published_cells(spec.published, refs))
+    listed = [rows[name] for name in dict.fromkeys([*d.datasets, *rows])]  # the study's order
+    left_out = [
+        {**r, **_published_cells(r.pop("published"), refs)} for r in _missing_blurb_rows({**specs, **unfinished})
+    ]
+    order = list(dict.fromkeys(r["task"] for r in listed))
+    by_task = sorted(listed + left_out, key=lambda r: order.index(r["task"]) if r["task"] in order else len(order))
+    by_task += _summary_rows(d, configs, specs, refs)
     columns = ["task", "dataset", "metric", "best constant", *configs, *(f"{r} (published)" for r in refs)]
-    return pd.DataFrame(rows, columns=columns).fillna("–")
+    return pd.DataFrame(by_task, columns=columns).fillna("–")
 
 
 def _macro(scores: dict[str, float], tasks: dict[str, str]) -> float:
@@ -160,9 +167,13 @@ def published_gaps(d: ReportData) -> list[str]:
             lo, hi = min(gaps, key=gaps.get), max(gaps, key=gaps.get)
             # far below the others: a defect until shown otherwise (with few datasets there are no "others")
             far = [f"{ds} ({v:+.2f})" for ds, v in gaps.items() if v < med - FAR_BELOW and len(gaps) >= 4]
+            who = f"{config_label(model, method)} against {ref} (published)"
+            if len(gaps) == 1:
+                out.append(f"{who}: {gaps[lo]:+.2f} on {lo}.")
+                continue
             out.append(
-                f"{config_label(model, method)} against {ref} (published): {med:+.2f} on the median of "
-                f"{len(gaps)} datasets, from {gaps[lo]:+.2f} ({lo}) to {gaps[hi]:+.2f} ({hi})"
+                f"{who}: {med:+.2f} on the median of {len(gaps)} datasets, from {gaps[lo]:+.2f} ({lo}) to "
+                f"{gaps[hi]:+.2f} ({hi})"
                 + (
                     f"; more than {FAR_BELOW:g} points below that median: {', '.join(far)}."
                     if far
