@@ -111,7 +111,7 @@ def _report() -> SimpleNamespace:
         blurb=blurb,
         blurb_name="macro score over 2 of BLURB's 6 task types",
         constants={"gad": (68.96, "1")},
-        datasets=["gad", "hoc"],
+        datasets={name: get_spec(name) for name in ("gad", "hoc")},
         metric_of={"gad": "micro F1", "hoc": "micro F1"},
     )
 
@@ -201,7 +201,7 @@ def test_no_question_is_asked_where_the_study_lacks_a_side_of_it():
 
 def test_a_dataset_of_the_study_not_finished_yet_has_its_row_saying_so():
     d = _report()
-    d.datasets = ["gad", "ncbi-disease", "hoc"]
+    d.datasets = {name: get_spec(name) for name in ("gad", "ncbi-disease", "hoc")}
     table = study_table(d)
     assert list(table.dataset[:3]) == ["gad", "ncbi-disease", "hoc"]  # the study's order, by task type
     ncbi = table.set_index("dataset").loc["ncbi-disease"]

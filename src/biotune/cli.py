@@ -573,7 +573,9 @@ def _write_report(
         identities={c.key: c.identity_hash for c in cells},
         search=searched,
         # every dataset of the study, finished or not: the table has a row for each
-        datasets=list(dict.fromkeys([c.dataset for c in cells] + [g.key[0] for g in study.groups])),
+        datasets=list(
+            dict.fromkeys([c.dataset for c in cells] + [c.dataset for g in study.groups for c in g.candidates])
+        ),
     )
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 

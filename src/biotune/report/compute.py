@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from biotune.data import get_spec
+from biotune.errors import BiotuneError
 from biotune.tasks import task_for
 
 from . import examples, figures, stats
@@ -49,7 +50,7 @@ class ReportData:
     disagree: dict[str, dict]  # per dataset, where the recommendation and the best alternative differ
     unparsed: pd.DataFrame
     ran_on: list[str]
-    datasets: list[str]  # the study's datasets by name, finished or not (the table has a row for each)
+    datasets: dict  # the study's datasets, finished or not: name -> spec (the table has a row for each)
     stamp: str
 
     def counted(self) -> str:
@@ -82,6 +83,23 @@ def not_above_constant(sig: pd.DataFrame) -> set:
                     model, method = side.split(" / ", 1)
                     out.add((p.dataset, model, method))
     return out
+
+
+def _study_datasets(refs: list[str] | None, df: pd.DataFrame) -> dict:
+    """name -> spec of the study's datasets (as its cells name them: a built-in's name, a dataset file's path), in its
+    order; without them, those with results."""
+    found = {ds: dataset_spec(ds, g.output_dir) for ds, g in df.groupby("dataset", sort=False)}
+    out = {}
+    for ref in refs or []:
+        if ref in found:  # a name with results: its spec as its runs' configs name it
+            out[ref] = found[ref]
+            continue
+        try:
+            spec = get_spec(ref)
+        except BiotuneError:  # a dataset file's name without runs yet: nothing to show for it
+            continue
+        out[spec.name] = found.get(spec.name, spec)
+    return {**out, **{ds: s for ds, s in found.items() if ds not in out}}
 
 
 def compute_report(
@@ -138,6 +156,6 @@ def compute_report(
         disagree=examples.disagreements(df, agg, decisions),
         unparsed=examples.unparsed(df),
         ran_on=ran_on,
-        datasets=[get_spec(x).name for x in datasets or []] or list(dict.fromkeys(df.dataset)),
+        datasets=_study_datasets(datasets, df),
         stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

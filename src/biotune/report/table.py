@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from biotune.data import DATASETS, get_spec
+from biotune.data import DATASETS
 from biotune.errors import BiotuneError
 
 from .compare import config_label, dataset_spec, seen_from
@@ -82,7 +82,7 @@ def study_table(d: ReportData) -> pd.DataFrame:
     agg, sig = d.agg, d.sig
     configs = _configs(agg)
     specs = _specs(d)
-    unfinished = {name: get_spec(name) for name in d.datasets if name not in specs}
+    unfinished = {name: spec for name, spec in d.datasets.items() if name not in specs}
     refs = _references({**specs, **unfinished})
     below = not_above_constant(sig)
     rows = {}
