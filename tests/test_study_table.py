@@ -172,6 +172,7 @@ def test_the_gap_to_a_published_score_names_datasets_far_below_the_others():
         )
     d.agg = pd.DataFrame(rows)
     d.df = pd.DataFrame({"dataset": [r["dataset"] for r in rows], "output_dir": ""})
+    d.datasets = {r["dataset"]: get_spec(r["dataset"]) for r in rows}
     (line,) = published_gaps(d)
     assert line.endswith("; more than 10 points below that median: bioasq (-31.00).") and "-10.50 on the median" in line
 

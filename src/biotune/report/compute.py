@@ -125,7 +125,8 @@ def compute_report(
     sig, intervals = significance(df, samples, constants=constants)
     sig_seconds = time.perf_counter() - started
     decisions = dev_decisions(df, agg, samples=min(samples, 2000))
-    metric_of = {ds: task_for(dataset_spec(ds, g.output_dir)).metric for ds, g in df.groupby("dataset", sort=False)}
+    specs = _study_datasets(datasets, df)
+    metric_of = {ds: task_for(specs[ds]).metric for ds in dict.fromkeys(df.dataset)}
     n_types = int(blurb.task_types.max()) if len(blurb) else 0
     blurb_name = "BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types"
     lead, verdicts = answer(agg, decisions, sig, intervals, search, constants, metric_of)
@@ -156,6 +157,6 @@ def compute_report(
         disagree=examples.disagreements(df, agg, decisions),
         unparsed=examples.unparsed(df),
         ran_on=ran_on,
-        datasets=_study_datasets(datasets, df),
+        datasets=specs,
         stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

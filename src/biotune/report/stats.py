@@ -47,14 +47,24 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def macro_over_tasks(scores: pd.Series, tasks: pd.Series) -> float:
+    """BLURB's rule: the mean over the task types present of each task type's mean dataset score."""
+    return float(scores.groupby(tasks.to_numpy()).mean().mean())
+
+
 def blurb_per_seed(df: pd.DataFrame) -> pd.DataFrame:
     """The macro score of each (model, method, seed): the mean over the task types present of each task type's
     mean dataset score; `task_types` says how many of BLURB's 6 were present."""
     rows = []
     for (model, method, seed), g in df.groupby(["model", "method", "seed"], sort=False):
-        task_means = g.groupby("task")["score"].mean()
         rows.append(
-            {"model": model, "method": method, "seed": seed, "blurb": task_means.mean(), "task_types": len(task_means)}
+            {
+                "model": model,
+                "method": method,
+                "seed": seed,
+                "blurb": macro_over_tasks(g["score"], g["task"]),
+                "task_types": g["task"].nunique(),
+            }
         )
     return pd.DataFrame(rows, columns=["model", "method", "seed", "blurb", "task_types"])
 

@@ -16,8 +16,9 @@ from scipy import stats as sps
 from biotune.data import DATASETS
 from biotune.errors import BiotuneError
 
-from .compare import config_label, dataset_spec, seen_from
+from .compare import config_label, seen_from
 from .compute import ReportData, not_above_constant
+from .stats import macro_over_tasks
 from .verdict import _count, _duration
 
 BEST, TIED, AT_CONSTANT = "▲", "≈", "▽"
@@ -44,7 +45,8 @@ def _configs(agg: pd.DataFrame) -> list[str]:
 
 
 def _specs(d: ReportData) -> dict:
-    return {ds: dataset_spec(ds, g.output_dir) for ds, g in d.df.groupby("dataset", sort=False)}
+    """The specs of the datasets with results (of the study's, `ReportData.datasets`)."""
+    return {ds: d.datasets[ds] for ds in dict.fromkeys(d.df.dataset)}
 
 
 def _references(specs: dict) -> list[str]:
@@ -120,13 +122,6 @@ def study_table(d: ReportData) -> pd.DataFrame:
     return pd.DataFrame(by_task, columns=columns).fillna("–")
 
 
-def _macro(scores: dict[str, float], tasks: dict[str, str]) -> float:
-    by_task: dict[str, list[float]] = {}
-    for ds, v in scores.items():
-        by_task.setdefault(tasks[ds], []).append(v)
-    return float(np.mean([np.mean(v) for v in by_task.values()]))
-
-
 def _summary_rows(d: ReportData, configs: list[str], specs: dict, refs: list[str]) -> list[dict]:
     """The macro score per configuration (and of each published column over the same datasets), its compute for
     one run of every dataset (training, its search and prediction), its trainable parameters."""
@@ -135,11 +130,11 @@ def _summary_rows(d: ReportData, configs: list[str], specs: dict, refs: list[str
     for r in d.blurb.itertuples():
         short = f" ({r.task_types} types)" if r.task_types < n_types else ""
         macro[config_label(r.model, r.method)] = f"{r.blurb_mean:.2f} ± {r.blurb_std:.2f}{short}"
-    tasks = {ds: s.task for ds, s in specs.items()}
     for ref in refs:
-        have = {ds: s.published[ref] for ds, s in specs.items() if ref in s.published}
-        if have and len(have) == len(specs):
-            macro[f"{ref} (published)"] = f"{_macro(have, tasks):.2f}"
+        have = pd.Series({ds: s.published[ref] for ds, s in specs.items() if ref in s.published}, dtype=float)
+        if len(have) and len(have) == len(specs):
+            tasks = pd.Series({ds: specs[ds].task for ds in have.index})
+            macro[f"{ref} (published)"] = f"{macro_over_tasks(have, tasks):.2f}"
     cost = {"task": "", "dataset": "compute", "metric": "one run of each dataset, its search included"}
     params = {"task": "", "dataset": "trainable parameters", "metric": "median over datasets"}
     for (model, method), g in d.agg.groupby(["model", "method"], sort=False):
