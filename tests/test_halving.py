@@ -117,24 +117,30 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     assert [r["decision"] for r in at1] == ["chosen"] and all(r["step"] == 2 for r in at0)
     best0 = max(at0, key=lambda r: (r["dev_score"], -r["id"]))
     assert best0["config_hash"] == at1[0]["config_hash"]
-    # the survivor went on from its rung checkpoint to the model an uninterrupted run of it gives
+    # the survivor went on from its rung checkpoint along the curve an uninterrupted run of it gives, and stopped at
+    # the end before predicting: a search run is never a result, so no candidate predicted the test split
     survivor = next(c for c in halving.candidates(study.groups[0], rows) if c.identity_hash == at1[0]["config_hash"])
-    out = survivor.experiment.output_dir
+    out = Path(survivor.experiment.output_dir)
     straight_cfg = survivor.experiment.model_copy(update={"output_dir": str(tmp_path / "straight")})
     straight = run_experiment(straight_cfg, progress=False)
-    resumed = json.loads(open(f"{out}/metrics.json").read())
-    assert resumed["training"]["resumed_from"].endswith("checkpoint-2")
-    assert resumed["metrics"] == straight["metrics"] and resumed["dev"]["score"] == straight["dev"]["score"]
-    a, b = (load_file(f"{d}/final/adapter_model.safetensors") for d in (out, tmp_path / "straight"))
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    # a stopped candidate stays paused at its rung: its training is the search's cost, never a result; its
-    # checkpoints, only there to go on from, are deleted once the rule stops it (paused.json stays)
-    stopped = [r for r in Store(study.store_url).rows("t") if r["status"] == "paused"]
-    assert len(stopped) == len(at0) - 1
+    paused = json.loads((out / "paused.json").read_text())
+    assert paused["pause_at"] == 1.0 and paused["step"] == paused["total_steps"] == 8
+    assert [list(p) for p in paused["dev_score_curve"]] == [list(p) for p in straight["training"]["dev_score_curve"]]
+    assert at1[0]["dev_score"] == straight["dev"]["score"]
+    results = Store(study.store_url).rows("t")
+    searched = {c.identity_hash for c in halving.candidates(study.groups[0], rows)}
+    assert not any(r["status"] == "done" and r["config_hash"] in searched for r in results)
+    # every candidate stays paused at its rung: its training is the search's cost, never a result; its checkpoints,
+    # only there to go on from, are deleted once the rule stops or chooses it (paused.json stays)
+    stopped = [r for r in results if r["status"] == "paused"]
+    assert len(stopped) == len(at0)
     folders = {c.identity_hash: Path(c.experiment.output_dir) for c in halving.candidates(study.groups[0], rows)}
+    assert {r["config_hash"] for r in stopped} == set(folders)
     for r in stopped:
         assert (folders[r["config_hash"]] / "paused.json").is_file()
         assert not (folders[r["config_hash"]] / "checkpoints").exists()
+        assert not (folders[r["config_hash"]] / "predictions.jsonl").exists()
+        assert not (folders[r["config_hash"]] / "metrics.json").exists()
     # training redone after kills is said per candidate, apart from its training time: none here (each paused run
     # says so), and a stopped candidate's, once its run says some
     assert all(json.loads(r["metrics"])["lost_seconds"] == 0.0 for r in stopped)
@@ -165,6 +171,32 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     )
 
 
+def test_a_run_paused_at_a_rung_and_at_its_end_then_predicted_is_the_uninterrupted_run(tmp_path, data_dir):
+    """A candidate's trajectory: paused at its first rung, then at its end (the last rung: trained, nothing
+    predicted), then invoked without a pause (it only predicts): the same metrics, dev score and trained weights as
+    one uninterrupted run; and a run whose first rung is already its last step pauses there instead of finishing
+    (a short training split, such as BIOSSES's 64 pairs: 8 steps with one dev evaluation)."""
+    study, _, _ = load_study(_adaptive(tmp_path, data_dir))
+    cell = study.groups[0].candidates[0]
+    straight = run_experiment(cell.experiment.model_copy(update={"output_dir": str(tmp_path / "straight")}), False)
+    out = tmp_path / "rungs"
+    for pause in (0.25, 1.0):
+        cfg = halving.rung_cell(cell, pause).experiment.model_copy(update={"output_dir": str(out)})
+        assert run_experiment(cfg, progress=False) is None
+        assert json.loads((out / "paused.json").read_text())["pause_at"] == pause
+        assert not (out / "metrics.json").exists() and not (out / "predictions.jsonl").exists()
+    assert json.loads((out / "paused.json").read_text())["step"] == 8
+    resumed = run_experiment(cell.experiment.model_copy(update={"output_dir": str(out)}), progress=False)
+    assert resumed["training"]["resumed_from"].endswith("checkpoint-8")
+    assert resumed["metrics"] == straight["metrics"] and resumed["dev"]["score"] == straight["dev"]["score"]
+    a, b = (load_file(f"{d}/final/adapter_model.safetensors") for d in (out, tmp_path / "straight"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    # one dev evaluation in all (the last step): the first rung is the end, and the run pauses there
+    short = cell.experiment.training.model_copy(update={"eval_steps": 8, "save_steps": 8, "pause_at": 0.25})
+    assert short.pause_step(32) == short.schedule(32)[0] == 8
+
+
 def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_dir, monkeypatch):
     study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "whole", grow=0))
     run_study(study, cells)
@@ -175,7 +207,7 @@ def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_
     real = executors.run_claimed
 
     def stop_at_the_last_rung(name, store, cell, *args, **kw):
-        if cell.search is not None and cell.experiment.training.pause_at is None:
+        if cell.search is not None and cell.experiment.training.pause_at == 1.0:
             raise StudyInterrupted(cell.label)  # as a kill in the middle of the survivor's second rung
         return real(name, store, cell, *args, **kw)
 

@@ -124,7 +124,8 @@ class TrainingConfig(_Strict):
     # needs its package. Not part of a result's identity
     report_to: list[Literal["mlflow", "tensorboard", "wandb"]] = Field(default_factory=list)
     # stop at the first dev evaluation at or after this fraction of the training steps, its checkpoint kept, and
-    # write `paused.json` instead of a result: a rung of a study's adaptive search (study/halving.py). The same
+    # write `paused.json` instead of a result: a rung of a study's adaptive search (study/halving.py; 1: train to the
+    # end and predict nothing, the search's last rung, whose candidates are never results). The same
     # run invoked again with a later `pause_at` (or none) resumes from there, the learning-rate schedule set for
     # the whole budget from the start. How far one invocation goes, not what the result is: not in the identity
     pause_at: float | None = Field(None, gt=0, le=1)
@@ -151,12 +152,13 @@ class TrainingConfig(_Strict):
     def pause_step(self, n_train: int) -> int | None:
         """The optimizer step `pause_at` stops at: the first dev evaluation at or after that fraction of the run,
         so a paused and resumed run evaluates (and keeps its best checkpoint) exactly where an uninterrupted one
-        does; None where that is the last step (the run goes to its end)."""
+        does. The last step where the fraction reaches it: the run trains to its end and pauses there, predicting
+        nothing (a search's last rung; a short run whose first rung already ends it), and a later invocation
+        without `pause_at` only predicts."""
         if self.pause_at is None:
             return None
         total, _, eval_every = self.schedule(n_train)
-        step = min(total, math.ceil(self.pause_at * total / eval_every) * eval_every)
-        return step if step < total else None
+        return min(total, math.ceil(self.pause_at * total / eval_every) * eval_every)
 
     @model_validator(mode="after")
     def _saves_at_evaluations(self) -> TrainingConfig:

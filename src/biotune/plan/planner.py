@@ -191,6 +191,8 @@ def plan_experiment(cfg, acc: Accelerator, gpus: int = 1, utilization: float = 0
     r = regime(cfg, acc)
     plan.total_params, plan.trainable_params = arch.total_params, arch.trainable_params
     _fill(plan, cfg, acc, arch, r, data, gpus, utilization)
+    if method.trains and cfg.training.pause_at is not None:  # stops at a search's rung: it predicts nothing
+        plan.eval_flops = plan.eval_seconds = plan.eval_tokens = 0.0
     if acc.here and gpus == 1:  # this machine, as its finished runs found it
         plan.correct(calibration.corrections(acc, calibration.Kind.of(cfg), plan.parts()))
     generative = arch.decoder is not None
@@ -382,7 +384,8 @@ def plan_cells(
 ) -> list[tuple[str, object, Plan]]:
     """(label, cell, plan) for a study's cells; a search's final cells (its best candidate, decided on dev later,
     anew on every reported seed) are planned as its first candidate on those seeds. An adaptive search's candidate
-    (`search`: the study's search block) is expected to run the share of its budget halving gives it on average."""
+    (`search`: the study's search block) is expected to run the share of its budget halving gives it on average,
+    and predicts nothing (it stops at its rung, the last one included: study/halving.py)."""
     todo = [(c.label, c) for c in cells]
     for g in groups:
         first = g.candidates[0]
@@ -390,8 +393,12 @@ def plan_cells(
     halving = {g.key: len(g.candidates) for g in groups if g.strategy == "halving"}
     out = []
     for label, c in progress(todo):
-        plan = plan_experiment(c.experiment, acc, gpus, utilization)
-        if c.search is not None and not c.search.final and c.search.group in halving and search is not None:
+        candidate = c.search is not None and not c.search.final and c.search.group in halving and search is not None
+        cfg = c.experiment
+        if candidate:
+            cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"pause_at": 1.0})})
+        plan = plan_experiment(cfg, acc, gpus, utilization)
+        if candidate:
             plan.share = expected_share(search.rungs, search.keep, halving[c.search.group])
         out.append((label, c, plan))
     return out

@@ -14,26 +14,28 @@ from biotune.plan.planner import Plan, learn, measured_parts
 from biotune.progress import duration
 
 from .grid import Cell, StudyConfig
-from .halving import candidates
+from .halving import candidates, rung_cell
 from .search import rung_sizes, rung_steps
 from .store import Store, group_key, row_key
 
 
 class Planned:
-    """Planned seconds of a cell at its full budget on this machine, by identity (None: it cannot be planned)."""
+    """Planned seconds of a cell at its full budget on this machine, by identity and whether it stops at a search's
+    rung (then it predicts nothing) (None: it cannot be planned)."""
 
     def __init__(self):
         self.acc = this_machine()
-        self.known: dict[str, Plan | None] = {}
+        self.known: dict[tuple[str, bool], Plan | None] = {}
 
     def plan(self, cell: Cell) -> Plan | None:
-        if cell.identity_hash not in self.known:
+        key = (cell.identity_hash, cell.experiment.training.pause_at is not None)
+        if key not in self.known:
             try:
                 plan = plan_experiment(cell.experiment, self.acc, suggest=False)
-                self.known[cell.identity_hash] = None if plan.error else plan
+                self.known[key] = None if plan.error else plan
             except Exception:  # noqa: BLE001  (an estimate never stops the study)
-                self.known[cell.identity_hash] = None
-        return self.known[cell.identity_hash]
+                self.known[key] = None
+        return self.known[key]
 
     def __call__(self, cell: Cell) -> float | None:
         plan = self.plan(cell)
@@ -71,7 +73,7 @@ def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Calla
         sizes = rung_sizes(len(cands), study.search.rungs, study.search.keep)
         for i, (runs, step) in enumerate(zip(sizes, rung_steps(study.search.rungs))):
             runs -= sum(1 for c in cands if (c.identity_hash, i) in reached)
-            left += max(0, runs) * (planned(cands[0]) or 0.0) * step
+            left += max(0, runs) * (planned(rung_cell(cands[0], 1.0)) or 0.0) * step
     return left
 
 

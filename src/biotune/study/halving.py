@@ -9,7 +9,8 @@ survivor's final model is the one an uninterrupted run would have given — and 
 rung, a numeric field on a grid of positive values (a learning rate) whose best value is the first or last tried
 grows: the next value beyond it on the grid's own ratio is added, trained to the first rung and compared again, at
 most `search.grow` times per field and direction (the report says where that bound stopped it). The search ends at
-the last rung (the full budget): its best candidate is chosen, and runs every reported seed anew (search.py).
+the last rung (the full budget; the candidates stop there too, before predicting: a search run is never a result,
+so none predicts the test split): its best candidate is chosen, and runs every reported seed anew (search.py).
 
 Every rung score and decision is written to the store (`search_rungs`) as it is made; the rule reads only those
 scores, so it is deterministic, and a killed search rerun makes the same decisions and resumes its survivors from
@@ -35,11 +36,12 @@ from .store import group_key, row_key
 
 
 def rung_cell(cell, fraction: float):
-    """The candidate cell set to stop at `fraction` of its budget (the last rung: no stop). The identity and
-    folder are the candidate's own: a rung is how far one invocation trains, not another experiment."""
+    """The candidate cell set to stop at `fraction` of its budget. The last rung (1) trains to the end and stops
+    there too, before any prediction: a candidate is a search run, never a result, so it predicts no test split
+    (its dev score, what the rule reads, comes from training). The identity and folder are the candidate's own: a
+    rung is how far one invocation trains, not another experiment."""
 
-    pause = None if fraction >= 1 else fraction
-    training = cell.experiment.training.model_copy(update={"pause_at": pause})
+    training = cell.experiment.training.model_copy(update={"pause_at": min(fraction, 1.0)})
     return dataclasses.replace(cell, experiment=cell.experiment.model_copy(update={"training": training}))
 
 
@@ -122,8 +124,9 @@ def _positive_number(v) -> bool:
 
 
 def record_reached(store, study: str, group: SearchGroup, cands: list, rung: int, fraction: float) -> None:
-    """Write each alive candidate's rung-`rung` score from its store row (paused at that rung, or done at the
-    last), and a candidate that failed as reached with no score (it stops)."""
+    """Write each alive candidate's rung-`rung` score from its store row (paused at that rung; or done: a store
+    written before the last rung paused, or a run finished before its rung), and a candidate that failed as
+    reached with no score (it stops)."""
     rows = _group_rows(store, study, group)
     have = {(r["config_hash"], r["rung"]) for r in rows if r["decision"] != "added"}
     results = {(row_key(r), r["config_hash"]): r for r in store.rows(study)}
@@ -134,11 +137,10 @@ def record_reached(store, study: str, group: SearchGroup, cands: list, rung: int
         if row is None:
             continue
         info = json.loads(row["metrics"] or "{}") if row["status"] == "paused" else {}
-        last = fraction >= 1
-        if row["status"] == "done" and last:
+        if row["status"] == "done":
             res = json.loads(row["resources"] or "{}")
             reached = {"step": None, "dev_score": row["dev_score"], "train_seconds": res.get("train_seconds")}
-        elif row["status"] == "paused" and not last and info.get("pause_at") == fraction:
+        elif row["status"] == "paused" and info.get("pause_at") == fraction:
             reached = {k: info.get(k) for k in ("step", "dev_score", "train_seconds")}
         elif row["status"] == "failed":
             reached = {
@@ -231,10 +233,11 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
 
 def release_stopped(cands: list, rows: list[dict]) -> int:
     """Delete the checkpoints of the candidates the rule stopped (a dev score at their rung and the decision 'stop',
-    which is final: a stopped candidate never trains on); they only served to go on from. Their paused.json, dev
-    steps and log stay (the search table reads the store). A candidate stopped because its run failed keeps its
-    checkpoint: the next run of the study tries it again from there (`retry_failed`). Returns the bytes freed."""
-    stopped = {r["config_hash"] for r in rows if r["decision"] == "stop" and r["dev_score"] is not None}
+    which is final: a stopped candidate never trains on) and of the one it chose at the last rung (its value runs
+    anew on the reported seeds); they only served to go on from. Their paused.json, dev steps and log stay (the
+    search table reads the store). A candidate stopped because its run failed keeps its checkpoint: the next run of
+    the study tries it again from there (`retry_failed`). Returns the bytes freed."""
+    stopped = {r["config_hash"] for r in rows if r["decision"] in ("stop", "chosen") and r["dev_score"] is not None}
     freed = 0
     for c in cands:
         folder = Path(c.experiment.output_dir) / "checkpoints"

@@ -69,7 +69,7 @@ def run_study(
     todo, tally = _plan(study, cells, store, console, executor)
     finished = finished_runs(study.adopt)
     left = _time_left(study, store, todo, console, cells, executor == "local") if todo else None
-    with runner.session(), _Progress(console, tally, len(cells) - len(todo), progress, left) as shown:
+    with runner.session(), _Progress(console, tally, tally["already_done"], progress, left) as shown:
 
         def run(batch: list[Cell]) -> None:
             batch = adopt(study, store, batch, finished, rev, shown.adopted) if finished else batch
@@ -110,7 +110,8 @@ def _time_left(
 
 
 def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console, executor: str):
-    """What is left to run (the cells not done), said in one line with what is stale and why; the tally."""
+    """What is left to run (the cells not done), said in one line with what is stale and why; the tally (its cells:
+    the study's results, an adaptive search's candidates left out: they end paused, never done)."""
     states = cell_states(store, study.name, cells)
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
     stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
@@ -126,15 +127,24 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     )
     for c, why in stale:
         console.print(f"stale {escape(c.label)}: {escape(why)}")
+    uncounted = searched(study)
+    counted = [c for c in cells if c.identity_hash not in uncounted]
     tally = {
-        "cells": len(cells) + later,
+        "cells": len(counted) + later,
         "ran": 0,
         "adopted": 0,
         "failed": 0,
         "skipped": 0,
-        "already_done": len(cells) - len(todo),
+        "already_done": len(counted) - sum(1 for c in todo if c.identity_hash not in uncounted),
     }
     return todo, tally
+
+
+def searched(study: StudyConfig) -> set[str]:
+    """The identities of the adaptive searches' starting candidates: search runs, never results, so no cell the
+    study counts (they end paused at a rung, the last one included; range growth's candidates are not cells of
+    the grid at all)."""
+    return {c.identity_hash for g in study.groups if g.strategy == "halving" for c in g.candidates}
 
 
 class _Progress:
@@ -231,7 +241,8 @@ class _Progress:
             self.tally["failed"] += 1
         else:
             self.tally["skipped"] += 1
-        self._advance()
+        if cell.experiment.training.pause_at is None:  # else a search's candidate at a rung: not a counted cell
+            self._advance()
 
 
 def _parts(study: StudyConfig, cells: list[Cell], todo: list[Cell]):
