@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import conftest
 from biotune.errors import BiotuneError
 from biotune.study import halving
 from biotune.study.cell_run import StudyInterrupted
@@ -72,11 +73,13 @@ def test_bad_rungs_are_refused(tmp_path):
             load_study(path)
 
 
-def _adaptive(tmp_path, data_dir, name="a", grow=1, rates=(1e-4, 1e-3, 1e-2), steps=8, **search):
+def _adaptive(
+    tmp_path, data_dir, name="a", grow=1, rates=(1e-4, 1e-3, 1e-2), steps=8, every=None, models=None, **search
+):
     (tmp_path / name).mkdir()
     return write_study(
         tmp_path / name,
-        methods=["lora"],
+        **({"models": models, "methods": ["fft"]} if models else {"methods": ["lora"]}),
         seeds=[0],
         data_dir=str(data_dir),
         defaults={
@@ -85,12 +88,12 @@ def _adaptive(tmp_path, data_dir, name="a", grow=1, rates=(1e-4, 1e-3, 1e-2), st
                 "batch_size": 2,
                 "train_limit": 16,
                 "dev_limit": 6,
-                "eval_steps": steps // 4,
-                "save_steps": steps // 4,
+                "eval_steps": every or steps // 4,
+                "save_steps": every or steps // 4,
                 "max_length": 160,
             },
             "eval": {"limit": 4, "max_new_tokens": 4},
-            "keep": "adapter",
+            "keep": "model" if models else "adapter",
         },
         search={"grid": {"training.learning_rate": list(rates)}, "rungs": [0.25, 1.0], "grow": grow, **search},
     )
@@ -171,12 +174,15 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     )
 
 
-def test_a_run_paused_at_a_rung_and_at_its_end_then_predicted_is_the_uninterrupted_run(tmp_path, data_dir):
+@pytest.mark.parametrize("family", ["causal", "encoder"])
+def test_a_run_paused_at_a_rung_and_at_its_end_then_predicted_is_the_uninterrupted_run(tmp_path, data_dir, family):
     """A candidate's trajectory: paused at its first rung, then at its end (the last rung: trained, nothing
     predicted), then invoked without a pause (it only predicts): the same metrics, dev score and trained weights as
     one uninterrupted run; and a run whose first rung is already its last step pauses there instead of finishing
-    (a short training split, such as BIOSSES's 64 pairs: 8 steps with one dev evaluation)."""
-    study, _, _ = load_study(_adaptive(tmp_path, data_dir))
+    (a short training split, such as BIOSSES's 64 pairs: 8 steps with one dev evaluation). 4 steps end in the
+    middle of the epoch (16 examples, batch 2), where the Trainer resumed at its last step would train another."""
+    models = [{"name": "tiny-bert", **conftest.TINY_BERT}] if family == "encoder" else None  # fully fine-tuned
+    study, _, _ = load_study(_adaptive(tmp_path, data_dir, steps=4, models=models))
     cell = study.groups[0].candidates[0]
     straight = run_experiment(cell.experiment.model_copy(update={"output_dir": str(tmp_path / "straight")}), False)
     out = tmp_path / "rungs"
@@ -185,16 +191,26 @@ def test_a_run_paused_at_a_rung_and_at_its_end_then_predicted_is_the_uninterrupt
         assert run_experiment(cfg, progress=False) is None
         assert json.loads((out / "paused.json").read_text())["pause_at"] == pause
         assert not (out / "metrics.json").exists() and not (out / "predictions.jsonl").exists()
-    assert json.loads((out / "paused.json").read_text())["step"] == 8
+    assert json.loads((out / "paused.json").read_text())["step"] == 4
     resumed = run_experiment(cell.experiment.model_copy(update={"output_dir": str(out)}), progress=False)
-    assert resumed["training"]["resumed_from"].endswith("checkpoint-8")
+    assert resumed["training"]["resumed_from"].endswith("checkpoint-4") and resumed["training"]["steps"] == 4
     assert resumed["metrics"] == straight["metrics"] and resumed["dev"]["score"] == straight["dev"]["score"]
-    a, b = (load_file(f"{d}/final/adapter_model.safetensors") for d in (out, tmp_path / "straight"))
+    weights = "model.safetensors" if family == "encoder" else "adapter_model.safetensors"
+    a, b = (load_file(f"{d}/final/{weights}") for d in (out, tmp_path / "straight"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-    # one dev evaluation in all (the last step): the first rung is the end, and the run pauses there
-    short = cell.experiment.training.model_copy(update={"eval_steps": 8, "save_steps": 8, "pause_at": 0.25})
-    assert short.pause_step(32) == short.schedule(32)[0] == 8
+
+def test_a_search_whose_first_rung_is_the_last_step_still_decides(tmp_path, data_dir):
+    """One dev evaluation in all, at the last step (a short training split, such as BIOSSES's 64 pairs in 8 steps):
+    the first rung is the end of training, every candidate pauses there (a finished run's result would leave the
+    rung unscored and the search without a winner), and the search chooses from those scores."""
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, grow=0, rates=(1e-4, 1e-2), steps=4, every=4))
+    assert study.groups[0].candidates[0].experiment.training.model_copy(update={"pause_at": 0.25}).pause_step(8) == 4
+    tally = run_study(study, cells)
+    assert not tally["pending"] and [c.seed for c in tally["final_cells"]] == [0]
+    rows = Store(study.store_url).rung_rows("t")
+    scored = [(r["rung"], r["step"], r["decision"]) for r in rows if r["decision"] != "note"]
+    assert sorted(scored) == [(0, 4, "continue"), (0, 4, "stop"), (1, 4, "chosen")]
 
 
 def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_dir, monkeypatch):

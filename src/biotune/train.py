@@ -609,12 +609,16 @@ def _train(exp: Experiment) -> dict:
     if pause is not None:
         trainer.add_callback(PauseAt(pause))
     resume, lost = _resume_point(exp)
+    end = pause or exp.cfg.training.schedule(len(exp.train_features))[0]
     with (
         Timer() as timer,
         PeakMemory(exp.device) as mem,
         exp.method.training_context(exp.model, exp.params, autocast=exp.use_bf16),
     ):
-        trainer.train(resume_from_checkpoint=resume)
+        if resume is not None and _step_of(resume) >= end:
+            _trained_already(trainer, resume, finish=pause is None)
+        else:
+            trainer.train(resume_from_checkpoint=resume)
     spent = {  # the whole trajectory's: the seconds before a resume included
         "train_seconds": round(trainer.biotune_tokens.prior["train_seconds"] + timer.seconds, 3),
         "train_seconds_before_resume": round(trainer.biotune_tokens.prior["train_seconds"], 3),
@@ -629,6 +633,26 @@ def _train(exp: Experiment) -> dict:
         "resources": _training_resources(trainer, spent, timer.seconds, lost, mem.peak_bytes, final),
         **_training_record(exp, resume),
     }
+
+
+def _step_of(checkpoint: str) -> int:
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
+def _trained_already(trainer, checkpoint: str, finish: bool) -> None:
+    """The Trainer set where `checkpoint` left it, the step this invocation trains to already reached (a search's
+    rung at the end of a short run; a run killed after its last checkpoint, in its prediction): resumed there, the
+    Trainer would train one more step wherever that step is not the end of an epoch, so it is not resumed. Its
+    state (curves, best checkpoint) comes from the checkpoint and, to `finish`, the weights the run ends with: the
+    best checkpoint's where it keeps the best (as the Trainer's own end of training loads them), else these."""
+    from transformers import TrainerState
+
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    _log(f"{checkpoint}: already at step {trainer.state.global_step}, nothing to train")
+    if finish:
+        trainer._load_from_checkpoint(checkpoint)
+        if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint is not None:
+            trainer._load_best_model()
 
 
 def _resume_point(exp: Experiment) -> tuple[str | None, dict]:
@@ -733,7 +757,7 @@ def lost_work(out: Path, resume: str | None, at_checkpoint: float) -> dict:
     if resume is None or not progress.is_file():
         return lost
     went = json.loads(progress.read_text())
-    if went.get("step", 0) > int(Path(resume).name.rsplit("-", 1)[-1]):
+    if went.get("step", 0) > _step_of(resume):
         lost = {
             "seconds": round(lost["seconds"] + max(0.0, went["train_seconds"] - at_checkpoint), 3),
             "resumes": lost["resumes"] + 1,
