@@ -113,6 +113,7 @@ def _report() -> SimpleNamespace:
         constants={"gad": (68.96, "1")},
         datasets={name: get_spec(name) for name in ("gad", "hoc")},
         metric_of={"gad": "micro F1", "hoc": "micro F1"},
+        data_dir=None,
     )
 
 
@@ -138,17 +139,24 @@ def test_each_cell_is_marked_against_its_rows_best_and_the_constant_answer():
     assert list(table.index[:2]) == ["gad", "hoc"]  # two datasets of 13: no rows for the BLURB datasets left out
 
 
-def test_a_blurb_study_lists_the_blurb_datasets_it_leaves_out_and_why(data_dir, monkeypatch):
+def test_a_blurb_study_lists_the_blurb_datasets_it_leaves_out_and_why(data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("BIOTUNE_DATA", str(data_dir))
     names = ["bc5-chem", "bc5-disease", "ncbi-disease", "bc2gm", "jnlpba", "chemprot", "ddi", "gad"]
-    rows = _missing_blurb_rows({n: get_spec(n) for n in names})
+    rows = _missing_blurb_rows({n: get_spec(n) for n in names}, None)
     by_name = {r["dataset"]: r for r in rows}
     assert set(by_name) == {n for n, s in DATASETS.items() if s.blurb} - set(names)
     # ../shared has no EBM PICO training split (data/blurb/SOURCES.md); the others are simply not in the study
     assert by_name["ebm-pico"]["metric"] == "not in this study: no training split at the data location"
     assert by_name["hoc"]["metric"] == "not in this study"
     assert by_name["ebm-pico"]["published"] == {"PubMedBERT-base": 73.38}
-    assert _missing_blurb_rows({n: get_spec(n) for n in names[:6]}) == []  # 6 of 13: not a BLURB study
+    assert _missing_blurb_rows({n: get_spec(n) for n in names[:6]}, None) == []  # 6 of 13: not a BLURB study
+    # a study with its own data location that has EBM PICO's training split: only "not in this study"
+    own = tmp_path / "blurb"
+    train = own / get_spec("ebm-pico").files["train"]
+    train.parent.mkdir(parents=True)
+    train.write_text("")
+    rows = {r["dataset"]: r for r in _missing_blurb_rows({n: get_spec(n) for n in names}, str(own))}
+    assert rows["ebm-pico"]["metric"] == "not in this study"
 
 
 def test_the_gap_to_a_published_score_names_datasets_far_below_the_others():

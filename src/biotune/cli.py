@@ -576,6 +576,7 @@ def _write_report(
         datasets=list(
             dict.fromkeys([c.dataset for c in cells] + [c.dataset for g in study.groups for c in g.candidates])
         ),
+        data_dir=study.data_dir,
     )
     out.print(f"report of {result['cells']} cells: {result['html']} (and {result['markdown']})")
 

@@ -22,12 +22,14 @@ def build_report(
     identities: dict | None = None,
     search: list[dict] | None = None,
     datasets: list[str] | None = None,
+    data_dir: str | None = None,
 ) -> dict:
     """The report of a study's final cells (`identities`: grid key -> identity hash; `search`: the candidates
-    of its searches, study/search.py `summary`; `datasets`: the study's, finished or not), written as report.html and report.md. It leads with the answer
+    of its searches, study/search.py `summary`; `datasets`: the study's, finished or not; `data_dir`: its data
+    location, where a dataset left out may lack a split), written as report.html and report.md. It leads with the answer
     (per dataset the configuration chosen on dev, its test score with interval, what it is better or worse
     than), then the heat maps and Pareto plots and the budget table; the complete tables follow, folded."""
-    d = compute_report(store_url, study, memory_mb, seconds, samples, identities, search, datasets)
+    d = compute_report(store_url, study, memory_mb, seconds, samples, identities, search, datasets, data_dir)
     parts = sections(d)
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "report.html", render_html(d, parts))

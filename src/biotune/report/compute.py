@@ -51,6 +51,7 @@ class ReportData:
     unparsed: pd.DataFrame
     ran_on: list[str]
     datasets: dict  # the study's datasets, finished or not: name -> spec (the table has a row for each)
+    data_dir: str | None  # the study's data location (None: the default one)
     stamp: str
 
     def counted(self) -> str:
@@ -111,6 +112,7 @@ def compute_report(
     identities: dict | None = None,
     search: list[dict] | None = None,
     datasets: list[str] | None = None,
+    data_dir: str | None = None,
 ) -> ReportData:
     """The numbers of a study's report: its final cells, aggregates, macro score, seed spread, every comparison
     (with the constant answer), the dev decisions and the answer, the budget table, the examples behind it and
@@ -158,5 +160,6 @@ def compute_report(
         unparsed=examples.unparsed(df),
         ran_on=ran_on,
         datasets=specs,
+        data_dir=data_dir,
         stamp=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )

@@ -53,9 +53,10 @@ def _references(specs: dict) -> list[str]:
     return list(dict.fromkeys(name for s in specs.values() for name in s.published))
 
 
-def _missing_blurb_rows(specs: dict) -> list[dict]:
+def _missing_blurb_rows(specs: dict, data_dir: str | None) -> list[dict]:
     """Where the study is a BLURB study (BLURB datasets only, more than half of them): a row for each one it leaves
-    out, saying why (a smaller study's macro score names the task types it covers, and that is enough)."""
+    out, saying why (a smaller study's macro score names the task types it covers, and that is enough); a missing
+    training split is looked for at the study's data location (`data_dir`; None: the default)."""
     blurb = [name for name, spec in DATASETS.items() if spec.blurb]
     if not all(s.blurb and s.builtin for s in specs.values()) or 2 * len(specs) <= len(blurb):
         return []
@@ -65,7 +66,7 @@ def _missing_blurb_rows(specs: dict) -> list[dict]:
             continue
         why = "not in this study"
         try:
-            if "train" in spec.files and not Path(spec.path("train")).exists():
+            if "train" in spec.files and not Path(spec.path("train", data_dir)).exists():
                 why = "not in this study: no training split at the data location"
         except BiotuneError:  # no data location here: say only that it was left out
             pass
@@ -113,7 +114,8 @@ def study_table(d: ReportData) -> pd.DataFrame:
         rows[name].update(_published_cells(spec.published, refs))
     listed = [rows[name] for name in dict.fromkeys([*d.datasets, *rows])]  # the study's order
     left_out = [
-        {**r, **_published_cells(r.pop("published"), refs)} for r in _missing_blurb_rows({**specs, **unfinished})
+        {**r, **_published_cells(r.pop("published"), refs)}
+        for r in _missing_blurb_rows({**specs, **unfinished}, d.data_dir)
     ]
     order = list(dict.fromkeys(r["task"] for r in listed))
     by_task = sorted(listed + left_out, key=lambda r: order.index(r["task"]) if r["task"] in order else len(order))
