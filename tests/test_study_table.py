@@ -222,3 +222,15 @@ def test_a_dataset_of_the_study_not_finished_yet_has_its_row_saying_so():
     # one dataset: its gap, no median
     d.agg = d.agg[d.agg.dataset == "gad"]
     assert published_gaps(d)[0] == "llm / lora against PubMedBERT-base (published): -12.34 on gad."
+
+
+def test_the_blurb_datasets_left_out_sit_where_blurb_lists_their_task_type(data_dir, monkeypatch):
+    """A BLURB study without EBM PICO, BIOSSES and the QA sets: each left-out row after the study's task type that
+    BLURB lists before its own (PICO after NER, sentence similarity after relation extraction, QA at the end)."""
+    monkeypatch.setenv("BIOTUNE_DATA", str(data_dir))
+    d = _report()
+    names = ["bc5-chem", "bc5-disease", "ncbi-disease", "bc2gm", "jnlpba", "chemprot", "ddi", "gad", "hoc"]
+    d.datasets = {name: get_spec(name) for name in names}
+    rows = list(study_table(d).dataset)
+    want = [*names[:5], "ebm-pico", "chemprot", "ddi", "gad", "biosses", "hoc", "pubmedqa", "bioasq"]
+    assert rows[: len(want)] == want

@@ -74,6 +74,21 @@ def _missing_blurb_rows(specs: dict, data_dir: str | None) -> list[dict]:
     return rows
 
 
+def _task_position(order: list[str]):
+    """A row's place by its task type: the study's order of task types; a type the study does not have (a BLURB
+    dataset it leaves out) right after the study's type that BLURB lists before it."""
+    blurb = list(dict.fromkeys(s.task for _, s in DATASETS.items() if s.blurb))
+
+    def key(row: dict) -> tuple[int, int]:
+        task = row["task"]
+        if task in order:
+            return order.index(task), 0
+        before = [t for t in blurb[: blurb.index(task)] if t in order] if task in blurb else order
+        return (order.index(before[-1]) if before else -1), 1
+
+    return key
+
+
 def _published_cells(published: dict, refs: list[str]) -> dict:
     return {f"{ref} (published)": f"{published[ref]:.2f}" if ref in published else "–" for ref in refs}
 
@@ -117,8 +132,7 @@ def study_table(d: ReportData) -> pd.DataFrame:
         {**r, **_published_cells(r.pop("published"), refs)}
         for r in _missing_blurb_rows({**specs, **unfinished}, d.data_dir)
     ]
-    order = list(dict.fromkeys(r["task"] for r in listed))
-    by_task = sorted(listed + left_out, key=lambda r: order.index(r["task"]) if r["task"] in order else len(order))
+    by_task = sorted(listed + left_out, key=_task_position(list(dict.fromkeys(r["task"] for r in listed))))
     by_task += _summary_rows(d, configs, specs, refs)
     columns = ["task", "dataset", "metric", "best constant", *configs, *(f"{r} (published)" for r in refs)]
     return pd.DataFrame(by_task, columns=columns).fillna("–")
