@@ -56,6 +56,19 @@ def test_range_growth_adds_the_next_value_beyond_the_end_where_the_best_sits(bes
     assert [{k: pytest.approx(v, rel=1e-2) for k, v in a.items()} for a in add] == want and notes == []
 
 
+def test_range_growth_needs_the_end_value_to_be_better_than_the_rest():
+    """Every candidate at the same first-rung score (0 F1: nothing learned yet): the earliest, at the low end, is
+    'best' by the tie rule, but nothing says the range should go on below it; no growth, and a note says why."""
+    grid = {"training.learning_rate": [1e-4, 3e-4, 1e-3]}
+    cands = [_Cand(i, {"training.learning_rate": lr}) for i, lr in enumerate(grid["training.learning_rate"])]
+    add, notes = halving.grow(cands, _rows({c.identity_hash: 0.0 for c in cands}), grid, bound=2)
+    assert add == [] and notes == ["learning_rate did not grow: the best first-rung dev score is tied by another value"]
+    add, _ = halving.grow(cands, _rows({"h0": 10.0, "h1": 10.0, "h2": 5.0}), grid, bound=2)
+    assert add == []  # the low end tied with the middle
+    add, notes = halving.grow(cands, _rows({"h0": 5.0, "h1": 10.0, "h2": 10.0}), grid, bound=2)
+    assert add == [] and notes == []  # the best (the middle, by the tie rule) is not at an end
+
+
 def test_range_growth_stops_at_its_bound_and_says_so():
     grid = {"training.learning_rate": [1e-4, 3e-4, 1e-3]}
     lrs = [1e-4, 3e-4, 1e-3, 3.16e-3, 1e-2]  # two values already added above the grid (ratio sqrt(10))
@@ -112,7 +125,7 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     assert study.groups[0].strategy == "halving" and len(cells) == 3
     tally = run_study(study, cells)
     assert tally["failed"] == 0 and not tally["pending"]
-    rows = Store(study.store_url).rung_rows("t")
+    rows = [r for r in Store(study.store_url).rung_rows("t") if r["decision"] != "note"]
     at0 = [r for r in rows if r["rung"] == 0 and r["decision"] in ("continue", "stop")]
     at1 = [r for r in rows if r["rung"] == 1]
     # 3 grid candidates (and at most one grown value) at the first rung (step 2 of 8), one goes on to the end

@@ -6,9 +6,10 @@ its checkpoint kept, and is scored on dev with the dataset's metric (the kept mo
 `search.keep` of them (at least one; ties: the earlier candidate) go on *from their checkpoints* to the next rung
 — nothing is retrained, and the learning-rate schedule was set for the whole budget from the first step, so a
 survivor's final model is the one an uninterrupted run would have given — and the rest stop there. After the first
-rung, a numeric field on a grid of positive values (a learning rate) whose best value is the first or last tried
-grows: the next value beyond it on the grid's own ratio is added, trained to the first rung and compared again, at
-most `search.grow` times per field and direction (the report says where that bound stopped it). The search ends at
+rung, a numeric field on a grid of positive values (a learning rate) whose best value is the first or last tried,
+and better than every other value's (not tied), grows: the next value beyond it on the grid's own ratio is added,
+trained to the first rung and compared again, at most `search.grow` times per field and direction (the report says
+where that bound stopped it, or a tie kept it from growing). The search ends at
 the last rung (the full budget; the candidates stop there too, before predicting: a search run is never a result,
 so none predicts the test split): its best candidate is chosen, and runs every reported seed anew (search.py).
 
@@ -97,6 +98,13 @@ def grow(cands: list, rows: list[dict], grid: dict[str, list], bound: int) -> tu
     best = min(scored, key=lambda c: (-scores[c.identity_hash], c.search.index))
     tried = [c.search.values for c in cands]
     add, notes = [], []
+    if any(scores[c.identity_hash] == scores[best.identity_hash] for c in scored if c is not best):
+        # the end value is not better than another value of the range (every candidate at 0 F1 at the first rung,
+        # say): nothing says the range should go on past it
+        tie = [n.split(".")[-1] for n in grid if best.search.values.get(n) in _ends(cands, n)]
+        if tie:
+            notes.append(f"{', '.join(tie)} did not grow: the best first-rung dev score is tied by another value")
+        return [], notes
     for name, start in grid.items():
         values = sorted({v for v in start if _positive_number(v)})
         if len(values) < 2 or len(values) != len(start):
@@ -117,6 +125,11 @@ def grow(cands: list, rows: list[dict], grid: dict[str, list], bound: int) -> tu
             if new not in tried:
                 add.append(new)
     return add, notes
+
+
+def _ends(cands: list, name: str) -> tuple:
+    seen = sorted({c.search.values[name] for c in cands if _positive_number(c.search.values.get(name))})
+    return (seen[0], seen[-1]) if seen else ()
 
 
 def _positive_number(v) -> bool:

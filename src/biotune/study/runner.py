@@ -114,30 +114,38 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     the study's results, an adaptive search's candidates left out: they end paused, never done)."""
     states = cell_states(store, study.name, cells)
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
-    stale = [(c, why) for c, (state, why) in zip(cells, states) if state == "stale"]
-    stopped = sum(1 for state, _ in states if state == "interrupted")
-    claimed = sum(1 for state, _ in states if state == "running")
+    uncounted = searched(study)
+    counted = [state for c, (state, _) in zip(cells, states) if c.identity_hash not in uncounted]
     later = sum(len(g.seeds) for g in study.groups)  # each search's chosen candidate, anew on every seed
+    done, stale, stopped, claimed = (sum(1 for s in counted if s == state) for state in _STATES)
+    searches = (
+        f" ({later} of them the chosen values of {len(study.groups)} searches on dev"
+        + (f", whose {len(uncounted)} starting candidates are search runs, not cells" if uncounted else "")
+        + ")"
+        if study.groups
+        else ""
+    )
     console.print(
-        f"study {study.name}: {len(cells) + later} cells ({len(study.groups)} searches on dev), "
-        f"{len(cells) - len(todo)} already done, {len(stale)} stale (rerun), "
+        f"study {study.name}: {len(counted) + later} cells{searches}, {done} already done, {stale} stale (rerun), "
         + (f"{stopped} interrupted (resumed), " if stopped else "")
         + (f"{claimed} claimed by a worker, " if claimed else "")
-        + f"{len(todo) - len(stale) - stopped - claimed} new; store {study.store_url}, executor {executor}"
+        + f"{len(counted) - done - stale - stopped - claimed} new; store {study.store_url}, executor {executor}"
     )
-    for c, why in stale:
-        console.print(f"stale {escape(c.label)}: {escape(why)}")
-    uncounted = searched(study)
-    counted = [c for c in cells if c.identity_hash not in uncounted]
+    for c, (state, why) in zip(cells, states):
+        if state == "stale":
+            console.print(f"stale {escape(c.label)}: {escape(why)}")
     tally = {
         "cells": len(counted) + later,
         "ran": 0,
         "adopted": 0,
         "failed": 0,
         "skipped": 0,
-        "already_done": len(counted) - sum(1 for c in todo if c.identity_hash not in uncounted),
+        "already_done": done,
     }
     return todo, tally
+
+
+_STATES = ("done", "stale", "interrupted", "running")  # of cell_states, as _plan counts them
 
 
 def searched(study: StudyConfig) -> set[str]:
