@@ -9,9 +9,9 @@ survivor's final model is the one an uninterrupted run would have given — and 
 rung, a numeric field on a grid of positive values (a learning rate) whose best value is the first or last tried,
 and better than every other value's (not tied), grows: the next value beyond it on the grid's own ratio is added,
 trained to the first rung and compared again, at most `search.grow` times per field and direction (the report says
-where that bound stopped it, or a tie kept it from growing). The search ends at
-the last rung (the full budget; the candidates stop there too, before predicting: a search run is never a result,
-so none predicts the test split): its best candidate is chosen, and runs every reported seed anew (search.py).
+where that bound stopped it, or a tie kept it from growing). The search ends at the last rung (the full budget;
+the candidates stop there too, before predicting: a search run is never a result, so none predicts the test
+split): its best candidate is chosen, and runs every reported seed anew (search.py).
 
 Every rung score and decision is written to the store (`search_rungs`) as it is made; the rule reads only those
 scores, so it is deterministic, and a killed search rerun makes the same decisions and resumes its survivors from
