@@ -19,7 +19,7 @@ from biotune.errors import BiotuneError
 from .compare import config_label, seen_from
 from .compute import ReportData, not_above_constant
 from .stats import macro_over_tasks
-from .verdict import _count, _duration
+from .verdict import count_words, time_words
 
 BEST, TIED, AT_CONSTANT = "▲", "≈", "▽"
 FAR_BELOW = 10.0  # points below a configuration's median gap to a published score: a dataset to look into
@@ -155,8 +155,8 @@ def _summary_rows(d: ReportData, configs: list[str], specs: dict, refs: list[str
     params = {"task": "", "dataset": "trainable parameters", "metric": "median over datasets"}
     for (model, method), g in d.agg.groupby(["model", "method"], sort=False):
         label = config_label(model, method)
-        cost[label] = _duration(float(g.cost_seconds.sum()))
-        params[label] = _count(float(g.trainable_params.median()))
+        cost[label] = time_words(float(g.cost_seconds.sum()))
+        params[label] = count_words(float(g.trainable_params.median()))
     return [macro, cost, params]
 
 

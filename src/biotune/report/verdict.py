@@ -33,15 +33,17 @@ def search_savings(search: list[dict]) -> str:
     if not n_groups:
         return ""
     return (
-        f"Successive halving trained its candidates for {_duration(spent)} in all ({n_groups} finished "
+        f"Successive halving trained its candidates for {time_words(spent)} in all ({n_groups} finished "
         f"search{'es' * (n_groups > 1)}, the candidates range growth added included); training each of the "
-        f"{n_start} starting candidates to the end, as an exhaustive grid does, takes about {_duration(exhaustive)} "
+        f"{n_start} starting candidates to the end, as an exhaustive grid does, takes about {time_words(exhaustive)} "
         f"(each search's finished candidate's training time, times its starting candidates): the search cost "
         f"{100 * spent / exhaustive:.0f} % of that."
     )
 
 
-def _duration(seconds: float) -> str:
+def time_words(seconds: float) -> str:
+    """A measured time as the report writes it (4.2 s, 95 s, 14.2 min, 2.4 h; `progress.duration` rounds a time
+    left more coarsely)."""
     if seconds < 10:
         return f"{seconds:.1f} s"
     if seconds >= 5400:
@@ -54,7 +56,8 @@ def _number(row, name: str) -> float:
     return 0.0 if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
 
 
-def _count(n: float) -> str:
+def count_words(n: float) -> str:
+    """A count as the report writes it: 0, 950, 2.4 k, 22.6 M."""
     n = float(n)
     return "0" if n == 0 else f"{n / 1e6:,.1f} M" if n >= 1e6 else f"{n / 1e3:,.1f} k" if n >= 1e3 else f"{n:,.0f}"
 
@@ -133,9 +136,9 @@ def answer(
                 "recommended (on dev)": rec,
                 "search chose": chosen or "–",
                 "test [95 % CI]": f"{score:.2f} {interval}".strip(),
-                "compute per run": _duration(train_s + search_s + eval_s),
+                "compute per run": time_words(train_s + search_s + eval_s),
                 "peak memory": f"{memory:,.0f} MB {kind}",
-                "trainable": _count(trainable),
+                "trainable": count_words(trainable),
                 "vs best constant (test)": const,
             }
         )
@@ -144,9 +147,9 @@ def answer(
                 "  ", " "
             )
             + (f", its search chose {chosen}" if chosen else "")
-            + f"; {_duration(train_s + search_s + eval_s)} of compute per run (training {_duration(train_s)}, its "
-            f"search {_duration(search_s)}, prediction {_duration(eval_s)}), {memory:,.0f} MB peak memory "
-            f"({kind}), {_count(trainable)} trainable parameters."
+            + f"; {time_words(train_s + search_s + eval_s)} of compute per run (training {time_words(train_s)}, its "
+            f"search {time_words(search_s)}, prediction {time_words(eval_s)}), {memory:,.0f} MB peak memory "
+            f"({kind}), {count_words(trainable)} trainable parameters."
         ]
         if above:
             parts.append(f" Better on test than {', '.join(above)} (Holm).")
