@@ -78,7 +78,7 @@ def last_checkpoint(folder: Path) -> str | None:
 
     ckpts = sorted(
         (p for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
-        key=lambda p: int(p.name.split("-")[-1]),
+        key=_step_of,
     )
     while ckpts:
         newest = ckpts.pop()

@@ -17,6 +17,7 @@ from biotune.config import MethodConfig
 from biotune.errors import MissingSplitError
 from biotune.methods import METHODS
 from biotune.models import FAMILIES
+from biotune.study.halving import rung_cell
 from biotune.study.search import rung_sizes, rung_steps
 
 from . import calibration
@@ -394,10 +395,7 @@ def plan_cells(
     out = []
     for label, c in progress(todo):
         candidate = c.search is not None and not c.search.final and c.search.group in halving and search is not None
-        cfg = c.experiment
-        if candidate:
-            cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"pause_at": 1.0})})
-        plan = plan_experiment(cfg, acc, gpus, utilization)
+        plan = plan_experiment((rung_cell(c, 1.0) if candidate else c).experiment, acc, gpus, utilization)
         if candidate:
             plan.share = expected_share(search.rungs, search.keep, halving[c.search.group])
         out.append((label, c, plan))

@@ -14,7 +14,7 @@ from biotune.plan.planner import Plan, learn, measured_parts
 from biotune.progress import duration
 
 from .grid import Cell, StudyConfig
-from .halving import candidates, rung_cell
+from .halving import candidates, rung_cell, starting_candidates
 from .search import rung_sizes, rung_steps
 from .store import Store, group_key, row_key
 
@@ -55,7 +55,7 @@ def work_left(study: StudyConfig, store: Store, todo: list[Cell], planned: Calla
     """Planned seconds of what the study still has to run: the cells not done, each search's final cells not
     done, and for an adaptive search the rungs its candidates have not reached (as many as halving keeps)."""
     adaptive = {g.key: g for g in study.groups if g.strategy == "halving"}
-    in_halving = {c.identity_hash for g in adaptive.values() for c in g.candidates}
+    in_halving = starting_candidates(study.groups)
     left = sum(planned(c) or 0.0 for c in todo if c.identity_hash not in in_halving)
     done = {row_key(r) for r in store.rows(study.name) if r["status"] == "done"}
     for g in study.groups:

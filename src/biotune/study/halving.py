@@ -46,6 +46,13 @@ def rung_cell(cell, fraction: float):
     return dataclasses.replace(cell, experiment=cell.experiment.model_copy(update={"training": training}))
 
 
+def starting_candidates(groups: list[SearchGroup]) -> set[str]:
+    """The identities of the adaptive searches' starting candidates among `groups`: search runs, never results,
+    run rung by rung here rather than as cells (they end paused at a rung, the last one included; range growth's
+    candidates are not cells of the grid at all)."""
+    return {c.identity_hash for g in groups if g.strategy == "halving" for c in g.candidates}
+
+
 def candidates(group: SearchGroup, rows: list[dict]) -> list:
     """The group's candidates: its grid's, then those range growth added (in the order added)."""
     out = list(group.candidates)

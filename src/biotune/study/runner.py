@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from .adopt import adopt, finished_runs
 from .eta import Planned, TimeLeft, work_left
 from .executors import EXECUTORS
 from .grid import Cell, StudyConfig
-from .halving import choice, run_halving
+from .halving import choice, run_halving, starting_candidates
 from .search import final_cells
 from .store import Store, holder_state, row_key
 
@@ -114,10 +115,11 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     the study's results, an adaptive search's candidates left out: they end paused, never done)."""
     states = cell_states(store, study.name, cells)
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
-    uncounted = searched(study)
+    uncounted = starting_candidates(study.groups)  # search runs, not cells the study counts
     counted = [state for c, (state, _) in zip(cells, states) if c.identity_hash not in uncounted]
     later = sum(len(g.seeds) for g in study.groups)  # each search's chosen candidate, anew on every seed
-    done, stale, stopped, claimed = (sum(1 for s in counted if s == state) for state in _STATES)
+    n = Counter(counted)
+    done, stale, stopped, claimed = n["done"], n["stale"], n["interrupted"], n["running"]
     searches = (
         f" ({later} of them the chosen values of {len(study.groups)} searches on dev"
         + (f", whose {len(uncounted)} starting candidates are search runs, not cells" if uncounted else "")
@@ -143,16 +145,6 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
         "already_done": done,
     }
     return todo, tally
-
-
-_STATES = ("done", "stale", "interrupted", "running")  # of cell_states, as _plan counts them
-
-
-def searched(study: StudyConfig) -> set[str]:
-    """The identities of the adaptive searches' starting candidates: search runs, never results, so no cell the
-    study counts (they end paused at a rung, the last one included; range growth's candidates are not cells of
-    the grid at all)."""
-    return {c.identity_hash for g in study.groups if g.strategy == "halving" for c in g.candidates}
 
 
 class _Progress:
@@ -271,7 +263,7 @@ def _run_searched_and_fixed(study: StudyConfig, groups: list, store: Store, todo
     """The first phase: the cells without a search and the exhaustive searches' candidates, then the adaptive
     searches rung by rung (study/halving.py)."""
     adaptive = [g for g in groups if g.strategy == "halving"]
-    searched = {c.identity_hash for g in adaptive for c in g.candidates}
+    searched = starting_candidates(adaptive)
     run([c for c in todo if c.identity_hash not in searched])
     if adaptive:
         run_halving(study, store, adaptive, run, lambda text: console.print(escape(text)))
