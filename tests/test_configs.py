@@ -118,30 +118,40 @@ def test_the_encoder_baseline_covers_every_blurb_dataset_with_a_training_split_a
 
 def test_the_seed_tables_llm_side_runs_each_method_where_the_issue_asks():
     """configs/studies/seed-table-llm.yaml: SmolLM2-135M zero- and 3-shot on all 13 BLURB datasets (EBM PICO's shots
-    from dev), LoRA and FFT on the 12 with a training split, QLoRA and P-tuning on one per task type that trains;
-    1,000 training examples, halving on dev over each method's own range, 3 fresh seeds; a fixed 1,000-example test
-    subset where a full split's generation would take too long here."""
+    from dev), LoRA and FFT on the 12 with a training split, QLoRA and P-tuning on one per task type that trains, and
+    MiniLM fully fine-tuned on the same 12 (the encoder the LLM is compared with at equal data); 1,000 training
+    examples, one epoch, halving on dev over each method's own range (the encoder's over BERT's), 3 fresh seeds; a
+    fixed 1,000-example test subset where a full split's generation would take too long here."""
     from biotune.data import DATASETS
     from biotune.study.grid import load_study
 
     study, cells, _ = load_study(Path(__file__).resolve().parents[1] / "configs" / "studies" / "seed-table-llm.yaml")
-    where: dict[str, set] = {}
+    where: dict[tuple[str, str], set] = {}
     for c in cells:
-        where.setdefault(c.method, set()).add(c.dataset)
+        where.setdefault((c.model, c.method), set()).add(c.dataset)
     every = set(DATASETS.names())
-    assert where["zero_shot"] == where["few_shot"] == every
-    assert where["lora"] == where["fft"] == every - {"ebm-pico"}
+    llm = "smollm2-135m"
+    assert where[llm, "zero_shot"] == where[llm, "few_shot"] == every
+    assert where[llm, "lora"] == where[llm, "fft"] == where["minilm", "fft"] == every - {"ebm-pico"}
     one_per_type = {"ncbi-disease", "chemprot", "biosses", "hoc", "pubmedqa"}
-    assert where["qlora"] == where["ptuning"] == one_per_type
+    assert where[llm, "qlora"] == where[llm, "ptuning"] == one_per_type
+    assert set(where) == {(llm, m) for m in ("zero_shot", "few_shot", "lora", "fft", "qlora", "ptuning")} | {
+        ("minilm", "fft")
+    }
     assert {DATASETS.get(d).task for d in one_per_type} == {DATASETS.get(d).task for d in every} - {"pico"}
-    assert len(study.groups) == 12 + 12 + 5 + 5 and {g.strategy for g in study.groups} == {"halving"}
+    assert len(study.groups) == 12 + 12 + 12 + 5 + 5 and {g.strategy for g in study.groups} == {"halving"}
     assert study.seeds == [0, 1, 2] and study.order == "dataset"
+    encoder = {tuple(g.grid["training.learning_rate"]) for g in study.groups if g.key[1] == "minilm"}
+    assert encoder == {(3e-5, 1e-4, 3e-4)}
     subset = {"bc5-chem", "bc5-disease", "bc2gm", "jnlpba", "chemprot", "ddi", "ebm-pico"}
     for c in cells:
         e = c.experiment
-        assert e.training.train_limit == 1000 and e.training.epochs == 1 and e.training.bf16 is False
+        assert e.training.train_limit == 1000 and e.training.dev_limit == 200 and e.training.epochs == 1
+        assert e.training.bf16 is False
+        assert e.training.batch_size == (16 if c.model == "minilm" else 8)
         assert e.eval.limit == (1000 if c.dataset in subset else None)
         assert e.eval.shot_split == ("dev" if c.dataset == "ebm-pico" else "train")
+        assert e.training.max_length == (512 if c.dataset in {"hoc", "pubmedqa", "bioasq"} else 256)
 
 
 def test_configs_are_laid_out_by_family_model_method():
