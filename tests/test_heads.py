@@ -322,6 +322,8 @@ def test_the_cosine_head_trains_and_predicts_biosses_pairs_on_a_bert(tmp_path, m
     assert len(rows) == 6 and all(isinstance(r["prediction"], float) for r in rows)
     assert all(abs(r["prediction"]) <= 4.0 + 1e-6 for r in rows)  # cosine x the largest training score
     assert summary["dev"]["from"] == "training" and summary["training"]["steps"] == 4
+    # 6 of the 20 test pairs: the split's size recorded, and a subset's score is no BLURB-comparable claim
+    assert (summary.metrics["n"], summary.metrics["n_total"], summary.blurb_comparable) == (6, 20, False)
     with pytest.raises(Exception, match="cosine_similarity"):  # a similarity head only
         validate_experiment(
             {

@@ -243,6 +243,14 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
         row = next(line for line in table.splitlines() if line.startswith(f"| {table_task(dataset)} | {dataset} |"))
         assert f"{np.mean(want):.2f} ± {np.std(want, ddof=1):.2f}" in row
         assert {"gad": "| 82.34 |", "biosses": "| 92.30 |"}[dataset] in row
+        # 12 test examples of each split (eval.limit): named in the row, and no BLURB-comparable claim
+        total = {"gad": 534, "biosses": 20}[dataset]
+        assert f"test: a fixed 12 of {total} examples, not comparable with a published score" in row
+    assert "gad 12 of 534 (a fixed subset), biosses 12 of 20 (a fixed subset)" in md
+    assert (
+        "of BLURB's 6 task types (test subsets on 2 datasets: not BLURB-comparable)" in md
+        and "No gap for gad, biosses" in md
+    )
     assert "The study's table" not in md.split("<details>")[-1]  # shown, not folded
     # the heat map of the one model, score against compute per dataset (2), learning curves per dataset (2), the
     # macro score against each of three costs
@@ -250,7 +258,6 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     # it leads with the answer, decided on dev; the long tables are folded
     assert page.index("The answer") < page.index("What this ran on") < page.index("<svg") < page.index("<details>")
     _check_structure(page, md, result)
-    _check_fits_1280_px(study.out / "report.html", tmp_path)
     assert set(result["answer"]["task"]) == {"relation", "similarity"}
     assert not re.search(r"""(src|href)=["']https?://""", page)
     sig = result["significance"]
@@ -297,6 +304,8 @@ def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
         agg.set_index(["dataset", "method"]).loc[("gad", "lora")].cost_seconds
     )
     assert "12 s of training redone after interruptions (1 cell), not counted" in (study.out / "report.md").read_text()
+    # last, as it skips where no Chromium is installed: the page laid out 1,280 px wide
+    _check_fits_1280_px(study.out / "report.html", tmp_path)
 
 
 def _svg_texts(svg: str) -> list[tuple[float, float, str, float, str]]:

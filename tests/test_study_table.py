@@ -114,6 +114,7 @@ def _report() -> SimpleNamespace:
         datasets={name: get_spec(name) for name in ("gad", "hoc")},
         metric_of={"gad": "micro F1", "hoc": "micro F1"},
         data_dir=None,
+        subsets={},
     )
 
 
@@ -183,6 +184,21 @@ def test_the_gap_to_a_published_score_names_datasets_far_below_the_others():
     d.datasets = {r["dataset"]: get_spec(r["dataset"]) for r in rows}
     (line,) = published_gaps(d)
     assert line.endswith("; more than 10 points below that median: bioasq (-31.00).") and "-10.50 on the median" in line
+
+
+def test_a_dataset_scored_on_a_test_subset_says_so_and_has_no_gap_to_a_published_score():
+    """A fixed part of a test split (eval.limit) is named in its row, and its score is never set against a published
+    one (the issue's 'no BLURB-comparable claim for that cell')."""
+    d = _report()
+    d.subsets = {"gad": (100, 534)}
+    table = study_table(d).set_index("dataset")
+    assert table.loc["gad", "metric"] == (
+        "micro F1; test: a fixed 100 of 534 examples, not comparable with a published score"
+    )
+    assert table.loc["hoc", "metric"] == "micro F1"
+    lines = published_gaps(d)
+    assert lines[0] == "llm / lora against PubMedBERT-base (published): -2.32 on hoc."
+    assert lines[-1] == "No gap for gad: scored on a fixed subset of the test split, not the whole split."
 
 
 def test_the_papers_findings_are_answered_from_the_comparisons():

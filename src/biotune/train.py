@@ -23,7 +23,7 @@ from . import tracking, vllm_generation
 from .config import ExperimentConfig
 from .data import get_spec, load_split
 from .errors import BiotuneError
-from .evaluate import evaluate_dataset, prompt_budget, subset_indices
+from .evaluate import evaluate_dataset, is_subset, prompt_budget, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
 from .identity import describe, hash_of, identity, splits_read, upgrade
 from .io import (
@@ -376,7 +376,10 @@ class Experiment:
             identity_hash=self.identity_hash,
             metrics=result,
             dev=self.dev,
-            blurb_comparable=cfg.eval.split == "test" and cfg.training.train_split == "train" and self.spec.blurb,
+            blurb_comparable=cfg.eval.split == "test"
+            and cfg.training.train_split == "train"
+            and self.spec.blurb
+            and not is_subset(result),
             resources=self.resources,
             training=self.train_info,
             device=str(self.device),
@@ -780,7 +783,8 @@ def _predict(exp: Experiment, split: str | None = None, limit: int | None = None
     if exp.family.generative:
         builder = PromptBuilder(exp.tokenizer, prompt_budget(exp.model, cfg))
         return evaluate_dataset(cfg, exp.model, exp.tokenizer, builder, split, limit, exp.progress)
-    examples = _examples(cfg.dataset, split, limit, cfg.data_dir)
+    whole = load_split(cfg.dataset, split, cfg.data_dir)
+    examples = [whole[i] for i in subset_indices(len(whole), limit)]
     labels = label_list(exp.spec)
     preds = encoder_predict(
         exp.model,
@@ -794,7 +798,13 @@ def _predict(exp: Experiment, split: str | None = None, limit: int | None = None
     )
     result = exp.task.score(examples, preds)
     result.update(
-        task=exp.spec.task, metric=exp.task.metric, split=split, n=len(examples), n_unparsed=0, scoring="head"
+        task=exp.spec.task,
+        metric=exp.task.metric,
+        split=split,
+        n=len(examples),
+        n_total=len(whole),
+        n_unparsed=0,
+        scoring="head",
     )
     rows = [{"id": ex["id"], "prediction": p, "gold": exp.task.gold(ex)} for ex, p in zip(examples, preds)]
     return result, rows

@@ -32,7 +32,8 @@ class ReportData:
     df: pd.DataFrame  # one row per final cell (load_results)
     agg: pd.DataFrame  # per configuration and dataset (stats.aggregate)
     blurb: pd.DataFrame
-    blurb_name: str  # "BLURB score" only over all 6 task types
+    blurb_name: str  # "BLURB score" only over all 6 task types, each dataset on its whole test split
+    subsets: dict[str, tuple[int, int]]  # dataset -> (examples scored, of how many): runs on a part of the split
     var: pd.DataFrame
     constants: dict
     sig: pd.DataFrame
@@ -86,6 +87,20 @@ def not_above_constant(sig: pd.DataFrame) -> set:
     return out
 
 
+def scored_subsets(df: pd.DataFrame) -> dict[str, tuple[int, int]]:
+    """dataset -> (examples scored, the split's size) for each dataset whose runs scored a fixed part of the
+    evaluated split (eval.limit; the same part for every configuration): no BLURB-comparable score there. Runs
+    that did not record the split's size count as whole."""
+    out = {}
+    if "n_total" not in df:
+        return out
+    for ds, g in df.groupby("dataset", sort=False):
+        part = g[g.n_total.notna() & g.n_test.notna() & (g.n_test < g.n_total)]
+        if len(part):
+            out[ds] = (int(part.n_test.max()), int(part.n_total.max()))
+    return out
+
+
 def _study_datasets(refs: list[str] | None, df: pd.DataFrame) -> dict:
     """name -> spec of the study's datasets (as its cells name them: a built-in's name, a dataset file's path), in its
     order; without them, those with results."""
@@ -130,7 +145,11 @@ def compute_report(
     specs = _study_datasets(datasets, df)
     metric_of = {ds: task_for(specs[ds]).metric for ds in dict.fromkeys(df.dataset)}
     n_types = int(blurb.task_types.max()) if len(blurb) else 0
+    subsets = scored_subsets(df)
     blurb_name = "BLURB score" if n_types == 6 else f"macro score over {n_types} of BLURB's 6 task types"
+    if subsets and n_types:  # a test subset's score is not the split's: no BLURB score, whatever the types
+        blurb_name = "macro score over BLURB's 6 task types" if n_types == 6 else blurb_name
+        blurb_name += f" (test subsets on {len(subsets)} datasets: not BLURB-comparable)"
     lead, verdicts = answer(agg, decisions, sig, intervals, search, constants, metric_of)
     curves, ran_on = run_details(df)
     return ReportData(
@@ -142,6 +161,7 @@ def compute_report(
         agg=agg,
         blurb=blurb,
         blurb_name=blurb_name,
+        subsets=subsets,
         var=stats.seed_variance(agg),
         constants=constants,
         sig=sig,

@@ -65,6 +65,8 @@ def load_results(
                 "n_truncated": metrics.get("n_truncated"),
                 "budget": _budget_of(config) if method.trains else "–",
                 "n_test": metrics.get("n"),
+                # the evaluated split's size: above n_test, the run scored a fixed subset of it (eval.limit)
+                "n_total": metrics.get("n_total"),
                 "trains": method.trains,
                 "trains_base": method.trains_base,  # full fine-tuning: every base weight trains
                 "family": _family_of(config),

@@ -118,7 +118,10 @@ def _ran_on(d: ReportData) -> list[str]:
         *(f"Ran on {line}." for line in d.ran_on),
         f"Training budgets: {'; '.join(budgets) or 'none (in-context methods only)'}.",
         f"Seeds {sorted(d.df.seed.unique().tolist())}; test examples per run: "
-        + ", ".join(f"{ds} {int(n):,}" for ds, n in d.df.groupby("dataset", sort=False).n_test.max().dropna().items())
+        + ", ".join(
+            f"{ds} {int(n):,}" + (f" of {d.subsets[ds][1]:,} (a fixed subset)" if ds in d.subsets else "")
+            for ds, n in d.df.groupby("dataset", sort=False).n_test.max().dropna().items()
+        )
         + ".",
         f"Peak memory is {', '.join(kinds) or 'not measured'}: CPU RSS is the whole process's resident memory "
         "(weights, activations, the Python heap), so it orders methods less sharply than a GPU's allocated peak.",
