@@ -276,14 +276,37 @@ def test_candidates_that_failed_are_tried_again_by_the_next_run_of_the_study(tmp
     assert not again["pending"] and _decisions(study) == _decisions(clean)
 
 
-def test_the_ray_executor_makes_the_same_decisions_as_the_local_one(tmp_path, data_dir):
+def test_the_ray_executor_fans_cells_out_to_workers_and_makes_the_same_decisions_as_the_local_one(tmp_path, data_dir):
+    """`biotune study --executor ray`: the cells run in Ray workers (their own processes), which write the store;
+    an adaptive search decides there as it does on the local executor; a rerun here has nothing left to do."""
+    import subprocess
+    import sys
+
     pytest.importorskip("ray")
     small = {"grow": 0, "rates": (1e-4, 1e-2), "steps": 4}
     local, cells, _ = load_study(_adaptive(tmp_path, data_dir, "local", **small))
     run_study(local, cells)
-    on_ray, cells, _ = load_study(_adaptive(tmp_path, data_dir, "ray", **small))
-    run_study(on_ray, cells, executor="ray", cpus_per_cell=1)
+    path = _adaptive(tmp_path, data_dir, "ray", **small)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "biotune", "study", str(path), "--executor", "ray", "--cpus-per-cell", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    stdout, stderr = driver.communicate(timeout=900)
+    assert driver.returncode == 0, stderr[-3000:]
+    on_ray, cells, _ = load_study(path)
     assert _decisions(on_ray) == _decisions(local) and len(_decisions(local)) == 3  # 2 at rung 1, 1 at rung 2
+    assert "1 cells run, 0 already done, 0 failed" in stdout, stdout[-2000:]  # the chosen rate on seed 0
+    rows = Store(on_ray.store_url).rows("t")
+    assert {r["status"] for r in rows} == {"done", "paused"} and len(rows) == 3  # 2 candidates paused, 1 result
+    # written by the Ray workers, not by the driver; the result row is its cell's own metrics file
+    assert {r["worker"].rsplit(":", 1)[1] for r in rows}.isdisjoint({str(driver.pid)})
+    (done,) = [r for r in rows if r["status"] == "done"]
+    assert done["score"] == json.loads((Path(done["output_dir"]) / "metrics.json").read_text())["metrics"]["score"]
+    again = run_study(on_ray, cells)
+    assert again["ran"] == 0 and again["already_done"] == 1
 
 
 @pytest.mark.parametrize("order", ["dataset", "phase"])

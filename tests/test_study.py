@@ -295,35 +295,6 @@ def test_a_failing_cell_is_recorded_with_its_log_and_the_study_goes_on(tmp_path,
     assert f"(log: {log})" in failed[0]["error"] and log.is_file() and "Traceback" in log.read_text()
 
 
-def test_ray_executor_fans_cells_out_to_workers_that_write_the_store(tmp_path, data_dir):
-    pytest.importorskip("ray")
-    path = write_study(tmp_path, datasets=["gad"], methods=["zero_shot", "lora"], seeds=[0, 1], data_dir=str(data_dir))
-    study, cells, _ = load_study(path)
-    assert len(cells) == 3  # zero-shot once (it has no seed), LoRA twice: two Ray workers at a time
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "biotune", "study", str(path), "--executor", "ray", "--cpus-per-cell", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    stdout, stderr = driver.communicate(timeout=900)
-    assert driver.returncode == 0, stderr[-3000:]
-    assert "3 cells run, 0 already done, 0 failed" in stdout
-    rows = Store(study.store_url).rows("t")
-    assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}
-    assert len({(r["dataset"], r["model"], r["method"], r["seed"]) for r in rows}) == 3
-    # written by the Ray workers (their own processes), not by the driver
-    workers = {row["worker"].rsplit(":", 1)[1] for row in rows}
-    assert workers and str(driver.pid) not in workers
-    # the rows are the cells' own metrics files, and a rerun on the local executor has nothing left to do
-    for row in rows:
-        summary = json.loads((Path(row["output_dir"]) / "metrics.json").read_text())
-        assert row["score"] == summary["metrics"]["score"]
-    again = run_study(study, cells)
-    assert again["ran"] == 0 and again["already_done"] == 3
-
-
 def test_a_study_adopts_finished_runs_of_the_same_identity_instead_of_training_again(tmp_path, data_dir, monkeypatch):
     """Runs made with `biotune run` (here: each cell's own experiment, written elsewhere) are taken by a study that
     names their folder in `adopt:`: recorded done with where they came from, the same scores, nothing trained;
