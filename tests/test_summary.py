@@ -71,7 +71,7 @@ def test_only_a_blurb_datasets_official_test_split_is_marked_blurb_comparable(tm
         )
     )
 
-    def written(dataset, name):
+    def written(dataset, name, metrics=None):
         cfg = validate_experiment(
             {
                 "dataset": dataset,
@@ -80,21 +80,10 @@ def test_only_a_blurb_datasets_official_test_split_is_marked_blurb_comparable(tm
                 "output_dir": str(tmp_path / name),
             }
         )
-        return Experiment(cfg, progress=False).write({"score": 50.0, "n": 1}, [])
+        return Experiment(cfg, progress=False).write(metrics or {"score": 50.0, "n": 1}, [])
 
     assert written(str(tmp_path / "mine.yaml"), "mine").blurb_comparable is False
     assert written("gad", "gad").blurb_comparable is True  # (a run that did not record the split's size)
     # a fixed part of the test split (eval.limit) is not the split: no BLURB-comparable claim
-    part = Experiment(validate_experiment(_gad(tmp_path / "part")), progress=False)
-    assert part.write({"score": 50.0, "n": 100, "n_total": 534}, []).blurb_comparable is False
-    whole = Experiment(validate_experiment(_gad(tmp_path / "whole")), progress=False)
-    assert whole.write({"score": 50.0, "n": 534, "n_total": 534}, []).blurb_comparable is True
-
-
-def _gad(out) -> dict:
-    return {
-        "dataset": "gad",
-        "model": {"family": "causal", "path": "smollm2-135m"},
-        "method": {"name": "zero_shot"},
-        "output_dir": str(out),
-    }
+    assert written("gad", "part", {"score": 50.0, "n": 100, "n_total": 534}).blurb_comparable is False
+    assert written("gad", "whole", {"score": 50.0, "n": 534, "n_total": 534}).blurb_comparable is True

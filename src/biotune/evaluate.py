@@ -12,6 +12,7 @@ from .data import get_spec, load_split
 from .icl import ShotSelector
 from .identity import _or_fallback
 from .prompting import PromptBuilder
+from .summary import is_subset
 from .tasks import output_format_for, task_for
 
 Split = Literal["train", "dev", "test"]
@@ -20,13 +21,6 @@ Split = Literal["train", "dev", "test"]
 def answer_budget(task, settings) -> int:
     """Tokens a generated answer may take: `eval.max_new_tokens`, else the task's own budget."""
     return settings.max_new_tokens or task.max_new_tokens
-
-
-def is_subset(metrics: dict) -> bool:
-    """Whether a run's scored examples are part of its split (`eval.limit` below the split's size): a score on
-    them is not the split's score (no BLURB-comparable claim). A run recorded before `n_total` was: not known, no."""
-    total = metrics.get("n_total")
-    return total is not None and metrics.get("n") is not None and metrics["n"] < total
 
 
 def subset_indices(n: int, limit: int | None) -> list[int]:
@@ -77,7 +71,6 @@ def evaluate_dataset(
         metric=task.metric,
         split=eval_split,
         shot_split=shot_split,
-        blurb_comparable=eval_split == "test" and spec.blurb,  # a user's dataset never is (nor a subset: below)
         n=len(examples),
         n_total=len(split_data),
         n_unparsed=run.n_unparsed,
@@ -85,7 +78,8 @@ def evaluate_dataset(
         n_inputs_truncated=run.n_inputs_cut,
         scoring=scoring,
     )
-    result["blurb_comparable"] = result["blurb_comparable"] and not is_subset(result)
+    # a user's dataset never is, nor a fixed part of BLURB's test split
+    result["blurb_comparable"] = eval_split == "test" and spec.blurb and not is_subset(result)
     if scoring == "generate":  # answers that ran to the token cap: scored on their complete items, not unparsed
         result.update(n_truncated=run.n_at_cap, max_new_tokens=answer_budget(task, settings))
     return result, run.rows

@@ -18,6 +18,13 @@ from .io import atomic_write_json
 FILE = "metrics.json"
 
 
+def is_subset(metrics: dict) -> bool:
+    """Whether a run's scored examples are part of its split (`eval.limit` below the split's size): a score on
+    them is not the split's score (no BLURB-comparable claim). A run recorded before `n_total` was: not known, no."""
+    total = metrics.get("n_total")
+    return total is not None and metrics.get("n") is not None and metrics["n"] < total
+
+
 class RunSummary(BaseModel):
     model_config = ConfigDict(extra="allow")
 

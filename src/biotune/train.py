@@ -23,7 +23,7 @@ from . import tracking, vllm_generation
 from .config import ExperimentConfig
 from .data import get_spec, load_split
 from .errors import BiotuneError
-from .evaluate import evaluate_dataset, is_subset, prompt_budget, subset_indices
+from .evaluate import evaluate_dataset, prompt_budget, subset_indices
 from .features import encoder_features, encoder_predict, generative_features
 from .identity import describe, hash_of, identity, splits_read, upgrade
 from .io import (
@@ -54,7 +54,7 @@ from .runtime import (
     world_size,
 )
 from .summary import FILE as SUMMARY_FILE
-from .summary import RunSummary
+from .summary import RunSummary, is_subset
 from .tasks import task_for
 
 DEV_PREDICTIONS = "dev_predictions.jsonl"  # the kept model's dev predictions, beside the test predictions

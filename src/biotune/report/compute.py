@@ -11,6 +11,7 @@ import pandas as pd
 
 from biotune.data import get_spec
 from biotune.errors import BiotuneError
+from biotune.summary import is_subset
 from biotune.tasks import task_for
 
 from . import examples, figures, stats
@@ -95,7 +96,7 @@ def scored_subsets(df: pd.DataFrame) -> dict[str, tuple[int, int]]:
     if "n_total" not in df:
         return out
     for ds, g in df.groupby("dataset", sort=False):
-        part = g[g.n_total.notna() & g.n_test.notna() & (g.n_test < g.n_total)]
+        part = g[[is_subset({"n": n, "n_total": total}) for n, total in zip(g.n_test, g.n_total)]]
         if len(part):
             out[ds] = (int(part.n_test.max()), int(part.n_total.max()))
     return out
