@@ -423,9 +423,10 @@ def test_an_experiment_names_a_dataset_file_relative_to_itself(examples, tmp_pat
 
 def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, data_dir):
     """Each example dataset file (the URL one through a file:// copy of its files: no network here) through
-    `biotune eval` (the real SmolLM2, zero- and 3-shot) beside a BLURB dataset, `biotune run` (LoRA on a tiny
-    LLaMA: generation and parsing of typed mentions; the encoder baseline, a tiny BERT) and a study with a BLURB
-    dataset beside them; then the study's rows exported and its report."""
+    `biotune eval` (zero- and 3-shot) beside a BLURB dataset, `biotune run` (LoRA on a tiny LLaMA: generation and
+    parsing of typed mentions; the encoder baseline, a tiny BERT) and a study with a BLURB dataset beside them; then
+    the study's rows exported and its report. (The real SmolLM2 on an own CSV file, 3-shot: the README's example,
+    test_the_readme_example_from_a_csv_to_an_evaluation.)"""
     import os
 
     env = {
@@ -444,13 +445,12 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
         "ncbi-disease-hub": "datasets/ncbi-disease-hub.yaml",
         "bioasq-url": "mirrored/bioasq-url.yaml",
     }
-    # the real SmolLM2, 3-shot, on the CSV file beside GAD; then every example file, zero- and 3-shot, through the
-    # same path with a tiny random-init LLaMA saved as a model folder (prompts, parsing and scores as the real
-    # model's; generation time is its steps, which a real model's long answers multiply)
+    # every example file, zero- and 3-shot, with a tiny random-init LLaMA saved as a model folder (prompts, parsing
+    # and scores as the real model's; generation time is its steps, which a real model's long answers multiply)
     from test_eval_path import _folder
 
     tiny = _folder("causal")
-    for model, names, shots in (("smollm2-135m", ["gad-csv"], "3"), (tiny, list(files), "0"), (tiny, list(files), "3")):
+    for model, names, shots in ((tiny, list(files), "0"), (tiny, list(files), "3")):
         out = tmp_path / f"eval-{len(names)}-{shots}"
         r = cli_here(
             "eval",

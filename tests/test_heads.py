@@ -153,7 +153,7 @@ def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_pa
     def doc(i):
         k = rng.choices([0, 1, 2, 3], weights=[1, 3, 1.5, 0.5])[0]
         labels = rng.sample(range(10), k)
-        words = [rng.choice(filler) for _ in range(24)]
+        words = [rng.choice(filler) for _ in range(8)]  # with 3 keywords of up to 4 word pieces: 22 tokens at most
         for j in labels:
             words.insert(rng.randrange(len(words) + 1), keywords[j])
         return {"id": str(i), "text": " ".join(words), "labels": [f"h{j}" for j in labels]}
@@ -177,7 +177,7 @@ def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_pa
         keep="none",
         output_dir=str(tmp_path / "run"),
         # one dev evaluation, at the end: no checkpoint of the whole model is written on the way
-        training={"epochs": 8, "batch_size": 16, "max_length": 48, "eval_steps": 120},
+        training={"epochs": 8, "batch_size": 16, "max_length": 24, "eval_steps": 120},
     )
     assert (cfg.model.pooler, cfg.model.head_bias, cfg.training.head_lr_scale) == ("identity", "prior", 10.0)
     summary = run_experiment(cfg, progress=False)
