@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs (first time) and runs the test suite, in parallel (pytest-xdist): one pytest worker per CPU core and one
-# more, so that a worker waiting on a subprocess's start-up, on files or on Ray leaves its core to the others (on
-# 2 AVX2 cores: 10 min 30 s instead of 11 min 37 s, the same tests); tests go to whichever worker is free, except a
-# module marked xdist_group, whose tests share an expensive fixture and stay on one worker.
+# more, so that a worker waiting on a subprocess's start-up, on files or on Ray leaves its core to the others (the
+# README's Development section has the timings); tests go to whichever worker is free, except a module marked
+# xdist_group, whose tests share an expensive fixture and stay on one worker.
 # BIOTUNE_TEST_WORKERS=N: N workers (1: one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -153,7 +153,8 @@ def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_pa
     def doc(i):
         k = rng.choices([0, 1, 2, 3], weights=[1, 3, 1.5, 0.5])[0]
         labels = rng.sample(range(10), k)
-        words = [rng.choice(filler) for _ in range(8)]  # with 3 keywords of up to 4 word pieces: 22 tokens at most
+        # 8 words of one word piece, 3 keywords of 10 at most, [CLS] and [SEP]: 20 tokens, under max_length
+        words = [rng.choice(filler) for _ in range(8)]
         for j in labels:
             words.insert(rng.randrange(len(words) + 1), keywords[j])
         return {"id": str(i), "text": " ".join(words), "labels": [f"h{j}" for j in labels]}
