@@ -565,6 +565,8 @@ def qlora_floor(random_init: dict | None = None) -> dict:
 
 
 SECTIONS = ("peak", "train", "eval", "memory")
+# the results of the other benchmark scripts, each rendered in its own section of BENCHMARKS.md (not the main table)
+OWN_SECTIONS = ("levers-", "loss-ablation-", "plan-check-", "plan-calibration-", "report-open-", "generation-batch-")
 
 
 # -- the table ------------------------------------------------------------------------------------------------
@@ -610,13 +612,42 @@ def render_markdown() -> str:
         )
         or "(run benchmarks/plan_calibration.py)",
     )
+    head = head.replace(
+        "GENERATION",
+        "\n\n".join(
+            _generation_rows(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("generation-batch-*.json"))
+        )
+        or "(run benchmarks/generation_batch.py)",
+    )
     rows = [
         _table(json.loads(p.read_text()), p.name)
         for p in sorted(RESULTS.glob("*.json"))
-        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-", "plan-calibration-", "report-open-"))
-        and not p.stem.endswith("-quick")
+        if not p.name.startswith(OWN_SECTIONS) and not p.stem.endswith("-quick")
     ]
     return head + "\n".join(rows)
+
+
+def _generation_rows(res: dict, name: str) -> str:
+    """benchmarks/generation_batch.py: per case and generation batch, time, the speed against the first batch size,
+    the padding and whether the answers changed."""
+    m = res["machine"]
+    lines = [
+        f"*{m['cpu']} ({m['cores']} cores, {machine_kind(m)}), {res['model']}, `{res['command']}` — "
+        f"`benchmarks/results/{name}`*",
+        "",
+        "| case | examples | prompt tokens (min / mean / max) | answer tokens (mean / max) | batch | seconds | "
+        "speed vs the first | padded prompt tokens / real | answers changed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in res["cases"]:
+        p, a = c["prompt_tokens"], c["answer_tokens"]
+        for r in c["rows"]:
+            lines.append(
+                f"| {c['case']} | {c['examples']} | {p['min']} / {p['mean']} / {p['max']} | {a['mean']} / {a['max']} "
+                f"| {r['batch']} | {r['seconds']} | {r['speedup_vs_first']}x | {r['padded_prompt_ratio']} | "
+                f"{r['answers_differing_from_first']} |"
+            )
+    return "\n".join(lines)
 
 
 def _calibration_rows(res: dict, name: str) -> str:

@@ -26,8 +26,7 @@ def test_committed_results_hold_both_sides_of_every_comparison():
         p
         for p in (ROOT / "benchmarks" / "results").glob("*.json")  # as BENCHMARKS.md renders them (--quick runs:
         # not committed)
-        if not p.name.startswith(("levers-", "loss-ablation-", "plan-check-", "plan-calibration-", "report-open-"))
-        and not p.stem.endswith("-quick")
+        if not p.name.startswith(_bench().OWN_SECTIONS) and not p.stem.endswith("-quick")
     ]
     assert results
     for path in results:
