@@ -4,6 +4,7 @@ greedy generation with a KV cache, parsing, scoring), the same examples at each 
 the model loaded once (a warm-up evaluation first).
 
     python benchmarks/generation_batch.py [--batches 8,16,32] [--out benchmarks/results/generation-batch-<machine>.json]
+    python benchmarks/generation_batch.py --quick     # 4 examples a case: checks the script runs (not committed)
 
 Per case: the prompts' and answers' lengths in tokens; per batch size: seconds, examples/s, the score, how many
 answers differ from the first batch size's (padded batched generation is not batch-invariant in every precision: the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -74,14 +76,33 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="8,16,32")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="4 examples a case (a check that it runs)")
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     info = machine()
     work = Path(tempfile.mkdtemp(prefix="gen-batch-"))
+    try:
+        cases = _measure(work, batches, 4 if args.quick else None)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the runs' predictions: read above, not kept
+    result = {
+        "machine": info,
+        "command": "python " + " ".join(sys.argv),
+        "model": "smollm2-135m (packaged), float32",
+        "cases": cases,
+    }
+    out = args.out or RESULTS / f"generation-batch-{machine_slug(info)}{'-quick' if args.quick else ''}.json"
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+def _measure(work: Path, batches: list[int], cap: int | None = None) -> list[dict]:
+    """Every case at every batch size (at most `cap` examples a case), in this process: the results file's cases."""
     # warm-up: the model loaded, torch's kernels chosen
     _, loaded = evaluate_experiment(_config(work / "warm", "gad", 0, 8, batches[0]), progress=False)
     cases = []
     for name, dataset, shots, limit in CASES:
+        limit = min(limit, cap or limit)
         rows, first = [], None
         for batch in batches:
             out = work / f"{dataset}-{shots}-{batch}"
@@ -123,15 +144,7 @@ def main() -> None:
                 "rows": rows,
             }
         )
-    result = {
-        "machine": info,
-        "command": "python " + " ".join(sys.argv),
-        "model": "smollm2-135m (packaged), float32",
-        "cases": cases,
-    }
-    out = args.out or RESULTS / f"generation-batch-{machine_slug(info)}.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    return cases
 
 
 if __name__ == "__main__":

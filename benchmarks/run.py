@@ -615,7 +615,9 @@ def render_markdown() -> str:
     head = head.replace(
         "GENERATION",
         "\n\n".join(
-            _generation_rows(json.loads(p.read_text()), p.name) for p in sorted(RESULTS.glob("generation-batch-*.json"))
+            _generation_rows(json.loads(p.read_text()), p.name)
+            for p in sorted(RESULTS.glob("generation-batch-*.json"))
+            if not p.stem.endswith("-quick")
         )
         or "(run benchmarks/generation_batch.py)",
     )
