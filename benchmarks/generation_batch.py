@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import RESULTS, machine, machine_slug  # noqa: E402
 
 from biotune.config import validate_experiment  # noqa: E402
+from biotune.inference import _length_order  # noqa: E402
 from biotune.train import evaluate_experiment  # noqa: E402
 
 # (name, dataset, shots, examples): free-text NER answers (decoding-bound), a relation label after three shots, and
@@ -62,8 +63,9 @@ def _rows(out: Path) -> list[dict]:
 
 
 def _padding(lengths: list[int], batch: int) -> float:
-    """Padded prompt tokens / real ones, in batches of length-sorted prompts (biotune.inference)."""
-    order = sorted(lengths, reverse=True)
+    """Padded prompt tokens / real ones, in the batches biotune.inference makes (its length order, then `batch` at a
+    time, each padded to its longest)."""
+    order = [lengths[i] for i in _length_order(lengths)]
     padded = sum(max(order[i : i + batch]) * len(order[i : i + batch]) for i in range(0, len(order), batch))
     return round(padded / sum(order), 3)
 

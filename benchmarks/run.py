@@ -614,19 +614,18 @@ def render_markdown() -> str:
     )
     head = head.replace(
         "GENERATION",
-        "\n\n".join(
-            _generation_rows(json.loads(p.read_text()), p.name)
-            for p in sorted(RESULTS.glob("generation-batch-*.json"))
-            if not p.stem.endswith("-quick")
-        )
+        "\n\n".join(_generation_rows(json.loads(p.read_text()), p.name) for p in _committed("generation-batch-*.json"))
         or "(run benchmarks/generation_batch.py)",
     )
     rows = [
-        _table(json.loads(p.read_text()), p.name)
-        for p in sorted(RESULTS.glob("*.json"))
-        if not p.name.startswith(OWN_SECTIONS) and not p.stem.endswith("-quick")
+        _table(json.loads(p.read_text()), p.name) for p in _committed("*.json") if not p.name.startswith(OWN_SECTIONS)
     ]
     return head + "\n".join(rows)
+
+
+def _committed(pattern: str) -> list[Path]:
+    """The results files matching `pattern`, without the --quick runs' (checks that a script runs, not committed)."""
+    return [p for p in sorted(RESULTS.glob(pattern)) if not p.stem.endswith("-quick")]
 
 
 def _generation_rows(res: dict, name: str) -> str:
