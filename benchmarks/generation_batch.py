@@ -13,11 +13,17 @@ prompts, as biotune.inference makes them). A larger batch reads the weights once
 step (long answers gain) but pads more (long prompts of varied length lose); with few examples a batch spans more of
 the length range than it would over a study's 200 dev or 1,000 test examples, so the padding here is an upper
 bound. A study's dev evaluations during training and its test predictions go through the same generation.
+
+Beside each time, the planner's (biotune.plan, uncorrected by this machine's earlier runs; prompts batched and
+padded as biotune batches them): each decoding step bound by its compute or by reading the weights at the rate
+measured here for its rows (`read_gbs`), and by its compute alone (as a CPU was planned before those rates were
+measured), so the file shows what the planner's generation model is worth on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -30,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import RESULTS, machine, machine_slug  # noqa: E402
 
 from biotune.config import validate_experiment  # noqa: E402
-from biotune.inference import _length_order  # noqa: E402
+from biotune.inference import length_order  # noqa: E402
+from biotune.plan import plan_experiment  # noqa: E402
+from biotune.plan.machine import this_machine  # noqa: E402
 from biotune.train import evaluate_experiment  # noqa: E402
 
 # (name, dataset, shots, examples): free-text NER answers (decoding-bound), a relation label after three shots, and
@@ -65,9 +73,19 @@ def _rows(out: Path) -> list[dict]:
 def _padding(lengths: list[int], batch: int) -> float:
     """Padded prompt tokens / real ones, in the batches biotune.inference makes (its length order, then `batch` at a
     time, each padded to its longest)."""
-    order = [lengths[i] for i in _length_order(lengths)]
+    order = [lengths[i] for i in length_order(lengths)]
     padded = sum(max(order[i : i + batch]) * len(order[i : i + batch]) for i in range(0, len(order), batch))
     return round(padded / sum(order), 3)
+
+
+def _planned(cfg) -> dict:
+    """The planner's seconds for the run's test prediction on this machine, not corrected by earlier runs here: as it
+    plans (decoding bound by compute or by the measured weight-read rates) and with decoding by compute alone."""
+    here = dataclasses.replace(this_machine(), here=False)  # a plan that learned nothing from this machine's runs
+    out = {"planned_seconds": round(plan_experiment(cfg, here, suggest=False).eval_seconds, 2)}
+    flat = dataclasses.replace(here, read_gbs=())
+    out["planned_compute_bound_seconds"] = round(plan_experiment(cfg, flat, suggest=False).eval_seconds, 2)
+    return out
 
 
 def _tokens(tokenizer, texts: list[str]) -> list[int]:
@@ -82,6 +100,7 @@ def main() -> None:
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     info = machine()
+    acc = this_machine()  # its matmul peak and weight-read rates: measured before any run (or read from the cache)
     work = Path(tempfile.mkdtemp(prefix="gen-batch-"))
     try:
         cases = _measure(work, batches, 4 if args.quick else None)
@@ -91,6 +110,7 @@ def main() -> None:
         "machine": info,
         "command": "python " + " ".join(sys.argv),
         "model": "smollm2-135m (packaged), float32",
+        "planner": {"fp32_tflops": acc.fp32_tflops, "read_gbs": {str(r): g for r, g in acc.read_gbs}},
         "cases": cases,
     }
     out = args.out or RESULTS / f"generation-batch-{machine_slug(info)}{'-quick' if args.quick else ''}.json"
@@ -124,6 +144,7 @@ def _measure(work: Path, batches: list[int], cap: int | None = None) -> list[dic
                 "score": summary.metrics["score"],
                 "answers_differing_from_first": sum(a != b for a, b in zip(answers, first)),
                 "padded_prompt_ratio": _padding(prompts, batch),
+                **_planned(_config(out, dataset, shots, limit, batch)),
             }
             rows.append(row)
             print(

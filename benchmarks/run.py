@@ -630,23 +630,29 @@ def _committed(pattern: str) -> list[Path]:
 
 def _generation_rows(res: dict, name: str) -> str:
     """benchmarks/generation_batch.py: per case and generation batch, time, the speed against the first batch size,
-    the padding and whether the answers changed."""
+    the padding, whether the answers changed, and the planner's time for it (now and by compute alone)."""
     m = res["machine"]
+    planner = res.get("planner") or {}
+    rates = ", ".join(f"{r} rows {g}" for r, g in (planner.get("read_gbs") or {}).items())
+    rate = f"; the planner's weight-read rates measured here (GB/s): {rates}" if rates else ""
     lines = [
-        f"*{m['cpu']} ({m['cores']} cores, {machine_kind(m)}), {res['model']}, `{res['command']}` — "
+        f"*{m['cpu']} ({m['cores']} cores, {machine_kind(m)}), {res['model']}, `{res['command']}`{rate} — "
         f"`benchmarks/results/{name}`*",
         "",
         "| case | examples | prompt tokens (min / mean / max) | answer tokens (mean / max) | batch | seconds | "
-        "speed vs the first | padded prompt tokens / real | answers changed |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "speed vs the first | padded prompt tokens / real | answers changed | planned s (compute alone) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in res["cases"]:
         p, a = c["prompt_tokens"], c["answer_tokens"]
         for r in c["rows"]:
+            planned = (
+                f"{r['planned_seconds']} ({r['planned_compute_bound_seconds']})" if "planned_seconds" in r else "-"
+            )
             lines.append(
                 f"| {c['case']} | {c['examples']} | {p['min']} / {p['mean']} / {p['max']} | {a['mean']} / {a['max']} "
                 f"| {r['batch']} | {r['seconds']} | {r['speedup_vs_first']}x | {r['padded_prompt_ratio']} | "
-                f"{r['answers_differing_from_first']} |"
+                f"{r['answers_differing_from_first']} | {planned} |"
             )
     return "\n".join(lines)
 

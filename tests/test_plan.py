@@ -218,6 +218,77 @@ def test_plan_counts_real_tokens():
     assert small.notes == [] or all("proxy" not in n for n in small.notes)  # SmolLM2's own tokenizer
 
 
+def test_a_decoding_step_reads_at_the_rate_measured_for_its_rows():
+    """A machine whose weight-read rates were measured (this CPU: machine.weight_read_rates) reads a step of r rows
+    at its time per byte interpolated between the measured batch sizes, extended beyond them; a table GPU at
+    BANDWIDTH_EFFICIENCY of its bandwidth; a GPU described without a bandwidth, not at all (compute only)."""
+    from biotune.plan.gpus import BANDWIDTH_EFFICIENCY, Accelerator
+
+    cpu = Accelerator("cpu", 24e9, None, 0.144, device_type="cpu", read_gbs=((1, 20.0), (8, 8.0), (32, 4.0)))
+    assert cpu.read_bytes_per_s(1) == pytest.approx(20e9) and cpu.read_bytes_per_s(8) == pytest.approx(8e9)
+    assert cpu.read_bytes_per_s(32) == pytest.approx(4e9)
+    # 20 rows, halfway from 8 to 32: halfway between 1/8 and 1/4 ns a byte
+    assert cpu.read_bytes_per_s(20) == pytest.approx(1e9 / ((1 / 8 + 1 / 4) / 2))
+    # 56 rows: the step's time per byte grows on as it did from 8 to 32 rows (1/8 ns more a byte per 24 rows)
+    assert cpu.read_bytes_per_s(56) == pytest.approx(1e9 / (1 / 8 + 2 / 8))
+    assert accelerator("h100-sxm").read_bytes_per_s(8) == pytest.approx(3.35e12 * BANDWIDTH_EFFICIENCY)
+    assert accelerator(None, 24, 100).read_bytes_per_s(8) is None
+
+
+def test_the_plan_sees_what_the_generation_batch_does():
+    """A batch pads its prompts to its longest (biotune.inference): zero-shot PubMedQA (an abstract each, of varied
+    length) plans slower 32 at a time than 8 on any machine. At read rates like this CPU's (a step of 32 rows reads
+    4.3/6.3 as many bytes a second as a step of 8: machine.weight_read_rates), zero-shot NCBI-disease's decoding
+    plans slower than its compute, less so 32 rows at a time. (The planner counts the answers' gold lengths, a few
+    tokens there, so its decoding steps are a small part of this plan; an untrained model writing up to its budget
+    makes them most of the real time: the calibration learns that per model, method and dataset.)"""
+    from biotune.plan.gpus import Accelerator
+
+    cpu = Accelerator("cpu", 24e9, None, 0.144, device_type="cpu", read_gbs=((1, 24.3), (8, 6.3), (32, 4.3)))
+    flat = Accelerator("cpu", 24e9, None, 0.144, device_type="cpu")
+
+    def seconds(acc, batch, dataset="ncbi-disease"):
+        cfg = ExperimentConfig(
+            dataset=dataset,
+            model={"family": "causal", "path": "smollm2-135m", "dtype": "float32"},
+            method={"name": "zero_shot"},
+            eval={"limit": 64},
+            runtime={"eval_batch_size": batch},
+        )
+        return plan_experiment(cfg, acc, suggest=False).eval_seconds
+
+    for acc in (flat, accelerator("h100-sxm")):
+        assert seconds(acc, 32, "pubmedqa") > 1.2 * seconds(acc, 8, "pubmedqa")
+    assert seconds(cpu, 8) > seconds(flat, 8) and seconds(cpu, 32) > seconds(flat, 32)
+    assert seconds(cpu, 32) - seconds(flat, 32) < seconds(cpu, 8) - seconds(flat, 8)
+
+
+def test_a_sample_of_a_split_pads_as_the_split_would():
+    """A split measured on a sample (plan.tokens.SAMPLE) is batched as its length quantiles: 100 of PubMedQA's 500
+    test prompts pad a batch of 32 as the 500 do (about 5 % here), not as 32 prompts five times further apart in
+    length would (about 26 %)."""
+    from biotune.plan import tokens
+
+    gpu = accelerator("h100-sxm")
+    cfg = ExperimentConfig(
+        dataset="pubmedqa",
+        model={"family": "causal", "path": "smollm2-135m"},
+        method={"name": "zero_shot"},
+        eval={"limit": 500},
+        runtime={"eval_batch_size": 32},
+    )
+    before = tokens.SAMPLE
+    try:
+        tokens.SAMPLE = 500
+        whole = plan_experiment(cfg, gpu, suggest=False)
+        tokens.SAMPLE = 100
+        sampled = plan_experiment(cfg, gpu, suggest=False)
+    finally:
+        tokens.SAMPLE = before
+    assert sampled.eval_flops == pytest.approx(whole.eval_flops, rel=0.05)
+    assert sampled.eval_seconds == pytest.approx(whole.eval_seconds, rel=0.05)
+
+
 def test_unknown_gpu_is_one_line():
     from biotune.errors import BiotuneError
 
@@ -287,9 +358,14 @@ def test_plan_without_a_gpu_named_is_for_this_machine_its_peak_measured_once(tmp
     assert "plan for this CPU (" in r.stdout and "matmul peak measured here" in r.stdout
     total = r.stdout.strip().splitlines()[-1]
     assert "0 do not" in total and "cannot be planned" not in total, total
+    assert "reading every weight and the KV cache at the rate measured here for a decoding step's matmuls" in r.stdout
     peaks = json.loads((tmp_path / machine.PEAK_FILE).read_text())
     ((key, peak),) = peaks.items()
     assert key.startswith(f"cpu|{machine.cpu_name()}|") and peak["fp32_tflops"] > 0
+    assert [int(r) for r in peak["read_gbs"]] == list(machine.READ_ROWS) and min(peak["read_gbs"].values()) > 0
+    # a peak cached before the read rates were measured gains them, its matmul peak not measured again
+    del peak["read_gbs"]
+    (tmp_path / machine.PEAK_FILE).write_text(json.dumps(peaks))
 
     def measured_again(*a, **k):
         raise AssertionError("the peak is measured once per machine")
@@ -299,6 +375,12 @@ def test_plan_without_a_gpu_named_is_for_this_machine_its_peak_measured_once(tmp
     r = _biotune("run", "configs/causal/smollm2-135m_lora.yaml", "--plan")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "plan for this CPU (" in r.stdout and "yes" in r.stdout
+    assert set(json.loads((tmp_path / machine.PEAK_FILE).read_text())[key]["read_gbs"]) == set(
+        map(str, machine.READ_ROWS)
+    )
+    monkeypatch.setattr(machine, "weight_read_rates", measured_again)  # now both are cached
+    machine.this_machine.cache_clear()
+    assert _biotune("run", "configs/causal/smollm2-135m_lora.yaml", "--plan").returncode == 0
     machine.this_machine.cache_clear()
 
 

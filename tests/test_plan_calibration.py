@@ -105,6 +105,27 @@ def test_a_plan_for_this_machine_is_corrected_per_part_and_a_plan_for_another_ma
     assert set(icl.corrections) == {"prediction"} and icl.corrections["prediction"].basis == f"{kind.model} gad"
 
 
+def test_a_ratio_learned_against_the_planner_s_older_arithmetic_is_not_read():
+    """Prediction's arithmetic changed (a CPU's decoding steps bound by its measured weight-read rates): a ratio
+    recorded before, against the compute-bound plan, would correct the new plan wrongly, so it is not read;
+    training's arithmetic did not change, so its ratios still are."""
+    kind = SMOL_LORA
+    assert calibration.ARITHMETIC == {"training": 1, "prediction": 2}
+    before = dict(model=kind.model, method=kind.method, dataset=kind.dataset, family=kind.family, planned=100.0)
+    known = {
+        calibration.machine_key(HERE): [
+            {"id": "old", "part": "prediction", "took": 140.0, **before},  # no "arithmetic": recorded before it
+            {"id": "old", "part": "training", "took": 70.0, **before},
+        ]
+    }
+    assert calibration.correction(HERE, kind, "prediction", known) is None
+    assert calibration.correction(HERE, kind, "training", known).factor == pytest.approx(0.7)
+    _runs(HERE, kind, [1.1], "prediction")  # recorded now, under the current arithmetic
+    entry = json.loads(calibration.path().read_text())[calibration.machine_key(HERE)][0]
+    assert entry["arithmetic"] == 2
+    assert calibration.correction(HERE, kind, "prediction").factor == pytest.approx(1.1)
+
+
 def test_a_finished_run_teaches_its_uncorrected_plan_and_a_paused_candidate_its_training_to_the_rung(monkeypatch):
     monkeypatch.setattr(calibration, "MIN_PLANNED", 0.0)  # the 8B plan's test prediction on this GPU is short
     cfg = _cfg()

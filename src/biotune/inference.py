@@ -27,7 +27,9 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int, left: bool = False) ->
     return ids, mask
 
 
-def _length_order(lengths: Sequence[int]) -> list[int]:
+def length_order(lengths: Sequence[int]) -> list[int]:
+    """The order biotune batches inputs in (longest first, ties in their order), so that a batch pads little; the
+    planner batches its estimate of generation the same way (biotune.plan.planner)."""
     return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
@@ -73,7 +75,7 @@ def generate_answers(
 ) -> list[Answer]:
     """`generate`, each answer with whether it hit the cap (no stop token among its new tokens)."""
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    order = _length_order([len(e) for e in encoded])
+    order = length_order([len(e) for e in encoded])
     pad = tokenizer.pad_token_id
     stops = stop_token_ids(tokenizer)
 
@@ -233,7 +235,7 @@ def option_logprobs(
     if not model.config.is_encoder_decoder and not _is_prompt_learning(model):
         _shared_decoder_scores(model, tokenizer.pad_token_id, pairs, scores, batch_size, desc, progress)
     else:
-        order = _length_order([len(p) + len(o) for _, p, o in pairs])
+        order = length_order([len(p) + len(o) for _, p, o in pairs])
         score_batch = _seq2seq_batch if model.config.is_encoder_decoder else _decoder_batch
         with Progress(len(pairs), desc, "opt", progress) as bar:
             for start in range(0, len(order), batch_size):
@@ -267,7 +269,7 @@ def _shared_decoder_scores(
             unique.append(seq)
             users.append([])
         users[j].append((i, len(p), o))
-    order = _length_order([len(s) for s in unique])
+    order = length_order([len(s) for s in unique])
     body = model.get_decoder() if hasattr(model, "get_decoder") else model.base_model
     head = model.get_output_embeddings()
     with Progress(len(pairs), desc, "opt", progress) as bar:

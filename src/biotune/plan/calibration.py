@@ -12,7 +12,8 @@ method; model; family. A plan made for another machine (`--gpu NAME`, a GPU desc
 
 The ratios live in `$BIOTUNE_CACHE/plan-calibration.json` (default `~/.cache/biotune`; `$BIOTUNE_CALIBRATION_FILE`
 names another file), keyed by the machine (its name as the planner gives it, threads and torch version), one entry
-per run and part (a run recorded again replaces its entry). Delete the file to start again."""
+per run and part (a run recorded again replaces its entry), each with the version of the planner's arithmetic it
+was planned by (ARITHMETIC): a ratio learned against other arithmetic is not read. Delete the file to start again."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ KEEP = 9  # the runs a ratio is the median of: enough to outvote one run slowed 
 # one 1.2x): not learned from
 MIN_PLANNED = 30.0
 PARTS = ("training", "prediction")
+# the planner's arithmetic per part, raised when it changes what it plans, so that ratios learned against the old
+# arithmetic are not read (an entry without one: 1). prediction 2: a CPU's and a measured GPU's decoding steps are
+# bound by the weight-read rate measured there (machine.weight_read_rates), no longer by their compute alone
+ARITHMETIC = {"training": 1, "prediction": 2}
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ def record(acc, kind: Kind, run_id: str, planned: dict[str, float], took: dict[s
             "family": kind.family,
             "planned": round(planned[part], 4),
             "took": round(took[part], 4),
+            "arithmetic": ARITHMETIC[part],
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         for part in PARTS
@@ -143,7 +149,7 @@ def correction(acc, kind: Kind, part: str, known: dict | None = None, near: floa
     runs = [
         e
         for e in (known if known is not None else _read()).get(machine_key(acc), [])
-        if e.get("part") == part and _learns(e.get("planned", 0))
+        if e.get("part") == part and _learns(e.get("planned", 0)) and e.get("arithmetic", 1) == ARITHMETIC[part]
     ]
     k = kind  # short: the five levels below
     levels = (

@@ -1,8 +1,8 @@
 """The machine a plan is made for when no GPU is named (`--plan` alone, and the estimate `biotune run` and
 `biotune study` print before they start): the visible GPU — from the GPU table where its name is there, else
-measured — or this CPU, its matmul peak measured once and cached (`$BIOTUNE_CACHE/machine-peak.json`, keyed by
-processor, threads and torch version: a new torch or another thread count measures again; `$BIOTUNE_PEAK_FILE`
-names another file)."""
+measured — or this CPU, its matmul peak and the rate a decoding step reads weights at measured once and cached
+(`$BIOTUNE_CACHE/machine-peak.json`, keyed by processor, threads and torch version: a new torch or another thread
+count measures again; `$BIOTUNE_PEAK_FILE` names another file)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ from .gpus import Accelerator, gpu_table
 
 PEAK_FILE = "machine-peak.json"
 PEAK_SECONDS = 1.0  # per dtype: enough for a steady rate of 1024-square matmuls on a small CPU
+# a decoding step as the planner counts it: a batch of rows through every weight matrix once, the matrices together
+# far larger than a CPU's caches, so each is read from memory; timed at several batch sizes, since a CPU's matmul of
+# a few rows reaches neither its peak nor its memory bandwidth (the time per step grows with the rows)
+READ_ROWS = (1, 4, 8, 16, 32, 64)
+READ_SECONDS = 0.4  # per batch size
+READ_SHAPE = (2048, 8192)  # 64 MiB a matrix in fp32, about a 1B model's MLP projection
+READ_MATRICES = 4
 
 
 def matmul_peak(device: str = "cpu", seconds: float = PEAK_SECONDS, n: int | None = None, slow_bf16: bool = False):
@@ -56,6 +63,27 @@ def matmul_peak(device: str = "cpu", seconds: float = PEAK_SECONDS, n: int | Non
     return out
 
 
+def weight_read_rates(device: str = "cpu", seconds: float = READ_SECONDS, rows=READ_ROWS) -> dict[str, float]:
+    """GB/s of fp32 weights a decoding step reads on `device` for each batch size of `rows` ({'8': GB/s, ...}):
+    that many activation rows times READ_MATRICES weight matrices in turn, as a step runs through a model's layers,
+    timed over `seconds` each. On a CPU a step is bound by this, not by the matmul peak (the generation benchmark's
+    SmolLM2 steps: BENCHMARKS.md)."""
+    weights = [torch.full(READ_SHAPE, 0.5, device=device) for _ in range(READ_MATRICES)]  # written: real pages
+    out = {}
+    for r in rows:
+        x = torch.full((r, READ_SHAPE[0]), 0.5, device=device)
+        for w in weights:  # warm-up
+            torch.matmul(x, w)
+        _sync(device)
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or count < len(weights):
+            torch.matmul(x, weights[count % len(weights)])
+            count += 1
+        _sync(device)
+        out[str(r)] = round(count * weights[0].numel() * 4 / (time.perf_counter() - start) / 1e9, 2)
+    return out
+
+
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -76,18 +104,31 @@ def cpu_name() -> str:
 
 
 def measured_peak(device: str, name: str) -> dict:
-    """This device's matmul peak, measured the first time and then read from the cache."""
+    """This device's matmul peak and weight-read rates ('read_gbs': weight_read_rates), measured the first time and
+    then read from the cache (a peak cached before the rates were measured gains them, measured once)."""
     key = f"{device}|{name}|{torch.get_num_threads()} threads|torch {torch.__version__}"
     path = Path(os.environ.get("BIOTUNE_PEAK_FILE") or cache_dir() / PEAK_FILE)
     try:
         known = json.loads(path.read_text())
     except (OSError, ValueError):
         known = {}
-    if key not in known:
-        known[key] = {**matmul_peak(device), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    entry = known.get(key)
+    if entry is None or not isinstance(entry.get("read_gbs"), dict):
+        stamp = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if entry is None:
+            entry = {**matmul_peak(device), **stamp}
+        else:
+            entry = {**entry, "read_measured_at": stamp["measured_at"]}
+        entry["read_gbs"] = weight_read_rates(device)
+        known[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, known)
-    return known[key]
+    return entry
+
+
+def _rates(peak: dict) -> tuple[tuple[int, float], ...]:
+    """The cached weight-read rates as the Accelerator holds them: (rows, GB/s), fewest rows first."""
+    return tuple(sorted((int(r), float(g)) for r, g in peak["read_gbs"].items()))
 
 
 def table_gpu(name: str, memory_bytes: float) -> str | None:
@@ -128,7 +169,12 @@ def this_machine() -> Accelerator:
         peak = measured_peak("cuda", props.name)
         bf16 = peak["bf16_tflops"] if torch.cuda.is_bf16_supported() else None
         return Accelerator(
-            f"this GPU ({props.name}, measured)", props.total_memory, bf16, peak["fp32_tflops"], here=True
+            f"this GPU ({props.name}, measured)",
+            props.total_memory,
+            bf16,
+            peak["fp32_tflops"],
+            here=True,
+            read_gbs=_rates(peak),
         )
     name = cpu_name()
     peak = measured_peak("cpu", name)
@@ -143,6 +189,7 @@ def this_machine() -> Accelerator:
         None,
         "cpu",
         here=True,
+        read_gbs=_rates(peak),
     )
 
 

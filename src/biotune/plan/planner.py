@@ -3,9 +3,9 @@ counts of its data, time at a stated utilisation, whether it fits, and for one t
 
 Time: compute at `utilization` of the accelerator's peak in the run's dtype (QLoRA at QLORA_SPEED of that:
 bitsandbytes dequantizes each 4-bit weight in every forward and backward); a generation step is bound by the
-larger of its compute and of reading every weight and the KV cache once at BANDWIDTH_EFFICIENCY of the memory
-bandwidth. Both are planner assumptions, stated with every plan and checked against measured runs in
-BENCHMARKS.md.
+larger of its compute and of reading every weight and the KV cache once: at BANDWIDTH_EFFICIENCY of a table GPU's
+memory bandwidth, on this machine at the rate measured here for the batch's rows (machine.weight_read_rates). Both
+are planner assumptions, stated with every plan and checked against measured runs in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from biotune.config import MethodConfig
 from biotune.errors import MissingSplitError
+from biotune.inference import length_order
 from biotune.methods import METHODS
 from biotune.models import FAMILIES
 from biotune.study.halving import rung_cell
@@ -27,7 +28,6 @@ from .gpus import Accelerator
 from .tokens import SplitTokens, split_tokens, tokenizer_for
 
 QLORA_SPEED = 0.6
-BANDWIDTH_EFFICIENCY = 0.6
 FSDP_CHOICES = (2, 4, 8, 16)
 
 
@@ -303,30 +303,37 @@ def _train_flops(arch, r, inputs: int, answer: int, forward_only: bool = False) 
 
 
 def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, utilization, gpus):
-    """(FLOPs, seconds, tokens) of predicting `split`: examples batched as generation batches them (longest
-    prompts together), prefill compute-bound, each decoding step bound by compute or by reading the weights and
-    the KV cache."""
+    """(FLOPs, seconds, tokens) of predicting `split`: examples batched as generation batches them (biotune.inference:
+    longest prompts together, each batch's prompts padded to its longest), prefill compute-bound, each decoding step
+    bound by compute or by reading the weights and the KV cache. A measured sample stands for the whole split as
+    its length quantiles (each measured example repeated for the examples it stands for), so that a batch of the
+    sample pads as a batch of the split would."""
     peak = acc.peak_flops(r.compute_bytes == 2) * utilization
-    bandwidth = (acc.bandwidth_tbs or 0) * 1e12 * BANDWIDTH_EFFICIENCY
-    order = sorted(range(split.measured), key=lambda i: -split.inputs[i])
+    sample = length_order(split.inputs)
+    n = max(split.n, split.measured)
+    order = [sample[j * split.measured // n] for j in range(n)] if split.measured else []
     if not arch.generation_cached:
         batch_size = 1  # biotune decodes these one prompt at a time, by full forward passes
     flops = seconds = 0.0
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        prompts = [split.inputs[i] for i in rows]
+        width = max(split.inputs[i] for i in rows)  # each prompt left-padded to the batch's longest
         news = [split.targets[i] for i in rows] if arch.decoder is not None else [0 for _ in rows]
-        prefill = sum(E.generation_flops(arch, p, min(1, n)) for p, n in zip(prompts, news))
-        total = sum(E.generation_flops(arch, p, n) for p, n in zip(prompts, news))
+        prefill = sum(E.generation_flops(arch, width, min(1, a)) for a in news)
+        total = prefill + sum(  # the decoding steps after it, each row over its own prompt's cache
+            E.generation_flops(arch, split.inputs[i], a) - E.generation_flops(arch, split.inputs[i], min(1, a))
+            for i, a in zip(rows, news)
+        )
         decode = total - prefill
         steps = max(news) - 1 if arch.decoder is not None and arch.generation_cached else 0
         seconds += prefill / peak
         if steps > 0:
-            read = steps * E.decode_step_bytes(arch, r, weights, len(rows), max(prompts) + max(news))
+            read = steps * E.decode_step_bytes(arch, r, weights, len(rows), width + max(news))
+            bandwidth = acc.read_bytes_per_s(len(rows))
             seconds += max(decode / peak, read / bandwidth if bandwidth else 0.0)
         flops += total
     tokens = sum(split.inputs) + sum(split.targets)
-    return flops * split.scale, seconds * split.scale / gpus, tokens * split.scale
+    return flops, seconds / gpus, tokens * split.scale
 
 
 def _suggestions(cfg, acc: Accelerator, plan: Plan, gpus: int, utilization: float) -> list[str]:

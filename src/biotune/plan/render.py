@@ -8,9 +8,9 @@ from rich.table import Table
 
 from biotune.progress import duration
 
-from .gpus import Accelerator
+from .gpus import BANDWIDTH_EFFICIENCY, Accelerator
 from .machine import took
-from .planner import BANDWIDTH_EFFICIENCY, QLORA_SPEED, Plan, measured_parts
+from .planner import QLORA_SPEED, Plan, measured_parts
 
 
 def _gb(b: float) -> str:
@@ -22,15 +22,28 @@ def _h(seconds: float) -> str:
     return duration(seconds)
 
 
+def _reads(acc: Accelerator) -> str:
+    """What bounds a generation step in the plan (Accelerator.read_bytes_per_s), in words."""
+    if acc.read_gbs:
+        rates = ", ".join(f"{r}: {g:.3g}" for r, g in acc.read_gbs)
+        rate = f"the rate measured here for a decoding step's matmuls by rows (GB/s {rates})"
+    elif acc.bandwidth_tbs:
+        rate = f"{BANDWIDTH_EFFICIENCY:.0%} of the bandwidth"
+    else:
+        return "generation bound by its compute"
+    return f"generation steps bound by their compute or by reading every weight and the KV cache at {rate}"
+
+
 def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
     where = f"{gpus} x {acc.name}" if gpus > 1 else acc.name
     flops = acc.bf16_tflops if acc.bf16 else acc.fp32_tflops
+    reads = _reads(acc)
     if acc.device_type == "cpu":
         return (
             f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB of memory; matmul peak measured here: "
             f"{acc.fp32_tflops:.3g} TFLOP/s fp32" + (f", {acc.bf16_tflops:.3g} bf16" if acc.bf16 else "") + "): "
             f"compute at {utilization:.0%} of the peak in the run's dtype (QLoRA "
-            f"{QLORA_SPEED:.0%} of that), generation bound by its compute; memory is torch's peak allocation (the "
+            f"{QLORA_SPEED:.0%} of that), {reads}; memory is torch's peak allocation (the "
             "process adds about 0.5 GB of libraries). A CPU reaches a varying share of its peak: each run prints "
             "its time against this plan when it ends, and later plans here are corrected by it (notes say by "
             "how much; biotune.plan.calibration)"
@@ -38,9 +51,8 @@ def assumptions(acc: Accelerator, gpus: int, utilization: float) -> str:
     return (
         f"plan for {where} ({acc.memory_bytes / 1e9:,.0f} GB, {flops:g} TFLOP/s "
         f"{'bf16' if acc.bf16 else 'fp32'}; {acc.usable_bytes / 1e9:,.1f} GB usable after the CUDA context and "
-        f"fragmentation): compute at {utilization:.0%} of peak (QLoRA {QLORA_SPEED:.0%} of that), generation "
-        f"steps bound by compute or by reading weights and KV cache at {BANDWIDTH_EFFICIENCY:.0%} of the "
-        "bandwidth; memory is torch's peak allocation"
+        f"fragmentation): compute at {utilization:.0%} of peak (QLoRA {QLORA_SPEED:.0%} of that), {reads}; memory "
+        "is torch's peak allocation"
     )
 
 
