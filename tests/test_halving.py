@@ -2,11 +2,13 @@
 goes on from its checkpoint to the model an uninterrupted run gives, a killed search resumes with the same
 decisions, the range grows at its edge up to its bound, and the Ray executor decides as the local one does."""
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from safetensors.torch import load_file
 
 import conftest
@@ -87,13 +89,22 @@ def test_bad_rungs_are_refused(tmp_path):
 
 
 def _adaptive(
-    tmp_path, data_dir, name="a", grow=1, rates=(1e-4, 1e-3, 1e-2), steps=8, every=None, models=None, **search
+    tmp_path,
+    data_dir,
+    name="a",
+    grow=1,
+    rates=(1e-4, 1e-3, 1e-2),
+    steps=8,
+    every=None,
+    models=None,
+    seeds=(0,),
+    **search,
 ):
-    (tmp_path / name).mkdir()
+    (tmp_path / name).mkdir(exist_ok=True)  # written again: the same study with other seeds
     return write_study(
         tmp_path / name,
         **({"models": models, "methods": ["fft"]} if models else {"methods": ["lora"]}),
-        seeds=[0],
+        seeds=list(seeds),
         data_dir=str(data_dir),
         defaults={
             "training": {
@@ -248,6 +259,21 @@ def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_
     assert all(r["rung"] == 0 for r in Store(study2.store_url).rung_rows("t"))
     tally = run_study(study2, cells2)
     assert _decisions(study2) == want and not tally["pending"]
+
+
+def test_a_resumed_search_s_time_left_is_corrected_by_its_finished_final_cells(tmp_path, data_dir, monkeypatch):
+    """The time left a resumed study says first is corrected by what it finished before, a search's final cells (its
+    chosen candidate anew on a reported seed) included: they are most of a searched study's work, and its
+    candidates end paused, never done. (The search seed is named: by default it is one above the highest reported
+    seed, so a study given another seed searches again.)"""
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "more", grow=0, seed=9))
+    run_study(study, cells)
+    monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "more", grow=0, seed=9, seeds=(0, 1)))
+    log = io.StringIO()
+    assert run_study(study, cells, console=Console(file=log, width=200), progress=False)["ran"] == 1
+    starts = [line for line in log.getvalue().splitlines() if line.startswith("study: ")]
+    assert len(starts) == 1 and "as the 1 cell finished so far took" in starts[0], log.getvalue()
 
 
 def test_candidates_that_failed_are_tried_again_by_the_next_run_of_the_study(tmp_path, data_dir, monkeypatch):

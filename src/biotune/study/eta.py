@@ -88,13 +88,22 @@ class TimeLeft:
         self.ran = 0
 
     def already(self, cells: list[Cell], store: Store) -> None:
-        """The correction starts from the cells of `cells` an earlier invocation finished (their recorded compute
-        against their plan), so a resumed study's first line is corrected too."""
-        done = {r["config_hash"]: r for r in store.rows(self.study.name, "done")}
+        """The correction starts from what an earlier invocation finished (recorded compute against plan): the cells
+        of `cells`, and each search's final cells (its chosen candidate anew on a reported seed), planned as
+        work_left plans them (as its first candidate), so a resumed study's first line is corrected too."""
+        rows = store.rows(self.study.name, "done")
+        done = {r["config_hash"]: r for r in rows}
         for cell in cells:
             row = done.get(cell.identity_hash)
             if row is not None and (full := self.planned(cell)):
                 self._count(full, _recorded(cell, json.loads(row["resources"] or "{}")))
+        finals = {row_key(r): r for r in rows}
+        for g in self.study.groups:
+            first = g.candidates[0] if g.candidates else None
+            for seed in g.seeds if first is not None else ():
+                row = finals.get((*g.key, seed))
+                if row is not None and (full := self.planned(first)):
+                    self._count(full, _recorded(first, json.loads(row["resources"] or "{}")))
 
     def ended(self, cell: Cell, status: str, detail) -> None:
         """A cell ended, as the executor reports it (runner._Progress.report). The plan's correction compares
