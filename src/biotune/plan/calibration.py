@@ -39,8 +39,9 @@ KEEP = 9  # the runs a ratio is the median of: enough to outvote one run slowed 
 MIN_PLANNED = 30.0
 PARTS = ("training", "prediction")
 # the planner's arithmetic per part, raised when it changes what it plans, so that ratios learned against the old
-# arithmetic are not read (an entry without one: 1). prediction 2: a CPU's and a measured GPU's decoding steps are
-# bound by the weight-read rate measured there (machine.weight_read_rates), no longer by their compute alone
+# arithmetic are not read (an entry without one: 1). prediction 2: prompts padded to their batch's longest, as
+# generation batches them, and a CPU's or a measured GPU's decoding steps bound by the weight-read rates measured
+# there (machine.weight_read_rates), no longer by their compute alone
 ARITHMETIC = {"training": 1, "prediction": 2}
 
 
