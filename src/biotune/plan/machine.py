@@ -49,15 +49,9 @@ def matmul_peak(device: str = "cpu", seconds: float = PEAK_SECONDS, n: int | Non
         a, b = (torch.randn(side, side, dtype=dtype, device=device) for _ in range(2))
         for _ in range(3):  # warm-up
             torch.matmul(a, b)
-        _sync(device)
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            torch.matmul(a, b)
-            count += 1
-            if device == "cuda" and count % 10 == 0:
-                _sync(device)
-        _sync(device)
-        out[f"{name}_tflops"] = round(2 * side**3 * count / (time.perf_counter() - start) / 1e12, 4)
+        out[f"{name}_tflops"] = round(
+            2 * side**3 * _calls_per_s(lambda _, a=a, b=b: torch.matmul(a, b), device, seconds) / 1e12, 4
+        )
         if side != n:
             out[f"{name}_n"] = side
     return out
@@ -74,14 +68,23 @@ def weight_read_rates(device: str = "cpu", seconds: float = READ_SECONDS, rows=R
         x = torch.full((r, READ_SHAPE[0]), 0.5, device=device)
         for w in weights:  # warm-up
             torch.matmul(x, w)
-        _sync(device)
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds or count < len(weights):
-            torch.matmul(x, weights[count % len(weights)])
-            count += 1
-        _sync(device)
-        out[str(r)] = round(count * weights[0].numel() * 4 / (time.perf_counter() - start) / 1e9, 2)
+        calls = _calls_per_s(lambda i, x=x: torch.matmul(x, weights[i % len(weights)]), device, seconds, len(weights))
+        out[str(r)] = round(calls * weights[0].numel() * 4 / 1e9, 2)
     return out
+
+
+def _calls_per_s(call, device: str, seconds: float, at_least: int = 1) -> float:
+    """How many times a second `call(i)` (i: 0, 1, ...) runs on `device`, timed over `seconds` and at least
+    `at_least` calls (a GPU synchronised every 10 calls, so that its queue stays short, and at the end)."""
+    _sync(device)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or count < at_least:
+        call(count)
+        count += 1
+        if device == "cuda" and count % 10 == 0:
+            _sync(device)
+    _sync(device)
+    return count / (time.perf_counter() - start)
 
 
 def _sync(device: str) -> None:
@@ -114,11 +117,8 @@ def measured_peak(device: str, name: str) -> dict:
         known = {}
     entry = known.get(key)
     if entry is None or not isinstance(entry.get("read_gbs"), dict):
-        stamp = {"measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        if entry is None:
-            entry = {**matmul_peak(device), **stamp}
-        else:
-            entry = {**entry, "read_measured_at": stamp["measured_at"]}
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        entry = {**matmul_peak(device), "measured_at": now} if entry is None else {**entry, "read_measured_at": now}
         entry["read_gbs"] = weight_read_rates(device)
         known[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,18 +92,14 @@ class TimeLeft:
         of `cells`, and each search's final cells (its chosen candidate anew on a reported seed), planned as
         work_left plans them (as its first candidate), so a resumed study's first line is corrected too."""
         rows = store.rows(self.study.name, "done")
-        done = {r["config_hash"]: r for r in rows}
-        for cell in cells:
-            row = done.get(cell.identity_hash)
-            if row is not None and (full := self.planned(cell)):
-                self._count(full, _recorded(cell, json.loads(row["resources"] or "{}")))
-        finals = {row_key(r): r for r in rows}
-        for g in self.study.groups:
-            first = g.candidates[0] if g.candidates else None
-            for seed in g.seeds if first is not None else ():
-                row = finals.get((*g.key, seed))
-                if row is not None and (full := self.planned(first)):
-                    self._count(full, _recorded(first, json.loads(row["resources"] or "{}")))
+        by_identity, by_key = {r["config_hash"]: r for r in rows}, {row_key(r): r for r in rows}
+        finished = [(cell, by_identity.get(cell.identity_hash)) for cell in cells]
+        finished += [
+            (g.candidates[0], by_key.get((*g.key, s))) for g in self.study.groups if g.candidates for s in g.seeds
+        ]
+        for planned_as, row in finished:
+            if row is not None and (full := self.planned(planned_as)):
+                self._count(full, _recorded(planned_as, json.loads(row["resources"] or "{}")))
 
     def ended(self, cell: Cell, status: str, detail) -> None:
         """A cell ended, as the executor reports it (runner._Progress.report). The plan's correction compares
