@@ -241,7 +241,7 @@ def generation_flops(arch: Architecture, prompt: int, new: int) -> float:
     flops += 2 * arch.head_params * prefill_head
     steps = max(0, new - 1)  # the first new token comes from the prefill's last position
     flops += steps * (per_token + 2 * arch.head_params)
-    flops += 4 * d.q_dim * d.layers * sum(before + p + t for t in range(1, new))
+    flops += 4 * d.q_dim * d.layers * steps * (before + p + (steps + 1) / 2)  # step t attends to before + p + t keys
     return flops + (1 + steps) * arch.extra_call_flops
 
 

@@ -314,24 +314,35 @@ def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, util
     order = [sample[j * split.measured // n] for j in range(n)] if split.measured else []
     if not arch.generation_cached:
         batch_size = 1  # biotune decodes these one prompt at a time, by full forward passes
-    flops = seconds = 0.0
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
+    new = {i: split.targets[i] if arch.decoder is not None else 0 for i in set(order)}
+    # each row's decoding steps after the prefill, over its own prompt's cache
+    decoding = {
+        i: E.generation_flops(arch, split.inputs[i], a) - E.generation_flops(arch, split.inputs[i], min(1, a))
+        for i, a in new.items()
+    }
+
+    def batch(rows: tuple[int, ...]) -> tuple[float, float]:  # (FLOPs, seconds)
         width = max(split.inputs[i] for i in rows)  # each prompt left-padded to the batch's longest
-        news = [split.targets[i] for i in rows] if arch.decoder is not None else [0 for _ in rows]
+        news = [new[i] for i in rows]
         prefill = sum(E.generation_flops(arch, width, min(1, a)) for a in news)
-        total = prefill + sum(  # the decoding steps after it, each row over its own prompt's cache
-            E.generation_flops(arch, split.inputs[i], a) - E.generation_flops(arch, split.inputs[i], min(1, a))
-            for i, a in zip(rows, news)
-        )
-        decode = total - prefill
+        decode = sum(decoding[i] for i in rows)
         steps = max(news) - 1 if arch.decoder is not None and arch.generation_cached else 0
-        seconds += prefill / peak
+        seconds = prefill / peak
         if steps > 0:
             read = steps * E.decode_step_bytes(arch, r, weights, len(rows), width + max(news))
             bandwidth = acc.read_bytes_per_s(len(rows))
             seconds += max(decode / peak, read / bandwidth if bandwidth else 0.0)
-        flops += total
+        return prefill + decode, seconds
+
+    # the expanded split repeats each measured example, so most of its batches are alike: each kind costed once
+    costs: dict[tuple[int, ...], tuple[float, float]] = {}
+    flops = seconds = 0.0
+    for start in range(0, len(order), batch_size):
+        rows = tuple(order[start : start + batch_size])
+        if rows not in costs:
+            costs[rows] = batch(rows)
+        flops += costs[rows][0]
+        seconds += costs[rows][1]
     tokens = sum(split.inputs) + sum(split.targets)
     return flops, seconds / gpus, tokens * split.scale
 
