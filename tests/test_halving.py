@@ -268,6 +268,12 @@ def test_a_resumed_search_s_time_left_is_corrected_by_its_finished_final_cells(t
     seed, so a study given another seed searches again.)"""
     study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "more", grow=0, seed=9))
     run_study(study, cells)
+    # the search seed not named, another reported seed moves it (to 2): a new search, said, with the way back
+    r = conftest.cli_here("study", str(_adaptive(tmp_path, data_dir, "more", grow=0, seeds=(0, 1))), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stdout.splitlines() if line.startswith("warning: search ")]
+    assert len(said) == 1 and "runs on search seed 2; the store holds its runs on seed 9 as well" in said[0], r.stdout
+    assert "`search.seed: 9`" in said[0]
     monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
     study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "more", grow=0, seed=9, seeds=(0, 1)))
     log = io.StringIO()

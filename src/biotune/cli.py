@@ -33,7 +33,7 @@ from .export import export_run
 from .io import atomic_write_text
 from .study.adopt import finished_runs
 from .study.grid import load_study, unequal_budgets
-from .study.search import summary
+from .study.search import searched_on_other_seeds, summary
 from .summary import RunSummary
 from .tasks import task_for
 
@@ -454,6 +454,9 @@ def _print_dry_run(study, cells, left_out) -> None:
             + (f"; {g.defaulted}" if g.defaulted else ""),
             soft_wrap=True,
         )
+    if (store := existing_store(study.store_url)) is not None:
+        for line in searched_on_other_seeds(study.groups, store.rows(study.name)):
+            out.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     if study.adopt:
         runs = finished_runs(study.adopt)
         taken = [c for c, (state, _) in zip(cells, states) if state != "done" and c.identity_hash in runs]

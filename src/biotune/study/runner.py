@@ -27,7 +27,7 @@ from .eta import Planned, TimeLeft, work_left
 from .executors import EXECUTORS
 from .grid import Cell, StudyConfig
 from .halving import choice, run_halving, starting_candidates
-from .search import final_cells
+from .search import final_cells, searched_on_other_seeds
 from .store import Store, holder_state, row_key
 
 
@@ -136,6 +136,8 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     for c, (state, why) in zip(cells, states):
         if state == "stale":
             console.print(f"stale {escape(c.label)}: {escape(why)}")
+    for line in searched_on_other_seeds(study.groups, store.rows(study.name)):
+        console.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     tally = {
         "cells": len(counted) + later,
         "ran": 0,

@@ -227,3 +227,23 @@ def summary(groups: list[SearchGroup], done: dict[tuple, list[dict]]) -> list[di
                 }
             )
     return rows
+
+
+def searched_on_other_seeds(groups: list[SearchGroup], rows: list[dict]) -> list[str]:
+    """One line per search whose (dataset, model, method) the store holds runs of on a seed that is neither its
+    search seed nor a reported one: an earlier search of it on another search seed (by default the search seed is
+    one above the highest reported seed, so a study given one more seed searches anew). Those runs are not this
+    search's and are never reused; the line says how to go on with them instead. `rows`: the study's store rows."""
+    lines = []
+    for g in groups:
+        others = sorted(
+            {r["seed"] for r in rows if (r["dataset"], r["model"], r["method"]) == g.key} - {g.search_seed, *g.seeds}
+        )
+        if others:
+            seeds = ", ".join(map(str, others))
+            lines.append(
+                f"search {'/'.join(g.key)} runs on search seed {g.search_seed}; the store holds its runs on seed "
+                f"{seeds} as well, which this search does not reuse (name `search.seed: {others[-1]}` in the "
+                "study to go on with that search instead)"
+            )
+    return lines
