@@ -17,6 +17,7 @@ from biotune.config import ExperimentConfig, TrainingConfig
 from biotune.plan import accelerator, plan_experiment
 from biotune.plan import estimate as E
 from biotune.plan.architecture import Stack, architecture
+from biotune.study.grid import load_study
 from conftest import cli_here
 
 LLAMA = "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -331,6 +332,15 @@ def test_plan_paper_grid_on_one_80gb_gpu():
     assert "tokens counted with a proxy" in out  # no hub here: the proxy tokenizers are named
     rows = [line for line in out.splitlines() if "llama-3-8b__fft" in line]
     assert len(rows) > 20 and all(" NO " in line or "cannot count" in line for line in rows)
+    # by dataset, in the study's order, with the running total (how far a slice of so many hours gets): the last
+    # running total is the study's total
+    table = out[out.index("by dataset, in the study's order") :]
+    rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in table.splitlines() if line.startswith("│")]
+    study, _, _ = load_study("configs/studies/paper.yaml")  # the tests run from the repository root
+    assert [row[0] for row in rows] == study.dataset_names(), rows
+    hours = total.split("; ")[1].split(" GPU-hours in all")[0]
+    assert rows[-1][3] == hours
+    assert sum(float(row[2].replace(",", "")) for row in rows) == pytest.approx(float(hours.replace(",", "")), rel=0.01)
 
 
 def test_plan_demo_and_one_experiment():

@@ -487,7 +487,7 @@ def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) ->
     from rich.progress import track
 
     from .plan import plan_cells
-    from .plan.render import assumptions, cell_table, summary_table, totals
+    from .plan.render import assumptions, cell_table, dataset_table, summary_table, totals
 
     acc, gpus, utilization = _plan_target(gpu, gpu_memory, gpu_tflops, gpus, utilization)
     rows = plan_cells(
@@ -504,6 +504,7 @@ def _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization) ->
     unit = "GPU-hours" if acc.device_type == "cuda" else "hours"
     out.print(cell_table([(label, p) for label, _, p in rows], f"plan: study {study.name}"))
     out.print(summary_table([((c.model, c.method), p) for _, c, p in rows], unit))
+    out.print(dataset_table([(c.dataset, p) for _, c, p in rows], unit))
     # the rest are per cell; a correction is per model and method
     notes = sorted({n for _, _, p in rows for n in p.notes if "tokenizer" in n or n.startswith("time corrected")})
     for note in notes:

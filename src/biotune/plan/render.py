@@ -111,6 +111,23 @@ def summary_table(rows: list[tuple[tuple[str, str], Plan]], unit: str = "GPU-hou
     return table
 
 
+def dataset_table(rows: list[tuple[str, Plan]], unit: str = "GPU-hours") -> Table:
+    """Per dataset, in the order `rows` first name them (the study's), its cells, hours (`unit`) and the running
+    total, which says how far a slice of so many hours gets in a study that lands whole datasets in turn."""
+    groups: dict = defaultdict(list)
+    for dataset, p in rows:
+        groups[dataset].append(p)
+    table = Table(title="by dataset, in the study's order")
+    for col in ("dataset", "cells", unit, "running total"):
+        table.add_column(col, overflow="fold")
+    total = 0.0
+    for dataset in groups:
+        hours = sum(p.gpu_hours for p in groups[dataset] if p.error is None)
+        total += hours
+        table.add_row(dataset, str(len(groups[dataset])), _hours(hours), _hours(total))
+    return table
+
+
 def _hours(h: float) -> str:
     return f"{h:,.1f}" if h >= 10 else f"{h:.3g}"
 
