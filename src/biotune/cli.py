@@ -194,13 +194,13 @@ def eval_cmd(**options) -> None:
     """Zero-/few-shot evaluation of a generative model (causal, seq2seq, GLM) on BLURB: one zero_shot / few_shot
     experiment per dataset, as `biotune run` runs it; prints a table and the BLURB score."""
 
-    from .eval_run import run_eval
-
     options["datasets"] = [d.strip() for d in (options["datasets"] or "all").split(",") if d.strip()]
     if options["output_dir"] is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         options["output_dir"] = f"runs/eval-{options['model'].replace('/', '_')}-{options['shots']}shot-{stamp}"
-    cfg = EvalConfig(**options)
+    cfg = EvalConfig(**options)  # bad options are one line before torch is imported
+    from .eval_run import run_eval
+
     summary = run_eval(cfg)
     print_summary(summary)
     out.print(f"predictions and metrics written to {cfg.output_dir}/")
@@ -386,9 +386,7 @@ def study_cmd(
     ),
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
-    from .study.runner import run_study
-
-    study, cells, left_out = load_study(study_file)
+    study, cells, left_out = load_study(study_file)  # a bad study file is one line before torch is imported
     if plan:
         _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization)
         return
@@ -408,6 +406,7 @@ def study_cmd(
         else {}
     )
     from .study.cell_run import StudyInterrupted
+    from .study.runner import run_study
 
     try:
         result = run_study(study, cells, executor=executor, reclaim=reclaim, progress=progress, **options)
