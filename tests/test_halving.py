@@ -274,6 +274,13 @@ def test_a_resumed_search_s_time_left_is_corrected_by_its_finished_final_cells(t
     said = [line for line in r.stdout.splitlines() if line.startswith("warning: search ")]
     assert len(said) == 1 and "runs on search seed 2; the store holds its runs on seed 9 as well" in said[0], r.stdout
     assert "`search.seed: 9`" in said[0]
+    # seed 9 reported while the store holds the search's candidates on it: the chosen value's run there would be
+    # the candidate that won on dev; refused before anything runs, naming the way out
+    path = _adaptive(tmp_path, data_dir, "more", grow=0, seeds=(0, 9))
+    r = conftest.cli_here("study", str(path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "seed 9 is a reported seed" in r.stderr and "`search.seed: 9`" in r.stderr, r.stderr
+    assert "refused when run: search " in conftest.cli_here("study", str(path), "--dry-run").stdout
     monkeypatch.setenv("BIOTUNE_ESTIMATE", "1")  # the time left from the plan
     study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "more", grow=0, seed=9, seeds=(0, 1)))
     log = io.StringIO()

@@ -33,7 +33,7 @@ from .export import export_run
 from .io import atomic_write_text
 from .study.adopt import finished_runs
 from .study.grid import load_study, unequal_budgets
-from .study.search import searched_on_other_seeds, summary
+from .study.search import candidates_on_reported_seeds, searched_on_other_seeds, summary
 from .summary import RunSummary
 from .tasks import task_for
 
@@ -454,7 +454,10 @@ def _print_dry_run(study, cells, left_out) -> None:
             soft_wrap=True,
         )
     if (store := existing_store(study.store_url)) is not None:
-        for line in searched_on_other_seeds(study.groups, store.rows(study.name)):
+        rows = store.rows(study.name)
+        for line in candidates_on_reported_seeds(study.groups, rows, store.rung_rows(study.name)):
+            out.print(f"[red]refused when run:[/red] {escape(line)}", soft_wrap=True)
+        for line in searched_on_other_seeds(study.groups, rows):
             out.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     if study.adopt:
         runs = finished_runs(study.adopt)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from biotune.errors import BiotuneError
 from biotune.identity import describe
 from biotune.plan.machine import estimates_on
 from biotune.progress import duration, plain_line
@@ -27,7 +28,7 @@ from .eta import Planned, TimeLeft, work_left
 from .executors import EXECUTORS
 from .grid import Cell, StudyConfig
 from .halving import choice, run_halving, starting_candidates
-from .search import final_cells, searched_on_other_seeds
+from .search import candidates_on_reported_seeds, final_cells, searched_on_other_seeds
 from .store import Store, holder_state, row_key
 
 
@@ -112,7 +113,12 @@ def _time_left(
 
 def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console, executor: str):
     """What is left to run (the cells not done), said in one line with what is stale and why; the tally (its cells:
-    the study's results, an adaptive search's candidates left out: they end paused, never done)."""
+    the study's results, an adaptive search's candidates left out: they end paused, never done). A reported seed
+    an earlier search ran its candidates on is refused before anything is said or run (search.py)."""
+    rows = store.rows(study.name)
+    refused = candidates_on_reported_seeds(study.groups, rows, store.rung_rows(study.name))
+    if refused:
+        raise BiotuneError(refused[0])
     states = cell_states(store, study.name, cells)
     todo = [c for c, (state, _) in zip(cells, states) if state != "done"]
     uncounted = starting_candidates(study.groups)  # search runs, not cells the study counts
@@ -136,7 +142,7 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     for c, (state, why) in zip(cells, states):
         if state == "stale":
             console.print(f"stale {escape(c.label)}: {escape(why)}")
-    for line in searched_on_other_seeds(study.groups, store.rows(study.name)):
+    for line in searched_on_other_seeds(study.groups, rows):
         console.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     tally = {
         "cells": len(counted) + later,

@@ -247,3 +247,30 @@ def searched_on_other_seeds(groups: list[SearchGroup], rows: list[dict]) -> list
                 "study to go on with that search instead)"
             )
     return lines
+
+
+def candidates_on_reported_seeds(groups: list[SearchGroup], rows: list[dict], rung_rows: list[dict]) -> list[str]:
+    """One line per search whose store holds, on one of the study's reported seeds, a run that was a candidate of
+    an adaptive search there (its identity has a rung row): an earlier search ran on that seed, as it does when a
+    study reporting seeds 0-2 (search seed 3 by default) is given seed 3. The chosen value's run on that seed would
+    be that very candidate, the run that won on dev, reported as a result (the winner's curse): the study refuses."""
+    lines = []
+    for g in groups:
+        searched = {r["config_hash"] for r in rung_rows if (r["dataset"], r["model"], r["method"]) == g.key}
+        seeds = sorted(
+            {
+                r["seed"]
+                for r in rows
+                if (r["dataset"], r["model"], r["method"]) == g.key
+                and r["seed"] in g.seeds
+                and r["config_hash"] in searched
+            }
+        )
+        if seeds:
+            lines.append(
+                f"search {'/'.join(g.key)}: seed {', '.join(map(str, seeds))} is a reported seed, and the store holds "
+                "this search's candidates run on it (an earlier search seed), so its chosen value's run there would "
+                f"be a search run reported as a result; name `search.seed: {seeds[0]}` in the study to keep that "
+                "search (and report other seeds), or report a seed no search ran on"
+            )
+    return lines
