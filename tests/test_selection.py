@@ -14,6 +14,7 @@ from biotune.study.runner import cell_states, run_study
 from biotune.study.search import SearchGroup, SearchRef, at_edge, chosen, summary
 from biotune.study.store import Store
 from biotune.train import Experiment
+from conftest import cli_here
 from test_identity import TINY, experiment
 from test_study import write_study
 
@@ -208,6 +209,14 @@ def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_eve
     # a rerun has nothing to do, and the report shows the final cells only, with the search's candidates apart
     again = run_study(study, cells)
     assert again["ran"] == 0 and again["already_done"] == 7
+    # given seed 2 as well, which the search ran its candidates on, the study refuses: the chosen value's run on
+    # seed 2 is a finished candidate's, which would be reported as it is
+    grid = {"training.learning_rate": [0.0001, 0.05]}
+    search = {"strategy": "grid", "grid": grid, "method": {"lora": {"method.params.r": [2, 4]}}}
+    more = write_study(tmp_path, methods=["lora", "zero_shot"], seeds=[0, 1, 2], data_dir=str(data_dir), search=search)
+    assert "refused when run: search gad/" in cli_here("study", str(more), "--dry-run").stdout
+    with pytest.raises(BiotuneError, match=r"seed 2 is a reported seed.*`search.seed: 2`"):
+        run_study(*load_study(more)[:2])
     from biotune.cli import _write_report
 
     _write_report(study, finals)

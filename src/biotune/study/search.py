@@ -251,26 +251,28 @@ def searched_on_other_seeds(groups: list[SearchGroup], rows: list[dict]) -> list
 
 def candidates_on_reported_seeds(groups: list[SearchGroup], rows: list[dict], rung_rows: list[dict]) -> list[str]:
     """One line per search whose store holds, on one of the study's reported seeds, a run that was a candidate of
-    an adaptive search there (its identity has a rung row): an earlier search ran on that seed, as it does when a
+    an adaptive search there (its identity has a rung row), or two or more of a grid search's values run on it: an
+    earlier search ran on that seed, as it does when a
     study reporting seeds 0-2 (search seed 3 by default) is given seed 3. The chosen value's run on that seed would
     be that very candidate, the run that won on dev, reported as a result (the winner's curse): the study refuses."""
     lines = []
     for g in groups:
+        mine = [r for r in rows if (r["dataset"], r["model"], r["method"]) == g.key and r["seed"] in g.seeds]
         searched = {r["config_hash"] for r in rung_rows if (r["dataset"], r["model"], r["method"]) == g.key}
-        seeds = sorted(
-            {
-                r["seed"]
-                for r in rows
-                if (r["dataset"], r["model"], r["method"]) == g.key
-                and r["seed"] in g.seeds
-                and r["config_hash"] in searched
-            }
-        )
+        seeds = {r["seed"] for r in mine if r["config_hash"] in searched}
+        if g.strategy == "grid" and g.make is not None:  # no rung rows: two of its candidates' values on one seed
+            for seed in set(g.seeds) - seeds:
+                stored = {r["config_hash"] for r in mine if r["seed"] == seed}
+                made = {g.make(c.search.values, c.search.index, seed).identity_hash for c in g.candidates}
+                if stored and len(stored & made) >= 2:
+                    seeds.add(seed)
+        seeds = sorted(seeds)
         if seeds:
             lines.append(
                 f"search {'/'.join(g.key)}: seed {', '.join(map(str, seeds))} is a reported seed, and the store holds "
                 "this search's candidates run on it (an earlier search seed), so its chosen value's run there would "
                 f"be a search run reported as a result; name `search.seed: {seeds[0]}` in the study to keep that "
-                "search (and report other seeds), or report a seed no search ran on"
+                "search (and report other seeds), report a seed no search ran on, or run the study into a new "
+                "store (output_dir)"
             )
     return lines
