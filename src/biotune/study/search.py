@@ -252,9 +252,10 @@ def searched_on_other_seeds(groups: list[SearchGroup], rows: list[dict]) -> list
 def candidates_on_reported_seeds(groups: list[SearchGroup], rows: list[dict], rung_rows: list[dict]) -> list[str]:
     """One line per search whose store holds, on one of the study's reported seeds, a run that was a candidate of
     an adaptive search there (its identity has a rung row), or two or more of a grid search's values run on it: an
-    earlier search ran on that seed, as it does when a
-    study reporting seeds 0-2 (search seed 3 by default) is given seed 3. The chosen value's run on that seed would
-    be that very candidate, the run that won on dev, reported as a result (the winner's curse): the study refuses."""
+    earlier search ran on that seed, as it does when a study reporting seeds 0-2 (search seed 3 by default) is given
+    seed 3. The chosen value's run on that seed would be that very candidate, the run that won on dev, reported as a
+    result (the winner's curse): the study refuses. (An adaptive search's candidates of an earlier configuration
+    count too, though their identities can no longer be reused: the ways out the line names still hold.)"""
     lines = []
     for g in groups:
         mine = [r for r in rows if (r["dataset"], r["model"], r["method"]) == g.key and r["seed"] in g.seeds]
