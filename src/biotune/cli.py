@@ -33,7 +33,7 @@ from .export import export_run
 from .io import atomic_write_text
 from .study.adopt import finished_runs
 from .study.grid import load_study, unequal_budgets
-from .study.search import candidates_on_reported_seeds, searched_on_other_seeds, summary
+from .study.search import summary
 from .summary import RunSummary
 from .tasks import task_for
 
@@ -425,7 +425,7 @@ def study_cmd(
 
 def _print_dry_run(study, cells, left_out) -> None:
     """The grid a study would run: each cell's state and identity, each search's plan, the store."""
-    from .study.runner import cell_states, existing_store
+    from .study.runner import cell_states, existing_store, seed_conflicts
 
     states = cell_states(existing_store(study.store_url), study.name, cells)
     table = Table(title=f"study {study.name}: {len(cells)} cells")
@@ -454,10 +454,10 @@ def _print_dry_run(study, cells, left_out) -> None:
             soft_wrap=True,
         )
     if (store := existing_store(study.store_url)) is not None:
-        rows = store.rows(study.name)
-        for line in candidates_on_reported_seeds(study.groups, rows, store.rung_rows(study.name)):
+        refused, warnings = seed_conflicts(study, store)
+        for line in refused:
             out.print(f"[red]refused when run:[/red] {escape(line)}", soft_wrap=True)
-        for line in searched_on_other_seeds(study.groups, rows):
+        for line in warnings:
             out.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     if study.adopt:
         runs = finished_runs(study.adopt)

@@ -115,8 +115,7 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     """What is left to run (the cells not done), said in one line with what is stale and why; the tally (its cells:
     the study's results, an adaptive search's candidates left out: they end paused, never done). A reported seed
     an earlier search ran its candidates on is refused before anything is said or run (search.py)."""
-    rows = store.rows(study.name)
-    refused = candidates_on_reported_seeds(study.groups, rows, store.rung_rows(study.name))
+    refused, warnings = seed_conflicts(study, store)
     if refused:
         raise BiotuneError(refused[0])
     states = cell_states(store, study.name, cells)
@@ -142,7 +141,7 @@ def _plan(study: StudyConfig, cells: list[Cell], store: Store, console: Console,
     for c, (state, why) in zip(cells, states):
         if state == "stale":
             console.print(f"stale {escape(c.label)}: {escape(why)}")
-    for line in searched_on_other_seeds(study.groups, rows):
+    for line in warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     tally = {
         "cells": len(counted) + later,
@@ -349,6 +348,16 @@ def stop_signals():
     finally:
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def seed_conflicts(study: StudyConfig, store: Store) -> tuple[list[str], list[str]]:
+    """What the store says of the study's search seeds, for a run and its dry run alike: (the lines a run refuses
+    on: a reported seed an earlier search ran its candidates on; the warnings: an earlier search on another seed)."""
+    rows = store.rows(study.name)
+    return (
+        candidates_on_reported_seeds(study.groups, rows, store.rung_rows(study.name)),
+        searched_on_other_seeds(study.groups, rows),
+    )
 
 
 def existing_store(url: str) -> Store | None:
