@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 
 import conftest
 from biotune.errors import BiotuneError
+from biotune.plan.planner import expected_share
 from biotune.study import halving
 from biotune.study.cell_run import StudyInterrupted
 from biotune.study.grid import load_study
@@ -132,18 +133,20 @@ def _decisions(study):
 
 
 def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_checkpoints(tmp_path, data_dir):
-    study, cells, _ = load_study(_adaptive(tmp_path, data_dir))
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, keep=0.67))
     assert study.groups[0].strategy == "halving" and len(cells) == 3
     tally = run_study(study, cells)
     assert tally["failed"] == 0 and not tally["pending"]
     rows = [r for r in Store(study.store_url).rung_rows("t") if r["decision"] != "note"]
     at0 = [r for r in rows if r["rung"] == 0 and r["decision"] in ("continue", "stop")]
-    at1 = [r for r in rows if r["rung"] == 1]
-    # 3 grid candidates (and at most one grown value) at the first rung (step 2 of 8), one goes on to the end
-    assert 3 <= len(at0) <= 4 and sum(r["decision"] == "continue" for r in at0) == 1
-    assert [r["decision"] for r in at1] == ["chosen"] and all(r["step"] == 2 for r in at0)
-    best0 = max(at0, key=lambda r: (r["dev_score"], -r["id"]))
-    assert best0["config_hash"] == at1[0]["config_hash"]
+    at1 = sorted((r for r in rows if r["rung"] == 1), key=lambda r: r["decision"])
+    # 3 grid candidates (and at most one grown value) at the first rung (step 2 of 8), two go on to the end, where
+    # the better one is chosen
+    assert 3 <= len(at0) <= 4 and sum(r["decision"] == "continue" for r in at0) == 2
+    assert [r["decision"] for r in at1] == ["chosen", "stop"] and all(r["step"] == 2 for r in at0)
+    assert at1[0]["dev_score"] >= at1[1]["dev_score"]
+    best0 = sorted(at0, key=lambda r: (-r["dev_score"], r["id"]))[:2]
+    assert {r["config_hash"] for r in best0} == {r["config_hash"] for r in at1}
     # the survivor went on from its rung checkpoint along the curve an uninterrupted run of it gives, and stopped at
     # the end before predicting: a search run is never a result, so no candidate predicted the test split
     survivor = next(c for c in halving.candidates(study.groups[0], rows) if c.identity_hash == at1[0]["config_hash"])
@@ -187,9 +190,8 @@ def test_an_adaptive_study_halves_grows_and_continues_survivors_from_their_check
     saved = search_savings(table)
     assert "(1 finished search," in saved and "each of the 3 starting candidates to the end" in saved, saved
     spent = sum(row["train_seconds"] for row in table)
-    full = next(row["train_seconds"] for row in table if row["reached"] == 1.0)
+    full = sum(row["train_seconds"] for row in table if row["reached"] == 1.0) / 2  # the two that went on
     assert f"cost {100 * spent / (3 * full):.0f} % of that" in saved and spent < 3 * full
-    # the search's compute: the stopped candidates' first quarter and the survivor's whole run
     finals = tally["final_cells"]
     assert (
         [c.seed for c in finals] == [0]
@@ -234,11 +236,47 @@ def test_a_search_whose_first_rung_is_the_last_step_still_decides(tmp_path, data
     assert not tally["pending"] and [c.seed for c in tally["final_cells"]] == [0]
     rows = Store(study.store_url).rung_rows("t")
     scored = [(r["rung"], r["step"], r["decision"]) for r in rows if r["decision"] != "note"]
-    assert sorted(scored) == [(0, 4, "continue"), (0, 4, "stop"), (1, 4, "chosen")]
+    assert sorted(scored) == [(0, 4, "chosen"), (0, 4, "stop")]
+
+
+def test_a_rung_that_keeps_one_candidate_chooses_it_there_and_it_trains_no_further(tmp_path, data_dir):
+    """The default keep (a third) of 3 candidates keeps one at the first rung: it is chosen there, since the rungs
+    after would compare it with nothing and its value trains anew on the reported seeds; no candidate trains past
+    step 2 of 8. A store written when the lone survivor still went on (its decision 'continue', its run towards the
+    next rung interrupted) is read the same way: chosen at its rung, its row paused there again, nothing trained."""
+    path = _adaptive(tmp_path, data_dir, grow=0)
+    study, cells, _ = load_study(path)
+    tally = run_study(study, cells)
+    assert tally["failed"] == 0 and not tally["pending"]
+    want = _decisions(study)
+    assert sorted(d for _, _, _, d in want) == ["chosen", "stop", "stop"] and {r for _, r, _, _ in want} == {0}
+    assert next(score for _, _, score, d in want if d == "chosen") == max(score for _, _, score, _ in want)
+    store = Store(study.store_url)
+    for r in store.rows("t"):
+        if r["status"] == "paused":
+            info = json.loads(r["metrics"])
+            assert (info["pause_at"], info["step"]) == (0.25, 2)
+    assert sum(r["status"] == "paused" for r in store.rows("t")) == 3
+    (chosen,) = [r for r in store.rung_rows("t") if r["decision"] == "chosen"]
+    assert expected_share([0.25, 1.0], 1 / 3, 3) == 0.25  # the planner counts the same: 3 quarter budgets of 3
+
+    # the store as the earlier rule left it: the lone survivor sent on, its run towards the end stopped by the user
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE search_rungs SET decision = 'continue' WHERE id = ?", (chosen["id"],))
+        conn.exec_driver_sql(
+            "UPDATE results SET status = 'interrupted', error = 'interrupted' WHERE config_hash = ?",
+            (chosen["config_hash"],),
+        )
+    study, cells, _ = load_study(path)
+    again = run_study(study, cells)
+    assert again["ran"] == 0 and again["already_done"] == 1 and not again["pending"]
+    assert _decisions(study) == want
+    row = next(r for r in Store(study.store_url).rows("t") if r["config_hash"] == chosen["config_hash"])
+    assert row["status"] == "paused" and json.loads(row["metrics"])["pause_at"] == 0.25
 
 
 def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_dir, monkeypatch):
-    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "whole", grow=0))
+    study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "whole", grow=0, keep=0.67))  # two go on
     run_study(study, cells)
     want = _decisions(study)
 
@@ -251,7 +289,7 @@ def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_
             raise StudyInterrupted(cell.label)  # as a kill in the middle of the survivor's second rung
         return real(name, store, cell, *args, **kw)
 
-    study2, cells2, _ = load_study(_adaptive(tmp_path, data_dir, "killed", grow=0))
+    study2, cells2, _ = load_study(_adaptive(tmp_path, data_dir, "killed", grow=0, keep=0.67))
     monkeypatch.setattr(executors, "run_claimed", stop_at_the_last_rung)
     with pytest.raises(StudyInterrupted):
         run_study(study2, cells2)
@@ -336,7 +374,7 @@ def test_the_ray_executor_fans_cells_out_to_workers_and_makes_the_same_decisions
     stdout, stderr = driver.communicate(timeout=900)
     assert driver.returncode == 0, stderr[-3000:]
     on_ray, cells, _ = load_study(path)
-    assert _decisions(on_ray) == _decisions(local) and len(_decisions(local)) == 3  # 2 at rung 1, 1 at rung 2
+    assert _decisions(on_ray) == _decisions(local) and len(_decisions(local)) == 2  # 2 at rung 1, the better chosen
     assert "1 cells run, 0 already done, 0 failed" in stdout, stdout[-2000:]  # the chosen rate on seed 0
     rows = Store(on_ray.store_url).rows("t")
     assert {r["status"] for r in rows} == {"done", "paused"} and len(rows) == 3  # 2 candidates paused, 1 result
@@ -366,10 +404,10 @@ def test_a_study_lands_whole_datasets_in_turn_or_runs_each_phase_over_all(tmp_pa
     assert tally["failed"] == 0 and not tally["pending"]
     lines = out.getvalue().splitlines()
     ran = [line.split()[1].split("__")[0] for line in lines if line.startswith(("done ", "paused "))]
-    # per dataset: 2 candidates to the first rung, the better one on to the end, the chosen rate on seed 0 anew
-    assert sorted(ran) == ["biosses"] * 4 + ["gad"] * 4
+    # per dataset: 2 candidates to the first rung, the better one chosen there, the chosen rate on seed 0 anew
+    assert sorted(ran) == ["biosses"] * 3 + ["gad"] * 3
     if order == "dataset":
-        assert ran == ["gad"] * 4 + ["biosses"] * 4
+        assert ran == ["gad"] * 3 + ["biosses"] * 3
     else:
-        assert ran == ["gad", "gad", "biosses", "biosses", "gad", "biosses", "gad", "biosses"]
+        assert ran == ["gad", "gad", "biosses", "biosses", "gad", "biosses"]
     assert sorted(c.dataset for c in tally["final_cells"]) == ["biosses", "gad"]

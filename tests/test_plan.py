@@ -397,13 +397,15 @@ def test_plan_without_a_gpu_named_is_for_this_machine_its_peak_measured_once(tmp
 def test_halving_s_expected_share_of_the_budget():
     from biotune.plan.planner import expected_share
 
-    # 3 candidates to a quarter, 1 of them on to the end: (3 x 0.25 + 1 x 0.75) / 3
-    assert expected_share([0.25, 1.0], 0.34, 3) == pytest.approx(0.5)
-    # 9 candidates, rungs at 1/9, 1/3, 1 keeping a third: 9 x 1/9 + 3 x 2/9 + 1 x 2/3, over 9
-    assert expected_share([1 / 9, 1 / 3, 1.0], 1 / 3, 9) == pytest.approx((1 + 2 / 3 + 2 / 3) / 9)
-    # as halving keeps them: a third of 5 rounds down to 1; half of 5 to 2
-    assert expected_share([0.5, 1.0], 1 / 3, 5) == pytest.approx((5 * 0.5 + 1 * 0.5) / 5)
+    # 3 candidates to a quarter, where the best one is kept alone: chosen there, none trains on (3 x 0.25 / 3)
+    assert expected_share([0.25, 1.0], 0.34, 3) == pytest.approx(0.25)
+    # 9 candidates, rungs at 1/9, 1/3, 1 keeping a third: 9 x 1/9 + 3 x 2/9 over 9 (the one kept at 1/3 is chosen)
+    assert expected_share([1 / 9, 1 / 3, 1.0], 1 / 3, 9) == pytest.approx((1 + 2 / 3) / 9)
+    # as halving keeps them: a third of 5 rounds down to 1 (chosen at the first rung); half of 5 to 2, on to the end
+    assert expected_share([0.5, 1.0], 1 / 3, 5) == pytest.approx(0.5)
     assert expected_share([0.5, 1.0], 0.5, 5) == pytest.approx((5 * 0.5 + 2 * 0.5) / 5)
+    # 6 at a quarter, 3 to a half, 1 of them kept: chosen at the half
+    assert expected_share([0.25, 0.5, 1.0], 0.5, 6) == pytest.approx((6 * 0.25 + 3 * 0.25) / 6)
     assert expected_share([1.0], 0.5, 4) == 1.0  # one rung: every candidate its whole budget
 
 

@@ -14,8 +14,9 @@ from .data import MEMORY_KINDS
 
 def search_savings(search: list[dict]) -> str:
     """What successive halving saved, in one sentence: the training its candidates did against an exhaustive
-    grid's over the same starting candidates (each trained to the end: the time of the candidate that finished,
-    times the starting candidates), over the searches that have finished; '' without an adaptive search."""
+    grid's over the same starting candidates (each trained to the end: the mean training time of the candidates at
+    the furthest rung reached, scaled to the whole budget where that rung is not the end, times the starting
+    candidates), over the searches that have finished; '' without an adaptive search."""
     groups: dict = {}
     for c in search:
         if "reached" in c:  # an adaptive search's row (study/halving.py summary)
@@ -23,9 +24,11 @@ def search_savings(search: list[dict]) -> str:
     spent = exhaustive = 0.0
     n_start = n_groups = 0
     for rows in groups.values():
-        full = max((c["train_seconds"] or 0.0 for c in rows if c["reached"] >= 1.0), default=0.0)
-        if full <= 0:
-            continue  # not finished: nothing trained to the end yet
+        furthest = max(c["reached"] for c in rows)
+        timed = [(c["train_seconds"] or 0.0) / furthest for c in rows if furthest and c["reached"] == furthest]
+        full = sum(timed) / len(timed) if timed else 0.0
+        if full <= 0 or not any(c.get("complete") for c in rows):
+            continue  # not finished
         start = [c for c in rows if not c.get("added")]
         spent += sum(c["train_seconds"] or 0.0 for c in rows)
         exhaustive += len(start) * full
@@ -36,8 +39,8 @@ def search_savings(search: list[dict]) -> str:
         f"Successive halving trained its candidates for {time_words(spent)} in all ({n_groups} finished "
         f"search{'es' * (n_groups > 1)}, the candidates range growth added included); training each of the "
         f"{n_start} starting candidates to the end, as an exhaustive grid does, takes about {time_words(exhaustive)} "
-        f"(each search's finished candidate's training time, times its starting candidates): the search cost "
-        f"{100 * spent / exhaustive:.0f} % of that."
+        f"(each search's furthest candidates' training time, scaled to the whole budget, times its starting "
+        f"candidates): the search cost {100 * spent / exhaustive:.0f} % of that."
     )
 
 

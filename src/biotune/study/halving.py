@@ -11,7 +11,10 @@ and better than every other value's (not tied), grows: the next value beyond it 
 trained to the first rung and compared again, at most `search.grow` times per field and direction (the report says
 where that bound stopped it, or a tie kept it from growing). The search ends at the last rung (the full budget;
 the candidates stop there too, before predicting: a search run is never a result, so none predicts the test
-split): its best candidate is chosen, and runs every reported seed anew (search.py).
+split), or earlier at the first rung that keeps only one candidate: its best candidate is chosen, and runs every
+reported seed anew (search.py). A lone survivor does not train on: the rungs after would compare it with nothing,
+and its value is trained again on every reported seed anyway (with `rungs: [0.25, 1.0]` and the default `keep` of
+a third, three candidates cost three quarter budgets, not 1.5 budgets).
 
 Every rung score and decision is written to the store (`search_rungs`) as it is made; the rule reads only those
 scores, so it is deterministic, and a killed search rerun makes the same decisions and resumes its survivors from
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .search import SearchGroup, SearchRef, at_edge, kept
-from .store import group_key, row_key
+from .store import group_key, holder_state, row_key
 
 
 def rung_cell(cell, fraction: float):
@@ -188,6 +191,12 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
         freed += release_stopped(candidates(g, rows), rows)
     if freed:
         say(f"search: {freed / 1e6:,.0f} MB of stopped candidates' checkpoints deleted")
+    for g in groups:  # searches an earlier run of the study ended: their decisions stand as recorded
+        rows = [r for r in every if group_key(r) == g.key]
+        chosen = {r["config_hash"] for r in rows if r["decision"] == "chosen"}
+        for c in candidates(g, rows):
+            if c.identity_hash in chosen:
+                done_groups[g.key] = c
     for r, fraction in enumerate(cfg.rungs):
         while True:
             batch = []
@@ -234,7 +243,7 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
                 went_on = survivors(cands, rows, r, cfg.keep)
                 if went_on is None:
                     continue  # a candidate of this rung is still running elsewhere
-                last = r == len(cfg.rungs) - 1
+                last = r == len(cfg.rungs) - 1 or len(went_on) == 1  # alone, it would be compared with none
                 ahead = {c.identity_hash for c in went_on}
                 for c in alive_at(cands, rows, r):
                     decision = (
@@ -243,6 +252,8 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
                         else ("continue" if c.identity_hash in ahead else "stop")
                     )
                     store.record_rung(study.name, g.key, c.identity_hash, c.search.values, r, decision=decision)
+                if len(went_on) == 1 and r < len(cfg.rungs) - 1:
+                    settle_alone(store, study.name, went_on[0], fraction)
                 release_stopped(cands, _group_rows(store, study.name, g))
                 if last or not went_on:
                     done_groups[g.key] = went_on[0] if went_on else None
@@ -251,9 +262,21 @@ def run_halving(study, store, groups: list[SearchGroup], run_batch: Callable[[li
     return {g.key: done_groups.get(g.key) for g in groups}
 
 
+def settle_alone(store, study: str, cand, fraction: float) -> None:
+    """`cand` is chosen alone at the rung at `fraction` before the last. A store written when a lone survivor still
+    trained on holds its run towards the next rung, stopped by the user or claimed by a worker that is gone (or of
+    another machine): that run decides nothing now, and its row reads paused at this rung again."""
+    for row in store.rows(study):
+        if row["config_hash"] != cand.identity_hash or row["status"] not in ("interrupted", "running", "failed"):
+            continue
+        info = json.loads(row["metrics"] or "{}")
+        if info.get("pause_at") == fraction and (row["status"] != "running" or holder_state(row["worker"]) != "alive"):
+            store.pause(study, cand.key, cand.identity_hash, info)
+
+
 def release_stopped(cands: list, rows: list[dict]) -> int:
     """Delete the checkpoints of the candidates the rule stopped (a dev score at their rung and the decision 'stop',
-    which is final: a stopped candidate never trains on) and of the one it chose at the last rung (its value runs
+    which is final: a stopped candidate never trains on) and of the one it chose (its value runs
     anew on the reported seeds); they only served to go on from. Their paused.json, dev steps and log stay (the
     search table reads the store). A candidate stopped because its run failed keeps its checkpoint: the next run of
     the study tries it again from there (`retry_failed`). Returns the bytes freed."""

@@ -46,7 +46,8 @@ class SearchConfig(BaseModel):
     # a numeric range grows at its edge; grid: every candidate trains its whole budget
     strategy: Literal["halving", "grid"] = "halving"
     rungs: list[float] = Field(default_factory=lambda: [0.25, 1.0])  # fractions of the budget; the last is 1
-    keep: float = Field(1 / 3, gt=0, lt=1)  # the share of a rung's candidates that go on (at least one)
+    # the share of a rung's candidates that go on (at least one; one kept is chosen there)
+    keep: float = Field(1 / 3, gt=0, lt=1)
     grow: int = Field(2, ge=0)  # values added beyond an end of a numeric range, per field and direction
     # a method that trains is searched over its own published space (Method.search_space: learning rates with
     # their source) in each field the study names no values for; false: only what the study names
@@ -87,10 +88,13 @@ def kept(n: int, keep: float) -> int:
 
 
 def rung_sizes(n: int, rungs: list[float], keep: float) -> list[int]:
-    """How many of `n` candidates train to each rung when none fails: all to the first, then `kept` of those."""
+    """How many of `n` candidates train to each rung when none fails: all to the first, then `kept` of those, until
+    a rung keeps one: that one is chosen there (the rungs after it would compare nothing: study/halving.py), so
+    none trains to the rungs after it. [0.25, 1.0] keeping a third of 3: [3, 0]."""
     sizes = [n]
     for _ in rungs[1:]:
-        sizes.append(kept(sizes[-1], keep))
+        k = kept(sizes[-1], keep)
+        sizes.append(k if k > 1 else 0)
     return sizes
 
 
