@@ -60,6 +60,18 @@ def _own_calibration(monkeypatch, tmp_path_factory, request):
     monkeypatch.setenv("BIOTUNE_CALIBRATION_FILE", str(tmp_path_factory.getbasetemp() / f"calibration-{name}.json"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked `extended` (each starts a set of processes: a local Ray cluster, 2-process DDP or FSDP, the
+    GPU check's runs) are left out of the default suite, which stays under 10 minutes on 2 cores of either kind;
+    a `-m` expression that names them runs them (`bash scripts/test.sh -m extended`: CI runs it after the suite)."""
+    if "extended" in (config.option.markexpr or ""):
+        return
+    left = [item for item in items if item.get_closest_marker("extended")]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if not item.get_closest_marker("extended")]
+
+
 def pytest_collection_finish(session):
     """The libraries the test modules imported (transformers, peft, torch: millions of objects) are moved out
     of the garbage collector's sight once: the Trainer calls gc.collect() at every train() (accelerate's

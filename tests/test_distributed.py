@@ -12,6 +12,8 @@ import pytest
 
 from conftest import cli_here
 
+pytestmark = pytest.mark.extended  # processes started by accelerate launch: CI's `-m extended` run
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "configs" / "causal" / "tiny-llama_lora.yaml"
 # fp32 (no bf16 autocast) so the only difference between the runs is how the batch is split over processes

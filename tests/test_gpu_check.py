@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.extended  # three `biotune run` processes, as on the GPU machine: CI's `-m extended` run
 def test_the_gpu_check_runs_its_steps_at_tiny_shapes(tmp_path):
     kit, out = tmp_path / "kit", tmp_path / "check.json"
     check = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--kit-dir", str(kit)]

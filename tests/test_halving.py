@@ -353,6 +353,7 @@ def test_candidates_that_failed_are_tried_again_by_the_next_run_of_the_study(tmp
     assert not again["pending"] and _decisions(study) == _decisions(clean)
 
 
+@pytest.mark.extended  # a local Ray cluster: CI's `-m extended` run
 def test_the_ray_executor_fans_cells_out_to_workers_and_makes_the_same_decisions_as_the_local_one(tmp_path, data_dir):
     """`biotune study --executor ray`: the cells run in Ray workers (their own processes), which write the store;
     an adaptive search decides there as it does on the local executor; a rerun here has nothing left to do."""
