@@ -33,7 +33,7 @@ from .export import export_run
 from .io import atomic_write_text
 from .study.adopt import finished_runs
 from .study.grid import load_study, unequal_budgets
-from .study.search import summary
+from .study.search import rung_sizes, summary
 from .summary import RunSummary
 from .tasks import task_for
 
@@ -441,11 +441,14 @@ def _print_dry_run(study, cells, left_out) -> None:
     counts = {k: sum(1 for s, _ in states if s == k) for k in ("done", "interrupted", "running", "stale", "new")}
     out.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k not in ("interrupted", "running")))
     for g in study.groups:
+        sizes = rung_sizes(len(g.candidates), study.search.rungs, study.search.keep)
+        ends = max(f for f, k in zip(study.search.rungs, sizes) if k) if g.candidates else 1.0
         how = (
             "every candidate its whole budget"
             if g.strategy == "grid"
             else f"successive halving at {study.search.rungs} of the budget, keeping {study.search.keep:.2g} at "
-            f"each rung, the range growing at its edge up to {study.search.grow} values"
+            f"each rung (with none failing or added, chosen at {ends:g} of the budget), the range growing at its "
+            f"edge up to {study.search.grow} values"
         )
         out.print(
             f"search {'/'.join(g.key)}: {len(g.candidates)} candidates on search seed {g.search_seed} "
