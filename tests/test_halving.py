@@ -312,6 +312,7 @@ def test_a_resumed_search_s_time_left_is_corrected_by_its_finished_final_cells(t
     said = [line for line in r.stdout.splitlines() if line.startswith("warning: search ")]
     assert len(said) == 1 and "runs on search seed 2; the store holds its runs on seed 9 as well" in said[0], r.stdout
     assert "`search.seed: 9`" in said[0]
+    assert "(with none failing or added, chosen at 0.25 of the budget)" in r.stdout  # 3 candidates keeping a third
     # seed 9 reported while the store holds the search's candidates on it: the chosen value's run there would be
     # the candidate that won on dev; refused before anything runs, naming the way out
     path = _adaptive(tmp_path, data_dir, "more", grow=0, seeds=(0, 9))
