@@ -14,8 +14,9 @@ import yaml
 from rich.console import Console
 
 import conftest
+from biotune.errors import BiotuneError
 from biotune.plan import calibration
-from biotune.study.grid import load_study
+from biotune.study.grid import load_study, only_datasets
 from biotune.study.runner import run_study
 from biotune.study.store import Store
 from biotune.summary import RunSummary
@@ -323,3 +324,49 @@ def test_a_study_adopts_finished_runs_of_the_same_identity_instead_of_training_a
     out = Path(cells[0].experiment.output_dir)
     assert (out / "predictions.jsonl").read_text() == (runs / "mine" / "predictions.jsonl").read_text()
     assert not (out / "checkpoints").exists() and "adopted_from" not in json.loads(rows[1]["resources"])
+
+
+def test_a_slice_keeps_a_datasets_cells_and_searches_and_leaves_the_study_whole(tmp_path):
+    """`study --datasets`: the slice's cells and searches are the named datasets' own, with the same identities;
+    the study it came from keeps all of its own. A name the study lacks, or none, is a one-line error."""
+    path = write_study(
+        tmp_path,
+        datasets=["gad", "biosses", "hoc"],
+        methods=["zero_shot", "lora"],
+        seeds=[0, 1],
+        search={"strategy": "halving", "grid": {"training.learning_rate": [1e-4, 1e-3, 1e-2]}},
+    )
+    study, cells, _ = load_study(path)
+    part, mine = only_datasets(study, cells, ["biosses", "hoc"])
+    assert [g.key[0] for g in part.groups] == ["biosses", "hoc"]
+    assert [g.key[0] for g in study.groups] == ["gad", "biosses", "hoc"]  # the whole study untouched
+    assert mine == [c for c in cells if c.dataset != "gad"] and {c.dataset for c in mine} == {"biosses", "hoc"}
+    assert part.store_url == study.store_url and part.name == study.name
+    with pytest.raises(BiotuneError, match=r"^--datasets: 'ddi' not in study t; its datasets: gad, biosses, hoc$"):
+        only_datasets(study, cells, ["biosses", "ddi"])
+    with pytest.raises(BiotuneError, match="name at least one"):
+        only_datasets(study, cells, [])
+
+
+def test_a_study_runs_in_slices_and_each_slice_reports_the_whole_study(tmp_path, data_dir):
+    """A long study run a few datasets at a time (`--datasets`): a slice runs only its datasets' cells, its report
+    is the whole study's (the other datasets 'not finished yet'), and the whole study's next run skips the slice's."""
+    path = write_study(tmp_path, datasets=["gad", "biosses"], methods=["zero_shot"], seeds=[0], data_dir=str(data_dir))
+    r = conftest.cli_here("study", path, "--datasets", "biosses", "--no-progress")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "study t: 1 cells, 0 already done" in r.stderr + r.stdout
+    study, cells, _ = load_study(path)
+    rows = Store(study.store_url).rows("t")
+    assert [(x["dataset"], x["status"]) for x in rows] == [("biosses", "done")]
+    report = (tmp_path / "study" / "report.md").read_text()
+    table = report[report.index("## The study's table") :]
+    assert re.search(r"\| biosses \| Pearson r.* \| 0\.00 ± 0\.00", table), table[:2000]  # (2 examples)
+    assert re.search(r"\| gad \| not finished yet \|", table), table[:2000]
+    r = conftest.cli_here("study", path, "--no-report", "--no-progress")
+    assert r.returncode == 0 and "study t: 2 cells, 1 already done" in r.stderr + r.stdout, r.stdout + r.stderr
+    assert sorted(x["dataset"] for x in Store(study.store_url).rows("t")) == ["biosses", "gad"]
+    r = conftest.cli_here("study", path, "--datasets", "gad,pubmedqa", "--dry-run")
+    assert (
+        r.returncode == 2
+        and r.stderr == "biotune: error: --datasets: 'pubmedqa' not in study t; its datasets: gad, biosses\n"
+    )

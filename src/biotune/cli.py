@@ -32,7 +32,7 @@ from .errors import BiotuneError
 from .export import export_run
 from .io import atomic_write_text
 from .study.adopt import finished_runs
-from .study.grid import load_study, unequal_budgets
+from .study.grid import load_study, only_datasets, unequal_budgets
 from .study.search import rung_sizes, summary
 from .summary import RunSummary
 from .tasks import task_for
@@ -362,6 +362,15 @@ def study_cmd(
         True,
         help="A live progress bar; --no-progress (a log file): a plain line as each cell starts, with the time left.",
     ),
+    datasets: Optional[str] = typer.Option(
+        None,
+        "--datasets",
+        help=(
+            "Only these of the study's datasets (comma-separated names): a slice of a long study, its cells and "
+            "searches; the rest stay as the store has them, and the report still covers the whole study. With "
+            "--plan or --dry-run: that slice's."
+        ),
+    ),
     plan: bool = typer.Option(
         False,
         "--plan",
@@ -387,6 +396,9 @@ def study_cmd(
 ) -> None:
     """Run a grid of datasets x models x methods x seeds; finished cells are skipped on rerun."""
     study, cells, left_out = load_study(study_file)  # a bad study file is one line before torch is imported
+    whole, every = study, cells
+    if datasets is not None:
+        study, cells = only_datasets(study, cells, [d.strip() for d in datasets.split(",") if d.strip()])
     if plan:
         _plan_study(study, cells, gpu, gpu_memory, gpu_tflops, gpus, utilization)
         return
@@ -418,7 +430,9 @@ def study_cmd(
         raise typer.Exit(130) from None
     _print_study_result(study, result)
     if report:
-        _write_report(study, result["final_cells"])
+        from .study.runner import final_study_cells
+
+        _write_report(whole, result["final_cells"] if whole is study else final_study_cells(whole, every))
     if result["failed"]:
         raise typer.Exit(1)
 

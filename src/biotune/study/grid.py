@@ -251,6 +251,24 @@ def load_study(path: str | Path) -> tuple[StudyConfig, list[Cell], list[str]]:
     return study, cells, left_out
 
 
+def only_datasets(study: StudyConfig, cells: list[Cell], names: list[str]) -> tuple[StudyConfig, list[Cell]]:
+    """A slice of the study: its cells and searches on `names` (dataset names, as `biotune data list` and the
+    study's table say them), the rest left as they are in the store. A long study run in slices lands the datasets
+    a slice can finish first; the store, the identities and every decision stay the study's own. An unknown name is
+    a one-line error listing the study's datasets."""
+    have = list(dict.fromkeys([c.dataset for c in cells] + [g.key[0] for g in study.groups]))
+    unknown = [n for n in names if n not in have]
+    if not names:
+        raise BiotuneError(f"--datasets: name at least one of study {study.name}'s datasets: {', '.join(have)}")
+    if unknown:
+        raise BiotuneError(
+            f"--datasets: {', '.join(map(repr, unknown))} not in study {study.name}; its datasets: {', '.join(have)}"
+        )
+    part = study.model_copy()
+    part._groups = [g for g in study.groups if g.key[0] in names]
+    return part, [c for c in cells if c.dataset in names]
+
+
 def expand(study: StudyConfig, source: str = "<study>", root=None) -> tuple[list[Cell], list[str], list[SearchGroup]]:
     """The grid's cells (every experiment validated; a searched (dataset, model, method) contributes its
     candidates, on the search seed), the (model, method) pairs left out as not fitting, and the search groups.
