@@ -12,6 +12,8 @@ def _cast(value, kind):
     if value is None:
         return None
     if isinstance(kind, list):
+        if kind[0] == "str" and all(type(v) is str for v in value):
+            return list(value)  # the common case (a sentence's tokens and tags): already strings, copied as they are
         return [_cast(v, kind[0]) for v in value]
     if kind == "float":
         return float(value)
