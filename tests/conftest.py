@@ -63,18 +63,13 @@ def _own_calibration(monkeypatch, tmp_path_factory, request):
 def pytest_collection_modifyitems(config, items):
     """The tests marked `extended` (each starts a set of processes: a local Ray cluster, 2-process DDP or FSDP, the
     GPU check's runs) are left out of the default suite, which stays under 10 minutes on 2 cores of either kind;
-    a `-m` expression that names them runs them (`bash scripts/test.sh -m extended`: CI runs it after the suite).
-    Under xdist the `heavy` tests go first."""
-    if "extended" not in (config.option.markexpr or ""):
-        left = [item for item in items if item.get_closest_marker("extended")]
-        if left:
-            config.hook.pytest_deselected(items=left)
-            items[:] = [item for item in items if not item.get_closest_marker("extended")]
-    # the longest tests first (`heavy`; xdist hands out its groups, largest first, then single tests in this order):
-    # a long test handed out last keeps the suite waiting on one worker while the others are idle
-    # (in one process, the order the files give: a module's shared fixtures are made once)
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+    a `-m` expression that names them runs them (`bash scripts/test.sh -m extended`: CI runs it after the suite)."""
+    if "extended" in (config.option.markexpr or ""):
+        return
+    left = [item for item in items if item.get_closest_marker("extended")]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = [item for item in items if not item.get_closest_marker("extended")]
 
 
 def pytest_collection_finish(session):

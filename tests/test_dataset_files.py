@@ -421,7 +421,6 @@ def test_an_experiment_names_a_dataset_file_relative_to_itself(examples, tmp_pat
     assert cfg.resolved_name() == "gad-csv-smollm2-135m-lora-s0"
 
 
-@pytest.mark.heavy
 def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, data_dir):
     """Each example dataset file (the URL one through a file:// copy of its files: no network here) through
     `biotune eval` (zero- and 3-shot) beside a BLURB dataset, `biotune run` (LoRA on a tiny LLaMA: generation and
@@ -539,7 +538,6 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
     assert r.returncode == 0, r.stderr
 
 
-@pytest.mark.heavy
 def test_the_readme_example_from_a_csv_to_an_evaluation(tmp_path):
     """The README's "Your own dataset" block, run as it is written (in a scratch folder beside the scripts)."""
     import os

@@ -239,7 +239,6 @@ def test_a_search_whose_first_rung_is_the_last_step_still_decides(tmp_path, data
     assert sorted(scored) == [(0, 4, "chosen"), (0, 4, "stop")]
 
 
-@pytest.mark.heavy
 def test_a_rung_that_keeps_one_candidate_chooses_it_there_and_it_trains_no_further(tmp_path, data_dir):
     """The default keep (a third) of 3 candidates keeps one at the first rung: it is chosen there, since the rungs
     after would compare it with nothing and its value trains anew on the reported seeds; no candidate trains past
@@ -276,7 +275,6 @@ def test_a_rung_that_keeps_one_candidate_chooses_it_there_and_it_trains_no_furth
     assert row["status"] == "paused" and json.loads(row["metrics"])["pause_at"] == 0.25
 
 
-@pytest.mark.heavy
 def test_a_killed_adaptive_study_resumes_with_the_same_decisions(tmp_path, data_dir, monkeypatch):
     study, cells, _ = load_study(_adaptive(tmp_path, data_dir, "whole", grow=0, keep=0.67))  # two go on
     run_study(study, cells)

@@ -119,7 +119,6 @@ def test_minilms_own_pooler_maps_every_document_to_nearly_one_vector_and_the_ide
     assert torch.allclose(passed, torch.tanh(first), atol=1e-5) and spread["identity"] > spread["first"] / 2, spread
 
 
-@pytest.mark.heavy
 def test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve(tmp_path):
     """Ten labels, 1.3 a document on average and one document in six with none (HoC's shape); a label is present
     exactly when its keyword is in the text. MiniLM fully fine-tuned at the method's default learning rate (its new

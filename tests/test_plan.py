@@ -314,7 +314,6 @@ def _biotune(*args, sample: int = 10):
         tokens.SAMPLE = before
 
 
-@pytest.mark.heavy
 def test_plan_paper_grid_on_one_80gb_gpu():
     """The paper's grid before it runs: every cell planned (but the EBM PICO ones that need its missing train
     split), the 8-20 B full fine-tunes do not fit one 80 GB GPU and are told what would."""

@@ -18,7 +18,6 @@ from conftest import TINY_LLAMA
 
 
 @pytest.mark.model
-@pytest.mark.heavy
 def test_qlora_base_is_4bit_smaller_and_trains(tmp_path, data_dir):
     import bitsandbytes as bnb
 
@@ -104,7 +103,6 @@ def _run(cfg_path):
     )
 
 
-@pytest.mark.heavy
 def test_killed_run_resumes_to_the_same_result(tmp_path, data_dir):
     import yaml
 

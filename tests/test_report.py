@@ -179,7 +179,6 @@ def _check_fits_1280_px(report: Path, tmp_path: Path) -> None:
     assert re.search(r'data-wide-tables="(\d+)"', dom).group(1) == "0", "a table is cut at 1,280 px"
 
 
-@pytest.mark.heavy
 def test_report_from_a_real_small_study_matches_the_store(tmp_path, data_dir):
     import yaml
 

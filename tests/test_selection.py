@@ -166,7 +166,6 @@ def test_the_answer_names_each_dataset_s_own_search_choice():
     }
 
 
-@pytest.mark.heavy
 def test_study_search_runs_candidates_on_a_search_seed_then_the_best_anew_on_every_reported_seed(tmp_path, data_dir):
     path = write_study(
         tmp_path,

@@ -178,7 +178,6 @@ def test_documents_widen_the_interval_when_their_sentences_agree():
     assert 3.5 < ratio < 6.5
 
 
-@pytest.mark.heavy
 def test_calibration_false_positives_at_most_alpha_and_power_reported(capsys):
     """Simulated studies (3 seeds, 500 test examples in 100 documents) with no true difference: the report's test
     calls at most 5 % of them significant at 0.05, at every seed spread; with a true difference of about 10

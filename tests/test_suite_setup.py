@@ -2,7 +2,6 @@
 expensive shared fixtures (the real-SmolLM2 evaluations, the fault studies) rely on. Under pytest 9.2 with
 pytest-xdist 3.8 it silently did not: the pin in pyproject.toml's dev extra is what this guards."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,11 +45,10 @@ def test_an_xdist_group_runs_on_one_worker(tmp_path):
 
 def test_the_default_suite_leaves_out_the_extended_tests_and_m_extended_runs_them():
     """conftest.py: a test marked `extended` (a set of processes started) is not in the default suite; `-m extended`
-    (CI, after the suite) runs it, and another `-m` expression leaves it out as the default does. Under xdist the
-    tests marked `heavy` are collected first, the rest in their files' order."""
+    (CI, after the suite) runs it, and another `-m` expression leaves it out as the default does."""
     here = Path(__file__).parent
 
-    def collected(*args, files=("test_gpu_check.py",), env=None):
+    def collected(*args):
         r = subprocess.run(
             [
                 sys.executable,
@@ -61,10 +59,9 @@ def test_the_default_suite_leaves_out_the_extended_tests_and_m_extended_runs_the
                 "-p",
                 "no:cacheprovider",
                 *args,
-                *files,
+                "test_gpu_check.py",
             ],
             cwd=here,
-            env=env,
             capture_output=True,
             text=True,
             timeout=120,
@@ -74,10 +71,3 @@ def test_the_default_suite_leaves_out_the_extended_tests_and_m_extended_runs_the
     extended = ["tests/test_gpu_check.py::test_the_gpu_check_runs_its_steps_at_tiny_shapes"]
     assert collected() == [] and collected("-m", "not model") == []
     assert collected("-m", "extended") == extended
-    # under xdist (a worker's collection is the order it hands tests out in) the `heavy` tests come first
-    files = ("test_suite_setup.py", "test_heads.py")
-    plain = collected(files=files)
-    worker = collected(files=files, env={**os.environ, "PYTEST_XDIST_WORKER": "gw0"})
-    heavy = ["tests/test_heads.py::test_a_sparse_multi_label_head_learns_a_constructed_task_it_can_solve"]
-    assert sorted(plain) == sorted(worker) and plain[0].startswith("tests/test_suite_setup.py")
-    assert worker[:1] == heavy and [t for t in worker if t not in heavy] == [t for t in plain if t not in heavy]
