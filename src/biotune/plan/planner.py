@@ -310,8 +310,9 @@ def _generation_cost(arch, r, acc, weights, split: SplitTokens, batch_size, util
     sample pads as a batch of the split would."""
     peak = acc.peak_flops(r.compute_bytes == 2) * utilization
     sample = length_order(split.inputs)
-    n = max(split.n, split.measured)
-    order = [sample[j * split.measured // n] for j in range(n)] if split.measured else []
+    m = split.measured
+    n = max(split.n, m)
+    order = [sample[j * m // n] for j in range(n)] if m else []
     if not arch.generation_cached:
         batch_size = 1  # biotune decodes these one prompt at a time, by full forward passes
     new = {i: split.targets[i] if arch.decoder is not None else 0 for i in set(order)}
