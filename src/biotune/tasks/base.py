@@ -70,6 +70,7 @@ class Task:
     encoder_head = ""  # the head an encoder gets for it (biotune.models.heads)
     typed_entities = False  # a dataset file may name typed entities (`entities:`)
     rule = ""  # its BLURB rule, as a report names the metric
+    rule_low = 0.0  # the rule's lowest score x100 (Pearson r's: -100); every score's highest is 100
     gold_field = ""  # the example field that holds its gold answer (what `gold` reads)
     max_new_tokens = 16
 
@@ -139,6 +140,11 @@ class Task:
     def metric(self) -> str:
         """The metric's name as a report writes it."""
         return self.chosen_metric.title if self.chosen_metric else self.rule
+
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """The lowest and highest score x100 its metric can give: an interval is cut there."""
+        return (self.chosen_metric.low if self.chosen_metric else self.rule_low), 100.0
 
     def score(self, examples: Sequence[dict], predictions: Sequence[Any]) -> dict:
         """At least {"score": the metric x100}, and its parts (precision, recall, a type's F1, ...)."""

@@ -34,6 +34,7 @@ class Metric:
     tasks: tuple[str, ...]
     stats: Callable  # (task, golds, predictions) -> (n, k) array
     score_stats: Callable  # (task, totals) -> score x100
+    low: float = 0.0  # its lowest score x100 (a correlation's: -100); the highest is 100
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -87,7 +88,7 @@ def _spearman(task, t):
 
 METRICS.add("accuracy", Metric("accuracy", "accuracy", ("relation", "qa"), _accuracy_stats, _accuracy))
 METRICS.add("macro_f1", Metric("macro_f1", "macro F1 over the labels", ("relation", "qa"), _macro_stats, _macro))
-METRICS.add("spearman", Metric("spearman", "Spearman rho", ("similarity",), _spearman_stats, _spearman))
+METRICS.add("spearman", Metric("spearman", "Spearman rho", ("similarity",), _spearman_stats, _spearman, low=-100.0))
 METRICS.add(
     "strict_entity_f1",
     Metric("strict_entity_f1", "entity-level micro F1, strict IOB2", ("ner",), _strict_entity_stats, _micro_f1),

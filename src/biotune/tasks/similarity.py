@@ -25,6 +25,7 @@ class SimilarityTask(Task):
     encoder_head = "regression"
     gold_field = "score"
     rule = "Pearson r"
+    rule_low = -100.0
     max_new_tokens = 6
 
     def default_instruction(self) -> str:
