@@ -256,10 +256,10 @@ def only_datasets(study: StudyConfig, cells: list[Cell], names: list[str]) -> tu
     study's table say them), the rest left as they are in the store. A long study run in slices lands the datasets
     a slice can finish first; the store, the identities and every decision stay the study's own. An unknown name is
     a one-line error listing the study's datasets."""
-    have = list(dict.fromkeys([c.dataset for c in cells] + [g.key[0] for g in study.groups]))
-    unknown = [n for n in names if n not in have]
+    have = list(dict.fromkeys(c.dataset for c in cells))  # a search's candidates are cells too
     if not names:
         raise BiotuneError(f"--datasets: name at least one of study {study.name}'s datasets: {', '.join(have)}")
+    unknown = [n for n in names if n not in have]
     if unknown:
         raise BiotuneError(
             f"--datasets: {', '.join(map(repr, unknown))} not in study {study.name}; its datasets: {', '.join(have)}"
