@@ -423,8 +423,8 @@ def test_an_experiment_names_a_dataset_file_relative_to_itself(examples, tmp_pat
 
 def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, data_dir):
     """Each example dataset file (the URL one through a file:// copy of its files: no network here) through
-    `biotune eval` (zero- and 3-shot) beside a BLURB dataset, `biotune run` (LoRA on a tiny LLaMA: generation and
-    parsing of typed mentions; the encoder baseline, a tiny BERT) and a study with a BLURB dataset beside them; then
+    `biotune eval` (zero- and 3-shot) beside a BLURB dataset, `biotune run` (the encoder baseline, a tiny BERT) and
+    a study with a BLURB dataset beside them (LoRA on a tiny LLaMA: generation and parsing of typed mentions); then
     the study's rows exported and its report. (The real SmolLM2 on an own CSV file, 3-shot: the README's example,
     test_the_readme_example_from_a_csv_to_an_evaluation.)"""
     import os
@@ -483,27 +483,28 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
         path="minilm",
         random_init=TINY_BERT_INIT,
     )
+    # `biotune run` of an experiment file naming each example file: the encoder baseline (its head, label list and
+    # word-to-token alignment from the file); LoRA on the tiny LLaMA runs on the same files in the study below
     for name, file in files.items():
-        for kind, model, method in (("lora", TINY_LLAMA, "lora"), ("encoder", bert, "fft")):
-            exp = examples / "configs" / f"run-{name}-{kind}.yaml"
-            exp.write_text(
-                yaml.safe_dump(
-                    {
-                        "dataset": file,
-                        "model": model,
-                        "method": {"name": method},
-                        "training": TRAINING,
-                        "eval": {"limit": 2},
-                        "output_dir": str(tmp_path / f"run-{name}-{kind}"),
-                    }
-                )
+        exp = examples / "configs" / f"run-{name}-encoder.yaml"
+        exp.write_text(
+            yaml.safe_dump(
+                {
+                    "dataset": file,
+                    "model": bert,
+                    "method": {"name": "fft"},
+                    "training": TRAINING,
+                    "eval": {"limit": 2},
+                    "output_dir": str(tmp_path / f"run-{name}-encoder"),
+                }
             )
-            r = cli_here("run", str(exp), cwd=tmp_path, env=env)
-            assert r.returncode == 0, r.stderr
-            m = json.loads((tmp_path / f"run-{name}-{kind}" / "metrics.json").read_text())
-            assert m["dataset"] == name and m["metrics"]["n"] == 2
-            if name == "bc5cdr":  # typed: scored per type
-                assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
+        )
+        r = cli_here("run", str(exp), cwd=tmp_path, env=env)
+        assert r.returncode == 0, r.stderr
+        m = json.loads((tmp_path / f"run-{name}-encoder" / "metrics.json").read_text())
+        assert m["dataset"] == name and m["metrics"]["n"] == 2
+        if name == "bc5cdr":  # typed: scored per type
+            assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
     study = examples / "configs" / "study.yaml"
     study.write_text(
         yaml.safe_dump(
@@ -534,6 +535,12 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
 
     rows = pd.read_csv(tmp_path / "rows.csv")
     assert sorted(rows.dataset) == sorted([*files, "gad"]) and set(rows.status) == {"done"}
+    for name in [*files, "gad"]:  # each LoRA cell generated and parsed its 2 test answers
+        (folder,) = (tmp_path / "study" / "cells").glob(f"{name}__tiny-llama__lora__s0/*/")
+        m = json.loads((folder / "metrics.json").read_text())
+        assert m["dataset"] == name and m["metrics"]["n"] == 2
+        if name == "bc5cdr":  # typed: scored per type
+            assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
     r = cli_here("report", str(study), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
 

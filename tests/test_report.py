@@ -58,6 +58,25 @@ def test_pareto_front():
     assert sorted(stats.pareto_front(pts)) == [0, 2, 4, 5]
 
 
+def test_a_tables_number_and_interval_stay_on_one_line_and_the_words_after_them_wrap():
+    """The answer table's last column ran past a 1,280-pixel page: "+60.19 [54.17, 66.21] * vs always 'DDI-effect'"
+    was kept on one line whole. Its number and interval still are; the label after them wraps."""
+    import pandas as pd
+
+    from biotune.report.render import _table
+
+    df = pd.DataFrame(
+        {"score": ["85.53 [85.00, 86.06]"], "vs best constant": ["+60.19 [54.17, 66.21] * vs always 'DDI-effect'"]}
+    )
+    html_table, md = _table(df)
+    cells = re.findall(r"<td[^>]*>.*?</td>", html_table)
+    assert cells == [
+        "<td class=n>85.53 [85.00, 86.06]</td>",
+        "<td><span class=n>+60.19 [54.17, 66.21]</span> * vs always &#x27;DDI-effect&#x27;</td>",
+    ]
+    assert "| 85.53 [85.00, 86.06] | +60.19 [54.17, 66.21] * vs always 'DDI-effect' |" in md  # Markdown as it was
+
+
 def test_recommendation_ties_name_the_cheaper_pair_and_list_the_others():
     import pandas as pd
 

@@ -22,10 +22,7 @@ def _table(df: pd.DataFrame, fmt: dict | None = None) -> tuple[str, str]:
         for _, row in df.iterrows()
     ]
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td{' class=n' if _numeric(v) else ''}>{html.escape(v)}</td>" for v in row) + "</tr>"
-        for row in cells
-    )
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in cells)
     md = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
     md += "".join("| " + " | ".join(v.replace("|", "\\|").replace("\n", " ") for v in row) + " |\n" for row in cells)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>', md
@@ -36,10 +33,19 @@ def _numeric(text: str) -> bool:
     return bool(text) and (text[0].isdigit() or text[0] in "+-−[") and len(text) < 48
 
 
+def _cell(text: str) -> str:
+    """A table cell: a number with its interval kept on one line; words after them (what a difference is taken
+    against: "vs always 'DDI-effect'") wrap, so that a long label does not widen its column past the page."""
+    lead, bracket, rest = text.partition("] ")
+    if _numeric(text) and bracket and "[" in lead and rest:
+        return f"<td><span class=n>{html.escape(lead + ']')}</span> {html.escape(rest)}</td>"
+    return f"<td{' class=n' if _numeric(text) else ''}>{html.escape(text)}</td>"
+
+
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1220px;margin:1.2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em;margin:0.3em 0}h2{font-size:1.25em;margin:1.1em 0 0.4em}p,li{line-height:1.4}
 table{border-collapse:collapse;margin:0.6em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px;
-text-align:left;vertical-align:top}th{background:#f3f3f3}td.n{white-space:nowrap}
+text-align:left;vertical-align:top}th{background:#f3f3f3}.n{white-space:nowrap}
 figure{display:inline-block;margin:0.4em;vertical-align:top;max-width:100%}svg{max-width:100%;height:auto}
 details{margin:0.5em 0}summary{cursor:pointer;font-weight:600}.scroll{overflow-x:auto}
 ul.answer li{margin:0.35em 0}"""
