@@ -421,6 +421,14 @@ def test_an_experiment_names_a_dataset_file_relative_to_itself(examples, tmp_pat
     assert cfg.resolved_name() == "gad-csv-smollm2-135m-lora-s0"
 
 
+def _scored_two(run_dir, name):
+    """A run of an example dataset file scored its 2 test examples under the file's name (BC5CDR per type too)."""
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["dataset"] == name and m["metrics"]["n"] == 2
+    if name == "bc5cdr":  # typed: scored per type
+        assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
+
+
 def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, data_dir):
     """Each example dataset file (the URL one through a file:// copy of its files: no network here) through
     `biotune eval` (zero- and 3-shot) beside a BLURB dataset, `biotune run` (the encoder baseline, a tiny BERT) and
@@ -501,10 +509,7 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
         )
         r = cli_here("run", str(exp), cwd=tmp_path, env=env)
         assert r.returncode == 0, r.stderr
-        m = json.loads((tmp_path / f"run-{name}-encoder" / "metrics.json").read_text())
-        assert m["dataset"] == name and m["metrics"]["n"] == 2
-        if name == "bc5cdr":  # typed: scored per type
-            assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
+        _scored_two(tmp_path / f"run-{name}-encoder", name)
     study = examples / "configs" / "study.yaml"
     study.write_text(
         yaml.safe_dump(
@@ -537,10 +542,7 @@ def test_every_example_dataset_through_eval_run_and_study(examples, tmp_path, da
     assert sorted(rows.dataset) == sorted([*files, "gad"]) and set(rows.status) == {"done"}
     for name in [*files, "gad"]:  # each LoRA cell generated and parsed its 2 test answers
         (folder,) = (tmp_path / "study" / "cells").glob(f"{name}__tiny-llama__lora__s0/*/")
-        m = json.loads((folder / "metrics.json").read_text())
-        assert m["dataset"] == name and m["metrics"]["n"] == 2
-        if name == "bc5cdr":  # typed: scored per type
-            assert "f1_Chemical" in m["metrics"] and "f1_Disease" in m["metrics"]
+        _scored_two(folder, name)
     r = cli_here("report", str(study), cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
 

@@ -36,10 +36,11 @@ def _numeric(text: str) -> bool:
 def _cell(text: str) -> str:
     """A table cell: a number with its interval kept on one line; words after them (what a difference is taken
     against: "vs always 'DDI-effect'") wrap, so that a long label does not widen its column past the page."""
+    numeric = _numeric(text)
     lead, bracket, rest = text.partition("] ")
-    if _numeric(text) and bracket and "[" in lead and rest:
+    if numeric and bracket and "[" in lead and rest:
         return f"<td><span class=n>{html.escape(lead + ']')}</span> {html.escape(rest)}</td>"
-    return f"<td{' class=n' if _numeric(text) else ''}>{html.escape(text)}</td>"
+    return f"<td{' class=n' if numeric else ''}>{html.escape(text)}</td>"
 
 
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1220px;margin:1.2em auto;padding:0 1em;color:#222}
